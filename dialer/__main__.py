@@ -1,0 +1,3 @@
+from dialer.cli import entry_point
+
+entry_point()

@@ -1,0 +1,291 @@
+"""Campaign TOML -> a frozen, validated `Campaign`; every default lives here.
+
+    >>> c = load_campaign(Path("campaigns/example.toml"))
+    >>> c.dispatch.rate_per_second
+    2.0
+
+Unknown keys are errors (a typo must not silently disable a setting), and a campaign file
+holding an `api_key` is refused: the key lives only in the environment (SPEC 7).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dialer.statuses import CampaignError
+
+DEFAULT_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-call"
+DEFAULT_API_KEY_ENV = "TABBLY_API_KEY"
+ENDPOINT_ENV = "TABBLY_API_URL"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Contacts:
+    source: str
+    phone_column: str = "phone"
+    id_column: str | None = None
+    default_region: str | None = None
+    suppress: tuple[Path, ...] = ()
+    sheet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    rate_per_second: float = 2.0
+    concurrency: int = 8
+    max_attempts: int = 4
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Calling hours in the callee's local time; `start > end` means the window crosses midnight."""
+
+    start_minute: int
+    end_minute: int
+    days: frozenset[int] = frozenset(range(6))  # Monday=0 .. Saturday=5
+    timezone_column: str | None = None
+    hours: str = "09:00-20:00"
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    path: Path
+    name: str
+    organization_id: int
+    agent_id: int
+    call_from: str
+    first_line: str
+    contacts: Contacts
+    instruction: str = ""
+    called_by_account: str = "API"
+    endpoint: str | None = None
+    api_key_env: str = DEFAULT_API_KEY_ENV
+    dispatch: Dispatch = field(default_factory=Dispatch)
+    window: Window | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def project_root(self) -> Path:
+        """Reports and state live beside the campaigns folder, so cron's cwd does not matter."""
+        return self.folder.parent
+
+    def resolved_endpoint(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
+        return environ.get(ENDPOINT_ENV) or self.endpoint or DEFAULT_ENDPOINT
+
+    def with_overrides(self, **changes: Any) -> Campaign:
+        return replace(self, **changes)
+
+
+# key -> (type, required); "path" types are resolved against the campaign file's folder.
+_TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "name": (str, True),
+    "organization_id": (int, True),
+    "agent_id": (int, True),
+    "call_from": (str, True),
+    "called_by_account": (str, False),
+    "first_line": (str, True),
+    "instruction": (str, False),
+    "endpoint": (str, False),
+    "api_key_env": (str, False),
+    "contacts": (dict, True),
+    "dispatch": (dict, False),
+    "window": (dict, False),
+}
+_CONTACTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "source": (str, True),
+    "phone_column": (str, False),
+    "id_column": (str, False),
+    "default_region": (str, False),
+    "suppress": ((str, list), False),
+    "sheet": (str, False),
+}
+_DISPATCH: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "rate_per_second": ((int, float), False),
+    "concurrency": (int, False),
+    "max_attempts": (int, False),
+    "timeout_seconds": ((int, float), False),
+}
+_WINDOW: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "hours": (str, False),
+    "days": (list, False),
+    "timezone_column": (str, False),
+}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    dict: "a table",
+    list: "a list",
+}
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+
+
+def _check_table(
+    path: Path, prefix: str, table: dict[str, Any], schema: dict[str, tuple[Any, bool]]
+) -> None:
+    for key in table:
+        if key not in schema:
+            where = f"{prefix}{key}"
+            raise CampaignError(f"{path}: unknown key '{where}' (allowed: {', '.join(schema)})")
+    for key, (kind, required) in schema.items():
+        where = f"{prefix}{key}"
+        if key not in table:
+            if required:
+                raise CampaignError(f"{path}: missing required key '{where}'")
+            continue
+        value = table[key]
+        # bool is an int subclass in Python; `organization_id = true` is still a typo.
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise CampaignError(f"{path}: key '{where}' must be {_type_name(kind)}, got {value!r}")
+
+
+def _parse_window(path: Path, table: dict[str, Any]) -> Window:
+    hours = table.get("hours", "09:00-20:00").strip()
+    match = _HOURS.match(hours)
+    if not match:
+        raise CampaignError(
+            f"{path}: key 'window.hours' must look like \"09:00-20:00\", got {hours!r}"
+        )
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if end > 24 * 60 or start == end:
+        raise CampaignError(
+            f"{path}: key 'window.hours' is an empty or impossible window: {hours!r}"
+        )
+    raw_days = table.get("days", list(WEEKDAYS[:6]))
+    days: set[int] = set()
+    for day in raw_days:
+        if not isinstance(day, str) or day.strip().lower()[:3] not in WEEKDAYS:
+            raise CampaignError(f"{path}: key 'window.days' has {day!r}; use {', '.join(WEEKDAYS)}")
+        days.add(WEEKDAYS.index(day.strip().lower()[:3]))
+    if not days:
+        raise CampaignError(f"{path}: key 'window.days' is empty: nobody could ever be called")
+    return Window(
+        start_minute=start,
+        end_minute=end,
+        days=frozenset(days),
+        timezone_column=table.get("timezone_column"),
+        hours=hours,
+    )
+
+
+def load_campaign(path: Path) -> Campaign:
+    """Read and validate a campaign file; raise `CampaignError` naming the file and key."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CampaignError(f"{path}: campaign file not found") from None
+    except OSError as exc:
+        raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise CampaignError(f"{path}: campaign file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(f"{path}: not valid TOML: {exc}") from None
+
+    if "api_key" in data or "api_key" in data.get("dispatch", {}):
+        raise CampaignError(
+            f"{path}: key 'api_key' is not allowed in a campaign file; "
+            f"put the key in the environment ({DEFAULT_API_KEY_ENV} or api_key_env)"
+        )
+    _check_table(path, "", data, _TOP)
+    _check_table(path, "contacts.", data["contacts"], _CONTACTS)
+    _check_table(path, "dispatch.", data.get("dispatch", {}), _DISPATCH)
+    _check_table(path, "window.", data.get("window", {}), _WINDOW)
+
+    name = data["name"].strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise CampaignError(
+            f"{path}: key 'name' must be letters, digits, '.', '_' or '-' "
+            f"(it names files), got {data['name']!r}"
+        )
+    call_from = data["call_from"].strip()
+    if not _E164.match(call_from):
+        raise CampaignError(
+            f"{path}: key 'call_from' must be E.164 like +14156801215, got {call_from!r}"
+        )
+    for key in ("organization_id", "agent_id"):
+        if data[key] <= 0:
+            raise CampaignError(f"{path}: key '{key}' must be a positive integer, got {data[key]}")
+    if not data["first_line"].strip():
+        raise CampaignError(f"{path}: key 'first_line' must not be empty")
+    api_key_env = data.get("api_key_env", DEFAULT_API_KEY_ENV)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+        raise CampaignError(f"{path}: key 'api_key_env' must be an environment variable name")
+
+    contacts_table = data["contacts"]
+    suppress_raw = contacts_table.get("suppress", [])
+    suppress_list = [suppress_raw] if isinstance(suppress_raw, str) else suppress_raw
+    if not all(isinstance(item, str) for item in suppress_list):
+        raise CampaignError(f"{path}: key 'contacts.suppress' must be a path or a list of paths")
+    region = contacts_table.get("default_region")
+    if region is not None:
+        region = region.strip().upper()
+        import phonenumbers
+
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise CampaignError(
+                f"{path}: key 'contacts.default_region' must be an ISO country code like IN or US, "
+                f"got {contacts_table['default_region']!r}"
+            )
+    contacts = Contacts(
+        source=contacts_table["source"],
+        phone_column=contacts_table.get("phone_column", "phone"),
+        id_column=contacts_table.get("id_column"),
+        default_region=region,
+        suppress=tuple(path.parent / item for item in suppress_list),
+        sheet=contacts_table.get("sheet"),
+    )
+
+    d = data.get("dispatch", {})
+    defaults = Dispatch()
+    dispatch = Dispatch(
+        rate_per_second=float(d.get("rate_per_second", defaults.rate_per_second)),
+        concurrency=d.get("concurrency", defaults.concurrency),
+        max_attempts=d.get("max_attempts", defaults.max_attempts),
+        timeout_seconds=float(d.get("timeout_seconds", defaults.timeout_seconds)),
+    )
+    if dispatch.rate_per_second <= 0:
+        raise CampaignError(f"{path}: key 'dispatch.rate_per_second' must be above 0")
+    if not 1 <= dispatch.concurrency <= 1024:
+        raise CampaignError(f"{path}: key 'dispatch.concurrency' must be between 1 and 1024")
+    if not 1 <= dispatch.max_attempts <= 20:
+        raise CampaignError(f"{path}: key 'dispatch.max_attempts' must be between 1 and 20")
+    if dispatch.timeout_seconds <= 0:
+        raise CampaignError(f"{path}: key 'dispatch.timeout_seconds' must be above 0")
+
+    window = _parse_window(path, data["window"]) if "window" in data else None
+
+    return Campaign(
+        path=path.resolve(),
+        name=name,
+        organization_id=data["organization_id"],
+        agent_id=data["agent_id"],
+        call_from=call_from,
+        called_by_account=data.get("called_by_account", "API"),
+        first_line=data["first_line"],
+        instruction=data.get("instruction", ""),
+        endpoint=data.get("endpoint"),
+        api_key_env=api_key_env,
+        contacts=contacts,
+        dispatch=dispatch,
+        window=window,
+    )

@@ -1,0 +1,103 @@
+"""The one home of every rule that names things: row statuses, exit codes, stop reasons,
+and which upstream answers are safe to retry.
+
+Everything else imports from here; nothing restates a status string or an exit number.
+
+Error family (the CLI is the only place that turns these into exit codes)::
+
+    DialerError                exit_code 2   anything a user's input can cause
+     +-- UsageError            exit_code 2   bad command-line options
+     +-- CampaignError         exit_code 2   campaign TOML: missing / unknown / mistyped key
+     +-- SheetError            exit_code 2   contact sheet: format, encoding, headers
+     +-- LedgerError           exit_code 2   corrupt ledger, or another run holds it
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class Status(StrEnum):
+    """A report row's final status (SPEC 9)."""
+
+    READY = "ready"
+    TRIGGERED = "triggered"
+    FAILED = "failed"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    SUPPRESSED = "suppressed"
+    ALREADY_CALLED = "already_called"
+    OUTSIDE_WINDOW = "outside_window"
+    NOT_ATTEMPTED = "not_attempted"
+    UNKNOWN = "unknown"
+
+
+# Statuses that count against "every row that could be sent was triggered" (exit 1).
+PROBLEM_STATUSES = frozenset({Status.FAILED, Status.INVALID, Status.UNKNOWN})
+
+
+class ExitCode(IntEnum):
+    """What cron reads (SPEC 5)."""
+
+    OK = 0
+    ROW_PROBLEMS = 1
+    INPUT_ERROR = 2
+    INSUFFICIENT_BALANCE = 3
+    CAMPAIGN_REFUSED = 4
+    INTERRUPTED = 130
+
+
+class StopReason(StrEnum):
+    """Why a run stopped sending early; it names the summary's `close_reason`."""
+
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    CAMPAIGN_REFUSED = "campaign_refused"
+    INTERRUPTED = "interrupted"
+
+
+STOP_EXIT_CODES: dict[StopReason, ExitCode] = {
+    StopReason.INSUFFICIENT_BALANCE: ExitCode.INSUFFICIENT_BALANCE,
+    StopReason.CAMPAIGN_REFUSED: ExitCode.CAMPAIGN_REFUSED,
+    StopReason.INTERRUPTED: ExitCode.INTERRUPTED,
+}
+
+# The `reason` written on rows that were never sent because the run stopped.
+STOP_ROW_REASONS: dict[StopReason, str] = {
+    StopReason.INSUFFICIENT_BALANCE: "insufficient balance",
+    StopReason.CAMPAIGN_REFUSED: "campaign refused by upstream",
+    StopReason.INTERRUPTED: "interrupted",
+}
+
+# HTTP answers after which the upstream certainly placed no call: retried with backoff.
+# 504 and 408 are deliberately absent: a gateway timeout may hide a placed call (SPEC 6.1).
+RETRYABLE_HTTP = frozenset({429, 500, 502, 503})
+# Answers that mean the campaign itself is wrong: stop everything (SPEC 6.2).
+CAMPAIGN_REFUSED_HTTP = frozenset({401, 403, 404})
+BALANCE_HTTP = 402
+# "The first 5 answers all 400" also refuses the campaign.
+FIRST_ANSWERS_ALL_400 = 5
+
+# Reasons on `failed` rows that a later run may send again (the upstream placed no call).
+RETRYABLE_FAILURE_PREFIX = "retryable: "
+
+
+class DialerError(Exception):
+    """An error a user's input can cause: one line, no traceback, a SPEC exit code."""
+
+    exit_code: ExitCode = ExitCode.INPUT_ERROR
+
+
+class UsageError(DialerError):
+    """Bad command-line options."""
+
+
+class CampaignError(DialerError):
+    """The campaign file is wrong; the message names the file and the key."""
+
+
+class SheetError(DialerError):
+    """The contact sheet cannot be read as a table of contacts."""
+
+
+class LedgerError(DialerError):
+    """The ledger is corrupt or held by another run; it is never silently repaired."""
