@@ -1,0 +1,181 @@
+"""Raw sheet cell -> E.164 phone number, or the reason it cannot be called (SPEC 4.3).
+
+    >>> normalise_phone("'+91 73590-43943", "IN")
+    Phone(e164='+917359043943', reason='', changed=False)
+    >>> normalise_phone("9.16946E+11", "IN").reason
+    'invalid phone: truncated by scientific notation (9.16946E+11)'
+
+Spreadsheets damage numbers in known ways: separators and non-breaking spaces, a leading
+apostrophe or `="..."` (Excel's keep-as-text tricks), `tel:` and `00` prefixes, floats
+(`917359043943.0`) and scientific notation. What can be undone exactly is undone; a number that
+scientific notation has already truncated (`9.16946E+11`, or `916946000000` after a round trip)
+is refused, never guessed. Numbers without a `+`/`00` prefix use `default_region`; without one
+they are refused too. A pure module-level function, so a multiprocessing worker can run it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+
+from dialer.sheet import INVISIBLE_CHARS
+
+INVALID = "invalid phone: "
+# A run this long of trailing zeros in a numeric cell is what scientific notation leaves behind.
+TRUNCATED_ZEROS = 5
+
+_DROP_INVISIBLE = str.maketrans("", "", INVISIBLE_CHARS)
+# What people and spreadsheets put between digits: spaces of every kind, dots, dashes, brackets.
+_SEPARATORS = (
+    " \t\n\r\x0b\x0c\x85\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+    ".-()[]/\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"
+)
+_DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
+_PLUS_SIGNS = str.maketrans({"\uff0b": "+"})
+_SCIENTIFIC = re.compile(r"\+?(\d+)(?:[.,](\d*))?[eE]\+?(\d{1,3})")
+_FLOAT = re.compile(r"(\+?\d+)[.,]0+")
+_DIGITS = re.compile(r"\+?\d+")
+_EXTENSION = re.compile(r"\+?\d+(?:;ext=|extension|ext|x|#)(\d{1,10})", re.IGNORECASE)
+_LETTER = re.compile(r"[^\W\d_]")
+
+_POSSIBLE_REASONS = {
+    ValidationResult.INVALID_COUNTRY_CODE: "invalid country code",
+    ValidationResult.TOO_SHORT: "too short",
+    ValidationResult.TOO_LONG: "too long",
+    ValidationResult.INVALID_LENGTH: "invalid length",
+}
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "invalid country code",
+    NumberParseException.NOT_A_NUMBER: "not a number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+    NumberParseException.TOO_SHORT_NSN: "too short",
+    NumberParseException.TOO_LONG: "too long",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """A normalised number (`e164`) or why not (`reason`, starting "invalid phone: ").
+
+    `changed` is True when invisible characters (controls, zero-width, bidi) were removed from
+    the raw cell: the report must say so rather than call a silently altered number (SPEC 7).
+    """
+
+    e164: str | None
+    reason: str
+    changed: bool
+
+    @property
+    def valid(self) -> bool:
+        return self.e164 is not None
+
+
+def normalise_phone(raw: str, default_region: str | None) -> Phone:
+    """Normalise one cell; `default_region` (ISO code) applies to numbers without `+`/`00`."""
+    text, changed = raw, False
+    if not (text.isascii() and text.isprintable()):
+        visible = text.translate(_DROP_INVISIBLE)
+        changed = len(visible) != len(text)
+        text = visible
+    text = _unwrap(text)
+    if not text:
+        return Phone(None, INVALID + "empty", changed)
+
+    # A bare number is what a numeric spreadsheet cell turns into; only those get the
+    # trailing-zeros check (a typed "+91 69460 00000" is taken at its word).
+    numeric = False
+    if match := _SCIENTIFIC.fullmatch(text):
+        expanded, problem = _expand_scientific(*match.groups())
+        if expanded is None:
+            return Phone(None, f"{INVALID}{problem} ({text})", changed)
+        text, numeric = expanded, True
+    elif match := _FLOAT.fullmatch(text):
+        text = match[1]
+        numeric = text[0] not in "+0"
+    else:
+        numeric = text[0] in "123456789" and text.isascii() and text.isdigit()
+
+    compact = text.translate(_DROP_SEPARATORS)
+    if not compact.isascii():
+        compact = _ascii_digits(compact)
+    if not _DIGITS.fullmatch(compact):
+        return Phone(None, INVALID + _junk_reason(compact), changed)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+
+    region = None
+    if not compact.startswith("+"):
+        if not default_region:
+            return Phone(None, INVALID + "no country code (+..) and no default_region", changed)
+        region = default_region.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            return Phone(None, f"{INVALID}unknown default_region '{default_region}'", changed)
+    try:
+        number = phonenumbers.parse(compact, region)
+    except NumberParseException as exc:
+        return Phone(None, INVALID + _PARSE_REASONS.get(exc.error_type, "cannot parse"), changed)
+
+    national = phonenumbers.national_significant_number(number)
+    if numeric and national.endswith("0" * TRUNCATED_ZEROS):
+        reason = "looks truncated by scientific notation (trailing zeros)"
+        return Phone(None, INVALID + reason, changed)
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible in _POSSIBLE_REASONS:
+        return Phone(None, INVALID + _POSSIBLE_REASONS[possible], changed)
+    if not phonenumbers.is_valid_number(number):
+        country = number.country_code
+        where = phonenumbers.region_code_for_country_code(country)
+        return Phone(None, f"{INVALID}not a valid number for {where} (+{country})", changed)
+    return Phone(phonenumbers.format_number(number, PhoneNumberFormat.E164), "", changed)
+
+
+def _unwrap(text: str) -> str:
+    """Strip the ends, Excel's text markers (`'`, `="..."`) and a `tel:` prefix."""
+    text = text.strip()
+    if text.startswith("'"):
+        text = text.lstrip("'").strip()
+    if text.startswith('="') and text.endswith('"') and len(text) >= 3:
+        text = text[2:-1].strip()
+    if text[:4].lower() == "tel:":
+        text = text[4:].strip()
+    return text
+
+
+def _expand_scientific(
+    whole: str, fraction: str | None, exponent: str
+) -> tuple[str, str] | tuple[None, str]:
+    """'9.17359043943E+11' -> ('917359043943', ''); (None, why) when it cannot be undone.
+
+    The digits are never padded with zeros: a mantissa too short for its exponent is exactly
+    what Excel shows after throwing the last digits away.
+    """
+    fraction = fraction or ""
+    digits, padding = whole + fraction, int(exponent) - len(fraction)
+    if padding > 0:
+        return None, "truncated by scientific notation"
+    if padding < 0:
+        # More mantissa digits than the exponent shifts: only zeros may follow the point.
+        digits, tail = digits[:padding], digits[padding:]
+        if tail.strip("0"):
+            return None, "not a whole number"
+    return digits.lstrip("0") or "0", ""
+
+
+def _ascii_digits(text: str) -> str:
+    """Other scripts' digits (Arabic-Indic, Devanagari, fullwidth) -> ASCII digits."""
+    text = text.translate(_PLUS_SIGNS)
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+
+
+def _junk_reason(compact: str) -> str:
+    if match := _EXTENSION.fullmatch(compact):
+        return f"has an extension ({match[1]}); a call cannot dial an extension"
+    if _LETTER.search(compact):
+        return "contains letters"
+    odd = "".join(dict.fromkeys(c for c in compact.removeprefix("+") if not c.isdigit()))
+    return f"unexpected characters ({odd})"
