@@ -1,0 +1,172 @@
+"""Argument parsing and exit codes only: every command's work is in `commands`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dialer import commands
+from dialer.campaign import Campaign, load_campaign
+from dialer.dispatch import RunOptions
+from dialer.statuses import DialerError, ExitCode, UsageError
+
+EPILOG = """exit codes: 0 all sendable rows triggered; 1 some rows failed, invalid or unknown;
+2 usage, campaign file or sheet error (nothing sent); 3 stopped: insufficient balance (402);
+4 stopped: upstream refuses the campaign; 130 interrupted."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so the one-line error path is shared."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dialer",
+        description="Bulk campaign dialer for Tabbly voice-AI agents: one personalised call "
+        "per spreadsheet row, paced, retried only where safe, accounted for in a report.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    def campaign_command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=f"{help_text}\n\nexample:\n  {example}",
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("campaign", type=Path, metavar="CAMPAIGN", help="the campaign TOML file")
+        return p
+
+    def sheet_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--contacts",
+            type=Path,
+            metavar="FILE",
+            help="contact sheet (.csv/.xlsx) instead of the campaign's [contacts] source",
+        )
+        p.add_argument(
+            "--report",
+            type=Path,
+            metavar="PATH",
+            help="report path (.csv, or .xlsx for Excel); default "
+            "reports/<campaign>/<UTC time>.csv beside the campaigns folder",
+        )
+
+    v = campaign_command(
+        "validate",
+        "Dry run: check every row, write the report, call nobody.",
+        "dialer validate campaigns/example.toml",
+    )
+    sheet_options(v)
+
+    r = campaign_command(
+        "run",
+        "Run the campaign: call every ready row once, write the report.",
+        "TABBLY_API_KEY=... dialer run campaigns/example.toml --yes",
+    )
+    sheet_options(r)
+    r.add_argument(
+        "--dry-run", action="store_true", help="only validate (same as `dialer validate`)"
+    )
+    r.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="call at most N people this run"
+    )
+    r.add_argument(
+        "--recall", action="store_true", help="call again people an earlier run already triggered"
+    )
+    r.add_argument(
+        "--retry-unknown",
+        action="store_true",
+        help="send again rows whose earlier call may or may not have been placed "
+        "(no answer, dropped connection, 504, killed run)",
+    )
+    r.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask for confirmation (required when stdin is not a terminal)",
+    )
+
+    campaign_command(
+        "status",
+        "Show what the ledger holds: counts, last run, rows waiting.",
+        "dialer status campaigns/example.toml",
+    )
+
+    from dialer import fake_tabbly
+
+    f = sub.add_parser(
+        "fake-tabbly",
+        help="Run a local stand-in for the Tabbly trigger-call API (demo, tests, benchmarks).",
+        description="A local stand-in for the Tabbly trigger-call API on 127.0.0.1.\n\n"
+        "example:\n  dialer fake-tabbly --port 8787 --balance 5 --fail-rate 0.1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fake_tabbly.add_arguments(f)
+    return parser
+
+
+def _load(path: Path) -> Campaign:
+    return load_campaign(path)
+
+
+def dispatch_command(args: argparse.Namespace) -> int:
+    if args.command == "fake-tabbly":
+        from dialer import fake_tabbly
+
+        return fake_tabbly.run_from_args(args)
+    campaign = _load(args.campaign)
+    if args.command == "status":
+        return commands.status(campaign)
+    if args.command == "validate" or args.dry_run:
+        return commands.validate(campaign, contacts=args.contacts, report_path=args.report)
+    options = RunOptions(limit=args.limit, recall=args.recall, retry_unknown=args.retry_unknown)
+    return commands.run(
+        campaign, contacts=args.contacts, report_path=args.report, options=options, yes=args.yes
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return dispatch_command(args)
+    except DialerError as exc:
+        print(f"dialer: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("dialer: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitCode.ROW_PROBLEMS)
+    except Exception as exc:
+        if os.environ.get("DIALER_DEBUG"):
+            raise
+        print(
+            f"dialer: internal error: {type(exc).__name__}: {exc} (set DIALER_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.ROW_PROBLEMS)
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""What each command does, wired from the parts: `validate`, `run`, `status`.
+
+The CLI parses options and turns exceptions into exit codes; this module holds the order of
+operations, so that a dry run and a real run read, check and report a sheet the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from typing import TextIO
+
+from dialer.campaign import Campaign
+from dialer.contacts import Contact
+from dialer.dispatch import STOP_GRACE_SECONDS, Dispatcher, RunOptions
+from dialer.ledger import Ledger
+from dialer.masking import mask_phone
+from dialer.paths import default_report_path, ledger_path, utc_now_text
+from dialer.pipeline import ContactStream, open_contacts
+from dialer.progress import Progress
+from dialer.report import ReportWriter, RowResult, status_counts, write_summary
+from dialer.statuses import ExitCode, Status, StopReason, UsageError
+from dialer.summary import Samples, build_summary, exit_code_for, print_summary
+from dialer.tabbly import BodyBuilder, Secret, TabblyClient
+from dialer.window import check_window
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A sheet opened and checked, ready to be reported or sent."""
+
+    stream: ContactStream
+    chunks: Iterator[list[Contact]]
+    warnings: list[str]
+
+
+def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
+    """Open the sheet and read its first chunk, so a bad sheet fails before anything is written."""
+    stream = open_contacts(campaign, contacts)
+    chunks = stream.chunks()
+    first = next(chunks)  # raises SheetError for a sheet without data rows
+    warnings = []
+    missing = stream.preparer.missing_columns()
+    if missing:
+        warnings.append(
+            f"the templates use {', '.join(missing)}, not columns of this sheet "
+            f"(columns: {', '.join(stream.sheet.columns)})"
+        )
+    return Prepared(stream, chain([first], chunks), warnings)
+
+
+def dry_run_status(
+    contact: Contact, ledger: Ledger | None, options: RunOptions, now: datetime, campaign: Campaign
+) -> tuple[Status, str]:
+    """The status a ready row would get if the run started now (no network)."""
+    if contact.status is not Status.READY:
+        return contact.status, contact.reason
+    if ledger is not None:
+        verdict = ledger.verdict(
+            contact.called_to, recall=options.recall, retry_unknown=options.retry_unknown
+        )
+        if verdict is not None:
+            return verdict.status, verdict.reason
+    check = check_window(campaign.window, contact.called_to, contact.zone, now)
+    if not check.allowed:
+        return Status.OUTSIDE_WINDOW, check.reason
+    return Status.READY, contact.reason
+
+
+def validate(
+    campaign: Campaign,
+    *,
+    contacts: Path | None = None,
+    report_path: Path | None = None,
+    options: RunOptions | None = None,
+    clock: Clock = _utc_now,
+    out: TextIO | None = None,
+) -> int:
+    """The dry run: every row's verdict in a report, a summary, the first messages; no network."""
+    options = options or RunOptions()
+    out = out or sys.stdout
+    started, t0 = utc_now_text(), time.monotonic()
+    prepared = prepare(campaign, contacts)
+    report_path = report_path or default_report_path(campaign)
+    ledger = Ledger.open_readonly(ledger_path(campaign))
+    samples = Samples()
+    now = clock()
+    try:
+        with ReportWriter(report_path, prepared.stream.sheet.headers) as report:
+            for chunk in prepared.chunks:
+                for contact in chunk:
+                    status, reason = dry_run_status(contact, ledger, options, now, campaign)
+                    if status is Status.READY:
+                        samples.offer(contact)
+                    report.write(RowResult.of(contact, status, reason))
+    finally:
+        if ledger is not None:
+            ledger.close()
+    code = exit_code_for(report.counts, None)
+    summary = build_summary(
+        campaign=campaign,
+        mode="validate",
+        sheet_path=prepared.stream.sheet.path,
+        report_path=report.path,
+        counts=report.counts,
+        started_at=started,
+        finished_at=utc_now_text(),
+        wall_seconds=time.monotonic() - t0,
+        requests_sent=0,
+        stop=None,
+        exit_code=code,
+        warnings=prepared.warnings,
+    )
+    write_summary(report.path, summary)
+    print_summary(summary, samples, out)
+    return int(code)
+
+
+def _api_key(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
+    value = environ.get(campaign.api_key_env, "").strip()
+    if not value:
+        raise UsageError(
+            f"environment variable {campaign.api_key_env} is not set: "
+            "it must hold the Tabbly API key"
+        )
+    return Secret(value)
+
+
+def _ask_consent(
+    campaign: Campaign,
+    contacts: Path | None,
+    options: RunOptions,
+    clock: Clock,
+    out: TextIO,
+    ask: Callable[[str], str],
+) -> bool:
+    """Show who would be called and ask; reads the whole sheet once (no network, no report)."""
+    prepared = prepare(campaign, contacts)
+    ledger = Ledger.open_readonly(ledger_path(campaign))
+    counts: Counter[str] = Counter()
+    samples = Samples()
+    now = clock()
+    try:
+        for chunk in prepared.chunks:
+            for contact in chunk:
+                status, _ = dry_run_status(contact, ledger, options, now, campaign)
+                counts[str(status)] += 1
+                if status is Status.READY:
+                    samples.offer(contact)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    to_call = counts[str(Status.READY)]
+    if options.limit is not None:
+        to_call = min(to_call, options.limit)
+    print(f"campaign {campaign.name}: {prepared.stream.sheet.path}", file=out)
+    for status, n in status_counts(counts).items():
+        if n:
+            print(f"  {status:<15} {n}", file=out)
+    for warning in prepared.warnings:
+        print(f"  warning: {warning}", file=out)
+    if samples.items:
+        first = samples.items[0]
+        print(f"  first message ({mask_phone(first.called_to)}): {first.first_line}", file=out)
+    print(
+        f"About to call {to_call} people from {campaign.call_from} with agent "
+        f"{campaign.agent_id} (organization {campaign.organization_id}).",
+        file=out,
+    )
+    answer = ask("Start calling? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run(
+    campaign: Campaign,
+    *,
+    contacts: Path | None = None,
+    report_path: Path | None = None,
+    options: RunOptions | None = None,
+    yes: bool = False,
+    environ: Mapping[str, str] = os.environ,
+    clock: Clock = _utc_now,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+    ask: Callable[[str], str] = input,
+) -> int:
+    """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code."""
+    options = options or RunOptions()
+    out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
+    api_key = _api_key(campaign, environ)
+    endpoint = campaign.resolved_endpoint(environ)
+    if not yes:
+        if not stdin.isatty():
+            raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
+        if not _ask_consent(campaign, contacts, options, clock, out, ask):
+            print("Nothing sent.", file=out)
+            return int(ExitCode.OK)
+
+    started, t0 = utc_now_text(), time.monotonic()
+    prepared = prepare(campaign, contacts)
+    report_path = report_path or default_report_path(campaign)
+    with Ledger.open(ledger_path(campaign), campaign.name) as ledger:
+        orphans = ledger.adopt_orphans()
+        warnings = list(prepared.warnings)
+        if orphans:
+            warnings.append(
+                f"{orphans} row(s) were being sent when an earlier run died: now 'unknown' "
+                "(maybe called); --retry-unknown sends them again"
+            )
+        with ReportWriter(report_path, prepared.stream.sheet.headers) as report:
+            ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
+            progress = Progress(err)
+            try:
+                result = asyncio.run(
+                    _dispatch(
+                        campaign,
+                        endpoint,
+                        api_key,
+                        ledger,
+                        report,
+                        options,
+                        progress,
+                        prepared.chunks,
+                        clock,
+                    )
+                )
+            finally:
+                progress.close()
+        code = exit_code_for(report.counts, result.stop)
+        ledger.finish_run(int(code), str(result.stop or "finished"), status_counts(report.counts))
+    summary = build_summary(
+        campaign=campaign,
+        mode="run",
+        sheet_path=prepared.stream.sheet.path,
+        report_path=report.path,
+        counts=report.counts,
+        started_at=started,
+        finished_at=utc_now_text(),
+        wall_seconds=time.monotonic() - t0,
+        requests_sent=result.requests_sent,
+        stop=result.stop,
+        exit_code=code,
+        warnings=warnings,
+    )
+    write_summary(report.path, summary)
+    print_summary(summary, Samples(), out)
+    return int(code)
+
+
+async def _dispatch(
+    campaign: Campaign,
+    endpoint: str,
+    api_key: Secret,
+    ledger: Ledger,
+    report: ReportWriter,
+    options: RunOptions,
+    progress: Progress,
+    chunks: Iterator[list[Contact]],
+    clock: Clock,
+):
+    client = TabblyClient(
+        endpoint, api_key, campaign.dispatch.concurrency, campaign.dispatch.timeout_seconds
+    )
+    async with client:
+        dispatcher = Dispatcher(
+            campaign,
+            client,
+            BodyBuilder(campaign, api_key),
+            ledger,
+            report,
+            options,
+            progress=progress,
+            clock=clock,
+        )
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if dispatcher.stop_reason is StopReason.INTERRUPTED:
+                dispatcher.abort_inflight()  # the second Ctrl-C
+                return
+            dispatcher.stop(StopReason.INTERRUPTED)
+            loop.call_later(STOP_GRACE_SECONDS, dispatcher.abort_inflight)
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests): stop() is still reachable
+        try:
+            return await dispatcher.run(chunks)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+
+def status(campaign: Campaign, out: TextIO | None = None) -> int:
+    """What the ledger holds: counts by status, the last run, rows waiting."""
+    out = out or sys.stdout
+    path = ledger_path(campaign)
+    ledger = Ledger.open_readonly(path)
+    if ledger is None:
+        print(f"campaign {campaign.name}: no ledger yet at {path} (never run)", file=out)
+        return int(ExitCode.OK)
+    with ledger:
+        counts = ledger.counts()
+        last = ledger.last_run()
+        waiting = ledger.waiting()
+    print(f"campaign {campaign.name}: ledger {path}", file=out)
+    print(f"  people in ledger: {sum(counts.values())}", file=out)
+    for name, n in sorted(counts.items()):
+        print(f"  {name:<15} {n}", file=out)
+    if last:
+        finished = last["finished_at"] or "never finished (killed?)"
+        print(
+            f"last run: #{last['id']} started {last['started_at']}, finished {finished}, "
+            f"exit {last['exit_code'] if last['exit_code'] is not None else '-'} "
+            f"({last['close_reason'] or 'unknown'})",
+            file=out,
+        )
+        if last["report"]:
+            print(f"  report: {last['report']}", file=out)
+    print(
+        f"waiting: {waiting} row(s) the next run sends again "
+        "(not_attempted, outside_window, retryable failures), plus any new rows in the sheet",
+        file=out,
+    )
+    unknown = counts.get(str(Status.UNKNOWN), 0) + counts.get("sending", 0)
+    if unknown:
+        print(
+            f"unknown: {unknown} maybe called; `dialer run --retry-unknown` calls them again",
+            file=out,
+        )
+    return int(ExitCode.OK)

@@ -1,0 +1,326 @@
+"""The worker pool: feed rows lazily, check the window, claim in the ledger, pace, send, retry,
+stop (SPEC 6.1, 6.2, 6.4).
+
+    >>> dispatcher = Dispatcher(campaign, client, ledger, report, options)
+    >>> result = await dispatcher.run(stream.chunks())
+
+Order of things for one ready row, each step a reason the call may not happen::
+
+    stopped? -> limit? -> ledger verdict -> window -> claim (`sending`, committed)
+             -> pace -> stopped? -> POST -> outcome -> retry after backoff, or record
+
+A stop (402, campaign refused, a signal) lets requests already in flight finish; every row
+not yet sent is recorded `not_attempted` with the stop's reason, and the sheet is still read
+to the end so the report accounts for every row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dialer.campaign import Campaign
+from dialer.contacts import Contact
+from dialer.ledger import SENDING, Entry, Ledger
+from dialer.pacing import Pacer
+from dialer.paths import utc_now_text
+from dialer.progress import Progress
+from dialer.report import ReportWriter, RowResult
+from dialer.retry_policy import RetryPolicy
+from dialer.statuses import FIRST_ANSWERS_ALL_400, STOP_ROW_REASONS, Status, StopReason
+from dialer.tabbly import BodyBuilder, Kind, Outcome, TabblyClient
+from dialer.window import check_window
+
+# After a first SIGINT/SIGTERM, requests in flight get this long before they are aborted.
+STOP_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    limit: int | None = None
+    recall: bool = False
+    retry_unknown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    stop: StopReason | None
+    requests_sent: int
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        campaign: Campaign,
+        client: TabblyClient,
+        bodies: BodyBuilder,
+        ledger: Ledger,
+        report: ReportWriter,
+        options: RunOptions,
+        *,
+        pacer: Pacer | None = None,
+        policy: RetryPolicy | None = None,
+        progress: Progress | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.campaign = campaign
+        self.client = client
+        self.bodies = bodies
+        self.ledger = ledger
+        self.report = report
+        self.options = options
+        self.pacer = pacer or Pacer(campaign.dispatch.rate_per_second)
+        self.policy = policy or RetryPolicy(campaign.dispatch.max_attempts)
+        self.progress = progress
+        self.clock = clock
+        self.stop_reason: StopReason | None = None
+        self._stopped = asyncio.Event()
+        self._queue: asyncio.Queue[Contact | None] = asyncio.Queue(
+            maxsize=campaign.dispatch.concurrency * 4
+        )
+        self._claimed = 0
+        self.requests_sent = 0
+        self._answers: list[int] = []
+        self._inflight: set[asyncio.Task[Outcome]] = set()
+        self._aborting = False
+
+    # ---- stopping ----
+
+    def stop(self, reason: StopReason) -> None:
+        """Stop sending: the first reason wins; in-flight requests finish."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self._stopped.set()
+
+    def abort_inflight(self) -> None:
+        """Second interrupt (or grace over): cancel requests in flight; they become `unknown`."""
+        self._aborting = True
+        for task in list(self._inflight):
+            task.cancel()
+
+    # ---- writing results ----
+
+    def _finish(self, result: RowResult) -> None:
+        self.report.write(result)
+        if self.progress is not None:
+            self.progress.row_done(result.status)
+
+    def _not_attempted(self, contact: Contact, reason: str | None = None) -> RowResult:
+        assert self.stop_reason is not None or reason is not None
+        return RowResult.of(
+            contact,
+            Status.NOT_ATTEMPTED,
+            reason or STOP_ROW_REASONS[self.stop_reason],  # type: ignore[index]
+        )
+
+    # ---- the feed ----
+
+    async def run(self, chunks: Iterator[list[Contact]]) -> RunResult:
+        workers = [
+            asyncio.create_task(self._worker(), name=f"worker-{i}")
+            for i in range(self.campaign.dispatch.concurrency)
+        ]
+        try:
+            await self._feed(chunks)
+        finally:
+            for _ in workers:
+                await self._queue.put(None)
+            await asyncio.gather(*workers)
+        return RunResult(self.stop_reason, self.requests_sent)
+
+    async def _feed(self, chunks: Iterator[list[Contact]]) -> None:
+        limit = self.options.limit
+        queued = 0
+        while True:
+            # Reading and preparing a chunk is CPU work: keep it off the event loop.
+            chunk = await asyncio.to_thread(next, chunks, None)
+            if chunk is None:
+                return
+            for contact in chunk:
+                if contact.status is not Status.READY:
+                    self._finish(RowResult.of(contact))
+                    continue
+                verdict = self.ledger.verdict(
+                    contact.called_to,
+                    recall=self.options.recall,
+                    retry_unknown=self.options.retry_unknown,
+                )
+                if verdict is not None:
+                    self._finish(RowResult.of(contact, verdict.status, verdict.reason))
+                    continue
+                if self.stop_reason is not None:
+                    self._finish(self._not_attempted(contact))
+                    continue
+                if limit is not None and queued >= limit:
+                    self._finish(
+                        self._not_attempted(contact, f"--limit {limit} reached for this run")
+                    )
+                    continue
+                queued += 1
+                await self._queue.put(contact)
+
+    # ---- one row ----
+
+    async def _worker(self) -> None:
+        while True:
+            contact = await self._queue.get()
+            if contact is None:
+                return
+            result = await self._send_row(contact)
+            self._finish(result)
+
+    def _entry(self, contact: Contact, status: str, **fields: object) -> Entry:
+        return Entry(
+            called_to=contact.called_to,
+            status=status,
+            custom_identifiers=contact.custom_identifiers,
+            row=contact.row,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    async def _send_row(self, contact: Contact) -> RowResult:
+        if self.stop_reason is not None:
+            return self._not_attempted(contact)
+        window = self.campaign.window
+        check = check_window(window, contact.called_to, contact.zone, self.clock())
+        if not check.allowed:
+            self.ledger.record(
+                self._entry(contact, str(Status.OUTSIDE_WINDOW), reason=check.reason)
+            )
+            return RowResult.of(contact, Status.OUTSIDE_WINDOW, check.reason)
+
+        started = utc_now_text()
+        await self.ledger.claim(self._entry(contact, SENDING))
+        body = self.bodies.build(contact)
+        attempt = 0
+        outcome: Outcome | None = None
+        while True:
+            if not await self.pacer.wait(self._stopped) or self.stop_reason is not None:
+                return self._unclaim(contact, attempt, outcome, started)
+            if attempt and window is not None:
+                check = check_window(window, contact.called_to, contact.zone, self.clock())
+                if not check.allowed:
+                    return self._record(
+                        contact,
+                        Status.OUTSIDE_WINDOW,
+                        check.reason,
+                        attempt,
+                        outcome,
+                        started,
+                        retryable=True,
+                    )
+            attempt += 1
+            outcome = await self._post(body)
+            self._note_answer(outcome)
+            kind = outcome.kind
+            if kind is Kind.TRIGGERED:
+                return self._record(contact, Status.TRIGGERED, "", attempt, outcome, started)
+            if kind is Kind.UNKNOWN:
+                return self._record(
+                    contact, Status.UNKNOWN, outcome.reason, attempt, outcome, started
+                )
+            if kind is Kind.FAILED:
+                return self._record(
+                    contact, Status.FAILED, outcome.reason, attempt, outcome, started
+                )
+            if kind is Kind.STOP_BALANCE:
+                self.stop(StopReason.INSUFFICIENT_BALANCE)
+                return self._unclaim(contact, attempt, outcome, started)
+            if kind is Kind.STOP_CAMPAIGN:
+                self.stop(StopReason.CAMPAIGN_REFUSED)
+                return self._record(
+                    contact,
+                    Status.FAILED,
+                    outcome.reason,
+                    attempt,
+                    outcome,
+                    started,
+                    retryable=True,
+                )
+            delay = self.policy.delay(attempt, outcome.retry_after)
+            if delay is None:
+                return self._record(
+                    contact,
+                    Status.FAILED,
+                    f"{outcome.reason} (after {attempt} attempts)",
+                    attempt,
+                    outcome,
+                    started,
+                    retryable=True,
+                )
+            # Back off, but wake at once if the run stops meanwhile.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout=delay)
+
+    async def _post(self, body: bytes) -> Outcome:
+        task = asyncio.create_task(self.client.post(body))
+        self._inflight.add(task)
+        self.requests_sent += 1
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._aborting and task.cancelled() and not (current and current.cancelling()):
+                return Outcome(Kind.UNKNOWN, "aborted while waiting for the answer (interrupted)")
+            raise
+        finally:
+            self._inflight.discard(task)
+
+    def _note_answer(self, outcome: Outcome) -> None:
+        """Stop the campaign if each of the first five HTTP answers was 400 (SPEC 6.2)."""
+        if outcome.http_status is None or len(self._answers) >= FIRST_ANSWERS_ALL_400:
+            return
+        self._answers.append(outcome.http_status)
+        if len(self._answers) == FIRST_ANSWERS_ALL_400 and all(s == 400 for s in self._answers):
+            self.stop(StopReason.CAMPAIGN_REFUSED)
+
+    def _record(
+        self,
+        contact: Contact,
+        status: Status,
+        reason: str,
+        attempts: int,
+        outcome: Outcome | None,
+        started: str,
+        *,
+        retryable: bool = False,
+    ) -> RowResult:
+        http_status = outcome.http_status if outcome else None
+        call_id = outcome.call_id if outcome else ""
+        if status is Status.TRIGGERED and contact.reason:
+            reason = contact.reason  # keep notes such as "phone cleaned"
+        self.ledger.record(
+            self._entry(
+                contact,
+                str(status),
+                reason=reason,
+                retryable=retryable,
+                http_status=http_status,
+                attempts=attempts,
+                call_id=call_id,
+            )
+        )
+        return RowResult(
+            contact,
+            status,
+            reason,
+            http_status=http_status,
+            attempts=attempts,
+            call_id=call_id,
+            started_at=started,
+            finished_at=utc_now_text(),
+        )
+
+    def _unclaim(
+        self, contact: Contact, attempts: int, outcome: Outcome | None, started: str
+    ) -> RowResult:
+        """The run stopped before this row's call was placed: the next run sends it."""
+        reason = STOP_ROW_REASONS[self.stop_reason]  # type: ignore[index]
+        return self._record(contact, Status.NOT_ATTEMPTED, reason, attempts, outcome, started)

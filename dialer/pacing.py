@@ -1,0 +1,92 @@
+"""The rate limiter: never more than `rate` requests in any 1-second window (SPEC 3, 6.1).
+
+    >>> pace = Pacer(rate_per_second=5)
+    >>> await pace.wait()        # returns when one more request may leave
+
+Two rules, both on absolute times so a late timer never costs throughput:
+
+* a sliding log of the last `capacity` send times: request n+capacity waits until request n
+  is more than `window` seconds old. This is the hard cap, exact at any rate.
+* a schedule spacing sends `1/rate` apart, so calls are spread over the second instead of
+  leaving in one burst. A late wake-up does not push the schedule back, so the average stays
+  at the rate; above `SMOOTH_UP_TO` per second the spacing is dropped (timers cannot space
+  sends 2 ms apart) and the sliding log alone applies: bursts up to `capacity` are allowed
+  within a window. That is the documented burst allowance.
+
+`aiolimiter.AsyncLimiter(rate, 1)` lets about twice the rate through in its first second, which
+a strict upstream answers with 429; hence this small class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+# Slack added to the 1-second window: absorbs scheduling jitter between this process and the
+# upstream's clock, costing 1% of the rate.
+WINDOW_MARGIN = 0.01
+SMOOTH_UP_TO = 100.0
+
+
+class Pacer:
+    __slots__ = ("_capacity", "_clock", "_interval", "_lock", "_log", "_next", "_sleep", "_window")
+
+    def __init__(
+        self,
+        rate_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate_per_second <= 0:
+            raise ValueError("rate_per_second must be above 0")
+        if rate_per_second >= 1:
+            # At most floor(rate) fit in any 1 s window: 2.5/s really means 2 per second.
+            self._capacity = math.floor(rate_per_second)
+            self._window = 1.0 + WINDOW_MARGIN
+        else:
+            self._capacity = 1
+            self._window = 1.0 / rate_per_second + WINDOW_MARGIN
+        smooth = rate_per_second <= SMOOTH_UP_TO
+        self._interval = (self._window / self._capacity) if smooth else 0.0
+        self._log: deque[float] = deque(maxlen=self._capacity)
+        self._next = -math.inf
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    async def wait(self, stopped: asyncio.Event | None = None) -> bool:
+        """Block until one more request may leave and count it as sent: True.
+
+        False, at once, when `stopped` is set before then: a stopping run must not sit
+        in the queue for its turn.
+        """
+        async with self._lock:  # FIFO: callers leave in the order they asked
+            while True:
+                if stopped is not None and stopped.is_set():
+                    return False
+                now = self._clock()
+                delay = self._next - now
+                if len(self._log) == self._capacity:
+                    delay = max(delay, self._log[0] + self._window - now)
+                if delay <= 0:
+                    break
+                if stopped is None:
+                    await self._sleep(delay)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopped.wait(), delay)
+            self._log.append(now)
+            # Keep the schedule on absolute times (a late wake-up is caught up on the next
+            # send), but after idling start afresh from now rather than bursting.
+            base = self._next if now - self._next < self._interval else now
+            self._next = base + self._interval
+            return True

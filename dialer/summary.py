@@ -1,0 +1,96 @@
+"""The end-of-run story: counts per status, wall time, call rate, why it stopped, exit code.
+
+The same dict is printed for people and written as `<report>.summary.json` for scripts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from dialer.campaign import Campaign
+from dialer.contacts import Contact
+from dialer.masking import mask_phone
+from dialer.report import status_counts
+from dialer.statuses import PROBLEM_STATUSES, ExitCode, Status, StopReason
+
+SAMPLE_MESSAGES = 3
+
+
+@dataclass(slots=True)
+class Samples:
+    """The first few rendered messages, shown before anything is spent."""
+
+    items: list[Contact] = field(default_factory=list)
+
+    def offer(self, contact: Contact) -> None:
+        if len(self.items) < SAMPLE_MESSAGES and contact.first_line:
+            self.items.append(contact)
+
+
+def exit_code_for(counts: Counter[str], stop: StopReason | None) -> ExitCode:
+    from dialer.statuses import STOP_EXIT_CODES
+
+    if stop is not None:
+        return STOP_EXIT_CODES[stop]
+    if any(counts.get(str(s), 0) for s in PROBLEM_STATUSES):
+        return ExitCode.ROW_PROBLEMS
+    return ExitCode.OK
+
+
+def build_summary(
+    *,
+    campaign: Campaign,
+    mode: str,
+    sheet_path: Path,
+    report_path: Path,
+    counts: Counter[str],
+    started_at: str,
+    finished_at: str,
+    wall_seconds: float,
+    requests_sent: int,
+    stop: StopReason | None,
+    exit_code: ExitCode,
+    warnings: list[str],
+) -> dict[str, Any]:
+    triggered = counts.get(str(Status.TRIGGERED), 0)
+    return {
+        "campaign": campaign.name,
+        "mode": mode,
+        "sheet": str(sheet_path),
+        "report": str(report_path),
+        "rows": sum(counts.values()),
+        "counts": status_counts(counts),
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "wall_seconds": round(wall_seconds, 3),
+        "requests_sent": requests_sent,
+        "calls_per_second": round(triggered / wall_seconds, 3) if wall_seconds > 0 else 0.0,
+        "close_reason": str(stop) if stop else "finished",
+        "exit_code": int(exit_code),
+        "warnings": warnings,
+    }
+
+
+def print_summary(summary: dict[str, Any], samples: Samples, out: TextIO) -> None:
+    print(f"campaign {summary['campaign']} ({summary['mode']}): {summary['sheet']}", file=out)
+    print(f"  rows: {summary['rows']}", file=out)
+    for status, n in summary["counts"].items():
+        if n:
+            print(f"  {status:<15} {n}", file=out)
+    if summary["mode"] == "run":
+        print(
+            f"  wall time {summary['wall_seconds']:.1f}s, "
+            f"{summary['calls_per_second']:.2f} calls/s, stopped: {summary['close_reason']}",
+            file=out,
+        )
+    for warning in summary["warnings"]:
+        print(f"  warning: {warning}", file=out)
+    for contact in samples.items:
+        print(f"  row {contact.row} {mask_phone(contact.called_to)}:", file=out)
+        print(f"    first line:  {contact.first_line}", file=out)
+        if contact.instruction:
+            print(f"    instruction: {contact.instruction}", file=out)
+    print(f"report: {summary['report']}", file=out)

@@ -1,0 +1,234 @@
+"""The upstream: the request body, the one `ClientSession`, and every answer -> an `Outcome`.
+
+Outcome kinds, the small taxonomy the dispatcher switches on::
+
+    TRIGGERED       200 + success: the call is placed; `call_id` is Tabbly's room_name
+    RETRY           certainly NOT placed (connect failed, 429, 500, 502, 503): safe to send again
+    FAILED          refused for this row (400, other 4xx): sending again would not help
+    STOP_BALANCE    402: the wallet is empty; stop the whole run
+    STOP_CAMPAIGN   401/403/404: the campaign itself is wrong; stop the whole run
+    UNKNOWN         sent, but no usable answer (read timeout, dropped connection, 504):
+                    the call MAY be placed, so it is never re-sent automatically
+
+The line between RETRY and UNKNOWN is "did the request leave?": aiohttp raises
+`ClientConnectorError`/`ConnectionTimeoutError` before a byte is sent, and
+`SocketTimeoutError`/`ServerDisconnectedError`/`ClientOSError` after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Any
+
+import aiohttp
+
+from dialer.campaign import Campaign
+from dialer.contacts import Contact
+from dialer.statuses import (
+    BALANCE_HTTP,
+    CAMPAIGN_REFUSED_HTTP,
+    RETRYABLE_HTTP,
+)
+
+# A Retry-After longer than this is capped: a nightly run must not sleep for hours.
+MAX_RETRY_AFTER = 300.0
+_REASON_CHARS = 200
+
+
+class Kind(Enum):
+    TRIGGERED = "triggered"
+    RETRY = "retry"
+    FAILED = "failed"
+    STOP_BALANCE = "stop_balance"
+    STOP_CAMPAIGN = "stop_campaign"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: Kind
+    reason: str
+    http_status: int | None = None
+    call_id: str = ""
+    retry_after: float | None = None
+
+
+class Secret:
+    """Holds the API key; its repr and str never show it (SPEC 7)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+class BodyBuilder:
+    """Serialises one trigger-call body per contact; the campaign's fields are fixed."""
+
+    __slots__ = ("_fixed",)
+
+    def __init__(self, campaign: Campaign, api_key: Secret) -> None:
+        self._fixed = {
+            "organization_id": campaign.organization_id,
+            "use_agent_id": campaign.agent_id,
+            "call_from": campaign.call_from,
+            "called_by_account": campaign.called_by_account,
+            "api_key": api_key.reveal(),
+        }
+
+    def __repr__(self) -> str:
+        return "BodyBuilder(...)"
+
+    def build(self, contact: Contact) -> bytes:
+        body = {
+            **self._fixed,
+            "called_to": contact.called_to,
+            "custom_first_line": contact.first_line,
+            "custom_instruction": contact.instruction,
+            "custom_identifiers": contact.custom_identifiers,
+        }
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        from datetime import UTC, datetime
+
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _error_text(payload: Any, text: str) -> str:
+    if isinstance(payload, dict):
+        for key in ("error", "message", "detail", "msg"):
+            if isinstance(payload.get(key), str) and payload[key].strip():
+                return payload[key].strip()
+    text = " ".join(text.split())
+    if text.startswith("<"):
+        return "HTML error page"
+    return text or "empty body"
+
+
+def classify(status: int, text: str, retry_after: str | None) -> Outcome:
+    """Map an HTTP answer to an Outcome: the one place the status codes are read."""
+    try:
+        payload: Any = json.loads(text) if text else None
+    except ValueError:
+        payload = None
+    if 200 <= status < 300:
+        if isinstance(payload, dict) and payload.get("success") is True:
+            call_id = payload.get("room_name")
+            return Outcome(Kind.TRIGGERED, "", status, call_id if isinstance(call_id, str) else "")
+        if isinstance(payload, dict) and payload.get("success") is False:
+            return Outcome(
+                Kind.FAILED, f"refused: {_error_text(payload, text)}"[:_REASON_CHARS], status
+            )
+        # A 2xx we cannot read may still be a placed call: never re-send it.
+        return Outcome(Kind.UNKNOWN, f"{status} with an unreadable body", status)
+    detail = _error_text(payload, text)[:_REASON_CHARS]
+    if status == BALANCE_HTTP:
+        return Outcome(Kind.STOP_BALANCE, f"insufficient balance: {detail}", status)
+    if status in CAMPAIGN_REFUSED_HTTP:
+        return Outcome(Kind.STOP_CAMPAIGN, f"{status} campaign refused: {detail}", status)
+    if status in RETRYABLE_HTTP:
+        return Outcome(
+            Kind.RETRY, f"{status}: {detail}", status, retry_after=parse_retry_after(retry_after)
+        )
+    if 400 <= status < 500:
+        return Outcome(Kind.FAILED, f"{status}: {detail}", status)
+    # 504, 501, ...: the gateway may have passed the request on; the call may exist.
+    return Outcome(Kind.UNKNOWN, f"{status}: {detail}", status)
+
+
+class TabblyClient:
+    """One ClientSession for the whole run; `post` never raises for network trouble."""
+
+    def __init__(self, endpoint: str, api_key: Secret, concurrency: int, timeout: float) -> None:
+        self.endpoint = endpoint
+        self._api_key = api_key
+        self._concurrency = concurrency
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"TabblyClient({self.endpoint!r})"
+
+    async def __aenter__(self) -> TabblyClient:
+        connector = aiohttp.TCPConnector(
+            limit=self._concurrency, limit_per_host=self._concurrency, keepalive_timeout=10
+        )
+        # No total timeout: it could not tell "never sent" from "sent, no answer".
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._timeout, sock_connect=self._timeout, sock_read=self._timeout
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers={"Content-Type": "application/json", "User-Agent": "dialer/0.1"},
+            auto_decompress=True,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _scrub(self, text: str) -> str:
+        key = self._api_key.reveal()
+        return text.replace(key, "***") if key else text
+
+    async def post(self, body: bytes) -> Outcome:
+        assert self._session is not None, "use `async with TabblyClient(...)`"
+        try:
+            async with self._session.post(self.endpoint, data=body) as response:
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+                try:
+                    raw = await response.read()
+                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError):
+                    if 200 <= status < 300:
+                        return Outcome(Kind.UNKNOWN, f"{status}, answer cut off", status)
+                    raw = b""
+            outcome = classify(status, raw.decode("utf-8", "replace"), retry_after)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            return Outcome(Kind.RETRY, f"connection failed: {type(exc).__name__}")
+        except aiohttp.SocketTimeoutError:
+            return Outcome(Kind.UNKNOWN, f"no answer within {self._timeout:g}s (read timeout)")
+        except aiohttp.ServerDisconnectedError:
+            return Outcome(Kind.UNKNOWN, "connection dropped before the answer")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return Outcome(
+                Kind.UNKNOWN, self._scrub(f"network error after sending: {type(exc).__name__}")
+            )
+        except asyncio.CancelledError:
+            raise
+        if outcome.reason:
+            return Outcome(
+                outcome.kind,
+                self._scrub(outcome.reason),
+                outcome.http_status,
+                outcome.call_id,
+                outcome.retry_after,
+            )
+        return outcome

@@ -1,0 +1,171 @@
+"""Shared fixtures: a campaign project in a temp folder, the real CLI, a real fake Tabbly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dialer.cli import main
+from dialer.fake_tabbly import (
+    DEFAULT_AGENT_ID,
+    DEFAULT_API_KEY,
+    DEFAULT_CALL_FROM,
+    DEFAULT_ORGANIZATION_ID,
+    FakeTabbly,
+    FakeTabblyThread,
+)
+
+HEADER = ["customer_id", "first_name", "phone", "order_id"]
+
+
+def indian_mobile(i: int) -> str:
+    """A distinct valid Indian mobile number per i (E.164)."""
+    return f"+9173590{i:05d}"
+
+
+def contact_rows(n: int, start: int = 0) -> list[list[str]]:
+    return [[f"C{i}", f"Name{i}", indian_mobile(i), f"O{i}"] for i in range(start, start + n)]
+
+
+@dataclass
+class Project:
+    """A campaign folder laid out like the real one: campaigns/, data/, reports/, state/."""
+
+    root: Path
+
+    @property
+    def campaign(self) -> Path:
+        return self.root / "campaigns" / "test.toml"
+
+    def write_sheet(
+        self,
+        rows: Sequence[Sequence[str]],
+        header: Sequence[str] = HEADER,
+        name: str = "contacts.csv",
+    ) -> Path:
+        path = self.root / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+        return path
+
+    def write_campaign(
+        self,
+        endpoint: str = "http://127.0.0.1:9/unused",
+        *,
+        extra: str = "",
+        dispatch: str = "",
+        contacts: str = "",
+        source: str = "../data/contacts.csv",
+        first_line: str = "Hello {{ first_name }}, about order {{ order_id }}.",
+        name: str = "test",
+    ) -> Path:
+        settings = {
+            "rate_per_second": "1000",
+            "concurrency": "8",
+            "max_attempts": "3",
+            "timeout_seconds": "2",
+        }
+        for line in filter(None, (x.strip() for x in dispatch.splitlines())):
+            key, value = (part.strip() for part in line.split("=", 1))
+            settings[key] = value
+        dispatch_lines = "\n".join(f"{k} = {v}" for k, v in settings.items())
+        text = f'''
+name = "{name}"
+organization_id = {DEFAULT_ORGANIZATION_ID}
+agent_id = {DEFAULT_AGENT_ID}
+call_from = "{DEFAULT_CALL_FROM}"
+first_line = "{first_line}"
+instruction = "Order {{{{ order_id }}}} for {{{{ first_name }}}}."
+endpoint = "{endpoint}"
+{extra}
+[contacts]
+source = "{source}"
+phone_column = "phone"
+id_column = "customer_id"
+default_region = "IN"
+{contacts}
+[dispatch]
+{dispatch_lines}
+'''
+        self.campaign.parent.mkdir(parents=True, exist_ok=True)
+        self.campaign.write_text(text, encoding="utf-8")
+        return self.campaign
+
+    def reports(self) -> list[Path]:
+        folder = self.root / "reports"
+        return sorted(
+            p
+            for p in folder.rglob("*")
+            if p.suffix in (".csv", ".xlsx") and not p.name.endswith(".partial.csv")
+        )
+
+    def report_rows(self, path: Path | None = None) -> list[dict[str, str]]:
+        path = path or self.reports()[-1]
+        with open(path, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f))
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "state" / "test.sqlite"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path / "proj")
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(args: Sequence[str], env: dict[str, str] | None = None) -> CliResult:
+    """The real CLI in-process (`main(argv)`), with stdout/stderr captured."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def dialer_subprocess(
+    args: Sequence[str], env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dialer", *args], env=full_env, text=True, **popen
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTabbly]:
+    with FakeTabblyThread() as server:
+        yield server
+
+
+KEY_ENV = {"TABBLY_API_KEY": DEFAULT_API_KEY}

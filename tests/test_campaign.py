@@ -1,0 +1,141 @@
+"""Campaign files: every mistake is one line naming the file and the key, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dialer.campaign import DEFAULT_ENDPOINT, load_campaign
+from dialer.statuses import CampaignError, ExitCode
+
+GOOD = """
+name = "order-followup"
+organization_id = 244
+agent_id = 33
+call_from = "+14156801215"
+first_line = "Hello {{ first_name }}"
+
+[contacts]
+source = "contacts.csv"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_are_filled_in(tmp_path: Path):
+    c = load_campaign(_write(tmp_path, GOOD))
+    assert c.called_by_account == "API" and c.instruction == ""
+    assert c.api_key_env == "TABBLY_API_KEY"
+    assert c.contacts.phone_column == "phone" and c.contacts.id_column is None
+    assert (c.dispatch.rate_per_second, c.dispatch.concurrency) == (2.0, 8)
+    assert (c.dispatch.max_attempts, c.dispatch.timeout_seconds) == (4, 30.0)
+    assert c.window is None
+    assert c.resolved_endpoint({}) == DEFAULT_ENDPOINT
+
+
+def test_endpoint_precedence_env_then_file_then_default(tmp_path: Path):
+    c = load_campaign(_write(tmp_path, 'endpoint = "http://127.0.0.1:1/x"\n' + GOOD))
+    assert c.resolved_endpoint({}) == "http://127.0.0.1:1/x"
+    assert c.resolved_endpoint({"TABBLY_API_URL": "http://127.0.0.1:2/y"}) == "http://127.0.0.1:2/y"
+
+
+def test_every_documented_key_is_accepted(tmp_path: Path):
+    text = (
+        GOOD.replace(
+            "[contacts]",
+            """called_by_account = "CRM"
+instruction = "x"
+endpoint = "http://127.0.0.1:8787/t"
+api_key_env = "MY_KEY"
+
+[contacts]""",
+        )
+        + """phone_column = "Mobile"
+id_column = "customer_id"
+default_region = "in"
+suppress = ["dnc.csv", "dnc2.csv"]
+sheet = "Contacts"
+
+[dispatch]
+rate_per_second = 2
+concurrency = 8
+max_attempts = 4
+timeout_seconds = 30
+
+[window]
+hours = "21:00-02:00"
+days = ["mon", "Tue", "wed"]
+timezone_column = "tz"
+"""
+    )
+    c = load_campaign(_write(tmp_path, text))
+    assert c.contacts.default_region == "IN"
+    assert [p.name for p in c.contacts.suppress] == ["dnc.csv", "dnc2.csv"]
+    assert c.window is not None and c.window.start_minute == 21 * 60 and c.window.end_minute == 120
+    assert c.window.days == frozenset({0, 1, 2})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda t: t.replace("agent_id = 33", "agent_id = 33\nagnet_id = 3"),
+            "unknown key 'agnet_id'",
+        ),
+        (lambda t: t + "rate_per_secnd = 3\n", "unknown key 'contacts.rate_per_secnd'"),
+        (lambda t: t.replace("agent_id = 33\n", ""), "missing required key 'agent_id'"),
+        (
+            lambda t: t.replace("agent_id = 33", 'agent_id = "33"'),
+            "key 'agent_id' must be an integer",
+        ),
+        (
+            lambda t: t.replace("agent_id = 33", "agent_id = true"),
+            "key 'agent_id' must be an integer",
+        ),
+        (lambda t: t.replace('"+14156801215"', '"4156801215"'), "key 'call_from' must be E.164"),
+        (lambda t: 'api_key = "sk-live-123"\n' + t, "key 'api_key' is not allowed"),
+        (lambda t: t + "[dispatch]\nrate_per_second = 0\n", "rate_per_second' must be above 0"),
+        (lambda t: t + '[window]\nhours = "9-5"\n', "key 'window.hours'"),
+        (lambda t: t + '[window]\ndays = ["funday"]\n', "key 'window.days'"),
+        (lambda t: t.replace("[contacts]", '[contacts]\ndefault_region = "XX"'), "default_region"),
+        (
+            lambda t: t.replace('first_line = "Hello {{ first_name }}"', 'first_line = " "'),
+            "first_line",
+        ),
+        (lambda t: t.replace("name = ", "name = 1 #"), "key 'name' must be a string"),
+        (lambda t: t + "this is not toml", "not valid TOML"),
+    ],
+)
+def test_bad_campaign_files_name_the_key(tmp_path: Path, change, message):
+    path = _write(tmp_path, change(GOOD))
+    with pytest.raises(CampaignError) as info:
+        load_campaign(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+    assert info.value.exit_code == ExitCode.INPUT_ERROR
+
+
+def test_api_key_value_is_not_echoed_in_the_error(tmp_path: Path):
+    path = _write(tmp_path, 'api_key = "sk-live-SECRET"\n' + GOOD)
+    with pytest.raises(CampaignError) as info:
+        load_campaign(path)
+    assert "SECRET" not in str(info.value)
+
+
+def test_missing_campaign_file_is_a_clean_error(tmp_path: Path):
+    with pytest.raises(CampaignError, match="not found"):
+        load_campaign(tmp_path / "nope.toml")
+
+
+def test_cli_bad_campaign_exits_2_with_one_line(tmp_path: Path, cli):
+    path = _write(tmp_path, GOOD + "bogus = 1\n")
+    result = cli(["validate", str(path)])
+    assert result.code == ExitCode.INPUT_ERROR
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert "bogus" in result.err

@@ -1,0 +1,90 @@
+"""The pacer on a fake clock: the 1-second cap is exact and the rate is not wasted."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from dialer.pacing import WINDOW_MARGIN, Pacer
+
+
+class FakeTime:
+    """A clock that only moves when the pacer sleeps, and sleeps that record their length."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        # Timers fire a little late in real life; the schedule must not drift because of it.
+        self.now += seconds + 0.0003
+
+
+def _send_times(rate: float, n: int) -> list[float]:
+    t = FakeTime()
+    pacer = Pacer(rate, clock=t.clock, sleep=t.sleep)
+
+    async def go() -> list[float]:
+        times = []
+        for _ in range(n):
+            await pacer.wait()
+            times.append(t.now)
+        return times
+
+    return asyncio.run(go())
+
+
+def _max_in_any_window(times: list[float], width: float = 1.0) -> int:
+    return max(sum(1 for u in times[i:] if u - s < width) for i, s in enumerate(times))
+
+
+@pytest.mark.parametrize("rate", [1, 2, 5, 20, 100, 500])
+def test_never_more_than_rate_in_any_second(rate):
+    times = _send_times(rate, rate * 4 + 3)
+    assert _max_in_any_window(times) <= rate
+
+
+@pytest.mark.parametrize("rate", [1, 5, 20, 100])
+def test_average_rate_is_at_least_98_percent(rate):
+    n = rate * 5
+    times = _send_times(rate, n + 1)
+    achieved = n / (times[-1] - times[0])
+    assert achieved >= 0.98 * rate
+    assert achieved <= rate
+
+
+def test_sends_are_spread_not_bursted_at_moderate_rates():
+    times = _send_times(5, 6)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= (1 + WINDOW_MARGIN) / 5 - 0.001
+
+
+def test_fractional_rate_below_one():
+    times = _send_times(0.5, 4)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g >= 2.0 for g in gaps)
+
+
+def test_fractional_rate_above_one_caps_at_the_whole_number():
+    times = _send_times(2.5, 12)
+    assert _max_in_any_window(times) <= 2
+
+
+def test_stop_event_releases_waiters_at_once():
+    async def go() -> tuple[bool, bool]:
+        pacer = Pacer(1)
+        stopped = asyncio.Event()
+        first = await pacer.wait(stopped)
+        waiter = asyncio.create_task(pacer.wait(stopped))
+        await asyncio.sleep(0)
+        stopped.set()
+        second = await asyncio.wait_for(waiter, timeout=0.5)
+        return first, second
+
+    assert asyncio.run(go()) == (True, False)
