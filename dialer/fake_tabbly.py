@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import math
 import random
 import re
 import secrets
@@ -484,7 +485,7 @@ class FakeTabbly:
     async def _topup_endpoint(self, request: web.Request) -> web.Response:
         payload = await _read_json_object(request)
         amount = payload.get("amount") if payload is not None else None
-        if type(amount) not in (int, float):
+        if type(amount) not in (int, float) or not math.isfinite(amount):
             return _json_response(400, _error_body('expected {"amount": number}'))
         self.top_up(amount)
         return _json_response(200, json.dumps({"balance": self.balance}).encode())
