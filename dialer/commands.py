@@ -101,13 +101,15 @@ def validate(
     samples = Samples()
     now = clock()
     try:
-        with ReportWriter(report_path, prepared.stream.sheet.headers) as report:
+        with ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report:
             for chunk in prepared.chunks:
+                results = []
                 for contact in chunk:
                     status, reason = dry_run_status(contact, ledger, options, now, campaign)
                     if status is Status.READY:
                         samples.offer(contact)
-                    report.write(RowResult.of(contact, status, reason))
+                    results.append(RowResult(contact, status, reason))
+                report.write_in_order(results)
     finally:
         if ledger is not None:
             ledger.close()

@@ -20,7 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import NumberParseException, ValidationResult
 
 from dialer.sheet import INVISIBLE_CHARS
 
@@ -124,14 +124,16 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
     if numeric and national.endswith("0" * TRUNCATED_ZEROS):
         reason = "looks truncated by scientific notation (trailing zeros)"
         return Phone(None, INVALID + reason, changed)
+    if phonenumbers.is_valid_number(number):
+        # E.164 is "+", country code, national significant number: what format_number builds.
+        return Phone(f"+{number.country_code}{national}", "", changed)
+    # Only an invalid number pays for finding out why (a million rows are mostly valid).
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible in _POSSIBLE_REASONS:
         return Phone(None, INVALID + _POSSIBLE_REASONS[possible], changed)
-    if not phonenumbers.is_valid_number(number):
-        country = number.country_code
-        where = phonenumbers.region_code_for_country_code(country)
-        return Phone(None, f"{INVALID}not a valid number for {where} (+{country})", changed)
-    return Phone(phonenumbers.format_number(number, PhoneNumberFormat.E164), "", changed)
+    country = number.country_code
+    where = phonenumbers.region_code_for_country_code(country)
+    return Phone(None, f"{INVALID}not a valid number for {where} (+{country})", changed)
 
 
 def _unwrap(text: str) -> str:

@@ -42,6 +42,8 @@ REPORT_COLUMNS = (
 # Columns holding text copied from the sheet; only these can carry a formula into Excel.
 _SHEET_TEXT = frozenset({"custom_identifiers", "phone_raw"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_MINUS_ONES = array("q", [-1]) * 1024
+_ZEROS = array("l", [0]) * 1024
 
 
 def defuse(value: str) -> str:
@@ -94,8 +96,10 @@ class ReportExists(DialerError):
 class ReportWriter:
     """Appends finished rows at once; `close()` leaves the report in sheet order."""
 
-    def __init__(self, path: Path, headers: Sequence[str]) -> None:
+    def __init__(self, path: Path, headers: Sequence[str], *, flush_each: bool = True) -> None:
+        """`flush_each`: hand every row to the OS at once (a run), or buffer (a dry run)."""
         self.path = path
+        self._flush_each = flush_each
         self.xlsx = path.suffix.lower() == ".xlsx"
         # XLSX cannot be appended to: a CSV journal beside it is what a crash leaves.
         self.journal_path = path.with_name(path.name + ".partial.csv") if self.xlsx else path
@@ -113,16 +117,13 @@ class ReportWriter:
         self._offsets = array("q")
         self._lengths = array("l")
         self._in_order = True
+        self._unindexed = False  # rows written by write_in_order have no offsets
         self._last_row = 0
         self._position = 0
         header = [*REPORT_COLUMNS, *(defuse(h) for h in self._sheet_headers)]
         self._emit(header)
         self._data_start = self._position
         self.closed = False
-
-    @classmethod
-    def create(cls, path: Path, headers: Sequence[str]) -> ReportWriter:
-        return cls(path, headers)
 
     def __enter__(self) -> ReportWriter:
         return self
@@ -140,27 +141,54 @@ class ReportWriter:
         self._position += len(data)
         return len(data)
 
-    def write(self, result: RowResult) -> None:
-        c = result.contact
+    @staticmethod
+    def _fields(result: RowResult) -> list[Any]:
         fields = result.fields()
         fields[1] = defuse(fields[1])
         fields[2] = defuse(fields[2])
-        fields.extend(defuse(cell) for cell in c.cells)
+        starts = _FORMULA_START
+        fields.extend(
+            "'" + cell if cell.startswith(starts) else cell for cell in result.contact.cells
+        )
+        return fields
+
+    def write(self, result: RowResult) -> None:
+        """One finished row, in any order; on disk (the OS has it) when this returns."""
         start = self._position
-        length = self._emit(fields)
-        self._file.flush()
-        row = c.row
+        length = self._emit(self._fields(result))
+        if self._flush_each:
+            self._file.flush()
+        row = result.contact.row
         if row <= self._last_row:
             self._in_order = False
-        self._last_row = max(self._last_row, row)
+        else:
+            self._last_row = row
         offsets, lengths = self._offsets, self._lengths
         if row >= len(offsets):
-            grow = row + 1 - len(offsets)
-            offsets.extend([-1] * grow)
-            lengths.extend([0] * grow)
+            grow = max(row + 1 - len(offsets), len(offsets), 1024)  # amortised doubling
+            offsets.extend(_MINUS_ONES * (grow // len(_MINUS_ONES) + 1))
+            lengths.extend(_ZEROS * (grow // len(_ZEROS) + 1))
         offsets[row] = start
         lengths[row] = length
         self.counts[str(result.status)] += 1
+
+    def write_in_order(self, results: Sequence[RowResult]) -> None:
+        """A batch of rows that continue the sheet order (a dry run): one write, no index."""
+        if results and results[0].contact.row <= self._last_row:
+            raise ValueError("write_in_order needs rows after those already written")
+        buf = self._buffer
+        buf.seek(0)
+        buf.truncate()
+        self._csv.writerows([self._fields(r) for r in results])
+        data = buf.getvalue().encode("utf-8")
+        self._file.write(data)
+        self._position += len(data)
+        if results:
+            self._last_row = results[-1].contact.row
+            self._unindexed = True
+        counts = self.counts
+        for r in results:
+            counts[str(r.status)] += 1
 
     def close(self) -> Path:
         """Flush, put rows in sheet order, convert to XLSX if asked; return the report path."""
@@ -169,6 +197,8 @@ class ReportWriter:
         self.closed = True
         self._file.close()
         if not self._in_order:
+            if self._unindexed:
+                raise RuntimeError("cannot reorder rows written by write_in_order")
             self._rewrite_in_order()
         if self.xlsx:
             write_xlsx(self.journal_path, self.path)
