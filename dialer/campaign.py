@@ -10,6 +10,7 @@ holding an `api_key` is refused: the key lives only in the environment (SPEC 7).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -201,7 +202,7 @@ def load_campaign(path: Path) -> Campaign:
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError(f"{path}: not valid TOML: {exc}") from None
 
-    if "api_key" in data or "api_key" in data.get("dispatch", {}):
+    if "api_key" in data:
         raise CampaignError(
             f"{path}: key 'api_key' is not allowed in a campaign file; "
             f"put the key in the environment ({DEFAULT_API_KEY_ENV} or api_key_env)"
@@ -263,6 +264,9 @@ def load_campaign(path: Path) -> Campaign:
         max_attempts=d.get("max_attempts", defaults.max_attempts),
         timeout_seconds=float(d.get("timeout_seconds", defaults.timeout_seconds)),
     )
+    for key in ("rate_per_second", "timeout_seconds"):
+        if not math.isfinite(getattr(dispatch, key)):
+            raise CampaignError(f"{path}: key 'dispatch.{key}' must be a finite number")
     if dispatch.rate_per_second <= 0:
         raise CampaignError(f"{path}: key 'dispatch.rate_per_second' must be above 0")
     if not 1 <= dispatch.concurrency <= 1024:

@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
-from dialer.campaign import Campaign
+from dialer.campaign import ENDPOINT_ENV, Campaign
 from dialer.contacts import Contact
 from dialer.dispatch import STOP_GRACE_SECONDS, Dispatcher, RunOptions
 from dialer.ledger import Ledger
-from dialer.masking import mask_phone
+from dialer.masking import mask_phone, mask_text
 from dialer.paths import default_report_path, ledger_path, utc_now_text
 from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
@@ -143,6 +144,20 @@ def _api_key(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
     return Secret(value)
 
 
+def _endpoint(campaign: Campaign, environ: Mapping[str, str]) -> str:
+    """The trigger URL, checked before anything is sent: a typo must not look like a timeout."""
+    url = campaign.resolved_endpoint(environ)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        where = (
+            f"{ENDPOINT_ENV} in the environment"
+            if environ.get(ENDPOINT_ENV)
+            else (f"key 'endpoint' in {campaign.path}")
+        )
+        raise UsageError(f"{where} is not an http(s) URL: {url!r}")
+    return url
+
+
 def _ask_consent(
     campaign: Campaign,
     contacts: Path | None,
@@ -178,7 +193,10 @@ def _ask_consent(
         print(f"  warning: {warning}", file=out)
     if samples.items:
         first = samples.items[0]
-        print(f"  first message ({mask_phone(first.called_to)}): {first.first_line}", file=out)
+        print(
+            f"  first message ({mask_phone(first.called_to)}): {mask_text(first.first_line)}",
+            file=out,
+        )
     print(
         f"About to call {to_call} people from {campaign.call_from} with agent "
         f"{campaign.agent_id} (organization {campaign.organization_id}).",
@@ -206,7 +224,7 @@ def run(
     options = options or RunOptions()
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     api_key = _api_key(campaign, environ)
-    endpoint = campaign.resolved_endpoint(environ)
+    endpoint = _endpoint(campaign, environ)
     if not yes:
         if not stdin.isatty():
             raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
@@ -244,7 +262,9 @@ def run(
                 )
             finally:
                 progress.close()
-        code = exit_code_for(report.counts, result.stop)
+        code = result.error.exit_code if result.error else exit_code_for(report.counts, result.stop)
+        if result.error:
+            warnings.append(f"stopped by an error: {result.error}")
         ledger.finish_run(int(code), str(result.stop or "finished"), status_counts(report.counts))
     summary = build_summary(
         campaign=campaign,
@@ -262,6 +282,8 @@ def run(
     )
     write_summary(report.path, summary)
     print_summary(summary, Samples(), out)
+    if result.error:
+        raise result.error  # the CLI prints it in one line, with its exit code
     return int(code)
 
 

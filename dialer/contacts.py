@@ -28,6 +28,10 @@ from dialer.statuses import CampaignError, SheetError, Status
 # Longest value a sheet cell may put into the agent's prompt (SPEC 7); longer ones are cut.
 MAX_FIELD_CHARS = 200
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
+_HAS_WORD = re.compile(r"[^\W_]").search
+_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}").search
+# "{first_name}": the placeholder style of other tools; here it would be said literally.
+_SINGLE_BRACE = re.compile(r"(?<!\{)\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}(?!\})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,12 @@ class Templates:
 
         for key in ("first_line", "instruction"):
             source = getattr(campaign, key)
+            single = _SINGLE_BRACE.search(source)
+            if single:
+                raise CampaignError(
+                    f"{campaign.path}: key '{key}' has {single.group(0)}: placeholders are "
+                    f"written {{{{ {single.group(1)} }}}}"
+                )
             try:
                 names |= meta.find_undeclared_variables(env.parse(source))
                 compiled.append(env.from_string(source))
@@ -94,6 +104,7 @@ class RowPlan:
     default_region: str | None
     first_line_source: str
     instruction_source: str
+    template_columns: tuple[tuple[str, int], ...] = ()  # (name, index) the templates may read
 
 
 def _plan(campaign: Campaign, sheet: Sheet) -> RowPlan:
@@ -105,7 +116,9 @@ def _plan(campaign: Campaign, sheet: Sheet) -> RowPlan:
     )
     zone_column = campaign.window.timezone_column if campaign.window else None
     zone_index = sheet.column_index(zone_column, "timezone") if zone_column else None
+    names = Templates.compile(campaign).variables
     return RowPlan(
+        template_columns=tuple((n, i) for i, n in enumerate(sheet.columns) if n in names),
         columns=sheet.columns,
         phone_index=phone_index,
         id_index=id_index,
@@ -208,7 +221,7 @@ def prepare_rows(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> list[
     Written for speed (it runs a million times): one Contact per row, no copies.
     """
     first_t, instr_t = _templates_for(plan)
-    columns = plan.columns
+    template_columns = plan.template_columns
     phone_index, id_index, zone_index = plan.phone_index, plan.id_index, plan.zone_index
     region = plan.default_region
     out: list[Contact] = []
@@ -229,8 +242,9 @@ def prepare_rows(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> list[
         elif id_index is not None and not ident:
             status, reason = Status.INVALID, "empty id"
         else:
-            # Empty cells are left out so `{{ col }}` on an empty cell is an error, not "Hello ".
-            context = {name: value for name, value in zip(columns, cells, strict=True) if value}
+            # Cells without a letter or digit are left out, so `{{ col }}` on an empty cell is
+            # an error, not "Hello ," or "Hello -,".
+            context = {name: cells[i] for name, i in template_columns if _HAS_WORD(cells[i])}
             cut = [name for name, value in context.items() if len(value) > MAX_FIELD_CHARS]
             for name in cut:
                 context[name] = context[name][:MAX_FIELD_CHARS]
@@ -239,6 +253,9 @@ def prepare_rows(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> list[
                 reason = "first line renders empty"
             if not reason:
                 instruction, reason = instr_t.render(context)
+            if not reason and (_LEFTOVER(first_line) or _LEFTOVER(instruction)):
+                # A cell holding "{{ x }}" renders as that text: never say it to a person.
+                reason = "message would contain template braces '{{' or '}}' (from a cell)"
             if reason:
                 status, first_line, instruction = Status.INVALID, "", ""
             else:

@@ -30,7 +30,14 @@ from dialer.paths import utc_now_text
 from dialer.progress import Progress
 from dialer.report import ReportWriter, RowResult
 from dialer.retry_policy import RetryPolicy
-from dialer.statuses import FIRST_ANSWERS_ALL_400, STOP_ROW_REASONS, Status, StopReason
+from dialer.statuses import (
+    FIRST_ANSWERS_ALL_400,
+    STOP_ROW_REASONS,
+    DialerError,
+    ExitCode,
+    Status,
+    StopReason,
+)
 from dialer.tabbly import BodyBuilder, Kind, Outcome, TabblyClient
 from dialer.window import check_window
 
@@ -49,6 +56,13 @@ class RunOptions:
 class RunResult:
     stop: StopReason | None
     requests_sent: int
+    error: DialerError | None = None  # why the run stopped with StopReason.ERROR
+
+
+class InternalError(DialerError):
+    """A defect, not the user's input: the run still stops cleanly and says so."""
+
+    exit_code = ExitCode.ROW_PROBLEMS
 
 
 def _utc_now() -> datetime:
@@ -90,6 +104,7 @@ class Dispatcher:
         self._answers: list[int] = []
         self._inflight: set[asyncio.Task[Outcome]] = set()
         self._aborting = False
+        self.error: DialerError | None = None
 
     # ---- stopping ----
 
@@ -98,6 +113,16 @@ class Dispatcher:
         if self.stop_reason is None:
             self.stop_reason = reason
             self._stopped.set()
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop because something broke; the first error is what the run reports."""
+        if self.error is None:
+            self.error = (
+                exc
+                if isinstance(exc, DialerError)
+                else InternalError(f"internal error: {type(exc).__name__}: {exc}")
+            )
+        self.stop(StopReason.ERROR)
 
     def abort_inflight(self) -> None:
         """Second interrupt (or grace over): cancel requests in flight; they become `unknown`."""
@@ -129,11 +154,17 @@ class Dispatcher:
         ]
         try:
             await self._feed(chunks)
+        except DialerError as exc:  # e.g. the sheet is unreadable past its first chunks
+            self.fail(exc)
         finally:
             for _ in workers:
                 await self._queue.put(None)
             await asyncio.gather(*workers)
-        return RunResult(self.stop_reason, self.requests_sent)
+            try:
+                await self.ledger.drain()
+            except DialerError as exc:
+                self.fail(exc)
+        return RunResult(self.stop_reason, self.requests_sent, self.error)
 
     async def _feed(self, chunks: Iterator[list[Contact]]) -> None:
         limit = self.options.limit
@@ -173,8 +204,7 @@ class Dispatcher:
             contact = await self._queue.get()
             if contact is None:
                 return
-            result = await self._send_row(contact)
-            self._finish(result)
+            self._finish(await self._send_row(contact))
 
     def _entry(self, contact: Contact, status: str, **fields: object) -> Entry:
         return Entry(
@@ -186,6 +216,18 @@ class Dispatcher:
         )
 
     async def _send_row(self, contact: Contact) -> RowResult:
+        """One row to its final result; a failure inside stops the run but loses no row."""
+        sent: list[bool] = [False]
+        try:
+            return await self._send_row_steps(contact, sent)
+        except Exception as exc:
+            self.fail(exc)
+            # Not written to the ledger: it may be what failed. A sent row stays "maybe".
+            if sent[0]:
+                return RowResult.of(contact, Status.UNKNOWN, f"sent, then: {self.error}")
+            return RowResult.of(contact, Status.NOT_ATTEMPTED, f"not sent: {self.error}")
+
+    async def _send_row_steps(self, contact: Contact, sent: list[bool]) -> RowResult:
         if self.stop_reason is not None:
             return self._not_attempted(contact)
         window = self.campaign.window
@@ -204,7 +246,8 @@ class Dispatcher:
         while True:
             if not await self.pacer.wait(self._stopped) or self.stop_reason is not None:
                 return self._unclaim(contact, attempt, outcome, started)
-            if attempt and window is not None:
+            # Checked again now, as the request leaves: the pacer may have held it past the end.
+            if window is not None:
                 check = check_window(window, contact.called_to, contact.zone, self.clock())
                 if not check.allowed:
                     return self._record(
@@ -217,6 +260,7 @@ class Dispatcher:
                         retryable=True,
                     )
             attempt += 1
+            sent[0] = True
             outcome = await self._post(body)
             self._note_answer(outcome)
             kind = outcome.kind

@@ -105,11 +105,16 @@ class ReportWriter:
         self.journal_path = path.with_name(path.name + ".partial.csv") if self.xlsx else path
         if path.exists() or self.journal_path.exists():
             raise ReportExists(f"{path}: report already exists; it is never overwritten")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DialerError(f"{path}: cannot write the report: {exc.strerror}") from None
         try:
             self._file = open(self.journal_path, "xb")  # noqa: SIM115
         except FileExistsError:
             raise ReportExists(f"{path}: report already exists; it is never overwritten") from None
+        except OSError as exc:
+            raise DialerError(f"{path}: cannot write the report: {exc.strerror}") from None
         self._sheet_headers = list(headers)
         self.counts: Counter[str] = Counter()
         self._buffer = io.StringIO()

@@ -58,6 +58,9 @@ _SEP_HINT = re.compile(r'"?sep=([,;\t|])"?\r?\n', re.IGNORECASE)
 _CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
+# Blank-looking letters and joiners (Hangul fillers, braille blank, grapheme joiner): they
+# make an empty name look filled in ("Hello ㅤ,").
+_BLANK_LOOKING = "\u115f\u1160\u3164\uffa0\u2800\u034f"
 _BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _CONTROL_WHITESPACE = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
 # Characters a reader cannot see: C0/C1 controls, zero-width and bidi controls, and Unicode tag
@@ -65,6 +68,7 @@ _CONTROL_WHITESPACE = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
 INVISIBLE_CHARS = (
     "".join(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in _CONTROL_WHITESPACE)
     + _ZERO_WIDTH
+    + _BLANK_LOOKING
     + _BIDI
     + "".join(chr(c) for c in range(0xE0000, 0xE0080))
 )

@@ -53,12 +53,14 @@ class StopReason(StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     CAMPAIGN_REFUSED = "campaign_refused"
     INTERRUPTED = "interrupted"
+    ERROR = "error"  # the sheet became unreadable mid-run, or the ledger could not be written
 
 
 STOP_EXIT_CODES: dict[StopReason, ExitCode] = {
     StopReason.INSUFFICIENT_BALANCE: ExitCode.INSUFFICIENT_BALANCE,
     StopReason.CAMPAIGN_REFUSED: ExitCode.CAMPAIGN_REFUSED,
     StopReason.INTERRUPTED: ExitCode.INTERRUPTED,
+    StopReason.ERROR: ExitCode.INPUT_ERROR,
 }
 
 # The `reason` written on rows that were never sent because the run stopped.
@@ -66,6 +68,7 @@ STOP_ROW_REASONS: dict[StopReason, str] = {
     StopReason.INSUFFICIENT_BALANCE: "insufficient balance",
     StopReason.CAMPAIGN_REFUSED: "campaign refused by upstream",
     StopReason.INTERRUPTED: "interrupted",
+    StopReason.ERROR: "run stopped by an error (see the summary)",
 }
 
 # HTTP answers after which the upstream certainly placed no call: retried with backoff.
@@ -76,9 +79,6 @@ CAMPAIGN_REFUSED_HTTP = frozenset({401, 403, 404})
 BALANCE_HTTP = 402
 # "The first 5 answers all 400" also refuses the campaign.
 FIRST_ANSWERS_ALL_400 = 5
-
-# Reasons on `failed` rows that a later run may send again (the upstream placed no call).
-RETRYABLE_FAILURE_PREFIX = "retryable: "
 
 
 class DialerError(Exception):

@@ -12,9 +12,9 @@ from typing import Any, TextIO
 
 from dialer.campaign import Campaign
 from dialer.contacts import Contact
-from dialer.masking import mask_phone
+from dialer.masking import mask_phone, mask_text
 from dialer.report import status_counts
-from dialer.statuses import PROBLEM_STATUSES, ExitCode, Status, StopReason
+from dialer.statuses import PROBLEM_STATUSES, STOP_EXIT_CODES, ExitCode, Status, StopReason
 
 SAMPLE_MESSAGES = 3
 
@@ -31,8 +31,6 @@ class Samples:
 
 
 def exit_code_for(counts: Counter[str], stop: StopReason | None) -> ExitCode:
-    from dialer.statuses import STOP_EXIT_CODES
-
     if stop is not None:
         return STOP_EXIT_CODES[stop]
     if any(counts.get(str(s), 0) for s in PROBLEM_STATUSES):
@@ -90,7 +88,7 @@ def print_summary(summary: dict[str, Any], samples: Samples, out: TextIO) -> Non
         print(f"  warning: {warning}", file=out)
     for contact in samples.items:
         print(f"  row {contact.row} {mask_phone(contact.called_to)}:", file=out)
-        print(f"    first line:  {contact.first_line}", file=out)
+        print(f"    first line:  {mask_text(contact.first_line)}", file=out)
         if contact.instruction:
-            print(f"    instruction: {contact.instruction}", file=out)
+            print(f"    instruction: {mask_text(contact.instruction)}", file=out)
     print(f"report: {summary['report']}", file=out)

@@ -210,9 +210,12 @@ class TabblyClient:
                     if 200 <= status < 300:
                         return Outcome(Kind.UNKNOWN, f"{status}, answer cut off", status)
                     raw = b""
-            outcome = classify(status, raw.decode("utf-8", "replace"), retry_after)
+            # Scrubbed before classify cuts the text: a key across the cut would survive it.
+            outcome = classify(status, self._scrub(raw.decode("utf-8", "replace")), retry_after)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             return Outcome(Kind.RETRY, f"connection failed: {type(exc).__name__}")
+        except (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError) as exc:
+            return Outcome(Kind.FAILED, f"invalid endpoint URL: {type(exc).__name__}")
         except aiohttp.SocketTimeoutError:
             return Outcome(Kind.UNKNOWN, f"no answer within {self._timeout:g}s (read timeout)")
         except aiohttp.ServerDisconnectedError:
@@ -223,12 +226,4 @@ class TabblyClient:
             )
         except asyncio.CancelledError:
             raise
-        if outcome.reason:
-            return Outcome(
-                outcome.kind,
-                self._scrub(outcome.reason),
-                outcome.http_status,
-                outcome.call_id,
-                outcome.retry_after,
-            )
         return outcome

@@ -109,6 +109,10 @@ timezone_column = "tz"
         ),
         (lambda t: t.replace("name = ", "name = 1 #"), "key 'name' must be a string"),
         (lambda t: t + "this is not toml", "not valid TOML"),
+        (lambda t: "dispatch = 5\n" + t, "key 'dispatch' must be a table"),
+        (lambda t: t + "[dispatch]\nrate_per_second = inf\n", "must be a finite number"),
+        (lambda t: t + "[dispatch]\nrate_per_second = nan\n", "must be a finite number"),
+        (lambda t: t + "[dispatch]\ntimeout_seconds = nan\n", "must be a finite number"),
     ],
 )
 def test_bad_campaign_files_name_the_key(tmp_path: Path, change, message):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, indian_mobile
 
-from dialer.fake_tabbly import FakeTabblyThread
+from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from dialer.ledger import Ledger
 from dialer.statuses import ExitCode, LedgerError
 
@@ -101,7 +103,7 @@ def test_kill_9_mid_run_never_calls_anyone_twice(project: Project, cli):
 
     assert result.code == ExitCode.ROW_PROBLEMS  # the in-flight ones are `unknown`
     assert set(sent.values()) == {1}, "someone was called twice"
-    assert len(sent) <= 30
+    assert len(sent) == 30  # and everyone was called once, by one run or the other
     rows = project.report_rows()
     assert len(rows) == 30
     by_status = Counter(r["status"] for r in rows)
@@ -189,3 +191,74 @@ def test_corrupt_ledger_error_type(tmp_path):
         assert "never repaired" in str(exc)
     else:
         raise AssertionError("a junk ledger was opened")
+
+
+def test_a_stopped_recall_run_does_not_make_the_next_run_forget_who_was_called(
+    project: Project, cli
+):
+    with FakeTabblyThread() as paid, FakeTabblyThread(balance=0.1) as empty:
+        project.write_sheet(contact_rows(3))
+        project.write_campaign(paid.url)
+        assert cli(["run", str(project.campaign), "--yes"], env=KEY_ENV).code == ExitCode.OK
+        project.write_campaign(empty.url)  # the recall run hits an empty wallet at once
+        recall = cli(["run", str(project.campaign), "--yes", "--recall"], env=KEY_ENV)
+        assert recall.code == ExitCode.INSUFFICIENT_BALANCE
+        project.write_campaign(paid.url)
+
+        again = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
+
+        assert again.code == ExitCode.OK
+        assert len(paid.received) == 3  # nobody called a second time
+        assert Counter(r["status"] for r in project.report_rows()) == {"already_called": 3}
+
+
+def test_ledger_write_failure_stops_the_run_cleanly(project: Project, cli, fake, monkeypatch):
+    from dialer.statuses import LedgerError
+
+    calls = {"n": 0}
+    real_claim = Ledger.claim
+
+    async def failing_claim(self, entry):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise LedgerError("disk full (simulated)")
+        await real_claim(self, entry)
+
+    monkeypatch.setattr(Ledger, "claim", failing_claim)
+    project.write_sheet(contact_rows(20))
+    project.write_campaign(fake.url, dispatch="concurrency = 1")
+
+    result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
+
+    assert result.code == ExitCode.INPUT_ERROR
+    assert "disk full" in result.err and result.err.count("\n") == 1
+    rows = project.report_rows()
+    assert len(rows) == 20
+    counts = Counter(r["status"] for r in rows)
+    assert counts["triggered"] == len(fake.accepted()) == 3
+    assert counts["not_attempted"] == 17
+
+
+def test_sheet_broken_after_the_first_chunk_stops_cleanly(project: Project, cli):
+    with FakeTabblyThread(balance=1e9, cost=0.0001) as fake:
+        _sheet_broken_after_the_first_chunk(project, cli, fake)
+
+
+def _sheet_broken_after_the_first_chunk(project: Project, cli, fake: FakeTabbly) -> None:
+    path = project.write_sheet(contact_rows(6000))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('C9999,"Unclosed,+917359099999,O\n')
+    project.write_campaign(fake.url, dispatch="rate_per_second = 1000000\nconcurrency = 32")
+
+    result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
+
+    assert result.code == ExitCode.INPUT_ERROR
+    assert "Traceback" not in result.err and result.err.count("\n") == 1
+    summary = json.loads(Path(str(project.reports()[-1]) + ".summary.json").read_text())
+    assert summary["close_reason"] == "error"
+    rows = project.report_rows()
+    sent = Counter(r.body["called_to"] for r in fake.received)
+    assert set(sent.values()) == {1}
+    assert Counter(r["status"] for r in rows)["triggered"] == len(fake.accepted())
+    status = cli(["status", str(project.campaign)])
+    assert "never finished" not in status.out and "(error)" in status.out

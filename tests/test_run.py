@@ -193,14 +193,14 @@ def test_first_five_answers_all_400_refuses_the_campaign(project: Project, cli, 
     assert _statuses(project) == {"failed": 5, "not_attempted": 25}
 
 
-def test_rate_limit_holds_over_every_one_second_window(project: Project, cli, fake):
+def test_rate_limit_holds_over_every_one_second_window(project: Project, cli, fake_process):
     project.write_sheet(contact_rows(16))
-    project.write_campaign(fake.url, dispatch="rate_per_second = 5")
+    project.write_campaign(fake_process.url, dispatch="rate_per_second = 5")
 
     result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
 
     assert result.code == ExitCode.OK, result.err
-    times = sorted(r.at for r in fake.received)
+    times = sorted(r["at"] for r in fake_process.state()["received"])
     assert len(times) == 16
     for i, start in enumerate(times):
         in_window = sum(1 for t in times[i:] if t - start < 1.0)
@@ -287,3 +287,65 @@ def test_sigterm_mid_run_exits_130_with_a_complete_report(project: Project, tmp_
     assert counts["triggered"] == len(fake.accepted())
     assert counts["not_attempted"] == 40 - counts["triggered"] - counts["unknown"]
     assert "Traceback" not in err
+
+
+def test_window_is_checked_again_as_the_request_leaves(project: Project, fake):
+    from datetime import UTC, datetime
+
+    from dialer import commands
+    from dialer.campaign import load_campaign
+
+    project.write_sheet(contact_rows(2))
+    project.write_campaign(fake.url)
+    text = project.campaign.read_text() + '\n[window]\nhours = "09:00-20:00"\n'
+    project.campaign.write_text(text)
+    # 14:29 UTC is 19:59 in India (inside), 14:31 UTC is 20:01 (outside): the clock moves
+    # past the end between the feed's check and the moment the request would leave.
+    inside = datetime(2026, 11, 25, 14, 29, tzinfo=UTC)
+    outside = datetime(2026, 11, 25, 14, 31, tzinfo=UTC)
+    ticks = iter([inside, inside] + [outside] * 10)
+
+    code = commands.run(
+        load_campaign(project.campaign), yes=True, environ=KEY_ENV, clock=lambda: next(ticks)
+    )
+
+    assert code == ExitCode.OK
+    assert fake.received == []
+    assert Counter(r["status"] for r in project.report_rows()) == {"outside_window": 2}
+
+
+def test_bad_endpoint_url_is_refused_before_sending(project: Project, cli):
+    project.write_sheet(contact_rows(2))
+    project.write_campaign("not a url")
+
+    result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
+
+    assert result.code == ExitCode.INPUT_ERROR and "endpoint" in result.err
+    assert not project.ledger.exists()
+
+
+def test_api_key_echoed_by_the_upstream_is_scrubbed_before_truncation():
+    import asyncio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from dialer.tabbly import Secret, TabblyClient
+
+    key = "sk-live-ABCDEFGHIJKLMNOP"
+
+    async def echo(request: web.Request) -> web.Response:
+        # The key straddles the 200-character cut of the reason.
+        return web.json_response({"error": "x" * 190 + f" api_key={key}"}, status=400)
+
+    async def go() -> str:
+        app = web.Application()
+        app.router.add_post("/t", echo)
+        async with TestServer(app, host="127.0.0.1") as server:
+            client = TabblyClient(str(server.make_url("/t")), Secret(key), 4, 5)
+            async with client:
+                outcome = await client.post(b"{}")
+        return outcome.reason
+
+    reason = asyncio.run(go())
+    assert "ABCDEF" not in reason and "sk-live" not in reason

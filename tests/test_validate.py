@@ -62,16 +62,25 @@ def test_dry_run_gives_every_row_its_verdict(project: Project, cli):
     assert status["C5"] == ("duplicate", "duplicate of row 1")
     assert status["C6"][0] == "invalid" and "scientific" in status["C6"][1]
     assert status["C10"] == ("suppressed", "on the do-not-call list")
-    assert status["C9"][0] == "ready"
+    assert status["C9"] == (
+        "invalid",
+        "message would contain template braces '{{' or '}}' (from a cell)",
+    )
     summary = json.loads(Path(str(project.reports()[-1]) + ".summary.json").read_text())
-    assert summary["counts"]["ready"] == 5 and summary["counts"]["invalid"] == 3
+    assert summary["counts"]["ready"] == 4 and summary["counts"]["invalid"] == 4
     assert summary["exit_code"] == 1
     assert "Hello Asha, about order O1." in result.out  # the first rendered messages
     assert "+917359043943" not in result.out  # masked on the console
 
 
-def test_cells_are_data_not_templates_and_are_cleaned(project: Project):
-    project.write_sheet(_messy_rows())
+def test_cells_are_cleaned_and_blank_looking_values_count_as_empty(project: Project):
+    rows = [
+        *_messy_rows(),
+        ["C11", "\u3164", "+91 73590 43951", "O11"],  # Hangul filler: looks blank
+        ["C12", "-", "+91 73590 43952", "O12"],  # no letter or digit
+        ["C13", "\u2800", "+91 73590 43953", "O13"],  # braille blank
+    ]
+    project.write_sheet(rows)
     project.write_campaign()
     campaign = load_campaign(project.campaign)
     from dialer.pipeline import open_contacts
@@ -79,8 +88,20 @@ def test_cells_are_data_not_templates_and_are_cleaned(project: Project):
     contacts = {
         c.custom_identifiers: c for chunk in open_contacts(campaign).chunks() for c in chunk
     }
-    assert contacts["C9"].first_line == "Hello Gus, about order {{ 7 * 7 }}."
     assert contacts["C8"].first_line == "Hello Fay, about order O8."
+    for ident in ("C11", "C12", "C13"):
+        assert contacts[ident].status == "invalid", ident
+        assert "first_name" in contacts[ident].reason
+
+
+def test_single_brace_placeholder_is_a_campaign_error(project: Project, cli):
+    project.write_sheet(contact_rows(1))
+    project.write_campaign(first_line="Hello {first_name}")
+
+    result = cli(["validate", str(project.campaign)])
+
+    assert result.code == ExitCode.INPUT_ERROR
+    assert "{{ first_name }}" in result.err
 
 
 def test_report_defuses_formulas_in_csv(project: Project, cli):
@@ -249,3 +270,25 @@ def test_validate_shows_already_called_after_a_run(project: Project, cli, fake):
     assert result.code == ExitCode.OK
     assert Counter(r["status"] for r in project.report_rows()) == {"already_called": 3, "ready": 1}
     assert len(fake.received) == 3
+
+
+def test_unwritable_report_path_is_a_clean_error(project: Project, cli, tmp_path):
+    project.write_sheet(contact_rows(1))
+    project.write_campaign()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+
+    result = cli(["validate", str(project.campaign), "--report", str(blocker / "r.csv")])
+
+    assert result.code == ExitCode.INPUT_ERROR
+    assert "cannot write the report" in result.err and "Traceback" not in result.err
+
+
+def test_phone_numbers_in_printed_messages_are_masked(project: Project, cli):
+    project.write_sheet(contact_rows(1))
+    project.write_campaign(first_line="Hello {{ first_name }}, your number is {{ phone }}.")
+
+    result = cli(["validate", str(project.campaign)])
+
+    assert result.code == ExitCode.OK
+    assert "+9173590" not in result.out and "your number is +91" in result.out
