@@ -11,6 +11,7 @@ from pathlib import Path
 from dialer import commands
 from dialer.campaign import Campaign, load_campaign
 from dialer.dispatch import RunOptions
+from dialer.progress import MODES
 from dialer.statuses import DialerError, ExitCode, UsageError
 
 EPILOG = """exit codes: 0 all sendable rows triggered; 1 some rows failed, invalid or unknown;
@@ -102,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(no answer, dropped connection, 504, killed run)",
     )
     r.add_argument(
+        "--progress",
+        choices=MODES,
+        default="auto",
+        help="progress on stderr: a bar on a terminal, log lines otherwise (auto), "
+        "or JSON lines for a program watching the run (jsonl)",
+    )
+    r.add_argument(
         "--yes",
         action="store_true",
         help="do not ask for confirmation (required when stdin is not a terminal)",
@@ -142,7 +150,12 @@ def dispatch_command(args: argparse.Namespace) -> int:
         return commands.validate(campaign, contacts=args.contacts, report_path=args.report)
     options = RunOptions(limit=args.limit, recall=args.recall, retry_unknown=args.retry_unknown)
     return commands.run(
-        campaign, contacts=args.contacts, report_path=args.report, options=options, yes=args.yes
+        campaign,
+        contacts=args.contacts,
+        report_path=args.report,
+        options=options,
+        yes=args.yes,
+        progress_mode=args.progress,
     )
 
 

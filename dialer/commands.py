@@ -129,6 +129,7 @@ def validate(
         exit_code=code,
         warnings=prepared.warnings,
     )
+    summary["samples"] = samples.as_json()
     write_summary(report.path, summary)
     print_summary(summary, samples, out)
     return int(code)
@@ -219,6 +220,7 @@ def run(
     err: TextIO | None = None,
     stdin: TextIO | None = None,
     ask: Callable[[str], str] = input,
+    progress_mode: str = "auto",
 ) -> int:
     """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code."""
     options = options or RunOptions()
@@ -245,7 +247,7 @@ def run(
             )
         with ReportWriter(report_path, prepared.stream.sheet.headers) as report:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
-            progress = Progress(err)
+            progress = Progress(err, progress_mode)
             try:
                 result = asyncio.run(
                     _dispatch(

@@ -135,7 +135,7 @@ class Dispatcher:
     def _finish(self, result: RowResult) -> None:
         self.report.write(result)
         if self.progress is not None:
-            self.progress.row_done(result.status)
+            self.progress.row_done(result)
 
     def _not_attempted(self, contact: Contact, reason: str | None = None) -> RowResult:
         assert self.stop_reason is not None or reason is not None

@@ -1,62 +1,102 @@
-"""Progress on stderr: a tqdm bar on a terminal, one log line every few seconds for cron.
+"""Progress on stderr: a tqdm bar on a terminal, a log line every few seconds for cron, or
+JSON lines for a program watching the run (`--progress jsonl`, used by `dialer serve`).
 
-Only counts are shown, never a phone number, so nothing here needs masking.
+Numbers are masked in anything shown here (SPEC 7).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
-from collections import Counter
-from typing import TextIO
+from collections import Counter, deque
+from typing import TYPE_CHECKING, TextIO
 
+from dialer.masking import mask_phone, mask_text
 from dialer.statuses import Status
 
+if TYPE_CHECKING:
+    from dialer.report import RowResult
+
 LOG_EVERY_SECONDS = 5.0
+JSONL_EVERY_SECONDS = 0.5
+MODES = ("auto", "bar", "log", "jsonl")
+_PROBLEMS = (Status.FAILED, Status.UNKNOWN)
 
 
 class Progress:
-    __slots__ = ("_bar", "_last_log", "_out", "_started", "_total", "counts", "sent")
+    __slots__ = ("_bar", "_every", "_failures", "_last", "_mode", "_out", "_started", "counts")
 
-    def __init__(self, out: TextIO | None = None, total: int | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, mode: str = "auto") -> None:
         self._out = out or sys.stderr
+        if mode == "auto":
+            mode = "bar" if self._out.isatty() else "log"
+        self._mode = mode
+        self._every = JSONL_EVERY_SECONDS if mode == "jsonl" else LOG_EVERY_SECONDS
         self._started = time.monotonic()
-        self._last_log = self._started
-        self._total = total
+        self._last = self._started
         self.counts: Counter[str] = Counter()
-        self.sent = 0
+        self._failures: deque[dict[str, object]] = deque(maxlen=5)
         self._bar = None
-        if self._out.isatty():
+        if mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, file=self._out, unit="row", dynamic_ncols=True)
+            self._bar = tqdm(file=self._out, unit="row", dynamic_ncols=True)
 
-    def row_done(self, status: Status) -> None:
+    def row_done(self, result: RowResult) -> None:
+        status = result.status
         self.counts[str(status)] += 1
+        if status in _PROBLEMS:
+            self._failures.append(
+                {
+                    "row": result.contact.row,
+                    "called_to": mask_phone(result.contact.called_to),
+                    "status": str(status),
+                    "reason": mask_text(result.reason),
+                }
+            )
         if self._bar is not None:
             self._bar.update(1)
             if sum(self.counts.values()) % 50 == 0:
                 self._bar.set_postfix_str(self._postfix(), refresh=False)
             return
         now = time.monotonic()
-        if now - self._last_log >= LOG_EVERY_SECONDS:
-            self._last_log = now
-            print(f"dialer: {self._line(now)}", file=self._out, flush=True)
+        if now - self._last >= self._every:
+            self._last = now
+            self._emit(now, final=False)
+
+    def _rate(self, now: float) -> float:
+        return self.counts[str(Status.TRIGGERED)] / max(now - self._started, 1e-9)
 
     def _postfix(self) -> str:
         c = self.counts
-        rate = c[str(Status.TRIGGERED)] / max(time.monotonic() - self._started, 1e-9)
         return (
             f"triggered={c[str(Status.TRIGGERED)]} failed={c[str(Status.FAILED)]} "
-            f"unknown={c[str(Status.UNKNOWN)]} {rate:.1f} calls/s"
+            f"unknown={c[str(Status.UNKNOWN)]} {self._rate(time.monotonic()):.1f} calls/s"
         )
 
-    def _line(self, now: float) -> str:
-        done = sum(self.counts.values())
-        total = f"/{self._total}" if self._total else ""
-        return f"{done}{total} rows done, {self._postfix()}, {now - self._started:.0f}s"
+    def _emit(self, now: float, final: bool) -> None:
+        if self._mode == "jsonl":
+            state = {
+                "done": sum(self.counts.values()),
+                "counts": dict(self.counts),
+                "calls_per_second": round(self._rate(now), 2),
+                "elapsed": round(now - self._started, 1),
+                "failures": list(self._failures),
+                "final": final,
+            }
+            print(json.dumps(state), file=self._out, flush=True)
+        else:
+            done = sum(self.counts.values())
+            print(
+                f"dialer: {done} rows done, {self._postfix()}, {now - self._started:.0f}s",
+                file=self._out,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.set_postfix_str(self._postfix())
             self._bar.close()
+        elif self._mode == "jsonl":
+            self._emit(time.monotonic(), final=True)

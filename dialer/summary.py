@@ -29,6 +29,18 @@ class Samples:
         if len(self.items) < SAMPLE_MESSAGES and contact.first_line:
             self.items.append(contact)
 
+    def as_json(self) -> list[dict[str, object]]:
+        """For the summary file: what the first people would hear (numbers masked)."""
+        return [
+            {
+                "row": c.row,
+                "called_to": mask_phone(c.called_to),
+                "first_line": mask_text(c.first_line),
+                "instruction": mask_text(c.instruction),
+            }
+            for c in self.items
+        ]
+
 
 def exit_code_for(counts: Counter[str], stop: StopReason | None) -> ExitCode:
     if stop is not None:
