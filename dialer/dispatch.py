@@ -102,8 +102,8 @@ class Dispatcher:
         self._claimed = 0
         self.requests_sent = 0
         self._answers: list[int] = []
-        self._inflight: set[asyncio.Task[Outcome]] = set()
-        self._aborting = False
+        self._posting: set[asyncio.Task[None]] = set()  # workers waiting for an answer
+        self._aborted: set[asyncio.Task[None]] = set()
         self.error: DialerError | None = None
 
     # ---- stopping ----
@@ -126,9 +126,10 @@ class Dispatcher:
 
     def abort_inflight(self) -> None:
         """Second interrupt (or grace over): cancel requests in flight; they become `unknown`."""
-        self._aborting = True
-        for task in list(self._inflight):
-            task.cancel()
+        for task in list(self._posting):
+            if task not in self._aborted:
+                self._aborted.add(task)
+                task.cancel()
 
     # ---- writing results ----
 
@@ -239,10 +240,10 @@ class Dispatcher:
             return RowResult.of(contact, Status.OUTSIDE_WINDOW, check.reason)
 
         started = utc_now_text()
-        await self.ledger.claim(self._entry(contact, SENDING))
         body = self.bodies.build(contact)
         attempt = 0
         outcome: Outcome | None = None
+        claimed = False
         while True:
             if not await self.pacer.wait(self._stopped) or self.stop_reason is not None:
                 return self._unclaim(contact, attempt, outcome, started)
@@ -259,6 +260,13 @@ class Dispatcher:
                         started,
                         retryable=True,
                     )
+            if not claimed:
+                # Claimed only now, just before the request leaves: a run killed while rows
+                # wait for the pacer leaves none of them `unknown`.
+                await self.ledger.claim(self._entry(contact, SENDING))
+                claimed = True
+                if self.stop_reason is not None:
+                    return self._unclaim(contact, attempt, outcome, started)
             attempt += 1
             sent[0] = True
             outcome = await self._post(body)
@@ -304,18 +312,20 @@ class Dispatcher:
                 await asyncio.wait_for(self._stopped.wait(), timeout=delay)
 
     async def _post(self, body: bytes) -> Outcome:
-        task = asyncio.create_task(self.client.post(body))
-        self._inflight.add(task)
+        task = asyncio.current_task()
+        assert task is not None
+        self._posting.add(task)
         self.requests_sent += 1
         try:
-            return await task
+            return await self.client.post(body)
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if self._aborting and task.cancelled() and not (current and current.cancelling()):
+            if task in self._aborted:  # our own abort, not a cancellation from outside
+                self._aborted.discard(task)
+                task.uncancel()
                 return Outcome(Kind.UNKNOWN, "aborted while waiting for the answer (interrupted)")
             raise
         finally:
-            self._inflight.discard(task)
+            self._posting.discard(task)
 
     def _note_answer(self, outcome: Outcome) -> None:
         """Stop the campaign if each of the first five HTTP answers was 400 (SPEC 6.2)."""

@@ -296,14 +296,14 @@ def test_window_is_checked_again_as_the_request_leaves(project: Project, fake):
     from dialer.campaign import load_campaign
 
     project.write_sheet(contact_rows(2))
-    project.write_campaign(fake.url)
+    project.write_campaign(fake.url, dispatch="concurrency = 1")
     text = project.campaign.read_text() + '\n[window]\nhours = "09:00-20:00"\n'
     project.campaign.write_text(text)
-    # 14:29 UTC is 19:59 in India (inside), 14:31 UTC is 20:01 (outside): the clock moves
-    # past the end between the feed's check and the moment the request would leave.
+    # 14:29 UTC is 19:59 in India (inside), 14:31 UTC is 20:01 (outside): for each row the
+    # clock passes the end between the first check and the moment the request would leave.
     inside = datetime(2026, 11, 25, 14, 29, tzinfo=UTC)
     outside = datetime(2026, 11, 25, 14, 31, tzinfo=UTC)
-    ticks = iter([inside, inside] + [outside] * 10)
+    ticks = iter([inside, outside, inside, outside])
 
     code = commands.run(
         load_campaign(project.campaign), yes=True, environ=KEY_ENV, clock=lambda: next(ticks)
