@@ -121,6 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
         "dialer status campaigns/example.toml",
     )
 
+    web = sub.add_parser(
+        "serve",
+        help="Serve the web page for marketing: upload, check, launch, watch, download.",
+        description="Serve the web page on which a sheet is uploaded, checked, launched, "
+        "watched and its report downloaded. Needs DIALER_UI_TOKEN (the page's password) and, "
+        "to launch, the API key in the environment.\n\nexample:\n"
+        "  DIALER_UI_TOKEN=... TABBLY_API_KEY=... dialer serve --port 8080",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    web.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: this machine only)"
+    )
+    web.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    web.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="project folder holding campaigns/ (reports/ and uploads/ go beside)",
+    )
+
     from dialer import fake_tabbly
 
     f = sub.add_parser(
@@ -139,6 +160,10 @@ def _load(path: Path) -> Campaign:
 
 
 def dispatch_command(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        from dialer.web import serve
+
+        return serve(args.root, args.host, args.port)
     if args.command == "fake-tabbly":
         from dialer import fake_tabbly
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 _NUMBER = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+# Fewer digits than this is a date, an order number or an amount, not a phone number.
+_MIN_PHONE_DIGITS = 9
 
 
 def mask_phone(number: str) -> str:
@@ -21,4 +23,11 @@ def mask_phone(number: str) -> str:
 
 def mask_text(text: str) -> str:
     """Mask every phone-like run of digits in free text (reasons, messages)."""
-    return _NUMBER.sub(lambda m: mask_phone(m.group(0)), text)
+    return _NUMBER.sub(_mask_match, text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if sum(c.isdigit() for c in found) < _MIN_PHONE_DIGITS:
+        return found
+    return mask_phone(found)

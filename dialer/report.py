@@ -51,6 +51,12 @@ def defuse(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
+def undefuse(value: str) -> str:
+    """The original text of a CSV report cell, for places that are never a formula (XLSX text
+    cells, a web page)."""
+    return value[1:] if value.startswith("'") and value[1:2].startswith(_FORMULA_START) else value
+
+
 @dataclass(frozen=True, slots=True)
 class RowResult:
     contact: Contact
@@ -245,10 +251,7 @@ def write_xlsx(csv_path: Path, xlsx_path: Path) -> None:
                     cells.append(int(value))
                     continue
                 # The CSV quote guard is not needed in XLSX: a text cell is never a formula.
-                text = (
-                    value[1:] if value.startswith("'") and value[1:2] in _FORMULA_START else value
-                )
-                cell = WriteOnlyCell(ws, value=text)
+                cell = WriteOnlyCell(ws, value=undefuse(value))
                 cell.data_type = "s"
                 cells.append(cell)
             ws.append(cells)
