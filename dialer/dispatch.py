@@ -105,6 +105,7 @@ class Dispatcher:
         self._posting: set[asyncio.Task[None]] = set()  # workers waiting for an answer
         self._aborted: set[asyncio.Task[None]] = set()
         self.error: DialerError | None = None
+        self._report_flush_due = False
 
     # ---- stopping ----
 
@@ -134,9 +135,17 @@ class Dispatcher:
     # ---- writing results ----
 
     def _finish(self, result: RowResult) -> None:
-        self.report.write(result)
+        # Rows finished in one event-loop turn reach the OS together, at the end of the turn.
+        self.report.write(result, flush=False)
+        if not self._report_flush_due:
+            self._report_flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush_report)
         if self.progress is not None:
             self.progress.row_done(result)
+
+    def _flush_report(self) -> None:
+        self._report_flush_due = False
+        self.report.flush()
 
     def _not_attempted(self, contact: Contact, reason: str | None = None) -> RowResult:
         assert self.stop_reason is not None or reason is not None
@@ -161,6 +170,7 @@ class Dispatcher:
             for _ in workers:
                 await self._queue.put(None)
             await asyncio.gather(*workers)
+            self._flush_report()
             try:
                 await self.ledger.drain()
             except DialerError as exc:

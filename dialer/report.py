@@ -163,11 +163,12 @@ class ReportWriter:
         )
         return fields
 
-    def write(self, result: RowResult) -> None:
-        """One finished row, in any order; on disk (the OS has it) when this returns."""
+    def write(self, result: RowResult, *, flush: bool | None = None) -> None:
+        """One finished row, in any order; handed to the OS when this returns unless `flush`
+        is False (the caller then calls `flush()` soon, e.g. once per event-loop turn)."""
         start = self._position
         length = self._emit(self._fields(result))
-        if self._flush_each:
+        if self._flush_each if flush is None else flush:
             self._file.flush()
         row = result.contact.row
         if row <= self._last_row:
@@ -182,6 +183,10 @@ class ReportWriter:
         offsets[row] = start
         lengths[row] = length
         self.counts[str(result.status)] += 1
+
+    def flush(self) -> None:
+        if not self.closed:
+            self._file.flush()
 
     def write_in_order(self, results: Sequence[RowResult]) -> None:
         """A batch of rows that continue the sheet order (a dry run): one write, no index."""
