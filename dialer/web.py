@@ -48,6 +48,8 @@ CHECK_TIMEOUT = 600.0
 SESSION_COOKIE = "dialer_session"
 SESSION_KEY = web.RequestKey("session", object)
 SESSION_SECONDS = 12 * 3600
+# What the login page itself needs; none of it holds anything secret.
+_PUBLIC = frozenset({"/login", "/app.css", "/app.js", "/favicon.ico"})
 _REPORT_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}(\.[0-9]{3})?Z(-[0-9]+)?$")
 _EXIT_TEXT = {
     ExitCode.OK: "finished: every row that could be sent was triggered",
@@ -458,7 +460,7 @@ class Server:
     @web.middleware
     async def guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Every page but the login form needs a live session; security headers on all."""
-        if request.path != "/login":
+        if request.path not in _PUBLIC:
             session = self.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
             if session is None or session.expires < time.monotonic():
                 if request.method == "GET":
@@ -491,6 +493,7 @@ class Server:
         app.router.add_get("/reports/{campaign}/{name}", self.past_report)
         for name in ("app.js", "app.css"):
             app.router.add_get(f"/{name}", _static(static / name))
+        app.router.add_get("/favicon.ico", _no_content)
         app.on_shutdown.append(self._stop_runs)
         return app
 
@@ -499,6 +502,10 @@ class Server:
             if not run.finished:
                 with contextlib.suppress(ProcessLookupError):
                     run.proc.send_signal(signal.SIGINT)
+
+
+async def _no_content(_request: web.Request) -> web.Response:
+    return web.Response(status=204)
 
 
 def _static(path: Path) -> Any:

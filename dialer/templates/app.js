@@ -19,9 +19,10 @@
       return tr;
     }));
     const failures = document.getElementById("failures");
-    failures.replaceChildren(...s.failures.map((f) => {
+    const items = s.failures.map((f) => `row ${f.row} ${f.called_to}: ${f.status}: ${f.reason}`);
+    failures.replaceChildren(...(items.length ? items : ["none"]).map((text) => {
       const li = document.createElement("li");
-      li.textContent = `row ${f.row} ${f.called_to}: ${f.status}: ${f.reason}`;
+      li.textContent = text;
       return li;
     }));
     const messages = document.getElementById("messages");

@@ -1,0 +1,253 @@
+"""`dialer serve` end to end in real headless Chromium, against `dialer fake-tabbly`.
+
+What a marketing person does, click by click: log in, pick the campaign, upload the sample XLSX,
+read the check, confirm, start calling, watch it finish (through a page reload) and download the
+report. With DIALER_SCREENSHOTS=1 each step is saved to docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from dialer.fake_tabbly import DEFAULT_API_KEY
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "sample_data"
+SHOTS = REPO / "docs" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN = "e2e-token-0123456789abcdef"
+START_BOUND = 15.0
+RUN_BOUND_MS = 20_000
+# The sample sheet's known shape (sample_data/make_samples.py): 60 rows, of which 49 callable.
+EXPECTED_DRY = {"ready": "49", "invalid": "7", "duplicate": "2", "suppressed": "2"}
+SHEET_ROWS = 60
+CALLABLE = 49
+
+
+def _project(root: Path) -> Path:
+    """A project folder holding the example campaign, its sample paths made absolute."""
+    text = (REPO / "campaigns" / "example.toml").read_text("utf-8")
+    for name in ("contacts.csv", "dnc.csv"):
+        rel = f'"../sample_data/{name}"'
+        assert rel in text, f"example.toml no longer points at {rel}"
+        text = text.replace(rel, json.dumps(str(SAMPLES / name)))
+    (root / "campaigns").mkdir(parents=True)
+    (root / "campaigns" / "example.toml").write_text(text, "utf-8")
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@contextmanager
+def _fake_tabbly() -> Iterator[str]:
+    """`dialer fake-tabbly` as a process; yields its trigger URL."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dialer",
+            "fake-tabbly",
+            "--port",
+            "0",
+            "--latency",
+            "0.02",
+            "--balance",
+            "100",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first.startswith("fake-tabbly listening on "), first
+        yield first.removeprefix("fake-tabbly listening on ")
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def _serve(root: Path, fake_url: str, log: Path) -> Iterator[str]:
+    """`dialer serve` as a process; yields its base URL once the port answers."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DIALER_UI_TOKEN": TOKEN,
+        "TABBLY_API_KEY": DEFAULT_API_KEY,
+        "TABBLY_API_URL": fake_url,
+    }
+    with open(log, "w", encoding="utf-8") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dialer", "serve", "--root", str(root), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + START_BOUND
+        while not _answers(port):
+            assert time.monotonic() < deadline, f"dialer serve did not listen: {log.read_text()}"
+            # Waiting on the process both paces the poll and notices a server that died.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.wait(timeout=0.05)
+                raise AssertionError(f"dialer serve exited {code}: {log.read_text()}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+def _record_errors(page: Any, errors: list[str]) -> None:
+    """Collect script errors and failed loads; the browser's own favicon probe is not the page's."""
+
+    def console(message: Any) -> None:
+        url = message.location.get("url", "")
+        if message.type == "error" and not url.endswith("/favicon.ico"):
+            errors.append(f"{message.text} ({url})")
+
+    page.on("console", console)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+
+def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    expect = sync_api.expect
+    shoot = os.environ.get("DIALER_SCREENSHOTS") == "1"
+    if shoot:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def snap(page: Any, name: str) -> None:
+        if shoot:
+            page.screenshot(path=str(SHOTS / name), full_page=True)
+
+    root = _project(tmp_path / "project")
+    with (
+        _fake_tabbly() as fake_url,
+        _serve(root, fake_url, tmp_path / "serve.log") as base,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+            page.set_default_timeout(10_000)
+            # Every page, the login form included, must load its script and style cleanly.
+            errors: list[str] = []
+            _record_errors(page, errors)
+
+            page.goto(base + "/")
+            expect(page).to_have_url(base + "/login")
+            page.fill("input[name=token]", TOKEN)
+            snap(page, "1-login.png")
+            page.click("button:has-text('Log in')")
+            expect(page).to_have_url(base + "/")
+
+            page.select_option("select[name=campaign]", "example")
+            page.set_input_files("input[name=sheet]", str(SAMPLES / "contacts.xlsx"))
+            snap(page, "2-upload.png")
+            page.click("#upload-form button[type=submit]")
+            expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
+
+            dry = {
+                status: page.locator(f"#dry-counts tr[data-status={status}] td").inner_text()
+                for status in EXPECTED_DRY
+            }
+            assert dry == EXPECTED_DRY
+            assert DEFAULT_API_KEY not in page.content()
+            expect(page.locator("#ready-count")).to_have_text(str(CALLABLE))
+            page.check("#launch-form input[name=confirm]")
+            snap(page, "3-check.png")
+            page.click("#launch-form button:has-text('Start calling')")
+            expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"))
+            run_url = page.url
+            state = page.locator("#run-state")
+            expect(state).to_have_text(re.compile(r"^(calling|finished)"))
+            snap(page, "4-run.png")
+
+            # A reload mid-run reconnects to the same run; its events carry it to the end.
+            page.reload()
+            expect(page.locator("h1")).to_have_text("Campaign example")
+            expect(state).to_have_text(re.compile(r"^finished"), timeout=RUN_BOUND_MS)
+            expect(page.locator("#downloads")).to_be_visible()
+            expect(page.locator("#stop-form")).to_be_hidden()
+            triggered = page.locator("#live-counts tr[data-status=triggered] td")
+            expect(triggered).to_have_text(str(CALLABLE))
+
+            # And after it ended, the server renders the finished run by itself.
+            page.reload()
+            assert page.url == run_url
+            expect(state).to_have_text(re.compile(r"^finished"))
+            expect(triggered).to_have_text(str(CALLABLE))
+            expect(page.locator("#downloads")).to_be_visible()
+            snap(page, "5-done.png")
+            assert DEFAULT_API_KEY not in page.content()
+
+            with page.expect_download() as info:
+                page.click("#report-csv")
+            download = info.value
+            assert download.suggested_filename.endswith(".csv")
+            report = list(csv.DictReader(io.StringIO(Path(download.path()).read_text("utf-8"))))
+            assert errors == []
+        finally:
+            browser.close()
+
+        assert len(report) == SHEET_ROWS
+        assert sum(r["status"] == "triggered" for r in report) == CALLABLE
+
+        fake_base = "{0.scheme}://{0.netloc}".format(urlsplit(fake_url))
+        with urllib.request.urlopen(fake_base + "/_fake/state", timeout=5) as answer:
+            received = json.load(answer)["received"]
+        called = [r["body"]["called_to"] for r in received]
+        assert len(called) == CALLABLE
+        assert len(set(called)) == CALLABLE, "a number was called twice"
+        assert all(r["status"] == 200 for r in received)
