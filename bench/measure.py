@@ -7,16 +7,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from dialer.fake_tabbly import FakeTabblyProcess
 
 FIRST_LINE = "Hello {{ first_name }}, about order {{ order_id }}."
 INSTRUCTION = "Order {{ order_id }} placed on {{ order_date }}."
@@ -141,30 +141,16 @@ class Fake:
         self.url = ""
 
     def __enter__(self) -> Fake:
-        args = ["fake-tabbly", "--port", "0", "--balance", "1e9", "--cost", "0.0001"]
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "dialer", *args, "--latency", str(self.latency)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._proc.stdout is not None
-        first = self._proc.stdout.readline()
-        if not first.startswith("fake-tabbly listening on "):
-            self._proc.kill()
-            raise RuntimeError(f"fake-tabbly did not start: {first!r}")
-        self.url = first.split()[-1]
+        options = ("--balance", "1e9", "--cost", "0.0001", "--latency", str(self.latency))
+        self._process = FakeTabblyProcess(*options).__enter__()
+        self.url = self._process.url
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._proc.terminate()
-        self._proc.wait(30)
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
+        self._process.__exit__()
 
     def received(self) -> list[dict]:
-        base = self.url.split("/dashboard/")[0]
-        with urllib.request.urlopen(f"{base}/_fake/state", timeout=120) as answer:
-            return json.load(answer)["received"]
+        return self._process.state()["received"]
 
     def receive_times(self) -> list[float]:
         """Arrival times of the requests answered 200; anything else is a bench bug."""

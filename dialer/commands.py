@@ -115,24 +115,39 @@ def validate(
         if ledger is not None:
             ledger.close()
     code = exit_code_for(report.counts, None)
-    summary = build_summary(
+    summary = _summary(campaign, "validate", prepared, report, started, t0, code, prepared.warnings)
+    summary["samples"] = samples.as_json()
+    write_summary(report.path, summary)
+    print_summary(summary, samples, out)
+    return int(code)
+
+
+def _summary(
+    campaign: Campaign,
+    mode: str,
+    prepared: Prepared,
+    report: ReportWriter,
+    started: str,
+    t0: float,
+    code: ExitCode,
+    warnings: list[str],
+    requests_sent: int = 0,
+    stop: StopReason | None = None,
+) -> dict[str, object]:
+    return build_summary(
         campaign=campaign,
-        mode="validate",
+        mode=mode,
         sheet_path=prepared.stream.sheet.path,
         report_path=report.path,
         counts=report.counts,
         started_at=started,
         finished_at=utc_now_text(),
         wall_seconds=time.monotonic() - t0,
-        requests_sent=0,
-        stop=None,
+        requests_sent=requests_sent,
+        stop=stop,
         exit_code=code,
-        warnings=prepared.warnings,
+        warnings=warnings,
     )
-    summary["samples"] = samples.as_json()
-    write_summary(report.path, summary)
-    print_summary(summary, samples, out)
-    return int(code)
 
 
 def _api_key(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
@@ -268,19 +283,17 @@ def run(
         if result.error:
             warnings.append(f"stopped by an error: {result.error}")
         ledger.finish_run(int(code), str(result.stop or "finished"), status_counts(report.counts))
-    summary = build_summary(
-        campaign=campaign,
-        mode="run",
-        sheet_path=prepared.stream.sheet.path,
-        report_path=report.path,
-        counts=report.counts,
-        started_at=started,
-        finished_at=utc_now_text(),
-        wall_seconds=time.monotonic() - t0,
+    summary = _summary(
+        campaign,
+        "run",
+        prepared,
+        report,
+        started,
+        t0,
+        code,
+        warnings,
         requests_sent=result.requests_sent,
         stop=result.stop,
-        exit_code=code,
-        warnings=warnings,
     )
     write_summary(report.path, summary)
     print_summary(summary, Samples(), out)

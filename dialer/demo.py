@@ -12,54 +12,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dialer.fake_tabbly import DEFAULT_API_KEY
+from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyProcess
 from dialer.statuses import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN = ROOT / "campaigns" / "example.toml"
-START_TIMEOUT = 20.0
 
 
 def main() -> int:
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dialer",
-            "fake-tabbly",
-            "--port",
-            "0",
-            "--balance",
-            "100",
-            "--latency",
-            "0.05",
-            "--fail-rate",
-            "0.05",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert fake.stdout is not None
-        first = fake.stdout.readline().strip()
-        if not first.startswith("fake-tabbly listening on "):
-            print(f"demo: the fake Tabbly did not start: {first!r}", file=sys.stderr)
-            return 2
-        url = first.removeprefix("fake-tabbly listening on ")
-        print(f"demo: fake Tabbly at {url}", flush=True)
-        env = {**os.environ, "TABBLY_API_URL": url, "TABBLY_API_KEY": DEFAULT_API_KEY}
+    options = ("--balance", "100", "--latency", "0.05", "--fail-rate", "0.05")
+    with FakeTabblyProcess(*options) as fake:
+        print(f"demo: fake Tabbly at {fake.url}", flush=True)
+        env = {**os.environ, "TABBLY_API_URL": fake.url, "TABBLY_API_KEY": DEFAULT_API_KEY}
         for args in (["validate", str(CAMPAIGN)], ["run", str(CAMPAIGN), "--yes", "--recall"]):
             print(f"\n$ dialer {' '.join(args)}", flush=True)
             code = subprocess.call([sys.executable, "-m", "dialer", *args], env=env, cwd=ROOT)
-        print(f"\ndemo: `dialer run` exited {code} ({ExitCode(code).name})", flush=True)
-        # The sample sheet has invalid rows on purpose, so 1 is the expected, healthy answer.
-        return 0 if code in (ExitCode.OK, ExitCode.ROW_PROBLEMS) else code
-    finally:
-        fake.terminate()
-        try:
-            fake.wait(timeout=START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            fake.kill()
+    print(f"\ndemo: `dialer run` exited {code} ({ExitCode(code).name})", flush=True)
+    # The sample sheet has invalid rows on purpose, so 1 is the expected, healthy answer.
+    return 0 if code in (ExitCode.OK, ExitCode.ROW_PROBLEMS) else code
 
 
 if __name__ == "__main__":

@@ -37,9 +37,11 @@ import secrets
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -589,6 +591,54 @@ def _retry_after_arg(text: str) -> float | None:
     return None if text.lower() == "none" else _non_negative(text)
 
 
+LISTENING = "fake-tabbly listening on "
+
+
+class FakeTabblyProcess:
+    """`dialer fake-tabbly` as its own process on a free port, for the demo, tests and bench:
+    its receive times carry no jitter from the process under test.
+
+        with FakeTabblyProcess("--latency", "0.05") as fake:
+            run_against(fake.url); fake.state()["received"]
+    """
+
+    def __init__(self, *options: str) -> None:
+        self.options = options
+        self.url = ""
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> FakeTabblyProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dialer", "fake-tabbly", "--port", "0", *self.options],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        if not first.startswith(LISTENING):
+            self.__exit__()
+            raise RuntimeError(f"fake-tabbly did not start: {first!r}")
+        self.url = first.removeprefix(LISTENING)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=_THREAD_BOUND)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=_THREAD_BOUND)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def state(self, timeout: float = 120.0) -> dict[str, Any]:
+        base = self.url.split(TRIGGER_PATH)[0]
+        with urllib.request.urlopen(f"{base}{STATE_PATH}", timeout=timeout) as answer:
+            return json.load(answer)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `dialer fake-tabbly` options."""
     add = parser.add_argument
@@ -685,7 +735,7 @@ async def _serve(fake: FakeTabbly, host: str, port: int) -> int:
         loop.add_signal_handler(signum, stop.set)
     url = await fake.start(host, port)
     lines = [
-        f"fake-tabbly listening on {url}",
+        f"{LISTENING}{url}",
         f"  organization_id: {fake.organization_id}",
         f"  agent_id: {fake.agent_id}",
         f"  call_from: {', '.join(fake.call_from)}",

@@ -22,6 +22,7 @@ from dialer.fake_tabbly import (
     DEFAULT_CALL_FROM,
     DEFAULT_ORGANIZATION_ID,
     FakeTabbly,
+    FakeTabblyProcess,
     FakeTabblyThread,
 )
 
@@ -171,45 +172,8 @@ def fake() -> Iterator[FakeTabbly]:
 KEY_ENV = {"TABBLY_API_KEY": DEFAULT_API_KEY}
 
 
-@dataclass
-class FakeProcess:
-    """`dialer fake-tabbly` in its own process: its receive times carry no jitter from ours."""
-
-    url: str
-    proc: subprocess.Popen[str]
-
-    def state(self) -> dict[str, Any]:
-        import json
-        import urllib.request
-
-        base = self.url.split("/dashboard/")[0]
-        with urllib.request.urlopen(f"{base}/_fake/state", timeout=10) as answer:
-            return json.loads(answer.read())
-
-
 @pytest.fixture
-def fake_process() -> Iterator[FakeProcess]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dialer",
-            "fake-tabbly",
-            "--port",
-            "0",
-            "--latency",
-            "0",
-            "--balance",
-            "1000",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("fake-tabbly listening on "), first
-        yield FakeProcess(first.removeprefix("fake-tabbly listening on "), proc)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def fake_process() -> Iterator[FakeTabblyProcess]:
+    """`dialer fake-tabbly` in its own process: its receive times carry no jitter from ours."""
+    with FakeTabblyProcess("--latency", "0", "--balance", "1000") as fake:
+        yield fake

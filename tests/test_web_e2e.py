@@ -17,16 +17,14 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from dialer.fake_tabbly import DEFAULT_API_KEY
+from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_data"
@@ -88,34 +86,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def _fake_tabbly() -> Iterator[str]:
-    """`dialer fake-tabbly` as a process; yields its trigger URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dialer",
-            "fake-tabbly",
-            "--port",
-            "0",
-            "--latency",
-            "0.02",
-            "--balance",
-            "100",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("fake-tabbly listening on "), first
-        yield first.removeprefix("fake-tabbly listening on ")
-    finally:
-        _stop(proc)
-
-
-@contextmanager
 def _serve(root: Path, fake_url: str, log: Path) -> Iterator[str]:
     """`dialer serve` as a process; yields its base URL once the port answers."""
     port = _free_port()
@@ -173,8 +143,8 @@ def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: P
 
     root = _project(tmp_path / "project")
     with (
-        _fake_tabbly() as fake_url,
-        _serve(root, fake_url, tmp_path / "serve.log") as base,
+        FakeTabblyProcess("--latency", "0.02", "--balance", "100") as fake,
+        _serve(root, fake.url, tmp_path / "serve.log") as base,
         sync_api.sync_playwright() as pw,
     ):
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -244,9 +214,7 @@ def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: P
         assert len(report) == SHEET_ROWS
         assert sum(r["status"] == "triggered" for r in report) == CALLABLE
 
-        fake_base = "{0.scheme}://{0.netloc}".format(urlsplit(fake_url))
-        with urllib.request.urlopen(fake_base + "/_fake/state", timeout=5) as answer:
-            received = json.load(answer)["received"]
+        received = fake.state()["received"]
         called = [r["body"]["called_to"] for r in received]
         assert len(called) == CALLABLE
         assert len(set(called)) == CALLABLE, "a number was called twice"
