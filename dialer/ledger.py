@@ -156,6 +156,8 @@ class Ledger:
         self._pending: list[Entry] = []
         self._flush_waiter: asyncio.Future[None] | None = None
         self._error: LedgerError | None = None  # a failed write stops every later one
+        # Nobody in the ledger when the run starts: no row can be `already_called`, so the
+        # per-row lookup is skipped (a repeat within the sheet is a `duplicate` already).
         self._empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM calls)").fetchone()[0] == 1
         self.run_id: int | None = None
 
@@ -343,7 +345,6 @@ class Ledger:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            self._empty = False
         except sqlite3.Error as exc:
             self._error = LedgerError(f"{self.path}: cannot write the ledger: {exc}")
 

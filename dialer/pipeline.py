@@ -30,7 +30,7 @@ from dialer.sources import resolve_source
 from dialer.statuses import SheetError
 
 # Below this size one process is quicker than starting workers.
-PARALLEL_FROM_BYTES = 4 * 1024 * 1024
+PARALLEL_FROM_BYTES = 1024 * 1024
 CHUNK_ROWS = 5_000
 
 
