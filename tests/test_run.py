@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -349,3 +350,50 @@ def test_api_key_echoed_by_the_upstream_is_scrubbed_before_truncation():
 
     reason = asyncio.run(go())
     assert "ABCDEF" not in reason and "sk-live" not in reason
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_run_asks_first_and_sends_nothing_on_no(project: Project, fake):
+    from dialer import commands
+    from dialer.campaign import load_campaign
+
+    project.write_sheet(contact_rows(3))
+    project.write_campaign(fake.url)
+    asked: list[str] = []
+    out = io.StringIO()
+
+    code = commands.run(
+        load_campaign(project.campaign),
+        environ=KEY_ENV,
+        stdin=_Terminal(),
+        out=out,
+        ask=lambda prompt: asked.append(prompt) or "n",
+    )
+
+    assert code == ExitCode.OK and asked == ["Start calling? [y/N] "]
+    assert "About to call 3 people from +14156801215 with agent 33" in out.getvalue()
+    assert fake.received == [] and not project.ledger.exists()
+
+
+def test_terminal_run_calls_after_yes(project: Project, fake):
+    from dialer import commands
+    from dialer.campaign import load_campaign
+
+    project.write_sheet(contact_rows(3))
+    project.write_campaign(fake.url)
+
+    code = commands.run(
+        load_campaign(project.campaign),
+        environ=KEY_ENV,
+        stdin=_Terminal(),
+        out=io.StringIO(),
+        err=io.StringIO(),
+        ask=lambda prompt: "y",
+    )
+
+    assert code == ExitCode.OK
+    assert len(fake.accepted()) == 3
