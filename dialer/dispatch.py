@@ -215,7 +215,11 @@ class Dispatcher:
             contact = await self._queue.get()
             if contact is None:
                 return
-            self._finish(await self._send_row(contact))
+            result = await self._send_row(contact)
+            try:
+                self._finish(result)
+            except Exception as exc:  # e.g. the report's disk is full: stop, keep draining
+                self.fail(exc)
 
     def _entry(self, contact: Contact, status: str, **fields: object) -> Entry:
         return Entry(
@@ -255,7 +259,8 @@ class Dispatcher:
         outcome: Outcome | None = None
         claimed = False
         while True:
-            if not await self.pacer.wait(self._stopped) or self.stop_reason is not None:
+            granted = await self.pacer.wait(self._stopped)
+            if granted is None or self.stop_reason is not None:
                 return self._unclaim(contact, attempt, outcome, started)
             # Checked again now, as the request leaves: the pacer may have held it past the end.
             if window is not None:
@@ -276,6 +281,11 @@ class Dispatcher:
                 await self.ledger.claim(self._entry(contact, SENDING))
                 claimed = True
                 if self.stop_reason is not None:
+                    return self._unclaim(contact, attempt, outcome, started)
+                # A slow commit must not shift this request into the next second's budget:
+                # the pacer's cap holds only if the request leaves within the margin.
+                late = self.pacer.late(granted)
+                if late and (await self.pacer.wait(self._stopped) is None or self.stop_reason):
                     return self._unclaim(contact, attempt, outcome, started)
             attempt += 1
             sent[0] = True

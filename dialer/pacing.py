@@ -63,16 +63,17 @@ class Pacer:
     def capacity(self) -> int:
         return self._capacity
 
-    async def wait(self, stopped: asyncio.Event | None = None) -> bool:
-        """Block until one more request may leave and count it as sent: True.
+    async def wait(self, stopped: asyncio.Event | None = None) -> float | None:
+        """Block until one more request may leave and count it as sent; return the time it
+        was granted (see `late`).
 
-        False, at once, when `stopped` is set before then: a stopping run must not sit
+        None, at once, when `stopped` is set before then: a stopping run must not sit
         in the queue for its turn.
         """
         async with self._lock:  # FIFO: callers leave in the order they asked
             while True:
                 if stopped is not None and stopped.is_set():
-                    return False
+                    return None
                 now = self._clock()
                 delay = self._next - now
                 if len(self._log) == self._capacity:
@@ -89,4 +90,9 @@ class Pacer:
             # send), but after idling start afresh from now rather than bursting.
             base = self._next if now - self._next < self._interval else now
             self._next = base + self._interval
-            return True
+            return now
+
+    def late(self, granted: float) -> bool:
+        """True when a request granted at `granted` has not left within half the margin:
+        it must ask again, or two seconds' budgets could reach the upstream in one."""
+        return self._clock() - granted > WINDOW_MARGIN / 2

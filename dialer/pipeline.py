@@ -15,8 +15,12 @@ dedupes in order and writes. The pool is forked while the process is still singl
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,6 +36,7 @@ from dialer.statuses import SheetError
 # Below this size one process is quicker than starting workers.
 PARALLEL_FROM_BYTES = 1024 * 1024
 CHUNK_ROWS = 5_000
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(slots=True)
@@ -90,8 +95,19 @@ class ContactStream:
             self.pool = None
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: a parent killed with -9 must not leave workers blocked forever."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    # Ctrl-C reaches the whole process group: the parent decides how to stop, not the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _start_pool(workers: int) -> ProcessPoolExecutor:
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_die_with_parent
+    )
     # Fork the workers now, while this process has one thread (an executor forks lazily,
     # which could otherwise happen later from a thread inside the event loop).
     for future in [pool.submit(os.getpid) for _ in range(workers)]:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 LOG_EVERY_SECONDS = 5.0
 JSONL_EVERY_SECONDS = 0.5
-MODES = ("auto", "bar", "log", "jsonl")
+MODES = ("auto", "bar", "log", "jsonl")  # and "off", once the reader has gone away
 _PROBLEMS = (Status.FAILED, Status.UNKNOWN)
 
 
@@ -76,6 +76,15 @@ class Progress:
         )
 
     def _emit(self, now: float, final: bool) -> None:
+        try:
+            self._write(now, final)
+        except OSError:
+            # Whoever watched (a terminal, `dialer serve`) is gone; the run must go on.
+            self._mode = "off"
+
+    def _write(self, now: float, final: bool) -> None:
+        if self._mode == "off":
+            return
         if self._mode == "jsonl":
             state = {
                 "done": sum(self.counts.values()),

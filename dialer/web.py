@@ -45,6 +45,7 @@ UPLOAD_LIMIT = 50 * 1024 * 1024
 UPLOAD_SUFFIXES = (".csv", ".xlsx")
 PROBLEM_ROWS_SHOWN = 200
 CHECK_TIMEOUT = 600.0
+STOP_WAIT = 60.0  # a stopping run lets requests in flight finish (SPEC 6.2)
 SESSION_COOKIE = "dialer_session"
 SESSION_KEY = web.RequestKey("session", object)
 SESSION_SECONDS = 12 * 3600
@@ -95,6 +96,15 @@ class WebRun:
     messages: deque[str] = field(default_factory=lambda: deque(maxlen=5))
     exit_code: int | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: bool = False
+    follower: asyncio.Task[None] | None = None
+
+    def interrupt(self) -> None:
+        """SIGINT once: the same clean stop as one Ctrl-C (a second would abort calls)."""
+        if not self.stopping and not self.finished:
+            self.stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGINT)
 
     @property
     def finished(self) -> bool:
@@ -133,6 +143,7 @@ class Server:
         self.sessions: dict[str, Session] = {}
         self.dry_runs: dict[str, DryRun] = {}
         self.runs: dict[str, WebRun] = {}
+        self._launching: set[str] = set()
         self.templates = Environment(
             loader=PackageLoader("dialer", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -158,7 +169,8 @@ class Server:
         return found
 
     def _child_env(self) -> dict[str, str]:
-        return {**self.environ, "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in self.environ.items() if k != TOKEN_ENV}
+        return {**env, "PYTHONUNBUFFERED": "1"}
 
     async def check(self, campaign: Campaign, upload: Path, sheet_name: str) -> DryRun:
         report = default_report_path(campaign)
@@ -175,11 +187,14 @@ class Server:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env=self._child_env(),
+            start_new_session=True,
         )
         try:
             _, err = await asyncio.wait_for(proc.communicate(), CHECK_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the check and its workers
+            await proc.wait()
             raise UsageError("checking the sheet took too long") from None
         if proc.returncode not in (ExitCode.OK, ExitCode.ROW_PROBLEMS):
             lines = err.decode("utf-8", "replace").strip().splitlines()
@@ -208,8 +223,15 @@ class Server:
         )
 
     async def launch(self, dry: DryRun) -> WebRun:
-        if self.active_run(dry.campaign):
+        if self.active_run(dry.campaign) or dry.campaign in self._launching:
             raise web.HTTPConflict(text=f"campaign {dry.campaign} is already running")
+        self._launching.add(dry.campaign)  # before any await: two quick clicks start one run
+        try:
+            return await self._launch(dry)
+        finally:
+            self._launching.discard(dry.campaign)
+
+    async def _launch(self, dry: DryRun) -> WebRun:
         campaign = self.campaign(dry.campaign)
         report = default_report_path(campaign)
         proc = await asyncio.create_subprocess_exec(
@@ -229,10 +251,13 @@ class Server:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env=self._child_env(),
+            # Its own session: a Ctrl-C meant for the server must not reach the run as well
+            # (with the server's own stop that makes two SIGINTs, which abort calls in flight).
+            start_new_session=True,
         )
         run = WebRun(secrets.token_urlsafe(12), dry.campaign, report, proc, _now_text())
         self.runs[run.id] = run
-        asyncio.get_running_loop().create_task(self._follow(run))
+        run.follower = asyncio.get_running_loop().create_task(self._follow(run))
         return run
 
     async def _follow(self, run: WebRun) -> None:
@@ -323,12 +348,16 @@ class Server:
                 return await self.index(request, "Choose a campaign and a sheet.", 400)
             campaign = self.campaign(fields["campaign"])
             dry = await self.check(campaign, stored, sheet_name)
+            stored = None  # kept: the check and a launch use it
         except UploadTooLarge:
             return await self.index(
                 request, f"The sheet is larger than {UPLOAD_LIMIT // (1024 * 1024)} MB.", 413
             )
         except DialerError as exc:
             return await self.index(request, f"{sheet_name}: {exc}", 400)
+        finally:
+            if stored is not None:  # refused or failed: a sheet of phone numbers is not kept
+                stored.unlink(missing_ok=True)
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
 
     async def dry_run_page(self, request: web.Request) -> web.Response:
@@ -336,7 +365,7 @@ class Server:
         if dry is None:
             raise web.HTTPNotFound(text="no such check")
         counts = dry.summary.get("counts", {})
-        problems, total = _problem_rows(dry.report)
+        problems, total = await asyncio.to_thread(_problem_rows, dry.report)
         campaign = self.campaign(dry.campaign)
         window = (
             f"{campaign.window.hours} on "
@@ -412,23 +441,24 @@ class Server:
         form = await request.post()
         _check_csrf(request, str(form.get("csrf", "")))
         run = self._run(request)
-        if not run.finished:
-            with contextlib.suppress(ProcessLookupError):
-                run.proc.send_signal(signal.SIGINT)
+        run.interrupt()
         raise web.HTTPSeeOther(f"/runs/{run.id}")
 
     async def run_report(self, request: web.Request) -> web.StreamResponse:
         run = self._run(request)
         if not run.finished:
             raise web.HTTPConflict(text="the report is ready when the run ends")
-        return _download(run.report, request.match_info["kind"])
+        return await _download(run.report, request.match_info["kind"])
 
     async def past_report(self, request: web.Request) -> web.StreamResponse:
         campaign, name = request.match_info["campaign"], request.match_info["name"]
         stem, _, kind = name.rpartition(".")
         if campaign not in self.campaigns() or not _REPORT_NAME.match(stem):
             raise web.HTTPNotFound(text="no such report")
-        return _download(self.root / "reports" / campaign / f"{stem}.csv", kind)
+        path = self.root / "reports" / campaign / f"{stem}.csv"
+        if any(r.report == path and not r.finished for r in self.runs.values()):
+            raise web.HTTPConflict(text="the report is ready when the run ends")
+        return await _download(path, kind)
 
     # ---- login ----
 
@@ -441,6 +471,8 @@ class Server:
         if not hmac.compare_digest(given.encode(), self.token.encode()):
             await asyncio.sleep(0.5)  # slows guessing down
             return self.render(request, "login.html", 403, error="Wrong token.")
+        now = time.monotonic()
+        self.sessions = {k: v for k, v in self.sessions.items() if v.expires > now}
         sid = secrets.token_urlsafe(32)
         self.sessions[sid] = Session(secrets.token_urlsafe(32), time.monotonic() + SESSION_SECONDS)
         response = web.HTTPSeeOther("/")
@@ -498,10 +530,13 @@ class Server:
         return app
 
     async def _stop_runs(self, _app: web.Application) -> None:
-        for run in self.runs.values():
-            if not run.finished:
-                with contextlib.suppress(ProcessLookupError):
-                    run.proc.send_signal(signal.SIGINT)
+        """Server going down: stop each run cleanly and wait for its report and summary."""
+        running = [r for r in self.runs.values() if not r.finished]
+        for run in running:
+            run.interrupt()
+        followers = [r.follower for r in running if r.follower is not None]
+        if followers:
+            await asyncio.wait(followers, timeout=STOP_WAIT)
 
 
 async def _no_content(_request: web.Request) -> web.Response:
@@ -524,14 +559,16 @@ async def _store_upload(part: Any, folder: Path, suffix: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{secrets.token_hex(16)}{suffix}"
     size = 0
-    with open(path, "xb") as f:
-        while chunk := await part.read_chunk(256 * 1024):
-            size += len(chunk)
-            if size > UPLOAD_LIMIT:
-                f.close()
-                path.unlink(missing_ok=True)
-                raise UploadTooLarge
-            f.write(chunk)
+    try:
+        with open(path, "xb") as f:
+            while chunk := await part.read_chunk(256 * 1024):
+                size += len(chunk)
+                if size > UPLOAD_LIMIT:
+                    raise UploadTooLarge
+                f.write(chunk)
+    except BaseException:  # too large, or the browser went away mid-upload
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -552,14 +589,15 @@ def _problem_rows(report: Path) -> tuple[list[dict[str, str]], int]:
     return rows, total
 
 
-def _download(csv_path: Path, kind: str) -> web.StreamResponse:
+async def _download(csv_path: Path, kind: str) -> web.StreamResponse:
     if kind not in ("csv", "xlsx") or not csv_path.is_file():
         raise web.HTTPNotFound(text="no such report")
     path = csv_path
     if kind == "xlsx":
         path = csv_path.with_suffix(".xlsx")
-        if not path.exists():
-            write_xlsx(csv_path, path)
+        if not path.exists() or path.stat().st_mtime < csv_path.stat().st_mtime:
+            # Off the event loop: a big report takes seconds, and the page must stay live.
+            await asyncio.to_thread(write_xlsx, csv_path, path)
     return web.FileResponse(
         path, headers={"Content-Disposition": f'attachment; filename="{path.name}"'}
     )

@@ -85,6 +85,15 @@ def test_stop_event_releases_waiters_at_once():
         await asyncio.sleep(0)
         stopped.set()
         second = await asyncio.wait_for(waiter, timeout=0.5)
-        return first, second
+        return first is not None, second
 
-    assert asyncio.run(go()) == (True, False)
+    assert asyncio.run(go()) == (True, None)
+
+
+def test_a_grant_not_used_within_the_margin_is_late():
+    t = FakeTime()
+    pacer = Pacer(5, clock=t.clock, sleep=t.sleep)
+    granted = asyncio.run(pacer.wait())
+    assert not pacer.late(granted)
+    t.now += WINDOW_MARGIN
+    assert pacer.late(granted)

@@ -397,3 +397,48 @@ def test_terminal_run_calls_after_yes(project: Project, fake):
 
     assert code == ExitCode.OK
     assert len(fake.accepted()) == 3
+
+
+def test_rate_limit_holds_when_ledger_commits_are_slow(
+    project: Project, cli, fake_process, monkeypatch
+):
+    from dialer.ledger import Ledger
+
+    real_commit = Ledger._commit
+    calls = {"n": 0}
+
+    def slow_commit(self, batch):
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            time.sleep(0.04)  # a slow disk's fsync, on one commit in three
+        real_commit(self, batch)
+
+    monkeypatch.setattr(Ledger, "_commit", slow_commit)
+    project.write_sheet(contact_rows(16))
+    project.write_campaign(fake_process.url, dispatch="rate_per_second = 5")
+
+    result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
+
+    assert result.code == ExitCode.OK, result.err
+    times = sorted(r["at"] for r in fake_process.state()["received"])
+    assert len(times) == 16
+    worst = max(sum(1 for t in times[i:] if t - s < 1.0) for i, s in enumerate(times))
+    assert worst <= 5
+
+
+def test_progress_survives_its_reader_going_away():
+    from dialer.contacts import Contact
+    from dialer.progress import Progress
+    from dialer.report import RowResult
+    from dialer.statuses import Status
+
+    class GoneReader(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError("the page's server went away")
+
+    progress = Progress(GoneReader(), mode="jsonl")
+    contact = Contact(1, "C1", "x", "+917359043943", Status.READY, "", "Hi", "", ())
+    for _ in range(3):
+        progress._last = -1e9  # due at once
+        progress.row_done(RowResult(contact, Status.TRIGGERED, ""))
+    progress.close()  # no exception: the run carries on without its watcher
