@@ -49,6 +49,16 @@ async def _login(client: TestClient) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
 
 
+async def _checked(client: TestClient, sheet: bytes) -> tuple[str, str]:
+    """Log in and check `sheet` for the example campaign: (csrf token, dry-run id)."""
+    csrf = await _login(client)
+    checked = await client.post(
+        "/dry-runs", data=_upload_form(csrf, "example", "c.csv", sheet), allow_redirects=False
+    )
+    assert checked.status == 303, await checked.text()
+    return csrf, checked.headers["Location"].rsplit("/", 1)[1]
+
+
 def _upload_form(csrf: str | None, campaign: str, name: str, data: bytes) -> aiohttp.FormData:
     form = aiohttp.FormData()
     if csrf is not None:
@@ -202,13 +212,7 @@ def test_launch_runs_the_campaign_once_and_refuses_a_second_launch(tmp_path):
         }
 
         async def body(client: TestClient, server: web.Server) -> None:
-            csrf = await _login(client)
-            checked = await client.post(
-                "/dry-runs",
-                data=_upload_form(csrf, "example", "c.csv", sheet),
-                allow_redirects=False,
-            )
-            dry_id = checked.headers["Location"].rsplit("/", 1)[1]
+            csrf, dry_id = await _checked(client, sheet)
             page = await (await client.get(f"/dry-runs/{dry_id}")).text()
             assert 'id="ready-count">49<' in page
             unconfirmed = await client.post(
@@ -257,13 +261,7 @@ def test_stop_button_stops_the_run_like_ctrl_c(tmp_path):
                 "rate_per_second = 20.0", "rate_per_second = 2.0"
             )
             (server.root / "campaigns" / "example.toml").write_text(slow)
-            csrf = await _login(client)
-            checked = await client.post(
-                "/dry-runs",
-                data=_upload_form(csrf, "example", "c.csv", sheet),
-                allow_redirects=False,
-            )
-            dry_id = checked.headers["Location"].rsplit("/", 1)[1]
+            csrf, dry_id = await _checked(client, sheet)
             started = await client.post(
                 f"/dry-runs/{dry_id}/launch",
                 data={"csrf": csrf, "confirm": "yes", "count": "49"},
