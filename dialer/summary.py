@@ -17,6 +17,15 @@ from dialer.report import status_counts
 from dialer.statuses import PROBLEM_STATUSES, STOP_EXIT_CODES, ExitCode, Status, StopReason
 
 SAMPLE_MESSAGES = 3
+# What to do next, after a run that stopped early (printed under the summary).
+_NEXT_STEP = {
+    str(StopReason.INSUFFICIENT_BALANCE): "top up the Tabbly wallet, then run again: "
+    "only the not_attempted rows are sent",
+    str(StopReason.CAMPAIGN_REFUSED): "Tabbly refuses this campaign: check organization_id, "
+    "agent_id, call_from and the API key, then run again",
+    str(StopReason.INTERRUPTED): "run again to send the not_attempted rows",
+    str(StopReason.ERROR): "fix the problem named below, then run again",
+}
 
 
 @dataclass(slots=True)
@@ -96,6 +105,8 @@ def print_summary(summary: dict[str, Any], samples: Samples, out: TextIO) -> Non
             f"{summary['calls_per_second']:.2f} calls/s, stopped: {summary['close_reason']}",
             file=out,
         )
+    if summary["close_reason"] in _NEXT_STEP:
+        print(f"  next: {_NEXT_STEP[summary['close_reason']]}", file=out)
     for warning in summary["warnings"]:
         print(f"  warning: {warning}", file=out)
     for contact in samples.items:

@@ -75,6 +75,7 @@ def test_402_mid_run_stops_sending_and_marks_rest_not_attempted(project: Project
     summary = json.loads(Path(str(project.reports()[-1]) + ".summary.json").read_text())
     assert summary["close_reason"] == "insufficient_balance"
     assert summary["exit_code"] == 3
+    assert "next: top up the Tabbly wallet" in result.out
 
 
 def test_500_then_success_is_retried_and_triggered(project: Project, cli, fake):
