@@ -1,0 +1,50 @@
+"""The CLI documents itself: every command has help with an example, every option has help."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from dialer.cli import build_parser
+
+COMMANDS = ("validate", "run", "status", "serve", "fake-tabbly")
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_command_is_listed():
+    assert set(_subparsers()) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_an_example_and_every_option_has_help(name):
+    sub = _subparsers()[name]
+    assert "example:" in (sub.description or "")
+    for action in sub._actions:
+        if action.dest != "help":
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_python_dash_m_dialer_help_works_and_shows_no_key(monkeypatch):
+    env = {"TABBLY_API_KEY": "sk-live-NEVER-SHOWN", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "dialer", "run", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "--retry-unknown" in out and "NEVER-SHOWN" not in out
+
+
+def test_unknown_option_is_a_one_line_usage_error(cli):
+    result = cli(["run", "campaigns/x.toml", "--bogus"])
+    assert result.code == 2 and result.err.count("\n") == 1 and "--bogus" in result.err
