@@ -2,7 +2,7 @@
 
     >>> prep = Preparer.for_campaign(campaign, sheet, suppressed=load_suppression(campaign))
     >>> for chunk in iter_rows(sheet):
-    ...     for contact in prep.prepare(chunk):
+    ...     for contact in prep.deduper.apply(prep.prepare_only(chunk)):
     ...         print(contact.row, contact.status, contact.reason)
 
 Per-row work (phone, templates) is pure and can run in worker processes (`prepare_rows`);
@@ -107,7 +107,7 @@ class RowPlan:
     template_columns: tuple[tuple[str, int], ...] = ()  # (name, index) the templates may read
 
 
-def _plan(campaign: Campaign, sheet: Sheet) -> RowPlan:
+def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str]) -> RowPlan:
     phone_index = sheet.column_index(campaign.contacts.phone_column, "phone")
     id_index = (
         sheet.column_index(campaign.contacts.id_column, "id")
@@ -116,7 +116,6 @@ def _plan(campaign: Campaign, sheet: Sheet) -> RowPlan:
     )
     zone_column = campaign.window.timezone_column if campaign.window else None
     zone_index = sheet.column_index(zone_column, "timezone") if zone_column else None
-    names = Templates.compile(campaign).variables
     return RowPlan(
         template_columns=tuple((n, i) for i, n in enumerate(sheet.columns) if n in names),
         columns=sheet.columns,
@@ -387,7 +386,7 @@ class Preparer:
     @classmethod
     def for_campaign(cls, campaign: Campaign, sheet: Sheet, suppressed: frozenset[str]) -> Preparer:
         templates = Templates.compile(campaign)
-        return cls(_plan(campaign, sheet), Deduper(suppressed), templates)
+        return cls(_plan(campaign, sheet, templates.variables), Deduper(suppressed), templates)
 
     def missing_columns(self) -> list[str]:
         """Template variables that are not columns of the sheet (every row will be invalid)."""
@@ -396,6 +395,3 @@ class Preparer:
     def prepare_only(self, chunk: Sequence[tuple[int, list[str]]]) -> list[Contact]:
         """Per-row work only; duplicates and suppression are `deduper.apply`, in order."""
         return prepare_rows(self.plan, chunk)
-
-    def prepare(self, chunk: Sequence[tuple[int, list[str]]]) -> Iterator[Contact]:
-        return self.deduper.apply(prepare_rows(self.plan, chunk))

@@ -99,11 +99,11 @@ class Dispatcher:
         self._queue: asyncio.Queue[Contact | None] = asyncio.Queue(
             maxsize=campaign.dispatch.concurrency * 4
         )
-        self._claimed = 0
         self.requests_sent = 0
         self._answers: list[int] = []
         self._posting: set[asyncio.Task[None]] = set()  # workers waiting for an answer
         self._aborted: set[asyncio.Task[None]] = set()
+        self._sent_rows: set[int] = set()  # rows whose request has left, until recorded
         self.error: DialerError | None = None
         self._report_flush_due = False
 
@@ -147,13 +147,13 @@ class Dispatcher:
         self._report_flush_due = False
         self.report.flush()
 
+    @property
+    def _stop_text(self) -> str:
+        """The `reason` of rows a stop kept from being sent."""
+        return STOP_ROW_REASONS[self.stop_reason] if self.stop_reason else "not sent"
+
     def _not_attempted(self, contact: Contact, reason: str | None = None) -> RowResult:
-        assert self.stop_reason is not None or reason is not None
-        return RowResult.of(
-            contact,
-            Status.NOT_ATTEMPTED,
-            reason or STOP_ROW_REASONS[self.stop_reason],  # type: ignore[index]
-        )
+        return RowResult.of(contact, Status.NOT_ATTEMPTED, reason or self._stop_text)
 
     # ---- the feed ----
 
@@ -221,36 +221,47 @@ class Dispatcher:
             except Exception as exc:  # e.g. the report's disk is full: stop, keep draining
                 self.fail(exc)
 
-    def _entry(self, contact: Contact, status: str, **fields: object) -> Entry:
+    @staticmethod
+    def _entry(
+        contact: Contact,
+        status: str,
+        reason: str = "",
+        *,
+        retryable: bool = False,
+        outcome: Outcome | None = None,
+        attempts: int = 0,
+    ) -> Entry:
         return Entry(
             called_to=contact.called_to,
             status=status,
+            reason=reason,
+            retryable=retryable,
+            http_status=outcome.http_status if outcome else None,
+            attempts=attempts,
+            call_id=outcome.call_id if outcome else "",
             custom_identifiers=contact.custom_identifiers,
             row=contact.row,
-            **fields,  # type: ignore[arg-type]
         )
 
     async def _send_row(self, contact: Contact) -> RowResult:
         """One row to its final result; a failure inside stops the run but loses no row."""
-        sent: list[bool] = [False]
         try:
-            return await self._send_row_steps(contact, sent)
+            return await self._send_row_steps(contact)
         except Exception as exc:
             self.fail(exc)
             # Not written to the ledger: it may be what failed. A sent row stays "maybe".
-            if sent[0]:
+            if contact.row in self._sent_rows:
+                self._sent_rows.discard(contact.row)
                 return RowResult.of(contact, Status.UNKNOWN, f"sent, then: {self.error}")
             return RowResult.of(contact, Status.NOT_ATTEMPTED, f"not sent: {self.error}")
 
-    async def _send_row_steps(self, contact: Contact, sent: list[bool]) -> RowResult:
+    async def _send_row_steps(self, contact: Contact) -> RowResult:
         if self.stop_reason is not None:
             return self._not_attempted(contact)
         window = self.campaign.window
         check = check_window(window, contact.called_to, contact.zone, self.clock())
         if not check.allowed:
-            self.ledger.record(
-                self._entry(contact, str(Status.OUTSIDE_WINDOW), reason=check.reason)
-            )
+            self.ledger.record(self._entry(contact, str(Status.OUTSIDE_WINDOW), check.reason))
             return RowResult.of(contact, Status.OUTSIDE_WINDOW, check.reason)
 
         started = utc_now_text()
@@ -288,7 +299,7 @@ class Dispatcher:
                 if late and (await self.pacer.wait(self._stopped) is None or self.stop_reason):
                     return self._unclaim(contact, attempt, outcome, started)
             attempt += 1
-            sent[0] = True
+            self._sent_rows.add(contact.row)
             outcome = await self._post(body)
             self._note_answer(outcome)
             kind = outcome.kind
@@ -370,15 +381,15 @@ class Dispatcher:
         call_id = outcome.call_id if outcome else ""
         if status is Status.TRIGGERED and contact.reason:
             reason = contact.reason  # keep notes such as "phone cleaned"
+        self._sent_rows.discard(contact.row)
         self.ledger.record(
             self._entry(
                 contact,
                 str(status),
-                reason=reason,
+                reason,
                 retryable=retryable,
-                http_status=http_status,
+                outcome=outcome,
                 attempts=attempts,
-                call_id=call_id,
             )
         )
         return RowResult(
@@ -396,5 +407,5 @@ class Dispatcher:
         self, contact: Contact, attempts: int, outcome: Outcome | None, started: str
     ) -> RowResult:
         """The run stopped before this row's call was placed: the next run sends it."""
-        reason = STOP_ROW_REASONS[self.stop_reason]  # type: ignore[index]
+        reason = self._stop_text
         return self._record(contact, Status.NOT_ATTEMPTED, reason, attempts, outcome, started)
