@@ -10,8 +10,8 @@ from pathlib import Path
 
 from dialer import commands
 from dialer.campaign import Campaign, load_campaign
-from dialer.dispatch import RunOptions
 from dialer.progress import MODES
+from dialer.run_options import RunOptions
 from dialer.statuses import DialerError, ExitCode, UsageError
 
 EPILOG = """exit codes: 0 all sendable rows triggered; 1 some rows failed, invalid or unknown;

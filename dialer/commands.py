@@ -17,22 +17,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from dialer.campaign import ENDPOINT_ENV, Campaign
 from dialer.contacts import Contact
-from dialer.dispatch import STOP_GRACE_SECONDS, Dispatcher, RunOptions
 from dialer.ledger import Ledger
 from dialer.masking import mask_phone, mask_text
 from dialer.paths import default_report_path, ledger_path, utc_now_text
 from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
 from dialer.report import ReportWriter, RowResult, status_counts, write_summary
+from dialer.run_options import RunOptions
 from dialer.statuses import ExitCode, Status, StopReason, UsageError
 from dialer.summary import Samples, build_summary, exit_code_for, print_summary
-from dialer.tabbly import BodyBuilder, Secret, TabblyClient
 from dialer.window import check_window
+
+if TYPE_CHECKING:  # aiohttp and the dispatcher are loaded only by `run`
+    from dialer.dispatch import RunResult
+    from dialer.tabbly import Secret
 
 Clock = Callable[[], datetime]
 
@@ -157,6 +160,8 @@ def _api_key(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
             f"environment variable {campaign.api_key_env} is not set: "
             "it must hold the Tabbly API key"
         )
+    from dialer.tabbly import Secret
+
     return Secret(value)
 
 
@@ -312,7 +317,10 @@ async def _dispatch(
     progress: Progress,
     chunks: Iterator[list[Contact]],
     clock: Clock,
-):
+) -> RunResult:
+    from dialer.dispatch import STOP_GRACE_SECONDS, Dispatcher
+    from dialer.tabbly import BodyBuilder, TabblyClient
+
     client = TabblyClient(
         endpoint, api_key, campaign.dispatch.concurrency, campaign.dispatch.timeout_seconds
     )

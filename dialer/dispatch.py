@@ -30,6 +30,7 @@ from dialer.paths import utc_now_text
 from dialer.progress import Progress
 from dialer.report import ReportWriter, RowResult
 from dialer.retry_policy import RetryPolicy
+from dialer.run_options import RunOptions
 from dialer.statuses import (
     FIRST_ANSWERS_ALL_400,
     STOP_ROW_REASONS,
@@ -43,13 +44,6 @@ from dialer.window import check_window
 
 # After a first SIGINT/SIGTERM, requests in flight get this long before they are aborted.
 STOP_GRACE_SECONDS = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    limit: int | None = None
-    recall: bool = False
-    retry_unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True)

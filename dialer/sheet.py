@@ -29,7 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from python_calamine import (
     CalamineError,
     CalamineSheet,
@@ -319,6 +318,8 @@ def _find_header(text: str, delimiter: str, skip: int) -> tuple[int, list[str]] 
 
 def _iter_csv(sheet: Sheet, chunk_rows: int) -> Iterator[tuple[int, list[list[str]]]]:
     """Stream (first row_number, raw columns) chunks from pandas' C parser, every cell a str."""
+    import pandas as pd
+
     start, stop = sheet.first_column, sheet.first_column + len(sheet.columns)
     try:
         reader = pd.read_csv(
