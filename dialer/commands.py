@@ -30,7 +30,13 @@ from dialer.progress import Progress
 from dialer.report import ReportWriter, RowResult, status_counts, write_summary
 from dialer.run_options import RunOptions
 from dialer.statuses import ExitCode, Status, StopReason, UsageError
-from dialer.summary import Samples, build_summary, exit_code_for, print_summary
+from dialer.summary import (
+    SAMPLE_MESSAGES,
+    Samples,
+    build_summary,
+    exit_code_for,
+    print_summary,
+)
 from dialer.window import check_window
 
 if TYPE_CHECKING:  # aiohttp and the dispatcher are loaded only by `run`
@@ -106,11 +112,16 @@ def validate(
     now = clock()
     try:
         with ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report:
+            # Without a ledger or a window a row's verdict is the preparer's: skip the lookup.
+            plain = ledger is None and campaign.window is None
             for chunk in prepared.chunks:
                 results = []
                 for contact in chunk:
-                    status, reason = dry_run_status(contact, ledger, options, now, campaign)
-                    if status is Status.READY:
+                    if plain or contact.status is not Status.READY:
+                        status, reason = contact.status, contact.reason
+                    else:
+                        status, reason = dry_run_status(contact, ledger, options, now, campaign)
+                    if status is Status.READY and len(samples.items) < SAMPLE_MESSAGES:
                         samples.offer(contact)
                     results.append(RowResult(contact, status, reason))
                 report.write_in_order(results)

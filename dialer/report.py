@@ -158,9 +158,7 @@ class ReportWriter:
         fields[1] = defuse(fields[1])
         fields[2] = defuse(fields[2])
         starts = _FORMULA_START
-        fields.extend(
-            "'" + cell if cell.startswith(starts) else cell for cell in result.contact.cells
-        )
+        fields += ["'" + cell if cell.startswith(starts) else cell for cell in result.contact.cells]
         return fields
 
     def write(self, result: RowResult, *, flush: bool | None = None) -> None:

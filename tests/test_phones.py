@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import runpy
 from concurrent.futures import ProcessPoolExecutor
@@ -269,3 +270,40 @@ def test_sample_dnc_numbers_match_two_sample_contacts() -> None:
     }
     contacts = runpy.run_path(str(SAMPLES / "make_samples.py"))["CONTACTS"]
     assert len(listed & {c[3] for c in contacts if c}) == 2 and None not in listed
+
+
+def _random_numbers(seed: int, count: int) -> list[phonenumbers.PhoneNumber]:
+    """Example numbers of every region with random digits changed, added or dropped."""
+    import random
+
+    rng = random.Random(seed)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    numbers = []
+    while len(numbers) < count:
+        region = rng.choice(regions)
+        example = phonenumbers.example_number(region)
+        digits = list(phonenumbers.national_significant_number(example) if example else "1234567")
+        for _ in range(rng.randint(0, 3)):
+            digits[rng.randrange(len(digits))] = str(rng.randint(0, 9))
+        if rng.random() < 0.2:
+            digits.append(str(rng.randint(0, 9)))
+        if rng.random() < 0.2 and len(digits) > 3:
+            digits.pop()
+        code = phonenumbers.country_code_for_region(region)
+        with contextlib.suppress(phonenumbers.NumberParseException):
+            numbers.append(phonenumbers.parse(f"+{code}{''.join(digits)}", None))
+    return numbers
+
+
+def test_fast_validity_agrees_with_phonenumbers_everywhere():
+    from dialer.phones import _is_valid
+
+    numbers = _random_numbers(seed=7, count=10_000)
+    disagree = [
+        phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164)
+        for n in numbers
+        if _is_valid(n, phonenumbers.national_significant_number(n))
+        != phonenumbers.is_valid_number(n)
+    ]
+    assert disagree == []
+    assert 0.3 < sum(map(phonenumbers.is_valid_number, numbers)) / len(numbers) < 0.8
