@@ -197,8 +197,11 @@ def _ask_consent(
     clock: Clock,
     out: TextIO,
     ask: Callable[[str], str],
-) -> bool:
-    """Show who would be called and ask; reads the whole sheet once (no network, no report)."""
+) -> int | None:
+    """Show who would be called and ask; reads the whole sheet once (no network, no report).
+
+    The number of rows in the sheet when the answer is yes (the progress bar's total), else None.
+    """
     prepared = prepare(campaign, contacts)
     ledger = Ledger.open_readonly(ledger_path(campaign))
     counts: Counter[str] = Counter()
@@ -235,7 +238,7 @@ def _ask_consent(
         file=out,
     )
     answer = ask("Start calling? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
+    return sum(counts.values()) if answer.strip().lower() in ("y", "yes") else None
 
 
 def run(
@@ -258,10 +261,12 @@ def run(
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     api_key = _api_key(campaign, environ)
     endpoint = _endpoint(campaign, environ)
+    rows: int | None = None
     if not yes:
         if not stdin.isatty():
             raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
-        if not _ask_consent(campaign, contacts, options, clock, out, ask):
+        rows = _ask_consent(campaign, contacts, options, clock, out, ask)
+        if rows is None:
             print("Nothing sent.", file=out)
             return int(ExitCode.OK)
 
@@ -278,7 +283,7 @@ def run(
             )
         with ReportWriter(report_path, prepared.stream.sheet.headers) as report:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
-            progress = Progress(err, progress_mode)
+            progress = Progress(err, progress_mode, total=rows)
             try:
                 result = asyncio.run(
                     _dispatch(

@@ -27,7 +27,10 @@ _PROBLEMS = (Status.FAILED, Status.UNKNOWN)
 class Progress:
     __slots__ = ("_bar", "_every", "_failures", "_last", "_mode", "_out", "_started", "counts")
 
-    def __init__(self, out: TextIO | None = None, mode: str = "auto") -> None:
+    def __init__(
+        self, out: TextIO | None = None, mode: str = "auto", total: int | None = None
+    ) -> None:
+        """`total`: the sheet's rows when known (after the consent step), for what remains."""
         self._out = out or sys.stderr
         if mode == "auto":
             mode = "bar" if self._out.isatty() else "log"
@@ -41,7 +44,7 @@ class Progress:
         if mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(file=self._out, unit="row", dynamic_ncols=True)
+            self._bar = tqdm(total=total, file=self._out, unit="row", dynamic_ncols=True)
 
     def row_done(self, result: RowResult) -> None:
         status = result.status
