@@ -12,11 +12,11 @@ from dialer import commands
 from dialer.campaign import Campaign, load_campaign
 from dialer.progress import MODES
 from dialer.run_options import RunOptions
-from dialer.statuses import DialerError, ExitCode, UsageError
+from dialer.statuses import EXIT_MEANINGS, DialerError, ExitCode, UsageError
 
-EPILOG = """exit codes: 0 all sendable rows triggered; 1 some rows failed, invalid or unknown;
-2 usage, campaign file or sheet error (nothing sent); 3 stopped: insufficient balance (402);
-4 stopped: upstream refuses the campaign; 130 interrupted."""
+EPILOG = "exit codes:\n" + "\n".join(
+    f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_MEANINGS.items()
+)
 
 
 class _Parser(argparse.ArgumentParser):

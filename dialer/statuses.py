@@ -56,6 +56,18 @@ class StopReason(StrEnum):
     ERROR = "error"  # the sheet became unreadable mid-run, or the ledger could not be written
 
 
+# What each exit code tells the person reading it (the CLI's help, the web page).
+EXIT_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "finished: every row that could be sent was triggered",
+    ExitCode.ROW_PROBLEMS: "finished: some rows failed, were invalid or are unknown",
+    ExitCode.INPUT_ERROR: "nothing (more) sent: usage, campaign file, contact sheet or "
+    "ledger error",
+    ExitCode.INSUFFICIENT_BALANCE: "stopped early: insufficient wallet balance (402)",
+    ExitCode.CAMPAIGN_REFUSED: "stopped early: the upstream refuses the campaign "
+    "(404, 401/403, or the first 5 answers all 400)",
+    ExitCode.INTERRUPTED: "stopped early: interrupted (SIGINT/SIGTERM, or Stop)",
+}
+
 STOP_EXIT_CODES: dict[StopReason, ExitCode] = {
     StopReason.INSUFFICIENT_BALANCE: ExitCode.INSUFFICIENT_BALANCE,
     StopReason.CAMPAIGN_REFUSED: ExitCode.CAMPAIGN_REFUSED,

@@ -37,7 +37,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from dialer.campaign import Campaign, load_campaign
 from dialer.paths import default_report_path
 from dialer.report import undefuse, write_xlsx
-from dialer.statuses import DialerError, ExitCode, Status, UsageError
+from dialer.statuses import EXIT_MEANINGS, DialerError, ExitCode, Status, UsageError
 
 TOKEN_ENV = "DIALER_UI_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -52,14 +52,6 @@ SESSION_SECONDS = 12 * 3600
 # What the login page itself needs; none of it holds anything secret.
 _PUBLIC = frozenset({"/login", "/app.css", "/app.js", "/favicon.ico"})
 _REPORT_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}(\.[0-9]{3})?Z(-[0-9]+)?$")
-_EXIT_TEXT = {
-    ExitCode.OK: "finished: every row that could be sent was triggered",
-    ExitCode.ROW_PROBLEMS: "finished: some rows failed, were invalid or are unknown",
-    ExitCode.INPUT_ERROR: "nothing more sent: campaign, sheet or ledger problem",
-    ExitCode.INSUFFICIENT_BALANCE: "stopped: insufficient wallet balance (top up, then run again)",
-    ExitCode.CAMPAIGN_REFUSED: "stopped: Tabbly refuses this campaign (check agent and number)",
-    ExitCode.INTERRUPTED: "stopped by request",
-}
 
 
 @dataclass(slots=True)
@@ -113,7 +105,9 @@ class WebRun:
     def view(self) -> dict[str, Any]:
         counts = self.state.get("counts", {})
         if self.exit_code is not None:
-            text = _EXIT_TEXT.get(self.exit_code, f"ended with exit code {self.exit_code}")  # type: ignore[call-overload]
+            text = EXIT_MEANINGS.get(  # type: ignore[call-overload]
+                self.exit_code, f"ended with exit code {self.exit_code}"
+            )
         elif self.state:
             text = "calling"
         else:
