@@ -92,6 +92,35 @@ def dry_run_status(
     return Status.READY, contact.reason
 
 
+def _verdicts(
+    campaign: Campaign,
+    prepared: Prepared,
+    options: RunOptions,
+    now: datetime,
+    samples: Samples,
+) -> Iterator[list[RowResult]]:
+    """Each chunk's rows with the status they would get if the run started now (no network);
+    the first ready ones go to `samples`. Shared by the dry run and the consent step."""
+    ledger = Ledger.open_readonly(ledger_path(campaign))
+    # Without a ledger or a window a row's verdict is the preparer's: skip the lookup.
+    plain = ledger is None and campaign.window is None
+    try:
+        for chunk in prepared.chunks:
+            results = []
+            for contact in chunk:
+                if plain or contact.status is not Status.READY:
+                    status, reason = contact.status, contact.reason
+                else:
+                    status, reason = dry_run_status(contact, ledger, options, now, campaign)
+                if status is Status.READY and len(samples.items) < SAMPLE_MESSAGES:
+                    samples.offer(contact)
+                results.append(RowResult(contact, status, reason))
+            yield results
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
 def validate(
     campaign: Campaign,
     *,
@@ -107,27 +136,10 @@ def validate(
     started, t0 = utc_now_text(), time.monotonic()
     prepared = prepare(campaign, contacts)
     report_path = report_path or default_report_path(campaign)
-    ledger = Ledger.open_readonly(ledger_path(campaign))
     samples = Samples()
-    now = clock()
-    try:
-        with ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report:
-            # Without a ledger or a window a row's verdict is the preparer's: skip the lookup.
-            plain = ledger is None and campaign.window is None
-            for chunk in prepared.chunks:
-                results = []
-                for contact in chunk:
-                    if plain or contact.status is not Status.READY:
-                        status, reason = contact.status, contact.reason
-                    else:
-                        status, reason = dry_run_status(contact, ledger, options, now, campaign)
-                    if status is Status.READY and len(samples.items) < SAMPLE_MESSAGES:
-                        samples.offer(contact)
-                    results.append(RowResult(contact, status, reason))
-                report.write_in_order(results)
-    finally:
-        if ledger is not None:
-            ledger.close()
+    with ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report:
+        for results in _verdicts(campaign, prepared, options, clock(), samples):
+            report.write_in_order(results)
     code = exit_code_for(report.counts, None)
     summary = _summary(campaign, "validate", prepared, report, started, t0, code, prepared.warnings)
     summary["samples"] = samples.as_json()
@@ -203,20 +215,10 @@ def _ask_consent(
     The number of rows in the sheet when the answer is yes (the progress bar's total), else None.
     """
     prepared = prepare(campaign, contacts)
-    ledger = Ledger.open_readonly(ledger_path(campaign))
     counts: Counter[str] = Counter()
     samples = Samples()
-    now = clock()
-    try:
-        for chunk in prepared.chunks:
-            for contact in chunk:
-                status, _ = dry_run_status(contact, ledger, options, now, campaign)
-                counts[str(status)] += 1
-                if status is Status.READY:
-                    samples.offer(contact)
-    finally:
-        if ledger is not None:
-            ledger.close()
+    for results in _verdicts(campaign, prepared, options, clock(), samples):
+        counts.update(str(r.status) for r in results)
     to_call = counts[str(Status.READY)]
     if options.limit is not None:
         to_call = min(to_call, options.limit)
