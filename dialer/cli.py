@@ -12,7 +12,7 @@ from dialer import commands
 from dialer.campaign import Campaign, load_campaign
 from dialer.progress import MODES
 from dialer.run_options import RunOptions
-from dialer.statuses import EXIT_MEANINGS, DialerError, ExitCode, UsageError
+from dialer.statuses import EXIT_MEANINGS, DialerError, ExitCode, UsageError, internal_error
 
 EPILOG = "exit codes:\n" + "\n".join(
     f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_MEANINGS.items()
@@ -199,11 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("DIALER_DEBUG"):
             raise
-        print(
-            f"dialer: internal error: {type(exc).__name__}: {exc} (set DIALER_DEBUG=1 for details)",
-            file=sys.stderr,
-        )
-        return int(ExitCode.ROW_PROBLEMS)
+        error = internal_error(exc)
+        print(f"dialer: {error} (set DIALER_DEBUG=1 for details)", file=sys.stderr)
+        return int(error.exit_code)
 
 
 def entry_point() -> None:

@@ -35,9 +35,9 @@ from dialer.statuses import (
     FIRST_ANSWERS_ALL_400,
     STOP_ROW_REASONS,
     DialerError,
-    ExitCode,
     Status,
     StopReason,
+    internal_error,
 )
 from dialer.tabbly import BodyBuilder, Kind, Outcome, TabblyClient
 from dialer.window import check_window
@@ -51,12 +51,6 @@ class RunResult:
     stop: StopReason | None
     requests_sent: int
     error: DialerError | None = None  # why the run stopped with StopReason.ERROR
-
-
-class InternalError(DialerError):
-    """A defect, not the user's input: the run still stops cleanly and says so."""
-
-    exit_code = ExitCode.ROW_PROBLEMS
 
 
 def _utc_now() -> datetime:
@@ -112,11 +106,7 @@ class Dispatcher:
     def fail(self, exc: BaseException) -> None:
         """Stop because something broke; the first error is what the run reports."""
         if self.error is None:
-            self.error = (
-                exc
-                if isinstance(exc, DialerError)
-                else InternalError(f"internal error: {type(exc).__name__}: {exc}")
-            )
+            self.error = exc if isinstance(exc, DialerError) else internal_error(exc)
         self.stop(StopReason.ERROR)
 
     def abort_inflight(self) -> None:

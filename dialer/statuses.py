@@ -9,7 +9,12 @@ Error family (the CLI is the only place that turns these into exit codes)::
      +-- UsageError            exit_code 2   bad command-line options
      +-- CampaignError         exit_code 2   campaign TOML: missing / unknown / mistyped key
      +-- SheetError            exit_code 2   contact sheet: format, encoding, headers
-     +-- LedgerError           exit_code 2   corrupt ledger, or another run holds it
+     +-- LedgerError           exit_code 2   corrupt or lost ledger, or another run holds it
+     +-- ReportExists          exit_code 2   (report.py) a report is never overwritten
+    InternalError              exit_code 70  a defect of ours, never the user's input (EX_SOFTWARE)
+
+A file that cannot be written (disk full, read-only folder) is the environment, not a defect:
+a DialerError (exit 2) naming the file and the cause.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class ExitCode(IntEnum):
     INSUFFICIENT_BALANCE = 3
     CAMPAIGN_REFUSED = 4
     INTERRUPTED = 130
+    INTERNAL = 70  # EX_SOFTWARE: cron and systemd must see a crash as a failure
 
 
 class StopReason(StrEnum):
@@ -65,7 +71,8 @@ EXIT_MEANINGS: dict[ExitCode, str] = {
     ExitCode.INSUFFICIENT_BALANCE: "stopped early: insufficient wallet balance (402)",
     ExitCode.CAMPAIGN_REFUSED: "stopped early: the upstream refuses the campaign "
     "(404, 401/403, or the first 5 answers all 400)",
-    ExitCode.INTERRUPTED: "stopped early: interrupted (SIGINT/SIGTERM, or Stop)",
+    ExitCode.INTERRUPTED: "stopped early: interrupted (SIGINT/SIGTERM/SIGHUP, or Stop)",
+    ExitCode.INTERNAL: "internal error: a defect in dialer (please report it)",
 }
 
 STOP_EXIT_CODES: dict[StopReason, ExitCode] = {
@@ -113,3 +120,14 @@ class SheetError(DialerError):
 
 class LedgerError(DialerError):
     """The ledger is corrupt or held by another run; it is never silently repaired."""
+
+
+class InternalError(DialerError):
+    """A defect, not the user's input: the run still stops cleanly, says so, and exits 70."""
+
+    exit_code = ExitCode.INTERNAL
+
+
+def internal_error(exc: BaseException) -> InternalError:
+    """The one wording of an unexpected exception, for the CLI and a run that stops on one."""
+    return InternalError(f"internal error: {type(exc).__name__}: {exc}")
