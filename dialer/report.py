@@ -11,19 +11,21 @@ not the rows themselves, so memory stays flat on a million-row sheet.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
 import json
 import mmap
 import os
+import stat
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dialer.contacts import Contact
 from dialer.statuses import DialerError, Status
@@ -322,7 +324,8 @@ class ReportWriter:
 
     def _rewrite_in_order(self) -> None:
         folder, name = self.journal_path.parent, self.journal_path.name
-        with open(self.journal_path, "rb") as src, _private_temp(folder, name) as (dst, tmp):
+        temp = _private_temp(folder, name, like=self.journal_path)
+        with open(self.journal_path, "rb") as src, temp as (dst, tmp):
             size = os.fstat(src.fileno()).st_size
             with mmap.mmap(src.fileno(), size, access=mmap.ACCESS_READ) as mm:
                 dst.write(mm[: self._data_start])
@@ -334,22 +337,21 @@ class ReportWriter:
             os.replace(tmp, self.journal_path)
 
 
-class _private_temp:
+@contextlib.contextmanager
+def _private_temp(folder: Path, name: str, like: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """A new file beside `name` in `folder`, created O_EXCL (mkstemp): a symlink or file
-    planted at a predictable temp name is never followed or overwritten. Removed on error."""
-
-    def __init__(self, folder: Path, name: str) -> None:
-        fd, path = tempfile.mkstemp(prefix=f"{name}.", suffix=_TEMP_SUFFIX, dir=folder)
-        self.path = Path(path)
-        self.file = os.fdopen(fd, "wb")
-
-    def __enter__(self) -> tuple[io.BufferedWriter, Path]:
-        return self.file, self.path  # type: ignore[return-value]
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.file.close()
-        if exc_type is not None:
-            self.path.unlink(missing_ok=True)
+    planted at a predictable temp name is never followed or overwritten. It gets the mode of
+    `like` (mkstemp's 0600 would hide the report from a reader the journal allowed); it is
+    removed if the block fails."""
+    fd, raw = tempfile.mkstemp(prefix=f"{name}.", suffix=_TEMP_SUFFIX, dir=folder)
+    path = Path(raw)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), stat.S_IMODE(os.stat(like).st_mode))
+            yield f, path
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def write_xlsx(csv_path: Path, xlsx_path: Path, *, replace: bool = True) -> None:
@@ -384,19 +386,27 @@ def write_xlsx(csv_path: Path, xlsx_path: Path, *, replace: bool = True) -> None
             rows += 1
     if rows and width:
         ws.auto_filter.ref = f"A1:{get_column_letter(width)}{rows}"
-    with _private_temp(xlsx_path.parent, xlsx_path.name) as (f, tmp):
+    with _private_temp(xlsx_path.parent, xlsx_path.name, like=csv_path) as (f, tmp):
         wb.save(f)
         f.flush()
-        if replace:
-            os.replace(tmp, xlsx_path)
+        if not replace:
+            _link_new(tmp, xlsx_path)
         else:
-            try:
-                os.link(tmp, xlsx_path)  # fails if anything (a symlink too) is at the name
-            except FileExistsError:
-                raise ReportExists(
-                    f"{xlsx_path}: report already exists; it is never overwritten"
-                ) from None
-            os.unlink(tmp)
+            os.replace(tmp, xlsx_path)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Move `tmp` to `path` only if nothing (a symlink included) is there."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ReportExists(f"{path}: report already exists; it is never overwritten") from None
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists() or path.is_symlink():
+            raise ReportExists(f"{path}: report already exists; it is never overwritten") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def write_summary(report_path: Path, summary: dict[str, Any]) -> Path:
