@@ -261,8 +261,9 @@ def _ask_consent(
         f"{campaign.agent_id} (organization {campaign.organization_id}).",
         file=out,
     )
-    if options.retry_unknown:
-        print(retry_unknown_warning(min(maybe_called[str(Status.UNKNOWN)], to_call)), file=out)
+    resent = min(maybe_called[str(Status.UNKNOWN)], to_call)
+    if resent:
+        print(retry_unknown_warning(resent), file=out)
     answer = ask("Start calling? [y/N] ")
     return sum(counts.values()) if answer.strip().lower() in ("y", "yes") else None
 
@@ -329,10 +330,9 @@ def run(
                 f"{orphans} row(s) were being sent when an earlier run died: now 'unknown' "
                 "(maybe called); --retry-unknown sends them again"
             )
-        if options.retry_unknown and yes:
-            warning = retry_unknown_warning(
-                ledger.counts().get(str(Status.UNKNOWN), 0), upper_bound=True
-            )
+        unknown = ledger.counts().get(str(Status.UNKNOWN), 0) if options.retry_unknown else 0
+        if unknown and yes:  # nobody was asked: say it before the first call, and keep it
+            warning = retry_unknown_warning(unknown, upper_bound=True)
             print(warning, file=err)
             warnings.append(warning)
         report = ReportWriter(report_path, prepared.stream.sheet.headers)
