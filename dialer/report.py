@@ -48,7 +48,7 @@ REPORT_COLUMNS = (
 _UNTRUSTED = tuple(
     REPORT_COLUMNS.index(n) for n in ("custom_identifiers", "phone_raw", "reason", "call_id")
 )
-# Files a report brings along, beside it: the summary, the XLSX journal and its sort copy.
+# Files a report brings along, beside it: the summary, the XLSX journal, private temp files.
 SUMMARY_SUFFIX = ".summary.json"
 _JOURNAL_SUFFIX = ".partial.csv"
 _TEMP_SUFFIX = ".tmp"
