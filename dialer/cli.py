@@ -205,4 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    """Kept for installs made before the console script moved to `dialer.__main__`."""
+    from dialer.__main__ import entry_point
+
+    entry_point()

@@ -7,6 +7,7 @@ operations, so that a dry run and a real run read, check and report a sheet the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -22,14 +23,21 @@ from urllib.parse import urlsplit
 
 from dialer.campaign import ENDPOINT_ENV, Campaign
 from dialer.contacts import Contact
+from dialer.interrupts import STOP_SIGNALS, honoured
 from dialer.ledger import Ledger
 from dialer.masking import mask_phone, mask_text
 from dialer.paths import default_report_path, ledger_path, utc_now_text
 from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
-from dialer.report import ReportWriter, RowResult, status_counts, write_summary
+from dialer.report import (
+    ReportWriter,
+    RowResult,
+    check_report_path,
+    status_counts,
+    write_summary,
+)
 from dialer.run_options import RunOptions
-from dialer.statuses import ExitCode, Status, StopReason, UsageError
+from dialer.statuses import DialerError, ExitCode, Status, StopReason, UsageError
 from dialer.summary import (
     SAMPLE_MESSAGES,
     Samples,
@@ -98,9 +106,13 @@ def _verdicts(
     options: RunOptions,
     now: datetime,
     samples: Samples,
+    maybe_called: Counter[str] | None = None,
 ) -> Iterator[list[RowResult]]:
     """Each chunk's rows with the status they would get if the run started now (no network);
-    the first ready ones go to `samples`. Shared by the dry run and the consent step."""
+    the first ready ones go to `samples`. Shared by the dry run and the consent step.
+
+    `maybe_called["unknown"]` counts the ready rows that only `--retry-unknown` lets through:
+    an earlier call to them may have been placed."""
     ledger = Ledger.open_readonly(ledger_path(campaign))
     # Without a ledger or a window a row's verdict is the preparer's: skip the lookup.
     plain = ledger is None and campaign.window is None
@@ -112,6 +124,15 @@ def _verdicts(
                     status, reason = contact.status, contact.reason
                 else:
                     status, reason = dry_run_status(contact, ledger, options, now, campaign)
+                if (
+                    maybe_called is not None
+                    and status is Status.READY
+                    and ledger is not None
+                    and options.retry_unknown
+                ):
+                    again = ledger.verdict(contact.called_to, recall=options.recall)
+                    if again is not None and again.status is Status.UNKNOWN:
+                        maybe_called[str(Status.UNKNOWN)] += 1
                 if status is Status.READY and len(samples.items) < SAMPLE_MESSAGES:
                     samples.offer(contact)
                 results.append(RowResult(contact, status, reason))
@@ -217,7 +238,8 @@ def _ask_consent(
     prepared = prepare(campaign, contacts)
     counts: Counter[str] = Counter()
     samples = Samples()
-    for results in _verdicts(campaign, prepared, options, clock(), samples):
+    maybe_called: Counter[str] = Counter()
+    for results in _verdicts(campaign, prepared, options, clock(), samples, maybe_called):
         counts.update(str(r.status) for r in results)
     to_call = counts[str(Status.READY)]
     if options.limit is not None:
@@ -239,8 +261,29 @@ def _ask_consent(
         f"{campaign.agent_id} (organization {campaign.organization_id}).",
         file=out,
     )
+    resent = min(maybe_called[str(Status.UNKNOWN)], to_call)
+    if resent:
+        print(retry_unknown_warning(resent), file=out)
     answer = ask("Start calling? [y/N] ")
     return sum(counts.values()) if answer.strip().lower() in ("y", "yes") else None
+
+
+def retry_unknown_warning(maybe_called: int, *, upper_bound: bool = False) -> str:
+    """The line `--retry-unknown` earns before anything is sent: nobody should pass it lightly."""
+    n = f"up to {maybe_called}" if upper_bound else str(maybe_called)
+    return (
+        f"WARNING: --retry-unknown: {n} of the people to call may already have been called "
+        "by an earlier run (status unknown: sent, no answer); they will be called again"
+    )
+
+
+def _keep_first(errors: list[DialerError], action: Callable[[], object]) -> None:
+    """Run one closing step; a file that cannot be written is remembered, not raised, so the
+    steps after it (the summary above all) still happen. The first error is the run's."""
+    try:
+        action()
+    except DialerError as exc:
+        errors.append(exc)
 
 
 def run(
@@ -263,6 +306,8 @@ def run(
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     api_key = _api_key(campaign, environ)
     endpoint = _endpoint(campaign, environ)
+    if report_path is not None:
+        check_report_path(report_path)  # before the question: a run that cannot report is refused
     rows: int | None = None
     if not yes:
         if not stdin.isatty():
@@ -275,7 +320,9 @@ def run(
     started, t0 = utc_now_text(), time.monotonic()
     prepared = prepare(campaign, contacts)
     report_path = report_path or default_report_path(campaign)
-    with Ledger.open(ledger_path(campaign), campaign.name) as ledger:
+    errors: list[DialerError] = []  # files that could not be written; the first is reported
+    ledger = Ledger.open(ledger_path(campaign), campaign.name)
+    try:
         orphans = ledger.adopt_orphans()
         warnings = list(prepared.warnings)
         if orphans:
@@ -283,7 +330,13 @@ def run(
                 f"{orphans} row(s) were being sent when an earlier run died: now 'unknown' "
                 "(maybe called); --retry-unknown sends them again"
             )
-        with ReportWriter(report_path, prepared.stream.sheet.headers) as report:
+        unknown = ledger.counts().get(str(Status.UNKNOWN), 0) if options.retry_unknown else 0
+        if unknown and yes:  # nobody was asked: say it before the first call, and keep it
+            warning = retry_unknown_warning(unknown, upper_bound=True)
+            print(warning, file=err)
+            warnings.append(warning)
+        report = ReportWriter(report_path, prepared.stream.sheet.headers)
+        try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
             progress = Progress(err, progress_mode, total=rows)
             try:
@@ -302,10 +355,22 @@ def run(
                 )
             finally:
                 progress.close()
-        code = result.error.exit_code if result.error else exit_code_for(report.counts, result.stop)
+        finally:
+            _keep_first(errors, report.close)
         if result.error:
-            warnings.append(f"stopped by an error: {result.error}")
-        ledger.finish_run(int(code), str(result.stop or "finished"), status_counts(report.counts))
+            errors.insert(0, result.error)
+        code = errors[0].exit_code if errors else exit_code_for(report.counts, result.stop)
+        _keep_first(
+            errors,
+            lambda: ledger.finish_run(
+                int(code), str(result.stop or "finished"), status_counts(report.counts)
+            ),
+        )
+    finally:
+        _keep_first(errors, ledger.close)
+    code = errors[0].exit_code if errors else code
+    if errors:
+        warnings.append(f"stopped by an error: {errors[0]}")
     summary = _summary(
         campaign,
         "run",
@@ -318,10 +383,11 @@ def run(
         requests_sent=result.requests_sent,
         stop=result.stop,
     )
-    write_summary(report.path, summary)
-    print_summary(summary, Samples(), out)
-    if result.error:
-        raise result.error  # the CLI prints it in one line, with its exit code
+    _keep_first(errors, lambda: write_summary(report.path, summary))
+    with contextlib.suppress(OSError):  # a terminal gone with its SSH session: files hold it
+        print_summary(summary, Samples(), out)
+    if errors:
+        raise errors[0]  # the CLI prints it in one line, with its exit code
     return int(code)
 
 
@@ -363,17 +429,20 @@ async def _dispatch(
             loop.call_later(STOP_GRACE_SECONDS, dispatcher.abort_inflight)
 
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in filter(honoured, STOP_SIGNALS):  # SIGHUP too: a dropped SSH session
             try:
+                previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, on_signal)
-                installed.append(sig)
+                installed.append((sig, previous))
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests): stop() is still reachable
         try:
             return await dispatcher.run(chunks)
         finally:
-            for sig in installed:
+            for sig, previous in installed:
                 loop.remove_signal_handler(sig)
+                if previous is not None:  # the CLI's start-up handler, back for the summary
+                    signal.signal(sig, previous)
 
 
 def status(campaign: Campaign, out: TextIO | None = None) -> int:

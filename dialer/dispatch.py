@@ -12,6 +12,10 @@ Order of things for one ready row, each step a reason the call may not happen::
 A stop (402, campaign refused, a signal) lets requests already in flight finish; every row
 not yet sent is recorded `not_attempted` with the stop's reason, and the sheet is still read
 to the end so the report accounts for every row.
+
+When the ledger or the report cannot be written (disk full), the run stops at once: the check
+just before each POST means no request leaves once either has failed (SPEC 6.3), and a row
+whose request left keeps the upstream's answer (or `unknown`), never `not_attempted`.
 """
 
 from __future__ import annotations
@@ -120,7 +124,10 @@ class Dispatcher:
 
     def _finish(self, result: RowResult) -> None:
         # Rows finished in one event-loop turn reach the OS together, at the end of the turn.
-        self.report.write(result, flush=False)
+        try:
+            self.report.write(result, flush=False)
+        except DialerError as exc:  # the report's disk is full: stop sending at once
+            self.fail(exc)
         if not self._report_flush_due:
             self._report_flush_due = True
             asyncio.get_running_loop().call_soon(self._flush_report)
@@ -129,7 +136,19 @@ class Dispatcher:
 
     def _flush_report(self) -> None:
         self._report_flush_due = False
-        self.report.flush()
+        try:
+            self.report.flush()
+        except DialerError as exc:
+            self.fail(exc)
+
+    def _may_send(self) -> bool:
+        """Checked just before a request leaves, with no await after it: nothing is sent once
+        the run stops, or once the ledger or the report can no longer record it."""
+        if self.stop_reason is None:
+            broken = self.ledger.failed or self.report.error
+            if broken is not None:
+                self.fail(broken)
+        return self.stop_reason is None
 
     @property
     def _stop_text(self) -> str:
@@ -202,7 +221,7 @@ class Dispatcher:
             result = await self._send_row(contact)
             try:
                 self._finish(result)
-            except Exception as exc:  # e.g. the report's disk is full: stop, keep draining
+            except Exception as exc:  # a defect: stop, keep draining
                 self.fail(exc)
 
     @staticmethod
@@ -278,15 +297,21 @@ class Dispatcher:
                 if self.stop_reason is not None:
                     return self._unclaim(contact, attempt, outcome, started)
                 # A slow commit must not shift this request into the next second's budget:
-                # the pacer's cap holds only if the request leaves within the margin.
-                late = self.pacer.late(granted)
-                if late and (await self.pacer.wait(self._stopped) is None or self.stop_reason):
-                    return self._unclaim(contact, attempt, outcome, started)
+                # the pacer's cap holds only if the request leaves within the margin. The
+                # unused grant goes back, so a slow disk costs no send slot.
+                if self.pacer.late(granted):
+                    self.pacer.give_back(granted)
+                    if await self.pacer.wait(self._stopped) is None:
+                        return self._unclaim(contact, attempt, outcome, started)
+            if not self._may_send():
+                return self._unclaim(contact, attempt, outcome, started)
             attempt += 1
             self._sent_rows.add(contact.row)
             outcome = await self._post(body)
             self._note_answer(outcome)
             kind = outcome.kind
+            if kind in (Kind.RETRY, Kind.STOP_BALANCE):
+                self._sent_rows.discard(contact.row)  # the upstream certainly placed no call
             if kind is Kind.TRIGGERED:
                 return self._record(contact, Status.TRIGGERED, "", attempt, outcome, started)
             if kind is Kind.UNKNOWN:
@@ -365,17 +390,17 @@ class Dispatcher:
         call_id = outcome.call_id if outcome else ""
         if status is Status.TRIGGERED and contact.reason:
             reason = contact.reason  # keep notes such as "phone cleaned"
-        self._sent_rows.discard(contact.row)
-        self.ledger.record(
-            self._entry(
-                contact,
-                str(status),
-                reason,
-                retryable=retryable,
-                outcome=outcome,
-                attempts=attempts,
-            )
+        entry = self._entry(
+            contact, str(status), reason, retryable=retryable, outcome=outcome, attempts=attempts
         )
+        try:
+            self.ledger.record(entry)
+        except DialerError as exc:
+            # The ledger failed (disk full): stop. The report keeps what really happened;
+            # its claim, already on disk, makes the next run treat the row as maybe called.
+            self.fail(exc)
+            reason = "; ".join(filter(None, (reason, f"not recorded in the ledger: {exc}")))
+        self._sent_rows.discard(contact.row)
         return RowResult(
             contact,
             status,

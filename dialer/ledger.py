@@ -299,6 +299,11 @@ class Ledger:
         if self._error is not None:
             raise self._error
 
+    @property
+    def failed(self) -> LedgerError | None:
+        """The write failure that stopped this ledger, if any: no request may leave after it."""
+        return self._error
+
     def _schedule_flush(self) -> asyncio.Future[None]:
         if self._flush_waiter is None:
             loop = asyncio.get_running_loop()
@@ -316,6 +321,9 @@ class Ledger:
         if waiter is not None and not waiter.done():
             if self._error is not None:
                 waiter.set_exception(self._error)
+                # Marked retrieved: `record()` never awaits it (asyncio would print "Future
+                # exception was never retrieved"); claims awaiting it still get the error.
+                waiter.exception()
             else:
                 waiter.set_result(None)
 

@@ -92,6 +92,14 @@ class Pacer:
             self._next = base + self._interval
             return now
 
+    def give_back(self, granted: float) -> None:
+        """A grant from `wait` that was not used (it came `late`): its slot is freed, so asking
+        again costs no send slot. Safe because no request left on it."""
+        with contextlib.suppress(ValueError):  # already older than the log: nothing to free
+            self._log.remove(granted)
+            # Its place in the schedule too (later grants keep theirs: the log holds the cap).
+            self._next = max(self._next - self._interval, granted)
+
     def late(self, granted: float) -> bool:
         """True when a request granted at `granted` has not left within half the margin:
         it must ask again, or two seconds' budgets could reach the upstream in one."""

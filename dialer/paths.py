@@ -15,7 +15,10 @@ def default_report_path(campaign: Campaign, now: datetime | None = None) -> Path
     folder = campaign.project_root / "reports" / campaign.name
     path = folder / f"{stamp}.csv"
     n = 2
-    while path.exists() or path.with_name(path.name + ".partial.csv").exists():
+    while any(
+        path.with_name(path.name + extra).exists()
+        for extra in ("", ".partial.csv", ".summary.json")
+    ):
         path = folder / f"{stamp}-{n}.csv"
         n += 1
     return path

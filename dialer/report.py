@@ -11,17 +11,21 @@ not the rows themselves, so memory stays flat on a million-row sheet.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import mmap
 import os
+import stat
+import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dialer.contacts import Contact
 from dialer.statuses import DialerError, Status
@@ -39,8 +43,17 @@ REPORT_COLUMNS = (
     "started_at",
     "finished_at",
 )
-# Columns holding text copied from the sheet; only these can carry a formula into Excel.
-_SHEET_TEXT = frozenset({"custom_identifiers", "phone_raw"})
+# Columns holding text from the sheet or the upstream (e.g. a hostile `room_name` as call_id):
+# each is defused, so none can carry a formula into Excel (SPEC 7).
+_UNTRUSTED = tuple(
+    REPORT_COLUMNS.index(n) for n in ("custom_identifiers", "phone_raw", "reason", "call_id")
+)
+# Files a report brings along, beside it: the summary, the XLSX journal, private temp files.
+SUMMARY_SUFFIX = ".summary.json"
+_JOURNAL_SUFFIX = ".partial.csv"
+_TEMP_SUFFIX = ".tmp"
+# Longest addition to a report's (or its journal's) name: the summary, or a private temp file.
+_LONGEST_EXTRA = max(len(SUMMARY_SUFFIX), len(".XXXXXXXX" + _TEMP_SUFFIX))
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _MINUS_ONES = array("q", [-1]) * 1024
 _ZEROS = array("l", [0]) * 1024
@@ -99,6 +112,63 @@ class ReportExists(DialerError):
     """An existing report is never overwritten (SPEC 7)."""
 
 
+class ReportWriteError(DialerError):
+    """The report (or its summary) cannot be written: disk full, read-only, bad path."""
+
+
+def cannot_write(path: Path, exc: OSError, what: str = "the report") -> ReportWriteError:
+    """The one wording: the file and the true cause, never a traceback."""
+    cause = exc.strerror or str(exc)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        # mkdir under a file (`/dev/full/x.csv`) says "File exists": name what is in the way.
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            cause = f"{blocker} is not a folder"
+    return ReportWriteError(f"{path}: cannot write {what}: {cause}")
+
+
+def summary_path(report_path: Path) -> Path:
+    return report_path.with_name(report_path.name + SUMMARY_SUFFIX)
+
+
+def check_report_path(path: Path) -> None:
+    """Everything a report will write, checked before the first call: every name short enough
+    for its folder, the folder a folder, nothing there already (report, journal, summary)."""
+    journal = path.with_name(path.name + _JOURNAL_SUFFIX) if _is_xlsx(path) else path
+    folder = next((p for p in (path.parent, *path.parent.parents) if _exists(path, p)), Path("."))
+    if not folder.is_dir():
+        raise cannot_write(path, NotADirectoryError(errno.ENOTDIR, "not a folder"))
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    longest = max(len(os.fsencode(n)) for n in (path.name, journal.name)) + _LONGEST_EXTRA
+    if longest > name_max:
+        raise cannot_write(
+            path,
+            OSError(
+                errno.ENAMETOOLONG,
+                f"file name too long (its companion files need "
+                f"{longest} bytes, the folder allows {name_max})",
+            ),
+        )
+    for existing in (path, journal, summary_path(path)):
+        if _exists(path, existing):
+            raise ReportExists(f"{existing}: already exists; a report is never overwritten")
+
+
+def _is_xlsx(path: Path) -> bool:
+    return path.suffix.lower() == ".xlsx"
+
+
+def _exists(report: Path, path: Path) -> bool:
+    """Present at all, a dangling symlink included; an unusable path names the report."""
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError as exc:
+        raise cannot_write(report, exc) from None
+
+
 class ReportWriter:
     """Appends finished rows at once; `close()` leaves the report in sheet order."""
 
@@ -106,21 +176,23 @@ class ReportWriter:
         """`flush_each`: hand every row to the OS at once (a run), or buffer (a dry run)."""
         self.path = path
         self._flush_each = flush_each
-        self.xlsx = path.suffix.lower() == ".xlsx"
+        self.xlsx = _is_xlsx(path)
         # XLSX cannot be appended to: a CSV journal beside it is what a crash leaves.
-        self.journal_path = path.with_name(path.name + ".partial.csv") if self.xlsx else path
-        if path.exists() or self.journal_path.exists():
-            raise ReportExists(f"{path}: report already exists; it is never overwritten")
+        self.journal_path = path.with_name(path.name + _JOURNAL_SUFFIX) if self.xlsx else path
+        check_report_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DialerError(f"{path}: cannot write the report: {exc.strerror}") from None
+            raise cannot_write(path, exc) from None
         try:
+            # O_EXCL: never follows a symlink planted at the name, never overwrites.
             self._file = open(self.journal_path, "xb")  # noqa: SIM115
         except FileExistsError:
             raise ReportExists(f"{path}: report already exists; it is never overwritten") from None
         except OSError as exc:
-            raise DialerError(f"{path}: cannot write the report: {exc.strerror}") from None
+            raise cannot_write(path, exc) from None
+        # The first failed write; every later write raises it again and nothing more is written.
+        self.error: ReportWriteError | None = None
         self._sheet_headers = list(headers)
         self.counts: Counter[str] = Counter()
         self._buffer = io.StringIO()
@@ -131,10 +203,10 @@ class ReportWriter:
         self._unindexed = False  # rows written by write_in_order have no offsets
         self._last_row = 0
         self._position = 0
+        self.closed = False
         header = [*REPORT_COLUMNS, *(defuse(h) for h in self._sheet_headers)]
         self._emit(header)
         self._data_start = self._position
-        self.closed = False
 
     def __enter__(self) -> ReportWriter:
         return self
@@ -142,21 +214,34 @@ class ReportWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _failed(self, exc: OSError) -> ReportWriteError:
+        if self.error is None:
+            self.error = cannot_write(self.path, exc)
+        return self.error
+
+    def _write(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
     def _emit(self, fields: list[Any]) -> int:
         buf = self._buffer
         buf.seek(0)
         buf.truncate()
         self._csv.writerow(fields)
         data = buf.getvalue().encode("utf-8")
-        self._file.write(data)
+        self._write(data)
         self._position += len(data)
         return len(data)
 
     @staticmethod
     def _fields(result: RowResult) -> list[Any]:
         fields = result.fields()
-        fields[1] = defuse(fields[1])
-        fields[2] = defuse(fields[2])
+        for i in _UNTRUSTED:
+            fields[i] = defuse(fields[i])
         starts = _FORMULA_START
         fields += ["'" + cell if cell.startswith(starts) else cell for cell in result.contact.cells]
         return fields
@@ -164,10 +249,12 @@ class ReportWriter:
     def write(self, result: RowResult, *, flush: bool | None = None) -> None:
         """One finished row, in any order; handed to the OS when this returns unless `flush`
         is False (the caller then calls `flush()` soon, e.g. once per event-loop turn)."""
+        # Counted even if the disk refuses it: the printed summary still accounts for every row.
+        self.counts[str(result.status)] += 1
         start = self._position
         length = self._emit(self._fields(result))
         if self._flush_each if flush is None else flush:
-            self._file.flush()
+            self.flush()
         row = result.contact.row
         if row <= self._last_row:
             self._in_order = False
@@ -180,11 +267,17 @@ class ReportWriter:
             lengths.extend(_ZEROS * (grow // len(_ZEROS) + 1))
         offsets[row] = start
         lengths[row] = length
-        self.counts[str(result.status)] += 1
 
     def flush(self) -> None:
-        if not self.closed:
+        """Hand buffered rows to the OS; a ReportWriteError when the disk refuses them."""
+        if self.closed:
+            return
+        if self.error is not None:
+            raise self.error
+        try:
             self._file.flush()
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def write_in_order(self, results: Sequence[RowResult]) -> None:
         """A batch of rows that continue the sheet order (a dry run): one write, no index."""
@@ -195,7 +288,7 @@ class ReportWriter:
         buf.truncate()
         self._csv.writerows([self._fields(r) for r in results])
         data = buf.getvalue().encode("utf-8")
-        self._file.write(data)
+        self._write(data)
         self._position += len(data)
         if results:
             self._last_row = results[-1].contact.row
@@ -209,19 +302,30 @@ class ReportWriter:
         if self.closed:
             return self.path
         self.closed = True
-        self._file.close()
-        if not self._in_order:
-            if self._unindexed:
-                raise RuntimeError("cannot reorder rows written by write_in_order")
-            self._rewrite_in_order()
-        if self.xlsx:
-            write_xlsx(self.journal_path, self.path)
-            os.unlink(self.journal_path)
+        try:
+            self._file.close()
+        except OSError as exc:
+            self._failed(exc)
+        if self.error is not None:
+            # What reached the disk stays as it is (rows in finishing order): the run already
+            # stops on this error, and a copy would not fit where the disk is full.
+            raise self.error
+        try:
+            if not self._in_order:
+                if self._unindexed:
+                    raise RuntimeError("cannot reorder rows written by write_in_order")
+                self._rewrite_in_order()
+            if self.xlsx:
+                write_xlsx(self.journal_path, self.path, replace=False)
+                os.unlink(self.journal_path)
+        except OSError as exc:
+            raise self._failed(exc) from None
         return self.path
 
     def _rewrite_in_order(self) -> None:
-        tmp = self.journal_path.with_name(self.journal_path.name + ".sorting")
-        with open(self.journal_path, "rb") as src, open(tmp, "wb") as dst:
+        folder, name = self.journal_path.parent, self.journal_path.name
+        temp = _private_temp(folder, name, like=self.journal_path)
+        with open(self.journal_path, "rb") as src, temp as (dst, tmp):
             size = os.fstat(src.fileno()).st_size
             with mmap.mmap(src.fileno(), size, access=mmap.ACCESS_READ) as mm:
                 dst.write(mm[: self._data_start])
@@ -230,11 +334,32 @@ class ReportWriter:
                         dst.write(mm[offset : offset + length])
             dst.flush()
             os.fsync(dst.fileno())
-        os.replace(tmp, self.journal_path)
+            os.replace(tmp, self.journal_path)
 
 
-def write_xlsx(csv_path: Path, xlsx_path: Path) -> None:
-    """CSV journal -> XLSX: every sheet value a text cell, header frozen, autofilter on."""
+@contextlib.contextmanager
+def _private_temp(folder: Path, name: str, like: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """A new file beside `name` in `folder`, created O_EXCL (mkstemp): a symlink or file
+    planted at a predictable temp name is never followed or overwritten. It gets the mode of
+    `like` (mkstemp's 0600 would hide the report from a reader the journal allowed); it is
+    removed if the block fails."""
+    fd, raw = tempfile.mkstemp(prefix=f"{name}.", suffix=_TEMP_SUFFIX, dir=folder)
+    path = Path(raw)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), stat.S_IMODE(os.stat(like).st_mode))
+            yield f, path
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def write_xlsx(csv_path: Path, xlsx_path: Path, *, replace: bool = True) -> None:
+    """CSV journal -> XLSX: every sheet value a text cell, header frozen, autofilter on.
+
+    Written to a private temp file beside it, then moved in place; `replace=False` refuses
+    to replace a file that appeared at `xlsx_path` meanwhile (a report is never overwritten).
+    """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.utils import get_column_letter
@@ -261,16 +386,45 @@ def write_xlsx(csv_path: Path, xlsx_path: Path) -> None:
             rows += 1
     if rows and width:
         ws.auto_filter.ref = f"A1:{get_column_letter(width)}{rows}"
-    tmp = xlsx_path.with_name(xlsx_path.name + ".tmp")
-    wb.save(tmp)
-    os.replace(tmp, xlsx_path)
+    with _private_temp(xlsx_path.parent, xlsx_path.name, like=csv_path) as (f, tmp):
+        wb.save(f)
+        f.flush()
+        if not replace:
+            _link_new(tmp, xlsx_path)
+        else:
+            os.replace(tmp, xlsx_path)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Move `tmp` to `path` only if nothing (a symlink included) is there."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ReportExists(f"{path}: report already exists; it is never overwritten") from None
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists() or path.is_symlink():
+            raise ReportExists(f"{path}: report already exists; it is never overwritten") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def write_summary(report_path: Path, summary: dict[str, Any]) -> Path:
-    path = report_path.with_name(report_path.name + ".summary.json")
-    with open(path, "x", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, sort_keys=False)
-        f.write("\n")
+    """`<report>.summary.json`, created O_EXCL; a ReportWriteError names it if it cannot be."""
+    path = summary_path(report_path)
+    try:
+        f = open(path, "x", encoding="utf-8")  # noqa: SIM115
+    except FileExistsError:
+        raise ReportExists(f"{path}: already exists; a summary is never overwritten") from None
+    except OSError as exc:
+        raise cannot_write(path, exc, "the summary") from None
+    try:
+        with f:
+            json.dump(summary, f, indent=2, sort_keys=False)
+            f.write("\n")
+    except OSError as exc:
+        path.unlink(missing_ok=True)  # half a JSON file helps nobody
+        raise cannot_write(path, exc, "the summary") from None
     return path
 
 

@@ -207,8 +207,8 @@ def test_rate_limit_holds_over_every_one_second_window(project: Project, cli, fa
     for i, start in enumerate(times):
         in_window = sum(1 for t in times[i:] if t - start < 1.0)
         assert in_window <= 5, f"{in_window} requests within 1 s from request {i}"
-    # ...and the rate is used, not wasted: 16 calls at 5/s need a little over 3 s.
-    assert times[-1] - times[0] < 3.5
+    # That the rate is used, not wasted, is the pacer's unit tests' job (tests/test_pacing.py,
+    # on an injected clock): a wall-clock bound here only measured how loaded CI was.
 
 
 def test_limit_caps_the_calls_of_one_run(project: Project, cli, fake):
