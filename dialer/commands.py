@@ -27,6 +27,7 @@ from dialer.masking import mask_phone, mask_text
 from dialer.paths import default_report_path, ledger_path, utc_now_text
 from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
+from dialer.rebuild import open_for_reading, open_for_run
 from dialer.report import ReportWriter, RowResult, status_counts, write_summary
 from dialer.run_options import RunOptions
 from dialer.statuses import ExitCode, Status, StopReason, UsageError
@@ -101,7 +102,7 @@ def _verdicts(
 ) -> Iterator[list[RowResult]]:
     """Each chunk's rows with the status they would get if the run started now (no network);
     the first ready ones go to `samples`. Shared by the dry run and the consent step."""
-    ledger = Ledger.open_readonly(ledger_path(campaign))
+    ledger = open_for_reading(campaign)  # a lost ledger is refused here too (SPEC 6.3)
     # Without a ledger or a window a row's verdict is the preparer's: skip the lookup.
     plain = ledger is None and campaign.window is None
     try:
@@ -275,13 +276,14 @@ def run(
     started, t0 = utc_now_text(), time.monotonic()
     prepared = prepare(campaign, contacts)
     report_path = report_path or default_report_path(campaign)
-    with Ledger.open(ledger_path(campaign), campaign.name) as ledger:
+    with open_for_run(campaign) as ledger:  # refuses a lost, foreign or unwritable ledger
         orphans = ledger.adopt_orphans()
         warnings = list(prepared.warnings)
         if orphans:
             warnings.append(
-                f"{orphans} row(s) were being sent when an earlier run died: now 'unknown' "
-                "(maybe called); --retry-unknown sends them again"
+                f"{orphans} row(s) were being sent when an earlier run stopped before "
+                "recording the answer (killed, or its ledger could not be written): now "
+                "'unknown' (maybe called); --retry-unknown sends them again"
             )
         with ReportWriter(report_path, prepared.stream.sheet.headers) as report:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
@@ -318,6 +320,8 @@ def run(
         requests_sent=result.requests_sent,
         stop=result.stop,
     )
+    # Which ledger and run wrote this report: how a lost ledger is noticed (SPEC 6.3).
+    summary.update(ledger_id=ledger.ledger_id, run_id=ledger.run_id)
     write_summary(report.path, summary)
     print_summary(summary, Samples(), out)
     if result.error:
@@ -380,7 +384,7 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
     """What the ledger holds: counts by status, the last run, rows waiting."""
     out = out or sys.stdout
     path = ledger_path(campaign)
-    ledger = Ledger.open_readonly(path)
+    ledger = open_for_reading(campaign)
     if ledger is None:
         print(f"campaign {campaign.name}: no ledger yet at {path} (never run)", file=out)
         return int(ExitCode.OK)

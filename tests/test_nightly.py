@@ -112,7 +112,7 @@ def test_kill_9_mid_run_never_calls_anyone_twice(project: Project, cli):
     for row in rows:
         if row["called_to"] in killed_sent:
             assert row["status"] in ("already_called", "unknown")
-    assert "warning" in result.out and "died" in result.out
+    assert "warning" in result.out and "stopped before recording the answer" in result.out
 
 
 def test_two_runs_of_one_campaign_at_once_are_refused(project: Project, cli, fake):
