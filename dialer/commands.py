@@ -392,7 +392,10 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
         counts = ledger.counts()
         last = ledger.last_run()
         waiting = ledger.waiting()
+        rebuilt = ledger.rebuilt()
     print(f"campaign {campaign.name}: ledger {path}", file=out)
+    if rebuilt:
+        print(f"  rebuilt {rebuilt[0]} from {rebuilt[1]} report(s)", file=out)
     print(f"  people in ledger: {sum(counts.values())}", file=out)
     for name, n in sorted(counts.items()):
         print(f"  {name:<15} {n}", file=out)

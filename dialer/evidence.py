@@ -85,9 +85,9 @@ def _summary(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def campaign_reports(folder: Path) -> list[ReportFile]:
-    """Every report in `folder`, oldest first; an XLSX run's journal stands for its report
-    only when the run was killed before writing the XLSX."""
+def campaign_reports(folder: Path, *, skip: frozenset[str] = frozenset()) -> list[ReportFile]:
+    """Every report in `folder` but those named in `skip`, oldest first; an XLSX run's journal
+    stands for its report only when the run was killed before writing the XLSX."""
     try:
         names = {p.name for p in folder.iterdir() if p.is_file()}
     except FileNotFoundError:
@@ -104,6 +104,8 @@ def campaign_reports(folder: Path) -> list[ReportFile]:
             report = name
         else:
             continue
+        if report in skip:
+            continue  # accounted for: not even its summary is read
         path = folder / name
         summary = _summary(folder / report)
         started = summary.get("started_at") if summary else None

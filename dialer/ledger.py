@@ -460,6 +460,13 @@ class Ledger:
     def campaign(self) -> str | None:
         return _meta(self._conn, "campaign")
 
+    def rebuilt(self) -> tuple[str, int] | None:
+        """When this ledger was rebuilt, and from how many reports; None if never."""
+        at = _meta(self._conn, "rebuilt_at")
+        if at is None:
+            return None
+        return at, self._conn.execute("SELECT COUNT(*) FROM rebuilt_from").fetchone()[0]
+
     def knows(self, called_to: str) -> bool:
         """True when the next run would not send this person again (they are accounted for)."""
         return self.verdict(called_to) is not None

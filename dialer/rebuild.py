@@ -74,17 +74,16 @@ def loss_when_new(campaign: Campaign, why: str) -> Loss | None:
 def loss_when_existing(campaign: Campaign, ledger: Ledger) -> Loss | None:
     """An existing ledger: lost if a run report it does not account for shows people called
     whom it would call again. Dry-run reports mirror a ledger, they record no call."""
-    reports = campaign_reports(reports_folder(campaign))
-    known = ledger.report_names()
+    folder = reports_folder(campaign)
     missed = 0
-    for report in reports:
-        if report.name in known or report.dry_run or report.called_in_summary == 0:
+    for report in campaign_reports(folder, skip=frozenset(ledger.report_names())):
+        if report.dry_run or report.called_in_summary == 0:
             continue
         if any(not ledger.knows(row.called_to) for row in called_rows(report)):
             missed += 1
     if not missed:
         return None
-    people = _newest(reports)
+    people = _newest(campaign_reports(folder))
     unknown = sum(1 for phone in people if not ledger.knows(phone))
     why = (
         f"the ledger does not know {missed} of the campaign's runs (was its -wal file "
@@ -206,7 +205,7 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
         os.close(lock_fd)
     by_status = Counter(str(row.status) for row in people.values())
     killed = sum(1 for r in reports if r.summary is None)
-    print(f"rebuilt {path} ({why})", file=out)
+    print(f"rebuilt {path}: {why}", file=out)
     print(f"  reports read: {len(reports)} in {folder}", file=out)
     shown = ", ".join(f"{status} {n}" for status, n in sorted(by_status.items()))
     print(f"  people the reports show called: {len(people)} ({shown or 'none'})", file=out)
