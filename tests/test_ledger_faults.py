@@ -105,6 +105,22 @@ def test_truncated_ledger_after_calls_is_lost_and_every_command_says_so(
         assert other.code == ExitCode.INPUT_ERROR and other.err == result.err
 
 
+def test_empty_ledger_with_no_calls_in_reports_is_new_to_every_command(project: Project, cli, fake):
+    project.write_sheet(contact_rows(2))
+    project.write_campaign(fake.url)
+    assert cli(["validate", str(project.campaign)]).code == ExitCode.OK  # a dry run calls nobody
+    project.ledger.parent.mkdir(parents=True)
+    project.ledger.write_bytes(b"")
+
+    checked = cli(["validate", str(project.campaign)])
+    status = cli(["status", str(project.campaign)])
+    result = _run(project, cli)
+
+    assert checked.code == ExitCode.OK and "corrupt" not in checked.err
+    assert status.code == ExitCode.OK and "corrupt" not in status.err
+    assert result.code == ExitCode.OK and len(fake.received) == 2
+
+
 def test_deleted_ledger_after_calls_is_lost(project: Project, cli, fake):
     project.write_sheet(contact_rows(3))
     project.write_campaign(fake.url)
