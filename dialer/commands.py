@@ -320,7 +320,7 @@ def run(
         requests_sent=result.requests_sent,
         stop=result.stop,
     )
-    # Which ledger and run wrote this report: how a lost ledger is noticed (SPEC 6.3).
+    # Which ledger, and which of its runs, wrote this report (its `runs` row names it back).
     summary.update(ledger_id=ledger.ledger_id, run_id=ledger.run_id)
     write_summary(report.path, summary)
     print_summary(summary, Samples(), out)

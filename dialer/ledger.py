@@ -175,7 +175,7 @@ class CorruptLedger(LedgerError):
 def corrupt(path: Path, cause: object, campaign_file: Path | str) -> CorruptLedger:
     return CorruptLedger(
         f"{path}: the ledger is unreadable or corrupt ({cause}); it is never repaired "
-        f"automatically: {rebuild_advice(campaign_file)} (the damaged file is kept aside)"
+        f"automatically; {rebuild_advice(campaign_file)} (it keeps this file aside)"
     )
 
 
