@@ -121,6 +121,35 @@ def build_parser() -> argparse.ArgumentParser:
         "dialer status campaigns/example.toml",
     )
 
+    maintenance = sub.add_parser(
+        "ledger",
+        help="Ledger maintenance: rebuild a lost ledger from the campaign's reports.",
+        description="Ledger maintenance: rebuild a lost ledger from the campaign's reports."
+        "\n\nexample:\n  dialer ledger rebuild campaigns/example.toml",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = maintenance.add_subparsers(
+        dest="ledger_command",
+        required=True,
+        metavar="ACTION",
+        parser_class=_Parser,
+        help="rebuild: a new ledger from the reports' triggered and unknown rows",
+    )
+    rebuild_help = (
+        "Rebuild a lost ledger (missing, empty, or missing runs) from the campaign's reports: "
+        "their triggered and unknown rows, newest report first. A ledger that is not lost is "
+        "never replaced; the old file is kept aside, never deleted."
+    )
+    rebuild = actions.add_parser(
+        "rebuild",
+        help=rebuild_help,
+        description=f"{rebuild_help}\n\nexample:\n  dialer ledger rebuild campaigns/example.toml",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rebuild.add_argument("campaign", type=Path, metavar="CAMPAIGN", help="the campaign TOML file")
+
     web = sub.add_parser(
         "serve",
         help="Serve the web page for marketing: upload, check, launch, watch, download.",
@@ -171,6 +200,10 @@ def dispatch_command(args: argparse.Namespace) -> int:
     campaign = _load(args.campaign)
     if args.command == "status":
         return commands.status(campaign)
+    if args.command == "ledger":
+        from dialer.rebuild import rebuild
+
+        return rebuild(campaign)
     if args.command == "validate" or args.dry_run:
         return commands.validate(campaign, contacts=args.contacts, report_path=args.report)
     options = RunOptions(limit=args.limit, recall=args.recall, retry_unknown=args.retry_unknown)

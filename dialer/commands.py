@@ -29,6 +29,7 @@ from dialer.masking import mask_phone, mask_text
 from dialer.paths import default_report_path, ledger_path, utc_now_text
 from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
+from dialer.rebuild import open_for_reading, open_for_run
 from dialer.report import (
     ReportWriter,
     RowResult,
@@ -113,7 +114,7 @@ def _verdicts(
 
     `maybe_called["unknown"]` counts the ready rows that only `--retry-unknown` lets through:
     an earlier call to them may have been placed."""
-    ledger = Ledger.open_readonly(ledger_path(campaign))
+    ledger = open_for_reading(campaign)  # a lost ledger is refused here too (SPEC 6.3)
     # Without a ledger or a window a row's verdict is the preparer's: skip the lookup.
     plain = ledger is None and campaign.window is None
     try:
@@ -321,14 +322,15 @@ def run(
     prepared = prepare(campaign, contacts)
     report_path = report_path or default_report_path(campaign)
     errors: list[DialerError] = []  # files that could not be written; the first is reported
-    ledger = Ledger.open(ledger_path(campaign), campaign.name)
+    ledger = open_for_run(campaign)  # refuses a lost, foreign or unwritable ledger
     try:
         orphans = ledger.adopt_orphans()
         warnings = list(prepared.warnings)
         if orphans:
             warnings.append(
-                f"{orphans} row(s) were being sent when an earlier run died: now 'unknown' "
-                "(maybe called); --retry-unknown sends them again"
+                f"{orphans} row(s) were being sent when an earlier run stopped before "
+                "recording the answer (killed, or its ledger could not be written): now "
+                "'unknown' (maybe called); --retry-unknown sends them again"
             )
         unknown = ledger.counts().get(str(Status.UNKNOWN), 0) if options.retry_unknown else 0
         if unknown and yes:  # nobody was asked: say it before the first call, and keep it
@@ -383,6 +385,8 @@ def run(
         requests_sent=result.requests_sent,
         stop=result.stop,
     )
+    # Which ledger, and which of its runs, wrote this report (its `runs` row names it back).
+    summary.update(ledger_id=ledger.ledger_id, run_id=ledger.run_id)
     _keep_first(errors, lambda: write_summary(report.path, summary))
     with contextlib.suppress(OSError):  # a terminal gone with its SSH session: files hold it
         print_summary(summary, Samples(), out)
@@ -449,7 +453,7 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
     """What the ledger holds: counts by status, the last run, rows waiting."""
     out = out or sys.stdout
     path = ledger_path(campaign)
-    ledger = Ledger.open_readonly(path)
+    ledger = open_for_reading(campaign)
     if ledger is None:
         print(f"campaign {campaign.name}: no ledger yet at {path} (never run)", file=out)
         return int(ExitCode.OK)
@@ -457,7 +461,10 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
         counts = ledger.counts()
         last = ledger.last_run()
         waiting = ledger.waiting()
+        rebuilt = ledger.rebuilt()
     print(f"campaign {campaign.name}: ledger {path}", file=out)
+    if rebuilt:
+        print(f"  rebuilt {rebuilt[0]} from {rebuilt[1]} report(s)", file=out)
     print(f"  people in ledger: {sum(counts.values())}", file=out)
     for name, n in sorted(counts.items()):
         print(f"  {name:<15} {n}", file=out)

@@ -14,19 +14,27 @@ night forget who was called.
 
 Commits are grouped: every claim made in the same event-loop turn shares one transaction
 (synchronous=FULL: a claim survives a power cut), so the ledger costs little at thousands of
-calls a second while no request ever leaves before its claim is on disk.
+calls a second while no request ever leaves before its claim is on disk. Closing a run's
+ledger checkpoints the WAL, so a finished run leaves one file, safe to copy on its own.
+
+Opening never writes before the caller's `OpenCheck` has seen the file: a ledger that is new
+(missing, 0 bytes, no tables) or one that may be stale is judged against the campaign's reports
+first (`dialer.rebuild`), and an SQLite file that is not a ledger is refused untouched. A file
+that cannot be opened or written (read-only, disk full) is the environment, never "corrupt".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dialer.paths import utc_now_text
 from dialer.statuses import LedgerError, Status
@@ -64,7 +72,28 @@ CREATE TABLE IF NOT EXISTS runs (
     report TEXT,
     counts TEXT
 );
+CREATE TABLE IF NOT EXISTS rebuilt_from (
+    report TEXT PRIMARY KEY,
+    people INTEGER NOT NULL,
+    read_at TEXT NOT NULL
+);
 """
+# What makes an SQLite file a ledger; `rebuilt_from` came later and is added when missing.
+_CORE_TABLES = frozenset({"meta", "calls", "sending", "runs"})
+# SQLite's primary result codes that mean the environment (space, permissions, locks), not
+# a damaged file: the message names the cause and never suggests starting afresh.
+_ENVIRONMENT_CODES = frozenset(
+    {
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
 # Ledger statuses after which the next run sends the row again (SPEC 6.3).
 _SEND_AGAIN = frozenset({str(Status.NOT_ATTEMPTED), str(Status.OUTSIDE_WINDOW)})
 # What these "not sent" records may never replace: the person may have been called.
@@ -120,30 +149,161 @@ class Entry:
         )
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+def rebuild_advice(campaign_file: Path | str) -> str:
+    """The documented way out of a lost or corrupt ledger (SPEC 6.3)."""
+    return f"rebuild it from the campaign's reports: dialer ledger rebuild {campaign_file}"
+
+
+def is_environment(exc: sqlite3.Error) -> bool:
+    """True when SQLite failed because of space, permissions or locks, not a damaged file."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _ENVIRONMENT_CODES
+
+
+def cannot_write(path: Path, exc: sqlite3.Error | OSError) -> LedgerError:
+    cause = exc.strerror if isinstance(exc, OSError) else str(exc)
+    failed = getattr(exc, "filename", None)
+    if failed and Path(failed) != path:
+        cause = f"{cause} ({Path(failed).name})"
+    return LedgerError(f"{path}: cannot open the ledger for writing: {cause}")
+
+
+class CorruptLedger(LedgerError):
+    """The file is damaged (not the environment): `dialer ledger rebuild` replaces it."""
+
+
+def corrupt(path: Path, cause: object, campaign_file: Path | str) -> CorruptLedger:
+    return CorruptLedger(
+        f"{path}: the ledger is unreadable or corrupt ({cause}); it is never repaired "
+        f"automatically; {rebuild_advice(campaign_file)} (it keeps this file aside)"
+    )
+
+
+def fresh_reason(path: Path) -> str | None:
+    """Why the file at `path` holds no ledger yet (missing, 0 bytes), or None."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "the ledger is missing"
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot read the ledger: {exc.strerror}") from None
+    return "the ledger is empty (0 bytes)" if size == 0 else None
+
+
+BLANK = "the ledger has no tables (only its main file is left: was its -wal file lost?)"
+
+
+def _readonly_uri(path: Path) -> str:
+    """Read without writing. In a folder nobody can write (a read-only mount), SQLite cannot
+    create the -shm a WAL reader needs; with no WAL content left the main file is the whole
+    ledger and is read as immutable (no locks: nobody can be writing it there)."""
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    if not os.access(path.parent, os.W_OK) and (not wal.exists() or wal.stat().st_size == 0):
+        uri += "&immutable=1"
+    return uri
+
+
+def _connect(
+    path: Path, readonly: bool, campaign_file: Path | str
+) -> tuple[sqlite3.Connection, set[str]]:
+    """Open and check, writing nothing; the file's own tables (none: a blank SQLite file)."""
+    conn: sqlite3.Connection | None = None
     try:
         if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            conn = sqlite3.connect(_readonly_uri(path), uri=True, isolation_level=None)
         else:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         check = conn.execute("PRAGMA quick_check").fetchone()
         if not check or check[0] != "ok":
-            raise sqlite3.DatabaseError(check[0] if check else "quick_check gave no answer")
-        if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a committed claim survives a power cut, not only a killed process.
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.executescript(_SCHEMA)
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not {"meta", "calls", "sending", "runs"} <= tables:
-            raise sqlite3.DatabaseError("tables meta, calls, sending, runs are missing")
-        return conn
-    except sqlite3.DatabaseError as exc:
+            raise corrupt(path, check[0] if check else "quick_check gave no answer", campaign_file)
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite%'"
+            )
+        }
+    except (sqlite3.Error, LedgerError) as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, LedgerError):
+            raise
+        if is_environment(exc):
+            if readonly:
+                raise LedgerError(f"{path}: cannot read the ledger: {exc}") from None
+            raise cannot_write(path, exc) from None
+        raise corrupt(path, exc, campaign_file) from None
+    if tables and not tables >= _CORE_TABLES:
+        conn.close()
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         raise LedgerError(
-            f"{path}: ledger is unreadable or corrupt ({exc}); it is never repaired "
-            "automatically. Move it aside to start afresh (that forgets who was already called)"
+            f"{path}: an SQLite database but not a dialer ledger (its tables: {shown}); "
+            "refusing to use it, and it was left untouched: move it out of the way"
+        )
+    return conn, tables
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, campaign: str) -> None:
+    """WAL, durability, the schema and the ledger's identity; the first write of a run."""
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a committed claim survives a power cut, not only a killed process.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.executemany(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("campaign", campaign),
+                    ("schema_version", SCHEMA_VERSION),
+                    # Created once per ledger: a report's summary names the ledger that ran
+                    # it, so a new or rebuilt ledger is never mistaken for the old one.
+                    ("ledger_id", secrets.token_hex(8)),
+                    ("created_at", utc_now_text()),
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise cannot_write(path, exc) from None
+
+
+def take_lock(path: Path, campaign: str) -> int:
+    """The run lock beside the ledger: a second run (or a rebuild) of a campaign is refused."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        raise LedgerError(
+            f"{path}: another run of campaign '{campaign}' is going; refusing to start a second"
         ) from None
+    return lock_fd
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    found = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return found[0] if found else None
+
+
+class OpenCheck(Protocol):
+    """What a caller checks before a ledger is created or written (the loss check)."""
+
+    def new(self, why: str) -> None:
+        """No ledger yet (`why`: missing, 0 bytes, no tables); raise to refuse creating one."""
+
+    def existing(self, ledger: Ledger) -> None:
+        """An existing ledger, nothing written yet; raise to refuse it."""
 
 
 class Ledger:
@@ -160,51 +320,99 @@ class Ledger:
         # per-row lookup is skipped (a repeat within the sheet is a `duplicate` already).
         self._empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM calls)").fetchone()[0] == 1
         self.run_id: int | None = None
+        self.ledger_id = _meta(conn, "ledger_id")
 
     @classmethod
-    def open(cls, path: Path, campaign: str) -> Ledger:
+    def open(
+        cls,
+        path: Path,
+        campaign: str,
+        *,
+        check: OpenCheck | None = None,
+        campaign_file: Path | str = "CAMPAIGN",
+    ) -> Ledger:
         """Open for a run: take the lock (a second run is refused), check, create if new."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock_fd = take_lock(path, campaign)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(lock_fd)
-            raise LedgerError(
-                f"{path}: another run of campaign '{campaign}' is going; refusing to start a second"
-            ) from None
-        try:
-            conn = _connect(path, readonly=False)
-            stored = conn.execute("SELECT value FROM meta WHERE key='campaign'").fetchone()
-            if stored and stored[0] != campaign:
-                raise LedgerError(
-                    f"{path}: ledger belongs to campaign '{stored[0]}', not '{campaign}'"
-                )
-            conn.executemany(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                [("campaign", campaign), ("schema_version", SCHEMA_VERSION)],
-            )
+            why = fresh_reason(path)
+            if why is not None and check is not None:
+                check.new(why)  # before sqlite creates anything
+            if why is None:
+                try:  # a read-only file or mount: sqlite would open it read-only, silently
+                    os.close(os.open(path, os.O_RDWR))
+                except OSError as exc:
+                    raise cannot_write(path, exc) from None
+            conn, tables = _connect(path, readonly=False, campaign_file=campaign_file)
+            try:
+                ledger = None
+                if tables:
+                    stored = _meta(conn, "campaign")
+                    if stored and stored != campaign:
+                        raise LedgerError(
+                            f"{path}: ledger belongs to campaign '{stored}', not '{campaign}'"
+                        )
+                    ledger = cls(path, conn, lock_fd)
+                    if check is not None:
+                        check.existing(ledger)
+                elif why is None and check is not None:
+                    check.new(BLANK)
+                _prepare(conn, path, campaign)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             os.close(lock_fd)
             raise
-        return cls(path, conn, lock_fd)
+        ledger = ledger or cls(path, conn, lock_fd)
+        ledger.ledger_id = _meta(conn, "ledger_id")
+        return ledger
 
     @classmethod
-    def open_readonly(cls, path: Path) -> Ledger | None:
+    def open_readonly(
+        cls,
+        path: Path,
+        *,
+        check: OpenCheck | None = None,
+        campaign_file: Path | str = "CAMPAIGN",
+    ) -> Ledger | None:
         """For `validate` and `status`: no lock, no writes; None when there is no ledger yet."""
-        if not path.exists():
-            return None
-        return cls(path, _connect(path, readonly=True), None)
+        why = fresh_reason(path)
+        if why is None:
+            conn, tables = _connect(path, readonly=True, campaign_file=campaign_file)
+            if tables:
+                ledger = cls(path, conn, None)
+                if check is not None:
+                    try:
+                        check.existing(ledger)
+                    except BaseException:
+                        ledger.close()
+                        raise
+                return ledger
+            conn.close()
+            why = BLANK
+        if check is not None:
+            check.new(why)
+        return None
 
     def close(self) -> None:
-        if self._pending:
-            batch, self._pending = self._pending, []
-            self._commit(batch)
-            self._check()
-        self._conn.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Commit what is pending, checkpoint, release; a write failure is raised after the
+        connection and the lock are let go (the next run must not find them held)."""
+        try:
+            if self._pending:
+                batch, self._pending = self._pending, []
+                self._commit(batch)
+            if self._lock_fd is not None and self._error is None:
+                # The WAL's contents into the main file: a finished run's ledger is one file,
+                # so a copy or backup of `x.sqlite` alone holds every call (SPEC 6.3). Best
+                # effort: what is committed is safe in the WAL even if this fails (disk full).
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._conn.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+        self._check()
 
     def __enter__(self) -> Ledger:
         return self
@@ -213,24 +421,59 @@ class Ledger:
         self.close()
 
     def adopt_orphans(self) -> int:
-        """Claims left by a run that died become `unknown`: maybe called (SPEC 6.3)."""
+        """Claims left by a run that stopped before recording the answer (killed, or its
+        ledger could not be written) become `unknown`: maybe called (SPEC 6.3)."""
         now = utc_now_text()
-        reason = "an earlier run stopped while this call was being sent"
+        reason = "an earlier run stopped before recording this call's answer"
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        orphans = conn.execute("SELECT called_to, row, run_id FROM sending").fetchall()
-        conn.executemany(
-            _UPSERT,
-            [
-                (phone, str(Status.UNKNOWN), reason, 0, None, 1, "", "", row, run, now)
-                for phone, row, run in orphans
-            ],
-        )
-        conn.execute("DELETE FROM sending")
-        conn.execute("COMMIT")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                orphans = conn.execute("SELECT called_to, row, run_id FROM sending").fetchall()
+                conn.executemany(
+                    _UPSERT,
+                    [
+                        (phone, str(Status.UNKNOWN), reason, 0, None, 1, "", "", row, run, now)
+                        for phone, row, run in orphans
+                    ],
+                )
+                conn.execute("DELETE FROM sending")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
         if orphans:
             self._empty = False
         return len(orphans)
+
+    def _write_error(self, exc: sqlite3.Error) -> LedgerError:
+        return LedgerError(f"{self.path}: cannot write the ledger: {exc}")
+
+    def report_names(self) -> set[str]:
+        """File names of the reports this ledger accounts for: its runs', and any it was
+        rebuilt from. A report in the campaign's folder that is not here is a run it missed."""
+        names = {Path(r[0]).name for r in self._conn.execute("SELECT report FROM runs") if r[0]}
+        # A ledger from before rebuilds existed, opened read-only, has no `rebuilt_from`.
+        with contextlib.suppress(sqlite3.OperationalError):
+            names.update(r[0] for r in self._conn.execute("SELECT report FROM rebuilt_from"))
+        return names
+
+    def campaign(self) -> str | None:
+        return _meta(self._conn, "campaign")
+
+    def rebuilt(self) -> tuple[str, int] | None:
+        """When this ledger was rebuilt, and from how many reports; None if never."""
+        at = _meta(self._conn, "rebuilt_at")
+        if at is None:
+            return None
+        return at, self._conn.execute("SELECT COUNT(*) FROM rebuilt_from").fetchone()[0]
+
+    def knows(self, called_to: str) -> bool:
+        """True when the next run would not send this person again (they are accounted for)."""
+        return self.verdict(called_to) is not None
 
     def verdict(
         self, called_to: str, *, recall: bool = False, retry_unknown: bool = False
@@ -260,22 +503,31 @@ class Ledger:
         return None
 
     def start_run(self, sheet: str, report: str) -> int:
-        cur = self._conn.execute(
-            "INSERT INTO runs (started_at, sheet, report) VALUES (?, ?, ?)",
-            (utc_now_text(), sheet, report),
-        )
+        try:
+            cur = self._conn.execute(
+                "INSERT INTO runs (started_at, sheet, report) VALUES (?, ?, ?)",
+                (utc_now_text(), sheet, report),
+            )
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
         self.run_id = cur.lastrowid
         return self.run_id or 0
 
     def finish_run(self, exit_code: int, close_reason: str, counts: dict[str, int]) -> None:
+        """Record how the run ended. After a failed write the run already stops with that
+        error, so this records nothing more rather than raising it a second time."""
         batch, self._pending = self._pending, []
         self._commit(batch)
-        self._check()
-        self._conn.execute(
-            "UPDATE runs SET finished_at = ?, exit_code = ?, close_reason = ?, counts = ? "
-            "WHERE id = ?",
-            (utc_now_text(), exit_code, close_reason, json.dumps(counts), self.run_id),
-        )
+        if self._error is not None:
+            return
+        try:
+            self._conn.execute(
+                "UPDATE runs SET finished_at = ?, exit_code = ?, close_reason = ?, counts = ? "
+                "WHERE id = ?",
+                (utc_now_text(), exit_code, close_reason, json.dumps(counts), self.run_id),
+            )
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
 
     async def claim(self, entry: Entry) -> None:
         """Record `sending` and wait until it is committed: only then may the request leave."""
@@ -354,7 +606,19 @@ class Ledger:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._error = LedgerError(f"{self.path}: cannot write the ledger: {exc}")
+            self._error = self._write_error(exc)
+
+    def _copy_into(self, conn: sqlite3.Connection) -> int:
+        """Every call, claim and run of this ledger into `conn` (a rebuild); people copied."""
+        for table in ("calls", "sending", "runs"):
+            rows = self._conn.execute(f"SELECT * FROM {table}")  # fixed table names
+            columns = [d[0] for d in rows.description]
+            marks = ", ".join("?" * len(columns))
+            conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                rows,
+            )
+        return self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 
     # ---- reading, for `dialer status` ----
 
@@ -383,3 +647,57 @@ class Ledger:
             "SELECT COUNT(*) FROM calls WHERE status IN (?, ?) OR (status = ? AND retryable = 1)",
             (str(Status.NOT_ATTEMPTED), str(Status.OUTSIDE_WINDOW), str(Status.FAILED)),
         ).fetchone()[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    kept: int  # people copied from the old ledger
+    from_reports: int  # people only the reports knew, or whom the old ledger would have re-sent
+
+
+def write_rebuilt(
+    path: Path,
+    campaign: str,
+    *,
+    old: Ledger | None,
+    entries: list[Entry],
+    reports: dict[str, int],
+) -> Rebuilt:
+    """A new ledger at `path` (a fresh file): the old ledger's rows if it can be read, then
+    every entry whose person it does not hold as `triggered` or `unknown` (reports may be
+    older than the ledger's own record, but never make it forget a call), and the names of
+    the reports read, so the loss check accounts for them. Synced to disk before returning."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            conn.execute(statement)
+        kept = old._copy_into(conn) if old is not None else 0
+        now = utc_now_text()
+        before = conn.total_changes
+        conn.executemany(_UPSERT_UNLESS_CALLED, [e.params(None) for e in entries])
+        from_reports = conn.total_changes - before
+        conn.executemany(
+            "INSERT OR REPLACE INTO rebuilt_from (report, people, read_at) VALUES (?, ?, ?)",
+            [(name, people, now) for name, people in reports.items()],
+        )
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [
+                ("campaign", campaign),
+                ("schema_version", SCHEMA_VERSION),
+                ("ledger_id", secrets.token_hex(8)),
+                ("created_at", now),
+                ("rebuilt_at", now),
+                ("rebuilt_from_ledger", (old.ledger_id or "") if old is not None else ""),
+            ],
+        )
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise cannot_write(path, exc) from None
+    finally:
+        conn.close()
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    return Rebuilt(kept, from_reports)

@@ -12,7 +12,7 @@ def default_report_path(campaign: Campaign, now: datetime | None = None) -> Path
     """`reports/<name>/<UTC timestamp>.csv`; names sort in time order (milliseconds included)."""
     when = now or datetime.now(UTC)
     stamp = when.strftime("%Y%m%dT%H%M%S.") + f"{when.microsecond // 1000:03d}Z"
-    folder = campaign.project_root / "reports" / campaign.name
+    folder = reports_folder(campaign)
     path = folder / f"{stamp}.csv"
     n = 2
     while any(
@@ -22,6 +22,11 @@ def default_report_path(campaign: Campaign, now: datetime | None = None) -> Path
         path = folder / f"{stamp}-{n}.csv"
         n += 1
     return path
+
+
+def reports_folder(campaign: Campaign) -> Path:
+    """Where the campaign's default reports go, and what a lost ledger is rebuilt from."""
+    return campaign.project_root / "reports" / campaign.name
 
 
 def ledger_path(campaign: Campaign) -> Path:

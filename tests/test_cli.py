@@ -10,7 +10,7 @@ import pytest
 
 from dialer.cli import build_parser
 
-COMMANDS = ("validate", "run", "status", "serve", "fake-tabbly")
+COMMANDS = ("validate", "run", "status", "ledger", "serve", "fake-tabbly")
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -112,7 +112,7 @@ def test_kill_9_mid_run_never_calls_anyone_twice(project: Project, cli):
     for row in rows:
         if row["called_to"] in killed_sent:
             assert row["status"] in ("already_called", "unknown")
-    assert "warning" in result.out and "died" in result.out
+    assert "warning" in result.out and "stopped before recording the answer" in result.out
 
 
 def test_two_runs_of_one_campaign_at_once_are_refused(project: Project, cli, fake):
@@ -253,7 +253,9 @@ def _sheet_broken_after_the_first_chunk(project: Project, cli, fake: FakeTabbly)
     result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
 
     assert result.code == ExitCode.INPUT_ERROR
-    assert "Traceback" not in result.err and result.err.count("\n") == 1
+    # One error line; progress log lines may come before it on a slow machine (every 5 s).
+    errors = [line for line in result.err.splitlines() if " rows done, " not in line]
+    assert "Traceback" not in result.err and len(errors) == 1, result.err
     summary = json.loads(Path(str(project.reports()[-1]) + ".summary.json").read_text())
     assert summary["close_reason"] == "error"
     rows = project.report_rows()
