@@ -474,25 +474,29 @@ class Server:
         in_use: Path | None = None  # kept from pruning until the check is done
         sheet_name = ""
         try:
-            reader = await request.multipart()
-            async with asyncio.timeout(UPLOAD_SECONDS):
-                while (part := await reader.next()) is not None:
-                    if not isinstance(part, BodyPartReader):
-                        continue  # a nested multipart is nothing this form sends
-                    if part.name in ("csrf", "campaign"):
-                        fields[part.name] = await _read_field(part)
-                        if part.name == "csrf":
-                            _check_csrf(request, fields["csrf"])
-                    elif part.name == "sheet" and stored is None:
-                        _check_csrf(request, fields.get("csrf", ""))
-                        sheet_name = _sheet_name(part.filename)
-                        suffix = Path(sheet_name).suffix.lower()
-                        if suffix not in UPLOAD_SUFFIXES:
-                            return await self.index(request, "Upload a .csv or .xlsx file.", 400)
-                        stored = _new_upload(self.uploads, suffix)
-                        in_use = stored
-                        self.checking.add(in_use)
-                        await _store_upload(part, stored)
+            try:
+                reader = await request.multipart()
+                async with asyncio.timeout(UPLOAD_SECONDS):
+                    while (part := await reader.next()) is not None:
+                        if not isinstance(part, BodyPartReader):
+                            continue  # a nested multipart is nothing this form sends
+                        if part.name in ("csrf", "campaign"):
+                            fields[part.name] = await _read_field(part)
+                            if part.name == "csrf":
+                                _check_csrf(request, fields["csrf"])
+                        elif part.name == "sheet" and stored is None:
+                            _check_csrf(request, fields.get("csrf", ""))
+                            sheet_name = _sheet_name(part.filename)
+                            suffix = Path(sheet_name).suffix.lower()
+                            if suffix not in UPLOAD_SUFFIXES:
+                                raise BadUpload("Upload a .csv or .xlsx file.")
+                            stored = _new_upload(self.uploads, suffix)
+                            in_use = stored
+                            self.checking.add(in_use)
+                            await _store_upload(part, stored)
+            except (ValueError, HttpProcessingError):
+                # A malformed form: a NUL in a part's header, a broken boundary, bad encoding.
+                raise BadUpload("The upload could not be read: try again.") from None
             if stored is None or "campaign" not in fields:
                 return await self.index(request, "Choose a campaign and a sheet.", 400)
             campaign = self.campaign(fields["campaign"])
@@ -507,9 +511,6 @@ class Server:
             return await self.index(request, str(exc), 400)
         except TimeoutError:
             return await self.index(request, "The upload took too long: try again.", 408)
-        except (ValueError, HttpProcessingError):
-            # A malformed form: a NUL in a part's header, a broken boundary, bad encoding.
-            return await self.index(request, "The upload could not be read: try again.", 400)
         except DialerError as exc:
             return await self.index(request, f"{sheet_name}: {exc}", 400)
         finally:
@@ -872,7 +873,7 @@ def _now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _limited_python(address_space: int) -> list[str]:
+def _limited_python(data_bytes: int) -> list[str]:
     """`python -m dialer` with its data memory capped (RLIMIT_DATA, inherited by its workers):
     a sheet that needs more fails that one check, not the server. Set in the child itself, not
     by preexec_fn, which is unsafe in a process with threads. RLIMIT_DATA rather than RLIMIT_AS:
@@ -882,7 +883,7 @@ def _limited_python(address_space: int) -> list[str]:
         "resource.setrlimit(resource.RLIMIT_DATA, (n, n)); "
         "runpy.run_module('dialer', run_name='__main__', alter_sys=True)"
     )
-    return [sys.executable, "-c", code, str(address_space)]
+    return [sys.executable, "-c", code, str(data_bytes)]
 
 
 def serve(
