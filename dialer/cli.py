@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="project folder holding campaigns/ (reports/ and uploads/ go beside)",
     )
+    web.add_argument(
+        "--https-proxy",
+        action="store_true",
+        help="the page is served to browsers over HTTPS by a reverse proxy in front of this "
+        "server: the session cookie is marked Secure (never sent over plain HTTP)",
+    )
 
     from dialer import fake_tabbly
 
@@ -192,7 +198,7 @@ def dispatch_command(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from dialer.web import serve
 
-        return serve(args.root, args.host, args.port)
+        return serve(args.root, args.host, args.port, https_proxy=args.https_proxy)
     if args.command == "fake-tabbly":
         from dialer import fake_tabbly
 

@@ -9,7 +9,13 @@ rules, ledger and report. The Stop button sends the run SIGINT, the same clean s
 
 Security: every page needs a session from the login form (the token in `DIALER_UI_TOKEN`);
 every POST carries the session's CSRF token; uploads are stored under a name this server
-chooses; the API key stays in this process's environment and never reaches a page.
+chooses; the API key stays in this process's environment and never reaches a page. What keeps
+it standing on a LAN (throttled logins, small bodies before login, two checks at once, upload
+retention, headers on every response) is in `dialer.web_guard`.
+
+A launch is bound to its check: the campaign file, its do-not-call lists and the sheet are
+fingerprinted at the check, and a launch after any of them changed, or after the campaign ran
+again, is refused: the page only ever starts calls that someone previewed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import csv
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -31,18 +38,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from dialer import web_guard
 from dialer.campaign import Campaign, load_campaign
 from dialer.paths import default_report_path
 from dialer.report import undefuse, write_xlsx
 from dialer.statuses import EXIT_MEANINGS, DialerError, ExitCode, Status, UsageError
+from dialer.web_guard import MIN_TOKEN_CHARS, SMALL_BODY
 
 TOKEN_ENV = "DIALER_UI_TOKEN"
-MIN_TOKEN_CHARS = 16
 UPLOAD_LIMIT = 50 * 1024 * 1024
+UPLOAD_FORM_SLACK = 1024 * 1024  # the multipart framing and the small fields around the sheet
+UPLOAD_SECONDS = 600.0  # a stalled upload must not hold a check slot forever
 UPLOAD_SUFFIXES = (".csv", ".xlsx")
+FIELD_LIMIT = 1024  # csrf and campaign name
+MAX_CHECKS = 2
+CHECK_MEMORY = 2 * 1024**3  # data memory of each process of a check (RLIMIT_DATA)
+PRUNE_EVERY = 3600.0
 PROBLEM_ROWS_SHOWN = 200
 CHECK_TIMEOUT = 600.0
 STOP_WAIT = 60.0  # a stopping run lets requests in flight finish (SPEC 6.2)
@@ -71,6 +86,9 @@ class DryRun:
     upload: Path
     report: Path
     summary: dict[str, Any]
+    fingerprint: dict[str, str]  # campaign file, do-not-call lists, sheet -> content hash
+    epoch: int  # the campaign's run epoch when the check began (a run since makes it stale)
+    run_id: str | None = None  # set once launched: a check launches one run
 
     @property
     def report_file(self) -> str:
@@ -90,6 +108,8 @@ class WebRun:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
     follower: asyncio.Task[None] | None = None
+    upload: Path | None = None
+    final: dict[str, int] | None = None  # the summary's counts once the run has ended
 
     def interrupt(self) -> None:
         """SIGINT once: the same clean stop as one Ctrl-C (a second would abort calls)."""
@@ -103,11 +123,9 @@ class WebRun:
         return self.exit_code is not None
 
     def view(self) -> dict[str, Any]:
-        counts = self.state.get("counts", {})
+        counts = self.final if self.final is not None else self.state.get("counts", {})
         if self.exit_code is not None:
-            text = EXIT_MEANINGS.get(  # type: ignore[call-overload]
-                self.exit_code, f"ended with exit code {self.exit_code}"
-            )
+            text = outcome_text(self.exit_code, counts)
         elif self.state:
             text = "calling"
         else:
@@ -126,18 +144,60 @@ class WebRun:
         }
 
 
+# Plain words for what happened to a row, in the order the outcome lists them.
+_OUTCOME_WORDS = {
+    Status.ALREADY_CALLED: "already called by an earlier run",
+    Status.NOT_ATTEMPTED: "not called (the run stopped first)",
+    Status.OUTSIDE_WINDOW: "outside the calling window",
+    Status.FAILED: "failed",
+    Status.UNKNOWN: "unknown (the upstream may have called them)",
+    Status.INVALID: "invalid",
+    Status.DUPLICATE: "duplicates",
+    Status.SUPPRESSED: "on the do-not-call list",
+}
+
+
+def outcome_text(exit_code: int, counts: dict[str, int]) -> str:
+    """What a run did, from its own counts: never "every row was triggered" when none was."""
+    if exit_code in (ExitCode.OK, ExitCode.ROW_PROBLEMS):
+        head = "finished"
+    else:
+        head = EXIT_MEANINGS.get(  # type: ignore[call-overload]
+            exit_code, f"ended with exit code {exit_code}"
+        )
+    if not counts:
+        return head
+    called = counts.get(str(Status.TRIGGERED), 0)
+    said = [f"{called} called" if called else "nobody called"]
+    said += [f"{counts[s]} {words}" for s, words in _OUTCOME_WORDS.items() if counts.get(s)]
+    return f"{head}: " + ", ".join(said)
+
+
 class Server:
     """The page's state: sessions, checks and runs live in memory, reports on disk."""
 
-    def __init__(self, root: Path, token: str, environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        token: str,
+        environ: dict[str, str] | None = None,
+        *,
+        https: bool = False,
+    ) -> None:
         self.root = root.resolve()
         self.token = token
         self.environ = dict(os.environ if environ is None else environ)
+        self.https = https  # behind an HTTPS proxy: the session cookie is Secure
         self.uploads = self.root / "uploads"
         self.sessions: dict[str, Session] = {}
         self.dry_runs: dict[str, DryRun] = {}
         self.runs: dict[str, WebRun] = {}
+        self.throttle = web_guard.LoginThrottle()
+        self.checking: set[Path] = set()  # the uploads of the checks under way
+        self._checks = 0
+        self._epochs: dict[str, int] = {}  # campaign -> runs started + runs ended, from here
         self._launching: set[str] = set()
+        self._pruner: asyncio.Task[None] | None = None
         self.templates = Environment(
             loader=PackageLoader("dialer", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -162,16 +222,22 @@ class Server:
             raise web.HTTPBadRequest(text="unknown campaign")
         return found
 
-    def _child_env(self) -> dict[str, str]:
+    def _child_env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in self.environ.items() if k != TOKEN_ENV}
-        return {**env, "PYTHONUNBUFFERED": "1"}
+        return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+    @staticmethod
+    def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:
+        """What decides who is called and what they hear: fingerprinted at the check."""
+        return [campaign.path, *campaign.contacts.suppress, upload]
 
     async def check(self, campaign: Campaign, upload: Path, sheet_name: str) -> DryRun:
+        epoch = self._epochs.get(campaign.name, 0)
+        files = self._bound_files(campaign, upload)
+        before = await asyncio.to_thread(web_guard.fingerprint, files)
         report = default_report_path(campaign)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dialer",
+            *_limited_python(CHECK_MEMORY),
             "validate",
             str(campaign.path),
             "--contacts",
@@ -180,7 +246,9 @@ class Server:
             str(report),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            env=self._child_env(),
+            # One BLAS thread: a check does no linear algebra, and each thread's buffer
+            # would count against CHECK_MEMORY.
+            env=self._child_env(OPENBLAS_NUM_THREADS="1"),
             start_new_session=True,
         )
         try:
@@ -190,13 +258,29 @@ class Server:
                 os.killpg(proc.pid, signal.SIGKILL)  # the check and its workers
             await proc.wait()
             raise UsageError("checking the sheet took too long") from None
-        if proc.returncode not in (ExitCode.OK, ExitCode.ROW_PROBLEMS):
-            lines = err.decode("utf-8", "replace").strip().splitlines()
-            message = lines[-1] if lines else f"exit code {proc.returncode}"
+        summary_path = report.with_name(report.name + ".summary.json")
+        finished = proc.returncode in (ExitCode.OK, ExitCode.ROW_PROBLEMS)
+        if not finished or not summary_path.is_file():
+            text = err.decode("utf-8", "replace")
+            lines = text.strip().splitlines()
+            message = lines[-1] if lines else f"the check ended with exit code {proc.returncode}"
+            lowered = text.lower()
+            ran_out = "memory" in lowered or "failed to map" in lowered
+            if not message.startswith("dialer: error: ") and (ran_out or proc.returncode < 0):
+                # Over CHECK_MEMORY: MemoryError, a native library giving up, or a signal.
+                message = (
+                    f"checking this sheet needs more than {CHECK_MEMORY // 1024**2} MB of "
+                    "memory: split it, or save it as CSV"
+                )
             raise UsageError(
                 message.removeprefix("dialer: error: ").replace(str(upload), sheet_name)
             )
-        summary = json.loads(report.with_name(report.name + ".summary.json").read_text("utf-8"))
+        if await asyncio.to_thread(web_guard.fingerprint, files) != before:
+            raise UsageError("the campaign file changed while it was being checked: check again")
+        try:
+            summary = json.loads(summary_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            raise UsageError("the check did not leave a readable summary: check again") from None
         dry = DryRun(
             id=secrets.token_urlsafe(12),
             campaign=campaign.name,
@@ -207,9 +291,34 @@ class Server:
             upload=upload,
             report=report,
             summary=summary,
+            fingerprint=before,
+            epoch=epoch,
         )
         self.dry_runs[dry.id] = dry
         return dry
+
+    async def stale(self, dry: DryRun) -> str:
+        """Why this check no longer describes what a launch would do ("" if it still does)."""
+        if self._epochs.get(dry.campaign, 0) != dry.epoch:
+            return (
+                f"Campaign {dry.campaign} has run since this check, so who is left to call "
+                "has changed: check the sheet again."
+            )
+        paths = [Path(p) for p in dry.fingerprint]
+        now = await asyncio.to_thread(web_guard.fingerprint, paths)
+        changed = [p for p in paths if now.get(str(p)) != dry.fingerprint[str(p)]]
+        if not changed:
+            return ""
+        if dry.upload in changed and now.get(str(dry.upload)) == "missing":
+            return (
+                "The sheet of this check was deleted (uploads are kept 7 days, within a size "
+                "cap): upload it again for a new check."
+            )
+        names = ", ".join("the sheet" if p == dry.upload else p.name for p in changed)
+        return (
+            f"Changed since this check: {names}. The check no longer shows who would be called "
+            "or what they would hear: check the sheet again."
+        )
 
     def active_run(self, campaign: str) -> WebRun | None:
         return next(
@@ -217,16 +326,25 @@ class Server:
         )
 
     async def launch(self, dry: DryRun) -> WebRun:
+        """Start the run this check previewed, or raise `CheckStale` saying why it may not."""
         if self.active_run(dry.campaign) or dry.campaign in self._launching:
             raise web.HTTPConflict(text=f"campaign {dry.campaign} is already running")
+        if dry.run_id is not None:
+            raise CheckStale(
+                "This check was launched already. Check the sheet again to see who is left to call."
+            )
         self._launching.add(dry.campaign)  # before any await: two quick clicks start one run
         try:
+            if reason := await self.stale(dry):
+                raise CheckStale(reason)
             return await self._launch(dry)
         finally:
             self._launching.discard(dry.campaign)
 
     async def _launch(self, dry: DryRun) -> WebRun:
-        campaign = self.campaign(dry.campaign)
+        # The very file the check read (its fingerprint still matches), not whichever file
+        # now claims the campaign's name.
+        campaign = load_campaign(dry.campaign_path)
         report = default_report_path(campaign)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -250,7 +368,10 @@ class Server:
             start_new_session=True,
         )
         run = WebRun(secrets.token_urlsafe(12), dry.campaign, report, proc, _now_text())
+        run.upload = dry.upload
+        dry.run_id = run.id
         self.runs[run.id] = run
+        self._new_epoch(dry.campaign)
         run.follower = asyncio.get_running_loop().create_task(self._follow(run))
         return run
 
@@ -265,8 +386,18 @@ class Server:
             elif line:
                 run.messages.append(line.removeprefix("dialer: error: "))
             run.changed.set()
-        run.exit_code = await run.proc.wait()
+        exit_code = await run.proc.wait()
+        summary = run.report.with_name(run.report.name + ".summary.json")
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            counts = json.loads(summary.read_text("utf-8")).get("counts")
+            if isinstance(counts, dict):
+                run.final = {str(k): int(v) for k, v in counts.items()}
+        run.exit_code = exit_code
+        self._new_epoch(run.campaign)  # checks made while it ran no longer hold
         run.changed.set()
+
+    def _new_epoch(self, campaign: str) -> None:
+        self._epochs[campaign] = self._epochs.get(campaign, 0) + 1
 
     def past_runs(self) -> list[dict[str, Any]]:
         found = []
@@ -321,74 +452,148 @@ class Server:
         )
 
     async def upload(self, request: web.Request) -> web.Response:
-        reader = await request.multipart()
+        # The slot is taken before the body is read: uploading is part of checking, and it
+        # bounds how many 50 MB sheets are written at once too.
+        if self._checks >= MAX_CHECKS:
+            response = await self.index(
+                request,
+                f"{MAX_CHECKS} checks are running already: try again in a minute.",
+                503,
+            )
+            response.headers["Retry-After"] = "30"
+            return response
+        self._checks += 1
+        try:
+            return await self._upload(request)
+        finally:
+            self._checks -= 1
+
+    async def _upload(self, request: web.Request) -> web.Response:
         fields: dict[str, str] = {}
         stored: Path | None = None
+        in_use: Path | None = None  # kept from pruning until the check is done
         sheet_name = ""
         try:
-            while (part := await reader.next()) is not None:
-                if part.name in ("csrf", "campaign"):  # type: ignore[union-attr]
-                    fields[part.name] = (await part.text())[:200]  # type: ignore[union-attr]
-                    if part.name == "csrf":  # type: ignore[union-attr]
-                        _check_csrf(request, fields["csrf"])
-                elif part.name == "sheet" and stored is None:  # type: ignore[union-attr]
-                    _check_csrf(request, fields.get("csrf", ""))
-                    sheet_name = Path(part.filename or "").name[:120]  # type: ignore[union-attr]
-                    suffix = Path(sheet_name).suffix.lower()
-                    if suffix not in UPLOAD_SUFFIXES:
-                        return await self.index(request, "Upload a .csv or .xlsx file.", 400)
-                    stored = await _store_upload(part, self.uploads, suffix)  # type: ignore[arg-type]
+            try:
+                reader = await request.multipart()
+                async with asyncio.timeout(UPLOAD_SECONDS):
+                    while (part := await reader.next()) is not None:
+                        if not isinstance(part, BodyPartReader):
+                            continue  # a nested multipart is nothing this form sends
+                        if part.name in ("csrf", "campaign"):
+                            fields[part.name] = await _read_field(part)
+                            if part.name == "csrf":
+                                _check_csrf(request, fields["csrf"])
+                        elif part.name == "sheet" and stored is None:
+                            _check_csrf(request, fields.get("csrf", ""))
+                            sheet_name = _sheet_name(part.filename)
+                            suffix = Path(sheet_name).suffix.lower()
+                            if suffix not in UPLOAD_SUFFIXES:
+                                raise BadUpload("Upload a .csv or .xlsx file.")
+                            stored = _new_upload(self.uploads, suffix)
+                            in_use = stored
+                            self.checking.add(in_use)
+                            await _store_upload(part, stored)
+            except (ValueError, HttpProcessingError):
+                # A malformed form: a NUL in a part's header, a broken boundary, bad encoding.
+                raise BadUpload("The upload could not be read: try again.") from None
             if stored is None or "campaign" not in fields:
                 return await self.index(request, "Choose a campaign and a sheet.", 400)
             campaign = self.campaign(fields["campaign"])
+            await self.prune()  # room for this one; never the sheets in use
             dry = await self.check(campaign, stored, sheet_name)
             stored = None  # kept: the check and a launch use it
         except UploadTooLarge:
             return await self.index(
                 request, f"The sheet is larger than {UPLOAD_LIMIT // (1024 * 1024)} MB.", 413
             )
+        except BadUpload as exc:
+            return await self.index(request, str(exc), 400)
+        except TimeoutError:
+            return await self.index(request, "The upload took too long: try again.", 408)
         except DialerError as exc:
             return await self.index(request, f"{sheet_name}: {exc}", 400)
         finally:
+            if in_use is not None:
+                self.checking.discard(in_use)
             if stored is not None:  # refused or failed: a sheet of phone numbers is not kept
                 stored.unlink(missing_ok=True)
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
+
+    async def prune(self) -> None:
+        """Delete old uploads and the checks that relied on them."""
+        in_use = set(self.checking)
+        in_use |= {r.upload for r in self.runs.values() if r.upload and not r.finished}
+        deleted = set(await asyncio.to_thread(web_guard.prune_uploads, self.uploads, in_use))
+        if deleted:
+            self.dry_runs = {k: d for k, d in self.dry_runs.items() if d.upload not in deleted}
+
+    async def _prune_forever(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                await self.prune()
+            await asyncio.sleep(PRUNE_EVERY)
 
     async def dry_run_page(self, request: web.Request) -> web.Response:
         dry = self.dry_runs.get(request.match_info["id"])
         if dry is None:
             raise web.HTTPNotFound(text="no such check")
+        return await self._check_page(
+            request, dry, error=request.query.get("error", "")[:300], stale=await self._why_not(dry)
+        )
+
+    async def _why_not(self, dry: DryRun) -> str:
+        """Why this check can no longer be launched ("" if it can)."""
+        if dry.run_id is not None:
+            return ""  # the page links to its run instead
+        return await self.stale(dry)
+
+    async def _check_page(
+        self,
+        request: web.Request,
+        dry: DryRun,
+        *,
+        error: str = "",
+        stale: str = "",
+        status: int = 200,
+    ) -> web.Response:
         counts = dry.summary.get("counts", {})
         problems, total = await asyncio.to_thread(_problem_rows, dry.report)
-        campaign = self.campaign(dry.campaign)
-        window = (
-            f"{campaign.window.hours} on "
-            + ", ".join(
-                d
-                for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
-                if i in campaign.window.days
-            )
-            + " in each callee's local time"
-            + (
-                f"; {counts.get('outside_window', 0)} people are outside it now"
-                if counts.get("outside_window")
-                else "; everyone ready is inside it now"
-            )
-            if campaign.window
-            else "none set: calls at any hour"
-        )
         return self.render(
             request,
             "dry_run.html",
+            status,
             d=dry,
             counts=[(s, n) for s, n in counts.items() if n],
             ready=counts.get(str(Status.READY), 0),
             samples=dry.summary.get("samples", []),
             problems=problems,
             problem_count=total,
-            window=window,
-            error=request.query.get("error", "")[:300],
+            window=self._window_text(dry, counts),
+            stale=stale,
+            run=self.runs.get(dry.run_id or ""),
+            error=error,
         )
+
+    @staticmethod
+    def _window_text(dry: DryRun, counts: dict[str, int]) -> str:
+        try:
+            campaign = load_campaign(dry.campaign_path)
+        except DialerError:
+            return "the campaign file no longer loads"
+        if not campaign.window:
+            return "none set: calls at any hour"
+        days = ", ".join(
+            d
+            for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+            if i in campaign.window.days
+        )
+        now = (
+            f"; {counts.get('outside_window', 0)} people are outside it now"
+            if counts.get("outside_window")
+            else "; everyone ready is inside it now"
+        )
+        return f"{campaign.window.hours} on {days} in each callee's local time{now}"
 
     async def launch_form(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -404,7 +609,20 @@ class Server:
         running = self.active_run(dry.campaign)
         if running:
             raise web.HTTPSeeOther(f"/runs/{running.id}")
-        run = await self.launch(dry)
+        try:
+            run = await self.launch(dry)
+        except CheckStale as exc:
+            return await self._check_page(
+                request,
+                dry,
+                error=f"Not launched, nobody was called. {exc}",
+                stale=await self._why_not(dry),
+                status=409,
+            )
+        except DialerError as exc:
+            return await self._check_page(
+                request, dry, error=f"Not launched, nobody was called. {exc}", status=400
+            )
         raise web.HTTPSeeOther(f"/runs/{run.id}")
 
     def _run(self, request: web.Request) -> WebRun:
@@ -418,9 +636,7 @@ class Server:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         run = self._run(request)
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
-        )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         while True:
             run.changed.clear()
@@ -460,10 +676,22 @@ class Server:
         return self.render(request, "login.html")
 
     async def login(self, request: web.Request) -> web.Response:
+        client = self.throttle.client_key(request.remote)
+        # Refused before the token is even read: a throttled guesser learns nothing.
+        if wait := self.throttle.retry_after(client):
+            seconds = max(1, math.ceil(wait))
+            response = self.render(
+                request,
+                "login.html",
+                429,
+                error=f"Too many wrong tokens: try again in {seconds} seconds.",
+            )
+            response.headers["Retry-After"] = str(seconds)
+            return response
         form = await request.post()
         given = str(form.get("token", ""))
         if not hmac.compare_digest(given.encode(), self.token.encode()):
-            await asyncio.sleep(0.5)  # slows guessing down
+            self.throttle.failed(client)
             return self.render(request, "login.html", 403, error="Wrong token.")
         now = time.monotonic()
         self.sessions = {k: v for k, v in self.sessions.items() if v.expires > now}
@@ -471,7 +699,13 @@ class Server:
         self.sessions[sid] = Session(secrets.token_urlsafe(32), time.monotonic() + SESSION_SECONDS)
         response = web.HTTPSeeOther("/")
         response.set_cookie(
-            SESSION_COOKIE, sid, httponly=True, samesite="Strict", max_age=SESSION_SECONDS, path="/"
+            SESSION_COOKIE,
+            sid,
+            httponly=True,
+            samesite="Strict",
+            secure=self.https,
+            max_age=SESSION_SECONDS,
+            path="/",
         )
         raise response
 
@@ -485,25 +719,28 @@ class Server:
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Every page but the login form needs a live session; security headers on all."""
+        """Every page but the login form needs a live session; bodies are judged by their
+        declared size before a byte of them is read (headers: `web_guard.security_headers`)."""
+        session = self.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+        if session is not None and session.expires < time.monotonic():
+            session = None
+        upload = session is not None and request.method == "POST" and request.path == "/dry-runs"
+        limit = UPLOAD_LIMIT + UPLOAD_FORM_SLACK if upload else SMALL_BODY
+        if (request.content_length or 0) > limit:
+            raise web.HTTPRequestEntityTooLarge(limit, request.content_length or 0)
         if request.path not in _PUBLIC:
-            session = self.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
-            if session is None or session.expires < time.monotonic():
+            if session is None:
                 if request.method == "GET":
                     raise web.HTTPSeeOther("/login")
                 raise web.HTTPForbidden(text="log in first")
             request[SESSION_KEY] = session
-        response = await handler(request)
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
+        return await handler(request)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.guard], client_max_size=UPLOAD_LIMIT + 1024 * 1024)
+        # Bodies read whole (forms) stop at SMALL_BODY; the upload route streams its sheet to
+        # disk under its own limit, so no route buffers more than that in memory.
+        app = web.Application(middlewares=[self.guard], client_max_size=SMALL_BODY)
+        app.on_response_prepare.append(web_guard.security_headers)
         static = Path(__file__).parent / "templates"
         app.router.add_get("/login", self.login_page)
         app.router.add_post("/login", self.login)
@@ -520,11 +757,17 @@ class Server:
         for name in ("app.js", "app.css"):
             app.router.add_get(f"/{name}", _static(static / name))
         app.router.add_get("/favicon.ico", _no_content)
+        app.on_startup.append(self._start_pruning)
         app.on_shutdown.append(self._stop_runs)
         return app
 
+    async def _start_pruning(self, _app: web.Application) -> None:
+        self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+
     async def _stop_runs(self, _app: web.Application) -> None:
         """Server going down: stop each run cleanly and wait for its report and summary."""
+        if self._pruner is not None:
+            self._pruner.cancel()
         running = [r for r in self.runs.values() if not r.finished]
         for run in running:
             run.interrupt()
@@ -548,10 +791,40 @@ class UploadTooLarge(Exception):
     pass
 
 
-async def _store_upload(part: Any, folder: Path, suffix: str) -> Path:
-    """Stream an upload to a server-chosen name; nothing of the client's name is used."""
+class CheckStale(Exception):
+    """A launch refused because the check no longer shows what the run would do."""
+
+
+class BadUpload(Exception):
+    """An upload refused with a message for the page (400)."""
+
+
+def _new_upload(folder: Path, suffix: str) -> Path:
+    """A server-chosen name: nothing of the client's file name is used."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{secrets.token_hex(16)}{suffix}"
+    return folder / f"{secrets.token_hex(16)}{suffix}"
+
+
+def _sheet_name(filename: str | None) -> str:
+    """The uploader's file name, for display only; control characters are refused."""
+    name = Path(filename or "").name[:120]
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise BadUpload("The file name has control characters: rename the file and upload it.")
+    return name
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    """A small form field, read no further than FIELD_LIMIT bytes."""
+    data = b""
+    while chunk := await part.read_chunk(FIELD_LIMIT):
+        data += chunk
+        if len(data) > FIELD_LIMIT:
+            raise BadUpload("The form is malformed: reload the page and try again.")
+    return data.decode("utf-8", "replace")
+
+
+async def _store_upload(part: Any, path: Path) -> None:
+    """Stream an upload to `path`, no larger than UPLOAD_LIMIT."""
     size = 0
     try:
         with open(path, "xb") as f:
@@ -563,7 +836,6 @@ async def _store_upload(part: Any, folder: Path, suffix: str) -> Path:
     except BaseException:  # too large, or the browser went away mid-upload
         path.unlink(missing_ok=True)
         raise
-    return path
 
 
 def _check_csrf(request: web.Request, given: str) -> None:
@@ -601,19 +873,40 @@ def _now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def serve(root: Path, host: str, port: int, environ: dict[str, str] | None = None) -> int:
+def _limited_python(data_bytes: int) -> list[str]:
+    """`python -m dialer` with its data memory capped (RLIMIT_DATA, inherited by its workers):
+    a sheet that needs more fails that one check, not the server. Set in the child itself, not
+    by preexec_fn, which is unsafe in a process with threads. RLIMIT_DATA rather than RLIMIT_AS:
+    shared libraries and reserved-but-unused address space do not count, real allocations do."""
+    code = (
+        "import resource, runpy, sys; n = int(sys.argv.pop(1)); "
+        "resource.setrlimit(resource.RLIMIT_DATA, (n, n)); "
+        "runpy.run_module('dialer', run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code, str(data_bytes)]
+
+
+def serve(
+    root: Path,
+    host: str,
+    port: int,
+    environ: dict[str, str] | None = None,
+    *,
+    https_proxy: bool = False,
+) -> int:
     env = dict(os.environ if environ is None else environ)
     token = env.get(TOKEN_ENV, "")
     if len(token) < MIN_TOKEN_CHARS:
         raise UsageError(
-            f"set {TOKEN_ENV} to a secret of at least {MIN_TOKEN_CHARS} characters: "
-            "it is what the page asks for"
+            f"set {TOKEN_ENV} to a secret of at least {MIN_TOKEN_CHARS} characters (it is "
+            "what the page asks for), e.g. python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(24))'"
         )
     if not (root / "campaigns").is_dir():
         raise UsageError(f"{root}: no campaigns/ folder here (use --root)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"dialer serve: warning: listening on {host}, not only this machine", file=sys.stderr)
-    server = Server(root, token, env)
+    server = Server(root, token, env, https=https_proxy)
     print(f"dialer serve: http://{host}:{port}/ (log in with {TOKEN_ENV})", flush=True)
     web.run_app(server.app(), host=host, port=port, print=None, access_log=None)
     return int(ExitCode.OK)
