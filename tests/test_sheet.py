@@ -10,6 +10,7 @@ import openpyxl
 import pytest
 
 from dialer import sheet as sheet_module
+from dialer import xlsx_bounds
 from dialer.sheet import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
 from dialer.statuses import SheetError
 
@@ -104,14 +105,27 @@ def test_csv_with_bytes_cp1252_cannot_decode_is_read_as_latin1(tmp_path: Path) -
     assert rows_of(sheet) == [(1, ["José", "xy"])]  # U+0081 is a control: cleaned away
 
 
-def test_csv_with_non_utf8_byte_after_first_mib_is_a_clear_error(tmp_path: Path) -> None:
-    filler = "a,b\n" + "x,y\n" * 300_000  # 1.2 MB of UTF-8
+def test_csv_whose_first_non_ascii_byte_is_after_the_first_mib_is_read_as_cp1252(
+    tmp_path: Path,
+) -> None:
+    """The encoding is judged on every byte, not the first MiB: one late 'é' is not an error."""
+    filler = "a,b\n" + "x,y\n" * 300_000  # 1.2 MB of ASCII
     path = tmp_path / "late.csv"
     path.write_bytes(filler.encode() + b"caf\xe9,z\n")
     sheet = open_sheet(path)
-    assert sheet.encoding == "utf-8"
-    with pytest.raises(SheetError, match=r"late\.csv: byte 0xe9 cannot be read as utf-8 after"):
-        rows_of(sheet)
+    assert sheet.encoding == "cp1252"
+    assert rows_of(sheet)[-1] == (300_001, ["café", "z"])
+
+
+def test_csv_with_utf8_then_a_non_utf8_byte_after_the_first_mib_names_the_line(
+    tmp_path: Path,
+) -> None:
+    filler = "a,b\nJosé,y\n" + "x,y\n" * 300_000
+    path = tmp_path / "late.csv"
+    path.write_bytes(filler.encode() + b"caf\xe9,z\n")
+    with pytest.raises(SheetError, match=r"late\.csv: line 300003 is not UTF-8 \(byte 0xe9\) but "
+                       r"line 2 is: the file mixes encodings"):
+        open_sheet(path)
 
 
 def test_utf8_character_cut_at_the_sniff_boundary_stays_utf8(
@@ -212,7 +226,7 @@ def test_header_only_sheet_yields_no_rows(tmp_path: Path) -> None:
 
 def test_broken_quoting_is_a_sheet_error_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path / "broken.csv", 'name,phone\nA,1\n"B,2\nC,3\n')
-    with pytest.raises(SheetError, match=r"broken\.csv: cannot parse CSV: EOF inside string"):
+    with pytest.raises(SheetError, match=r"broken\.csv: line 3: a quote \(\"\) opened in this row is never closed"):
         rows_of(open_sheet(path))
 
 
@@ -391,7 +405,7 @@ def test_xlsx_over_the_uncompressed_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_xlsx(tmp_path / "big.xlsx", {"S": [["phone"], ["+1"]]})
-    monkeypatch.setattr(sheet_module, "MAX_XLSX_UNCOMPRESSED", 2048)
+    monkeypatch.setattr(xlsx_bounds, "MAX_XLSX_UNCOMPRESSED", 2048)
     with pytest.raises(SheetError, match=r"big\.xlsx: unpacks to .* over the 2 KiB limit"):
         open_sheet(path)
 
