@@ -29,6 +29,7 @@ from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
 from dialer.report import ReportWriter, RowResult, status_counts, write_summary
 from dialer.run_options import RunOptions
+from dialer.sheet_files import shown_names
 from dialer.statuses import ExitCode, Status, StopReason, UsageError
 from dialer.summary import (
     SAMPLE_MESSAGES,
@@ -69,7 +70,7 @@ def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
     if missing:
         warnings.append(
             f"the templates use {', '.join(missing)}, not columns of this sheet "
-            f"(columns: {', '.join(stream.sheet.columns)})"
+            f"(columns: {shown_names(stream.sheet.columns)})"
         )
     return Prepared(stream, chain([first], chunks), warnings)
 

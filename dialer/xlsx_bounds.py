@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from dialer.sheet_files import human_size, open_regular
+from dialer.sheet_files import human_size, open_regular, shown
 from dialer.statuses import SheetError
 
 MAX_XLSX_BYTES = 512 << 20
@@ -143,7 +143,7 @@ def check_range(path: Path, found: XlsxRanges, sheet: str) -> None:
         area = cells.area
         first, last = _ref(cells.top, cells.left), _ref(cells.bottom, cells.right)
         raise SheetError(
-            f"{path}: sheet '{sheet}' spans {first}:{last} ({area:,} cells) but only "
+            f"{path}: sheet '{shown(sheet)}' spans {first}:{last} ({area:,} cells) but only "
             f"{cells.cells:,} hold a value: a stray value far from the table? Delete the rows "
             f"and columns beyond the table (Ctrl+End shows the last cell), or copy the table to "
             f"a new sheet"

@@ -123,8 +123,11 @@ def test_csv_with_utf8_then_a_non_utf8_byte_after_the_first_mib_names_the_line(
     filler = "a,b\nJosé,y\n" + "x,y\n" * 300_000
     path = tmp_path / "late.csv"
     path.write_bytes(filler.encode() + b"caf\xe9,z\n")
-    with pytest.raises(SheetError, match=r"late\.csv: line 300003 is not UTF-8 \(byte 0xe9\) but "
-                       r"line 2 is: the file mixes encodings"):
+    with pytest.raises(
+        SheetError,
+        match=r"late\.csv: line 300003 is not UTF-8 \(byte 0xe9\) but "
+        r"line 2 is: the file mixes encodings",
+    ):
         open_sheet(path)
 
 
@@ -226,7 +229,9 @@ def test_header_only_sheet_yields_no_rows(tmp_path: Path) -> None:
 
 def test_broken_quoting_is_a_sheet_error_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path / "broken.csv", 'name,phone\nA,1\n"B,2\nC,3\n')
-    with pytest.raises(SheetError, match=r"broken\.csv: line 3: a quote \(\"\) opened in this row is never closed"):
+    with pytest.raises(
+        SheetError, match=r"broken\.csv: line 3: a quote \(\"\) opened in this row is never closed"
+    ):
         rows_of(open_sheet(path))
 
 
