@@ -6,12 +6,14 @@
     ...     for row_number, cells in chunk:
     ...         print(row_number, cells[phone])
 
-`open_sheet` reads only the header (and detects a CSV's encoding and delimiter), so a broken file
-fails before any work starts. `iter_rows` then streams the data rows: every cell is text (a
-phone's `+` and leading zeros survive), cleaned of invisible characters, and padded or cut to the
-header's width. Row 1 is the first data row; entirely empty rows are skipped but keep their number,
-so row N is what a user finds N rows below the header. Every user-caused problem is a one-line
-`SheetError` naming the file.
+`open_sheet` checks what reading will cost before reading (a CSV's every byte for its encoding
+and NUL bytes, `csv_stream`; an XLSX's part sizes and cell range, `xlsx_bounds`) and reads the
+header, so a broken or hostile file fails before any work starts. `iter_rows` then streams the
+data rows in bounded memory: every cell is text (a phone's `+` and leading zeros survive), cleaned
+of invisible characters, and padded or cut to the header's width. Row 1 is the first data row;
+entirely empty rows are skipped but keep their number, so row N is what a user finds N rows below
+the header. Every user-caused problem is a one-line `SheetError` naming the file; sheet text in it
+is masked and cut (`sheet_files.shown`).
 """
 
 from __future__ import annotations

@@ -80,14 +80,15 @@ class CellRange:
             return 0
         return (self.bottom - self.top + 1) * (self.right - self.left + 1)
 
-    def add(self, rows: list[int], cols: list[int]) -> None:
+    def add(self, rows: list[int], cols: list[int], count: int | None = None) -> None:
+        """Widen the range to these cells' rows and columns; `count` cells (default: each)."""
         if not rows:
             return
         top, bottom, left, right = min(rows), max(rows), min(cols), max(cols)
         if self.cells:
             top, bottom = min(top, self.top), max(bottom, self.bottom)
             left, right = min(left, self.left), max(right, self.right)
-        self.cells += len(rows)
+        self.cells += len(rows) if count is None else count
         self.top, self.bottom, self.left, self.right = top, bottom, left, right
 
 
@@ -344,10 +345,7 @@ class _RangeScan:
             cols, rows = zip(*found, strict=True)
             row_numbers = [int(r) for r in set(rows)]
             col_numbers = [_column(c) for c in set(cols)]
-            self.found.add(
-                [min(row_numbers), max(row_numbers)], [min(col_numbers), max(col_numbers)]
-            )
-            self.found.cells += len(found) - 2
+            self.found.add(row_numbers, col_numbers, len(found))
         if not self.odd and (
             len(found) != data.count(b"<c ") or b":c" in data or _ODD_CELL.search(data)
         ):

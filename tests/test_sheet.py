@@ -454,3 +454,28 @@ def test_sample_files_are_what_make_samples_writes(tmp_path: Path) -> None:
     generator["write_xlsx"](tmp_path / "c.xlsx", body)
     assert (tmp_path / "c.csv").read_bytes() == (SAMPLES / "contacts.csv").read_bytes()
     assert (tmp_path / "c.xlsx").read_bytes() == (SAMPLES / "contacts.xlsx").read_bytes()
+
+
+# --- what an XLSX costs is judged before reading (the refusals: tests/test_sheet_hostile.py) ----
+
+
+def test_xlsx_far_declared_dimension_or_empty_styled_cell_is_read_normally(tmp_path: Path) -> None:
+    """Only filled cells make the reader allocate: a large `<dimension>` or a formatted empty
+    cell far away (Excel's Ctrl+End) is no reason to refuse a sheet."""
+    workbook = openpyxl.Workbook()
+    ws = workbook.active
+    ws.append(["phone", "name"])
+    ws.append(["+917359043943", "Asha"])
+    ws["ZZ200000"].number_format = "0.00"  # styled, no value: written as an empty cell
+    workbook.save(tmp_path / "styled.xlsx")
+    sheet = open_sheet(tmp_path / "styled.xlsx")
+    assert rows_of(sheet) == [(1, ["+917359043943", "Asha"])]
+
+
+def test_xlsx_numeric_phone_cells_come_as_numeric_text_only_in_raw_columns(tmp_path: Path) -> None:
+    from dialer.sheet import NumericText
+
+    path = write_xlsx(tmp_path / "n.xlsx", {"S": [["phone", "n"], [7834410000, 5], ["78344", 6]]})
+    rows = rows_of(open_sheet(path), raw_columns=frozenset({0}))
+    assert [type(cells[0]) for _, cells in rows] == [NumericText, str]
+    assert [type(cells[1]) for _, cells in rows] == [str, str]

@@ -62,11 +62,18 @@ def _column(n: int) -> str:
     return letters
 
 
+STRAY_CELL = '<c r="{ref}" t="inlineStr"><is><t>x</t></is></c>'
+
+
 def write_raw_xlsx(
-    path: Path, rows: list[list[str]], stray: str | None = None, strings: bytes | None = None
+    path: Path,
+    rows: list[list[str]],
+    stray: str | None = None,
+    strings: bytes | None = None,
+    stray_cell: str = STRAY_CELL,
 ) -> Path:
     """A minimal workbook written as XML by hand (a few KB): `rows` from A1 down, plus an
-    optional `stray` cell (e.g. "ZZ200000") and an optional sharedStrings part."""
+    optional `stray` cell (e.g. "ZZ200000", written as `stray_cell`) and sharedStrings part."""
     body = []
     for r, row in enumerate(rows, start=1):
         cells = "".join(
@@ -128,12 +135,24 @@ def assert_no_whole_number(text: str, *numbers: str) -> None:
 # --- XLSX: the declared range and the real cells, judged before reading -------------------------
 
 
-@pytest.mark.parametrize("stray", ["ZZ200000", "XFD1048576"])
+@pytest.mark.parametrize(
+    ("stray", "cell"),
+    [
+        ("ZZ200000", STRAY_CELL),
+        ("XFD1048576", STRAY_CELL),
+        ("ZZ200000", '<c t="n"\n   r="{ref}"><v>1</v></c>'),  # attributes in another order
+        ("ZZ200000", '<x:c xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+                     ' r="{ref}"><x:v>1</x:v></x:c>'),  # a namespace prefix
+    ],
+    ids=["ZZ200000", "XFD1048576", "odd-spacing", "prefixed"],
+)  # fmt: skip
 def test_xlsx_with_one_stray_cell_far_away_is_refused_in_one_line_within_1_gib(
-    project: Project, stray: str
+    project: Project, stray: str, cell: str
 ) -> None:
     project.write_campaign()
-    path = write_raw_xlsx(project.root / "data" / "stray.xlsx", [HEADER, *contact_rows(2)], stray)
+    path = write_raw_xlsx(
+        project.root / "data" / "stray.xlsx", [HEADER, *contact_rows(2)], stray, stray_cell=cell
+    )
     assert path.stat().st_size < 4096
     result = run_limited(project, path)
     assert result.returncode == ExitCode.INPUT_ERROR, result.stderr[-2000:]
