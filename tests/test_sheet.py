@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import zipfile
 from pathlib import Path
 
@@ -479,3 +480,17 @@ def test_xlsx_numeric_phone_cells_come_as_numeric_text_only_in_raw_columns(tmp_p
     rows = rows_of(open_sheet(path), raw_columns=frozenset({0}))
     assert [type(cells[0]) for _, cells in rows] == [NumericText, str]
     assert [type(cells[1]) for _, cells in rows] == [str, str]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pipe_or_device_named_like_a_sheet_is_refused_without_reading(
+    tmp_path: Path, kind: str
+) -> None:
+    """A FIFO would block the open and /dev/zero never ends: only regular files are read."""
+    path = tmp_path / "contacts.csv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(SheetError, match=r"contacts\.csv: not a regular file \(a device, pipe"):
+        open_sheet(path)
