@@ -38,6 +38,7 @@ from dialer.report import (
     write_summary,
 )
 from dialer.run_options import RunOptions
+from dialer.sheet_files import shown_names
 from dialer.statuses import DialerError, ExitCode, Status, StopReason, UsageError
 from dialer.summary import (
     SAMPLE_MESSAGES,
@@ -78,7 +79,7 @@ def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
     if missing:
         warnings.append(
             f"the templates use {', '.join(missing)}, not columns of this sheet "
-            f"(columns: {', '.join(stream.sheet.columns)})"
+            f"(columns: {shown_names(stream.sheet.columns)})"
         )
     return Prepared(stream, chain([first], chunks), warnings)
 

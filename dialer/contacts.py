@@ -23,6 +23,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from dialer.campaign import Campaign
 from dialer.phones import normalise_phone
 from dialer.sheet import Sheet, clean_cell, iter_rows, open_sheet
+from dialer.sheet_files import shown_names
 from dialer.statuses import CampaignError, SheetError, Status
 
 # Longest value a sheet cell may put into the agent's prompt (SPEC 7); longer ones are cut.
@@ -260,8 +261,8 @@ def prepare_rows(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> list[
             else:
                 status = Status.READY
                 notes = []
-                if phone.changed:
-                    notes.append("phone cleaned of invisible characters")
+                if phone.note:
+                    notes.append(phone.note)
                 if cut:
                     notes.append(f"cut to {MAX_FIELD_CHARS} characters: {', '.join(cut)}")
                 reason = "; ".join(notes)
@@ -364,7 +365,7 @@ def load_suppression(campaign: Campaign) -> frozenset[str]:
         else:
             raise SheetError(
                 f"{path}: do-not-call list has no phone column; columns found: "
-                f"{', '.join(sheet.columns)}"
+                f"{shown_names(sheet.columns)}"
             )
         region = campaign.contacts.default_region
         for chunk in iter_rows(sheet):

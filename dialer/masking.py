@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-_NUMBER = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+# Digits with what people and spreadsheets put between them: spaces of every kind, brackets,
+# dots, slashes, underscores (a normalised header) and every dash (hyphen, en, em, figure, minus).
+_NUMBER = re.compile(r"\+?\d[\d\s()./_\-\u2010-\u2015\u2212\ufe63\uff0d]{6,}\d")
 # Fewer digits than this is a date, an order number or an amount, not a phone number.
 _MIN_PHONE_DIGITS = 9
 

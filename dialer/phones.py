@@ -8,9 +8,14 @@
 Spreadsheets damage numbers in known ways: separators and non-breaking spaces, a leading
 apostrophe or `="..."` (Excel's keep-as-text tricks), `tel:` and `00` prefixes, floats
 (`917359043943.0`) and scientific notation. What can be undone exactly is undone; a number that
-scientific notation has already truncated (`9.16946E+11`, or `916946000000` after a round trip)
-is refused, never guessed. Numbers without a `+`/`00` prefix use `default_region`; without one
-they are refused too. A pure module-level function, so a multiprocessing worker can run it.
+scientific notation has already truncated (`9.16946E+11`, `916946000000` after a round trip, or a
+numeric XLSX cell `7834410000` from Excel's General format) is refused, never guessed. Numbers
+without a `+`/`00` prefix use `default_region`; without one they are refused too.
+
+Digits of other scripts (Arabic-Indic, Devanagari, full-width...) are read as 0-9 when a number
+is written in one script only, and the row says so (`note`); a number mixing scripts, or starting
+with a minus sign (a negative number, not a phone), is refused. A pure module-level function, so
+a multiprocessing worker can run it.
 """
 
 from __future__ import annotations
@@ -28,11 +33,18 @@ from phonenumbers.phonenumberutil import (
     REGION_CODE_FOR_NON_GEO_ENTITY,
 )
 
-from dialer.sheet import INVISIBLE_CHARS
+from dialer.sheet import INVISIBLE_CHARS, NumericText
 
 INVALID = "invalid phone: "
-# A run this long of trailing zeros in a numeric cell is what scientific notation leaves behind.
+LOST_DIGITS = INVALID + "digits lost to scientific notation (trailing zeros)"
+CLEANED_NOTE = "phone cleaned of invisible characters"
+# A run this long of trailing zeros in a bare number is what scientific notation leaves behind.
 TRUNCATED_ZEROS = 5
+# Excel's General format keeps six significant digits: in a numeric cell, at most this many
+# digits followed by at least GENERAL_ZEROS zeros are a truncated number (SPEC 4.3).
+GENERAL_DIGITS = 6
+GENERAL_ZEROS = 4
+_MINUS_SIGNS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"
 
 _DROP_INVISIBLE = str.maketrans("", "", INVISIBLE_CHARS)
 # What people and spreadsheets put between digits: spaces of every kind, dots, dashes, brackets.
@@ -69,12 +81,14 @@ class Phone:
     """A normalised number (`e164`) or why not (`reason`, starting "invalid phone: ").
 
     `changed` is True when invisible characters (controls, zero-width, bidi) were removed from
-    the raw cell: the report must say so rather than call a silently altered number (SPEC 7).
+    the raw cell; `note` says every such change (and digits read from another script), for the
+    report: a silently altered number is never called (SPEC 7).
     """
 
     e164: str | None
     reason: str
     changed: bool
+    note: str = ""
 
     @property
     def valid(self) -> bool:
@@ -91,6 +105,9 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
     text = _unwrap(text)
     if not text:
         return Phone(None, INVALID + "empty", changed)
+    if text[0] in _MINUS_SIGNS and any(c.isdecimal() for c in text):
+        return Phone(None, INVALID + "starts with a minus sign (a negative number)", changed)
+    numeric_cell = isinstance(raw, NumericText)
 
     # A bare number is what a numeric spreadsheet cell turns into; only those get the
     # trailing-zeros check (a typed "+91 69460 00000" is taken at its word).
@@ -107,10 +124,20 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
         numeric = text[0] in "123456789" and text.isascii() and text.isdigit()
 
     compact = text.translate(_DROP_SEPARATORS)
+    note = CLEANED_NOTE if changed else ""
     if not compact.isascii():
-        compact = _ascii_digits(compact)
+        compact, script = _ascii_digits(compact)
+        if script is None:
+            return Phone(None, INVALID + "mixes digits of different scripts", changed)
+        if script:
+            note = "; ".join(filter(None, (note, f"phone digits read from {script} as 0-9")))
     if not _DIGITS.fullmatch(compact):
         return Phone(None, INVALID + _junk_reason(compact), changed)
+    if numeric_cell:
+        significant = compact.rstrip("0")
+        lost = len(compact) - len(significant)
+        if lost >= GENERAL_ZEROS and len(significant) <= GENERAL_DIGITS:
+            return Phone(None, LOST_DIGITS, changed)
     if compact.startswith("00"):
         compact = "+" + compact[2:]
 
@@ -128,11 +155,10 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
 
     national = phonenumbers.national_significant_number(number)
     if numeric and national.endswith("0" * TRUNCATED_ZEROS):
-        reason = "looks truncated by scientific notation (trailing zeros)"
-        return Phone(None, INVALID + reason, changed)
+        return Phone(None, LOST_DIGITS, changed)
     if _is_valid(number, national):
         # E.164 is "+", country code, national significant number: what format_number builds.
-        return Phone(f"+{number.country_code}{national}", "", changed)
+        return Phone(f"+{number.country_code}{national}", "", changed, note)
     # Only an invalid number pays for finding out why (a million rows are mostly valid).
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible in _POSSIBLE_REASONS:
@@ -228,10 +254,18 @@ def _expand_scientific(
     return digits.lstrip("0") or "0", ""
 
 
-def _ascii_digits(text: str) -> str:
-    """Other scripts' digits (Arabic-Indic, Devanagari, fullwidth) -> ASCII digits."""
+def _ascii_digits(text: str) -> tuple[str, str | None]:
+    """Other scripts' digits (Arabic-Indic, Devanagari, fullwidth) -> ASCII digits, and the
+    script's name ("" when there were none, None when scripts are mixed)."""
     text = text.translate(_PLUS_SIGNS)
-    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    zeros = {ord(c) - unicodedata.decimal(c) for c in text if c.isdecimal()}
+    if len(zeros) > 1:
+        return text, None
+    if not zeros or zeros == {ord("0")}:
+        return text, ""
+    name = unicodedata.name(chr(zeros.pop()), "other script").removesuffix(" DIGIT ZERO")
+    digits = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    return digits, name.title().replace("Fullwidth", "full-width")
 
 
 def _junk_reason(compact: str) -> str:

@@ -6,12 +6,14 @@
     ...     for row_number, cells in chunk:
     ...         print(row_number, cells[phone])
 
-`open_sheet` reads only the header (and detects a CSV's encoding and delimiter), so a broken file
-fails before any work starts. `iter_rows` then streams the data rows: every cell is text (a
-phone's `+` and leading zeros survive), cleaned of invisible characters, and padded or cut to the
-header's width. Row 1 is the first data row; entirely empty rows are skipped but keep their number,
-so row N is what a user finds N rows below the header. Every user-caused problem is a one-line
-`SheetError` naming the file.
+`open_sheet` checks what reading will cost before reading (a CSV's every byte for its encoding
+and NUL bytes, `csv_stream`; an XLSX's part sizes and cell range, `xlsx_bounds`) and reads the
+header, so a broken or hostile file fails before any work starts. `iter_rows` then streams the
+data rows in bounded memory: every cell is text (a phone's `+` and leading zeros survive), cleaned
+of invisible characters, and padded or cut to the header's width. Row 1 is the first data row;
+entirely empty rows are skipped but keep their number, so row N is what a user finds N rows below
+the header. Every user-caused problem is a one-line `SheetError` naming the file; sheet text in it
+is masked and cut (`sheet_files.shown`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import datetime as dt
 import io
 import itertools
 import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,14 +38,14 @@ from python_calamine import (
     SheetVisibleEnum,
 )
 
+from dialer.csv_stream import MAX_CSV_BYTES, CsvReader, scan_encoding
+from dialer.sheet_files import human_size, open_regular, shown, shown_names
 from dialer.statuses import SheetError
+from dialer.xlsx_bounds import check_range, check_xlsx
 
-MAX_CSV_BYTES = 1 << 30
-MAX_XLSX_UNCOMPRESSED = 1 << 30
-# A member this much bigger than its compressed size is a zip bomb; real sheet XML is ~5-30x.
-MAX_XLSX_RATIO = 200
-# Tiny members cannot hurt whatever their ratio (an empty styles part compresses very well).
-_RATIO_MIN_BYTES = 1 << 20
+# A header wider or a column name longer than this is not a header row (nor a contact sheet).
+MAX_COLUMNS = 1_000
+MAX_HEADER_CHARS = 1_000
 
 SUPPORTED_FORMATS = ".csv, .xlsx"
 _CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
@@ -53,8 +54,6 @@ _DELIMITERS = (",", ";", "\t")
 _SNIFF_BYTES = 1 << 20
 _SNIFF_RECORDS = 50
 _SEP_HINT = re.compile(r'"?sep=([,;\t|])"?\r?\n', re.IGNORECASE)
-# Bytes that cp1252 leaves undefined: a file holding them can only be latin-1.
-_CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
 # Blank-looking letters and joiners (Hangul fillers, braille blank, grapheme joiner): they
@@ -116,9 +115,9 @@ class Sheet:
         try:
             return self.columns.index(wanted)
         except ValueError:
-            shown = f"'{name}'" if wanted == name else f"'{name}' (as '{wanted}')"
+            asked = f"'{name}'" if wanted == name else f"'{name}' (as '{wanted}')"
             raise SheetError(
-                f"{self.path}: no {role} column {shown}; columns found: {', '.join(self.columns)}"
+                f"{self.path}: no {role} column {asked}; columns found: {shown_names(self.columns)}"
             ) from None
 
 
@@ -131,17 +130,16 @@ def open_sheet(path: Path, sheet_name: str | None = None) -> Sheet:
             f"{path}: unsupported file type '{path.suffix or '(none)'}'; "
             f"supported formats: {SUPPORTED_FORMATS}"
         )
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise SheetError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise SheetError(f"{path}: not a file")
-    if size == 0:
-        raise SheetError(f"{path}: the file is empty")
     if suffix in _XLSX_SUFFIXES:
         return _open_xlsx(path, sheet_name)
-    return _open_csv(path, size)
+    return _open_csv(path)
+
+
+class NumericText(str):
+    """The text of a numeric XLSX cell, for a caller that must know a number was typed as one
+    (Excel's General format may have cut its digits, SPEC 4.3). Only `raw_columns` carry it."""
+
+    __slots__ = ()
 
 
 def iter_rows(
@@ -151,39 +149,50 @@ def iter_rows(
 
     Cells at `raw_columns` (indexes into `columns`) are handed over uncleaned, for a caller that
     must tell the user a value was cleaned (a phone, SPEC 7); emptiness still uses the clean value.
+    There, a numeric XLSX cell comes as `NumericText`.
     """
     reader = _iter_csv if sheet.kind == "csv" else _iter_xlsx
-    for first, raw in reader(sheet, chunk_rows):
-        cleaned = [_clean_column(column) for column in raw]
-        numbers = range(first, first + len(raw[0]))
-        rows = zip(*cleaned, strict=True)
-        if raw_columns:
-            shown = [raw[i] if i in raw_columns else c for i, c in enumerate(cleaned)]
-            pairs = zip(numbers, rows, zip(*shown, strict=True), strict=True)
-            chunk = [(n, list(cells)) for n, check, cells in pairs if any(check)]
+    for first, rows in reader(sheet, chunk_rows, raw_columns):
+        if _is_clean(rows):
+            chunk = [(n, cells) for n, cells in enumerate(rows, first) if any(cells)]
         else:
-            chunk = [(n, list(cells)) for n, cells in zip(numbers, rows, strict=True) if any(cells)]
+            chunk = []
+            for n, cells in enumerate(rows, first):
+                cleaned = [clean_cell(c) for c in cells]
+                if any(cleaned):
+                    for i in raw_columns:
+                        cleaned[i] = cells[i]
+                    chunk.append((n, cleaned))
         if chunk:
             yield chunk
 
 
-def _clean_column(column: list[str]) -> list[str]:
-    """clean_cell on every cell, skipped when one C-speed check shows the column is clean."""
-    joined = "|".join(column)
-    if (
+def _is_clean(rows: list[list[str]]) -> bool:
+    """True when no cell needs clean_cell: one C-speed check over the whole chunk."""
+    joined = "|".join(itertools.chain.from_iterable(rows))
+    return (
         joined.isascii()
         and joined.isprintable()
         and not joined.startswith(" ")
         and not joined.endswith(" ")
         and " |" not in joined
         and "| " not in joined
-    ):
-        return column
-    return [clean_cell(c) for c in column]
+    )
 
 
 def _columns(path: Path, header: list[str], offset: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Header cells -> (headers, normalised columns); duplicates are an error listing them all."""
+    if len(header) > MAX_COLUMNS:
+        raise SheetError(
+            f"{path}: the header row has {len(header):,} columns (over {MAX_COLUMNS:,}): the "
+            f"first filled row must hold the column names"
+        )
+    for i, text in enumerate(header):
+        if len(text) > MAX_HEADER_CHARS:
+            raise SheetError(
+                f"{path}: column {offset + i + 1} of the header row is {len(text):,} characters "
+                f"long ('{shown(text)}'): the first filled row must hold short column names"
+            )
     headers = tuple(header)
     columns = tuple(
         normalise_header(h) or f"column_{offset + i + 1}" for i, h in enumerate(headers)
@@ -192,8 +201,8 @@ def _columns(path: Path, header: list[str], offset: int) -> tuple[tuple[str, ...
     for text, name in zip(headers, columns, strict=True):
         if name in seen:
             raise SheetError(
-                f"{path}: columns '{seen[name]}' and '{text}' are both named '{name}' after "
-                f"normalising; columns found: {', '.join(columns)}"
+                f"{path}: columns '{shown(seen[name])}' and '{shown(text)}' are both named "
+                f"'{shown(name)}' after normalising; columns found: {shown_names(columns)}"
             )
         seen[name] = text
     return headers, columns
@@ -209,30 +218,28 @@ def _trim_header(cells: list[str]) -> tuple[list[str], int]:
 # --- CSV -------------------------------------------------------------------------------------
 
 
-def _open_csv(path: Path, size: int) -> Sheet:
+def _open_csv(path: Path) -> Sheet:
+    with open_regular(path) as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        head = f.read(_SNIFF_BYTES)
+    if size == 0:
+        raise SheetError(f"{path}: the file is empty")
     if size > MAX_CSV_BYTES:
         raise SheetError(
-            f"{path}: {_human(size)} is over the {_human(MAX_CSV_BYTES)} limit for CSV files; "
-            f"split it into smaller files"
+            f"{path}: {human_size(size)} is over the {human_size(MAX_CSV_BYTES)} limit for CSV "
+            f"files; split it into smaller files"
         )
-    with path.open("rb") as f:
-        head = f.read(_SNIFF_BYTES)
-    whole = len(head) == size
     _refuse_binary(path, head)
-    encoding, text = _decode_head(head, whole)
+    newline = b"\n" if b"\n" in head or b"\r" not in head else b"\r"
+    encoding = scan_encoding(path, newline)
+    text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) == size)
     # Excel writes and honours a first line "sep=;" naming the delimiter.
     if hint := _SEP_HINT.match(text):
         delimiter, skip = hint[1], 1
     else:
         delimiter, skip = _detect_delimiter(text), 0
-    found = _find_header(text, delimiter, skip)
-    if found is None:
-        raise SheetError(
-            f"{path}: the file is empty (no header row)"
-            if whole
-            else f"{path}: no header row in the first {_human(_SNIFF_BYTES)}"
-        )
-    header_row, cells = found
+    header_row, cells = _find_header(path, encoding, delimiter, skip)
     header, offset = _trim_header(cells)
     headers, columns = _columns(path, header, offset)
     return Sheet(
@@ -260,21 +267,6 @@ def _refuse_binary(path: Path, head: bytes) -> None:
         )
     if b"\x00" in head:
         raise SheetError(f"{path}: the file holds binary data (NUL bytes); it is not a CSV file")
-
-
-def _decode_head(head: bytes, whole: bool) -> tuple[str, str]:
-    """Pick the encoding from the first MiB: UTF-8 (BOM or not), else cp1252, else latin-1."""
-    if head.startswith(codecs.BOM_UTF8):
-        encoding, body = "utf-8-sig", head[len(codecs.BOM_UTF8) :]
-    else:
-        encoding, body = "utf-8", head
-    try:
-        # An incremental decoder does not choke on a character cut at the sample's end.
-        return encoding, codecs.getincrementaldecoder("utf-8")().decode(body, final=whole)
-    except UnicodeDecodeError:
-        pass
-    encoding = "latin-1" if _CP1252_UNDEFINED.search(head) else "cp1252"
-    return encoding, head.decode(encoding)
 
 
 def _records(text: str, delimiter: str) -> Iterator[list[str]]:
@@ -305,69 +297,52 @@ def _detect_delimiter(text: str) -> str:
     return best
 
 
-def _find_header(text: str, delimiter: str, skip: int) -> tuple[int, list[str]] | None:
-    """The first row with a non-empty cell, and its index among the file's rows."""
-    for index, record in enumerate(_records(text, delimiter)):
-        if index < skip:
-            continue
-        cells = [clean_cell(c) for c in record]
-        if any(cells):
-            return index, cells
-    return None
-
-
-def _iter_csv(sheet: Sheet, chunk_rows: int) -> Iterator[tuple[int, list[list[str]]]]:
-    """Stream (first row_number, raw columns) chunks from pandas' C parser, every cell a str."""
-    import pandas as pd
-
-    start, stop = sheet.first_column, sheet.first_column + len(sheet.columns)
+def _find_header(path: Path, encoding: str, delimiter: str, skip: int) -> tuple[int, list[str]]:
+    """The first record with a non-empty cell, and its index among the file's records."""
+    reader = CsvReader(path, encoding, delimiter)
     try:
-        reader = pd.read_csv(
-            sheet.path,
-            sep=sheet.delimiter,
-            header=None,
-            # names+usecols: rows wider than the header are cut, narrower ones padded with "".
-            names=range(stop),
-            usecols=range(start, stop),
-            dtype=object,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            engine="c",
-            encoding=sheet.encoding,
-            chunksize=chunk_rows,
-        )
-        index = 0  # rows read so far, blank ones and those before the header included
-        with reader:
-            for frame in reader:
-                first, index = index, index + len(frame)
-                skip = max(0, sheet.header_row + 1 - first)
-                if skip < len(frame):
-                    columns = [frame[c].tolist()[skip:] for c in frame.columns]
-                    yield first + skip - sheet.header_row, columns
-    except UnicodeDecodeError as exc:
-        where = "" if sheet.encoding in ("cp1252", "latin-1") else " after the first MiB"
-        raise SheetError(
-            f"{sheet.path}: byte 0x{exc.object[exc.start]:02x} cannot be read as "
-            f"{sheet.encoding}{where}; save the file as 'CSV UTF-8'"
-        ) from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        message = str(exc).strip().removeprefix("Error tokenizing data. C error: ")
-        raise SheetError(f"{sheet.path}: cannot parse CSV: {message}") from None
+        index = 0
+        while record := reader.rows(1):
+            if index >= skip:
+                cells = [clean_cell(c) for c in record[0]]
+                if any(cells):
+                    return index, cells
+            index += 1
+    finally:
+        reader.close()
+    raise SheetError(f"{path}: the file is empty (no header row)")
+
+
+def _iter_csv(
+    sheet: Sheet, chunk_rows: int, raw_columns: frozenset[int]
+) -> Iterator[tuple[int, list[list[str]]]]:
+    """Stream (first row_number, rows) chunks, every cell a str, cut to the header's width."""
+    assert sheet.encoding is not None and sheet.delimiter is not None
+    start, stop = sheet.first_column, sheet.first_column + len(sheet.columns)
+    reader = CsvReader(sheet.path, sheet.encoding, sheet.delimiter)
+    try:
+        reader.rows(sheet.header_row + 1)
+        number = 1
+        while rows := reader.rows(chunk_rows, start, stop):
+            yield number, rows
+            number += len(rows)
+    finally:
+        reader.close()
 
 
 # --- XLSX ------------------------------------------------------------------------------------
 
 
 def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
-    _check_zip(path)
+    ranges = check_xlsx(path)
     workbook = _workbook(path)
     try:
         name = _pick_sheet(path, workbook, sheet_name)
+        check_range(path, ranges, name)
         parsed = _parse_sheet(path, workbook, name)
     finally:
         workbook.close()
-    for index, raw in enumerate(parsed.iter_rows()):
+    for index, raw in enumerate(_calamine(path, f"reading sheet '{name}'", parsed.iter_rows)):
         cells = [clean_cell(_xlsx_text(v)) for v in raw]
         if any(cells):
             header, offset = _trim_header(cells)
@@ -383,42 +358,30 @@ def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
                 header_row=index,
                 first_column=offset,
             )
-    raise SheetError(f"{path}: sheet '{name}' is empty (no header row)")
+    raise SheetError(f"{path}: sheet '{shown(name)}' is empty (no header row)")
 
 
-def _check_zip(path: Path) -> None:
-    """Refuse junk and zip bombs before calamine inflates anything."""
+def _calamine(path: Path, doing: str, call: Any) -> Any:
+    """Run a python-calamine call; its errors (and Rust panics) become one-line SheetErrors."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+        return call()
+    except (CalamineError, OSError, ValueError) as exc:
         raise SheetError(
-            f"{path}: not a valid .xlsx file (it may be a renamed .xls, a password-protected "
-            f"workbook or a corrupt download)"
+            f"{path}: not a valid .xlsx file ({doing}: {shown(str(exc), 120)}); it may be a "
+            f"renamed file or a corrupt download"
         ) from None
-    total = sum(m.file_size for m in members)
-    if total > MAX_XLSX_UNCOMPRESSED:
+    except BaseException as exc:
+        # pyo3 raises a Rust panic as PanicException, a BaseException: never show its text.
+        if type(exc).__name__ != "PanicException":
+            raise
         raise SheetError(
-            f"{path}: unpacks to {_human(total)}, over the {_human(MAX_XLSX_UNCOMPRESSED)} "
-            f"limit for .xlsx files (a zip bomb, or a sheet to split)"
-        )
-    for m in members:
-        ratio = m.file_size // max(m.compress_size, 1)
-        if m.file_size > _RATIO_MIN_BYTES and ratio > MAX_XLSX_RATIO:
-            raise SheetError(
-                f"{path}: part '{m.filename}' unpacks {ratio}x its packed size "
-                f"(over {MAX_XLSX_RATIO}x): refusing a likely zip bomb"
-            )
+            f"{path}: the .xlsx reader failed on this file ({doing}); open it in a spreadsheet "
+            f"and save it again"
+        ) from None
 
 
 def _workbook(path: Path) -> CalamineWorkbook:
-    try:
-        return CalamineWorkbook.from_path(str(path))
-    except (CalamineError, OSError, ValueError) as exc:
-        raise SheetError(
-            f"{path}: not a valid .xlsx file ({_one_line(exc)}); it may be a renamed file or a "
-            f"corrupt download"
-        ) from None
+    return _calamine(path, "opening", lambda: CalamineWorkbook.from_path(str(path)))
 
 
 def _pick_sheet(path: Path, workbook: CalamineWorkbook, wanted: str | None) -> str:
@@ -430,7 +393,9 @@ def _pick_sheet(path: Path, workbook: CalamineWorkbook, wanted: str | None) -> s
         folded = [n for n in names if n.strip().casefold() == wanted.strip().casefold()]
         if len(folded) == 1:
             return folded[0]
-        raise SheetError(f"{path}: no sheet named '{wanted}'; sheets found: {', '.join(names)}")
+        raise SheetError(
+            f"{path}: no sheet named '{shown(wanted)}'; sheets found: {shown_names(names)}"
+        )
     for meta in workbook.sheets_metadata:
         if meta.typ == SheetTypeEnum.WorkSheet and meta.visible == SheetVisibleEnum.Visible:
             return meta.name
@@ -438,10 +403,9 @@ def _pick_sheet(path: Path, workbook: CalamineWorkbook, wanted: str | None) -> s
 
 
 def _parse_sheet(path: Path, workbook: CalamineWorkbook, name: str) -> CalamineSheet:
-    try:
-        return workbook.get_sheet_by_name(name)
-    except (CalamineError, ValueError) as exc:
-        raise SheetError(f"{path}: cannot read sheet '{name}': {_one_line(exc)}") from None
+    return _calamine(
+        path, f"reading sheet '{shown(name)}'", lambda: workbook.get_sheet_by_name(name)
+    )
 
 
 def _parsed_key(path: Path, name: str) -> tuple[str, str, int, int]:
@@ -449,29 +413,40 @@ def _parsed_key(path: Path, name: str) -> tuple[str, str, int, int]:
     return str(path.resolve()), name, stat.st_size, stat.st_mtime_ns
 
 
-def _iter_xlsx(sheet: Sheet, chunk_rows: int) -> Iterator[tuple[int, list[list[str]]]]:
-    """Stream (first row_number, columns) chunks; calamine holds the sheet, we convert lazily."""
+def _iter_xlsx(
+    sheet: Sheet, chunk_rows: int, raw_columns: frozenset[int]
+) -> Iterator[tuple[int, list[list[str]]]]:
+    """Stream (first row_number, rows) chunks; calamine holds the sheet, we convert lazily."""
     assert sheet.sheet_name is not None
     parsed = _PARSED.pop(_parsed_key(sheet.path, sheet.sheet_name), None)
-    if parsed is None:
+    if parsed is None:  # read again (or changed since open_sheet): check it again
+        ranges = check_xlsx(sheet.path)
         workbook = _workbook(sheet.path)
         try:
+            check_range(sheet.path, ranges, sheet.sheet_name)
             parsed = _parse_sheet(sheet.path, workbook, sheet.sheet_name)
         finally:
             workbook.close()
     start, width = sheet.first_column, len(sheet.columns)
-    rows = parsed.iter_rows()
+    numeric = sorted(raw_columns)
+    rows = _calamine(sheet.path, "reading rows", parsed.iter_rows)
     for _ in range(sheet.header_row + 1):
         next(rows, None)
     number = 1
-    while batch := list(itertools.islice(rows, chunk_rows)):
+    while batch := _calamine(
+        sheet.path, "reading rows", lambda: list(itertools.islice(rows, chunk_rows))
+    ):
         texts = []
         for row in batch:
-            cells = [v if type(v) is str else _xlsx_text(v) for v in row[start : start + width]]
+            values = row[start : start + width]
+            cells = [v if type(v) is str else _xlsx_text(v) for v in values]
             if len(cells) < width:
                 cells += [""] * (width - len(cells))
+            for i in numeric:
+                if i < len(values) and type(values[i]) in (int, float):
+                    cells[i] = NumericText(cells[i])
             texts.append(cells)
-        yield number, [list(column) for column in zip(*texts, strict=True)]
+        yield number, texts
         number += len(batch)
 
 
@@ -504,15 +479,3 @@ def _xlsx_text(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _human(size: int) -> str:
-    """1536 -> '1.5 KiB', 1 << 30 -> '1 GiB'."""
-    if size < 1024:
-        return f"{size} bytes"
-    power = min(3, (size.bit_length() - 1) // 10)
-    return f"{size / 1024**power:.1f}".removesuffix(".0") + (" KiB", " MiB", " GiB")[power - 1]

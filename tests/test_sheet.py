@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import zipfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import openpyxl
 import pytest
 
 from dialer import sheet as sheet_module
+from dialer import xlsx_bounds
 from dialer.sheet import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
 from dialer.statuses import SheetError
 
@@ -104,14 +106,30 @@ def test_csv_with_bytes_cp1252_cannot_decode_is_read_as_latin1(tmp_path: Path) -
     assert rows_of(sheet) == [(1, ["José", "xy"])]  # U+0081 is a control: cleaned away
 
 
-def test_csv_with_non_utf8_byte_after_first_mib_is_a_clear_error(tmp_path: Path) -> None:
-    filler = "a,b\n" + "x,y\n" * 300_000  # 1.2 MB of UTF-8
+def test_csv_whose_first_non_ascii_byte_is_after_the_first_mib_is_read_as_cp1252(
+    tmp_path: Path,
+) -> None:
+    """The encoding is judged on every byte, not the first MiB: one late 'é' is not an error."""
+    filler = "a,b\n" + "x,y\n" * 300_000  # 1.2 MB of ASCII
     path = tmp_path / "late.csv"
     path.write_bytes(filler.encode() + b"caf\xe9,z\n")
     sheet = open_sheet(path)
-    assert sheet.encoding == "utf-8"
-    with pytest.raises(SheetError, match=r"late\.csv: byte 0xe9 cannot be read as utf-8 after"):
-        rows_of(sheet)
+    assert sheet.encoding == "cp1252"
+    assert rows_of(sheet)[-1] == (300_001, ["café", "z"])
+
+
+def test_csv_with_utf8_then_a_non_utf8_byte_after_the_first_mib_names_the_line(
+    tmp_path: Path,
+) -> None:
+    filler = "a,b\nJosé,y\n" + "x,y\n" * 300_000
+    path = tmp_path / "late.csv"
+    path.write_bytes(filler.encode() + b"caf\xe9,z\n")
+    with pytest.raises(
+        SheetError,
+        match=r"late\.csv: line 300003 is not UTF-8 \(byte 0xe9\) but "
+        r"line 2 is: the file mixes encodings",
+    ):
+        open_sheet(path)
 
 
 def test_utf8_character_cut_at_the_sniff_boundary_stays_utf8(
@@ -212,7 +230,9 @@ def test_header_only_sheet_yields_no_rows(tmp_path: Path) -> None:
 
 def test_broken_quoting_is_a_sheet_error_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path / "broken.csv", 'name,phone\nA,1\n"B,2\nC,3\n')
-    with pytest.raises(SheetError, match=r"broken\.csv: cannot parse CSV: EOF inside string"):
+    with pytest.raises(
+        SheetError, match=r"broken\.csv: line 3: a quote \(\"\) opened in this row is never closed"
+    ):
         rows_of(open_sheet(path))
 
 
@@ -391,7 +411,7 @@ def test_xlsx_over_the_uncompressed_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_xlsx(tmp_path / "big.xlsx", {"S": [["phone"], ["+1"]]})
-    monkeypatch.setattr(sheet_module, "MAX_XLSX_UNCOMPRESSED", 2048)
+    monkeypatch.setattr(xlsx_bounds, "MAX_XLSX_UNCOMPRESSED", 2048)
     with pytest.raises(SheetError, match=r"big\.xlsx: unpacks to .* over the 2 KiB limit"):
         open_sheet(path)
 
@@ -435,3 +455,42 @@ def test_sample_files_are_what_make_samples_writes(tmp_path: Path) -> None:
     generator["write_xlsx"](tmp_path / "c.xlsx", body)
     assert (tmp_path / "c.csv").read_bytes() == (SAMPLES / "contacts.csv").read_bytes()
     assert (tmp_path / "c.xlsx").read_bytes() == (SAMPLES / "contacts.xlsx").read_bytes()
+
+
+# --- what an XLSX costs is judged before reading (the refusals: tests/test_sheet_hostile.py) ----
+
+
+def test_xlsx_far_declared_dimension_or_empty_styled_cell_is_read_normally(tmp_path: Path) -> None:
+    """Only filled cells make the reader allocate: a large `<dimension>` or a formatted empty
+    cell far away (Excel's Ctrl+End) is no reason to refuse a sheet."""
+    workbook = openpyxl.Workbook()
+    ws = workbook.active
+    ws.append(["phone", "name"])
+    ws.append(["+917359043943", "Asha"])
+    ws["ZZ200000"].number_format = "0.00"  # styled, no value: written as an empty cell
+    workbook.save(tmp_path / "styled.xlsx")
+    sheet = open_sheet(tmp_path / "styled.xlsx")
+    assert rows_of(sheet) == [(1, ["+917359043943", "Asha"])]
+
+
+def test_xlsx_numeric_phone_cells_come_as_numeric_text_only_in_raw_columns(tmp_path: Path) -> None:
+    from dialer.sheet import NumericText
+
+    path = write_xlsx(tmp_path / "n.xlsx", {"S": [["phone", "n"], [7834410000, 5], ["78344", 6]]})
+    rows = rows_of(open_sheet(path), raw_columns=frozenset({0}))
+    assert [type(cells[0]) for _, cells in rows] == [NumericText, str]
+    assert [type(cells[1]) for _, cells in rows] == [str, str]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pipe_or_device_named_like_a_sheet_is_refused_without_reading(
+    tmp_path: Path, kind: str
+) -> None:
+    """A FIFO would block the open and /dev/zero never ends: only regular files are read."""
+    path = tmp_path / "contacts.csv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(SheetError, match=r"contacts\.csv: not a regular file \(a device, pipe"):
+        open_sheet(path)
