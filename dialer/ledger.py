@@ -40,6 +40,8 @@ from dialer.paths import utc_now_text
 from dialer.statuses import LedgerError, Status
 
 SCHEMA_VERSION = "1"
+# Why a claim left by an earlier run is `unknown`: it may have reached the person.
+ORPHAN_REASON = "an earlier run stopped before recording this call's answer"
 SENDING = "sending"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -319,6 +321,9 @@ class Ledger:
         # Nobody in the ledger when the run starts: no row can be `already_called`, so the
         # per-row lookup is skipped (a repeat within the sheet is a `duplicate` already).
         self._empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM calls)").fetchone()[0] == 1
+        # Claims a killed run left behind: a run adopts them first, but a dry run must show
+        # them as the run will (`unknown`), so it looks them up too.
+        self._orphans = conn.execute("SELECT EXISTS (SELECT 1 FROM sending)").fetchone()[0] == 1
         self.run_id: int | None = None
         self.ledger_id = _meta(conn, "ledger_id")
 
@@ -424,7 +429,7 @@ class Ledger:
         """Claims left by a run that stopped before recording the answer (killed, or its
         ledger could not be written) become `unknown`: maybe called (SPEC 6.3)."""
         now = utc_now_text()
-        reason = "an earlier run stopped before recording this call's answer"
+        reason = ORPHAN_REASON
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -447,6 +452,7 @@ class Ledger:
             raise self._write_error(exc) from None
         if orphans:
             self._empty = False
+        self._orphans = False
         return len(orphans)
 
     def _write_error(self, exc: sqlite3.Error) -> LedgerError:
@@ -479,6 +485,11 @@ class Ledger:
         self, called_to: str, *, recall: bool = False, retry_unknown: bool = False
     ) -> Verdict | None:
         """None when the row may be sent now; otherwise the status it gets instead."""
+        if self._orphans and not retry_unknown and self._is_orphan(called_to):
+            return Verdict(
+                Status.UNKNOWN,
+                f"earlier run: {ORPHAN_REASON}; --retry-unknown sends it again",
+            )
         if self._empty:
             return None
         found = self._conn.execute(
@@ -501,6 +512,10 @@ class Ledger:
         if status == str(Status.FAILED):
             return None if retryable else Verdict(Status.FAILED, f"earlier run: {reason}")
         return None
+
+    def _is_orphan(self, called_to: str) -> bool:
+        found = self._conn.execute("SELECT 1 FROM sending WHERE called_to = ?", (called_to,))
+        return found.fetchone() is not None
 
     def start_run(self, sheet: str, report: str) -> int:
         try:

@@ -98,8 +98,19 @@ def test_kill_9_mid_run_never_calls_anyone_twice(project: Project, cli):
         _wait_for(lambda: all(r.status is not None for r in fake.received), 5, "in-flight answers")
         killed_sent = {r.body["called_to"] for r in fake.received}
 
+        dry = cli(["validate", str(project.campaign)])
+        dry_rows = {r["called_to"]: r["status"] for r in project.report_rows()}
         result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
         sent = Counter(r.body["called_to"] for r in fake.received)
+
+    # The dry run shows what the run then did: the dead run's claims are `unknown` in both.
+    assert dry.code == ExitCode.ROW_PROBLEMS
+    run_rows = {r["called_to"]: r["status"] for r in project.report_rows()}
+    assert (
+        {n for n, s in dry_rows.items() if s == "unknown"}
+        == {n for n, s in run_rows.items() if s == "unknown"}
+        != set()
+    )
 
     assert result.code == ExitCode.ROW_PROBLEMS  # the in-flight ones are `unknown`
     assert set(sent.values()) == {1}, "someone was called twice"
