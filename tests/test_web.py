@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -32,8 +34,9 @@ def _run(
     tmp_path: Path,
     body: Callable[[TestClient, web.Server], Awaitable[None]],
     env: dict[str, str] | None = None,
+    **server_options: Any,
 ) -> None:
-    server = web.Server(_project(tmp_path), TOKEN, env or {})
+    server = web.Server(_project(tmp_path), TOKEN, env or {}, **server_options)
 
     async def go() -> None:
         async with TestClient(TestServer(server.app(), host="127.0.0.1")) as client:
@@ -106,7 +109,7 @@ def test_posts_without_the_csrf_token_are_refused(tmp_path):
             "/dry-runs", data=_upload_form("forged", "example", "c.csv", sheet)
         )
         assert bad_token.status == 403
-        assert not (server.root / "uploads").exists() or not any(server.uploads.iterdir())
+        assert not (server.root / "uploads").exists() or not any(server.uploads.folder.iterdir())
         ok = await client.post(
             "/dry-runs", data=_upload_form(csrf, "example", "c.csv", sheet), allow_redirects=False
         )
@@ -118,7 +121,7 @@ def test_posts_without_the_csrf_token_are_refused(tmp_path):
             allow_redirects=False,
         )
         assert launch.status == 403
-        assert server.runs == {}
+        assert server.jobs.runs == {}
         logout = await client.post("/logout", data={}, allow_redirects=False)
         assert logout.status == 403
 
@@ -133,7 +136,7 @@ def test_upload_is_stored_under_a_server_chosen_name(tmp_path):
         evil = "../../../etc/evil.csv"
         answer = await client.post("/dry-runs", data=_upload_form(csrf, "example", evil, sheet))
         assert answer.status == 200 and "ready" in await answer.text()
-        (stored,) = server.uploads.iterdir()
+        (stored,) = server.uploads.folder.iterdir()
         assert re.fullmatch(r"[0-9a-f]{32}\.csv", stored.name)
         assert not (tmp_path / "etc").exists()
 
@@ -156,15 +159,14 @@ def test_bad_uploads_get_a_clear_message(tmp_path, name, data, status, message):
         assert answer.status == status
         text = await answer.text()
         assert message in text and "Traceback" not in text
-        assert str(server.uploads) not in text  # the server's own file name stays private
+        assert str(server.uploads.folder) not in text  # the server's own file name stays private
         # A refused sheet of phone numbers is not kept on the server.
-        assert not server.uploads.exists() or not any(server.uploads.iterdir())
+        assert not server.uploads.folder.exists() or not any(server.uploads.folder.iterdir())
 
     _run(tmp_path, body)
 
 
-def test_upload_size_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(web, "UPLOAD_LIMIT", 1000)
+def test_upload_size_limit(tmp_path):
 
     async def body(client: TestClient, server: web.Server) -> None:
         csrf = await _login(client)
@@ -172,9 +174,9 @@ def test_upload_size_limit(tmp_path, monkeypatch):
             "/dry-runs", data=_upload_form(csrf, "example", "big.csv", b"phone\n" + b"1" * 5000)
         )
         assert answer.status == 413 and "larger than" in await answer.text()
-        assert not any(server.uploads.iterdir())
+        assert not any(server.uploads.folder.iterdir())
 
-    _run(tmp_path, body)
+    _run(tmp_path, body, settings=replace(web.DEFAULTS, upload_limit=1000))
 
 
 def test_unknown_or_broken_campaign_cannot_be_used(tmp_path):
@@ -194,7 +196,7 @@ def test_unknown_or_broken_campaign_cannot_be_used(tmp_path):
 def _wait_finished(server: web.Server, run_id: str) -> Callable[[], Awaitable[None]]:
     async def wait() -> None:
         for _ in range(600):
-            if server.runs[run_id].finished:
+            if server.jobs.runs[run_id].finished:
                 return
             await asyncio.sleep(0.05)
         raise AssertionError("the run did not finish within 30 s")
@@ -231,7 +233,7 @@ def test_launch_runs_the_campaign_once_and_refuses_a_second_launch(tmp_path):
             assert {first.status, second.status} <= {303, 409}
             for answer in (first, second):
                 assert answer.status == 409 or answer.headers["Location"] == run_url
-            assert len(server.runs) == 1
+            assert len(server.jobs.runs) == 1
             run_id = run_url.rsplit("/", 1)[1]
             await _wait_finished(server, run_id)()
             page = await (await client.get(run_url)).text()  # a reload still shows the run
@@ -278,7 +280,7 @@ def test_stop_button_stops_the_run_like_ctrl_c(tmp_path):
             )
             assert stopped.status == 303
             await _wait_finished(server, run_id)()
-            assert server.runs[run_id].exit_code == 130
+            assert server.jobs.runs[run_id].exit_code == 130
             report = await (await client.get(f"{run_url}/report.csv")).text()
             assert report.count(",not_attempted,") > 30
 

@@ -19,7 +19,9 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -27,6 +29,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from dialer import web
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
+from dialer.web.auth import LoginThrottle
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "correct-horse-battery-staple"
@@ -49,7 +52,7 @@ def _run(
     tmp_path: Path,
     body: Callable[[TestClient, web.Server], Awaitable[None]],
     env: dict[str, str] | None = None,
-    **server_options: bool,
+    **server_options: Any,
 ) -> None:
     server = web.Server(_project(tmp_path), TOKEN, env or {}, **server_options)
 
@@ -135,7 +138,7 @@ def test_a_launch_is_refused_when_what_was_checked_changed(tmp_path, what):
                 )
                 named = "example.toml"
             elif what == "sheet":
-                with open(server.dry_runs[dry_id].upload, "ab") as f:
+                with open(server.jobs.dry_runs[dry_id].upload, "ab") as f:
                     f.write(b"09999,Extra,Row,+917359099999,ORD-9,2024-03-02,x@example.com,\n")
                 named = "the sheet"
             else:
@@ -148,7 +151,7 @@ def test_a_launch_is_refused_when_what_was_checked_changed(tmp_path, what):
             assert "Not launched, nobody was called." in text
             assert f"Changed since this check: {named}." in text
             assert "check the sheet again" in text
-            assert server.runs == {}
+            assert server.jobs.runs == {}
             # The check's own page says so too, and offers no launch.
             page = await (await client.get(f"/dry-runs/{dry_id}")).text()
             assert 'id="stale"' in page and 'id="launch-form"' not in page
@@ -167,7 +170,7 @@ def test_a_launched_check_launches_once_and_older_checks_go_stale(tmp_path):
             started = await _launch(client, csrf, first)
             assert started.status == 303
             run_url = started.headers["Location"]
-            run = server.runs[run_url.rsplit("/", 1)[1]]
+            run = server.jobs.runs[run_url.rsplit("/", 1)[1]]
             await _until(lambda: run.finished, "the run finished")
             page = await (await client.get(run_url)).text()
             assert f"finished: {READY} called" in page
@@ -184,7 +187,7 @@ def test_a_launched_check_launches_once_and_older_checks_go_stale(tmp_path):
             text = await stale.text()
             assert stale.status == 409, text
             assert "Campaign example has run since this check" in text
-            assert len(server.runs) == 1
+            assert len(server.jobs.runs) == 1
 
             # A new check shows who is left (nobody) and so offers no launch.
             third = await _check(client, csrf)
@@ -207,7 +210,7 @@ def test_a_run_that_called_nobody_says_who_was_already_called(tmp_path):
             csrf = await _login(client)
             dry_id = await _check(client, csrf)
             # Someone runs the same campaign and sheet from a terminal meanwhile.
-            dry = server.dry_runs[dry_id]
+            dry = server.jobs.dry_runs[dry_id]
             cli = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -229,7 +232,7 @@ def test_a_run_that_called_nobody_says_who_was_already_called(tmp_path):
             started = await _launch(client, csrf, dry_id)
             assert started.status == 303, await started.text()
             run_url = started.headers["Location"]
-            run = server.runs[run_url.rsplit("/", 1)[1]]
+            run = server.jobs.runs[run_url.rsplit("/", 1)[1]]
             await _until(lambda: run.finished, "the run finished")
             page = await (await client.get(run_url)).text()
             state = re.search(r'id="run-state">([^<]*)<', page).group(1)
@@ -269,7 +272,7 @@ def test_failed_logins_are_throttled_per_client(tmp_path):
 
 def test_failed_logins_are_throttled_overall():
     """Many addresses (one guess each) exhaust the overall bucket; the real user then waits."""
-    throttle = web.web_guard.LoginThrottle(per_client=(5, 1 / 6), overall=(30, 1.0))
+    throttle = LoginThrottle(per_client=(5, 1 / 6), overall=(30, 1.0))
     start = time.monotonic()
     for i in range(30):
         client = throttle.client_key(f"10.0.{i // 250}.{i % 250}")
@@ -360,7 +363,7 @@ def test_request_bodies_are_judged_before_they_are_read(tmp_path):
             b"%05d,Name,Last,+9173%08d,ORD-%d,2024-03-02,c@example.com,Asia/Kolkata\n" % (i, i, i)
             for i in range(3000)
         )
-        assert len(sheet) > 2 * web.SMALL_BODY
+        assert len(sheet) > 2 * web.DEFAULTS.small_body
         await _check(client, csrf, sheet)
 
     _run(tmp_path, body)
@@ -405,7 +408,7 @@ def test_at_most_two_checks_run_at_once(tmp_path):
             )
             for _ in range(2)
         ]
-        uploads = server.uploads
+        uploads = server.uploads.folder
         await _until(
             lambda: uploads.is_dir() and len(list(uploads.iterdir())) == 2,
             "two uploads under way",
@@ -424,8 +427,7 @@ def test_at_most_two_checks_run_at_once(tmp_path):
     _run(tmp_path, body)
 
 
-def test_a_check_runs_with_bounded_memory(tmp_path, monkeypatch):
-    monkeypatch.setattr(web, "CHECK_MEMORY", 30 * 1024 * 1024)
+def test_a_check_runs_with_bounded_memory(tmp_path):
 
     async def body(client: TestClient, server: web.Server) -> None:
         csrf = await _login(client)
@@ -433,55 +435,54 @@ def test_a_check_runs_with_bounded_memory(tmp_path, monkeypatch):
         text = await answer.text()
         assert answer.status == 400, text
         assert "checking this sheet needs more than 30 MB of memory" in text
-        assert not any(server.uploads.iterdir())  # the refused sheet is not kept
+        assert not any(server.uploads.folder.iterdir())  # the refused sheet is not kept
 
-    _run(tmp_path, body)
+    _run(tmp_path, body, settings=replace(web.DEFAULTS, check_memory=30 * 1024 * 1024))
 
 
-def test_uploads_are_deleted_after_seven_days_and_capped_in_total(tmp_path, monkeypatch):
+def test_uploads_are_deleted_after_seven_days_and_capped_in_total(tmp_path):
     sheet = _sheet()
     day = 24 * 3600
 
     async def body(client: TestClient, server: web.Server) -> None:
         csrf = await _login(client)
         earlier = await _check(client, csrf)
-        earlier_upload = server.dry_runs[earlier].upload
+        earlier_upload = server.jobs.dry_runs[earlier].upload
         now = time.time()
         os.utime(earlier_upload, (now - 3 * day, now - 3 * day))
-        old = server.uploads / ("a" * 32 + ".csv")
+        old = server.uploads.folder / ("a" * 32 + ".csv")
         old.write_bytes(b"phone\n")
         os.utime(old, (now - 8 * day, now - 8 * day))
-        recent = server.uploads / ("b" * 32 + ".xlsx")
+        recent = server.uploads.folder / ("b" * 32 + ".xlsx")
         recent.write_bytes(b"x" * 1000)
         os.utime(recent, (now - 1 * day, now - 1 * day))
-        foreign = server.uploads / "notes.txt"  # not the server's: never touched
+        foreign = server.uploads.folder / "notes.txt"  # not the server's: never touched
         foreign.write_bytes(b"keep")
         os.utime(foreign, (now - 30 * day, now - 30 * day))
-        # Room for the new sheet and one more: the oldest goes first.
-        monkeypatch.setattr(web.web_guard, "UPLOADS_MAX_BYTES", 2 * len(sheet) + 500)
 
         latest = await _check(client, csrf)
         assert not old.exists()  # more than 7 days old
         assert not earlier_upload.exists()  # the oldest, over the cap
         assert recent.exists() and foreign.exists()
-        assert server.dry_runs[latest].upload.exists()
+        assert server.jobs.dry_runs[latest].upload.exists()
         # The check whose sheet was deleted is gone; its id no longer launches anything.
         refused = await _launch(client, csrf, earlier)
         assert refused.status == 404
-        assert server.runs == {}
+        assert server.jobs.runs == {}
 
-    _run(tmp_path, body)
+    # Room for the new sheet and one more (the first check is alone, under it): oldest first.
+    _run(tmp_path, body, settings=replace(web.DEFAULTS, uploads_max_bytes=2 * len(sheet) + 500))
 
 
 def test_a_check_whose_sheet_was_deleted_cannot_be_launched(tmp_path):
     async def body(client: TestClient, server: web.Server) -> None:
         csrf = await _login(client)
         dry_id = await _check(client, csrf)
-        server.dry_runs[dry_id].upload.unlink()
+        server.jobs.dry_runs[dry_id].upload.unlink()
         refused = await _launch(client, csrf, dry_id)
         text = await refused.text()
         assert refused.status == 409, text
-        assert "The sheet of this check was deleted" in text and server.runs == {}
+        assert "The sheet of this check was deleted" in text and server.jobs.runs == {}
 
     _run(tmp_path, body)
 
@@ -504,7 +505,7 @@ def test_an_upload_name_with_a_nul_byte_is_a_clean_400(tmp_path, caplog, filenam
         assert answer.status == 400, text
         assert message in text and "Traceback" not in text
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-        assert not server.uploads.exists() or not any(server.uploads.iterdir())
+        assert not server.uploads.folder.exists() or not any(server.uploads.folder.iterdir())
 
     _run(tmp_path, body)
 
@@ -540,11 +541,11 @@ def test_every_response_carries_csp_nosniff_and_no_store(tmp_path):
             _assert_guarded(await client.post("/logout", data={}), "403 bad csrf")
             dry_id = await _check(client, csrf)
             _assert_guarded(await get(f"/dry-runs/{dry_id}"), "check page")
-            report = server.dry_runs[dry_id].report.name
+            report = server.jobs.dry_runs[dry_id].report.name
             _assert_guarded(await get(f"/reports/example/{report}"), "check download")
             started = await _launch(client, csrf, dry_id)
             run_url = started.headers["Location"]
-            run = server.runs[run_url.rsplit("/", 1)[1]]
+            run = server.jobs.runs[run_url.rsplit("/", 1)[1]]
             events = await get(f"{run_url}/events")
             _assert_guarded(events, "event stream")
             await _until(lambda: run.finished, "the run finished")

@@ -1,0 +1,65 @@
+"""The `campaigns/` folder as the page sees it: each TOML parsed once per change.
+
+    shelf = CampaignShelf(root / "campaigns")
+    shelf.all()      # {"example": Campaign(...), "broken": "broken.toml: unknown key 'bogus'"}
+
+A file is re-read only when its modification time or size changed, so a page view costs a
+`stat` per campaign, not a parse; an edited file is seen on the next request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from dialer.campaign import Campaign, load_campaign
+from dialer.statuses import DialerError
+
+Loader = Callable[[Path], Campaign]
+_Stamp = tuple[int, int]  # (st_mtime_ns, st_size)
+
+
+class CampaignShelf:
+    def __init__(self, folder: Path, load: Loader = load_campaign) -> None:
+        self.folder = folder
+        self._load = load
+        self._cache: dict[Path, tuple[_Stamp, Campaign | DialerError]] = {}
+
+    def load(self, path: Path) -> Campaign:
+        """The campaign in `path`, parsed again only if the file changed; raises its error."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._cache.pop(path, None)
+            return self._load(path)  # raises the loader's own "not found" / "cannot read"
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._cache.get(path)
+        if cached is None or cached[0] != stamp:
+            try:
+                cached = (stamp, self._load(path))
+            except DialerError as exc:
+                cached = (stamp, exc)
+            self._cache[path] = cached
+        if isinstance(cached[1], DialerError):
+            raise cached[1].with_traceback(None)  # raised again: not a growing traceback
+        return cached[1]
+
+    def all(self) -> dict[str, Campaign | str]:
+        """Campaign name -> Campaign, or the one-line error that makes it unusable."""
+        paths = sorted(self.folder.glob("*.toml"))
+        for gone in self._cache.keys() - set(paths):
+            del self._cache[gone]
+        found: dict[str, Campaign | str] = {}
+        for path in paths:
+            try:
+                campaign = self.load(path)
+                found[campaign.name] = campaign
+            except DialerError as exc:
+                found[path.stem] = str(exc).replace(str(path), path.name)
+        return found
+
+    def get(self, name: str) -> Campaign | None:
+        """The usable campaign called `name`, if there is one."""
+        found = self.all().get(name)
+        return found if isinstance(found, Campaign) else None

@@ -1,0 +1,242 @@
+"""The page's aiohttp handlers: each parses its request, asks the server's parts, and renders
+a template. Rules live in the parts (`auth`, `jobs`, `uploads`, `reports`), words in `texts`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus
+
+from aiohttp import web
+
+from dialer.campaign import Campaign
+from dialer.statuses import DialerError, Status
+from dialer.web import reports, texts
+from dialer.web.auth import check_csrf, session_of
+from dialer.web.jobs import AlreadyRunning, ChecksBusy, CheckStale, DryRun, WebRun
+from dialer.web.settings import MB
+from dialer.web.uploads import BadUpload, UploadForm, UploadTooLarge
+
+if TYPE_CHECKING:
+    from dialer.web.app import Server
+
+
+class Pages:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.settings = server.settings
+        self.jobs = server.jobs
+
+    def render(
+        self, request: web.Request, name: str, status: int = 200, **context: Any
+    ) -> web.Response:
+        session = session_of(request)
+        html = self.server.templates.get_template(name).render(
+            csrf=session.csrf if session else "", **context
+        )
+        return web.Response(text=html, content_type="text/html", status=status)
+
+    # ---- login ----
+
+    async def login_page(self, request: web.Request) -> web.Response:
+        return self.render(request, "login.html")
+
+    async def login(self, request: web.Request) -> web.Response:
+        auth = self.server.auth
+        # Refused before the token is even read: a throttled guesser learns nothing.
+        if seconds := auth.login_wait(request.remote):
+            response = self.render(request, "login.html", 429, error=texts.too_many_logins(seconds))
+            response.headers["Retry-After"] = str(seconds)
+            return response
+        form = await request.post()
+        sid = auth.log_in(request.remote, str(form.get("token", "")))
+        if sid is None:
+            return self.render(request, "login.html", 403, error=texts.WRONG_TOKEN)
+        response = web.HTTPSeeOther("/")
+        auth.set_cookie(response, sid)
+        raise response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        check_csrf(request, str(form.get("csrf", "")))
+        response = web.HTTPSeeOther("/login")
+        self.server.auth.log_out(request, response)
+        raise response
+
+    # ---- the start page and uploads ----
+
+    async def index(self, request: web.Request, error: str = "", status: int = 200) -> web.Response:
+        found = self.server.campaigns.all()
+        campaigns = [
+            {"name": n, "ok": True, "agent_id": c.agent_id, "call_from": c.call_from}
+            if isinstance(c, Campaign)
+            else {"name": n, "ok": False, "problem": c}
+            for n, c in found.items()
+        ]
+        past = reports.past_runs(self.server.root / "reports", found, self.settings.past_runs_shown)
+        return self.render(
+            request,
+            "index.html",
+            status,
+            campaigns=campaigns,
+            active=self.jobs.running(),
+            past=past,
+            limit_mb=self.settings.upload_limit // MB,
+            error=error,
+        )
+
+    async def upload(self, request: web.Request) -> web.Response:
+        try:
+            async with self.jobs.check_slot():
+                return await self._upload(request)
+        except ChecksBusy:
+            response = await self.index(request, texts.checks_busy(self.settings), 503)
+            response.headers["Retry-After"] = str(self.settings.busy_retry_after)
+            return response
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        uploads = self.server.uploads
+        form: UploadForm | None = None
+        kept = False
+        try:
+            form = await uploads.receive(request, lambda given: check_csrf(request, given))
+            if form.sheet is None or form.campaign is None:
+                return await self.index(request, texts.CHOOSE_BOTH, 400)
+            campaign = self.server.campaign(form.campaign)
+            await self.server.prune()  # room for this one; never the sheets in use
+            dry = await self.jobs.check(campaign, form.sheet, form.sheet_name)
+            kept = True  # the check and a launch use it
+        except UploadTooLarge:
+            return await self.index(request, texts.too_large(self.settings), 413)
+        except BadUpload as exc:
+            return await self.index(request, str(exc), 400)
+        except TimeoutError:
+            return await self.index(request, texts.UPLOAD_TOO_SLOW, 408)
+        except DialerError as exc:
+            name = form.sheet_name if form else ""
+            return await self.index(request, f"{name}: {exc}", 400)
+        finally:
+            if form is not None and form.sheet is not None:
+                uploads.release(form.sheet, keep=kept)
+        raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
+
+    # ---- checks ----
+
+    def _dry_run(self, request: web.Request) -> DryRun:
+        dry = self.jobs.dry_runs.get(request.match_info["id"])
+        if dry is None:
+            raise web.HTTPNotFound(text="no such check")
+        return dry
+
+    async def dry_run_page(self, request: web.Request) -> web.Response:
+        dry = self._dry_run(request)
+        error = request.query.get("error", "")[: self.settings.error_text_chars]
+        return await self._check_page(request, dry, error=error, stale=await self.jobs.why_not(dry))
+
+    async def _check_page(
+        self,
+        request: web.Request,
+        dry: DryRun,
+        *,
+        error: str = "",
+        stale: str = "",
+        status: int = 200,
+    ) -> web.Response:
+        counts = dry.summary.get("counts", {})
+        problems, total = await asyncio.to_thread(
+            reports.problem_rows, dry.report, self.settings.problem_rows_shown
+        )
+        campaign = None
+        with contextlib.suppress(DialerError):
+            campaign = self.server.campaigns.load(dry.campaign_path)
+        return self.render(
+            request,
+            "dry_run.html",
+            status,
+            d=dry,
+            counts=[(s, n) for s, n in counts.items() if n],
+            ready=counts.get(Status.READY, 0),
+            samples=dry.summary.get("samples", []),
+            problems=problems,
+            problem_count=total,
+            window=texts.window_text(campaign, counts),
+            stale=stale,
+            run=self.jobs.runs.get(dry.run_id or ""),
+            error=error,
+        )
+
+    async def launch(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        check_csrf(request, str(form.get("csrf", "")))
+        dry = self._dry_run(request)
+        ready = dry.summary.get("counts", {}).get(Status.READY, 0)
+        if form.get("confirm") != "yes" or str(form.get("count")) != str(ready):
+            raise web.HTTPSeeOther(f"/dry-runs/{dry.id}?error={quote_plus(texts.CONFIRM_COUNT)}")
+        if running := self.jobs.active_run(dry.campaign):
+            raise web.HTTPSeeOther(f"/runs/{running.id}")
+        try:
+            run = await self.jobs.launch(dry)
+        except AlreadyRunning:
+            raise web.HTTPConflict(text=f"campaign {dry.campaign} is already running") from None
+        except CheckStale as exc:
+            return await self._check_page(
+                request,
+                dry,
+                error=f"{texts.NOT_LAUNCHED} {exc}",
+                stale=await self.jobs.why_not(dry),
+                status=409,
+            )
+        except DialerError as exc:
+            return await self._check_page(
+                request, dry, error=f"{texts.NOT_LAUNCHED} {exc}", status=400
+            )
+        raise web.HTTPSeeOther(f"/runs/{run.id}")
+
+    # ---- runs and reports ----
+
+    def _run(self, request: web.Request) -> WebRun:
+        run = self.jobs.runs.get(request.match_info["id"])
+        if run is None:
+            raise web.HTTPNotFound(text="no such run")
+        return run
+
+    async def run_page(self, request: web.Request) -> web.Response:
+        return self.render(request, "run.html", r=self._run(request).view())
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        run = self._run(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        while True:
+            run.changed.clear()
+            view = run.view()
+            await response.write(f"event: progress\ndata: {json.dumps(view)}\n\n".encode())
+            if view["finished"]:
+                return response
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.changed.wait(), self.settings.events_every)
+
+    async def stop(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        check_csrf(request, str(form.get("csrf", "")))
+        run = self._run(request)
+        run.interrupt()
+        raise web.HTTPSeeOther(f"/runs/{run.id}")
+
+    async def run_report(self, request: web.Request) -> web.StreamResponse:
+        run = self._run(request)
+        if not run.finished:
+            raise web.HTTPConflict(text="the report is ready when the run ends")
+        return await reports.download(run.report, request.match_info["kind"])
+
+    async def past_report(self, request: web.Request) -> web.StreamResponse:
+        campaign, name = request.match_info["campaign"], request.match_info["name"]
+        found = reports.past_report(self.server.root / "reports", campaign, name)
+        if campaign not in self.server.campaigns.all() or found is None:
+            raise web.HTTPNotFound(text="no such report")
+        path, kind = found
+        if any(r.report == path for r in self.jobs.running()):
+            raise web.HTTPConflict(text="the report is ready when the run ends")
+        return await reports.download(path, kind)

@@ -1,0 +1,382 @@
+"""The child processes of the page: checks (`dialer validate`) and runs (`dialer run --yes
+--progress jsonl`), started, followed and stopped here, so the page follows exactly the CLI's
+rules, ledger and report.
+
+    async with jobs.check_slot():                  # ChecksBusy past `max_checks`
+        dry = await jobs.check(campaign, sheet, "contacts.csv")
+    run = await jobs.launch(dry)                   # CheckStale if the check no longer holds
+    run.interrupt()                                # the Stop button: one SIGINT, like Ctrl-C
+
+A launch is bound to its check: the campaign file, its do-not-call lists and the sheet are
+fingerprinted at the check, and a launch after any of them changed, or after the campaign ran
+again, is refused: the page only ever starts calls that someone previewed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import signal
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dialer.campaign import Campaign
+from dialer.paths import default_report_path
+from dialer.statuses import ExitCode, Status, UsageError
+from dialer.web import reports, texts
+from dialer.web.auth import TOKEN_ENV
+from dialer.web.settings import Settings
+
+CLI_ERROR = "dialer: error: "  # how the CLI prints a DialerError on stderr (cli.py)
+
+
+class ChecksBusy(Exception):
+    """`max_checks` checks are under way already."""
+
+
+class AlreadyRunning(Exception):
+    """The campaign has a run under way (or starting) already."""
+
+
+class CheckStale(Exception):
+    """A launch refused because the check no longer shows what the run would do."""
+
+
+@dataclass(slots=True)
+class DryRun:
+    id: str
+    campaign: str
+    campaign_path: Path
+    call_from: str
+    agent_id: int
+    sheet_name: str  # the uploader's file name: shown, never used as a path
+    upload: Path
+    report: Path
+    summary: dict[str, Any]
+    fingerprint: dict[str, str]  # campaign file, do-not-call lists, sheet -> content hash
+    epoch: int  # the campaign's run epoch when the check began (a run since makes it stale)
+    run_id: str | None = None  # set once launched: a check launches one run
+
+    @property
+    def report_file(self) -> str:
+        return self.report.name
+
+
+@dataclass(slots=True)
+class WebRun:
+    id: str
+    campaign: str
+    report: Path
+    proc: asyncio.subprocess.Process
+    started: str
+    upload: Path
+    messages: deque[str]
+    state: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: bool = False
+    follower: asyncio.Task[None] | None = None
+    final: dict[str, int] | None = None  # the summary's counts once the run has ended
+
+    def interrupt(self) -> None:
+        """SIGINT once: the same clean stop as one Ctrl-C (a second would abort calls)."""
+        if not self.stopping and not self.finished:
+            self.stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGINT)
+
+    @property
+    def finished(self) -> bool:
+        return self.exit_code is not None
+
+    def view(self) -> dict[str, Any]:
+        """What the run page and its event stream show."""
+        counts = self.final if self.final is not None else self.state.get("counts", {})
+        if self.exit_code is not None:
+            text = texts.outcome_text(self.exit_code, counts)
+        elif self.state:
+            text = "calling"
+        else:
+            text = "starting"
+        return {
+            "id": self.id,
+            "campaign": self.campaign,
+            "finished": self.finished,
+            "exit_code": self.exit_code,
+            "state_text": text,
+            "counts": [[s, counts[s]] for s in map(str, Status) if counts.get(s)],
+            "rate": self.state.get("calls_per_second", 0),
+            "done": self.state.get("done", 0),
+            "failures": self.state.get("failures", []),
+            "messages": list(self.messages),
+        }
+
+
+class Jobs:
+    """Checks and runs of one server, in memory; their reports are on disk."""
+
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        settings: Settings,
+        load: Callable[[Path], Campaign],
+    ) -> None:
+        self.environ = dict(environ)
+        self.settings = settings
+        self.load = load
+        self.dry_runs: dict[str, DryRun] = {}
+        self.runs: dict[str, WebRun] = {}
+        self._checks = 0
+        self._epochs: dict[str, int] = {}  # campaign -> runs started + runs ended, from here
+        self._launching: set[str] = set()
+
+    # ---- checks ----
+
+    @contextlib.asynccontextmanager
+    async def check_slot(self) -> AsyncIterator[None]:
+        """One of `max_checks` slots, or ChecksBusy. Taken before the upload is read: uploading
+        is part of checking, and it bounds how many big sheets are written at once too."""
+        if self._checks >= self.settings.max_checks:
+            raise ChecksBusy
+        self._checks += 1
+        try:
+            yield
+        finally:
+            self._checks -= 1
+
+    async def check(self, campaign: Campaign, upload: Path, sheet_name: str) -> DryRun:
+        """`dialer validate` the sheet; a UsageError says why there is no check."""
+        epoch = self._epochs.get(campaign.name, 0)
+        files = _bound_files(campaign, upload)
+        before = await asyncio.to_thread(fingerprint, files)
+        report = default_report_path(campaign)
+        proc = await asyncio.create_subprocess_exec(
+            *_limited_python(self.settings.check_memory),
+            "validate",
+            str(campaign.path),
+            "--contacts",
+            str(upload),
+            "--report",
+            str(report),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            # One BLAS thread: a check does no linear algebra, and each thread's buffer
+            # would count against check_memory.
+            env=self._child_env(OPENBLAS_NUM_THREADS="1"),
+            start_new_session=True,
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), self.settings.check_timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the check and its workers
+            await proc.wait()
+            raise UsageError(texts.CHECK_TOO_SLOW) from None
+        finished = proc.returncode in (ExitCode.OK, ExitCode.ROW_PROBLEMS)
+        if not finished or not reports.summary_path(report).is_file():
+            message = self._check_failure(err.decode("utf-8", "replace"), proc.returncode)
+            raise UsageError(message.replace(str(upload), sheet_name))
+        if await asyncio.to_thread(fingerprint, files) != before:
+            raise UsageError(texts.CHECK_CHANGED)
+        try:
+            summary = reports.read_summary(report)
+        except (OSError, ValueError):
+            raise UsageError(texts.NO_SUMMARY) from None
+        dry = DryRun(
+            id=secrets.token_urlsafe(12),
+            campaign=campaign.name,
+            campaign_path=campaign.path,
+            call_from=campaign.call_from,
+            agent_id=campaign.agent_id,
+            sheet_name=sheet_name,
+            upload=upload,
+            report=report,
+            summary=summary,
+            fingerprint=before,
+            epoch=epoch,
+        )
+        self.dry_runs[dry.id] = dry
+        return dry
+
+    def _check_failure(self, stderr: str, returncode: int | None) -> str:
+        lines = stderr.strip().splitlines()
+        message = lines[-1] if lines else f"the check ended with exit code {returncode}"
+        lowered = stderr.lower()
+        ran_out = "memory" in lowered or "failed to map" in lowered
+        if not message.startswith(CLI_ERROR) and (ran_out or (returncode or 0) < 0):
+            # Over check_memory: MemoryError, a native library giving up, or a signal.
+            return texts.check_needs_memory(self.settings)
+        return message.removeprefix(CLI_ERROR)
+
+    async def stale(self, dry: DryRun) -> str:
+        """Why this check no longer describes what a launch would do ("" if it still does)."""
+        if self._epochs.get(dry.campaign, 0) != dry.epoch:
+            return texts.ran_since(dry.campaign)
+        paths = [Path(p) for p in dry.fingerprint]
+        now = await asyncio.to_thread(fingerprint, paths)
+        changed = [p for p in paths if now.get(str(p)) != dry.fingerprint[str(p)]]
+        if not changed:
+            return ""
+        if dry.upload in changed and now.get(str(dry.upload)) == "missing":
+            return texts.sheet_deleted(self.settings)
+        return texts.changed_since("the sheet" if p == dry.upload else p.name for p in changed)
+
+    async def why_not(self, dry: DryRun) -> str:
+        """Why this check can no longer be launched ("" if it can, or it was launched)."""
+        if dry.run_id is not None:
+            return ""  # the page links to its run instead
+        return await self.stale(dry)
+
+    def forget_checks_of(self, deleted: set[Path]) -> None:
+        """Checks whose sheet was deleted can never launch: drop them."""
+        for key in [k for k, d in self.dry_runs.items() if d.upload in deleted]:
+            del self.dry_runs[key]
+
+    # ---- runs ----
+
+    def active_run(self, campaign: str) -> WebRun | None:
+        return next(
+            (r for r in self.runs.values() if r.campaign == campaign and not r.finished), None
+        )
+
+    def running(self) -> list[WebRun]:
+        return [r for r in self.runs.values() if not r.finished]
+
+    def running_uploads(self) -> set[Path]:
+        """The sheets runs are calling from: never deleted under them."""
+        return {r.upload for r in self.running()}
+
+    async def launch(self, dry: DryRun) -> WebRun:
+        """Start the run this check previewed; CheckStale says why it may not, AlreadyRunning
+        that the campaign is running (or starting: two quick clicks start one run)."""
+        if self.active_run(dry.campaign) or dry.campaign in self._launching:
+            raise AlreadyRunning(dry.campaign)
+        if dry.run_id is not None:
+            raise CheckStale(texts.LAUNCHED_ALREADY)
+        self._launching.add(dry.campaign)  # before any await: two quick clicks start one run
+        try:
+            if reason := await self.stale(dry):
+                raise CheckStale(reason)
+            return await self._start(dry)
+        finally:
+            self._launching.discard(dry.campaign)
+
+    async def _start(self, dry: DryRun) -> WebRun:
+        # The very file the check read (its fingerprint still matches), not whichever file
+        # now claims the campaign's name.
+        campaign = self.load(dry.campaign_path)
+        report = default_report_path(campaign)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dialer",
+            "run",
+            str(campaign.path),
+            "--contacts",
+            str(dry.upload),
+            "--report",
+            str(report),
+            "--yes",
+            "--progress",
+            "jsonl",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._child_env(),
+            # Its own session: a Ctrl-C meant for the server must not reach the run as well
+            # (with the server's own stop that makes two SIGINTs, which abort calls in flight).
+            start_new_session=True,
+        )
+        run = WebRun(
+            id=secrets.token_urlsafe(12),
+            campaign=dry.campaign,
+            report=report,
+            proc=proc,
+            started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            upload=dry.upload,
+            messages=deque(maxlen=self.settings.run_messages_shown),
+        )
+        dry.run_id = run.id
+        self.runs[run.id] = run
+        self._new_epoch(dry.campaign)
+        run.follower = asyncio.get_running_loop().create_task(self._follow(run))
+        return run
+
+    async def _follow(self, run: WebRun) -> None:
+        """Read the run's JSON progress lines until it exits."""
+        assert run.proc.stderr is not None
+        async for raw in run.proc.stderr:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    run.state = json.loads(line)
+            elif line:
+                run.messages.append(line.removeprefix(CLI_ERROR))
+            run.changed.set()
+        exit_code = await run.proc.wait()
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            counts = reports.read_summary(run.report).get("counts")
+            if isinstance(counts, dict):
+                run.final = {str(k): int(v) for k, v in counts.items()}
+        run.exit_code = exit_code
+        self._new_epoch(run.campaign)  # checks made while it ran no longer hold
+        run.changed.set()
+
+    def _new_epoch(self, campaign: str) -> None:
+        self._epochs[campaign] = self._epochs.get(campaign, 0) + 1
+
+    async def stop_all(self) -> None:
+        """Server going down: stop each run cleanly and wait for its report and summary."""
+        running = self.running()
+        for run in running:
+            run.interrupt()
+        followers = [r.follower for r in running if r.follower is not None]
+        if followers:
+            await asyncio.wait(followers, timeout=self.settings.stop_wait)
+
+    def _child_env(self, **extra: str) -> dict[str, str]:
+        """The server's environment (the API key included) minus the page's own token."""
+        env = {k: v for k, v in self.environ.items() if k != TOKEN_ENV}
+        return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:
+    """What decides who is called and what they hear: fingerprinted at the check."""
+    return [campaign.path, *campaign.contacts.suppress, upload]
+
+
+def fingerprint(paths: Iterable[Path]) -> dict[str, str]:
+    """Path -> SHA-256 of its content ("missing" if unreadable). Blocking: run in a thread."""
+    found: dict[str, str] = {}
+    for path in paths:
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    digest.update(chunk)
+            found[str(path)] = digest.hexdigest()
+        except OSError:
+            found[str(path)] = "missing"
+    return found
+
+
+def _limited_python(data_bytes: int) -> list[str]:
+    """`python -m dialer` with its data memory capped (RLIMIT_DATA, inherited by its workers):
+    a sheet that needs more fails that one check, not the server. Set in the child itself, not
+    by preexec_fn, which is unsafe in a process with threads. RLIMIT_DATA rather than RLIMIT_AS:
+    shared libraries and reserved-but-unused address space do not count, real allocations do."""
+    code = (
+        "import resource, runpy, sys; n = int(sys.argv.pop(1)); "
+        "resource.setrlimit(resource.RLIMIT_DATA, (n, n)); "
+        "runpy.run_module('dialer', run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code, str(data_bytes)]

@@ -1,0 +1,59 @@
+"""Every tunable of `dialer serve` in one place: body and upload limits, check concurrency,
+login throttling, upload retention and grace periods.
+
+    server = Server(root, token, settings=replace(DEFAULTS, max_checks=4))
+
+Each part of the page is given the `Settings` it runs with and reads its numbers from there;
+no module restates one. Tests shrink a limit the same way, never by patching a module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MB = 1024 * 1024
+DAY = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Login and sessions.
+    min_token_chars: int = 24  # `dialer serve` refuses a shorter DIALER_UI_TOKEN
+    session_seconds: float = 12 * 3600
+    login_per_client: tuple[float, float] = (5, 1 / 6)  # 5 wrong tokens at once, then 10 a minute
+    login_overall: tuple[float, float] = (30, 1.0)  # 30 at once, then 60 a minute, all clients
+    login_clients_kept: int = 10_000  # throttle memory: clients remembered at most
+
+    # Request bodies: every request but a logged-in upload is small, judged before it is read.
+    small_body: int = 64 * 1024
+    upload_limit: int = 50 * MB
+    upload_form_slack: int = MB  # the multipart framing and the small fields around the sheet
+    upload_seconds: float = 600.0  # a stalled upload must not hold a check slot forever
+    upload_chunk: int = 256 * 1024
+    field_limit: int = 1024  # csrf and campaign name
+    sheet_name_chars: int = 120  # the uploader's file name, as shown
+
+    # Checks (child `dialer validate`).
+    max_checks: int = 2
+    busy_retry_after: int = 30  # seconds, told to the third uploader
+    check_memory: int = 2 * 1024**3  # data memory of each process of a check (RLIMIT_DATA)
+    check_timeout: float = 600.0
+
+    # Runs (child `dialer run`).
+    stop_wait: float = 60.0  # a stopping run lets requests in flight finish (SPEC 6.2)
+    events_every: float = 1.0  # the live view is re-sent at least this often
+    run_messages_shown: int = 5
+
+    # Uploads on disk.
+    upload_keep_seconds: float = 7 * DAY
+    uploads_max_bytes: int = 1024**3
+    uploads_max_files: int = 1000
+    prune_every: float = 3600.0
+
+    # Pages.
+    problem_rows_shown: int = 200
+    past_runs_shown: int = 50
+    error_text_chars: int = 300  # an error carried in a redirect's query string
+
+
+DEFAULTS = Settings()

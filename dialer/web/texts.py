@@ -1,0 +1,110 @@
+"""What the page says, in plain words: a run's outcome, the calling window, why a check can
+no longer be launched, and the messages of refused uploads. The HTML is in `templates/`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from dialer.campaign import Campaign
+from dialer.statuses import EXIT_MEANINGS, ExitCode, Status
+from dialer.web.settings import DAY, MB, Settings
+
+# Plain words for what happened to a row, in the order the outcome lists them.
+OUTCOME_WORDS = {
+    Status.ALREADY_CALLED: "already called by an earlier run",
+    Status.NOT_ATTEMPTED: "not called (the run stopped first)",
+    Status.OUTSIDE_WINDOW: "outside the calling window",
+    Status.FAILED: "failed",
+    Status.UNKNOWN: "unknown (the upstream may have called them)",
+    Status.INVALID: "invalid",
+    Status.DUPLICATE: "duplicates",
+    Status.SUPPRESSED: "on the do-not-call list",
+}
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+NOT_LAUNCHED = "Not launched, nobody was called."
+CONFIRM_COUNT = "Tick the box to confirm how many people are called."
+CHOOSE_BOTH = "Choose a campaign and a sheet."
+WRONG_SUFFIX = "Upload a .csv or .xlsx file."
+CONTROL_CHARACTERS = "The file name has control characters: rename the file and upload it."
+MALFORMED_FORM = "The form is malformed: reload the page and try again."
+UNREADABLE_UPLOAD = "The upload could not be read: try again."
+UPLOAD_TOO_SLOW = "The upload took too long: try again."
+WRONG_TOKEN = "Wrong token."
+CHECK_TOO_SLOW = "checking the sheet took too long"
+CHECK_CHANGED = "the campaign file changed while it was being checked: check again"
+NO_SUMMARY = "the check did not leave a readable summary: check again"
+LAUNCHED_ALREADY = (
+    "This check was launched already. Check the sheet again to see who is left to call."
+)
+
+
+def outcome_text(exit_code: int, counts: Mapping[str, int]) -> str:
+    """What a run did, from its own counts: never "every row was triggered" when none was."""
+    if exit_code in (ExitCode.OK, ExitCode.ROW_PROBLEMS):
+        head = "finished"
+    else:
+        head = EXIT_MEANINGS.get(  # type: ignore[call-overload]
+            exit_code, f"ended with exit code {exit_code}"
+        )
+    if not counts:
+        return head
+    called = counts.get(Status.TRIGGERED, 0)
+    said = [f"{called} called" if called else "nobody called"]
+    said += [f"{counts[s]} {words}" for s, words in OUTCOME_WORDS.items() if counts.get(s)]
+    return f"{head}: " + ", ".join(said)
+
+
+def window_text(campaign: Campaign | None, counts: Mapping[str, int]) -> str:
+    """The campaign's calling window and who is outside it now (None: it no longer loads)."""
+    if campaign is None:
+        return "the campaign file no longer loads"
+    if not campaign.window:
+        return "none set: calls at any hour"
+    days = ", ".join(d for i, d in enumerate(_DAYS) if i in campaign.window.days)
+    outside = counts.get(Status.OUTSIDE_WINDOW)
+    now = (
+        f"; {outside} people are outside it now" if outside else "; everyone ready is inside it now"
+    )
+    return f"{campaign.window.hours} on {days} in each callee's local time{now}"
+
+
+def ran_since(campaign: str) -> str:
+    return (
+        f"Campaign {campaign} has run since this check, so who is left to call "
+        "has changed: check the sheet again."
+    )
+
+
+def sheet_deleted(settings: Settings) -> str:
+    return (
+        f"The sheet of this check was deleted (uploads are kept "
+        f"{settings.upload_keep_seconds / DAY:g} days, within a size cap): upload it again "
+        "for a new check."
+    )
+
+
+def changed_since(names: Iterable[str]) -> str:
+    return (
+        f"Changed since this check: {', '.join(names)}. The check no longer shows who would be "
+        "called or what they would hear: check the sheet again."
+    )
+
+
+def check_needs_memory(settings: Settings) -> str:
+    return (
+        f"checking this sheet needs more than {settings.check_memory // MB} MB of "
+        "memory: split it, or save it as CSV"
+    )
+
+
+def checks_busy(settings: Settings) -> str:
+    return f"{settings.max_checks} checks are running already: try again in a minute."
+
+
+def too_large(settings: Settings) -> str:
+    return f"The sheet is larger than {settings.upload_limit // MB} MB."
+
+
+def too_many_logins(seconds: int) -> str:
+    return f"Too many wrong tokens: try again in {seconds} seconds."
