@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dialer.campaign import Campaign, load_campaign
+from dialer.campaign import load_campaign
 from dialer.statuses import ExitCode, UsageError
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
 from dialer.web.campaigns import CampaignShelf, Loader
@@ -56,13 +56,6 @@ class Server:
             autoescape=select_autoescape(["html"]),
         )
         self._pruner: asyncio.Task[None] | None = None
-
-    def campaign(self, name: str) -> Campaign:
-        """The usable campaign called `name`, or 400."""
-        found = self.campaigns.get(name)
-        if found is None:
-            raise web.HTTPBadRequest(text="unknown campaign")
-        return found
 
     async def prune(self) -> None:
         """Delete old uploads and the checks that relied on them."""

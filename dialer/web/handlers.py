@@ -104,7 +104,9 @@ class Pages:
             form = await uploads.receive(request, lambda given: check_csrf(request, given))
             if form.sheet is None or form.campaign is None:
                 return await self.index(request, texts.CHOOSE_BOTH, 400)
-            campaign = self.server.campaign(form.campaign)
+            campaign = self.server.campaigns.get(form.campaign)
+            if campaign is None:
+                raise web.HTTPBadRequest(text="unknown campaign")
             await self.server.prune()  # room for this one; never the sheets in use
             dry = await self.jobs.check(campaign, form.sheet, form.sheet_name)
             kept = True  # the check and a launch use it

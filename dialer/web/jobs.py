@@ -34,7 +34,7 @@ from dialer.paths import default_report_path
 from dialer.statuses import ExitCode, Status, UsageError
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
-from dialer.web.settings import Settings
+from dialer.web.settings import MB, Settings
 
 CLI_ERROR = "dialer: error: "  # how the CLI prints a DialerError on stderr (cli.py)
 
@@ -361,7 +361,7 @@ def fingerprint(paths: Iterable[Path]) -> dict[str, str]:
         digest = hashlib.sha256()
         try:
             with open(path, "rb") as f:
-                while chunk := f.read(1024 * 1024):
+                while chunk := f.read(MB):
                     digest.update(chunk)
             found[str(path)] = digest.hexdigest()
         except OSError:
