@@ -2,7 +2,7 @@
 middleware that holds every page but the login form behind a session.
 
     auth = Auth(require_token(os.environ, DEFAULTS), DEFAULTS)
-    app = web.Application(middlewares=[auth.middleware(public={"/login"}, upload="/dry-runs")])
+    app = web.Application(middlewares=[auth.middleware(frozenset({"/login"}), upload="/dry-runs")])
 
 Only wrong tokens cost: the right token from an unthrottled client always gets in. A throttled
 client is refused before its token is compared, so guessing learns nothing while it waits.
