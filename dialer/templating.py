@@ -134,13 +134,48 @@ def _int_arg(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _sized(value: Any) -> int:
-    """Characters `value` takes as text, without building a big text to find out."""
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
+def _sized(value: Any, limit: int = MAX_TEXT_CHARS) -> int:
+    """Characters `value` takes as text, counted without building it (`[s] * 1000` is a list of
+    1,000 items but a text of 1,000 x len(s)); counting stops just past `limit`."""
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, list | tuple | set | frozenset | dict):
-        return 2 + sum(_sized(item) + 2 for item in value)
-    return len(str(value))
+    if not isinstance(value, _CONTAINERS):
+        return len(str(value))
+    total = 2
+    for item in value.items() if isinstance(value, dict) else value:
+        total += _sized(item, limit - total) + 2
+        if total > limit:
+            break
+    return total
+
+
+def _need_sized(value: Any) -> None:
+    if _sized(value) > MAX_TEXT_CHARS:
+        raise TemplateBoundError(f"builds a text of more than {MAX_TEXT_CHARS:,} characters")
+
+
+def _as_text(value: Any) -> str:
+    """`str(value)`, once its size is known to be within the bounds."""
+    if isinstance(value, str):
+        return value
+    _need_sized(value)
+    return str(value)
+
+
+def _stringified(value: Any, *_args: Any, **_kwargs: Any) -> None:
+    """Precheck for the filters that begin with `str(value)`."""
+    if isinstance(value, _CONTAINERS):
+        _need_sized(value)
+
+
+# Filters that turn their value into text first: a heavy list must be refused before that.
+_STRINGIFYING = (  # noqa: SIM905 (a word list)
+    "capitalize e escape forceescape lower pprint safe string striptags title tojson trim "
+    "truncate upper urlencode urlize wordcount xmlattr"
+).split()
 
 
 def _repeat_size(left: Any, right: Any) -> None:
@@ -299,11 +334,11 @@ def _prechecked(func: Callable[..., Any], check: Callable[..., None]) -> Callabl
 
 
 def _filter_center(value: Any, width: Any = 80) -> None:
-    _need_text(len(str(value)) + _int_arg(width))
+    _need_text(_sized(value) + _int_arg(width))
 
 
 def _filter_indent(s: Any, width: Any = 4, first: Any = False, blank: Any = False) -> None:
-    text = str(s)
+    text = _as_text(s)
     per_line = len(width) if isinstance(width, str) else _int_arg(width)
     _need_text(len(text) + (text.count("\n") + 1) * max(per_line, 0))
 
@@ -311,17 +346,17 @@ def _filter_indent(s: Any, width: Any = 4, first: Any = False, blank: Any = Fals
 def _filter_wordwrap(
     s: Any, width: Any = 79, break_long: Any = True, wrapstring: Any = None, hyphens: Any = True
 ) -> None:
-    text = str(s)
+    text = _as_text(s)
     breaks = len(text) // max(_int_arg(width), 1) + len(text.split()) + 1
     _need_text(len(text) + breaks * len(str(wrapstring or "\n")))
 
 
 def _filter_replace(s: Any, old: Any, new: Any, count: Any = None) -> None:
-    _replace_cost(str(s), str(old), str(new))
+    _replace_cost(_as_text(s), _as_text(old), _as_text(new))
 
 
 def _filter_format(value: Any, *args: Any, **kwargs: Any) -> None:
-    _printf_cost(str(value), kwargs or args)
+    _printf_cost(_as_text(value), kwargs or args)
 
 
 def _filter_batch(value: Any, linecount: Any, fill_with: Any = None) -> None:
@@ -357,7 +392,7 @@ def _loop(iterable: Any) -> Iterator[Any]:
 
 def _concat(pieces: list[Any]) -> str:
     """The `~` operator: `a ~ b ~ c` arrives here as [a, b, c]."""
-    texts = [str(p) for p in pieces]
+    texts = [_as_text(p) for p in pieces]
     _need_text(sum(map(len, texts)))
     return "".join(texts)
 
@@ -411,10 +446,19 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     concat = staticmethod(_bounded_output)
 
     def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        # finalize: every `{{ value }}` is made text through `_as_text`, so a heavy list is
+        # refused before `str()` builds it.
+        super().__init__(
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            finalize=_as_text,
+        )
         self.globals["range"] = _range
         self.globals["lipsum"] = _lipsum
         filters = {name: _guarded(func) for name, func in self.filters.items()}
+        for name in _STRINGIFYING:
+            filters[name] = _prechecked(FILTERS[name], _stringified)
         filters["center"] = _prechecked(FILTERS["center"], _filter_center)
         filters["indent"] = _prechecked(FILTERS["indent"], _filter_indent)
         filters["wordwrap"] = _prechecked(FILTERS["wordwrap"], _filter_wordwrap)
