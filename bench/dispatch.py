@@ -47,7 +47,7 @@ async def _bare_loop(url: str, bodies: list[bytes]) -> None:
 
 
 def run_against_fake(
-    sheet: Path, *extra: str, latency: float = 0.0, rate: float = 1e6, concurrency: int = WORKERS
+    sheet: Path, *extra: str, latency: float = 0.0, rate: float = 1e4, concurrency: int = WORKERS
 ) -> tuple[Run, list[float]]:
     """`dialer run --yes` on a fresh fake and project; the run and the fake's arrival times."""
     with Fake(latency) as fake, tempfile.TemporaryDirectory(prefix="dialer-bench-") as tmp:

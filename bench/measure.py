@@ -101,7 +101,7 @@ def project(
     root: Path,
     sheet: Path,
     *,
-    rate: float = 1e6,
+    rate: float = 1e4,
     concurrency: int = 64,
     endpoint: str = "http://127.0.0.1:9/unused",
 ) -> Path:

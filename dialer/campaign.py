@@ -10,6 +10,7 @@ holding an `api_key` is refused: the key lives only in the environment (SPEC 7).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -17,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dialer.statuses import CampaignError
 
@@ -24,6 +26,24 @@ DEFAULT_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-cal
 DEFAULT_API_KEY_ENV = "TABBLY_API_KEY"
 ENDPOINT_ENV = "TABBLY_API_URL"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_NAMES = {
+    name: i
+    for i, full in enumerate(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+    for name in (full, full[:3])
+}
+# The name names the ledger and the reports' folder: a short, safe file name on every system.
+MAX_NAME_CHARS = 64
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Ids go into JSON: above 2**53 - 1 a JavaScript upstream silently rounds them to another
+# number (RFC 8259, section 6), which would be someone else's organization or agent.
+MAX_ID = 2**53 - 1
+# An upstream's budget: below 0.01/s (one call in 100 s) a run only sits idle; above 10,000/s
+# no voice API could mean it (the benchmarks' "unthrottled" dispatch stays under it).
+RATE_RANGE = (0.01, 10_000.0)
+TIMEOUT_RANGE = (0.1, 600.0)
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
@@ -172,9 +192,11 @@ def _parse_window(path: Path, table: dict[str, Any]) -> Window:
     raw_days = table.get("days", list(WEEKDAYS[:6]))
     days: set[int] = set()
     for day in raw_days:
-        if not isinstance(day, str) or day.strip().lower()[:3] not in WEEKDAYS:
+        # "monday" or "mon", never "monkey": a typo must not pick a day at random.
+        index = _DAY_NAMES.get(day.strip().lower()) if isinstance(day, str) else None
+        if index is None:
             raise CampaignError(f"{path}: key 'window.days' has {day!r}; use {', '.join(WEEKDAYS)}")
-        days.add(WEEKDAYS.index(day.strip().lower()[:3]))
+        days.add(index)
     if not days:
         raise CampaignError(f"{path}: key 'window.days' is empty: nobody could ever be called")
     return Window(
@@ -213,10 +235,11 @@ def load_campaign(path: Path) -> Campaign:
     _check_table(path, "window.", data.get("window", {}), _WINDOW)
 
     name = data["name"].strip()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+    if not _NAME.fullmatch(name) or len(name) > MAX_NAME_CHARS:
+        shown = name if len(name) <= MAX_NAME_CHARS else f"{name[:MAX_NAME_CHARS]}..."
         raise CampaignError(
-            f"{path}: key 'name' must be letters, digits, '.', '_' or '-' "
-            f"(it names files), got {data['name']!r}"
+            f"{path}: key 'name' must be at most {MAX_NAME_CHARS} letters, digits, '.', '_' "
+            f"or '-' (it names files), got {shown!r} ({len(name)} characters)"
         )
     call_from = data["call_from"].strip()
     if not _E164.match(call_from):
@@ -224,10 +247,16 @@ def load_campaign(path: Path) -> Campaign:
             f"{path}: key 'call_from' must be E.164 like +14156801215, got {call_from!r}"
         )
     for key in ("organization_id", "agent_id"):
-        if data[key] <= 0:
-            raise CampaignError(f"{path}: key '{key}' must be a positive integer, got {data[key]}")
+        if not 0 < data[key] <= MAX_ID:
+            raise CampaignError(
+                f"{path}: key '{key}' must be a positive integer up to {MAX_ID}, got {data[key]}"
+            )
     if not data["first_line"].strip():
         raise CampaignError(f"{path}: key 'first_line' must not be empty")
+    if "endpoint" in data:
+        problem = endpoint_problem(data["endpoint"])
+        if problem:
+            raise CampaignError(f"{path}: key 'endpoint' {problem}")
     api_key_env = data.get("api_key_env", DEFAULT_API_KEY_ENV)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
         raise CampaignError(f"{path}: key 'api_key_env' must be an environment variable name")
@@ -264,17 +293,22 @@ def load_campaign(path: Path) -> Campaign:
         max_attempts=d.get("max_attempts", defaults.max_attempts),
         timeout_seconds=float(d.get("timeout_seconds", defaults.timeout_seconds)),
     )
-    for key in ("rate_per_second", "timeout_seconds"):
-        if not math.isfinite(getattr(dispatch, key)):
+    for key, (low, high), unit in (
+        ("rate_per_second", RATE_RANGE, "calls a second"),
+        ("timeout_seconds", TIMEOUT_RANGE, "seconds"),
+    ):
+        value = getattr(dispatch, key)
+        if not math.isfinite(value):
             raise CampaignError(f"{path}: key 'dispatch.{key}' must be a finite number")
-    if dispatch.rate_per_second <= 0:
-        raise CampaignError(f"{path}: key 'dispatch.rate_per_second' must be above 0")
+        if not low <= value <= high:
+            raise CampaignError(
+                f"{path}: key 'dispatch.{key}' must be between {low:g} and {high:,g} {unit}, "
+                f"got {value:g}"
+            )
     if not 1 <= dispatch.concurrency <= 1024:
         raise CampaignError(f"{path}: key 'dispatch.concurrency' must be between 1 and 1024")
     if not 1 <= dispatch.max_attempts <= 20:
         raise CampaignError(f"{path}: key 'dispatch.max_attempts' must be between 1 and 20")
-    if dispatch.timeout_seconds <= 0:
-        raise CampaignError(f"{path}: key 'dispatch.timeout_seconds' must be above 0")
 
     window = _parse_window(path, data["window"]) if "window" in data else None
 
@@ -293,3 +327,28 @@ def load_campaign(path: Path) -> Campaign:
         dispatch=dispatch,
         window=window,
     )
+
+
+def endpoint_problem(url: str) -> str | None:
+    """What is wrong with an endpoint URL (scheme, host, port), or None; checked before
+    anything is sent, so a typo is one clear line rather than every row `failed`."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "has spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        return f"is not a valid URL ({exc}): {url!r}"
+    if parts.scheme not in ("http", "https"):
+        return f"is not an http(s) URL: {url!r}"
+    host = parts.hostname or ""
+    if "[" in parts.netloc:
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            return f"has an invalid IPv6 address: {url!r}"
+    elif not _HOST.fullmatch(host):
+        return f"has no valid host name: {url!r}"
+    if port == 0:
+        return f"has port 0, which nothing listens on: {url!r}"
+    return None

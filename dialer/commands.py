@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
-from urllib.parse import urlsplit
 
-from dialer.campaign import ENDPOINT_ENV, Campaign
+from dialer.campaign import ENDPOINT_ENV, Campaign, endpoint_problem
 from dialer.contacts import Contact
 from dialer.interrupts import STOP_SIGNALS, honoured
 from dialer.ledger import Ledger
@@ -214,14 +213,14 @@ def _api_key(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
 def _endpoint(campaign: Campaign, environ: Mapping[str, str]) -> str:
     """The trigger URL, checked before anything is sent: a typo must not look like a timeout."""
     url = campaign.resolved_endpoint(environ)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    problem = endpoint_problem(url)  # scheme, host and port: `http://[::1`, `:99999`
+    if problem:
         where = (
             f"{ENDPOINT_ENV} in the environment"
             if environ.get(ENDPOINT_ENV)
             else (f"key 'endpoint' in {campaign.path}")
         )
-        raise UsageError(f"{where} is not an http(s) URL: {url!r}")
+        raise UsageError(f"{where} {problem}")
     return url
 
 

@@ -16,18 +16,32 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dialer.campaign import Campaign
 from dialer.phones import normalise_phone
 from dialer.sheet import Sheet, clean_cell, iter_rows, open_sheet
 from dialer.sheet_files import shown_names
 from dialer.statuses import CampaignError, SheetError, Status
+from dialer.templating import (
+    MAX_TEMPLATE_CHARS,
+    BoundedEnvironment,
+    TemplateBoundError,
+    compile_template,
+    render,
+)
 
 # Longest value a sheet cell may put into the agent's prompt (SPEC 7); longer ones are cut.
 MAX_FIELD_CHARS = 200
+# Longest rendered messages. The first line is spoken before the callee can answer: at ~15
+# characters a second, 2,000 is over two minutes, longer than any greeting, yet a sentence with
+# several full 200-character cells fits. The instruction is the agent's prompt, read not spoken.
+MAX_FIRST_LINE_CHARS = 2_000
+MAX_INSTRUCTION_CHARS = 8_000
+# What a trial render at load puts in every column: a template that breaks a bound even then
+# breaks it for every row, so it is a campaign error rather than a million invalid rows.
+_TRIAL_VALUE = "Sample"
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
 _HAS_WORD = re.compile(r"[^\W_]").search
 _LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}").search
@@ -71,27 +85,57 @@ class Templates:
 
         for key in ("first_line", "instruction"):
             source = getattr(campaign, key)
+            where = f"{campaign.path}: key '{key}'"
             single = _SINGLE_BRACE.search(source)
             if single:
                 raise CampaignError(
-                    f"{campaign.path}: key '{key}' has {single.group(0)}: placeholders are "
+                    f"{where} has {single.group(0)}: placeholders are "
                     f"written {{{{ {single.group(1)} }}}}"
                 )
-            try:
-                names |= meta.find_undeclared_variables(env.parse(source))
-                compiled.append(env.from_string(source))
-            except TemplateSyntaxError as exc:
+            if len(source) > MAX_TEMPLATE_CHARS:
                 raise CampaignError(
-                    f"{campaign.path}: key '{key}' is not a valid template: {exc.message}"
-                ) from None
+                    f"{where} is {len(source):,} characters long; a template may have at most "
+                    f"{MAX_TEMPLATE_CHARS:,}"
+                )
+            try:
+                used = meta.find_undeclared_variables(env.parse(source))
+                template = compile_template(env, source)
+            except TemplateSyntaxError as exc:
+                raise CampaignError(f"{where} is not a valid template: {exc.message}") from None
+            except (RecursionError, SyntaxError, MemoryError):
+                # Python's own limits: ~100 nested brackets, ~20 nested blocks.
+                raise CampaignError(f"{where} is nested too deeply to compile") from None
+            problem = _trial_render(template, used - set(env.globals))
+            if problem:
+                raise CampaignError(f"{where} breaks a template limit: {problem}")
+            names |= used
+            compiled.append(template)
         return cls(compiled[0], compiled[1], frozenset(names))
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
-    # Immutable sandbox: a sheet or campaign cannot reach Python objects or files (SPEC 7).
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-    )
+def _trial_render(template: Any, names: set[str]) -> str:
+    """Why rendering with a placeholder in every column breaks a bound, or ""."""
+    try:
+        render(template, dict.fromkeys(names, _TRIAL_VALUE))
+    except (TemplateBoundError, RecursionError, MemoryError) as exc:
+        return _bound_reason(exc)
+    except Exception:  # any other failure depends on the row: it is shown per row
+        return ""
+    return ""
+
+
+def _bound_reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "recursion or nesting too deep"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return str(exc)
+
+
+def _environment() -> BoundedEnvironment:
+    # Immutable sandbox: a sheet or campaign cannot reach Python objects or files (SPEC 7);
+    # bounded: nor make a run hang or run out of memory (see dialer.templating).
+    return BoundedEnvironment()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +186,7 @@ class _PlainTemplate:
         self._parts = parts  # (is_name, text)
 
     @classmethod
-    def maybe(cls, env: ImmutableSandboxedEnvironment, source: str) -> _PlainTemplate | None:
+    def maybe(cls, env: BoundedEnvironment, source: str) -> _PlainTemplate | None:
         from jinja2 import nodes
 
         parts: list[tuple[bool, str]] = []
@@ -184,8 +228,8 @@ class _JinjaTemplate:
 _compiled_cache: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
-def _renderer(env: ImmutableSandboxedEnvironment, source: str) -> _PlainTemplate | _JinjaTemplate:
-    return _PlainTemplate.maybe(env, source) or _JinjaTemplate(env.from_string(source))
+def _renderer(env: BoundedEnvironment, source: str) -> _PlainTemplate | _JinjaTemplate:
+    return _PlainTemplate.maybe(env, source) or _JinjaTemplate(compile_template(env, source))
 
 
 def _templates_for(plan: RowPlan) -> tuple[Any, Any]:
@@ -201,7 +245,9 @@ def _templates_for(plan: RowPlan) -> tuple[Any, Any]:
 def _render(template: Any, context: dict[str, str]) -> tuple[str, str]:
     """Return (text, "") or ("", reason)."""
     try:
-        return " ".join(template.render(context).split()), ""
+        return " ".join(render(template, context).split()), ""
+    except (TemplateBoundError, RecursionError, MemoryError) as exc:
+        return "", f"template too costly: {_bound_reason(exc)}"
     except UndefinedError as exc:
         match = _UNDEFINED_NAME.search(exc.message or "")
         if match:
@@ -211,7 +257,7 @@ def _render(template: Any, context: dict[str, str]) -> tuple[str, str]:
         return "", "template error: unsafe expression"
     except TemplateError as exc:
         return "", f"template error: {exc.message}"
-    except (TypeError, ValueError, ArithmeticError) as exc:
+    except Exception as exc:  # whatever a template raises is the template's fault
         return "", f"template error: {exc}"
 
 
@@ -251,8 +297,12 @@ def prepare_rows(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> list[
             first_line, reason = first_t.render(context)
             if not reason and not first_line:
                 reason = "first line renders empty"
+            if not reason and len(first_line) > MAX_FIRST_LINE_CHARS:
+                reason = _too_long("first line", first_line, MAX_FIRST_LINE_CHARS)
             if not reason:
                 instruction, reason = instr_t.render(context)
+            if not reason and len(instruction) > MAX_INSTRUCTION_CHARS:
+                reason = _too_long("instruction", instruction, MAX_INSTRUCTION_CHARS)
             if not reason and (_LEFTOVER(first_line) or _LEFTOVER(instruction)):
                 # A cell holding "{{ x }}" renders as that text: never say it to a person.
                 reason = "message would contain template braces '{{' or '}}' (from a cell)"
@@ -281,6 +331,10 @@ def prepare_rows(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> list[
             )
         )
     return out
+
+
+def _too_long(what: str, text: str, limit: int) -> str:
+    return f"{what} renders {len(text):,} characters; at most {limit:,}"
 
 
 _STATUS = {str(s): s for s in Status}

@@ -17,6 +17,8 @@ from a script, a per-body predicate or seeded random rates; their names:
     "drop"                    read the body, close the connection without answering
     "reset"                   abort the connection (RST) without reading the body
     "slow:S"                  answer normally, S seconds late
+    "echo:N"                  status N echoing the request's api_key, escaped (JSON \\u, %XX,
+                              &#NN;), in the error; for 2xx, a success whose room_name holds it
 
 Per request: record receipt -> latency -> fault (script, else predicate, else random) ->
 validation -> wallet. Run as a process with `python -m dialer.fake_tabbly --port 0`; the
@@ -113,6 +115,7 @@ FAULT_NAMES = (
     "drop",
     "reset",
     "slow:S",
+    "echo:N",
 )
 
 
@@ -130,7 +133,7 @@ class Received:
 @dataclass(frozen=True, slots=True)
 class _Fault:
     name: str
-    kind: str  # "status", "html500", "empty500", "429", "hang", "drop", "reset", "slow"
+    kind: str  # "status", "html500", "empty500", "429", "hang", "drop", "reset", "slow", "echo"
     status: int | None = None
     arg: str | float | None = None  # Retry-After header value for 429, seconds for slow
 
@@ -147,6 +150,8 @@ def parse_fault(name: str) -> _Fault:
     if name == "429":
         return _Fault(name, "429", 429)
     kind, _, arg = name.partition(":")
+    if kind == "echo" and arg.isdigit() and 200 <= int(arg) <= 599:
+        return _Fault(name, "echo", int(arg))
     if kind in ("429", "slow") and arg:
         try:
             seconds = float(arg)
@@ -161,6 +166,17 @@ def parse_fault(name: str) -> _Fault:
 
 def _error_body(message: str) -> bytes:
     return json.dumps({"success": False, "error": message}).encode()
+
+
+def _echo_body(status: int, key: str) -> bytes:
+    """A hostile upstream's answer carrying `key` escaped three ways (written by hand: json.dumps
+    would not escape ASCII)."""
+    escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+    percent = "".join(f"%{b:02X}" for b in key.encode())
+    entities = "".join(f"&#{ord(c)};" for c in key)
+    if 200 <= status < 300:
+        return f'{{"success": true, "room_name": "room-{escaped}"}}'.encode()
+    return f'{{"success": false, "error": "bad key {escaped} {percent} {entities}"}}'.encode()
 
 
 def _json_response(status: int, body: bytes) -> web.Response:
@@ -395,16 +411,22 @@ class FakeTabbly:
             await asyncio.sleep(fault.arg)
             answer = self._answer(request, parsed, body)
         else:
-            injected = await self._inject(request, fault)
+            injected = await self._inject(request, fault, body)
             if injected is None:
                 return web.Response()  # never written: the connection is gone
             answer = injected
         self.received[index] = Received(at, body, raw, answer.status, fault_name)
         return answer
 
-    async def _inject(self, request: web.Request, fault: _Fault) -> web.Response | None:
+    async def _inject(
+        self, request: web.Request, fault: _Fault, body: dict[str, Any] | None
+    ) -> web.Response | None:
         """Answer with the fault; None when the connection was closed instead."""
         kind = fault.kind
+        if kind == "echo":
+            assert fault.status is not None
+            key = str((body or {}).get("api_key", ""))
+            return _json_response(fault.status, _echo_body(fault.status, key))
         if kind == "status":
             assert fault.status is not None
             return _json_response(fault.status, _error_body(_STATUS_ERRORS[fault.status]))

@@ -18,8 +18,11 @@ The line between RETRY and UNKNOWN is "did the request leave?": aiohttp raises
 from __future__ import annotations
 
 import asyncio
+import html.entities
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any
@@ -72,6 +75,63 @@ class Secret:
         return "Secret('***')"
 
     __str__ = __repr__
+
+
+# JSON's two-character escapes, for the characters that have one.
+_JSON_SHORT = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "\b": "b",
+    "\f": "f",
+    "\n": "n",
+    "\r": "r",
+    "\t": "t",
+}
+
+
+def _char_forms(char: str) -> str:
+    """A regex for one character of the key in every form an upstream answer may carry it:
+    itself, a JSON `\\uXXXX` (or short) escape, percent-encoded UTF-8, an HTML character
+    reference; escapes may be doubled (`\\\\u0041`, `%2541`, `&amp;#65;`)."""
+    forms = [re.escape(char)]
+    units = char.encode("utf-16-be")
+    json_units = "".join(
+        rf"\\+u(?i:{units[i]:02x}{units[i + 1]:02x})" for i in range(0, len(units), 2)
+    )
+    forms.append(json_units)
+    if char in _JSON_SHORT:
+        forms.append(r"\\+" + re.escape(_JSON_SHORT[char]))
+    forms.append("".join(f"%(?:25)*(?i:{b:02x})" for b in char.encode("utf-8")))
+    if char == " ":
+        forms.append(r"\+")
+    point = ord(char)
+    forms.append(rf"&(?:amp;)*#(?:0*{point}|(?i:x0*{point:x}));?")
+    name = html.entities.codepoint2name.get(point)
+    if name:
+        forms.append(rf"&(?:amp;)*{name};")
+    return "(?:" + "|".join(forms) + ")"
+
+
+class Scrubber:
+    """Removes the API key from text an upstream sent back, in every encoding it may be in
+    (SPEC 7): run on the text after decoding, before it is cut, stored or shown."""
+
+    __slots__ = ("_pattern",)
+
+    def __init__(self, key: Secret) -> None:
+        value = key.reveal()
+        self._pattern = re.compile("".join(map(_char_forms, value))) if value else None
+
+    def __repr__(self) -> str:
+        return "Scrubber(...)"
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub("***", text) if self._pattern is not None else text
+
+
+def _no_scrub(text: str) -> str:
+    return text
 
 
 class BodyBuilder:
@@ -130,23 +190,30 @@ def _error_text(payload: Any, text: str) -> str:
     return text or "empty body"
 
 
-def classify(status: int, text: str, retry_after: str | None) -> Outcome:
-    """Map an HTTP answer to an Outcome: the one place the status codes are read."""
+def classify(
+    status: int, text: str, retry_after: str | None, scrub: Callable[[str], str] = _no_scrub
+) -> Outcome:
+    """Map an HTTP answer to an Outcome: the one place the status codes are read.
+
+    `scrub` runs on every text taken from the answer once it is decoded (JSON escapes
+    undone), before it is cut: a key escaped or straddling the cut must not survive.
+    """
     try:
         payload: Any = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     if 200 <= status < 300:
         if isinstance(payload, dict) and payload.get("success") is True:
             call_id = payload.get("room_name")
-            return Outcome(Kind.TRIGGERED, "", status, call_id if isinstance(call_id, str) else "")
-        if isinstance(payload, dict) and payload.get("success") is False:
             return Outcome(
-                Kind.FAILED, f"refused: {_error_text(payload, text)}"[:_REASON_CHARS], status
+                Kind.TRIGGERED, "", status, scrub(call_id) if isinstance(call_id, str) else ""
             )
+        if isinstance(payload, dict) and payload.get("success") is False:
+            detail = scrub(_error_text(payload, text))
+            return Outcome(Kind.FAILED, f"refused: {detail}"[:_REASON_CHARS], status)
         # A 2xx we cannot read may still be a placed call: never re-send it.
         return Outcome(Kind.UNKNOWN, f"{status} with an unreadable body", status)
-    detail = _error_text(payload, text)[:_REASON_CHARS]
+    detail = scrub(_error_text(payload, text))[:_REASON_CHARS]
     if status == BALANCE_HTTP:
         return Outcome(Kind.STOP_BALANCE, f"insufficient balance: {detail}", status)
     if status in CAMPAIGN_REFUSED_HTTP:
@@ -167,6 +234,7 @@ class TabblyClient:
     def __init__(self, endpoint: str, api_key: Secret, concurrency: int, timeout: float) -> None:
         self.endpoint = endpoint
         self._api_key = api_key
+        self._scrub = Scrubber(api_key)
         self._concurrency = concurrency
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -194,10 +262,6 @@ class TabblyClient:
         if self._session is not None:
             await self._session.close()
 
-    def _scrub(self, text: str) -> str:
-        key = self._api_key.reveal()
-        return text.replace(key, "***") if key else text
-
     async def post(self, body: bytes) -> Outcome:
         assert self._session is not None, "use `async with TabblyClient(...)`"
         try:
@@ -210,8 +274,11 @@ class TabblyClient:
                     if 200 <= status < 300:
                         return Outcome(Kind.UNKNOWN, f"{status}, answer cut off", status)
                     raw = b""
-            # Scrubbed before classify cuts the text: a key across the cut would survive it.
-            outcome = classify(status, self._scrub(raw.decode("utf-8", "replace")), retry_after)
+            # Scrubbed as received and again on each decoded text before it is cut; and the
+            # outcome's texts once more as a whole, whatever classify took from the answer.
+            scrub = self._scrub
+            outcome = classify(status, scrub(raw.decode("utf-8", "replace")), retry_after, scrub)
+            outcome = replace(outcome, reason=scrub(outcome.reason), call_id=scrub(outcome.call_id))
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             return Outcome(Kind.RETRY, f"connection failed: {type(exc).__name__}")
         except (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError) as exc:

@@ -8,6 +8,7 @@ import pytest
 
 from dialer.campaign import DEFAULT_ENDPOINT, load_campaign
 from dialer.statuses import CampaignError, ExitCode
+from tests.conftest import KEY_ENV, contact_rows
 
 GOOD = """
 name = "order-followup"
@@ -80,6 +81,31 @@ timezone_column = "tz"
     assert c.window.days == frozenset({0, 1, 2})
 
 
+def test_days_may_be_written_in_full(tmp_path: Path):
+    c = load_campaign(_write(tmp_path, GOOD + '[window]\ndays = ["Monday", "sun", " friday "]\n'))
+    assert c.window is not None and c.window.days == frozenset({0, 4, 6})
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "organization_id = 9007199254740991",
+        "rate_per_second = 0.01",
+        "rate_per_second = 10000",
+        'endpoint = "http://[::1]:8787/t"',
+        'endpoint = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-call"',
+    ],
+)
+def test_values_at_the_bounds_are_accepted(tmp_path: Path, line: str):
+    key = line.split(" ")[0]
+    text = GOOD.replace("organization_id = 244", line) if key == "organization_id" else GOOD
+    if key == "rate_per_second":
+        text += f"[dispatch]\n{line}\n"
+    elif key == "endpoint":
+        text = f"{line}\n{text}"
+    load_campaign(_write(tmp_path, text))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -99,7 +125,7 @@ timezone_column = "tz"
         ),
         (lambda t: t.replace('"+14156801215"', '"4156801215"'), "key 'call_from' must be E.164"),
         (lambda t: 'api_key = "sk-live-123"\n' + t, "key 'api_key' is not allowed"),
-        (lambda t: t + "[dispatch]\nrate_per_second = 0\n", "rate_per_second' must be above 0"),
+        (lambda t: t + "[dispatch]\nrate_per_second = 0\n", "rate_per_second' must be between"),
         (lambda t: t + '[window]\nhours = "9-5"\n', "key 'window.hours'"),
         (lambda t: t + '[window]\ndays = ["funday"]\n', "key 'window.days'"),
         (lambda t: t.replace("[contacts]", '[contacts]\ndefault_region = "XX"'), "default_region"),
@@ -113,6 +139,39 @@ timezone_column = "tz"
         (lambda t: t + "[dispatch]\nrate_per_second = inf\n", "must be a finite number"),
         (lambda t: t + "[dispatch]\nrate_per_second = nan\n", "must be a finite number"),
         (lambda t: t + "[dispatch]\ntimeout_seconds = nan\n", "must be a finite number"),
+        # Issue 9: accepted until now.
+        (lambda t: t + '[window]\ndays = ["monkey", "sunburn"]\n', "has 'monkey'"),
+        (lambda t: t + '[window]\ndays = ["mon", "frid"]\n', "has 'frid'"),
+        (
+            lambda t: t.replace(
+                "organization_id = 244", "organization_id = 100000000000000000000000"
+            ),
+            "key 'organization_id' must be a positive integer up to 9007199254740991",
+        ),
+        (
+            lambda t: t.replace("agent_id = 33", "agent_id = 9007199254740992"),
+            "key 'agent_id' must be a positive integer up to",
+        ),
+        (
+            lambda t: t.replace("agent_id = 33", "agent_id = -3"),
+            "key 'agent_id' must be a positive",
+        ),
+        (
+            lambda t: t.replace('"order-followup"', '"' + "n" * 65 + '"'),
+            "key 'name' must be at most 64 letters",
+        ),
+        (lambda t: t.replace('"order-followup"', '"../up"'), "key 'name' must be"),
+        (lambda t: t + "[dispatch]\nrate_per_second = 1e-300\n", "between 0.01 and 10,000"),
+        (lambda t: t + "[dispatch]\nrate_per_second = 0.009\n", "rate_per_second' must be"),
+        (lambda t: t + "[dispatch]\nrate_per_second = 1e300\n", "rate_per_second' must be"),
+        (lambda t: t + "[dispatch]\ntimeout_seconds = 1e-300\n", "between 0.1 and 600"),
+        (lambda t: t + "[dispatch]\ntimeout_seconds = 1e9\n", "timeout_seconds' must be"),
+        (lambda t: 'endpoint = "http://[::1"\n' + t, "key 'endpoint' is not a valid URL"),
+        (lambda t: 'endpoint = "http://127.0.0.1:99999/x"\n' + t, "key 'endpoint' is not a valid"),
+        (lambda t: 'endpoint = "ftp://example.com/x"\n' + t, "key 'endpoint' is not an http(s)"),
+        (lambda t: 'endpoint = "http://exa mple.com/x"\n' + t, "key 'endpoint' has spaces"),
+        (lambda t: 'endpoint = "http:///x"\n' + t, "key 'endpoint' has no valid host"),
+        (lambda t: 'endpoint = "http://127.0.0.1:0/x"\n' + t, "key 'endpoint' has port 0"),
     ],
 )
 def test_bad_campaign_files_name_the_key(tmp_path: Path, change, message):
@@ -143,3 +202,37 @@ def test_cli_bad_campaign_exits_2_with_one_line(tmp_path: Path, cli):
     assert result.code == ExitCode.INPUT_ERROR
     assert result.err.count("\n") == 1 and "Traceback" not in result.err
     assert "bogus" in result.err
+
+
+def test_cli_overlong_name_exits_2_naming_the_key(project, cli):
+    # Until now: exit 1 "internal error" when the report folder's name was too long.
+    project.write_sheet(contact_rows(1))
+    project.write_campaign(name="n" * 300)
+
+    result = cli(["validate", str(project.campaign)])
+
+    assert result.code == ExitCode.INPUT_ERROR
+    assert result.err.count("\n") == 1 and "internal error" not in result.err
+    assert "key 'name' must be at most 64" in result.err
+    assert not (project.root / "reports").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://[::1", "not a valid URL"),
+        ("http://127.0.0.1:99999/x", "not a valid URL"),
+        ("http://127.0.0.1:0/x", "port 0"),
+        ("gopher://127.0.0.1/x", "not an http(s) URL"),
+    ],
+)
+def test_cli_bad_endpoint_in_the_environment_exits_2_before_anything(project, cli, url, says):
+    project.write_sheet(contact_rows(2))
+    project.write_campaign()
+
+    result = cli(["run", str(project.campaign), "--yes"], env={**KEY_ENV, "TABBLY_API_URL": url})
+
+    assert result.code == ExitCode.INPUT_ERROR
+    assert result.err.count("\n") == 1 and "internal error" not in result.err
+    assert "TABBLY_API_URL in the environment" in result.err and says in result.err
+    assert not project.ledger.exists() and not project.reports()

@@ -259,7 +259,7 @@ def _sheet_broken_after_the_first_chunk(project: Project, cli, fake: FakeTabbly)
     path = project.write_sheet(contact_rows(6000))
     with open(path, "a", encoding="utf-8") as f:
         f.write('C9999,"Unclosed,+917359099999,O\n')
-    project.write_campaign(fake.url, dispatch="rate_per_second = 1000000\nconcurrency = 32")
+    project.write_campaign(fake.url, dispatch="rate_per_second = 10000\nconcurrency = 32")
 
     result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
 

@@ -109,3 +109,80 @@ def test_body_has_exactly_the_documented_keys_and_types(tmp_path):
         "api_key": "k",
         "custom_identifiers": "C1",
     }
+
+
+# -- the key in upstream answers (SPEC 7): removed after decoding, in every encoding -----------
+
+_KEY = "sk-live/ABC+def&0"
+
+
+def _forms(key: str) -> dict[str, str]:
+    return {
+        "plain": key,
+        "json": "".join(f"\\u{ord(c):04x}" for c in key),
+        "json upper": "".join(f"\\u{ord(c):04X}" for c in key),
+        "json doubled": "".join(f"\\\\u{ord(c):04x}" for c in key),
+        "json partly": key[:4] + "".join(f"\\u{ord(c):04x}" for c in key[4:]),
+        "percent": "".join(f"%{b:02X}" for b in key.encode()),
+        "percent lower": "".join(f"%{b:02x}" for b in key.encode()),
+        "percent doubled": "".join(f"%25{b:02X}" for b in key.encode()),
+        "html decimal": "".join(f"&#{ord(c)};" for c in key),
+        "html hex": "".join(f"&#x{ord(c):X};" for c in key),
+        "html doubled": "".join(f"&amp;#{ord(c)};" for c in key),
+        "mixed": "s%6B-&#108;ive\\u002fABC+def&amp;0",
+    }
+
+
+@pytest.mark.parametrize("form", list(_forms(_KEY)))
+def test_scrubber_removes_the_key_in_every_encoding(form: str):
+    from dialer.tabbly import Scrubber
+
+    text = f"before {_forms(_KEY)[form]} after"
+    assert Scrubber(Secret(_KEY))(text) == "before *** after"
+
+
+def test_scrubber_leaves_other_text_and_an_empty_key_alone():
+    from dialer.tabbly import Scrubber
+
+    assert Scrubber(Secret(_KEY))("sk-live/ABC+def&1 %41") == "sk-live/ABC+def&1 %41"
+    assert Scrubber(Secret(""))("anything") == "anything"
+    assert "sk-live" not in repr(Scrubber(Secret(_KEY)))
+
+
+def test_classify_scrubs_the_decoded_text_before_cutting_it():
+    from dialer.tabbly import Scrubber
+
+    scrub = Scrubber(Secret(_KEY))
+    escaped = "".join(f"\\u{ord(c):04x}" for c in _KEY)
+    # Decoded, the key straddles the 200-character cut of the reason.
+    body = '{"error": "' + "x" * 190 + " " + escaped + '"}'
+    outcome = classify(400, scrub(body), None, scrub)
+    assert "sk-live" not in outcome.reason and "ABC" not in outcome.reason
+    room = '{"success": true, "room_name": "room-' + escaped + '"}'
+    assert classify(200, scrub(room), None, scrub).call_id == "room-***"
+
+
+def test_a_key_echoed_escaped_reaches_no_report_ledger_or_console(project, cli, fake):
+    # The real fake Tabbly, scripted to echo the key JSON-escaped, percent-encoded and as HTML
+    # character references, in errors of each kind and in a success's room_name (call_id).
+    from tests.conftest import KEY_ENV, contact_rows
+
+    project.write_sheet(contact_rows(5))
+    project.write_campaign(fake.url, dispatch="concurrency = 1\nmax_attempts = 2")
+    fake.script("echo:400", "echo:200", "echo:504", "echo:500", "echo:500", "echo:404")
+
+    result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
+
+    key = KEY_ENV["TABBLY_API_KEY"]
+    assert len(fake.received) == 6 and result.code == 4
+    rows = project.report_rows()
+    assert any(r["call_id"] == "room-***" for r in rows)
+    assert any("bad key *** *** ***" in r["reason"] for r in rows)
+    files = [p for p in project.root.rglob("*") if p.is_file() and "data" not in p.parts]
+    assert any(p.suffix == ".sqlite" for p in files) and any(p.suffix == ".json" for p in files)
+    seen = {str(p): p.read_bytes().decode("utf-8", "replace") for p in files}
+    seen |= {"stdout": result.out, "stderr": result.err}
+    for where, text in seen.items():
+        for form, encoded in _forms(key).items():
+            if form != "mixed":
+                assert encoded not in text, f"the key ({form}) is in {where}"

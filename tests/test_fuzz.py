@@ -1,0 +1,602 @@
+"""Property-based fuzzing of what a user hands dialer: sheets, campaign files, templates.
+
+For every generated project, `dialer validate`:
+  * ends with exit 0, 1 or 2, within a time bound and a memory bound;
+  * on exit 2 prints exactly one line on stderr; never a traceback or an "internal error";
+  * never shows a whole phone number from the sheet or the templates on the console;
+  * writes nothing outside reports/ and state/.
+
+Each case runs in a child forked from one long-lived runner process (dialer imported once,
+~50 ms a case) with RLIMIT_AS and a timeout, so a hang or a memory bomb fails the test
+instead of the machine. Its stdout and stderr are file descriptors 1 and 2, so what native
+code prints (a Rust panic) is seen too. Deterministic (`derandomize`): CI cannot flake on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dialer.statuses import ExitCode
+
+_MEMORY_LIMIT = 1 << 30  # well under what the machine has; SPEC 7 asks "well under 1 GB"
+_CASE_TIMEOUT = 20.0
+FUZZ = settings(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+# The runner: reads one JSON case per line, forks a child per case, answers one JSON line.
+_RUNNER = r"""
+import json, os, resource, select, signal, sys
+import dialer.cli, dialer.commands, dialer.pipeline, dialer.contacts, dialer.sheet, dialer.report
+limit, timeout = int(sys.argv[1]), float(sys.argv[2])
+for line in sys.stdin:
+    case = json.loads(line)
+    if case.get("warm"):  # in this process: load what every case needs once (~0.7 s)
+        import contextlib
+        os.chdir(case["cwd"])
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            with contextlib.redirect_stderr(null):
+                dialer.cli.main(case["argv"])
+        print("{}", flush=True)
+        continue
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            os.chdir(case["cwd"])
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            for fd, path in ((1, case["out"]), (2, case["err"])):
+                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+            sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)
+            sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
+            code = dialer.cli.main(case["argv"])
+            sys.stdout.flush(); sys.stderr.flush()
+            answer = {"code": code}
+        except BaseException as exc:
+            answer = {"crash": f"{type(exc).__name__}: {exc}"}
+        os.write(write_end, json.dumps(answer).encode())
+        os._exit(0)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], timeout)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    data = b""
+    while ready:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    if not ready:
+        answer = {"timeout": timeout}
+    elif data:
+        answer = json.loads(data)
+    else:
+        answer = {"died": status}
+    print(json.dumps(answer), flush=True)
+"""
+
+
+class Runner:
+    def __init__(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "DIALER_DEBUG"}
+        env["PYTHONIOENCODING"] = "utf-8"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, str(_MEMORY_LIMIT), str(_CASE_TIMEOUT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def warm(self) -> None:
+        """Validate a good CSV and XLSX project in the runner itself, so that every forked case
+        starts with phone metadata, templates and the sheet readers loaded."""
+        for case in (Case(sheet_bytes=_GOOD_CSV), _good_xlsx_case()):
+            root = _write_project(case)
+            try:
+                self.run(root, ["validate", str(root / "campaigns" / "fuzz.toml")], warm=True)
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+
+    def run(
+        self, cwd: Path, argv: list[str], *, warm: bool = False
+    ) -> tuple[dict[str, Any], str, str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        out, err = cwd / ".fuzz-out", cwd / ".fuzz-err"
+        case = {"cwd": str(cwd), "argv": argv, "out": str(out), "err": str(err), "warm": warm}
+        self.proc.stdin.write(json.dumps(case) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        text = [p.read_bytes().decode("utf-8", "replace") if p.exists() else "" for p in (out, err)]
+        for p in (out, err):
+            p.unlink(missing_ok=True)
+        return answer, text[0], text[1]
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[Runner]:
+    r = Runner()
+    r.warm()
+    yield r
+    r.close()
+
+
+# -- a project on disk ------------------------------------------------------------------------
+
+HEADER = ["customer_id", "first_name", "phone", "order_id"]
+GOOD_CAMPAIGN: dict[str, Any] = {
+    "name": "fuzz",
+    "organization_id": 244,
+    "agent_id": 33,
+    "call_from": "+14156801215",
+    "first_line": "Hello {{ first_name }}, about order {{ order_id }}.",
+    "instruction": "Order {{ order_id }}.",
+    "contacts": {
+        "source": "../data/contacts.csv",
+        "phone_column": "phone",
+        "id_column": "customer_id",
+        "default_region": "IN",
+    },
+}
+
+
+@dataclass
+class Case:
+    """What a project holds, and the phone numbers (national digits) it must never show."""
+
+    campaign: dict[str, Any] = field(default_factory=lambda: json.loads(json.dumps(GOOD_CAMPAIGN)))
+    campaign_text: str | None = None  # raw TOML instead of `campaign`
+    sheet_name: str = "contacts.csv"
+    sheet_bytes: bytes = b""
+    numbers: list[str] = field(default_factory=list)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    raise TypeError(value)
+
+
+def _campaign_text(campaign: dict[str, Any]) -> str:
+    top = [f"{json.dumps(k)} = {_toml(v)}" for k, v in campaign.items() if not isinstance(v, dict)]
+    tables = [
+        f"[{json.dumps(k)}]\n"
+        + "".join(f"{json.dumps(kk)} = {_toml(vv)}\n" for kk, vv in v.items())
+        for k, v in campaign.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join(top) + "\n\n" + "\n".join(tables)
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder outside reports/ and state/ (and the runner's capture files)."""
+    seen = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("reports", "state") or rel.name.startswith(".fuzz-"):
+            continue
+        info = path.lstat()
+        seen[str(rel)] = (info.st_size, info.st_mtime_ns)
+    return seen
+
+
+def _write_project(case: Case) -> Path:
+    root = Path(tempfile.mkdtemp(prefix="dialer-fuzz-"))
+    (root / "campaigns").mkdir()
+    (root / "data").mkdir()
+    text = case.campaign_text if case.campaign_text is not None else _campaign_text(case.campaign)
+    (root / "campaigns" / "fuzz.toml").write_text(text, encoding="utf-8", errors="surrogatepass")
+    (root / "data" / case.sheet_name).write_bytes(case.sheet_bytes)
+    return root
+
+
+_GOOD_CSV = b"customer_id,first_name,phone,order_id\nC1,Asha,+917359000001,O1\n"
+
+
+def _good_xlsx_case() -> Case:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(HEADER)
+    book.active.append(["C1", "Asha", 917359000001, "O1"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    case = Case(sheet_name="contacts.xlsx", sheet_bytes=buffer.getvalue())
+    case.campaign["contacts"]["source"] = "../data/contacts.xlsx"
+    return case
+
+
+def check_validate(runner: Runner, case: Case) -> None:
+    root = _write_project(case)
+    campaign = root / "campaigns" / "fuzz.toml"
+    try:
+        before = _snapshot(root)
+
+        answer, out, err = runner.run(root, ["validate", str(campaign)])
+
+        console = out + err
+        assert "timeout" not in answer, f"still running after {_CASE_TIMEOUT} s"
+        assert "died" not in answer, f"killed (status {answer.get('died')}): memory bound?"
+        assert "crash" not in answer, answer.get("crash")
+        code = answer["code"]
+        assert code in (ExitCode.OK, ExitCode.ROW_PROBLEMS, ExitCode.INPUT_ERROR), (code, err)
+        assert "Traceback" not in console and "internal error" not in console, err
+        assert "panicked" not in console, err
+        if code == ExitCode.INPUT_ERROR:
+            assert err.count("\n") == 1 and err.startswith("dialer: error: "), err
+        for line in console.splitlines():
+            digits = re.sub(r"\D", "", line)
+            for number in case.numbers:
+                assert number not in digits, f"whole phone number on the console: {line!r}"
+        assert _snapshot(root) == before, "something was written outside reports/ and state/"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- strategies -------------------------------------------------------------------------------
+
+_national = st.integers(6_000_000_000, 9_999_999_999).map(str)
+
+
+@st.composite
+def phone_cells(draw: st.DrawFn) -> tuple[str, str]:
+    """(cell text, national digits): the ways spreadsheets and people write a number."""
+    n = draw(_national)
+    style = draw(st.sampled_from(range(9)))
+    cell = [
+        f"+91{n}",
+        f"+91 {n[:5]} {n[5:]}",
+        f"0{n}",
+        f"91{n}",
+        f"(+91) {n[:3]}-{n[3:6]}-{n[6:]}",
+        f"{n[:5]}.{n[5:]}",
+        f"tel:+91{n}",
+        f"'+91{n}",
+        f"0091 {n}",
+    ][style]
+    return cell, n
+
+
+_weird_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list(",;\t\"'\n\r=+-@{}%#\\ \u00a0\u200b\u202eé€")),
+        st.characters(codec="utf-8", exclude_categories=("Cs",)),
+    ),
+    max_size=24,
+)
+
+
+@st.composite
+def sheet_rows(draw: st.DrawFn) -> tuple[list[str], list[list[str]], list[str]]:
+    header = list(HEADER)
+    if draw(st.booleans()):
+        header.append(draw(_weird_text))
+    if draw(st.integers(0, 9)) == 0:
+        header[draw(st.integers(0, len(header) - 1))] = draw(_weird_text)
+    rows, numbers = [], []
+    for i in range(draw(st.integers(0, 6))):
+        cells = [draw(_weird_text) for _ in header]
+        if draw(st.integers(0, 4)):
+            cell, n = draw(phone_cells())
+            numbers.append(n)
+        else:
+            cell = draw(_weird_text)
+        if "phone" in header:
+            cells[header.index("phone")] = cell
+        if "customer_id" in header and draw(st.booleans()):
+            cells[header.index("customer_id")] = f"C{i}"
+        rows.append(cells)
+    return header, rows, numbers
+
+
+@st.composite
+def csv_cases(draw: st.DrawFn) -> Case:
+    header, rows, numbers = draw(sheet_rows())
+    delimiter = draw(st.sampled_from([",", ";", "\t"]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter)
+    writer.writerow(header)
+    writer.writerows(rows)
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "utf-16"]))
+    data = buffer.getvalue().encode(encoding, errors="replace")
+    if draw(st.integers(0, 5)) == 0:
+        data += draw(st.binary(max_size=64))
+    if draw(st.integers(0, 9)) == 0:
+        data = draw(st.binary(max_size=200))
+    return Case(sheet_bytes=data, numbers=numbers)
+
+
+@st.composite
+def xlsx_cases(draw: st.DrawFn) -> Case:
+    from openpyxl import Workbook
+
+    header, rows, numbers = draw(sheet_rows())
+    book = Workbook()
+    sheet = book.active
+    sheet.append([_xlsx_safe(c) for c in header])
+    for cells in rows:
+        if "phone" in header and draw(st.booleans()):
+            # A number typed into Excel: a numeric cell, as float or int.
+            n = draw(_national)
+            numbers.append(n)
+            cells[header.index("phone")] = draw(st.sampled_from([int(f"91{n}"), float(f"91{n}")]))
+        sheet.append([_xlsx_safe(c) for c in cells])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    case = Case(sheet_name="contacts.xlsx", sheet_bytes=buffer.getvalue(), numbers=numbers)
+    case.campaign["contacts"]["source"] = "../data/contacts.xlsx"
+    return case
+
+
+def _xlsx_safe(value: Any) -> Any:
+    """openpyxl refuses control characters in cells: what Excel could not have saved."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
+_toml_values = st.recursive(
+    st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.sampled_from([0, -1, 1, 2**53, 2**63, 10**23]),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from([1e-300, 1e300, 0.001, 0.01, 10_000.0, 1e6]),
+        st.booleans(),
+        _weird_text,
+        st.sampled_from(["mon", "monkey", "Sunday", "09:00-20:00", "25:00-26:00", "http://[::1"]),
+    ),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=4,
+)
+_CAMPAIGN_KEYS = [
+    ("name",),
+    ("organization_id",),
+    ("agent_id",),
+    ("call_from",),
+    ("called_by_account",),
+    ("endpoint",),
+    ("api_key_env",),
+    ("api_key",),
+    ("bogus",),
+    ("contacts", "phone_column"),
+    ("contacts", "id_column"),
+    ("contacts", "default_region"),
+    ("contacts", "sheet"),
+    ("contacts", "suppress"),
+    ("dispatch", "rate_per_second"),
+    ("dispatch", "concurrency"),
+    ("dispatch", "max_attempts"),
+    ("dispatch", "timeout_seconds"),
+    ("window", "hours"),
+    ("window", "days"),
+    ("window", "timezone_column"),
+    ("window", "bogus"),
+]
+
+
+_days = st.lists(st.sampled_from(["mon", "Tue", "wednesday", "SUN", "fri"]), min_size=1, max_size=7)
+_PLAUSIBLE: dict[tuple[str, ...], st.SearchStrategy[Any]] = {
+    ("name",): st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,70}", fullmatch=True),
+    ("organization_id",): st.integers(1, 2**60),
+    ("agent_id",): st.integers(1, 2**60),
+    ("call_from",): st.sampled_from(["+14156801215", "+917359043943", "+1415"]),
+    ("called_by_account",): _weird_text,
+    ("endpoint",): st.sampled_from(
+        ["http://127.0.0.1:9/x", "https://[::1]:8/t", "http://h:65536/", "http://a b/"]
+    ),
+    ("contacts", "id_column"): st.sampled_from(["customer_id", "order_id", "first_name"]),
+    ("contacts", "default_region"): st.sampled_from(["IN", "us", "GB", "ZZ"]),
+    ("dispatch", "rate_per_second"): st.floats(0.001, 20_000),
+    ("dispatch", "concurrency"): st.integers(0, 2000),
+    ("dispatch", "max_attempts"): st.integers(0, 30),
+    ("dispatch", "timeout_seconds"): st.floats(0.01, 1000),
+    ("window", "hours"): st.from_regex(
+        r"[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]", fullmatch=True
+    ),
+    ("window", "days"): _days,
+    ("window", "timezone_column"): st.sampled_from(["order_id", "tz"]),
+}
+
+
+@st.composite
+def campaign_cases(draw: st.DrawFn) -> Case:
+    header, rows, numbers = HEADER, [], []
+    for i in range(3):
+        cell, n = draw(phone_cells())
+        rows.append([f"C{i}", f"Name{i}", cell, f"O{i}"])
+        numbers.append(n)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    case = Case(sheet_bytes=buffer.getvalue().encode(), numbers=numbers)
+    for path in draw(st.lists(st.sampled_from(_CAMPAIGN_KEYS), max_size=2, unique=True)):
+        plausible = _PLAUSIBLE.get(path)
+        # Mostly a value the key could hold (the checks past the type), sometimes anything.
+        odd = plausible is None or draw(st.integers(0, 3)) == 0
+        value = draw(_toml_values if odd else plausible)
+        table = case.campaign
+        for key in path[:-1]:
+            table = table.setdefault(key, {})
+        table[path[-1]] = value
+    text = _campaign_text(case.campaign)
+    if draw(st.integers(0, 9)) == 0:
+        text += draw(_weird_text)  # whatever follows: a TOML error, or another key
+    case.campaign_text = text
+    return case
+
+
+_atoms = st.one_of(
+    st.sampled_from(["first_name", "order_id", "phone", "customer_id", "nope", "loop", "x"]),
+    st.integers(-(10**6), 10**12).map(str),
+    st.sampled_from(["10**9", "9 ** (9 ** 10)", "range(100000)", "range(5)", "lipsum(3)"]),
+    st.text(alphabet="ab %d{}s0", max_size=6).map(lambda t: repr(t)),
+    st.sampled_from(["[1, 2]", "{'a': 1}", "namespace(a=1)", "none", "true", "'{:>99999999}'"]),
+)
+_filters = st.sampled_from(
+    [
+        "|title",
+        "|upper",
+        "|default('x')",
+        "|format(1)",
+        "|center(99999999)",
+        "|replace('a','bb')",
+        "|join(',')",
+        "|int",
+        "|float",
+        "|length",
+        "|list",
+        "|batch(99999999)",
+        "|slice(3)",
+        "|sum",
+        "|wordwrap(2)",
+        "|indent(9)",
+        "|truncate(5)",
+        "|e",
+        "|tojson",
+        "|first",
+        "|reverse",
+        "|sort",
+        "|unique",
+        "|string",
+        "|trim",
+        "|round(2)",
+        "|abs",
+        ".upper()",
+        ".split()",
+        ".center(99999999)",
+        ".zfill(5)",
+        ".format(1)",
+        ".replace('a','b')",
+        ".to_bytes(9,'big')",
+        ".translate({})",
+    ]
+)
+_ops = st.sampled_from(["~", "+", "*", "**", "%", "//", "/", "-", "==", "and", "in"])
+
+
+def _expressions() -> st.SearchStrategy[str]:
+    return st.recursive(
+        _atoms,
+        lambda inner: st.one_of(
+            st.tuples(inner, _ops, inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(inner, _filters).map(lambda t: f"({t[0]}){t[1]}"),
+        ),
+        max_leaves=5,
+    )
+
+
+def _blocks() -> st.SearchStrategy[str]:
+    expr = _expressions()
+    return st.recursive(
+        st.one_of(
+            expr.map(lambda e: "{{ " + e + " }}"),
+            st.text(alphabet="Hi, {}%#()'\"|.~ +917359 -", max_size=12),
+            _national.map(lambda n: f" call +91 {n[:5]} {n[5:]} "),
+        ),
+        lambda inner: st.one_of(
+            st.tuples(inner, inner).map("".join),
+            st.tuples(expr, inner).map(lambda t: f"{{% for x in {t[0]} %}}{t[1]}{{% endfor %}}"),
+            st.tuples(expr, inner, inner).map(
+                lambda t: f"{{% if {t[0]} %}}{t[1]}{{% else %}}{t[2]}{{% endif %}}"
+            ),
+            st.tuples(expr, inner).map(lambda t: f"{{% set v = {t[0]} %}}{t[1]}{{{{ v }}}}"),
+            inner.map(
+                lambda b: f"{{% macro m(a) %}}{b}{{{{ m(a) }}}}{{% endmacro %}}{{{{ m(1) }}}}"
+            ),
+        ),
+        max_leaves=6,
+    )
+
+
+@st.composite
+def template_cases(draw: st.DrawFn) -> Case:
+    rows, numbers = [], []
+    for i in range(3):
+        cell, n = draw(phone_cells())
+        rows.append(
+            [f"C{i}", draw(st.sampled_from(["Asha", "", "a" * 200, "{{ x }}"])), cell, "O1"]
+        )
+        numbers.append(n)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([HEADER, *rows])
+    case = Case(sheet_bytes=buffer.getvalue().encode(), numbers=numbers)
+    for key in ("first_line", "instruction"):
+        if draw(st.booleans()):
+            source = draw(_blocks())
+            case.campaign[key] = source
+            numbers.extend(a + b for a, b in re.findall(r"call \+91 (\d{5}) (\d{5})", source))
+    return case
+
+
+# -- the properties ---------------------------------------------------------------------------
+
+
+@settings(FUZZ, max_examples=60)
+@given(case=csv_cases())
+def test_fuzz_csv_sheets(runner: Runner, case: Case):
+    check_validate(runner, case)
+
+
+@settings(FUZZ, max_examples=12)
+@given(case=xlsx_cases())
+def test_fuzz_xlsx_sheets(runner: Runner, case: Case):
+    check_validate(runner, case)
+
+
+@settings(FUZZ, max_examples=60)
+@given(case=campaign_cases())
+def test_fuzz_campaign_files(runner: Runner, case: Case):
+    check_validate(runner, case)
+
+
+@settings(FUZZ, max_examples=100)
+@given(case=template_cases())
+def test_fuzz_templates(runner: Runner, case: Case):
+    check_validate(runner, case)
