@@ -14,6 +14,7 @@ import ipaddress
 import math
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,8 @@ _DAY_NAMES = {
 }
 # The name names the ledger and the reports' folder: a short, safe file name on every system.
 MAX_NAME_CHARS = 64
+# A campaign file is a page of settings; anything far bigger is a file given by mistake.
+MAX_CAMPAIGN_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Ids go into JSON: above 2**53 - 1 a JavaScript upstream silently rounds them to another
 # number (RFC 8259, section 6), which would be someone else's organization or agent.
@@ -208,15 +211,31 @@ def _parse_window(path: Path, table: dict[str, Any]) -> Window:
     )
 
 
-def load_campaign(path: Path) -> Campaign:
-    """Read and validate a campaign file; raise `CampaignError` naming the file and key."""
-    path = Path(path)
+def _read_campaign_bytes(path: Path) -> bytes:
+    """The file's bytes, from a regular file of sensible size only: `/dev/zero` or a FIFO
+    given by mistake must be one clear line, not a hang or an out-of-memory kill."""
     try:
-        raw = path.read_bytes()
+        # Judged before opening: opening a FIFO would wait for a writer.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CampaignError(f"{path}: not a regular file; give a campaign .toml file")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CAMPAIGN_BYTES + 1)
     except FileNotFoundError:
         raise CampaignError(f"{path}: campaign file not found") from None
     except OSError as exc:
         raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror}") from None
+    if len(raw) > MAX_CAMPAIGN_BYTES:
+        raise CampaignError(
+            f"{path}: campaign file is over {MAX_CAMPAIGN_BYTES // 1024} KiB; "
+            "is this really a campaign file?"
+        )
+    return raw
+
+
+def load_campaign(path: Path) -> Campaign:
+    """Read and validate a campaign file; raise `CampaignError` naming the file and key."""
+    path = Path(path)
+    raw = _read_campaign_bytes(path)
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,27 @@ def test_cli_bad_endpoint_in_the_environment_exits_2_before_anything(project, cl
     assert result.err.count("\n") == 1 and "internal error" not in result.err
     assert "TABBLY_API_URL in the environment" in result.err and says in result.err
     assert not project.ledger.exists() and not project.reports()
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda tmp: Path("/dev/zero"), "not a regular file"),
+        (lambda tmp: (os.mkfifo(tmp / "fifo.toml"), tmp / "fifo.toml")[1], "not a regular file"),
+        (lambda tmp: tmp, "not a regular file"),
+        (
+            lambda tmp: (
+                (tmp / "huge.toml").write_text("#" * (3 * 1024 * 1024)),
+                tmp / "huge.toml",
+            )[1],
+            "over 1024 KiB",
+        ),
+    ],
+    ids=["dev-zero", "fifo", "folder", "3-MiB-file"],
+)
+def test_a_campaign_path_that_is_no_campaign_file_is_one_line_not_a_hang(
+    tmp_path: Path, cli, make, says
+):
+    result = cli(["validate", str(make(tmp_path))])
+    assert result.code == ExitCode.INPUT_ERROR
+    assert says in result.err and result.err.count("\n") == 1
