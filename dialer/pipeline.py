@@ -41,7 +41,6 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 @dataclass(slots=True)
 class ContactStream:
-    campaign: Campaign
     sheet: Sheet
     preparer: Preparer
     chunk_rows: int = CHUNK_ROWS
@@ -126,6 +125,6 @@ def open_contacts(
     if parallel is None:
         parallel = cores > 1 and path.stat().st_size >= PARALLEL_FROM_BYTES
     if not parallel:
-        return ContactStream(campaign, sheet, preparer)
+        return ContactStream(sheet, preparer)
     workers = min(cores, 4)
-    return ContactStream(campaign, sheet, preparer, pool=_start_pool(workers), workers=workers)
+    return ContactStream(sheet, preparer, pool=_start_pool(workers), workers=workers)
