@@ -1,12 +1,21 @@
-"""The project's own bookkeeping: what it declares is what it uses."""
+"""Issue 10's hygiene: what the project declares is what it uses, and no module hands state
+from one call to the next through a global."""
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata
+import os
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from dialer import sheet as sheet_module
+from dialer.sheet import iter_rows, open_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 # Declared but never imported, on purpose: the reason is the value.
@@ -48,3 +57,53 @@ def test_every_declared_runtime_dependency_is_imported_by_the_package() -> None:
             unused.append(name)
 
     assert unused == [], f"declared in pyproject.toml, never imported by dialer/: {unused}"
+
+
+def _xlsx(path: Path, rows: list[list[object]]) -> Path:
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    workbook.save(path)
+    return path
+
+
+def _rows(sheet: Any) -> list[tuple[int, list[str]]]:
+    return [row for chunk in iter_rows(sheet) for row in chunk]
+
+
+@pytest.fixture
+def workbook_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the XLSX files opened from disk, in order."""
+    real = sheet_module.CalamineWorkbook
+    opened: list[str] = []
+
+    class Counting:
+        @staticmethod
+        def from_path(path: str) -> Any:
+            opened.append(Path(path).name)
+            return real.from_path(path)
+
+    monkeypatch.setattr(sheet_module, "CalamineWorkbook", Counting)
+    return opened
+
+
+def test_two_workbooks_opened_before_either_is_streamed_are_each_read_once(
+    tmp_path: Path, workbook_reads: list[str]
+) -> None:
+    a = open_sheet(_xlsx(tmp_path / "a.xlsx", [["phone"], ["+14155550101"]]))
+    b = open_sheet(_xlsx(tmp_path / "b.xlsx", [["phone"], ["+14155550102"]]))
+
+    assert (_rows(a), _rows(b)) == ([(1, ["+14155550101"])], [(1, ["+14155550102"])])
+    assert workbook_reads == ["a.xlsx", "b.xlsx"]
+
+
+def test_a_workbook_changed_after_open_sheet_is_read_again_not_served_stale(
+    tmp_path: Path, workbook_reads: list[str]
+) -> None:
+    path = _xlsx(tmp_path / "c.xlsx", [["phone"], ["+14155550101"]])
+    sheet = open_sheet(path)
+    _xlsx(path, [["phone"], ["+14155550199"], ["+14155550198"]])
+    os.utime(path, ns=(1, 1))  # a changed mtime, whatever the clock's resolution
+
+    assert _rows(sheet) == [(1, ["+14155550199"]), (2, ["+14155550198"])]
+    assert workbook_reads == ["c.xlsx", "c.xlsx"]
