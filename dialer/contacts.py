@@ -11,6 +11,7 @@ what needs the whole sheet (duplicates, suppression) is done in order by `Dedupe
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -225,21 +226,20 @@ class _JinjaTemplate:
         return _render(self._template, context)
 
 
-_compiled_cache: dict[tuple[str, str], tuple[Any, Any]] = {}
-
-
 def _renderer(env: BoundedEnvironment, source: str) -> _PlainTemplate | _JinjaTemplate:
     return _PlainTemplate.maybe(env, source) or _JinjaTemplate(compile_template(env, source))
 
 
+# Compiled once per campaign, not per chunk; bounded because a long-lived process may meet
+# ever-new templates, ~50 KB each once compiled by Jinja2.
+@functools.lru_cache(maxsize=8)
+def _renderers(first_line: str, instruction: str) -> tuple[Any, Any]:
+    env = _environment()
+    return _renderer(env, first_line), _renderer(env, instruction)
+
+
 def _templates_for(plan: RowPlan) -> tuple[Any, Any]:
-    key = (plan.first_line_source, plan.instruction_source)
-    found = _compiled_cache.get(key)
-    if found is None:
-        env = _environment()
-        found = (_renderer(env, key[0]), _renderer(env, key[1]))
-        _compiled_cache[key] = found
-    return found
+    return _renderers(plan.first_line_source, plan.instruction_source)
 
 
 def _render(template: Any, context: dict[str, str]) -> tuple[str, str]:

@@ -4,10 +4,12 @@ from one call to the next through a global."""
 from __future__ import annotations
 
 import ast
+import gc
 import importlib.metadata
 import os
 import re
 import tomllib
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import openpyxl
 import pytest
 
 from dialer import sheet as sheet_module
+from dialer.contacts import RowPlan, prepare_rows
 from dialer.sheet import iter_rows, open_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +110,36 @@ def test_a_workbook_changed_after_open_sheet_is_read_again_not_served_stale(
 
     assert _rows(sheet) == [(1, ["+14155550199"]), (2, ["+14155550198"])]
     assert workbook_reads == ["c.xlsx", "c.xlsx"]
+
+
+def test_compiled_templates_kept_for_reuse_are_bounded_in_a_long_lived_process() -> None:
+    def plan(i: int) -> RowPlan:
+        return RowPlan(
+            columns=("phone", "name"),
+            phone_index=0,
+            id_index=None,
+            zone_index=None,
+            default_region="IN",
+            first_line_source=f"Hello {{{{ name | upper }}}}, offer {i}",  # Jinja2, ~50 KB
+            instruction_source=f"Offer {i}.",
+            template_columns=(("name", 1),),
+        )
+
+    chunk = [(1, ["+917359043943", "Ann"])]
+
+    def traced_after(templates: range) -> int:
+        for i in templates:
+            [contact] = prepare_rows(plan(i), chunk)
+            assert contact.first_line == f"Hello ANN, offer {i}"
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        warm = traced_after(range(40))
+        grown = traced_after(range(40, 240)) - warm
+    finally:
+        tracemalloc.stop()
+
+    # Kept without bound, 200 more compiled templates hold ~10 MB.
+    assert grown < 2_000_000, f"{grown:,} bytes kept after 200 more templates"
