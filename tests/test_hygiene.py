@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 
 from dialer import sheet as sheet_module
-from dialer.contacts import RowPlan, prepare_rows
+from dialer.contacts import RowPlan, build_contacts
 from dialer.sheet import iter_rows, open_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_compiled_templates_kept_for_reuse_are_bounded_in_a_long_lived_process()
 
     def traced_after(templates: range) -> int:
         for i in templates:
-            [contact] = prepare_rows(plan(i), chunk)
+            [contact] = build_contacts(plan(i), chunk)
             assert contact.first_line == f"Hello ANN, offer {i}"
         gc.collect()
         return tracemalloc.get_traced_memory()[0]
