@@ -14,8 +14,10 @@ night forget who was called.
 
 Commits are grouped: every claim made in the same event-loop turn shares one transaction
 (synchronous=FULL: a claim survives a power cut), so the ledger costs little at thousands of
-calls a second while no request ever leaves before its claim is on disk. Closing a run's
-ledger checkpoints the WAL, so a finished run leaves one file, safe to copy on its own.
+calls a second while no request ever leaves before its claim is on disk. Each committed batch
+of claims is also appended to the claims journal (`dialer.claims`) before its requests leave,
+so a lost -wal cannot hide a call in flight. Closing a run's ledger checkpoints the WAL, so a
+finished run leaves one file, safe to copy on its own; only then is the journal emptied.
 
 Opening never writes before the caller's `OpenCheck` has seen the file: a ledger that is new
 (missing, 0 bytes, no tables) or one that may be stale is judged against the campaign's reports
