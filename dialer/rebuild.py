@@ -150,7 +150,7 @@ def loss_when_existing(campaign: Campaign, ledger: Ledger) -> Loss | None:
         causes.append(f"misses calls of {partly} run(s) it knows, which never finished")
     if claims:
         causes.append(f"misses {len(claims)} claim(s) of its claims journal")
-    why = f"the ledger {' and '.join(causes)} (was its -wal file lost, or an older copy restored?)"
+    why = f"the ledger {', and '.join(causes)} (was its -wal file lost, or an older copy restored?)"
     return Loss(why, len(people), len(missing & people.keys()), len(journal))
 
 
