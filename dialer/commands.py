@@ -186,7 +186,7 @@ def _summary(
         campaign=campaign,
         mode=mode,
         sheet_path=prepared.stream.sheet.path,
-        report_path=report.path,
+        report_path=report.rows_path,
         counts=report.counts,
         started_at=started,
         finished_at=utc_now_text(),
