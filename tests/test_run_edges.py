@@ -3,6 +3,8 @@ the consent question. The real CLI in a subprocess, against the package's fake T
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 from pathlib import Path
 
@@ -39,3 +41,33 @@ def test_xlsx_report_on_a_full_disk_gives_one_line_and_names_the_file_with_the_r
     assert journal.stat().st_size > 0
     # The summary names the file that holds the rows, not an XLSX that was never made.
     assert f"report: {journal}\n" in out, out
+
+
+def test_end_of_input_at_the_consent_question_is_no(project: Project):
+    """Ctrl-D (or a terminal closing its input) at "Start calling? [y/N]": the default, no."""
+
+    with FakeTabblyThread() as fake:
+        project.write_sheet(contact_rows(3))
+        project.write_campaign(fake.url)
+        leader, follower = pty.openpty()  # stdin a terminal: the question is asked
+        try:
+            proc = dialer_subprocess(
+                ["run", str(project.campaign)],
+                env=KEY_ENV,
+                stdin=follower,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            os.close(follower)
+            os.write(leader, b"\x04")  # Ctrl-D: end of input, read whenever it asks
+            out, err = proc.communicate(timeout=60)
+        finally:
+            os.close(leader)
+        received = list(fake.received)
+
+    assert "Start calling? [y/N]" in out
+    assert proc.returncode == ExitCode.OK, err
+    assert err == "", err
+    assert out.rstrip().endswith("Nothing sent."), out
+    assert received == []
+    assert not (project.root / "reports").exists()
