@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
-from pathlib import Path
 
 from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess
 from test_run_faults import mount_tmpfs  # noqa: F401  (a fixture)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -29,12 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dialer.binding import MISSING, contacts_sha256, file_sha256
 from dialer.campaign import Campaign
 from dialer.paths import default_report_path
 from dialer.statuses import ExitCode, Status, UsageError
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
-from dialer.web.settings import MB, Settings
+from dialer.web.settings import Settings
 
 CLI_ERROR = "dialer: error: "  # how the CLI prints a DialerError on stderr (cli.py)
 
@@ -65,6 +65,8 @@ class DryRun:
     fingerprint: dict[str, str]  # campaign file, do-not-call lists, sheet -> content hash
     epoch: int  # the campaign's run epoch when the check began (a run since makes it stale)
     run_id: str | None = None  # set once launched: a check launches one run
+    # The `dialer run` options that make the run itself refuse files other than those checked.
+    expect: tuple[str, ...] = ()
 
     @property
     def report_file(self) -> str:
@@ -203,6 +205,7 @@ class Jobs:
             summary=summary,
             fingerprint=before,
             epoch=epoch,
+            expect=_expect_options(campaign, upload, before),
         )
         self.dry_runs[dry.id] = dry
         return dry
@@ -226,7 +229,7 @@ class Jobs:
         changed = [p for p in paths if now.get(str(p)) != dry.fingerprint[str(p)]]
         if not changed:
             return ""
-        if dry.upload in changed and now.get(str(dry.upload)) == "missing":
+        if dry.upload in changed and now.get(str(dry.upload)) == MISSING:
             return texts.sheet_deleted(self.settings)
         return texts.changed_since("the sheet" if p == dry.upload else p.name for p in changed)
 
@@ -285,6 +288,7 @@ class Jobs:
             str(dry.upload),
             "--report",
             str(report),
+            *dry.expect,  # the run checks what it reads against this check: no window left
             "--yes",
             "--progress",
             "jsonl",
@@ -355,18 +359,20 @@ def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:
 
 
 def fingerprint(paths: Iterable[Path]) -> dict[str, str]:
-    """Path -> SHA-256 of its content ("missing" if unreadable). Blocking: run in a thread."""
-    found: dict[str, str] = {}
-    for path in paths:
-        digest = hashlib.sha256()
-        try:
-            with open(path, "rb") as f:
-                while chunk := f.read(MB):
-                    digest.update(chunk)
-            found[str(path)] = digest.hexdigest()
-        except OSError:
-            found[str(path)] = "missing"
-    return found
+    """Path -> SHA-256 of its content (MISSING if unreadable). Blocking: run in a thread."""
+    return {str(path): file_sha256(path) for path in paths}
+
+
+def _expect_options(campaign: Campaign, upload: Path, prints: dict[str, str]) -> tuple[str, ...]:
+    """`--expect-*-sha256` for the run, from the fingerprints taken at the check. The page's own
+    comparison at launch cannot cover the moments until the run reads the files; these can."""
+    lists = (prints[str(p)] for p in campaign.contacts.suppress)
+    return (
+        "--expect-campaign-sha256",
+        prints[str(campaign.path)],
+        "--expect-contacts-sha256",
+        contacts_sha256(prints[str(upload)], lists),
+    )
 
 
 def _limited_python(data_bytes: int) -> list[str]:
