@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import signal
 import subprocess
 
 from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess
@@ -70,3 +71,33 @@ def test_end_of_input_at_the_consent_question_is_no(project: Project):
     assert out.rstrip().endswith("Nothing sent."), out
     assert received == []
     assert not (project.root / "reports").exists()
+
+
+def test_a_stop_signal_held_back_by_the_parent_during_start_up_ends_the_run_with_130(
+    project: Project,
+):
+    """The interpreter's start-up runs before any of our code: a parent (the web page) that
+    blocks the stop signals across exec gets one sent meanwhile delivered once the handlers
+    are in place, as exit 130 and one line, instead of a silent kill or a run that ignores it."""
+    with FakeTabblyThread() as fake:
+        project.write_sheet(contact_rows(5))
+        project.write_campaign(fake.url)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            proc = dialer_subprocess(
+                ["run", str(project.campaign), "--yes"],
+                env=KEY_ENV,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        # Whenever it arrives (at start-up, or after the handlers), the run ends the same way.
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        received = list(fake.received)
+
+    assert proc.returncode == ExitCode.INTERRUPTED, (proc.returncode, err)
+    assert err.strip() == "dialer: interrupted", err
+    assert out == ""
+    assert received == []

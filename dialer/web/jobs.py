@@ -22,7 +22,7 @@ import secrets
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 
 from dialer.binding import MISSING, contacts_sha256, file_sha256
 from dialer.campaign import Campaign
+from dialer.interrupts import STOP_SIGNALS
 from dialer.paths import default_report_path
 from dialer.statuses import ExitCode, Status, UsageError
 from dialer.web import reports, texts
@@ -278,7 +279,27 @@ class Jobs:
         # now claims the campaign's name.
         campaign = self.load(dry.campaign_path)
         report = default_report_path(campaign)
-        proc = await asyncio.create_subprocess_exec(
+        with _stop_signals_held():
+            proc = await self._spawn_run(campaign, dry, report)
+        run = WebRun(
+            id=secrets.token_urlsafe(12),
+            campaign=dry.campaign,
+            report=report,
+            proc=proc,
+            started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            upload=dry.upload,
+            messages=deque(maxlen=self.settings.run_messages_shown),
+        )
+        dry.run_id = run.id
+        self.runs[run.id] = run
+        self._new_epoch(dry.campaign)
+        run.follower = asyncio.get_running_loop().create_task(self._follow(run))
+        return run
+
+    async def _spawn_run(
+        self, campaign: Campaign, dry: DryRun, report: Path
+    ) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "dialer",
@@ -300,20 +321,6 @@ class Jobs:
             # (with the server's own stop that makes two SIGINTs, which abort calls in flight).
             start_new_session=True,
         )
-        run = WebRun(
-            id=secrets.token_urlsafe(12),
-            campaign=dry.campaign,
-            report=report,
-            proc=proc,
-            started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            upload=dry.upload,
-            messages=deque(maxlen=self.settings.run_messages_shown),
-        )
-        dry.run_id = run.id
-        self.runs[run.id] = run
-        self._new_epoch(dry.campaign)
-        run.follower = asyncio.get_running_loop().create_task(self._follow(run))
-        return run
 
     async def _follow(self, run: WebRun) -> None:
         """Read the run's JSON progress lines until it exits."""
@@ -351,6 +358,20 @@ class Jobs:
         """The server's environment (the API key included) minus the page's own token."""
         env = {k: v for k, v in self.environ.items() if k != TOKEN_ENV}
         return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Block the stop signals in this thread while a run is spawned: the child inherits the
+    mask across exec, so a Stop (SIGINT) or SIGTERM reaching it during its interpreter's
+    start-up waits until its handlers are installed (dialer/interrupts.py unblocks them), then
+    ends it with exit 130 and one line instead of killing it with no word. Signals to this
+    server meanwhile are delivered when the spawn returns."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:
