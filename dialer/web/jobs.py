@@ -22,7 +22,7 @@ import secrets
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -279,7 +279,7 @@ class Jobs:
         # now claims the campaign's name.
         campaign = self.load(dry.campaign_path)
         report = default_report_path(campaign)
-        with _stop_signals_held():
+        with _stop_signals_held:
             proc = await self._spawn_run(campaign, dry, report)
         run = WebRun(
             id=secrets.token_urlsafe(12),
@@ -360,18 +360,31 @@ class Jobs:
         return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
-@contextlib.contextmanager
-def _stop_signals_held() -> Iterator[None]:
-    """Block the stop signals in this thread while a run is spawned: the child inherits the
-    mask across exec, so a Stop (SIGINT) or SIGTERM reaching it during its interpreter's
-    start-up waits until its handlers are installed (dialer/interrupts.py unblocks them), then
-    ends it with exit 130 and one line instead of killing it with no word. Signals to this
-    server meanwhile are delivered when the spawn returns."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+class _StopSignalsHeld:
+    """Block the stop signals in this thread while runs are spawned: a child inherits the mask
+    across exec, so a Stop (SIGINT) or SIGTERM reaching it during its interpreter's start-up
+    waits until its handlers are installed (dialer/interrupts.py unblocks them), then ends it
+    with exit 130 and one line instead of killing it with no word. Counted, because spawns
+    overlap (each awaits): only the last one out unblocks, and only what it blocked. Signals
+    to this server meanwhile are delivered then."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._blocked: set[signal.Signals] = set()
+
+    def __enter__(self) -> None:
+        if self._depth == 0:
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            self._blocked = set(STOP_SIGNALS) - set(before)
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self._blocked)
+
+
+_stop_signals_held = _StopSignalsHeld()  # one per process: the mask is the loop thread's
 
 
 def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:
