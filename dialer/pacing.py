@@ -95,10 +95,18 @@ class Pacer:
     def give_back(self, granted: float) -> None:
         """A grant from `wait` that was not used (it came `late`): its slot is freed, so asking
         again costs no send slot. Safe because no request left on it."""
-        with contextlib.suppress(ValueError):  # already older than the log: nothing to free
-            self._log.remove(granted)
-            # Its place in the schedule too (later grants keep theirs: the log holds the cap).
-            self._next = max(self._next - self._interval, granted)
+        # Searched from the newest end: the log is in time order and a late grant is among the
+        # last few, while `deque.remove` would walk up to `capacity` older sends from the left.
+        log = self._log
+        for i in range(len(log) - 1, -1, -1):
+            sent = log[i]
+            if sent < granted:
+                return  # already older than the log: nothing to free
+            if sent == granted:
+                del log[i]
+                # Its place in the schedule too (later grants keep theirs: the log holds the cap).
+                self._next = max(self._next - self._interval, granted)
+                return
 
     def late(self, granted: float) -> bool:
         """True when a request granted at `granted` has not left within half the margin:
