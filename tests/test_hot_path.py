@@ -1,0 +1,92 @@
+"""The per-request shortcuts of `dialer run` give exactly what the obvious code gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dialer.campaign import Campaign, load_campaign
+from dialer.contacts import Contact
+from dialer.statuses import Status
+from dialer.tabbly import BodyBuilder, Secret
+
+TRICKY = [
+    "",
+    'say "hi"',
+    "back\\slash \\u0041 \\n",
+    "tab\there\nnew line\r\x00\x01\x1f\x7f",
+    "Ünïcödé नमस्ते 你好 😀 \u2028\u2029 \ufeff",
+    "</script> & ' / ",
+    '}, "api_key": "stolen"',
+]
+
+
+def _campaign(tmp_path: Path) -> Campaign:
+    (tmp_path / "c.toml").write_text(
+        'name = "x"\norganization_id = 244\nagent_id = 33\ncall_from = "+14156801215"\n'
+        'first_line = "Hi"\n[contacts]\nsource = "c.csv"\n'
+    )
+    return load_campaign(tmp_path / "c.toml")
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory) -> Campaign:
+    return _campaign(tmp_path_factory.mktemp("campaign"))
+
+
+def _contact(called_to: str, first_line: str, instruction: str, ids: str) -> Contact:
+    return Contact(1, ids, "x", called_to, Status.READY, "", first_line, instruction, ())
+
+
+def _documented(campaign: Campaign, key: str, contact: Contact) -> bytes:
+    """The body as SPEC documents it, serialised the obvious way."""
+    body = {
+        "organization_id": campaign.organization_id,
+        "use_agent_id": campaign.agent_id,
+        "call_from": campaign.call_from,
+        "called_by_account": campaign.called_by_account,
+        "api_key": key,
+        "called_to": contact.called_to,
+        "custom_first_line": contact.first_line,
+        "custom_instruction": contact.instruction,
+        "custom_identifiers": contact.custom_identifiers,
+    }
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_spliced_body_equals_json_dumps_of_the_documented_body(tmp_path: Path, text: str) -> None:
+    campaign = _campaign(tmp_path)
+    contact = _contact("+917359043943", text, text[::-1], text + "C1")
+    for key in ("k", text or "k", 'k"e\\y\n\u00e9'):
+        assert BodyBuilder(campaign, Secret(key)).build(contact) == _documented(
+            campaign, key, contact
+        )
+
+
+def test_a_text_utf8_cannot_carry_fails_as_json_dumps_does(tmp_path: Path) -> None:
+    campaign = _campaign(tmp_path)
+    contact = _contact("+917359043943", "lone \ud800 surrogate", "", "C1")
+    with pytest.raises(UnicodeEncodeError):
+        _documented(campaign, "k", contact)
+    with pytest.raises(UnicodeEncodeError):
+        BodyBuilder(campaign, Secret("k")).build(contact)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(min_size=1), fields=st.lists(st.text(), min_size=4, max_size=4))
+def test_spliced_body_equals_json_dumps_for_any_text(
+    campaign: Campaign, key: str, fields: list[str]
+) -> None:
+    contact = _contact(*fields)
+    assert BodyBuilder(campaign, Secret(key)).build(contact) == _documented(campaign, key, contact)
+
+
+def test_the_body_builder_shows_no_key(tmp_path: Path) -> None:
+    builder = BodyBuilder(_campaign(tmp_path), Secret("sk-very-secret-123"))
+    assert "sk-very-secret" not in repr(builder)
+    assert "sk-very-secret" not in str(builder)
