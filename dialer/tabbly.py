@@ -115,19 +115,31 @@ def _char_forms(char: str) -> str:
 
 class Scrubber:
     """Removes the API key from text an upstream sent back, in every encoding it may be in
-    (SPEC 7): run on the text after decoding, before it is cut, stored or shown."""
+    (SPEC 7): run on the text after decoding, before it is cut, stored or shown.
 
-    __slots__ = ("_pattern",)
+    Every form but the key itself starts with an escape character (`\\`, `%`, `&`, or `+`
+    for a space), so text holding none of them can only carry the key literally: that
+    common case is a substring search, with the same result as the pattern.
+    """
+
+    __slots__ = ("_escapes", "_key", "_pattern")
 
     def __init__(self, key: Secret) -> None:
         value = key.reveal()
+        self._key = key
         self._pattern = re.compile("".join(map(_char_forms, value))) if value else None
+        self._escapes = ("\\", "%", "&", "+") if " " in value else ("\\", "%", "&")
 
     def __repr__(self) -> str:
         return "Scrubber(...)"
 
     def __call__(self, text: str) -> str:
-        return self._pattern.sub("***", text) if self._pattern is not None else text
+        if self._pattern is None or not text:
+            return text
+        for escape in self._escapes:
+            if escape in text:
+                return self._pattern.sub("***", text)
+        return text.replace(self._key.reveal(), "***")
 
 
 # What `json.dumps(text, ensure_ascii=False)` returns for a str (the C encoder when built).
@@ -289,7 +301,9 @@ class TabblyClient:
             # outcome's texts once more as a whole, whatever classify took from the answer.
             scrub = self._scrub
             outcome = classify(status, scrub(raw.decode("utf-8", "replace")), retry_after, scrub)
-            outcome = replace(outcome, reason=scrub(outcome.reason), call_id=scrub(outcome.call_id))
+            reason, call_id = scrub(outcome.reason), scrub(outcome.call_id)
+            if reason != outcome.reason or call_id != outcome.call_id:
+                outcome = replace(outcome, reason=reason, call_id=call_id)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             return Outcome(Kind.RETRY, f"connection failed: {type(exc).__name__}")
         except (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError) as exc:

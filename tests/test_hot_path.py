@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from dialer.campaign import Campaign, load_campaign
 from dialer.contacts import Contact
 from dialer.statuses import Status
-from dialer.tabbly import BodyBuilder, Secret
+from dialer.tabbly import BodyBuilder, Scrubber, Secret
 
 TRICKY = [
     "",
@@ -90,3 +91,49 @@ def test_the_body_builder_shows_no_key(tmp_path: Path) -> None:
     builder = BodyBuilder(_campaign(tmp_path), Secret("sk-very-secret-123"))
     assert "sk-very-secret" not in repr(builder)
     assert "sk-very-secret" not in str(builder)
+
+
+_KEYS = ["sk-live/ABC+d é&1", "fake-key-0000", "k y", "a%b"]
+
+
+def _pattern_scrub(key: str, text: str) -> str:
+    """The full pattern over the whole text: what the scrubber must always give."""
+    from dialer.tabbly import _char_forms
+
+    return re.compile("".join(map(_char_forms, key))).sub("***", text)
+
+
+def _forms(char: str) -> list[str]:
+    """Ways an upstream may send one character of the key back."""
+    utf8 = char.encode()
+    forms = [char, f"\\u{ord(char):04x}", f"\\\\u{ord(char):04X}", f"&#{ord(char)};"]
+    forms += ["".join(f"%{b:02x}" for b in utf8), "".join(f"%25{b:02X}" for b in utf8)]
+    forms += [f"&amp;#x{ord(char):x};", *(["+"] if char == " " else [])]
+    return forms
+
+
+@st.composite
+def _near_keys(draw: st.DrawFn) -> tuple[str, str]:
+    """A key, and text made of pieces of the key's forms, whole or cut, and noise."""
+    key = draw(st.sampled_from(_KEYS))
+    pieces = [form for char in key for form in _forms(char)]
+    pieces += [key, key[:3], key[3:], "x", '"', "\\", " ", "&", "%", "+", "room-1"]
+    return key, "".join(draw(st.lists(st.sampled_from(pieces), max_size=40)))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(case=_near_keys())
+def test_scrubber_shortcut_equals_the_full_pattern(case: tuple[str, str]) -> None:
+    key, text = case
+    every_form = [form + key[1:] for form in _forms(key[0])]
+    for candidate in (text, text + key, *(f"{text}{form}{text}" for form in every_form)):
+        assert Scrubber(Secret(key))(candidate) == _pattern_scrub(key, candidate)
+
+
+def test_scrubber_shortcut_removes_the_plain_key_and_leaves_other_text() -> None:
+    scrub = Scrubber(Secret("fake-key-0000"))
+    assert scrub('{"room_name": "fake-key-0000fake-key-0000"}') == '{"room_name": "******"}'
+    assert scrub('{"success": true, "room_name": "room-1"}') == (
+        '{"success": true, "room_name": "room-1"}'
+    )
+    assert Scrubber(Secret("a b"))("x a+b y") == "x *** y"  # a space may come back as "+"
