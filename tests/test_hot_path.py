@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from dialer.campaign import Campaign, load_campaign
 from dialer.contacts import Contact
+from dialer.report import REPORT_COLUMNS, ReportWriter, RowResult
 from dialer.statuses import Status
 from dialer.tabbly import BodyBuilder, Scrubber, Secret
 
@@ -137,3 +140,22 @@ def test_scrubber_shortcut_removes_the_plain_key_and_leaves_other_text() -> None
         '{"success": true, "room_name": "room-1"}'
     )
     assert Scrubber(Secret("a b"))("x a+b y") == "x *** y"  # a space may come back as "+"
+
+
+def test_report_rows_are_the_bytes_a_csv_writer_makes(tmp_path: Path) -> None:
+    """Rows are encoded straight from `csv.writer`: quoting, line ends and UTF-8 as before."""
+    headers = ["a", "b"]
+    results = []
+    for row, text in enumerate(TRICKY, start=1):
+        contact = Contact(
+            row, text, "=1+1", "+917359043943", Status.READY, text, "", "", (text, "@x")
+        )
+        results.append(RowResult(contact, Status.TRIGGERED, text, 200, 1, text, "s", "f"))
+    with ReportWriter(tmp_path / "r.csv", headers) as report:
+        for result in results:
+            report.write(result)
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow([*REPORT_COLUMNS, *headers])
+    writer.writerows(ReportWriter._fields(r) for r in results)
+    assert (tmp_path / "r.csv").read_bytes() == expected.getvalue().encode("utf-8")
