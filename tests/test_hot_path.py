@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from dialer.campaign import Campaign, load_campaign
 from dialer.contacts import Contact
+from dialer.pacing import Pacer
 from dialer.report import REPORT_COLUMNS, ReportWriter, RowResult
 from dialer.statuses import Status
 from dialer.tabbly import BodyBuilder, Scrubber, Secret
@@ -159,3 +161,26 @@ def test_report_rows_are_the_bytes_a_csv_writer_makes(tmp_path: Path) -> None:
     writer.writerow([*REPORT_COLUMNS, *headers])
     writer.writerows(ReportWriter._fields(r) for r in results)
     assert (tmp_path / "r.csv").read_bytes() == expected.getvalue().encode("utf-8")
+
+
+@pytest.mark.parametrize("which", [0, 57, 199])
+def test_a_grant_given_back_from_a_full_log_frees_exactly_one_slot(which: int) -> None:
+    """The send log is searched by bisection: any one grant, oldest to newest, is found."""
+    from tests.test_pacing import FakeTime
+
+    t = FakeTime()
+    pacer = Pacer(200, clock=t.clock, sleep=t.sleep)
+
+    async def go() -> tuple[int, int]:
+        grants = []
+        for _ in range(200):  # a full second's budget, 1 ms apart
+            grants.append(await pacer.wait())
+            t.now += 0.001
+        pacer.give_back(grants[which])
+        pacer.give_back(t.now + 5)  # never granted: nothing to free
+        await pacer.wait()
+        after_freed = len(t.sleeps)
+        await pacer.wait()  # the budget is full again: this one waits for the oldest
+        return after_freed, len(t.sleeps)
+
+    assert asyncio.run(go()) == (0, 1)  # the slot given back is used at once, and only one
