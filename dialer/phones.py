@@ -56,7 +56,6 @@ _DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
 _PLUS_SIGNS = str.maketrans({"\uff0b": "+"})
 _SCIENTIFIC = re.compile(r"\+?(\d+)(?:[.,](\d*))?[eE]\+?(\d{1,3})")
 _FLOAT = re.compile(r"(\+?\d+)[.,]0+")
-_DIGITS = re.compile(r"\+?\d+")
 _EXTENSION = re.compile(r"\+?\d+(?:;ext=|extension|ext|x|#)(\d{1,10})", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
 
@@ -112,20 +111,21 @@ def normalise_phone(raw: str, default_region: str | None, *, fast: bool = True) 
     numeric_cell = isinstance(raw, NumericText)
 
     # A bare number is what a numeric spreadsheet cell turns into; only those get the
-    # trailing-zeros check (a typed "+91 69460 00000" is taken at its word).
+    # trailing-zeros check (a typed "+91 69460 00000" is taken at its word). The `in` tests
+    # only spare most cells the two regular expressions.
     numeric = False
-    if match := _SCIENTIFIC.fullmatch(text):
+    if ("e" in text or "E" in text) and (match := _SCIENTIFIC.fullmatch(text)):
         expanded, problem = _expand_scientific(*match.groups())
         if expanded is None:
             return Phone(None, f"{INVALID}{problem} ({text})", changed)
         text, numeric = expanded, True
-    elif match := _FLOAT.fullmatch(text):
+    elif ("." in text or "," in text) and (match := _FLOAT.fullmatch(text)):
         text = match[1]
         numeric = text[0] not in "+0"
     else:
         numeric = text[0] in "123456789" and text.isascii() and text.isdigit()
 
-    compact = text.translate(_DROP_SEPARATORS)
+    compact = text if numeric else text.translate(_DROP_SEPARATORS)
     note = CLEANED_NOTE if changed else ""
     if not compact.isascii():
         compact, script = _ascii_digits(compact)
@@ -133,7 +133,8 @@ def normalise_phone(raw: str, default_region: str | None, *, fast: bool = True) 
             return Phone(None, INVALID + "mixes digits of different scripts", changed)
         if script:
             note = "; ".join(filter(None, (note, f"phone digits read from {script} as 0-9")))
-    if not _DIGITS.fullmatch(compact):
+    # `\+?\d+`: decimal digits of any script, after one optional "+".
+    if not (compact.isdecimal() or (compact[:1] == "+" and compact[1:].isdecimal())):
         return Phone(None, INVALID + _junk_reason(compact), changed)
     if numeric_cell:
         significant = compact.rstrip("0")
