@@ -1,8 +1,15 @@
-"""Preparing a sheet uses the cores the process may run on, not the machine's count."""
+"""The quick paths of `dialer validate` do what the plain ones do.
+
+Preparing uses the cores the process may run on, not the machine's count; the report's rows are
+csv.writer's text, byte for byte.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +17,7 @@ from conftest import Project, contact_rows
 
 from dialer import pipeline
 from dialer.campaign import load_campaign
+from dialer.report import _csv_text
 
 
 @pytest.fixture
@@ -45,3 +53,29 @@ def test_a_process_with_two_cores_starts_workers(
     if len(affinity) < 2:
         pytest.skip("this machine gives the tests one core")
     assert _pool_started(project, monkeypatch)
+
+
+# --- the report's text ----------------------------------------------------------------------
+
+_PIECES = ["", "a", "Diya", "+91 60000 15838", "0", ",", '"', "'", "\r", "\n", "\r\n", "\0", " ",
+           "\t", ";", "=1+2", "\u00a0", "\u2028", "é", "x,y", 'say "hi"']  # fmt: skip
+
+
+def _text(rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
+
+
+def test_report_rows_are_csv_writers_text_for_any_cells() -> None:
+    rng = random.Random(5)
+    rows = [
+        ["".join(rng.choices(_PIECES, k=rng.randint(0, 3))) for _ in range(rng.randint(0, 6))]
+        for _ in range(5_000)
+    ]
+    buffer = io.StringIO()
+    assert _csv_text(rows, buffer, csv.writer(buffer)) == _text(rows)
+    assert _csv_text([], buffer, csv.writer(buffer)) == ""
+    # Each kind of row was there: plain ones (joined) and ones the writer must quote.
+    assert sum('"' in _text([row]) for row in rows) > 1_000
+    assert sum('"' not in _text([row]) and len(row) > 1 for row in rows) > 500
