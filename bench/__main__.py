@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from bench import data, dispatch, pacing, validate
 from bench.results import Line, machine, save
 
-PARTS = ("dispatch", "latency", "pacing", "validation", "startup", "growth")
+PARTS = ("dispatch", "latency", "pacing", "one-core", "validation", "startup", "growth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,7 @@ class Sizes:
     big: int = 1_000_000
     limit: int = 20_000
     xlsx: int = 100_000
+    one_core: int = 200_000
 
 
 QUICK = Sizes(
@@ -33,6 +34,7 @@ QUICK = Sizes(
     big=50_000,
     limit=2_000,
     xlsx=5_000,
+    one_core=20_000,
 )
 
 
@@ -53,6 +55,10 @@ def notes(s: Sizes, quick: bool) -> list[str]:
         "the first-to-last average of a bursty run leaves out its last window's second.",
         "Growth: `run` lines compare peak RSS with the smallest run (flat memory); `validate` "
         "lines compare wall time with the naive pipeline on the same sheet.",
+        f"One core: `dialer validate` and the naive pipeline on the same {s.one_core:,}-row CSV, "
+        "both pinned to one core (sched_setaffinity), run in turn twice, each its best; CPU is "
+        "user+sys of the process and its children, which other work on the machine barely "
+        "moves, wall is what a user waits on an otherwise idle core.",
     ]
 
 
@@ -68,10 +74,11 @@ def main() -> None:
     print(f"machine: {info['nproc']} cores · {info['cpu']} · Python {info['python']}", flush=True)
     print(f"load average: {info['load']} (1, 5, 15 min)", flush=True)
     t0 = time.monotonic()
-    for n in (s.dispatch, s.latency, s.small, s.mid, s.big):
-        data.csv_sheet(n)
-    data.xlsx_sheet(s.xlsx)
-    print(f"sheets ready in bench/data/ ({time.monotonic() - t0:.0f} s)", flush=True)
+    if not args.parts:  # a part named alone makes only the sheets it needs, before it measures
+        for n in (s.dispatch, s.latency, s.small, s.mid, s.big, s.one_core):
+            data.csv_sheet(n)
+        data.xlsx_sheet(s.xlsx)
+        print(f"sheets ready in bench/data/ ({time.monotonic() - t0:.0f} s)", flush=True)
     lines: list[Line] = []
     if "dispatch" in parts:
         lines += dispatch.dispatch(s.dispatch)
@@ -79,6 +86,8 @@ def main() -> None:
         lines += dispatch.latency(s.latency)
     if "pacing" in parts:
         lines += pacing.pacing((1, 5, 20, 100, 500), s.pacing_seconds)
+    if "one-core" in parts:
+        lines += validate.one_core(s.one_core)
     if "validation" in parts:
         lines += validate.validation(s.big, s.xlsx)
     if "startup" in parts:
