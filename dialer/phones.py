@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
@@ -53,6 +53,8 @@ _SEPARATORS = (
     ".-()[]/\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"
 )
 _DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
+# The same for ASCII text, as bytes.translate takes it: several times quicker than str's.
+_ASCII_SEPARATORS = "".join(c for c in _SEPARATORS if c.isascii()).encode("ascii")
 _PLUS_SIGNS = str.maketrans({"\uff0b": "+"})
 _SCIENTIFIC = re.compile(r"\+?(\d+)(?:[.,](\d*))?[eE]\+?(\d{1,3})")
 _FLOAT = re.compile(r"(\+?\d+)[.,]0+")
@@ -74,13 +76,13 @@ _PARSE_REASONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Phone:
+class Phone(NamedTuple):
     """A normalised number (`e164`) or why not (`reason`, starting "invalid phone: ").
 
     `changed` is True when invisible characters (controls, zero-width, bidi) were removed from
     the raw cell; `note` says every such change (and digits read from another script), for the
-    report: a silently altered number is never called (SPEC 7).
+    report: a silently altered number is never called (SPEC 7). A NamedTuple: a million rows
+    build a million of them, and a tuple is built at half a frozen dataclass's cost.
     """
 
     e164: str | None
@@ -125,7 +127,12 @@ def normalise_phone(raw: str, default_region: str | None, *, fast: bool = True) 
     else:
         numeric = text[0] in "123456789" and text.isascii() and text.isdigit()
 
-    compact = text if numeric else text.translate(_DROP_SEPARATORS)
+    if numeric:
+        compact = text
+    elif text.isascii():
+        compact = text.encode("ascii").translate(None, _ASCII_SEPARATORS).decode("ascii")
+    else:
+        compact = text.translate(_DROP_SEPARATORS)
     note = CLEANED_NOTE if changed else ""
     if not compact.isascii():
         compact, script = _ascii_digits(compact)
