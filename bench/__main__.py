@@ -56,7 +56,7 @@ def notes(s: Sizes, quick: bool) -> list[str]:
         "Growth: `run` lines compare peak RSS with the smallest run (flat memory); `validate` "
         "lines compare wall time with the naive pipeline on the same sheet.",
         f"One core: `dialer validate` and the naive pipeline on the same {s.one_core:,}-row CSV, "
-        "both pinned to one core (sched_setaffinity), run in turn twice, each its best; CPU is "
+        "both pinned to one core (sched_setaffinity), run in turn 3 times, each its best; CPU is "
         "user+sys of the process and its children, which other work on the machine barely "
         "moves, wall is what a user waits on an otherwise idle core.",
     ]

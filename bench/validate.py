@@ -80,7 +80,7 @@ def _cpu_seconds(run: Callable[[], Run]) -> tuple[Run, float]:
     return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def one_core(rows: int, rounds: int = 2) -> list[Line]:
+def one_core(rows: int, rounds: int = 3) -> list[Line]:
     """Issue 10: `dialer validate` against the naive pipeline, both pinned to the same core.
 
     One core leaves no room for workers, so this is the cost of the work itself. The two run
