@@ -82,7 +82,7 @@ class Phone(NamedTuple):
     `changed` is True when invisible characters (controls, zero-width, bidi) were removed from
     the raw cell; `note` says every such change (and digits read from another script), for the
     report: a silently altered number is never called (SPEC 7). A NamedTuple: a million rows
-    build a million of them, and a tuple is built at half a frozen dataclass's cost.
+    build a million of them, and a tuple is built more cheaply than a frozen dataclass.
     """
 
     e164: str | None
@@ -185,8 +185,7 @@ def normalise_phone(raw: str, default_region: str | None, *, fast: bool = True) 
 
 
 def _is_valid(number: phonenumbers.PhoneNumber, national: str) -> bool:
-    """`phonenumbers.is_valid_number`, a quarter of the cost: the same patterns, compiled
-    once per region."""
+    """`phonenumbers.is_valid_number` from the same patterns, compiled once per region."""
     valid = is_valid(number.country_code, national)
     return phonenumbers.is_valid_number(number) if valid is None else valid
 

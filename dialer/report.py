@@ -340,9 +340,9 @@ class ReportWriter:
 
 
 def _csv_text(rows: list[list[str]], buffer: io.StringIO, writer: Any) -> str:
-    """`writer.writerows(rows)`'s text (the excel dialect, into `buffer`) at a third of the
-    cost: a row whose fields need no quotes (no comma, quote or line break; NUL is left to the
-    writer too) is joined with commas; any other row goes to the writer."""
+    """`writer.writerows(rows)`'s text (the excel dialect, into `buffer`), more cheaply: a row
+    whose fields need no quotes (no comma, quote or line break; NUL is left to the writer too)
+    is joined with commas; any other row goes to the writer."""
     lines = []
     for fields in rows:
         line = ",".join(fields)
