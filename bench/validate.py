@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import resource
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -54,3 +58,62 @@ def growth_validates(sizes: tuple[int, ...]) -> list[Line]:
         what = f"dialer validate, {n:,} rows"
         lines.append(line("6 growth", what, per_row(run, n), naive, run.wall / base.wall, ""))
     return lines
+
+
+@contextlib.contextmanager
+def _one_core() -> Iterator[int]:
+    """This thread, and every process and thread it starts meanwhile, on one core only."""
+    before = os.sched_getaffinity(0)
+    core = min(before)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _cpu_seconds(run: Callable[[], Run]) -> tuple[Run, float]:
+    """The run, and the user+sys seconds of the process and all the children it waited for."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def one_core(rows: int, rounds: int = 3) -> list[Line]:
+    """Issue 10: `dialer validate` against the naive pipeline, both pinned to the same core.
+
+    One core leaves no room for workers, so this is the cost of the work itself. The two run
+    in turn, `rounds` times, and each keeps its best: other work on the machine only adds."""
+    sheet = csv_sheet(rows)
+    naive: list[tuple[Run, float]] = []
+    ours: list[tuple[Run, float]] = []
+    with _one_core() as core:
+        for _ in range(rounds):
+            naive.append(_cpu_seconds(lambda: naive_validate.__wrapped__(sheet)))
+            ours.append(_cpu_seconds(lambda: dialer_validate.__wrapped__(sheet)))
+    base_cpu, cpu = min(c for _, c in naive), min(c for _, c in ours)
+    base_wall, wall = min(r.wall for r, _ in naive), min(r.wall for r, _ in ours)
+
+    def figure(seconds: float) -> str:
+        return f"{seconds:.1f} s · {seconds / rows * 1e6:.1f} µs/row"
+
+    what = f"dialer validate, {rows:,}-row CSV, one core (#{core})"
+    return [
+        line(
+            "4 validate",
+            f"{what}: CPU user+sys",
+            figure(cpu),
+            f"naive pipeline {figure(base_cpu)}",
+            cpu / base_cpu,
+            "≤ 0.50",
+        ),
+        line(
+            "4 validate",
+            f"{what}: wall",
+            figure(wall),
+            f"naive pipeline {figure(base_wall)}",
+            wall / base_wall,
+            "≤ 0.50",
+        ),
+    ]

@@ -181,10 +181,15 @@ class _PlainTemplate:
     which matters on a million rows; anything else (filters, tests, blocks) goes to Jinja2.
     """
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_format",)
 
     def __init__(self, parts: list[tuple[bool, str]]) -> None:
-        self._parts = parts  # (is_name, text)
+        # (is_name, text) -> "Hello {first_name}": str.format_map does the loop in C. Names are
+        # identifiers, so never a format index, attribute or spec; the text's braces are doubled.
+        self._format = "".join(
+            f"{{{text}}}" if is_name else text.replace("{", "{{").replace("}", "}}")
+            for is_name, text in parts
+        )
 
     @classmethod
     def maybe(cls, env: BoundedEnvironment, source: str) -> _PlainTemplate | None:
@@ -204,16 +209,11 @@ class _PlainTemplate:
         return cls(parts)
 
     def render(self, context: dict[str, str]) -> tuple[str, str]:
-        out = []
-        for is_name, text in self._parts:
-            if is_name:
-                value = context.get(text)
-                if value is None:
-                    return "", f"template needs column '{text}', which is empty or missing"
-                out.append(value)
-            else:
-                out.append(text)
-        return " ".join("".join(out).split()), ""
+        try:
+            text = self._format.format_map(context)
+        except KeyError as missing:  # the first missing name, in the template's order
+            return "", f"template needs column '{missing.args[0]}', which is empty or missing"
+        return " ".join(text.split()), ""
 
 
 class _JinjaTemplate:

@@ -16,23 +16,22 @@ Digits of other scripts (Arabic-Indic, Devanagari, full-width...) are read as 0-
 is written in one script only, and the row says so (`note`); a number mixing scripts, or starting
 with a minus sign (a negative number, not a phone), is refused. A pure module-level function, so
 a multiprocessing worker can run it.
+
+The cleaned number (`+` and digits, or digits and the default region) is first offered to
+`phones_fast`, which answers for valid numbers of the common shapes from phonenumbers' own
+metadata; everything else, and every invalid number with its reason, is phonenumbers' answer.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
-from phonenumbers.phonenumberutil import (
-    COUNTRY_CODE_TO_REGION_CODE,
-    REGION_CODE_FOR_NON_GEO_ENTITY,
-)
+from phonenumbers import NumberParseException, ValidationResult
 
+from dialer.phones_fast import fast_parse, is_valid
 from dialer.sheet import INVISIBLE_CHARS, NumericText
 
 INVALID = "invalid phone: "
@@ -54,10 +53,11 @@ _SEPARATORS = (
     ".-()[]/\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"
 )
 _DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
+# The same for ASCII text, as bytes.translate takes it: several times quicker than str's.
+_ASCII_SEPARATORS = "".join(c for c in _SEPARATORS if c.isascii()).encode("ascii")
 _PLUS_SIGNS = str.maketrans({"\uff0b": "+"})
 _SCIENTIFIC = re.compile(r"\+?(\d+)(?:[.,](\d*))?[eE]\+?(\d{1,3})")
 _FLOAT = re.compile(r"(\+?\d+)[.,]0+")
-_DIGITS = re.compile(r"\+?\d+")
 _EXTENSION = re.compile(r"\+?\d+(?:;ext=|extension|ext|x|#)(\d{1,10})", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
 
@@ -76,13 +76,13 @@ _PARSE_REASONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Phone:
+class Phone(NamedTuple):
     """A normalised number (`e164`) or why not (`reason`, starting "invalid phone: ").
 
     `changed` is True when invisible characters (controls, zero-width, bidi) were removed from
     the raw cell; `note` says every such change (and digits read from another script), for the
-    report: a silently altered number is never called (SPEC 7).
+    report: a silently altered number is never called (SPEC 7). A NamedTuple: a million rows
+    build a million of them, and a tuple is built more cheaply than a frozen dataclass.
     """
 
     e164: str | None
@@ -95,8 +95,11 @@ class Phone:
         return self.e164 is not None
 
 
-def normalise_phone(raw: str, default_region: str | None) -> Phone:
-    """Normalise one cell; `default_region` (ISO code) applies to numbers without `+`/`00`."""
+def normalise_phone(raw: str, default_region: str | None, *, fast: bool = True) -> Phone:
+    """Normalise one cell; `default_region` (ISO code) applies to numbers without `+`/`00`.
+
+    `fast=False` asks phonenumbers itself for every number: the reference that
+    tests/test_phones_fast.py holds the fast path to."""
     text, changed = raw, False
     if not (text.isascii() and text.isprintable()):
         visible = text.translate(_DROP_INVISIBLE)
@@ -110,20 +113,26 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
     numeric_cell = isinstance(raw, NumericText)
 
     # A bare number is what a numeric spreadsheet cell turns into; only those get the
-    # trailing-zeros check (a typed "+91 69460 00000" is taken at its word).
+    # trailing-zeros check (a typed "+91 69460 00000" is taken at its word). The `in` tests
+    # only spare most cells the two regular expressions.
     numeric = False
-    if match := _SCIENTIFIC.fullmatch(text):
+    if ("e" in text or "E" in text) and (match := _SCIENTIFIC.fullmatch(text)):
         expanded, problem = _expand_scientific(*match.groups())
         if expanded is None:
             return Phone(None, f"{INVALID}{problem} ({text})", changed)
         text, numeric = expanded, True
-    elif match := _FLOAT.fullmatch(text):
+    elif ("." in text or "," in text) and (match := _FLOAT.fullmatch(text)):
         text = match[1]
         numeric = text[0] not in "+0"
     else:
         numeric = text[0] in "123456789" and text.isascii() and text.isdigit()
 
-    compact = text.translate(_DROP_SEPARATORS)
+    if numeric:
+        compact = text
+    elif text.isascii():
+        compact = text.encode("ascii").translate(None, _ASCII_SEPARATORS).decode("ascii")
+    else:
+        compact = text.translate(_DROP_SEPARATORS)
     note = CLEANED_NOTE if changed else ""
     if not compact.isascii():
         compact, script = _ascii_digits(compact)
@@ -131,7 +140,8 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
             return Phone(None, INVALID + "mixes digits of different scripts", changed)
         if script:
             note = "; ".join(filter(None, (note, f"phone digits read from {script} as 0-9")))
-    if not _DIGITS.fullmatch(compact):
+    # `\+?\d+`: decimal digits of any script, after one optional "+".
+    if not (compact.isdecimal() or (compact[:1] == "+" and compact[1:].isdecimal())):
         return Phone(None, INVALID + _junk_reason(compact), changed)
     if numeric_cell:
         significant = compact.rstrip("0")
@@ -148,6 +158,12 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
         region = default_region.upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
             return Phone(None, f"{INVALID}unknown default_region '{default_region}'", changed)
+    parsed = fast_parse(compact, region) if fast else None
+    if parsed is not None and is_valid(*parsed):
+        # A valid number of a common shape, told without phonenumbers.parse.
+        code, national = parsed
+        if not (numeric and national.endswith("0" * TRUNCATED_ZEROS)):
+            return Phone(f"+{code}{national}", "", changed, note)
     try:
         number = phonenumbers.parse(compact, region)
     except NumberParseException as exc:
@@ -156,7 +172,7 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
     national = phonenumbers.national_significant_number(number)
     if numeric and national.endswith("0" * TRUNCATED_ZEROS):
         return Phone(None, LOST_DIGITS, changed)
-    if _is_valid(number, national):
+    if _is_valid(number, national) if fast else phonenumbers.is_valid_number(number):
         # E.164 is "+", country code, national significant number: what format_number builds.
         return Phone(f"+{number.country_code}{national}", "", changed, note)
     # Only an invalid number pays for finding out why (a million rows are mostly valid).
@@ -168,58 +184,10 @@ def normalise_phone(raw: str, default_region: str | None) -> Phone:
     return Phone(None, f"{INVALID}not a valid number for {where} (+{country})", changed)
 
 
-# The number types phonenumbers tries; a number is valid when one of them matches (its
-# `_number_type_helper`). Kept in step with it by tests/test_phones.py's differential test.
-_TYPE_DESCS = (
-    "premium_rate",
-    "toll_free",
-    "shared_cost",
-    "voip",
-    "personal_number",
-    "pager",
-    "uan",
-    "voicemail",
-    "fixed_line",
-    "mobile",
-)
-_Desc = tuple[frozenset[int], Callable[[str], object]]
-_VALIDATORS: dict[int, tuple[_Desc, list[_Desc]] | None] = {}
-
-
-def _desc(desc: Any) -> _Desc | None:
-    if desc is None or not desc.national_number_pattern:
-        return None
-    return frozenset(desc.possible_length), re.compile(desc.national_number_pattern).fullmatch
-
-
-def _validator(country_code: int) -> tuple[_Desc, list[_Desc]] | None:
-    """The region's patterns, compiled once; None where phonenumbers must decide itself
-    (country codes shared by several regions, like +1 and +7, and non-geographic ones)."""
-    regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())
-    if len(regions) != 1 or regions[0] == REGION_CODE_FOR_NON_GEO_ENTITY:
-        return None
-    metadata = PhoneMetadata.metadata_for_region(regions[0])
-    general = _desc(metadata.general_desc) if metadata else None
-    if metadata is None or general is None:
-        return None
-    types = [d for d in (_desc(getattr(metadata, name)) for name in _TYPE_DESCS) if d]
-    return general, types
-
-
 def _is_valid(number: phonenumbers.PhoneNumber, national: str) -> bool:
-    """`phonenumbers.is_valid_number`, a quarter of the cost: the same patterns, compiled
-    once per region (a million rows spend ~3 s less)."""
-    code = number.country_code
-    if code not in _VALIDATORS:
-        _VALIDATORS[code] = _validator(code)
-    found = _VALIDATORS[code]
-    if found is None:
-        return phonenumbers.is_valid_number(number)
-    (lengths, match), types = found
-    size = len(national)
-    if (lengths and size not in lengths) or not match(national):
-        return False
-    return any((not lens or size in lens) and fits(national) for lens, fits in types)
+    """`phonenumbers.is_valid_number` from the same patterns, compiled once per region."""
+    valid = is_valid(number.country_code, national)
+    return phonenumbers.is_valid_number(number) if valid is None else valid
 
 
 def _unwrap(text: str) -> str:

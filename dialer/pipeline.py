@@ -130,7 +130,9 @@ def open_contacts(
     path = sheet_path(campaign, contacts)
     sheet = open_sheet(path, campaign.contacts.sheet)
     builder = ContactBuilder.for_campaign(campaign, sheet, load_suppression(campaign))
-    cores = os.cpu_count() or 1
+    # The cores this process may run on (`taskset`, a container's cpuset), not the machine's:
+    # workers sharing one core only add pickling to the same work.
+    cores = len(os.sched_getaffinity(0))
     if parallel is None:
         parallel = cores > 1 and path.stat().st_size >= PARALLEL_FROM_BYTES
     if not parallel:

@@ -48,6 +48,8 @@ REPORT_COLUMNS = (
 _UNTRUSTED = tuple(
     REPORT_COLUMNS.index(n) for n in ("custom_identifiers", "phone_raw", "reason", "call_id")
 )
+# Columns holding numbers (an int, or "" for no HTTP status), the rest being text.
+_NUMERIC = tuple(REPORT_COLUMNS.index(n) for n in ("row", "http_status", "attempts"))
 # Files a report brings along, beside it: the summary, the XLSX journal, private temp files.
 SUMMARY_SUFFIX = ".summary.json"
 _JOURNAL_SUFFIX = ".partial.csv"
@@ -292,19 +294,19 @@ class ReportWriter:
         """A batch of rows that continue the sheet order (a dry run): one write, no index."""
         if results and results[0].contact.row <= self._last_row:
             raise ValueError("write_in_order needs rows after those already written")
-        buf = self._buffer
-        buf.seek(0)
-        buf.truncate()
-        self._csv.writerows([self._fields(r) for r in results])
-        data = buf.getvalue().encode("utf-8")
+        rows = []
+        for result in results:
+            fields = self._fields(result)
+            for i in _NUMERIC:
+                fields[i] = str(fields[i])
+            rows.append(fields)
+        data = _csv_text(rows, self._buffer, self._csv).encode("utf-8")
         self._write(data)
         self._position += len(data)
         if results:
             self._last_row = results[-1].contact.row
             self._unindexed = True
-        counts = self.counts
-        for r in results:
-            counts[str(r.status)] += 1
+        self.counts.update([str(r.status) for r in results])
 
     def close(self) -> Path:
         """Flush, put rows in sheet order, convert to XLSX if asked; return the report path."""
@@ -353,6 +355,29 @@ class ReportWriter:
             os.replace(tmp, self.journal_path)
 
 
+def _csv_text(rows: list[list[str]], buffer: io.StringIO, writer: Any) -> str:
+    """`writer.writerows(rows)`'s text (the excel dialect, into `buffer`), more cheaply: a row
+    whose fields need no quotes (no comma, quote or line break; NUL is left to the writer too)
+    is joined with commas; any other row goes to the writer."""
+    lines = []
+    for fields in rows:
+        line = ",".join(fields)
+        if (
+            not line
+            or line.count(",") != len(fields) - 1
+            or '"' in line
+            or "\r" in line
+            or "\n" in line
+            or "\0" in line
+        ):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow(fields)
+            line = buffer.getvalue().removesuffix("\r\n")
+        lines.append(line)
+    return "\r\n".join(lines) + "\r\n" if lines else ""
+
+
 @contextlib.contextmanager
 def _private_temp(folder: Path, name: str, like: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """A new file beside `name` in `folder`, created O_EXCL (mkstemp): a symlink or file
@@ -380,7 +405,7 @@ def write_xlsx(csv_path: Path, xlsx_path: Path, *, replace: bool = True) -> None
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.utils import get_column_letter
 
-    numeric = {REPORT_COLUMNS.index(n) for n in ("row", "http_status", "attempts")}
+    numeric = frozenset(_NUMERIC)
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("report")
     ws.freeze_panes = "A2"
