@@ -8,6 +8,8 @@ import gc
 import importlib.metadata
 import os
 import re
+import subprocess
+import sys
 import tomllib
 import tracemalloc
 from pathlib import Path
@@ -143,3 +145,21 @@ def test_compiled_templates_kept_for_reuse_are_bounded_in_a_long_lived_process()
 
     # Kept without bound, 200 more compiled templates hold ~10 MB.
     assert grown < 2_000_000, f"{grown:,} bytes kept after 200 more templates"
+
+
+def test_commands_other_than_run_and_the_fake_load_no_aiohttp(tmp_path: Path) -> None:
+    """`dialer --help`, `validate` and `status` build every command's options, the fake's
+    included; its aiohttp server costs ~0.15 s of start-up and belongs to the fake alone."""
+    probe = (
+        "import sys\n"
+        "from dialer.cli import build_parser\n"
+        "build_parser()\n"
+        "from dialer import fake_tabbly\n"
+        "assert fake_tabbly.DEFAULT_API_KEY\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -19,24 +19,63 @@ The parts, as a request meets them (every name below is importable from `dialer.
     runners.py   FakeTabblyThread and FakeTabblyProcess, for tests, the demo and bench
 """
 
-from dialer.fake_tabbly.command import LISTENING, add_arguments, run_from_args
-from dialer.fake_tabbly.faults import FAULT_NAMES, parse_fault
-from dialer.fake_tabbly.rules import (
-    DEFAULT_AGENT_ID,
-    DEFAULT_API_KEY,
-    DEFAULT_CALL_FROM,
-    DEFAULT_ORGANIZATION_ID,
-    MIN_BALANCE,
-    TRIGGER_PATH,
-)
-from dialer.fake_tabbly.runners import FakeTabblyProcess, FakeTabblyThread
-from dialer.fake_tabbly.server import (
-    SCRIPT_PATH,
-    STATE_PATH,
-    TOPUP_PATH,
-    FakeTabbly,
-    Received,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Each name's module, loaded on first use: `dialer --help` and every other command build the
+# fake's options without importing its aiohttp server.
+_HOMES = {
+    "LISTENING": "command",
+    "add_arguments": "command",
+    "run_from_args": "command",
+    "FAULT_NAMES": "faults",
+    "parse_fault": "faults",
+    "DEFAULT_AGENT_ID": "rules",
+    "DEFAULT_API_KEY": "rules",
+    "DEFAULT_CALL_FROM": "rules",
+    "DEFAULT_ORGANIZATION_ID": "rules",
+    "MIN_BALANCE": "rules",
+    "TRIGGER_PATH": "rules",
+    "FakeTabblyProcess": "runners",
+    "FakeTabblyThread": "runners",
+    "SCRIPT_PATH": "server",
+    "STATE_PATH": "server",
+    "TOPUP_PATH": "server",
+    "FakeTabbly": "server",
+    "Received": "server",
+}
+
+if TYPE_CHECKING:
+    from dialer.fake_tabbly.command import LISTENING, add_arguments, run_from_args
+    from dialer.fake_tabbly.faults import FAULT_NAMES, parse_fault
+    from dialer.fake_tabbly.rules import (
+        DEFAULT_AGENT_ID,
+        DEFAULT_API_KEY,
+        DEFAULT_CALL_FROM,
+        DEFAULT_ORGANIZATION_ID,
+        MIN_BALANCE,
+        TRIGGER_PATH,
+    )
+    from dialer.fake_tabbly.runners import FakeTabblyProcess, FakeTabblyThread
+    from dialer.fake_tabbly.server import (
+        SCRIPT_PATH,
+        STATE_PATH,
+        TOPUP_PATH,
+        FakeTabbly,
+        Received,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_AGENT_ID",

@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from dialer.fake_tabbly.rules import (
     DEFAULT_AGENT_ID,
@@ -15,8 +16,10 @@ from dialer.fake_tabbly.rules import (
     DEFAULT_CALL_FROM,
     DEFAULT_ORGANIZATION_ID,
 )
-from dialer.fake_tabbly.server import FakeTabbly
 from dialer.statuses import ExitCode
+
+if TYPE_CHECKING:  # the server (aiohttp.web) loads only to serve, not to build `dialer --help`
+    from dialer.fake_tabbly.server import FakeTabbly
 
 # The first line printed; FakeTabblyProcess reads the URL from it.
 LISTENING = "fake-tabbly listening on "
@@ -80,6 +83,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.INPUT_ERROR
+    from dialer.fake_tabbly.server import FakeTabbly
+
     try:
         fake = FakeTabbly(
             organization_id=args.organization_id,

@@ -33,7 +33,12 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.fake_tabbly.rules import STATUS_ERRORS, error_body, json_response
+from dialer.fake_tabbly.rules import STATUS_ERRORS, error_body
+
+
+def json_response(status: int, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json")
+
 
 _HTML500 = (
     b"<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>\n"

@@ -20,8 +20,6 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from aiohttp import web
-
 TRIGGER_PATH = "/dashboard/agents/endpoints/trigger-call"
 DEFAULT_ORGANIZATION_ID = 244
 DEFAULT_AGENT_ID = 33
@@ -70,10 +68,6 @@ def is_e164(number: object) -> bool:
 def error_body(message: str) -> bytes:
     """The real API's error shape."""
     return json.dumps({"success": False, "error": message}).encode()
-
-
-def json_response(status: int, body: bytes) -> web.Response:
-    return web.Response(status=status, body=body, content_type="application/json")
 
 
 def parse_body(raw: bytes) -> tuple[Any, dict[str, Any] | None]:

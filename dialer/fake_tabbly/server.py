@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.fake_tabbly.faults import Faults, fault_response
+from dialer.fake_tabbly.faults import Faults, fault_response, json_response
 from dialer.fake_tabbly.rules import (
     DEFAULT_AGENT_ID,
     DEFAULT_API_KEY,
@@ -28,7 +28,6 @@ from dialer.fake_tabbly.rules import (
     TRIGGER_PATH,
     Account,
     error_body,
-    json_response,
     parse_body,
 )
 
