@@ -29,13 +29,11 @@ from pathlib import Path
 
 from dialer.campaign import Campaign
 from dialer.contacts import Contact, Preparer, load_suppression, prepare_rows_packed, unpack_rows
+from dialer.settings import DEFAULTS
 from dialer.sheet import Sheet, iter_rows, open_sheet
 from dialer.sources import resolve_source
 from dialer.statuses import SheetError
 
-# Below this size one process is quicker than starting workers.
-PARALLEL_FROM_BYTES = 1024 * 1024
-CHUNK_ROWS = 5_000
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -44,7 +42,7 @@ class ContactStream:
     campaign: Campaign
     sheet: Sheet
     preparer: Preparer
-    chunk_rows: int = CHUNK_ROWS
+    chunk_rows: int = DEFAULTS.chunk_rows
     pool: ProcessPoolExecutor | None = None
     workers: int = 0
     _pending: deque[tuple[list[tuple[int, list[str]]], Future[list[tuple]]]] = field(
@@ -124,7 +122,7 @@ def open_contacts(
     preparer = Preparer.for_campaign(campaign, sheet, load_suppression(campaign))
     cores = os.cpu_count() or 1
     if parallel is None:
-        parallel = cores > 1 and path.stat().st_size >= PARALLEL_FROM_BYTES
+        parallel = cores > 1 and path.stat().st_size >= DEFAULTS.parallel_from_bytes
     if not parallel:
         return ContactStream(campaign, sheet, preparer)
     workers = min(cores, 4)

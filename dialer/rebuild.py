@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from dialer.campaign import Campaign
+from dialer.clock import Clock, system_clock
 from dialer.evidence import CalledRow, ReportFile, called_rows, campaign_reports
 from dialer.ledger import (
     BLANK,
@@ -110,13 +111,14 @@ class _LossCheck:
         self._refuse(loss_when_existing(self.campaign, ledger))
 
 
-def open_for_run(campaign: Campaign) -> Ledger:
+def open_for_run(campaign: Campaign, clock: Clock = system_clock) -> Ledger:
     """The run's ledger, locked; a lost one is refused before anything is written."""
     return Ledger.open(
         ledger_path(campaign),
         campaign.name,
         check=_LossCheck(campaign),
         campaign_file=campaign.path,
+        clock=clock,
     )
 
 
@@ -228,7 +230,7 @@ def _entry(row: CalledRow) -> Entry:
     note = f"rebuilt from report {row.report}"
     return Entry(
         called_to=row.called_to,
-        status=str(row.status),
+        status=row.status,
         reason=f"{note}: {row.reason}" if row.reason else note,
         http_status=row.http_status,
         attempts=row.attempts,
