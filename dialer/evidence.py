@@ -21,16 +21,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dialer.clock import stamp
+from dialer.paths import JOURNAL_SUFFIX, summary_path
 from dialer.report import undefuse
 from dialer.statuses import LedgerError, Status
 
 # Report statuses that show a person (maybe) called, and what the ledger records for them.
 CALLED = {
-    str(Status.TRIGGERED): Status.TRIGGERED,
-    str(Status.UNKNOWN): Status.UNKNOWN,
-    str(Status.ALREADY_CALLED): Status.TRIGGERED,
+    Status.TRIGGERED: Status.TRIGGERED,
+    Status.UNKNOWN: Status.UNKNOWN,
+    Status.ALREADY_CALLED: Status.TRIGGERED,
 }
-JOURNAL = ".partial.csv"
 _COLUMNS = ("row", "custom_identifiers", "called_to", "status", "reason", "http_status")
 _MORE = ("attempts", "call_id")
 
@@ -73,13 +74,12 @@ class CalledRow:
 
 
 def _file_time(path: Path) -> str:
-    when = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp(datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
 
 def _summary(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.with_name(path.name + ".summary.json").read_text("utf-8"))
+        data = json.loads(summary_path(path).read_text("utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -96,8 +96,8 @@ def campaign_reports(folder: Path, *, skip: frozenset[str] = frozenset()) -> lis
         raise LedgerError(f"{folder}: cannot list the campaign's reports: {exc.strerror}") from None
     found = []
     for name in names:
-        if name.endswith(JOURNAL):
-            report = name[: -len(JOURNAL)]
+        if name.endswith(JOURNAL_SUFFIX):
+            report = name.removesuffix(JOURNAL_SUFFIX)
             if report in names or not report.lower().endswith(".xlsx"):
                 continue
         elif name.lower().endswith((".csv", ".xlsx")):

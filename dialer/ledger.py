@@ -99,7 +99,7 @@ _ENVIRONMENT_CODES = frozenset(
 # Records of a row a run did not send ...
 _NOT_SENT = frozenset({Status.NOT_ATTEMPTED, Status.OUTSIDE_WINDOW})
 # ... may never replace these: the person may have been called.
-_KEEP = (str(Status.TRIGGERED), str(Status.UNKNOWN))  # str: a tuple for the SQL text
+_KEEP = (Status.TRIGGERED.value, Status.UNKNOWN.value)  # plain text, for the SQL below
 _CLAIM = "INSERT OR REPLACE INTO sending (called_to, row, run_id, started_at) VALUES (?, ?, ?, ?)"
 _UNCLAIM = "DELETE FROM sending WHERE called_to = ?"
 _UPSERT = """

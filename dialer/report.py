@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dialer.contacts import Contact
+from dialer.paths import SUMMARY_SUFFIX, journal_path, summary_path
 from dialer.statuses import DialerError, Status
 
 REPORT_COLUMNS = (
@@ -48,9 +49,7 @@ REPORT_COLUMNS = (
 _UNTRUSTED = tuple(
     REPORT_COLUMNS.index(n) for n in ("custom_identifiers", "phone_raw", "reason", "call_id")
 )
-# Files a report brings along, beside it: the summary, the XLSX journal, private temp files.
-SUMMARY_SUFFIX = ".summary.json"
-_JOURNAL_SUFFIX = ".partial.csv"
+# Private temp files beside a report (its summary and XLSX journal are named in `paths`).
 _TEMP_SUFFIX = ".tmp"
 # Longest addition to a report's (or its journal's) name: the summary, or a private temp file.
 _LONGEST_EXTRA = max(len(SUMMARY_SUFFIX), len(".XXXXXXXX" + _TEMP_SUFFIX))
@@ -127,14 +126,10 @@ def cannot_write(path: Path, exc: OSError, what: str = "the report") -> ReportWr
     return ReportWriteError(f"{path}: cannot write {what}: {cause}")
 
 
-def summary_path(report_path: Path) -> Path:
-    return report_path.with_name(report_path.name + SUMMARY_SUFFIX)
-
-
 def check_report_path(path: Path) -> None:
     """Everything a report will write, checked before the first call: every name short enough
     for its folder, the folder a folder, nothing there already (report, journal, summary)."""
-    journal = path.with_name(path.name + _JOURNAL_SUFFIX) if _is_xlsx(path) else path
+    journal = journal_path(path) if _is_xlsx(path) else path
     folder = next((p for p in (path.parent, *path.parent.parents) if _exists(path, p)), Path("."))
     if not folder.is_dir():
         raise cannot_write(path, NotADirectoryError(errno.ENOTDIR, "not a folder"))
@@ -178,7 +173,7 @@ class ReportWriter:
         self._flush_each = flush_each
         self.xlsx = _is_xlsx(path)
         # XLSX cannot be appended to: a CSV journal beside it is what a crash leaves.
-        self.journal_path = path.with_name(path.name + _JOURNAL_SUFFIX) if self.xlsx else path
+        self.journal_path = journal_path(path) if self.xlsx else path
         check_report_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

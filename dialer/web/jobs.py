@@ -31,12 +31,11 @@ from typing import Any
 
 from dialer.campaign import Campaign
 from dialer.paths import default_report_path
-from dialer.statuses import ExitCode, Status, UsageError
+from dialer.statuses import ERROR_PREFIX, ExitCode, Status, UsageError
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.settings import MB, Settings
 
-CLI_ERROR = "dialer: error: "  # how the CLI prints a DialerError on stderr (cli.py)
 
 
 class ChecksBusy(Exception):
@@ -212,10 +211,10 @@ class Jobs:
         message = lines[-1] if lines else f"the check ended with exit code {returncode}"
         lowered = stderr.lower()
         ran_out = "memory" in lowered or "failed to map" in lowered
-        if not message.startswith(CLI_ERROR) and (ran_out or (returncode or 0) < 0):
+        if not message.startswith(ERROR_PREFIX) and (ran_out or (returncode or 0) < 0):
             # Over check_memory: MemoryError, a native library giving up, or a signal.
             return texts.check_needs_memory(self.settings)
-        return message.removeprefix(CLI_ERROR)
+        return message.removeprefix(ERROR_PREFIX)
 
     async def stale(self, dry: DryRun) -> str:
         """Why this check no longer describes what a launch would do ("" if it still does)."""
@@ -320,7 +319,7 @@ class Jobs:
                 with contextlib.suppress(ValueError):
                     run.state = json.loads(line)
             elif line:
-                run.messages.append(line.removeprefix(CLI_ERROR))
+                run.messages.append(line.removeprefix(ERROR_PREFIX))
             run.changed.set()
         exit_code = await run.proc.wait()
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
