@@ -575,8 +575,8 @@ class Ledger:
         return self._flush_waiter
 
     def _flush(self) -> None:
-        # On the loop's own thread: a commit is ~0.2 ms here, and a hand-off to a writer
-        # thread cost 40% of the throughput (each batch waited for the GIL).
+        # On the loop's own thread: a commit is short, and a hand-off to a writer thread
+        # cost far more than it saved (each batch waited for the GIL; see bench/).
         waiter, self._flush_waiter = self._flush_waiter, None
         batch, self._pending = self._pending, []
         self._commit(batch)

@@ -8,7 +8,7 @@
 This is the one place that decides which file is read (`--contacts` or the newest match of
 `source`) and checks that it holds contacts at all, so `validate` and `run` agree.
 
-Per-row work (phone numbers, templates: ~25 us a row) runs in worker processes for large
+Per-row work (phone numbers, templates) runs in worker processes for large
 sheets, a few chunks ahead of the consumer so memory stays bounded; the parent reads the sheet,
 dedupes in order and writes. The pool is forked while the process is still single-threaded.
 """

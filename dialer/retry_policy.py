@@ -5,9 +5,9 @@
 
 Which answers are retryable at all is decided in `tabbly.classify` from `statuses.RETRYABLE_HTTP`;
 this module only paces the retries. The parts are tenacity's (exponential backoff with jitter,
-stop after N attempts), composed once: a tenacity `AsyncRetrying` per request cost a third of
-the throughput, and one shared `AsyncRetrying` keeps per-call state that concurrent workers
-would trample.
+stop after N attempts), composed once: a tenacity `AsyncRetrying` per request cost much of
+the throughput (bench/), and one shared `AsyncRetrying` keeps per-call state that concurrent
+workers would trample.
 """
 
 from __future__ import annotations

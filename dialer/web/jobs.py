@@ -37,7 +37,6 @@ from dialer.web.auth import TOKEN_ENV
 from dialer.web.settings import MB, Settings
 
 
-
 class ChecksBusy(Exception):
     """`max_checks` checks are under way already."""
 
