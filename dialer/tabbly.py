@@ -31,7 +31,6 @@ from dialer.statuses import (
     Kind,
 )
 
-__all__ = ["Kind", "Outcome", "TabblyClient", "classify"]
 _REASON_CHARS = 200
 
 

@@ -441,18 +441,27 @@ def test_rate_limit_holds_when_ledger_commits_are_slow(
 
 
 def test_progress_survives_its_reader_going_away():
+    from dataclasses import replace
+
     from dialer.contacts import Contact
     from dialer.progress import Progress
     from dialer.report import RowResult
+    from dialer.settings import DEFAULTS
     from dialer.statuses import Status
 
     class GoneReader(io.StringIO):
+        attempts = 0
+
         def write(self, text: str) -> int:
+            GoneReader.attempts += 1
             raise BrokenPipeError("the page's server went away")
 
-    progress = Progress(GoneReader(), mode="jsonl")
+    every_row = replace(DEFAULTS, jsonl_every_seconds=0.0)
+    progress = Progress(GoneReader(), mode="jsonl", settings=every_row)
     contact = Contact(1, "C1", "x", "+917359043943", Status.READY, "", "Hi", "", ())
     for _ in range(3):
-        progress._last = -1e9  # due at once
         progress.row_done(RowResult(contact, Status.TRIGGERED, ""))
     progress.close()  # no exception: the run carries on without its watcher
+
+    assert GoneReader.attempts == 1  # after the reader went away, nothing more is tried
+    assert progress.counts[Status.TRIGGERED] == 3
