@@ -63,6 +63,10 @@ class ExitCode(IntEnum):
     INTERNAL = 70  # EX_SOFTWARE: cron and systemd must see a crash as a failure
 
 
+# The run went to the end of the sheet (some rows may have problems): not stopped early.
+FINISHED_CODES = frozenset({ExitCode.OK, ExitCode.ROW_PROBLEMS})
+
+
 class StopReason(StrEnum):
     """Why a run stopped sending early; it names the summary's `close_reason`."""
 

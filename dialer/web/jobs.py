@@ -31,7 +31,7 @@ from typing import Any
 
 from dialer.campaign import Campaign
 from dialer.paths import default_report_path
-from dialer.statuses import ERROR_PREFIX, ExitCode, Status, UsageError
+from dialer.statuses import ERROR_PREFIX, FINISHED_CODES, Status, UsageError
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.settings import MB, Settings
@@ -179,7 +179,7 @@ class Jobs:
                 os.killpg(proc.pid, signal.SIGKILL)  # the check and its workers
             await proc.wait()
             raise UsageError(texts.CHECK_TOO_SLOW) from None
-        finished = proc.returncode in (ExitCode.OK, ExitCode.ROW_PROBLEMS)
+        finished = proc.returncode in FINISHED_CODES
         if not finished or not reports.summary_path(report).is_file():
             message = self._check_failure(err.decode("utf-8", "replace"), proc.returncode)
             raise UsageError(message.replace(str(upload), sheet_name))
