@@ -42,7 +42,6 @@ from dialer.run_options import RunOptions
 from dialer.settings import DEFAULTS, Settings
 from dialer.sheet_files import shown_names
 from dialer.statuses import (
-    CLAIM,
     DialerError,
     ExitCode,
     Status,
@@ -488,6 +487,4 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
 
 def _label(facts: Facts) -> str:
     """How `status` names a kind of record the next run sends again."""
-    if facts.claim_left:
-        return CLAIM
     return f"{facts.status} (retryable)" if facts.retryable else str(facts.status)

@@ -241,3 +241,40 @@ def test_pacer_with_a_stop_event_holds_the_cap_like_without():
     assert all(
         later - earlier >= window for earlier, later in zip(grants, grants[4:], strict=False)
     )
+
+
+def test_outside_window_is_recorded_one_way_whenever_the_window_closes(
+    project: Project, fake: FakeTabbly, monkeypatch
+):
+    # Row 1 passes the check as a worker takes it, then the pacer holds it past the window's
+    # end: refused as its request would leave. Row 2 is refused as the worker takes it.
+    project.write_sheet([[f"C{i}", f"N{i}", indian_mobile(i), f"O{i}"] for i in range(2)])
+    project.write_campaign(fake.url, dispatch="concurrency = 1")
+    window = '\n[window]\nhours = "09:00-20:00"\n'
+    project.campaign.write_text(project.campaign.read_text() + window)
+    outside = datetime(2026, 11, 25, 14, 31, tzinfo=UTC)  # 20:01 in India
+    held: list[float | None] = []
+    real_wait = Pacer.wait
+
+    async def wait_past_the_end(self, stopped=None):
+        held.append(await real_wait(self, stopped))
+        return held[-1]
+
+    monkeypatch.setattr(Pacer, "wait", wait_past_the_end)
+
+    commands.run(
+        load_campaign(project.campaign),
+        yes=True,
+        environ=KEY_ENV,
+        clock=lambda: outside if held else INSIDE_INDIA,
+    )
+
+    rows = project.report_rows()
+    assert len(held) == 1 and fake.received == []
+    assert [r["status"] for r in rows] == [Status.OUTSIDE_WINDOW] * 2
+    assert all(r["started_at"] and r["finished_at"] for r in rows), rows
+    ledger = Ledger.open_readonly(project.ledger)
+    assert ledger is not None
+    with ledger:
+        groups = [(f.status, f.retryable, n) for f, n in ledger.fact_groups()]
+    assert groups == [(Status.OUTSIDE_WINDOW, False, 2)]
