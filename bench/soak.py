@@ -1,12 +1,16 @@
 """`make soak`: kill -9 a real campaign run at random moments, rerun, and prove nobody was
 called twice and no row was lost (SPEC 6.3).
 
-    python -m bench.soak [--kills 30] [--rows 400] [--seed 1]
+    python -m bench.soak [--kills 30] [--rows 400] [--seed 1] [--lose-wal 0.3]
 
 One `dialer fake-tabbly` process serves every run (a wallet that never empties, a few 500s so
 retries happen). Each round starts `dialer run --yes` and kills it with SIGKILL at a random
 moment: during start-up (before any request) or once the fake has received a random number
-of new requests. The next round is the rerun. A last run is left to finish. Then:
+of new requests. After some kills (`--lose-wal`, a fraction) the ledger's -wal and -shm files
+are deleted too, as an operator copying only `soak.sqlite` would: `dialer status` must then
+refuse the ledger as lost whenever the deleted WAL held anything, and `dialer ledger rebuild`
+rebuilds it from the reports and the claims journal. The next round is the rerun. A last run
+is left to finish. Then:
 
 - twice: numbers the upstream accepted (200) more than once. Must be 0.
 - lost: numbers the upstream accepted that the ledger does not hold as `triggered` or
@@ -124,6 +128,36 @@ def _kill_round(campaign: Path, fake: FakeTabblyProcess, rng: random.Random) -> 
     return when
 
 
+def _dialer(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TABBLY_API_KEY": DEFAULT_API_KEY}
+    return subprocess.run(
+        [sys.executable, "-m", "dialer", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=ROUND_BOUND_SECONDS,
+        check=False,
+    )
+
+
+def _lose_wal(root: Path, campaign: Path) -> str:
+    """Delete the -wal and -shm; if the ledger is then refused as lost, rebuild it."""
+    ledger = root / "state" / "soak.sqlite"
+    held = ledger.with_name(ledger.name + "-wal")
+    frames = held.stat().st_size if held.exists() else 0
+    for suffix in ("-wal", "-shm"):
+        ledger.with_name(ledger.name + suffix).unlink(missing_ok=True)
+    status = _dialer("status", str(campaign))
+    if status.returncode == 0:
+        return f"WAL ({frames} bytes) lost: not refused"
+    if "dialer ledger rebuild" not in status.stderr:
+        raise SystemExit(f"soak: status after a lost WAL: {status.stderr.strip()}")
+    rebuilt = _dialer("ledger", "rebuild", str(campaign))
+    if rebuilt.returncode != 0:
+        raise SystemExit(f"soak: rebuild failed: {rebuilt.stderr.strip()}")
+    return f"WAL ({frames} bytes) lost: refused, rebuilt"
+
+
 def _last_report(root: Path) -> Path:
     folder = root / "reports" / "soak"
     reports = sorted(
@@ -132,7 +166,7 @@ def _last_report(root: Path) -> Path:
     return reports[-1]
 
 
-def soak(kills: int, rows: int, seed: int) -> int:
+def soak(kills: int, rows: int, seed: int, lose_wal: float = 0.0) -> int:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="dialer-soak-") as tmp:
         root = Path(tmp)
@@ -142,8 +176,13 @@ def soak(kills: int, rows: int, seed: int) -> int:
         ) as fake:
             campaign = _campaign(root, fake.url)
             t0 = time.monotonic()
+            losses = Counter[str]()
             for i in range(kills):
                 when = _kill_round(campaign, fake, rng)
+                if rng.random() < lose_wal:
+                    lost = _lose_wal(root, campaign)
+                    losses[lost.split(": ", 1)[1]] += 1
+                    when += f"; {lost}"
                 print(f"  kill {i + 1:>2}/{kills}: {when}", flush=True)
             final = _start(campaign)
             code = final.wait(timeout=ROUND_BOUND_SECONDS)
@@ -170,6 +209,7 @@ def soak(kills: int, rows: int, seed: int) -> int:
     print(f"soak: {kills} kill -9 over {rows} rows in {seconds:.0f} s (seed {seed})")
     print(f"  requests received by the fake: {len(received)}, accepted: {sum(accepted.values())}")
     print(f"  last run: exit {code}, report statuses {dict(sorted(statuses.items()))}")
+    print(f"  kills followed by a lost -wal: {sum(losses.values())} {dict(losses)}")
     print(f"  numbers accepted twice: {twice}")
     print(f"  numbers accepted but not triggered/unknown in the ledger: {lost}")
     print(f"  rows without a final status: {unfinished}")
@@ -183,8 +223,14 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=30, help="kill -9 rounds (default 30)")
     parser.add_argument("--rows", type=int, default=2000, help="rows in the sheet (default 2000)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill moments (1)")
+    parser.add_argument(
+        "--lose-wal",
+        type=float,
+        default=0.3,
+        help="fraction of kills after which the ledger's -wal is deleted (default 0.3)",
+    )
     args = parser.parse_args()
-    return soak(args.kills, args.rows, args.seed)
+    return soak(args.kills, args.rows, args.seed, args.lose_wal)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -107,9 +107,6 @@ class Campaign:
 
     def resolved_endpoint(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
         return environ.get(ENDPOINT_ENV) or self.endpoint or DEFAULT_ENDPOINT
-
-    def with_overrides(self, **changes: Any) -> Campaign:
-        return replace(self, **changes)
 
 
 # key -> (type, required); "path" types are resolved against the campaign file's folder.

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import chain
@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, TextIO
 from dialer.campaign import ENDPOINT_ENV, Campaign, endpoint_problem
 from dialer.clock import Clock, stamp, system_clock
 from dialer.contacts import Contact
+from dialer.evidence import note_report
 from dialer.gate import Facts, Gate
 from dialer.interrupts import STOP_SIGNALS, honoured
 from dialer.ledger import Ledger
 from dialer.masking import mask_phone, mask_text
-from dialer.paths import default_report_path, ledger_path
+from dialer.paths import default_report_path, ledger_path, reports_folder
 from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
 from dialer.rebuild import open_for_reading, open_for_run
@@ -93,19 +94,35 @@ def _verdicts(
     now: datetime,
     samples: Samples,
     maybe_called: Counter[str] | None = None,
-) -> Iterator[list[RowResult]]:
+) -> Generator[list[RowResult], None, None]:
     """Each chunk's rows with the status the gate gives them if the run started now (no
     network); the first ready ones go to `samples`. Shared by the dry run and the consent step.
 
     `maybe_called[Status.UNKNOWN]` counts the ready rows that only `--retry-unknown` lets
     through: an earlier call to them may have been placed."""
-    ledger = open_for_reading(campaign)  # a lost ledger is refused here too (SPEC 6.3)
+    # A lost ledger is refused here too (SPEC 6.3), at the call: before any report exists.
+    ledger = open_for_reading(campaign)
+    chunks = _verdict_chunks(campaign, prepared, options, now, samples, maybe_called, ledger)
+    next(chunks)  # started: closing it now closes the ledger
+    return chunks
+
+
+def _verdict_chunks(
+    campaign: Campaign,
+    prepared: Prepared,
+    options: RunOptions,
+    now: datetime,
+    samples: Samples,
+    maybe_called: Counter[str] | None,
+    ledger: Ledger | None,
+) -> Generator[list[RowResult], None, None]:
     gate = Gate(campaign.window, options, ledger)
     # The same ledger without --retry-unknown: which ready rows only that option lets through.
     strict = None
     if maybe_called is not None and ledger is not None and options.retry_unknown:
         strict = Gate(campaign.window, replace(options, retry_unknown=False), ledger)
     try:
+        yield []  # the priming step of `_verdicts`
         for chunk in prepared.chunks:
             results = []
             for contact in chunk:
@@ -142,8 +159,12 @@ def validate(
     prepared = prepare(campaign, contacts)
     report_path = report_path or default_report_path(campaign, now)
     samples = Samples()
-    with ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report:
-        for results in _verdicts(campaign, prepared, options, now, samples):
+    verdicts = _verdicts(campaign, prepared, options, now, samples)
+    with (
+        contextlib.closing(verdicts),
+        ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report,
+    ):
+        for results in verdicts:
             report.write_in_order(results)
     code = exit_code_for(report.counts, None)
     summary = _summary(
@@ -324,6 +345,7 @@ def run(
             warning = retry_unknown_warning(unknown, upper_bound=True)
             print(warning, file=err)
             warnings.append(warning)
+        note_report(reports_folder(campaign), report_path)  # found again if the ledger is lost
         report = ReportWriter(report_path, prepared.stream.sheet.headers)
         try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))

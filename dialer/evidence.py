@@ -9,6 +9,10 @@ A report row shows a person called when it is `triggered` or `unknown` (maybe ca
 `already_called`: a run writes that only for a person its ledger held as triggered, so it
 still counts when the report of the call itself is gone. A run killed before its end leaves
 its report (or, for XLSX, the `.partial.csv` journal) without a summary; its rows count too.
+
+A run whose report is written outside `reports/<campaign>/` (`--report elsewhere.csv`) names
+it in that folder's `OTHER_REPORTS` index before its first call, so every run's report is
+found again when the ledger is lost; such a report is known by its absolute path.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dialer.clock import stamp
-from dialer.paths import JOURNAL_SUFFIX, summary_path
-from dialer.report import undefuse
+from dialer.paths import JOURNAL_SUFFIX, journal_path, summary_path
+from dialer.report import cannot_write, undefuse
 from dialer.statuses import LedgerError, Status
 
 # Report statuses that show a person (maybe) called, and what the ledger records for them.
@@ -32,6 +36,8 @@ CALLED = {
     Status.UNKNOWN: Status.UNKNOWN,
     Status.ALREADY_CALLED: Status.TRIGGERED,
 }
+# In the campaign's reports folder: one absolute path a line, each a report written elsewhere.
+OTHER_REPORTS = "other-reports.txt"
 _COLUMNS = ("row", "custom_identifiers", "called_to", "status", "reason", "http_status")
 _MORE = ("attempts", "call_id")
 
@@ -85,9 +91,55 @@ def _summary(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def report_key(stored: str | Path, folder: Path) -> str:
+    """How a report is named in `ReportFile.name`, the ledger's `rebuilt_from` and the loss
+    check: its file name in the campaign's folder, its absolute path anywhere else."""
+    path = Path(stored)
+    if not path.is_absolute() or path.parent.resolve() == folder.resolve():
+        return path.name  # a relative path from before runs stored absolute ones: its name
+    return str(path.parent.resolve() / path.name)
+
+
+def note_report(folder: Path, report: Path) -> None:
+    """Before a run's first call: a report outside the campaign's folder is named in its
+    index, so the loss check and a rebuild find it (a report in the folder is listed)."""
+    key = report_key(report.absolute(), folder)
+    if key == report.name:
+        return
+    index = folder / OTHER_REPORTS
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(index, "a", encoding="utf-8") as f:
+            f.write(key + "\n")
+    except OSError as exc:
+        raise cannot_write(index, exc, "the index of reports kept outside this folder") from None
+
+
+def _other_reports(folder: Path) -> list[Path]:
+    try:
+        text = (folder / OTHER_REPORTS).read_text("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise LedgerError(f"{folder / OTHER_REPORTS}: cannot read: {exc.strerror}") from None
+    paths = {Path(line) for line in text.splitlines() if line.startswith("/")}
+    return sorted(p for p in paths if p.parent.resolve() != folder.resolve())
+
+
+def _found(path: Path, name: str, report: Path) -> ReportFile | None:
+    summary = _summary(report)
+    started = summary.get("started_at") if summary else None
+    try:
+        time = started if isinstance(started, str) else _file_time(path)
+    except OSError:
+        return None  # gone while we looked (a report being converted to XLSX)
+    return ReportFile(path, name, summary, time)
+
+
 def campaign_reports(folder: Path, *, skip: frozenset[str] = frozenset()) -> list[ReportFile]:
-    """Every report in `folder` but those named in `skip`, oldest first; an XLSX run's journal
-    stands for its report only when the run was killed before writing the XLSX."""
+    """Every report in `folder`, and every one its index names elsewhere, but those named in
+    `skip`, oldest first; an XLSX run's journal stands for its report only when the run was
+    killed before writing the XLSX."""
     try:
         names = {p.name for p in folder.iterdir() if p.is_file()}
     except FileNotFoundError:
@@ -106,15 +158,31 @@ def campaign_reports(folder: Path, *, skip: frozenset[str] = frozenset()) -> lis
             continue
         if report in skip:
             continue  # accounted for: not even its summary is read
-        path = folder / name
-        summary = _summary(folder / report)
-        started = summary.get("started_at") if summary else None
-        try:
-            time = started if isinstance(started, str) else _file_time(path)
-        except OSError:
-            continue  # gone while we looked (a report being converted to XLSX)
-        found.append(ReportFile(path, report, summary, time))
-    return sorted(found, key=lambda r: (r.time, r.name))
+        found.append(_found(folder / name, report, folder / report))
+    for report in _other_reports(folder):
+        key = str(report)
+        if key in skip:
+            continue
+        journal = journal_path(report)
+        if report.exists():
+            found.append(_found(report, key, report))
+        elif report.name.lower().endswith(".xlsx") and journal.exists():
+            found.append(_found(journal, key, report))
+    return sorted(filter(None, found), key=lambda r: (r.time, r.name))
+
+
+def report_of_run(stored: str, folder: Path) -> ReportFile | None:
+    """The report a run named (its path as the ledger holds it), as found on disk now."""
+    if not stored:
+        return None
+    key = report_key(stored, folder)
+    path = folder / key if key == Path(stored).name else Path(key)
+    journal = journal_path(path)
+    if path.exists():
+        return _found(path, key, path)
+    if path.name.lower().endswith(".xlsx") and journal.exists():
+        return _found(journal, key, path)
+    return None
 
 
 def called_rows(report: ReportFile) -> Iterator[CalledRow]:

@@ -2,7 +2,7 @@
 
     >>> ledger = Ledger.open(path, campaign="order-followup")      # takes the run lock
     >>> ledger.facts("+917359043943")                              # what `dialer.gate` judges
-    >>> await ledger.claim(Claim("+917359043943", row=7))          # durable before the POST
+    >>> await ledger.claim(Claim(run_id, "+917359043943", 7))      # durable before the POST
     >>> ledger.record(Entry("+917359043943", Status.TRIGGERED))    # committed with the next batch
 
 One row per person (E.164) per campaign in `calls`, the last outcome. A claim (`sending`)
@@ -14,8 +14,10 @@ night forget who was called.
 
 Commits are grouped: every claim made in the same event-loop turn shares one transaction
 (synchronous=FULL: a claim survives a power cut), so the ledger costs little at thousands of
-calls a second while no request ever leaves before its claim is on disk. Closing a run's
-ledger checkpoints the WAL, so a finished run leaves one file, safe to copy on its own.
+calls a second while no request ever leaves before its claim is on disk. Each committed batch
+of claims is also appended to the claims journal (`dialer.claims`) before its requests leave,
+so a lost -wal cannot hide a call in flight. Closing a run's ledger checkpoints the WAL, so a
+finished run leaves one file, safe to copy on its own; only then is the journal emptied.
 
 Opening never writes before the caller's `OpenCheck` has seen the file: a ledger that is new
 (missing, 0 bytes, no tables) or one that may be stale is judged against the campaign's reports
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from dialer.claims import Claim, ClaimsJournal, claims_path
 from dialer.clock import Clock, stamp, system_clock
 from dialer.gate import NO_FACTS, Facts, Gate
 from dialer.statuses import CLAIM, LedgerError, Status
@@ -116,14 +119,6 @@ _UPSERT_UNLESS_CALLED = _UPSERT + f"WHERE calls.status NOT IN {_KEEP!r}"
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
-    """A request about to leave (`sending`): committed before the POST (SPEC 6.3)."""
-
-    called_to: str
-    row: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Entry:
     """A row's outcome, the person's last record."""
 
@@ -176,9 +171,19 @@ class CorruptLedger(LedgerError):
     """The file is damaged (not the environment): `dialer ledger rebuild` replaces it."""
 
 
+# SQLite's integrity reports span lines ("*** in database main ***\nPage 3: ..."): the
+# error is one line, so the cause is folded and cut to this many characters.
+_CAUSE_CHARS = 160
+
+
+def one_line(text: object, limit: int = _CAUSE_CHARS) -> str:
+    folded = " ".join(str(text).split())
+    return folded if len(folded) <= limit else folded[: limit - 3] + "..."
+
+
 def corrupt(path: Path, cause: object, campaign_file: Path | str) -> CorruptLedger:
     return CorruptLedger(
-        f"{path}: the ledger is unreadable or corrupt ({cause}); it is never repaired "
+        f"{path}: the ledger is unreadable or corrupt ({one_line(cause)}); it is never repaired "
         f"automatically; {rebuild_advice(campaign_file)} (it keeps this file aside)"
     )
 
@@ -195,6 +200,18 @@ def fresh_reason(path: Path) -> str | None:
 
 
 BLANK = "the ledger has no tables (only its main file is left: was its -wal file lost?)"
+# A main file in WAL mode was written by a run (`_prepare`): with no tables, its -wal is gone.
+BLANK_WAL = "the ledger has no tables though a run used it (its -wal file was lost)"
+
+
+def blank_reason(path: Path) -> str:
+    """Why an SQLite file with no tables holds no ledger: WAL mode means a run wrote it."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return BLANK
+    return BLANK_WAL if header[18:20] == b"\x02\x02" else BLANK
 
 
 def _readonly_uri(path: Path) -> str:
@@ -335,6 +352,9 @@ class Ledger:
         self._orphans = conn.execute("SELECT EXISTS (SELECT 1 FROM sending)").fetchone()[0] == 1
         self.run_id: int | None = None
         self.ledger_id = _meta(conn, "ledger_id")
+        self._journal: ClaimsJournal | None = None  # a run's claims journal, when writable
+        # Outcomes that orphan claims' own reports show (`triggered` rows): adopted as such.
+        self._reported: dict[str, Entry] = {}
 
     @classmethod
     def open(
@@ -370,15 +390,20 @@ class Ledger:
                     if check is not None:
                         check.existing(ledger)
                 elif why is None and check is not None:
-                    check.new(BLANK)
+                    check.new(blank_reason(path))
                 _prepare(conn, path, campaign, stamp(clock()))
+                ledger = ledger or cls(path, conn, lock_fd, clock)
+                journal = claims_path(path)
+                try:
+                    ledger._journal = ClaimsJournal.open(journal)
+                except OSError as exc:
+                    raise cannot_write(path, exc) from None
             except BaseException:
                 conn.close()
                 raise
         except BaseException:
             os.close(lock_fd)
             raise
-        ledger = ledger or cls(path, conn, lock_fd, clock)
         ledger.ledger_id = _meta(conn, "ledger_id")
         return ledger
 
@@ -404,7 +429,7 @@ class Ledger:
                         raise
                 return ledger
             conn.close()
-            why = BLANK
+            why = blank_reason(path)
         if check is not None:
             check.new(why)
         return None
@@ -420,10 +445,18 @@ class Ledger:
                 # The WAL's contents into the main file: a finished run's ledger is one file,
                 # so a copy or backup of `x.sqlite` alone holds every call (SPEC 6.3). Best
                 # effort: what is committed is safe in the WAL even if this fails (disk full).
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    # Not blocked, every frame of the WAL copied: only then may the claims
+                    # journal forget this run's claims (the main file holds them).
+                    done = busy is not None and busy[0] == 0 and 0 <= busy[2] == busy[1]
+                    if done and self._journal is not None:
+                        self._journal.empty()
         finally:
             self._conn.close()
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -435,9 +468,29 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def orphan_runs(self) -> dict[int, str]:
+        """The runs whose claims are left (`sending`), each with the report it named."""
+        return {
+            run: report or ""
+            for run, report in self._conn.execute(
+                "SELECT DISTINCT s.run_id, r.report FROM sending s "
+                "LEFT JOIN runs r ON r.id = s.run_id WHERE s.run_id IS NOT NULL"
+            )
+        }
+
+    def orphans_of(self, run_id: int) -> set[str]:
+        found = self._conn.execute("SELECT called_to FROM sending WHERE run_id = ?", (run_id,))
+        return {r[0] for r in found}
+
+    def use_reported(self, entries: dict[str, Entry]) -> None:
+        """Orphan claims whose own run's report shows them `triggered` (by number): the dry
+        run shows them and the run adopts them as such, not as `unknown`."""
+        self._reported = {k: v for k, v in entries.items() if v.status is Status.TRIGGERED}
+
     def adopt_orphans(self) -> int:
         """Claims left by a run that stopped before recording the answer (killed, or its
-        ledger could not be written) become `unknown`: maybe called (SPEC 6.3)."""
+        ledger could not be written) become `unknown`: maybe called (SPEC 6.3); those its
+        report shows `triggered` are recorded so. Returns how many became `unknown`."""
         now = self._now()
         reason = ORPHAN_REASON
         conn = self._conn
@@ -445,11 +498,16 @@ class Ledger:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 orphans = conn.execute("SELECT called_to, row, run_id FROM sending").fetchall()
+                # A claim whose run wrote `triggered` (with its call id) in its report, but
+                # could not record it here (disk full): recorded as the report says.
+                reported = [(self._reported.get(p), run) for p, _, run in orphans]
+                conn.executemany(_UPSERT, [e.params(run, now) for e, run in reported if e])
                 conn.executemany(
                     _UPSERT,
                     [
                         (phone, Status.UNKNOWN, reason, 0, None, 1, "", "", row, run, now)
                         for phone, row, run in orphans
+                        if phone not in self._reported
                     ],
                 )
                 conn.execute("DELETE FROM sending")
@@ -463,22 +521,13 @@ class Ledger:
         if orphans:
             self._empty = False
         self._orphans = False
-        return len(orphans)
+        return sum(1 for phone, _, _ in orphans if phone not in self._reported)
 
     def _now(self) -> str:
         return stamp(self.clock())
 
     def _write_error(self, exc: sqlite3.Error) -> LedgerError:
         return LedgerError(f"{self.path}: cannot write the ledger: {exc}")
-
-    def report_names(self) -> set[str]:
-        """File names of the reports this ledger accounts for: its runs', and any it was
-        rebuilt from. A report in the campaign's folder that is not here is a run it missed."""
-        names = {Path(r[0]).name for r in self._conn.execute("SELECT report FROM runs") if r[0]}
-        # A ledger from before rebuilds existed, opened read-only, has no `rebuilt_from`.
-        with contextlib.suppress(sqlite3.OperationalError):
-            names.update(r[0] for r in self._conn.execute("SELECT report FROM rebuilt_from"))
-        return names
 
     def campaign(self) -> str | None:
         return _meta(self._conn, "campaign")
@@ -497,7 +546,10 @@ class Ledger:
     def facts(self, called_to: str) -> Facts:
         """The person's last record, for `dialer.gate` to judge."""
         if self._orphans and self._is_orphan(called_to):
-            # What the run adopts it as, before anything is sent: a dry run must agree.
+            # What the run adopts the claim as, before anything is sent: a dry run agrees.
+            reported = self._reported.get(called_to)
+            if reported is not None:  # its own run's report shows it triggered
+                return Facts(Status.TRIGGERED, reported.reason, claim_left=True)
             return Facts(Status.UNKNOWN, ORPHAN_REASON, claim_left=True)
         if self._empty:
             return NO_FACTS
@@ -508,6 +560,49 @@ class Ledger:
             return NO_FACTS
         return Facts(Status(found[0]), found[1], bool(found[2]))
 
+    def accounts_for(self, called_to: str, run_id: int) -> bool:
+        """True when the ledger holds what run `run_id` did with this person: a claim, an
+        outcome recorded by that run or a later one, or a record that they were (maybe)
+        called. One statement, so one snapshot even while a run is writing."""
+        found = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM sending WHERE called_to = ?1) OR EXISTS (SELECT 1 "
+            "FROM calls WHERE called_to = ?1 AND (run_id >= ?2 OR status IN (?3, ?4)))",
+            (called_to, run_id, *_KEEP),
+        )
+        return bool(found.fetchone()[0])
+
+    def run_reports(self) -> list[tuple[int, str, bool]]:
+        """Each run's id, the report it named, and whether it finished."""
+        return [
+            (run, report, finished is not None)
+            for run, report, finished in self._conn.execute(
+                "SELECT id, report, finished_at FROM runs WHERE report IS NOT NULL"
+            )
+        ]
+
+    def rebuilt_from(self) -> set[str]:
+        """The reports this ledger was rebuilt from (names, or paths outside the folder)."""
+        # A ledger from before rebuilds existed, opened read-only, has no `rebuilt_from`.
+        with contextlib.suppress(sqlite3.OperationalError):
+            return {r[0] for r in self._conn.execute("SELECT report FROM rebuilt_from")}
+        return set()
+
+    def verified_through(self) -> int:
+        """Runs up to this id were checked against their reports when a later run started."""
+        value = _meta(self._conn, "verified_through_run")
+        return int(value) if value and value.isdigit() else 0
+
+    def mark_verified(self) -> None:
+        """Every run so far matches its report: later starts need not read those again. A
+        later loss of the WAL that keeps this mark keeps everything committed before it."""
+        try:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) "
+                "SELECT 'verified_through_run', COALESCE(MAX(id), 0) FROM runs"
+            )
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
+
     def _is_orphan(self, called_to: str) -> bool:
         found = self._conn.execute("SELECT 1 FROM sending WHERE called_to = ?", (called_to,))
         return found.fetchone() is not None
@@ -516,7 +611,8 @@ class Ledger:
         try:
             cur = self._conn.execute(
                 "INSERT INTO runs (started_at, sheet, report) VALUES (?, ?, ?)",
-                (self._now(), sheet, report),
+                # Absolute: the report is found again whatever the next run's cwd.
+                (self._now(), sheet, str(Path(report).absolute())),
             )
         except sqlite3.Error as exc:
             raise self._write_error(exc) from None
@@ -617,6 +713,16 @@ class Ledger:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._error = self._write_error(exc)
+            return
+        if claims and self._journal is not None:
+            # After the commit and before any of these requests leaves (their claims await
+            # this flush): see `dialer.claims` for why this order.
+            try:
+                self._journal.append(Claim(run_id or 0, c[0], c[1]) for c in claims)
+            except OSError as exc:
+                self._error = LedgerError(
+                    f"{self._journal.path}: cannot write the claims journal: {exc.strerror}"
+                )
 
     def _copy_into(self, conn: sqlite3.Connection) -> int:
         """Every call, claim and run of this ledger into `conn` (a rebuild); people copied."""

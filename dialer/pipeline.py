@@ -1,4 +1,4 @@
-"""Campaign + sheet -> a lazy stream of prepared `Contact` chunks, in sheet order.
+"""Campaign + sheet -> a lazy stream of `Contact` chunks, in sheet order.
 
     >>> stream = open_contacts(campaign)
     >>> for chunk in stream.chunks():
@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.campaign import Campaign
-from dialer.contacts import Contact, Preparer, load_suppression, prepare_rows_packed, unpack_rows
+from dialer.contacts import (
+    Contact,
+    ContactBuilder,
+    build_contacts_packed,
+    load_suppression,
+    unpack_rows,
+)
 from dialer.settings import DEFAULTS
 from dialer.sheet import Sheet, iter_rows, open_sheet
 from dialer.sources import resolve_source
@@ -39,9 +45,8 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 @dataclass(slots=True)
 class ContactStream:
-    campaign: Campaign
     sheet: Sheet
-    preparer: Preparer
+    preparer: ContactBuilder
     chunk_rows: int = DEFAULTS.chunk_rows
     pool: ProcessPoolExecutor | None = None
     workers: int = 0
@@ -50,34 +55,32 @@ class ContactStream:
     )
 
     def chunks(self) -> Iterator[list[Contact]]:
-        """Prepared chunks; a sheet with a header and no data rows is an error."""
+        """Contact chunks; a sheet with a header and no data rows is an error."""
         empty = True
         # The phone cell comes uncleaned so a removed invisible character is reported.
         raw_columns = frozenset({self.preparer.plan.phone_index})
         try:
-            for prepared in self._prepared(iter_rows(self.sheet, self.chunk_rows, raw_columns)):
+            for built in self._built(iter_rows(self.sheet, self.chunk_rows, raw_columns)):
                 empty = False
-                yield list(self.preparer.deduper.apply(prepared))
+                yield list(self.preparer.deduper.apply(built))
         finally:
             self.close()
         if empty:
             raise SheetError(f"{self.sheet.path}: has a header but no data rows")
 
-    def _prepared(
-        self, raw_chunks: Iterator[list[tuple[int, list[str]]]]
-    ) -> Iterator[list[Contact]]:
+    def _built(self, raw_chunks: Iterator[list[tuple[int, list[str]]]]) -> Iterator[list[Contact]]:
         plan = self.preparer.plan
         if self.pool is None:
             for raw in raw_chunks:
                 if raw:
-                    yield self.preparer.prepare_only(raw)
+                    yield self.preparer.build(raw)
             return
         ahead = self.workers * 2
         pending = self._pending
         for raw in raw_chunks:
             if not raw:
                 continue
-            pending.append((raw, self.pool.submit(prepare_rows_packed, plan, raw)))
+            pending.append((raw, self.pool.submit(build_contacts_packed, plan, raw)))
             if len(pending) > ahead:
                 done, future = pending.popleft()
                 yield unpack_rows(plan, done, future.result())
@@ -119,11 +122,11 @@ def open_contacts(
     path = Path(contacts) if contacts else resolve_source(campaign.contacts.source, campaign.folder)
     path = path.resolve()
     sheet = open_sheet(path, campaign.contacts.sheet)
-    preparer = Preparer.for_campaign(campaign, sheet, load_suppression(campaign))
+    builder = ContactBuilder.for_campaign(campaign, sheet, load_suppression(campaign))
     cores = os.cpu_count() or 1
     if parallel is None:
         parallel = cores > 1 and path.stat().st_size >= DEFAULTS.parallel_from_bytes
     if not parallel:
-        return ContactStream(campaign, sheet, preparer)
+        return ContactStream(sheet, builder)
     workers = min(cores, 4)
-    return ContactStream(campaign, sheet, preparer, pool=_start_pool(workers), workers=workers)
+    return ContactStream(sheet, builder, pool=_start_pool(workers), workers=workers)

@@ -5,11 +5,14 @@
     >>> rebuild(campaign, out)                # `dialer ledger rebuild CAMPAIGN`
 
 The ledger is lost when it is missing, empty (0 bytes) or has no tables (only its main file
-left, its -wal gone) while the campaign's reports show people called; or when reports in the
-campaign's folder belong to runs the ledger does not know (its runs table names each run's
-report; a rebuilt ledger names the reports it was rebuilt from) and show people called whom
-it would call again. Only those unknown reports are read on a normal start, so the check
-costs a directory listing.
+left, its -wal gone) while the campaign's reports or its claims journal show people called
+(or, for a main file a run wrote in WAL mode, while any run's report exists); or when it
+misses what a run did: a report of a run it does not know (its runs table names each run's
+report; a rebuilt ledger names the reports it was rebuilt from), or of a run it knows but
+that never finished (SQLite may have checkpointed part of a killed run's WAL), shows people
+called whom it does not account for, or a number in the claims journal (`dialer.claims`) is
+neither a call nor a claim in it. Finished runs' reports, and unfinished ones checked when a
+later run started, are not read again, so a normal start costs a directory listing.
 """
 
 from __future__ import annotations
@@ -23,20 +26,32 @@ from pathlib import Path
 from typing import TextIO
 
 from dialer.campaign import Campaign
+from dialer.claims import Claim, claims_path, read_claims
 from dialer.clock import Clock, system_clock
-from dialer.evidence import CalledRow, ReportFile, called_rows, campaign_reports
+from dialer.evidence import (
+    CalledRow,
+    ReportFile,
+    called_rows,
+    campaign_reports,
+    report_key,
+    report_of_run,
+)
 from dialer.ledger import (
-    BLANK,
+    BLANK_WAL,
     CorruptLedger,
     Entry,
     Ledger,
+    blank_reason,
     fresh_reason,
     rebuild_advice,
     take_lock,
     write_rebuilt,
 )
 from dialer.paths import ledger_path, reports_folder
-from dialer.statuses import ExitCode, LedgerError
+from dialer.statuses import ExitCode, LedgerError, Status
+
+# Why a claim that only the claims journal still shows is `unknown` after a rebuild.
+JOURNAL_REASON = "rebuilt from the claims journal: its request may have left when the run stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +61,25 @@ class Loss:
     why: str
     called: int  # people the campaign's reports show called
     missing: int  # of them, people the ledger would call again
+    journal: int = 0  # more people, only in the claims journal: maybe called
 
     def message(self, path: Path, folder: Path, campaign_file: Path | str) -> str:
+        if not self.called and not self.journal:  # a WAL-mode file without tables
+            return (
+                f"{path}: {self.why}, and a run's report is in {folder}: calls that run "
+                f"placed may be in no file; {rebuild_advice(campaign_file)}"
+            )
         missing = "" if self.missing == self.called else f", {self.missing} of them missing from it"
         people = "person" if self.called == 1 else "people"
+        more = (
+            f", and its claims journal {claims_path(path)} {self.journal} more whose calls "
+            "may have been placed"
+            if self.journal
+            else ""
+        )
         return (
             f"{path}: {self.why}, yet the reports in {folder} show {self.called} {people} "
-            f"called (triggered or unknown){missing}: a run now could call them again; "
+            f"called (triggered or unknown){missing}{more}: a run now could call them again; "
             f"{rebuild_advice(campaign_file)}"
         )
 
@@ -66,31 +93,66 @@ def _newest(reports: list[ReportFile]) -> dict[str, CalledRow]:
     return people
 
 
+def _claims(campaign: Campaign) -> list[Claim]:
+    return read_claims(claims_path(ledger_path(campaign)))
+
+
 def loss_when_new(campaign: Campaign, why: str) -> Loss | None:
-    """No ledger yet (`why`): lost if any report shows anyone called."""
-    people = _newest(campaign_reports(reports_folder(campaign)))
-    return Loss(why, len(people), len(people)) if people else None
+    """No ledger yet (`why`): lost if any report or the claims journal shows anyone called,
+    or, for a file a run wrote in WAL mode, if any run's report exists."""
+    reports = campaign_reports(reports_folder(campaign))
+    people = _newest(reports)
+    journal = {c.called_to for c in _claims(campaign)} - people.keys()
+    if people or journal:
+        return Loss(why, len(people), len(people), len(journal))
+    if why == BLANK_WAL and any(not r.dry_run for r in reports):
+        return Loss(why, 0, 0)
+    return None
 
 
 def loss_when_existing(campaign: Campaign, ledger: Ledger) -> Loss | None:
-    """An existing ledger: lost if a run report it does not account for shows people called
-    whom it would call again. Dry-run reports mirror a ledger, they record no call."""
+    """An existing ledger: lost if it misses what a run did. Read for that: the reports of
+    runs it does not know, and of runs it knows that never finished and were not checked
+    since (dry-run reports mirror a ledger, they record no call), and the claims journal."""
     folder = reports_folder(campaign)
-    missed = 0
-    for report in campaign_reports(folder, skip=frozenset(ledger.report_names())):
-        if report.dry_run or report.called_in_summary == 0:
+    verified = ledger.verified_through()
+    skip = set(ledger.rebuilt_from())
+    unfinished: dict[str, int] = {}
+    for run, stored, finished in ledger.run_reports():
+        key = report_key(stored, folder)
+        if finished or run <= verified:
+            skip.add(key)
+        else:
+            unfinished[key] = run
+    missed_runs = partly = 0
+    missing: set[str] = set()
+    for report in campaign_reports(folder, skip=frozenset(skip)):
+        run = unfinished.get(report.name)
+        if run is not None:  # a run it knows, killed: were its calls kept?
+            rows = called_rows(report)
+            lost = {r.called_to for r in rows if not ledger.accounts_for(r.called_to, run)}
+            partly += bool(lost)
+        elif report.dry_run or report.called_in_summary == 0:
             continue
-        if any(not ledger.knows(row.called_to) for row in called_rows(report)):
-            missed += 1
-    if not missed:
+        else:
+            lost = {r.called_to for r in called_rows(report) if not ledger.knows(r.called_to)}
+            missed_runs += bool(lost)
+        missing |= lost
+    claims = [c for c in _claims(campaign) if not ledger.accounts_for(c.called_to, c.run_id)]
+    if not missing and not claims:
         return None
     people = _newest(campaign_reports(folder))
-    unknown = sum(1 for phone in people if not ledger.knows(phone))
-    why = (
-        f"the ledger does not know {missed} of the campaign's runs (was its -wal file "
-        "lost, or an older copy restored?)"
-    )
-    return Loss(why, len(people), unknown)
+    missing |= {phone for phone in people if not ledger.knows(phone)}
+    journal = {c.called_to for c in claims} - people.keys()
+    causes = []
+    if missed_runs:
+        causes.append(f"does not know {missed_runs} of the campaign's runs")
+    if partly:
+        causes.append(f"misses calls of {partly} run(s) it knows, which never finished")
+    if claims:
+        causes.append(f"misses {len(claims)} claim(s) of its claims journal")
+    why = f"the ledger {', and '.join(causes)} (was its -wal file lost, or an older copy restored?)"
+    return Loss(why, len(people), len(missing & people.keys()), len(journal))
 
 
 class _LossCheck:
@@ -109,17 +171,41 @@ class _LossCheck:
 
     def existing(self, ledger: Ledger) -> None:
         self._refuse(loss_when_existing(self.campaign, ledger))
+        _use_reports(self.campaign, ledger)
+
+
+def _use_reports(campaign: Campaign, ledger: Ledger) -> None:
+    """Claims a stopped run left: those its own report shows `triggered` (the answer came,
+    the ledger could not record it) are adopted as such, with their call id."""
+    folder = reports_folder(campaign)
+    reported: dict[str, Entry] = {}
+    for run, stored in ledger.orphan_runs().items():
+        report = report_of_run(stored, folder)
+        if report is None:
+            continue
+        orphans = ledger.orphans_of(run)
+        for row in called_rows(report):
+            if row.called_to in orphans and row.status is Status.TRIGGERED:
+                note = f"recorded from the report of run {run}, which stopped before its ledger did"
+                reported[row.called_to] = _entry(row, note)
+    ledger.use_reported(reported)
 
 
 def open_for_run(campaign: Campaign, clock: Clock = system_clock) -> Ledger:
     """The run's ledger, locked; a lost one is refused before anything is written."""
-    return Ledger.open(
+    ledger = Ledger.open(
         ledger_path(campaign),
         campaign.name,
         check=_LossCheck(campaign),
         campaign_file=campaign.path,
         clock=clock,
     )
+    try:
+        ledger.mark_verified()  # every run so far matches its report: not read again
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
 
 
 def open_for_reading(campaign: Campaign) -> Ledger | None:
@@ -163,7 +249,7 @@ def _judge(campaign: Campaign, path: Path) -> tuple[Ledger | None, str]:
                     f"{folder}; nothing rebuilt (a working ledger is never replaced)"
                 )
             return old, loss.why
-        why = BLANK
+        why = blank_reason(path)
     if loss_when_new(campaign, why) is None:
         raise LedgerError(
             f"{path}: {why}, and no report in {folder} shows anyone called: nothing to "
@@ -186,6 +272,15 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
             people = _newest(reports)
             per_report = Counter(row.report for row in people.values())
             entries = [_entry(row) for row in people.values()]
+            # Claims whose request may have left but that no report and no surviving part
+            # of the old ledger shows: maybe called, so `unknown`, never sent again unasked.
+            journal = {
+                c.called_to: c
+                for c in _claims(campaign)
+                if c.called_to not in people
+                and (old is None or not old.accounts_for(c.called_to, c.run_id))
+            }
+            entries += [_journal_entry(c) for c in journal.values()]
             tmp = path.with_name(path.name + ".rebuilding")
             tmp.unlink(missing_ok=True)  # our own output from a rebuild that was interrupted
             done = write_rebuilt(
@@ -201,6 +296,8 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
         aside = _keep_aside(path)
         os.replace(tmp, path)
         _sync_folder(path.parent)
+        # Its claims are in the rebuilt ledger (synced): the journal starts afresh.
+        claims_path(path).unlink(missing_ok=True)
     except OSError as exc:
         raise LedgerError(f"{path}: cannot rebuild the ledger: {exc.strerror}") from None
     finally:
@@ -213,10 +310,16 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
     print(f"  people the reports show called: {len(people)} ({shown or 'none'})", file=out)
     if old is not None:
         print(f"  people kept from the old ledger: {done.kept}", file=out)
-    print(f"  people recorded from the reports: {done.from_reports}", file=out)
+    print(f"  people recorded from the reports: {done.from_reports - len(journal)}", file=out)
+    if journal:
+        print(
+            f"  people recorded from the claims journal as unknown (maybe called; in no "
+            f"report): {len(journal)}",
+            file=out,
+        )
     if aside:
         print(f"  the old file is kept as {aside}", file=out)
-    if killed:
+    if killed and not journal:
         print(
             f"  warning: {killed} report(s) have no summary (a run killed mid-way): calls "
             "in flight when it died are in no report; check Tabbly's call logs for them",
@@ -226,8 +329,8 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
     return int(ExitCode.OK)
 
 
-def _entry(row: CalledRow) -> Entry:
-    note = f"rebuilt from report {row.report}"
+def _entry(row: CalledRow, note: str = "") -> Entry:
+    note = note or f"rebuilt from report {row.report}"
     return Entry(
         called_to=row.called_to,
         status=row.status,
@@ -237,6 +340,16 @@ def _entry(row: CalledRow) -> Entry:
         call_id=row.call_id,
         custom_identifiers=row.custom_identifiers,
         row=row.row,
+    )
+
+
+def _journal_entry(claim: Claim) -> Entry:
+    return Entry(
+        called_to=claim.called_to,
+        status=Status.UNKNOWN,
+        reason=JOURNAL_REASON,
+        attempts=1,
+        row=claim.row,
     )
 
 

@@ -21,11 +21,12 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from dialer.claims import Claim
 from dialer.clock import Clock, stamp
 from dialer.contacts import Contact
 from dialer.gate import Gate
 from dialer.halt import Halt
-from dialer.ledger import Claim, Entry, Ledger
+from dialer.ledger import Entry, Ledger
 from dialer.pacing import Pacer
 from dialer.report import RowResult
 from dialer.retry_policy import RetryPolicy
@@ -131,7 +132,7 @@ class RowSender:
     async def _claim(self, tries: Tries, granted: float) -> bool:
         """Record `sending` (committed) before the first request leaves; False: stopped."""
         contact = tries.contact
-        await self._ledger.claim(Claim(contact.called_to, contact.row))
+        await self._ledger.claim(Claim(self._ledger.run_id or 0, contact.called_to, contact.row))
         tries.claimed = True
         if self._halt.reason is not None:
             return False

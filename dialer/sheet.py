@@ -25,7 +25,7 @@ import io
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -75,9 +75,6 @@ _DROP_INVISIBLE = str.maketrans("", "", INVISIBLE_CHARS)
 # Any run of whitespace holding a tab, newline or non-breaking/odd space becomes one space.
 _ODD_SPACE_RUN = re.compile(r"\s*[^\S ]\s*")
 _NOT_ALNUM_RUN = re.compile(r"[\W_]+")
-# calamine parses a whole sheet at once: iter_rows reuses open_sheet's parse instead of doing
-# it twice (seconds on a big workbook). One entry, so at most one parsed sheet is held.
-_PARSED: dict[tuple[str, str, int, int], CalamineSheet] = {}
 
 
 def normalise_header(name: str) -> str:
@@ -97,7 +94,8 @@ class Sheet:
     """A sheet whose header has been read and checked; `iter_rows` streams its data rows.
 
     `header_row` is the 0-based index of the header among the file's rows (blank rows before it
-    are allowed) and `first_column` the index of the header's first non-empty cell.
+    are allowed) and `first_column` the index of the header's first non-empty cell. An XLSX
+    sheet carries `open_sheet`'s parse to the first `iter_rows`.
     """
 
     path: Path
@@ -109,6 +107,7 @@ class Sheet:
     sheet_name: str | None = None
     header_row: int = 0
     first_column: int = 0
+    _parse: _ParsedXlsx | None = field(default=None, repr=False, compare=False)
 
     def column_index(self, name: str, role: str) -> int:
         """Position of column `name` (normalised first); a SheetError lists the columns found."""
@@ -350,8 +349,6 @@ def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
         if any(cells):
             header, offset = _trim_header(cells)
             headers, columns = _columns(path, header, offset)
-            _PARSED.clear()
-            _PARSED[_parsed_key(path, name)] = parsed
             return Sheet(
                 path=path,
                 kind="xlsx",
@@ -360,6 +357,7 @@ def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
                 sheet_name=name,
                 header_row=index,
                 first_column=offset,
+                _parse=_ParsedXlsx(path, parsed),
             )
     raise SheetError(f"{path}: sheet '{shown(name)}' is empty (no header row)")
 
@@ -411,9 +409,25 @@ def _parse_sheet(path: Path, workbook: CalamineWorkbook, name: str) -> CalamineS
     )
 
 
-def _parsed_key(path: Path, name: str) -> tuple[str, str, int, int]:
+class _ParsedXlsx:
+    """`open_sheet`'s parse of an XLSX sheet, handed once to `iter_rows`: calamine parses a whole
+    sheet at once, seconds on a big workbook. Given away on the first `take`, so a finished
+    stream does not keep it; a file changed since is parsed (and checked) again."""
+
+    __slots__ = ("_key", "_parsed")
+
+    def __init__(self, path: Path, parsed: CalamineSheet) -> None:
+        self._key = _file_key(path)
+        self._parsed: CalamineSheet | None = parsed
+
+    def take(self, path: Path) -> CalamineSheet | None:
+        parsed, self._parsed = self._parsed, None
+        return parsed if parsed is not None and _file_key(path) == self._key else None
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
     stat = path.stat()
-    return str(path.resolve()), name, stat.st_size, stat.st_mtime_ns
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
 
 def _iter_xlsx(
@@ -421,7 +435,7 @@ def _iter_xlsx(
 ) -> Iterator[tuple[int, list[list[str]]]]:
     """Stream (first row_number, rows) chunks; calamine holds the sheet, we convert lazily."""
     assert sheet.sheet_name is not None
-    parsed = _PARSED.pop(_parsed_key(sheet.path, sheet.sheet_name), None)
+    parsed = sheet._parse.take(sheet.path) if sheet._parse is not None else None
     if parsed is None:  # read again (or changed since open_sheet): check it again
         ranges = check_xlsx(sheet.path)
         workbook = _workbook(sheet.path)

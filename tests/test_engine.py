@@ -18,8 +18,9 @@ from conftest import HEADER, KEY_ENV, Project, indian_mobile
 
 from dialer import commands
 from dialer.campaign import load_campaign
+from dialer.claims import Claim
 from dialer.fake_tabbly import FakeTabbly
-from dialer.ledger import Claim, Entry, Ledger
+from dialer.ledger import Entry, Ledger
 from dialer.pacing import Pacer
 from dialer.run_options import RunOptions
 from dialer.settings import DEFAULTS
@@ -45,7 +46,7 @@ def _ledger_with_every_kind(project: Project) -> None:
 
     async def write() -> None:
         ledger = Ledger.open(project.ledger, "test")
-        ledger.start_run("earlier.csv", "earlier.csv")
+        run = ledger.start_run("earlier.csv", "earlier.csv")
         records = [
             (Status.TRIGGERED, "", False),
             (Status.UNKNOWN, "no answer within 2s (read timeout)", False),
@@ -59,7 +60,7 @@ def _ledger_with_every_kind(project: Project) -> None:
             ledger.record(Entry(indian_mobile(i), status, reason, retryable, row=i + 1))
         await ledger.drain()
         for i in (6, 7):
-            await ledger.claim(Claim(indian_mobile(i), row=i + 1))
+            await ledger.claim(Claim(run, indian_mobile(i), i + 1))
         ledger.finish_run(int(ExitCode.INTERRUPTED), "interrupted", {})
         ledger.close()
 

@@ -8,7 +8,7 @@ import pytest
 
 from dialer.campaign import load_campaign
 from dialer.contacts import Contact
-from dialer.statuses import RETRYABLE_HTTP, Status
+from dialer.statuses import Status
 from dialer.tabbly import BodyBuilder, Kind, Secret, classify, parse_retry_after
 
 OK_BODY = json.dumps(
@@ -51,11 +51,6 @@ def test_answers_map_to_one_outcome(status, body, kind):
 def test_triggered_keeps_room_name_as_call_id():
     outcome = classify(200, OK_BODY, None)
     assert outcome.call_id == "room-7" and outcome.http_status == 200
-
-
-def test_only_answers_that_certainly_placed_no_call_are_retryable():
-    assert {429, 500, 502, 503} == RETRYABLE_HTTP
-    assert 504 not in RETRYABLE_HTTP and 408 not in RETRYABLE_HTTP
 
 
 def test_html_error_page_gives_a_short_reason():

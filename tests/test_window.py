@@ -197,7 +197,6 @@ def test_number_without_known_zone_is_allowed_with_a_row_zone() -> None:
 def test_zones_for_number_drops_unknown_and_survives_garbage() -> None:
     assert zones_for_number(INDIA) == ("Asia/Calcutta",)
     assert zones_for_number("not a number") == ()
-    assert zones_for_number.cache_info().maxsize is not None
 
 
 def test_now_in_another_offset_gives_the_same_answer() -> None:

@@ -1,0 +1,161 @@
+"""`dialer fake-tabbly` (also `python -m dialer.fake_tabbly`): its options, and serving until
+SIGINT/SIGTERM after printing the URL and the accepted values."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import signal
+import sys
+
+from dialer.fake_tabbly.rules import (
+    DEFAULT_AGENT_ID,
+    DEFAULT_API_KEY,
+    DEFAULT_CALL_FROM,
+    DEFAULT_ORGANIZATION_ID,
+)
+from dialer.fake_tabbly.server import FakeTabbly
+from dialer.statuses import ExitCode
+
+# The first line printed; FakeTabblyProcess reads the URL from it.
+LISTENING = "fake-tabbly listening on "
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `dialer fake-tabbly` options."""
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
+    add(
+        "--port",
+        type=int,
+        default=8787,
+        help="port to listen on; 0 picks a free one (default 8787)",
+    )
+    add("--balance", type=float, default=5.0, help="starting wallet balance (default 5.0)")
+    add("--cost", type=_non_negative, default=0.1, help="charge per triggered call (default 0.1)")
+    add("--latency", type=_non_negative, default=0.05, help="seconds before every answer (0.05)")
+    add("--fail-rate", type=_rate, default=0.0, help="share of requests answered 500 (default 0)")
+    add("--rate-429", type=_rate, default=0.0, help="share of requests answered 429 (default 0)")
+    add(
+        "--retry-after",
+        type=_retry_after_arg,
+        default=1.0,
+        help="Retry-After seconds on random 429s; 'none' sends no header (default 1)",
+    )
+    add("--hang-rate", type=_rate, default=0.0, help="share of requests never answered (0)")
+    add("--drop-rate", type=_rate, default=0.0, help="share of connections dropped unanswered (0)")
+    add(
+        "--organization-id",
+        type=int,
+        default=DEFAULT_ORGANIZATION_ID,
+        help=f"the one organization_id accepted (default {DEFAULT_ORGANIZATION_ID})",
+    )
+    add(
+        "--agent-id",
+        type=int,
+        default=DEFAULT_AGENT_ID,
+        help=f"the one use_agent_id accepted (default {DEFAULT_AGENT_ID})",
+    )
+    add(
+        "--call-from",
+        action="append",
+        metavar="E164",
+        help=f"a registered call_from number; repeat for several (default {DEFAULT_CALL_FROM})",
+    )
+    add(
+        "--api-key",
+        default=DEFAULT_API_KEY,
+        help=f"the accepted api_key (default {DEFAULT_API_KEY})",
+    )
+    add("--seed", type=int, default=0, help="seed for the random fault rates (default 0)")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM after printing the URL and accepted values; 0 when stopped."""
+    if not _is_loopback(args.host):
+        print(
+            f"fake-tabbly: refusing to listen on {args.host!r}: use a loopback address "
+            "(127.0.0.1, ::1 or localhost)",
+            file=sys.stderr,
+        )
+        return ExitCode.INPUT_ERROR
+    try:
+        fake = FakeTabbly(
+            organization_id=args.organization_id,
+            agent_id=args.agent_id,
+            call_from=args.call_from or (DEFAULT_CALL_FROM,),
+            api_key=args.api_key,
+            balance=args.balance,
+            cost=args.cost,
+            latency=args.latency,
+            fail_rate=args.fail_rate,
+            rate_429=args.rate_429,
+            retry_after=args.retry_after,
+            hang_rate=args.hang_rate,
+            drop_rate=args.drop_rate,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        print(f"fake-tabbly: {exc}", file=sys.stderr)
+        return ExitCode.INPUT_ERROR
+    # "localhost" may resolve to two addresses, which with port 0 would get two different ports.
+    host = "127.0.0.1" if args.host == "localhost" else args.host
+    try:
+        return asyncio.run(_serve(fake, host, args.port))
+    except OSError as exc:
+        print(
+            f"fake-tabbly: cannot listen on {host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return ExitCode.INPUT_ERROR
+
+
+async def _serve(fake: FakeTabbly, host: str, port: int) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    url = await fake.start(host, port)
+    lines = [
+        f"{LISTENING}{url}",
+        f"  organization_id: {fake.organization_id}",
+        f"  agent_id: {fake.agent_id}",
+        f"  call_from: {', '.join(fake.call_from)}",
+        f"  api_key: {fake.api_key}",
+        f"  balance: {fake.balance:g}",
+        f"  cost: {fake.cost:g}",
+    ]
+    print("\n".join(lines), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await fake.stop()
+    return ExitCode.OK
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _retry_after_arg(text: str) -> float | None:
+    return None if text.lower() == "none" else _non_negative(text)

@@ -1,0 +1,145 @@
+"""Issue 10's hygiene: what the project declares is what it uses, and no module hands state
+from one call to the next through a global."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import importlib.metadata
+import os
+import re
+import tomllib
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from dialer import sheet as sheet_module
+from dialer.contacts import RowPlan, build_contacts
+from dialer.sheet import iter_rows, open_sheet
+
+ROOT = Path(__file__).resolve().parent.parent
+# Declared but never imported, on purpose: the reason is the value.
+NOT_IMPORTED = {"tzdata": "IANA zone data read by zoneinfo where the system has none"}
+
+
+def _imported_top_level_names() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "dialer").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.partition(".")[0])
+    return names
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_declared_runtime_dependency_is_imported_by_the_package() -> None:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        declared = tomllib.load(f)["project"]["dependencies"]
+    provides: dict[str, set[str]] = {}
+    for module, dists in importlib.metadata.packages_distributions().items():
+        for dist in dists:
+            provides.setdefault(_normalised(dist), set()).add(module)
+    imported = _imported_top_level_names()
+
+    unused = []
+    for requirement in declared:
+        name = _normalised(re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0])
+        if name in NOT_IMPORTED:
+            continue
+        modules = provides.get(name)
+        assert modules, f"{name} is declared but not installed in this environment"
+        if not modules & imported:
+            unused.append(name)
+
+    assert unused == [], f"declared in pyproject.toml, never imported by dialer/: {unused}"
+
+
+def _xlsx(path: Path, rows: list[list[object]]) -> Path:
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    workbook.save(path)
+    return path
+
+
+def _rows(sheet: Any) -> list[tuple[int, list[str]]]:
+    return [row for chunk in iter_rows(sheet) for row in chunk]
+
+
+@pytest.fixture
+def workbook_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the XLSX files opened from disk, in order."""
+    real = sheet_module.CalamineWorkbook
+    opened: list[str] = []
+
+    class Counting:
+        @staticmethod
+        def from_path(path: str) -> Any:
+            opened.append(Path(path).name)
+            return real.from_path(path)
+
+    monkeypatch.setattr(sheet_module, "CalamineWorkbook", Counting)
+    return opened
+
+
+def test_two_workbooks_opened_before_either_is_streamed_are_each_read_once(
+    tmp_path: Path, workbook_reads: list[str]
+) -> None:
+    a = open_sheet(_xlsx(tmp_path / "a.xlsx", [["phone"], ["+14155550101"]]))
+    b = open_sheet(_xlsx(tmp_path / "b.xlsx", [["phone"], ["+14155550102"]]))
+
+    assert (_rows(a), _rows(b)) == ([(1, ["+14155550101"])], [(1, ["+14155550102"])])
+    assert workbook_reads == ["a.xlsx", "b.xlsx"]
+
+
+def test_a_workbook_changed_after_open_sheet_is_read_again_not_served_stale(
+    tmp_path: Path, workbook_reads: list[str]
+) -> None:
+    path = _xlsx(tmp_path / "c.xlsx", [["phone"], ["+14155550101"]])
+    sheet = open_sheet(path)
+    _xlsx(path, [["phone"], ["+14155550199"], ["+14155550198"]])
+    os.utime(path, ns=(1, 1))  # a changed mtime, whatever the clock's resolution
+
+    assert _rows(sheet) == [(1, ["+14155550199"]), (2, ["+14155550198"])]
+    assert workbook_reads == ["c.xlsx", "c.xlsx"]
+
+
+def test_compiled_templates_kept_for_reuse_are_bounded_in_a_long_lived_process() -> None:
+    def plan(i: int) -> RowPlan:
+        return RowPlan(
+            columns=("phone", "name"),
+            phone_index=0,
+            id_index=None,
+            zone_index=None,
+            default_region="IN",
+            first_line_source=f"Hello {{{{ name | upper }}}}, offer {i}",  # Jinja2, ~50 KB
+            instruction_source=f"Offer {i}.",
+            template_columns=(("name", 1),),
+        )
+
+    chunk = [(1, ["+917359043943", "Ann"])]
+
+    def traced_after(templates: range) -> int:
+        for i in templates:
+            [contact] = build_contacts(plan(i), chunk)
+            assert contact.first_line == f"Hello ANN, offer {i}"
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        warm = traced_after(range(40))
+        grown = traced_after(range(40, 240)) - warm
+    finally:
+        tracemalloc.stop()
+
+    # Kept without bound, 200 more compiled templates hold ~10 MB.
+    assert grown < 2_000_000, f"{grown:,} bytes kept after 200 more templates"
