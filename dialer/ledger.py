@@ -767,9 +767,16 @@ class Ledger:
                 "WHERE called_to NOT IN (SELECT called_to FROM sending) GROUP BY status, retryable"
             )
         ]
-        claims = self._conn.execute("SELECT COUNT(*) FROM sending").fetchone()[0]
-        if claims:
-            groups.append((Facts(Status.UNKNOWN, ORPHAN_REASON, claim_left=True), claims))
+        # A claim left is what the run adopts it as: `triggered` when its run's report says
+        # so (`use_reported`), else `unknown`.
+        claims = [r[0] for r in self._conn.execute("SELECT called_to FROM sending")]
+        reported = sum(1 for phone in claims if phone in self._reported)
+        for facts, n in (
+            (Facts(Status.TRIGGERED, "", claim_left=True), reported),
+            (Facts(Status.UNKNOWN, ORPHAN_REASON, claim_left=True), len(claims) - reported),
+        ):
+            if n:
+                groups.append((facts, n))
         return groups
 
 
