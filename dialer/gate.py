@@ -101,7 +101,7 @@ CLOCK_RULES: tuple[ClockRule, ...] = (outside_window,)
 class Gate:
     """The rules bound to one run's options, window and ledger (None: no ledger yet)."""
 
-    __slots__ = ("_ledger", "_window", "options")
+    __slots__ = ("_ledger", "_unrecorded", "_window", "options")
 
     def __init__(
         self,
@@ -112,6 +112,8 @@ class Gate:
         self._window = window
         self.options = options or RunOptions()
         self._ledger = ledger
+        # Without a ledger every number has no record: the record rules' answer is one.
+        self._unrecorded = self.judge(NO_FACTS)
 
     def facts(self, called_to: str) -> Facts:
         return self._ledger.facts(called_to) if self._ledger is not None else NO_FACTS
@@ -121,7 +123,7 @@ class Gate:
         if contact.status is not Status.READY:
             return Verdict(contact.status, contact.reason)
         if self._ledger is None:
-            return None
+            return self._unrecorded
         return self.judge(self._ledger.facts(contact.called_to))
 
     def judge(self, facts: Facts) -> Verdict | None:
