@@ -10,6 +10,7 @@ holding an `api_key` is refused: the key lives only in the environment (SPEC 7).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import os
@@ -95,6 +96,8 @@ class Campaign:
     api_key_env: str = DEFAULT_API_KEY_ENV
     dispatch: Dispatch = field(default_factory=Dispatch)
     window: Window | None = None
+    # SHA-256 of the very bytes parsed: a run bound to a check compares it (dialer/binding.py).
+    source_sha256: str = field(default="", compare=False)
 
     @property
     def folder(self) -> Path:
@@ -342,6 +345,7 @@ def load_campaign(path: Path) -> Campaign:
         contacts=contacts,
         dispatch=dispatch,
         window=window,
+        source_sha256=hashlib.sha256(raw).hexdigest(),
     )
 
 

@@ -116,6 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress on stderr: a bar on a terminal, log lines otherwise (auto), "
         "or JSON lines for a program watching the run (jsonl)",
     )
+    bound = (
+        "for programs, such as the web page, that bind a launch to the check they showed: "
+        "refuse to run (exit 2, nothing sent) unless "
+    )
+    r.add_argument(
+        "--expect-campaign-sha256",
+        metavar="HEX",
+        help=bound + "the campaign file read has this SHA-256 (as sha256sum prints it)",
+    )
+    r.add_argument(
+        "--expect-contacts-sha256",
+        metavar="HEX",
+        help=bound + "the contact sheet has this SHA-256; when the campaign has do-not-call "
+        "lists, the SHA-256 of the sheet's and each list's hex SHA-256, one a line",
+    )
     r.add_argument(
         "--yes",
         action="store_true",
@@ -220,6 +235,16 @@ def run_command(args: argparse.Namespace) -> int:
         return rebuild(campaign)
     if args.command == "validate" or args.dry_run:
         return commands.validate(campaign, contacts=args.contacts, report_path=args.report)
+    if args.expect_campaign_sha256 is not None or args.expect_contacts_sha256 is not None:
+        from dialer.binding import enforce
+        from dialer.pipeline import sheet_path
+
+        enforce(
+            campaign,
+            sheet_path(campaign, args.contacts),
+            expect_campaign=args.expect_campaign_sha256,
+            expect_contacts=args.expect_contacts_sha256,
+        )
     options = RunOptions(limit=args.limit, recall=args.recall, retry_unknown=args.retry_unknown)
     return commands.run(
         campaign,

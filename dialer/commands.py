@@ -193,7 +193,7 @@ def _summary(
         campaign=campaign,
         mode=mode,
         sheet_path=prepared.stream.sheet.path,
-        report_path=report.path,
+        report_path=report.rows_path,
         counts=report.counts,
         started_at=started,
         finished_at=stamp(clock()),
@@ -272,7 +272,11 @@ def _ask_consent(
     resent = min(maybe_called[Status.UNKNOWN], to_call)
     if resent:
         print(retry_unknown_warning(resent), file=out)
-    answer = ask("Start calling? [y/N] ")
+    try:
+        answer = ask("Start calling? [y/N] ")
+    except EOFError:  # Ctrl-D, or the terminal's input closed: the default answer, no
+        print(file=out)
+        answer = ""
     return sum(counts.values()) if answer.strip().lower() in ("y", "yes") else None
 
 

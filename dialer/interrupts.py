@@ -30,8 +30,18 @@ def honoured(sig: signal.Signals) -> bool:
 
 
 def install() -> None:
-    """Make every stop signal raise KeyboardInterrupt (main thread only)."""
+    """Make every stop signal raise KeyboardInterrupt (main thread only), then unblock them.
+
+    The interpreter's own start-up (before any of our code runs: 20-50 ms) cannot be covered
+    from Python: a signal then kills the process (143) or lands in `site`. A parent that can
+    block the stop signals across exec (`dialer serve` does, for its runs) closes that window:
+    a signal sent meanwhile stays pending and is delivered here, as KeyboardInterrupt, once
+    the handlers are in place. So call this inside the `try` that turns it into exit 130.
+    """
+    caught = []
     for sig in STOP_SIGNALS:
         if honoured(sig):
             handler = signal.default_int_handler if sig == signal.SIGINT else _interrupt
             signal.signal(sig, handler)
+            caught.append(sig)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, caught)

@@ -116,11 +116,16 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
     return pool
 
 
+def sheet_path(campaign: Campaign, contacts: Path | None = None) -> Path:
+    """The sheet a run reads: `--contacts`, else the newest match of the campaign's source."""
+    path = Path(contacts) if contacts else resolve_source(campaign.contacts.source, campaign.folder)
+    return path.resolve()
+
+
 def open_contacts(
     campaign: Campaign, contacts: Path | None = None, *, parallel: bool | None = None
 ) -> ContactStream:
-    path = Path(contacts) if contacts else resolve_source(campaign.contacts.source, campaign.folder)
-    path = path.resolve()
+    path = sheet_path(campaign, contacts)
     sheet = open_sheet(path, campaign.contacts.sheet)
     builder = ContactBuilder.for_campaign(campaign, sheet, load_suppression(campaign))
     cores = os.cpu_count() or 1

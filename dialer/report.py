@@ -199,6 +199,7 @@ class ReportWriter:
         self._last_row = 0
         self._position = 0
         self.closed = False
+        self._made = False  # the report itself exists (an XLSX is made only at close)
         header = [*REPORT_COLUMNS, *(defuse(h) for h in self._sheet_headers)]
         self._emit(header)
         self._data_start = self._position
@@ -315,7 +316,14 @@ class ReportWriter:
                 os.unlink(self.journal_path)
         except OSError as exc:
             raise self._failed(exc) from None
+        self._made = True
         return self.path
+
+    @property
+    def rows_path(self) -> Path:
+        """The file that holds the rows: the report, or the CSV journal of an XLSX report that
+        could not be made (a full disk). The summary names this one, never a missing file."""
+        return self.path if self._made or not self.xlsx else self.journal_path
 
     def _rewrite_in_order(self) -> None:
         folder, name = self.journal_path.parent, self.journal_path.name
@@ -382,12 +390,26 @@ def write_xlsx(csv_path: Path, xlsx_path: Path, *, replace: bool = True) -> None
     if rows and width:
         ws.auto_filter.ref = f"A1:{get_column_letter(width)}{rows}"
     with _private_temp(xlsx_path.parent, xlsx_path.name, like=csv_path) as (f, tmp):
-        wb.save(f)
+        _save(wb, f)
         f.flush()
         if not replace:
             _link_new(tmp, xlsx_path)
         else:
             os.replace(tmp, xlsx_path)
+
+
+def _save(wb: Any, f: BinaryIO) -> None:
+    """`wb.save(f)` with the zip archive closed while `f` is still open, even when writing
+    fails (disk full): openpyxl leaves it open then, and its `__del__`, run after the file has
+    been closed, printed a traceback ("seek of closed file") after the one-line error."""
+    import datetime
+    import zipfile
+
+    from openpyxl.writer.excel import ExcelWriter
+
+    wb.properties.modified = datetime.datetime.now(tz=datetime.UTC).replace(tzinfo=None)
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        ExcelWriter(wb, archive).save()
 
 
 def _link_new(tmp: Path, path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -134,6 +135,20 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"dialer serve: warning: listening on {host}, not only this machine", file=sys.stderr)
     server = Server(root, token, env, https=https_proxy)
+    where: dict[str, Any] = {"host": host, "port": port}
+    if port == 0:  # the system picks the port: bind first, so the line names the real one
+        sock = _bind(host)
+        port = sock.getsockname()[1]
+        where = {"sock": sock}
     print(f"dialer serve: http://{host}:{port}/ (log in with {TOKEN_ENV})", flush=True)
-    web.run_app(server.app(), host=host, port=port, print=None, access_log=None)
+    web.run_app(server.app(), **where, print=None, access_log=None)
     return int(ExitCode.OK)
+
+
+def _bind(host: str) -> socket.socket:
+    """A listening socket on a free port of `host`'s first address."""
+    try:
+        family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, 0), family=family, backlog=128)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}: {exc.strerror or exc}") from None

@@ -29,13 +29,20 @@ SESSION_COOKIE = "dialer_session"
 
 
 def require_token(environ: Mapping[str, str], settings: Settings = DEFAULTS) -> str:
-    """The page's password from the environment; a short one refuses to start the server."""
+    """The page's password from the environment; a weak one refuses to start the server: too
+    short, holding whitespace (24 spaces, a pasted line break), or of too few different
+    characters ("a" * 30) to be a secret on a LAN."""
     token = environ.get(TOKEN_ENV, "")
-    if len(token) < settings.min_token_chars:
+    weak = (
+        len(token) < settings.min_token_chars
+        or any(c.isspace() for c in token)
+        or len(set(token)) < settings.min_token_distinct
+    )
+    if weak:
         raise UsageError(
-            f"set {TOKEN_ENV} to a secret of at least {settings.min_token_chars} characters (it "
-            "is what the page asks for), e.g. python3 -c 'import secrets; "
-            "print(secrets.token_urlsafe(24))'"
+            f"set {TOKEN_ENV} to a secret of at least {settings.min_token_chars} characters, no "
+            f"spaces, at least {settings.min_token_distinct} of them different (it is what the "
+            "page asks for), e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
         )
     return token
 

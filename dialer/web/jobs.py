@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -29,12 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dialer.binding import MISSING, contacts_sha256, file_sha256
 from dialer.campaign import Campaign
+from dialer.interrupts import STOP_SIGNALS
 from dialer.paths import default_report_path
 from dialer.statuses import ERROR_PREFIX, FINISHED_CODES, Status, UsageError
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
-from dialer.web.settings import MB, Settings
+from dialer.web.settings import Settings
 
 
 class ChecksBusy(Exception):
@@ -63,6 +64,8 @@ class DryRun:
     fingerprint: dict[str, str]  # campaign file, do-not-call lists, sheet -> content hash
     epoch: int  # the campaign's run epoch when the check began (a run since makes it stale)
     run_id: str | None = None  # set once launched: a check launches one run
+    # The `dialer run` options that make the run itself refuse files other than those checked.
+    expect: tuple[str, ...] = ()
 
     @property
     def report_file(self) -> str:
@@ -201,6 +204,7 @@ class Jobs:
             summary=summary,
             fingerprint=before,
             epoch=epoch,
+            expect=_expect_options(campaign, upload, before),
         )
         self.dry_runs[dry.id] = dry
         return dry
@@ -224,7 +228,7 @@ class Jobs:
         changed = [p for p in paths if now.get(str(p)) != dry.fingerprint[str(p)]]
         if not changed:
             return ""
-        if dry.upload in changed and now.get(str(dry.upload)) == "missing":
+        if dry.upload in changed and now.get(str(dry.upload)) == MISSING:
             return texts.sheet_deleted(self.settings)
         return texts.changed_since("the sheet" if p == dry.upload else p.name for p in changed)
 
@@ -273,27 +277,8 @@ class Jobs:
         # now claims the campaign's name.
         campaign = self.load(dry.campaign_path)
         report = default_report_path(campaign)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dialer",
-            "run",
-            str(campaign.path),
-            "--contacts",
-            str(dry.upload),
-            "--report",
-            str(report),
-            "--yes",
-            "--progress",
-            "jsonl",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=self._child_env(),
-            # Its own session: a Ctrl-C meant for the server must not reach the run as well
-            # (with the server's own stop that makes two SIGINTs, which abort calls in flight).
-            start_new_session=True,
-        )
+        with _stop_signals_held:
+            proc = await self._spawn_run(campaign, dry, report)
         run = WebRun(
             id=secrets.token_urlsafe(12),
             campaign=dry.campaign,
@@ -308,6 +293,32 @@ class Jobs:
         self._new_epoch(dry.campaign)
         run.follower = asyncio.get_running_loop().create_task(self._follow(run))
         return run
+
+    async def _spawn_run(
+        self, campaign: Campaign, dry: DryRun, report: Path
+    ) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dialer",
+            "run",
+            str(campaign.path),
+            "--contacts",
+            str(dry.upload),
+            "--report",
+            str(report),
+            *dry.expect,  # the run checks what it reads against this check: no window left
+            "--yes",
+            "--progress",
+            "jsonl",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._child_env(),
+            # Its own session: a Ctrl-C meant for the server must not reach the run as well
+            # (with the server's own stop that makes two SIGINTs, which abort calls in flight).
+            start_new_session=True,
+        )
 
     async def _follow(self, run: WebRun) -> None:
         """Read the run's JSON progress lines until it exits."""
@@ -347,24 +358,53 @@ class Jobs:
         return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
+class _StopSignalsHeld:
+    """Block the stop signals in this thread while runs are spawned: a child inherits the mask
+    across exec, so a Stop (SIGINT) or SIGTERM reaching it during its interpreter's start-up
+    waits until its handlers are installed (dialer/interrupts.py unblocks them), then ends it
+    with exit 130 and one line instead of killing it with no word. Counted, because spawns
+    overlap (each awaits): only the last one out unblocks, and only what it blocked. Signals
+    to this server meanwhile are delivered then."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._blocked: set[signal.Signals] = set()
+
+    def __enter__(self) -> None:
+        if self._depth == 0:
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            self._blocked = set(STOP_SIGNALS) - set(before)
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self._blocked)
+
+
+_stop_signals_held = _StopSignalsHeld()  # one per process: the mask is the loop thread's
+
+
 def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:
     """What decides who is called and what they hear: fingerprinted at the check."""
     return [campaign.path, *campaign.contacts.suppress, upload]
 
 
 def fingerprint(paths: Iterable[Path]) -> dict[str, str]:
-    """Path -> SHA-256 of its content ("missing" if unreadable). Blocking: run in a thread."""
-    found: dict[str, str] = {}
-    for path in paths:
-        digest = hashlib.sha256()
-        try:
-            with open(path, "rb") as f:
-                while chunk := f.read(MB):
-                    digest.update(chunk)
-            found[str(path)] = digest.hexdigest()
-        except OSError:
-            found[str(path)] = "missing"
-    return found
+    """Path -> SHA-256 of its content (MISSING if unreadable). Blocking: run in a thread."""
+    return {str(path): file_sha256(path) for path in paths}
+
+
+def _expect_options(campaign: Campaign, upload: Path, prints: dict[str, str]) -> tuple[str, ...]:
+    """`--expect-*-sha256` for the run, from the fingerprints taken at the check. The page's own
+    comparison at launch cannot cover the moments until the run reads the files; these can."""
+    lists = (prints[str(p)] for p in campaign.contacts.suppress)
+    return (
+        "--expect-campaign-sha256",
+        prints[str(campaign.path)],
+        "--expect-contacts-sha256",
+        contacts_sha256(prints[str(upload)], lists),
+    )
 
 
 def _limited_python(data_bytes: int) -> list[str]:
