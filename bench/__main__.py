@@ -6,10 +6,10 @@ import argparse
 import time
 from dataclasses import dataclass
 
-from bench import data, dispatch, pacing, validate
+from bench import cpu, data, dispatch, pacing, validate
 from bench.results import Line, machine, save
 
-PARTS = ("dispatch", "latency", "pacing", "validation", "startup", "growth")
+PARTS = ("dispatch", "latency", "pacing", "validation", "startup", "growth", "cpu")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,7 @@ class Sizes:
     big: int = 1_000_000
     limit: int = 20_000
     xlsx: int = 100_000
+    cpu: int = 5_000
 
 
 QUICK = Sizes(
@@ -33,6 +34,7 @@ QUICK = Sizes(
     big=50_000,
     limit=2_000,
     xlsx=5_000,
+    cpu=1_000,
 )
 
 
@@ -53,6 +55,10 @@ def notes(s: Sizes, quick: bool) -> list[str]:
         "the first-to-last average of a bursty run leaves out its last window's second.",
         "Growth: `run` lines compare peak RSS with the smallest run (flat memory); `validate` "
         "lines compare wall time with the naive pipeline on the same sheet.",
+        "Client CPU: user+sys of the child process and the children it waited for "
+        "(getrusage RUSAGE_CHILDREN around it), over the requests the fake received from it; "
+        "start-up and imports count on both sides. The bare loop posts the very bodies the "
+        "dialer sent, to the same fake (latency 0), 64 at a time; rate cap 10,000/s.",
     ]
 
 
@@ -68,7 +74,7 @@ def main() -> None:
     print(f"machine: {info['nproc']} cores · {info['cpu']} · Python {info['python']}", flush=True)
     print(f"load average: {info['load']} (1, 5, 15 min)", flush=True)
     t0 = time.monotonic()
-    for n in (s.dispatch, s.latency, s.small, s.mid, s.big):
+    for n in (s.dispatch, s.latency, s.small, s.mid, s.big, s.cpu):
         data.csv_sheet(n)
     data.xlsx_sheet(s.xlsx)
     print(f"sheets ready in bench/data/ ({time.monotonic() - t0:.0f} s)", flush=True)
@@ -86,6 +92,8 @@ def main() -> None:
     if "growth" in parts:
         lines += dispatch.growth_runs(s.small, s.mid, s.big, s.limit)
         lines += validate.growth_validates((s.small, s.mid, s.big))
+    if "cpu" in parts:
+        lines += cpu.cpu(s.cpu)
     save(lines, info, notes(s, args.quick), time.monotonic() - t0)
 
 

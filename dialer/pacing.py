@@ -20,6 +20,7 @@ a strict upstream answers with 429; hence this small class.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import math
 import time
@@ -106,8 +107,12 @@ class Pacer:
     def give_back(self, granted: float) -> None:
         """A grant from `wait` that was not used (it came `late`): its slot is freed, so asking
         again costs no send slot. Safe because no request left on it."""
-        with contextlib.suppress(ValueError):  # already older than the log: nothing to free
-            self._log.remove(granted)
+        # Found by bisection: the log is in time order, and `deque.remove` would compare up to
+        # `capacity` older sends first (30 µs a request at 10,000/s).
+        log = self._log
+        i = bisect.bisect_left(log, granted)
+        if i < len(log) and log[i] == granted:
+            del log[i]
             # Its place in the schedule too (later grants keep theirs: the log holds the cap).
             self._next = max(self._next - self._interval, granted)
 

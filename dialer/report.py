@@ -107,6 +107,17 @@ class RowResult:
         ]
 
 
+class _Utf8:
+    """A `csv.writer` target whose `writerow` returns the row as UTF-8 bytes: the writer
+    returns what its target's `write` returns, so no buffer is filled, read and reset."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def write(text: str) -> bytes:
+        return text.encode()
+
+
 class ReportExists(DialerError):
     """An existing report is never overwritten (SPEC 7)."""
 
@@ -192,6 +203,7 @@ class ReportWriter:
         self.counts: Counter[str] = Counter()
         self._buffer = io.StringIO()
         self._csv = csv.writer(self._buffer)
+        self._row_bytes = csv.writer(_Utf8())
         self._offsets = array("q")
         self._lengths = array("l")
         self._in_order = True
@@ -224,11 +236,7 @@ class ReportWriter:
             raise self._failed(exc) from None
 
     def _emit(self, fields: list[Any]) -> int:
-        buf = self._buffer
-        buf.seek(0)
-        buf.truncate()
-        self._csv.writerow(fields)
-        data = buf.getvalue().encode("utf-8")
+        data = self._row_bytes.writerow(fields)
         self._write(data)
         self._position += len(data)
         return len(data)

@@ -10,7 +10,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, indian_mobile
+from conftest import (
+    KEY_ENV,
+    Project,
+    contact_rows,
+    dialer_subprocess,
+    error_lines,
+    indian_mobile,
+)
 
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from dialer.ledger import Ledger
@@ -242,7 +249,7 @@ def test_ledger_write_failure_stops_the_run_cleanly(project: Project, cli, fake,
     result = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
 
     assert result.code == ExitCode.INPUT_ERROR
-    assert "disk full" in result.err and result.err.count("\n") == 1
+    assert "disk full" in result.err and len(error_lines(result.err)) == 1
     rows = project.report_rows()
     assert len(rows) == 20
     counts = Counter(r["status"] for r in rows)
@@ -265,8 +272,7 @@ def _sheet_broken_after_the_first_chunk(project: Project, cli, fake: FakeTabbly)
 
     assert result.code == ExitCode.INPUT_ERROR
     # One error line; progress log lines may come before it on a slow machine (every 5 s).
-    errors = [line for line in result.err.splitlines() if " rows done, " not in line]
-    assert "Traceback" not in result.err and len(errors) == 1, result.err
+    assert "Traceback" not in result.err and len(error_lines(result.err)) == 1, result.err
     summary = json.loads(Path(str(project.reports()[-1]) + ".summary.json").read_text())
     assert summary["close_reason"] == "error"
     rows = project.report_rows()

@@ -8,7 +8,7 @@ import pty
 import signal
 import subprocess
 
-from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess
+from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, error_lines
 from test_run_faults import mount_tmpfs  # noqa: F401  (a fixture)
 
 from dialer.fake_tabbly import FakeTabblyThread
@@ -34,7 +34,7 @@ def test_xlsx_report_on_a_full_disk_gives_one_line_and_names_the_file_with_the_r
 
     assert proc.returncode == ExitCode.INPUT_ERROR, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
-    (line,) = err.strip().splitlines()
+    (line,) = error_lines(err)
     assert line.startswith("dialer: error: ") and "No space left on device" in line, err
     assert not report.exists()
     journal = reports / "r.xlsx.partial.csv"

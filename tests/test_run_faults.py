@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess
+from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, error_lines
 
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from dialer.statuses import ExitCode
@@ -71,7 +71,7 @@ def _summary(project: Project) -> dict[str, object]:
 
 
 def _one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
+    lines = error_lines(err)
     assert len(lines) == 1, err
     assert "Traceback" not in err and "never retrieved" not in err
     return lines[0]
