@@ -199,7 +199,7 @@ def soak(kills: int, rows: int, seed: int, lose_wal: float = 0.0) -> int:
         held = dict(conn.execute("SELECT called_to, status FROM calls"))
         sending = conn.execute("SELECT COUNT(*) FROM sending").fetchone()[0]
         conn.close()
-        kept = {str(Status.TRIGGERED), str(Status.UNKNOWN)}
+        kept = {Status.TRIGGERED, Status.UNKNOWN}
         lost = sum(1 for n in accepted if held.get(n) not in kept)
         with open(_last_report(root), encoding="utf-8", newline="") as f:
             report = {row["called_to"]: row["status"] for row in csv.DictReader(f)}

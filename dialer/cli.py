@@ -12,7 +12,14 @@ from dialer import commands
 from dialer.campaign import Campaign, load_campaign
 from dialer.progress import MODES
 from dialer.run_options import RunOptions
-from dialer.statuses import EXIT_MEANINGS, DialerError, ExitCode, UsageError, internal_error
+from dialer.statuses import (
+    EXIT_MEANINGS,
+    DialerError,
+    ExitCode,
+    UsageError,
+    error_line,
+    internal_error,
+)
 
 EPILOG = "exit codes:\n" + "\n".join(
     f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_MEANINGS.items()
@@ -209,7 +216,8 @@ def _load(path: Path) -> Campaign:
     return load_campaign(path)
 
 
-def dispatch_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
+    """The parsed command, handed to the module that does it."""
     if args.command == "serve":
         from dialer.web import serve
 
@@ -251,9 +259,9 @@ def dispatch_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return dispatch_command(args)
+        return run_command(args)
     except DialerError as exc:
-        print(f"dialer: error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("dialer: interrupted", file=sys.stderr)

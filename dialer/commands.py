@@ -14,19 +14,21 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import datetime
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from dialer.campaign import ENDPOINT_ENV, Campaign, endpoint_problem
+from dialer.clock import Clock, stamp, system_clock
 from dialer.contacts import Contact
 from dialer.evidence import note_report
+from dialer.gate import Facts, Gate
 from dialer.interrupts import STOP_SIGNALS, honoured
 from dialer.ledger import Ledger
 from dialer.masking import mask_phone, mask_text
-from dialer.paths import default_report_path, ledger_path, reports_folder, utc_now_text
+from dialer.paths import default_report_path, ledger_path, reports_folder
 from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
 from dialer.rebuild import open_for_reading, open_for_run
@@ -38,26 +40,27 @@ from dialer.report import (
     write_summary,
 )
 from dialer.run_options import RunOptions
+from dialer.settings import DEFAULTS, Settings
 from dialer.sheet_files import shown_names
-from dialer.statuses import DialerError, ExitCode, Status, StopReason, UsageError
+from dialer.statuses import (
+    DialerError,
+    ExitCode,
+    Status,
+    StopReason,
+    UsageError,
+    close_reason,
+    exit_code_for,
+)
 from dialer.summary import (
     SAMPLE_MESSAGES,
     Samples,
     build_summary,
-    exit_code_for,
     print_summary,
 )
-from dialer.window import check_window
 
 if TYPE_CHECKING:  # aiohttp and the dispatcher are loaded only by `run`
     from dialer.dispatch import RunResult
     from dialer.tabbly import Secret
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -84,24 +87,6 @@ def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
     return Prepared(stream, chain([first], chunks), warnings)
 
 
-def dry_run_status(
-    contact: Contact, ledger: Ledger | None, options: RunOptions, now: datetime, campaign: Campaign
-) -> tuple[Status, str]:
-    """The status a ready row would get if the run started now (no network)."""
-    if contact.status is not Status.READY:
-        return contact.status, contact.reason
-    if ledger is not None:
-        verdict = ledger.verdict(
-            contact.called_to, recall=options.recall, retry_unknown=options.retry_unknown
-        )
-        if verdict is not None:
-            return verdict.status, verdict.reason
-    check = check_window(campaign.window, contact.called_to, contact.zone, now)
-    if not check.allowed:
-        return Status.OUTSIDE_WINDOW, check.reason
-    return Status.READY, contact.reason
-
-
 def _verdicts(
     campaign: Campaign,
     prepared: Prepared,
@@ -110,11 +95,11 @@ def _verdicts(
     samples: Samples,
     maybe_called: Counter[str] | None = None,
 ) -> Generator[list[RowResult], None, None]:
-    """Each chunk's rows with the status they would get if the run started now (no network);
-    the first ready ones go to `samples`. Shared by the dry run and the consent step.
+    """Each chunk's rows with the status the gate gives them if the run started now (no
+    network); the first ready ones go to `samples`. Shared by the dry run and the consent step.
 
-    `maybe_called["unknown"]` counts the ready rows that only `--retry-unknown` lets through:
-    an earlier call to them may have been placed."""
+    `maybe_called[Status.UNKNOWN]` counts the ready rows that only `--retry-unknown` lets
+    through: an earlier call to them may have been placed."""
     # A lost ledger is refused here too (SPEC 6.3), at the call: before any report exists.
     ledger = open_for_reading(campaign)
     chunks = _verdict_chunks(campaign, prepared, options, now, samples, maybe_called, ledger)
@@ -131,29 +116,27 @@ def _verdict_chunks(
     maybe_called: Counter[str] | None,
     ledger: Ledger | None,
 ) -> Generator[list[RowResult], None, None]:
-    # Without a ledger or a window a row's verdict is the preparer's: skip the lookup.
-    plain = ledger is None and campaign.window is None
+    gate = Gate(campaign.window, options, ledger)
+    # The same ledger without --retry-unknown: which ready rows only that option lets through.
+    strict = None
+    if maybe_called is not None and ledger is not None and options.retry_unknown:
+        strict = Gate(campaign.window, replace(options, retry_unknown=False), ledger)
     try:
         yield []  # the priming step of `_verdicts`
         for chunk in prepared.chunks:
             results = []
             for contact in chunk:
-                if plain or contact.status is not Status.READY:
-                    status, reason = contact.status, contact.reason
-                else:
-                    status, reason = dry_run_status(contact, ledger, options, now, campaign)
-                if (
-                    maybe_called is not None
-                    and status is Status.READY
-                    and ledger is not None
-                    and options.retry_unknown
-                ):
-                    again = ledger.verdict(contact.called_to, recall=options.recall)
+                verdict = gate.verdict(contact, now)
+                if verdict is not None:
+                    results.append(RowResult(contact, verdict.status, verdict.reason))
+                    continue
+                if strict is not None and maybe_called is not None:
+                    again = strict.on_read(contact)
                     if again is not None and again.status is Status.UNKNOWN:
-                        maybe_called[str(Status.UNKNOWN)] += 1
-                if status is Status.READY and len(samples.items) < SAMPLE_MESSAGES:
+                        maybe_called[Status.UNKNOWN] += 1
+                if len(samples.items) < SAMPLE_MESSAGES:
                     samples.offer(contact)
-                results.append(RowResult(contact, status, reason))
+                results.append(RowResult(contact, Status.READY, contact.reason))
             yield results
     finally:
         if ledger is not None:
@@ -166,17 +149,17 @@ def validate(
     contacts: Path | None = None,
     report_path: Path | None = None,
     options: RunOptions | None = None,
-    clock: Clock = _utc_now,
+    clock: Clock = system_clock,
     out: TextIO | None = None,
 ) -> int:
     """The dry run: every row's verdict in a report, a summary, the first messages; no network."""
     options = options or RunOptions()
     out = out or sys.stdout
-    started, t0 = utc_now_text(), time.monotonic()
+    now, t0 = clock(), time.monotonic()
     prepared = prepare(campaign, contacts)
-    report_path = report_path or default_report_path(campaign)
+    report_path = report_path or default_report_path(campaign, now)
     samples = Samples()
-    verdicts = _verdicts(campaign, prepared, options, clock(), samples)
+    verdicts = _verdicts(campaign, prepared, options, now, samples)
     with (
         contextlib.closing(verdicts),
         ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report,
@@ -184,7 +167,9 @@ def validate(
         for results in verdicts:
             report.write_in_order(results)
     code = exit_code_for(report.counts, None)
-    summary = _summary(campaign, "validate", prepared, report, started, t0, code, prepared.warnings)
+    summary = _summary(
+        campaign, "validate", prepared, report, stamp(now), t0, code, prepared.warnings, clock
+    )
     summary["samples"] = samples.as_json()
     write_summary(report.path, summary)
     print_summary(summary, samples, out)
@@ -200,6 +185,7 @@ def _summary(
     t0: float,
     code: ExitCode,
     warnings: list[str],
+    clock: Clock,
     requests_sent: int = 0,
     stop: StopReason | None = None,
 ) -> dict[str, object]:
@@ -210,7 +196,7 @@ def _summary(
         report_path=report.rows_path,
         counts=report.counts,
         started_at=started,
-        finished_at=utc_now_text(),
+        finished_at=stamp(clock()),
         wall_seconds=time.monotonic() - t0,
         requests_sent=requests_sent,
         stop=stop,
@@ -262,8 +248,8 @@ def _ask_consent(
     samples = Samples()
     maybe_called: Counter[str] = Counter()
     for results in _verdicts(campaign, prepared, options, clock(), samples, maybe_called):
-        counts.update(str(r.status) for r in results)
-    to_call = counts[str(Status.READY)]
+        counts.update(r.status for r in results)
+    to_call = counts[Status.READY]
     if options.limit is not None:
         to_call = min(to_call, options.limit)
     print(f"campaign {campaign.name}: {prepared.stream.sheet.path}", file=out)
@@ -283,7 +269,7 @@ def _ask_consent(
         f"{campaign.agent_id} (organization {campaign.organization_id}).",
         file=out,
     )
-    resent = min(maybe_called[str(Status.UNKNOWN)], to_call)
+    resent = min(maybe_called[Status.UNKNOWN], to_call)
     if resent:
         print(retry_unknown_warning(resent), file=out)
     try:
@@ -320,12 +306,13 @@ def run(
     options: RunOptions | None = None,
     yes: bool = False,
     environ: Mapping[str, str] = os.environ,
-    clock: Clock = _utc_now,
+    clock: Clock = system_clock,
     out: TextIO | None = None,
     err: TextIO | None = None,
     stdin: TextIO | None = None,
     ask: Callable[[str], str] = input,
     progress_mode: str = "auto",
+    settings: Settings = DEFAULTS,
 ) -> int:
     """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code."""
     options = options or RunOptions()
@@ -343,11 +330,11 @@ def run(
             print("Nothing sent.", file=out)
             return int(ExitCode.OK)
 
-    started, t0 = utc_now_text(), time.monotonic()
+    now, t0 = clock(), time.monotonic()
     prepared = prepare(campaign, contacts)
-    report_path = report_path or default_report_path(campaign)
+    report_path = report_path or default_report_path(campaign, now)
     errors: list[DialerError] = []  # files that could not be written; the first is reported
-    ledger = open_for_run(campaign)  # refuses a lost, foreign or unwritable ledger
+    ledger = open_for_run(campaign, clock)  # refuses a lost, foreign or unwritable ledger
     try:
         orphans = ledger.adopt_orphans()
         warnings = list(prepared.warnings)
@@ -357,7 +344,7 @@ def run(
                 "recording the answer (killed, or its ledger could not be written): now "
                 "'unknown' (maybe called); --retry-unknown sends them again"
             )
-        unknown = ledger.counts().get(str(Status.UNKNOWN), 0) if options.retry_unknown else 0
+        unknown = ledger.counts().get(Status.UNKNOWN, 0) if options.retry_unknown else 0
         if unknown and yes:  # nobody was asked: say it before the first call, and keep it
             warning = retry_unknown_warning(unknown, upper_bound=True)
             print(warning, file=err)
@@ -366,10 +353,10 @@ def run(
         report = ReportWriter(report_path, prepared.stream.sheet.headers)
         try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
-            progress = Progress(err, progress_mode, total=rows)
+            progress = Progress(err, progress_mode, total=rows, settings=settings)
             try:
                 result = asyncio.run(
-                    _dispatch(
+                    _send_all(
                         campaign,
                         endpoint,
                         api_key,
@@ -379,6 +366,7 @@ def run(
                         progress,
                         prepared.chunks,
                         clock,
+                        settings,
                     )
                 )
             finally:
@@ -387,16 +375,16 @@ def run(
             _keep_first(errors, report.close)
         if result.error:
             errors.insert(0, result.error)
-        code = errors[0].exit_code if errors else exit_code_for(report.counts, result.stop)
+        code = exit_code_for(report.counts, result.stop, errors[0] if errors else None)
         _keep_first(
             errors,
             lambda: ledger.finish_run(
-                int(code), str(result.stop or "finished"), status_counts(report.counts)
+                int(code), close_reason(result.stop), status_counts(report.counts)
             ),
         )
     finally:
         _keep_first(errors, ledger.close)
-    code = errors[0].exit_code if errors else code
+    code = exit_code_for(report.counts, result.stop, errors[0] if errors else None)
     if errors:
         warnings.append(f"stopped by an error: {errors[0]}")
     summary = _summary(
@@ -404,10 +392,11 @@ def run(
         "run",
         prepared,
         report,
-        started,
+        stamp(now),
         t0,
         code,
         warnings,
+        clock,
         requests_sent=result.requests_sent,
         stop=result.stop,
     )
@@ -421,7 +410,7 @@ def run(
     return int(code)
 
 
-async def _dispatch(
+async def _send_all(
     campaign: Campaign,
     endpoint: str,
     api_key: Secret,
@@ -431,8 +420,10 @@ async def _dispatch(
     progress: Progress,
     chunks: Iterator[list[Contact]],
     clock: Clock,
+    settings: Settings,
 ) -> RunResult:
-    from dialer.dispatch import STOP_GRACE_SECONDS, Dispatcher
+    """The event loop's part of `run`: one client, the dispatcher, the stop signals."""
+    from dialer.dispatch import Dispatcher
     from dialer.tabbly import BodyBuilder, TabblyClient
 
     client = TabblyClient(
@@ -448,21 +439,14 @@ async def _dispatch(
             options,
             progress=progress,
             clock=clock,
+            settings=settings,
         )
         loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            if dispatcher.stop_reason is StopReason.INTERRUPTED:
-                dispatcher.abort_inflight()  # the second Ctrl-C
-                return
-            dispatcher.stop(StopReason.INTERRUPTED)
-            loop.call_later(STOP_GRACE_SECONDS, dispatcher.abort_inflight)
-
         installed = []
         for sig in filter(honoured, STOP_SIGNALS):  # SIGHUP too: a dropped SSH session
             try:
                 previous = signal.getsignal(sig)
-                loop.add_signal_handler(sig, on_signal)
+                loop.add_signal_handler(sig, dispatcher.interrupt)
                 installed.append((sig, previous))
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests): stop() is still reachable
@@ -486,8 +470,17 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
     with ledger:
         counts = ledger.counts()
         last = ledger.last_run()
-        waiting = ledger.waiting()
+        groups = ledger.fact_groups()
         rebuilt = ledger.rebuilt()
+    # The gate says who the next run sends again, and who only `--retry-unknown` would.
+    plain, retry = Gate(None), Gate(None, RunOptions(retry_unknown=True))
+    waiting: Counter[str] = Counter()
+    unknown = 0
+    for facts, n in groups:
+        if plain.judge(facts) is None:
+            waiting[_label(facts)] += n
+        elif retry.judge(facts) is None:
+            unknown += n
     print(f"campaign {campaign.name}: ledger {path}", file=out)
     if rebuilt:
         print(f"  rebuilt {rebuilt[0]} from {rebuilt[1]} report(s)", file=out)
@@ -504,15 +497,20 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
         )
         if last["report"]:
             print(f"  report: {last['report']}", file=out)
+    kinds = ", ".join(f"{n} {label}" for label, n in sorted(waiting.items()))
     print(
-        f"waiting: {waiting} row(s) the next run sends again "
-        "(not_attempted, outside_window, retryable failures), plus any new rows in the sheet",
+        f"waiting: {sum(waiting.values())} row(s) the next run sends again"
+        f"{f' ({kinds})' if kinds else ''}, plus any new rows in the sheet",
         file=out,
     )
-    unknown = counts.get(str(Status.UNKNOWN), 0) + counts.get("sending", 0)
     if unknown:
         print(
             f"unknown: {unknown} maybe called; `dialer run --retry-unknown` calls them again",
             file=out,
         )
     return int(ExitCode.OK)
+
+
+def _label(facts: Facts) -> str:
+    """How `status` names a kind of record the next run sends again."""
+    return f"{facts.status} (retryable)" if facts.retryable else str(facts.status)

@@ -25,16 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dialer.clock import stamp
+from dialer.paths import JOURNAL_SUFFIX, journal_path, summary_path
 from dialer.report import cannot_write, undefuse
 from dialer.statuses import LedgerError, Status
 
 # Report statuses that show a person (maybe) called, and what the ledger records for them.
 CALLED = {
-    str(Status.TRIGGERED): Status.TRIGGERED,
-    str(Status.UNKNOWN): Status.UNKNOWN,
-    str(Status.ALREADY_CALLED): Status.TRIGGERED,
+    Status.TRIGGERED: Status.TRIGGERED,
+    Status.UNKNOWN: Status.UNKNOWN,
+    Status.ALREADY_CALLED: Status.TRIGGERED,
 }
-JOURNAL = ".partial.csv"
 # In the campaign's reports folder: one absolute path a line, each a report written elsewhere.
 OTHER_REPORTS = "other-reports.txt"
 _COLUMNS = ("row", "custom_identifiers", "called_to", "status", "reason", "http_status")
@@ -79,13 +80,12 @@ class CalledRow:
 
 
 def _file_time(path: Path) -> str:
-    when = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp(datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
 
 def _summary(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.with_name(path.name + ".summary.json").read_text("utf-8"))
+        data = json.loads(summary_path(path).read_text("utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -148,8 +148,8 @@ def campaign_reports(folder: Path, *, skip: frozenset[str] = frozenset()) -> lis
         raise LedgerError(f"{folder}: cannot list the campaign's reports: {exc.strerror}") from None
     found = []
     for name in names:
-        if name.endswith(JOURNAL):
-            report = name[: -len(JOURNAL)]
+        if name.endswith(JOURNAL_SUFFIX):
+            report = name.removesuffix(JOURNAL_SUFFIX)
             if report in names or not report.lower().endswith(".xlsx"):
                 continue
         elif name.lower().endswith((".csv", ".xlsx")):
@@ -163,7 +163,7 @@ def campaign_reports(folder: Path, *, skip: frozenset[str] = frozenset()) -> lis
         key = str(report)
         if key in skip:
             continue
-        journal = report.with_name(report.name + JOURNAL)
+        journal = journal_path(report)
         if report.exists():
             found.append(_found(report, key, report))
         elif report.name.lower().endswith(".xlsx") and journal.exists():
@@ -177,7 +177,7 @@ def report_of_run(stored: str, folder: Path) -> ReportFile | None:
         return None
     key = report_key(stored, folder)
     path = folder / key if key == Path(stored).name else Path(key)
-    journal = path.with_name(path.name + JOURNAL)
+    journal = journal_path(path)
     if path.exists():
         return _found(path, key, path)
     if path.name.lower().endswith(".xlsx") and journal.exists():

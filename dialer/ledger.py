@@ -1,9 +1,9 @@
 """SQLite ledger: who was called, crash safety, resume (SPEC 6.3).
 
     >>> ledger = Ledger.open(path, campaign="order-followup")      # takes the run lock
-    >>> verdict = ledger.verdict("+917359043943")                  # None: may be sent
-    >>> await ledger.claim(contact, run_id)                        # durable before the POST
-    >>> ledger.record(contact, Status.TRIGGERED, ...)              # committed with the next batch
+    >>> ledger.facts("+917359043943")                              # what `dialer.gate` judges
+    >>> await ledger.claim(Claim(run_id, "+917359043943", 7))      # durable before the POST
+    >>> ledger.record(Entry("+917359043943", Status.TRIGGERED))    # committed with the next batch
 
 One row per person (E.164) per campaign in `calls`, the last outcome. A claim (`sending`)
 lives in its own table from just before the request leaves until the answer is recorded; a
@@ -39,13 +39,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dialer.claims import Claim, ClaimsJournal, claims_path
-from dialer.paths import utc_now_text
-from dialer.statuses import LedgerError, Status
+from dialer.clock import Clock, stamp, system_clock
+from dialer.gate import NO_FACTS, Facts, Gate
+from dialer.statuses import CLAIM, LedgerError, Status
 
 SCHEMA_VERSION = "1"
 # Why a claim left by an earlier run is `unknown`: it may have reached the person.
 ORPHAN_REASON = "an earlier run stopped before recording this call's answer"
-SENDING = "sending"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS calls (
@@ -99,10 +99,10 @@ _ENVIRONMENT_CODES = frozenset(
         sqlite3.SQLITE_CANTOPEN,
     }
 )
-# Ledger statuses after which the next run sends the row again (SPEC 6.3).
-_SEND_AGAIN = frozenset({str(Status.NOT_ATTEMPTED), str(Status.OUTSIDE_WINDOW)})
-# What these "not sent" records may never replace: the person may have been called.
-_KEEP = (str(Status.TRIGGERED), str(Status.UNKNOWN))
+# Records of a row a run did not send ...
+_NOT_SENT = frozenset({Status.NOT_ATTEMPTED, Status.OUTSIDE_WINDOW})
+# ... may never replace these: the person may have been called.
+_KEEP = (Status.TRIGGERED.value, Status.UNKNOWN.value)  # plain text, for the SQL below
 _CLAIM = "INSERT OR REPLACE INTO sending (called_to, row, run_id, started_at) VALUES (?, ?, ?, ?)"
 _UNCLAIM = "DELETE FROM sending WHERE called_to = ?"
 _UPSERT = """
@@ -119,17 +119,11 @@ _UPSERT_UNLESS_CALLED = _UPSERT + f"WHERE calls.status NOT IN {_KEEP!r}"
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """Why the ledger says a ready row must not be sent now."""
-
-    status: Status
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class Entry:
+    """A row's outcome, the person's last record."""
+
     called_to: str
-    status: str
+    status: Status
     reason: str = ""
     retryable: bool = False
     http_status: int | None = None
@@ -138,7 +132,7 @@ class Entry:
     custom_identifiers: str = ""
     row: int | None = None
 
-    def params(self, run_id: int | None) -> tuple[Any, ...]:
+    def params(self, run_id: int | None, now: str) -> tuple[Any, ...]:
         return (
             self.called_to,
             self.status,
@@ -150,7 +144,7 @@ class Entry:
             self.custom_identifiers,
             self.row,
             run_id,
-            utc_now_text(),
+            now,
         )
 
 
@@ -271,7 +265,7 @@ def _connect(
     return conn, tables
 
 
-def _prepare(conn: sqlite3.Connection, path: Path, campaign: str) -> None:
+def _prepare(conn: sqlite3.Connection, path: Path, campaign: str, now: str) -> None:
     """WAL, durability, the schema and the ledger's identity; the first write of a run."""
     try:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -289,7 +283,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, campaign: str) -> None:
                     # Created once per ledger: a report's summary names the ledger that ran
                     # it, so a new or rebuilt ledger is never mistaken for the old one.
                     ("ledger_id", secrets.token_hex(8)),
-                    ("created_at", utc_now_text()),
+                    ("created_at", now),
                 ],
             )
             conn.execute("COMMIT")
@@ -336,11 +330,18 @@ class OpenCheck(Protocol):
 class Ledger:
     """A campaign's ledger, held by one run at a time."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        lock_fd: int | None,
+        clock: Clock = system_clock,
+    ) -> None:
         self.path = path
+        self.clock = clock  # every time the ledger writes (`updated_at`, a run's start and end)
         self._conn = conn
         self._lock_fd = lock_fd
-        self._pending: list[Entry] = []
+        self._pending: list[Entry | Claim] = []
         self._flush_waiter: asyncio.Future[None] | None = None
         self._error: LedgerError | None = None  # a failed write stops every later one
         # Nobody in the ledger when the run starts: no row can be `already_called`, so the
@@ -363,6 +364,7 @@ class Ledger:
         *,
         check: OpenCheck | None = None,
         campaign_file: Path | str = "CAMPAIGN",
+        clock: Clock = system_clock,
     ) -> Ledger:
         """Open for a run: take the lock (a second run is refused), check, create if new."""
         lock_fd = take_lock(path, campaign)
@@ -384,13 +386,13 @@ class Ledger:
                         raise LedgerError(
                             f"{path}: ledger belongs to campaign '{stored}', not '{campaign}'"
                         )
-                    ledger = cls(path, conn, lock_fd)
+                    ledger = cls(path, conn, lock_fd, clock)
                     if check is not None:
                         check.existing(ledger)
                 elif why is None and check is not None:
                     check.new(blank_reason(path))
-                _prepare(conn, path, campaign)
-                ledger = ledger or cls(path, conn, lock_fd)
+                _prepare(conn, path, campaign, stamp(clock()))
+                ledger = ledger or cls(path, conn, lock_fd, clock)
                 journal = claims_path(path)
                 try:
                     ledger._journal = ClaimsJournal.open(journal)
@@ -483,13 +485,13 @@ class Ledger:
     def use_reported(self, entries: dict[str, Entry]) -> None:
         """Orphan claims whose own run's report shows them `triggered` (by number): the dry
         run shows them and the run adopts them as such, not as `unknown`."""
-        self._reported = {k: v for k, v in entries.items() if v.status == str(Status.TRIGGERED)}
+        self._reported = {k: v for k, v in entries.items() if v.status is Status.TRIGGERED}
 
     def adopt_orphans(self) -> int:
         """Claims left by a run that stopped before recording the answer (killed, or its
         ledger could not be written) become `unknown`: maybe called (SPEC 6.3); those its
         report shows `triggered` are recorded so. Returns how many became `unknown`."""
-        now = utc_now_text()
+        now = self._now()
         reason = ORPHAN_REASON
         conn = self._conn
         try:
@@ -499,11 +501,11 @@ class Ledger:
                 # A claim whose run wrote `triggered` (with its call id) in its report, but
                 # could not record it here (disk full): recorded as the report says.
                 reported = [(self._reported.get(p), run) for p, _, run in orphans]
-                conn.executemany(_UPSERT, [e.params(run) for e, run in reported if e])
+                conn.executemany(_UPSERT, [e.params(run, now) for e, run in reported if e])
                 conn.executemany(
                     _UPSERT,
                     [
-                        (phone, str(Status.UNKNOWN), reason, 0, None, 1, "", "", row, run, now)
+                        (phone, Status.UNKNOWN, reason, 0, None, 1, "", "", row, run, now)
                         for phone, row, run in orphans
                         if phone not in self._reported
                     ],
@@ -521,6 +523,9 @@ class Ledger:
         self._orphans = False
         return sum(1 for phone, _, _ in orphans if phone not in self._reported)
 
+    def _now(self) -> str:
+        return stamp(self.clock())
+
     def _write_error(self, exc: sqlite3.Error) -> LedgerError:
         return LedgerError(f"{self.path}: cannot write the ledger: {exc}")
 
@@ -536,43 +541,24 @@ class Ledger:
 
     def knows(self, called_to: str) -> bool:
         """True when the next run would not send this person again (they are accounted for)."""
-        return self.verdict(called_to) is not None
+        return Gate(None).judge(self.facts(called_to)) is not None
 
-    def verdict(
-        self, called_to: str, *, recall: bool = False, retry_unknown: bool = False
-    ) -> Verdict | None:
-        """None when the row may be sent now; otherwise the status it gets instead."""
-        if self._orphans and called_to in self._reported and self._is_orphan(called_to):
-            if recall:
-                return None
-            return Verdict(Status.ALREADY_CALLED, "triggered by an earlier run (its report)")
-        if self._orphans and not retry_unknown and self._is_orphan(called_to):
-            return Verdict(
-                Status.UNKNOWN,
-                f"earlier run: {ORPHAN_REASON}; --retry-unknown sends it again",
-            )
+    def facts(self, called_to: str) -> Facts:
+        """The person's last record, for `dialer.gate` to judge."""
+        if self._orphans and self._is_orphan(called_to):
+            # What the run adopts the claim as, before anything is sent: a dry run agrees.
+            reported = self._reported.get(called_to)
+            if reported is not None:  # its own run's report shows it triggered
+                return Facts(Status.TRIGGERED, reported.reason, claim_left=True)
+            return Facts(Status.UNKNOWN, ORPHAN_REASON, claim_left=True)
         if self._empty:
-            return None
+            return NO_FACTS
         found = self._conn.execute(
             "SELECT status, reason, retryable FROM calls WHERE called_to = ?", (called_to,)
         ).fetchone()
         if found is None:
-            return None
-        status, reason, retryable = found
-        if status in _SEND_AGAIN:
-            return None
-        if status == str(Status.TRIGGERED):
-            return None if recall else Verdict(Status.ALREADY_CALLED, "triggered by an earlier run")
-        if status == str(Status.UNKNOWN):
-            if retry_unknown:
-                return None
-            return Verdict(
-                Status.UNKNOWN,
-                f"earlier run: {reason or 'no answer'}; --retry-unknown sends it again",
-            )
-        if status == str(Status.FAILED):
-            return None if retryable else Verdict(Status.FAILED, f"earlier run: {reason}")
-        return None
+            return NO_FACTS
+        return Facts(Status(found[0]), found[1], bool(found[2]))
 
     def accounts_for(self, called_to: str, run_id: int) -> bool:
         """True when the ledger holds what run `run_id` did with this person: a claim, an
@@ -626,7 +612,7 @@ class Ledger:
             cur = self._conn.execute(
                 "INSERT INTO runs (started_at, sheet, report) VALUES (?, ?, ?)",
                 # Absolute: the report is found again whatever the next run's cwd.
-                (utc_now_text(), sheet, str(Path(report).absolute())),
+                (self._now(), sheet, str(Path(report).absolute())),
             )
         except sqlite3.Error as exc:
             raise self._write_error(exc) from None
@@ -644,15 +630,15 @@ class Ledger:
             self._conn.execute(
                 "UPDATE runs SET finished_at = ?, exit_code = ?, close_reason = ?, counts = ? "
                 "WHERE id = ?",
-                (utc_now_text(), exit_code, close_reason, json.dumps(counts), self.run_id),
+                (self._now(), exit_code, close_reason, json.dumps(counts), self.run_id),
             )
         except sqlite3.Error as exc:
             raise self._write_error(exc) from None
 
-    async def claim(self, entry: Entry) -> None:
+    async def claim(self, claim: Claim) -> None:
         """Record `sending` and wait until it is committed: only then may the request leave."""
         self._check()
-        self._pending.append(entry)
+        self._pending.append(claim)
         await self._schedule_flush()
 
     def record(self, entry: Entry) -> None:
@@ -685,8 +671,8 @@ class Ledger:
         return self._flush_waiter
 
     def _flush(self) -> None:
-        # On the loop's own thread: a commit is ~0.2 ms here, and a hand-off to a writer
-        # thread cost 40% of the throughput (each batch waited for the GIL).
+        # On the loop's own thread: a commit is short, and a hand-off to a writer thread
+        # cost far more than it saved (each batch waited for the GIL; see bench/).
         waiter, self._flush_waiter = self._flush_waiter, None
         batch, self._pending = self._pending, []
         self._commit(batch)
@@ -699,26 +685,26 @@ class Ledger:
             else:
                 waiter.set_result(None)
 
-    def _commit(self, batch: list[Entry]) -> None:
+    def _commit(self, batch: list[Entry | Claim]) -> None:
         """One transaction for the batch; a failure is kept and raised on every later use."""
         if not batch or self._error is not None:
             return
-        run_id, now = self.run_id, utc_now_text()
+        run_id, now = self.run_id, self._now()
         # Grouped by statement for executemany; safe because a batch holds at most one entry
         # per person (a claim is committed before its request leaves, the outcome comes after).
-        claims = [(e.called_to, e.row, run_id, now) for e in batch if e.status == SENDING]
-        outcomes = [e for e in batch if e.status != SENDING]
+        claims = [(c.called_to, c.row, run_id, now) for c in batch if isinstance(c, Claim)]
+        outcomes = [e for e in batch if isinstance(e, Entry)]
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_CLAIM, claims)
                 conn.executemany(
-                    _UPSERT, [e.params(run_id) for e in outcomes if e.status not in _SEND_AGAIN]
+                    _UPSERT, [e.params(run_id, now) for e in outcomes if e.status not in _NOT_SENT]
                 )
                 conn.executemany(
                     _UPSERT_UNLESS_CALLED,
-                    [e.params(run_id) for e in outcomes if e.status in _SEND_AGAIN],
+                    [e.params(run_id, now) for e in outcomes if e.status in _NOT_SENT],
                 )
                 conn.executemany(_UNCLAIM, [(e.called_to,) for e in outcomes])
             except BaseException:
@@ -756,7 +742,7 @@ class Ledger:
         counts = dict(self._conn.execute("SELECT status, COUNT(*) FROM calls GROUP BY status"))
         sending = self._conn.execute("SELECT COUNT(*) FROM sending").fetchone()[0]
         if sending:
-            counts[SENDING] = sending
+            counts[CLAIM] = sending
         return counts
 
     def last_run(self) -> dict[str, Any] | None:
@@ -771,12 +757,27 @@ class Ledger:
         run["counts"] = json.loads(found[7]) if found[7] else {}
         return run
 
-    def waiting(self) -> int:
-        """Rows the next run would send again."""
-        return self._conn.execute(
-            "SELECT COUNT(*) FROM calls WHERE status IN (?, ?) OR (status = ? AND retryable = 1)",
-            (str(Status.NOT_ATTEMPTED), str(Status.OUTSIDE_WINDOW), str(Status.FAILED)),
-        ).fetchone()[0]
+    def fact_groups(self) -> list[tuple[Facts, int]]:
+        """How many people share each kind of record (reasons left out), for `dialer status`
+        to ask the gate which of them the next run sends again."""
+        groups = [
+            (Facts(Status(status), "", bool(retryable)), n)
+            for status, retryable, n in self._conn.execute(
+                "SELECT status, retryable, COUNT(*) FROM calls "
+                "WHERE called_to NOT IN (SELECT called_to FROM sending) GROUP BY status, retryable"
+            )
+        ]
+        # A claim left is what the run adopts it as: `triggered` when its run's report says
+        # so (`use_reported`), else `unknown`.
+        claims = [r[0] for r in self._conn.execute("SELECT called_to FROM sending")]
+        reported = sum(1 for phone in claims if phone in self._reported)
+        for facts, n in (
+            (Facts(Status.TRIGGERED, "", claim_left=True), reported),
+            (Facts(Status.UNKNOWN, ORPHAN_REASON, claim_left=True), len(claims) - reported),
+        ):
+            if n:
+                groups.append((facts, n))
+        return groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -792,6 +793,7 @@ def write_rebuilt(
     old: Ledger | None,
     entries: list[Entry],
     reports: dict[str, int],
+    clock: Clock = system_clock,
 ) -> Rebuilt:
     """A new ledger at `path` (a fresh file): the old ledger's rows if it can be read, then
     every entry whose person it does not hold as `triggered` or `unknown` (reports may be
@@ -804,9 +806,9 @@ def write_rebuilt(
         for statement in filter(str.strip, _SCHEMA.split(";")):
             conn.execute(statement)
         kept = old._copy_into(conn) if old is not None else 0
-        now = utc_now_text()
+        now = stamp(clock())
         before = conn.total_changes
-        conn.executemany(_UPSERT_UNLESS_CALLED, [e.params(None) for e in entries])
+        conn.executemany(_UPSERT_UNLESS_CALLED, [e.params(None, now) for e in entries])
         from_reports = conn.total_changes - before
         conn.executemany(
             "INSERT OR REPLACE INTO rebuilt_from (report, people, read_at) VALUES (?, ?, ?)",

@@ -9,7 +9,7 @@ Two rules, both on absolute times so a late timer never costs throughput:
   is more than `window` seconds old. This is the hard cap, exact at any rate.
 * a schedule spacing sends `1/rate` apart, so calls are spread over the second instead of
   leaving in one burst. A late wake-up does not push the schedule back, so the average stays
-  at the rate; above `SMOOTH_UP_TO` per second the spacing is dropped (timers cannot space
+  at the rate; above `settings.smooth_up_to` per second the spacing is dropped (timers cannot space
   sends 2 ms apart) and the sliding log alone applies: bursts up to `capacity` are allowed
   within a window. That is the documented burst allowance.
 
@@ -27,14 +27,23 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-# Slack added to the 1-second window: absorbs scheduling jitter between this process and the
-# upstream's clock, costing 1% of the rate.
-WINDOW_MARGIN = 0.01
-SMOOTH_UP_TO = 100.0
+from dialer.settings import DEFAULTS, Settings
+
+WINDOW_MARGIN = DEFAULTS.window_margin  # the default, for callers that reason about it
 
 
 class Pacer:
-    __slots__ = ("_capacity", "_clock", "_interval", "_lock", "_log", "_next", "_sleep", "_window")
+    __slots__ = (
+        "_capacity",
+        "_clock",
+        "_interval",
+        "_lock",
+        "_log",
+        "_margin",
+        "_next",
+        "_sleep",
+        "_window",
+    )
 
     def __init__(
         self,
@@ -42,17 +51,19 @@ class Pacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        settings: Settings = DEFAULTS,
     ) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be above 0")
+        self._margin = margin = settings.window_margin
         if rate_per_second >= 1:
             # At most floor(rate) fit in any 1 s window: 2.5/s really means 2 per second.
             self._capacity = math.floor(rate_per_second)
-            self._window = 1.0 + WINDOW_MARGIN
+            self._window = 1.0 + margin
         else:
             self._capacity = 1
-            self._window = 1.0 / rate_per_second + WINDOW_MARGIN
-        smooth = rate_per_second <= SMOOTH_UP_TO
+            self._window = 1.0 / rate_per_second + margin
+        smooth = rate_per_second <= settings.smooth_up_to
         self._interval = (self._window / self._capacity) if smooth else 0.0
         self._log: deque[float] = deque(maxlen=self._capacity)
         self._next = -math.inf
@@ -108,4 +119,4 @@ class Pacer:
     def late(self, granted: float) -> bool:
         """True when a request granted at `granted` has not left within half the margin:
         it must ask again, or two seconds' budgets could reach the upstream in one."""
-        return self._clock() - granted > WINDOW_MARGIN / 2
+        return self._clock() - granted > self._margin / 2

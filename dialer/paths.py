@@ -1,24 +1,43 @@
-"""Where a campaign's reports and ledger live: beside `campaigns/`, never relative to cwd."""
+"""Where a campaign's reports and ledger live (beside `campaigns/`, never relative to cwd),
+and what the files beside a report are called: the one home of those names.
+
+    reports/<campaign>/20261201T151429.898Z.csv                 the report
+    reports/<campaign>/20261201T151429.898Z.csv.summary.json    its summary (SPEC 9)
+    reports/<campaign>/20261201T151429.898Z.xlsx.partial.csv    an XLSX report's journal
+    state/<campaign>.sqlite                                     the ledger (SPEC 6.3)
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dialer.campaign import Campaign
 
+SUMMARY_SUFFIX = ".summary.json"
+# XLSX cannot be appended to: rows go to this CSV journal beside it until the run ends.
+JOURNAL_SUFFIX = ".partial.csv"
+# The stem of a default report's name (`default_report_path`); `dialer serve` serves no other.
+REPORT_STEM = re.compile(r"^[0-9]{8}T[0-9]{6}(\.[0-9]{3})?Z(-[0-9]+)?$")
+
+
+def summary_path(report: Path) -> Path:
+    return report.with_name(report.name + SUMMARY_SUFFIX)
+
+
+def journal_path(report: Path) -> Path:
+    return report.with_name(report.name + JOURNAL_SUFFIX)
+
 
 def default_report_path(campaign: Campaign, now: datetime | None = None) -> Path:
     """`reports/<name>/<UTC timestamp>.csv`; names sort in time order (milliseconds included)."""
-    when = now or datetime.now(UTC)
+    when = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = when.strftime("%Y%m%dT%H%M%S.") + f"{when.microsecond // 1000:03d}Z"
     folder = reports_folder(campaign)
     path = folder / f"{stamp}.csv"
     n = 2
-    while any(
-        path.with_name(path.name + extra).exists()
-        for extra in ("", ".partial.csv", ".summary.json")
-    ):
+    while any(p.exists() for p in (path, journal_path(path), summary_path(path))):
         path = folder / f"{stamp}-{n}.csv"
         n += 1
     return path
@@ -31,7 +50,3 @@ def reports_folder(campaign: Campaign) -> Path:
 
 def ledger_path(campaign: Campaign) -> Path:
     return campaign.project_root / "state" / f"{campaign.name}.sqlite"
-
-
-def utc_now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

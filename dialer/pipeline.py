@@ -8,7 +8,7 @@
 This is the one place that decides which file is read (`--contacts` or the newest match of
 `source`) and checks that it holds contacts at all, so `validate` and `run` agree.
 
-Per-row work (phone numbers, templates: ~25 us a row) runs in worker processes for large
+Per-row work (phone numbers, templates) runs in worker processes for large
 sheets, a few chunks ahead of the consumer so memory stays bounded; the parent reads the sheet,
 dedupes in order and writes. The pool is forked while the process is still single-threaded.
 """
@@ -35,13 +35,11 @@ from dialer.contacts import (
     load_suppression,
     unpack_rows,
 )
+from dialer.settings import DEFAULTS
 from dialer.sheet import Sheet, iter_rows, open_sheet
 from dialer.sources import resolve_source
 from dialer.statuses import SheetError
 
-# Below this size one process is quicker than starting workers.
-PARALLEL_FROM_BYTES = 1024 * 1024
-CHUNK_ROWS = 5_000
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -49,7 +47,7 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 class ContactStream:
     sheet: Sheet
     preparer: ContactBuilder
-    chunk_rows: int = CHUNK_ROWS
+    chunk_rows: int = DEFAULTS.chunk_rows
     pool: ProcessPoolExecutor | None = None
     workers: int = 0
     _pending: deque[tuple[list[tuple[int, list[str]]], Future[list[tuple]]]] = field(
@@ -134,7 +132,7 @@ def open_contacts(
     # workers sharing one core only add pickling to the same work.
     cores = len(os.sched_getaffinity(0))
     if parallel is None:
-        parallel = cores > 1 and path.stat().st_size >= PARALLEL_FROM_BYTES
+        parallel = cores > 1 and path.stat().st_size >= DEFAULTS.parallel_from_bytes
     if not parallel:
         return ContactStream(sheet, builder)
     workers = min(cores, 4)

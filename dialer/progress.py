@@ -13,29 +13,33 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING, TextIO
 
 from dialer.masking import mask_phone, mask_text
-from dialer.statuses import Status
+from dialer.settings import DEFAULTS, Settings
+from dialer.statuses import SEND_PROBLEMS, Status
 
 if TYPE_CHECKING:
     from dialer.report import RowResult
 
-LOG_EVERY_SECONDS = 5.0
-JSONL_EVERY_SECONDS = 0.5
 MODES = ("auto", "bar", "log", "jsonl")  # and "off", once the reader has gone away
-_PROBLEMS = (Status.FAILED, Status.UNKNOWN)
 
 
 class Progress:
     __slots__ = ("_bar", "_every", "_failures", "_last", "_mode", "_out", "_started", "counts")
 
     def __init__(
-        self, out: TextIO | None = None, mode: str = "auto", total: int | None = None
+        self,
+        out: TextIO | None = None,
+        mode: str = "auto",
+        total: int | None = None,
+        settings: Settings = DEFAULTS,
     ) -> None:
         """`total`: the sheet's rows when known (after the consent step), for what remains."""
         self._out = out or sys.stderr
         if mode == "auto":
             mode = "bar" if self._out.isatty() else "log"
         self._mode = mode
-        self._every = JSONL_EVERY_SECONDS if mode == "jsonl" else LOG_EVERY_SECONDS
+        self._every = (
+            settings.jsonl_every_seconds if mode == "jsonl" else settings.log_every_seconds
+        )
         self._started = time.monotonic()
         self._last = self._started
         self.counts: Counter[str] = Counter()
@@ -48,13 +52,13 @@ class Progress:
 
     def row_done(self, result: RowResult) -> None:
         status = result.status
-        self.counts[str(status)] += 1
-        if status in _PROBLEMS:
+        self.counts[status] += 1
+        if status in SEND_PROBLEMS:
             self._failures.append(
                 {
                     "row": result.contact.row,
                     "called_to": mask_phone(result.contact.called_to),
-                    "status": str(status),
+                    "status": status,
                     "reason": mask_text(result.reason),
                 }
             )
@@ -69,13 +73,13 @@ class Progress:
             self._emit(now, final=False)
 
     def _rate(self, now: float) -> float:
-        return self.counts[str(Status.TRIGGERED)] / max(now - self._started, 1e-9)
+        return self.counts[Status.TRIGGERED] / max(now - self._started, 1e-9)
 
     def _postfix(self) -> str:
         c = self.counts
         return (
-            f"triggered={c[str(Status.TRIGGERED)]} failed={c[str(Status.FAILED)]} "
-            f"unknown={c[str(Status.UNKNOWN)]} {self._rate(time.monotonic()):.1f} calls/s"
+            f"triggered={c[Status.TRIGGERED]} failed={c[Status.FAILED]} "
+            f"unknown={c[Status.UNKNOWN]} {self._rate(time.monotonic()):.1f} calls/s"
         )
 
     def _emit(self, now: float, final: bool) -> None:

@@ -27,6 +27,7 @@ from typing import TextIO
 
 from dialer.campaign import Campaign
 from dialer.claims import Claim, claims_path, read_claims
+from dialer.clock import Clock, system_clock
 from dialer.evidence import (
     CalledRow,
     ReportFile,
@@ -190,13 +191,14 @@ def _use_reports(campaign: Campaign, ledger: Ledger) -> None:
     ledger.use_reported(reported)
 
 
-def open_for_run(campaign: Campaign) -> Ledger:
+def open_for_run(campaign: Campaign, clock: Clock = system_clock) -> Ledger:
     """The run's ledger, locked; a lost one is refused before anything is written."""
     ledger = Ledger.open(
         ledger_path(campaign),
         campaign.name,
         check=_LossCheck(campaign),
         campaign_file=campaign.path,
+        clock=clock,
     )
     try:
         ledger.mark_verified()  # every run so far matches its report: not read again
@@ -331,7 +333,7 @@ def _entry(row: CalledRow, note: str = "") -> Entry:
     note = note or f"rebuilt from report {row.report}"
     return Entry(
         called_to=row.called_to,
-        status=str(row.status),
+        status=row.status,
         reason=f"{note}: {row.reason}" if row.reason else note,
         http_status=row.http_status,
         attempts=row.attempts,
@@ -344,7 +346,7 @@ def _entry(row: CalledRow, note: str = "") -> Entry:
 def _journal_entry(claim: Claim) -> Entry:
     return Entry(
         called_to=claim.called_to,
-        status=str(Status.UNKNOWN),
+        status=Status.UNKNOWN,
         reason=JOURNAL_REASON,
         attempts=1,
         row=claim.row,

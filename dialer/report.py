@@ -1,8 +1,8 @@
 """Row results -> the report (CSV or XLSX) and `<report>.summary.json`.
 
-    >>> with ReportWriter.create(Path("reports/x.csv"), sheet.headers) as report:
+    >>> with ReportWriter(Path("reports/x.csv"), sheet.headers) as report:
     ...     report.write(RowResult.of(contact))
-    >>> report.summary(...)
+    >>> write_summary(report.path, summary)          # `<report>.summary.json`, never overwritten
 
 Rows are appended as they finish and flushed to the OS at once, so a killed run loses none;
 `close()` then puts the file in sheet order. Each row's offset is kept in two integer arrays,
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dialer.contacts import Contact
+from dialer.paths import SUMMARY_SUFFIX, journal_path, summary_path
 from dialer.statuses import DialerError, Status
 
 REPORT_COLUMNS = (
@@ -50,9 +51,7 @@ _UNTRUSTED = tuple(
 )
 # Columns holding numbers (an int, or "" for no HTTP status), the rest being text.
 _NUMERIC = tuple(REPORT_COLUMNS.index(n) for n in ("row", "http_status", "attempts"))
-# Files a report brings along, beside it: the summary, the XLSX journal, private temp files.
-SUMMARY_SUFFIX = ".summary.json"
-_JOURNAL_SUFFIX = ".partial.csv"
+# Private temp files beside a report (its summary and XLSX journal are named in `paths`).
 _TEMP_SUFFIX = ".tmp"
 # Longest addition to a report's (or its journal's) name: the summary, or a private temp file.
 _LONGEST_EXTRA = max(len(SUMMARY_SUFFIX), len(".XXXXXXXX" + _TEMP_SUFFIX))
@@ -140,14 +139,10 @@ def cannot_write(path: Path, exc: OSError, what: str = "the report") -> ReportWr
     return ReportWriteError(f"{path}: cannot write {what}: {cause}")
 
 
-def summary_path(report_path: Path) -> Path:
-    return report_path.with_name(report_path.name + SUMMARY_SUFFIX)
-
-
 def check_report_path(path: Path) -> None:
     """Everything a report will write, checked before the first call: every name short enough
     for its folder, the folder a folder, nothing there already (report, journal, summary)."""
-    journal = path.with_name(path.name + _JOURNAL_SUFFIX) if _is_xlsx(path) else path
+    journal = journal_path(path) if _is_xlsx(path) else path
     folder = next((p for p in (path.parent, *path.parent.parents) if _exists(path, p)), Path("."))
     if not folder.is_dir():
         raise cannot_write(path, NotADirectoryError(errno.ENOTDIR, "not a folder"))
@@ -191,7 +186,7 @@ class ReportWriter:
         self._flush_each = flush_each
         self.xlsx = _is_xlsx(path)
         # XLSX cannot be appended to: a CSV journal beside it is what a crash leaves.
-        self.journal_path = path.with_name(path.name + _JOURNAL_SUFFIX) if self.xlsx else path
+        self.journal_path = journal_path(path) if self.xlsx else path
         check_report_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

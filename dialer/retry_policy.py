@@ -5,18 +5,16 @@
 
 Which answers are retryable at all is decided in `tabbly.classify` from `statuses.RETRYABLE_HTTP`;
 this module only paces the retries. The parts are tenacity's (exponential backoff with jitter,
-stop after N attempts), composed once: a tenacity `AsyncRetrying` per request cost a third of
-the throughput, and one shared `AsyncRetrying` keeps per-call state that concurrent workers
-would trample.
+stop after N attempts), composed once: a tenacity `AsyncRetrying` per request cost much of
+the throughput (bench/), and one shared `AsyncRetrying` keeps per-call state that concurrent
+workers would trample.
 """
 
 from __future__ import annotations
 
 import tenacity
 
-BACKOFF_FIRST = 0.5  # seconds before the second attempt, doubling after that
-BACKOFF_MAX = 30.0
-BACKOFF_JITTER = 0.5
+from dialer.settings import DEFAULTS, Settings
 
 
 class RetryPolicy:
@@ -25,14 +23,15 @@ class RetryPolicy:
     def __init__(
         self,
         max_attempts: int,
-        *,
-        first: float = BACKOFF_FIRST,
-        maximum: float = BACKOFF_MAX,
-        jitter: float = BACKOFF_JITTER,
+        settings: Settings = DEFAULTS,
     ) -> None:
         self.max_attempts = max_attempts
         self._stop = tenacity.stop_after_attempt(max_attempts)
-        self._wait = tenacity.wait_exponential_jitter(multiplier=first, max=maximum, jitter=jitter)
+        self._wait = tenacity.wait_exponential_jitter(
+            multiplier=settings.backoff_first,
+            max=settings.backoff_max,
+            jitter=settings.backoff_jitter,
+        )
         # tenacity's strategies read only `attempt_number`: one scratch state serves them.
         self._state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
 

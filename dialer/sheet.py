@@ -39,6 +39,7 @@ from python_calamine import (
 )
 
 from dialer.csv_stream import MAX_CSV_BYTES, CsvReader, scan_encoding
+from dialer.settings import DEFAULTS
 from dialer.sheet_files import human_size, open_regular, shown, shown_names
 from dialer.statuses import SheetError
 from dialer.xlsx_bounds import check_range, check_xlsx
@@ -142,7 +143,9 @@ class NumericText(str):
 
 
 def iter_rows(
-    sheet: Sheet, chunk_rows: int = 20_000, raw_columns: frozenset[int] = frozenset()
+    sheet: Sheet,
+    chunk_rows: int = DEFAULTS.chunk_rows,
+    raw_columns: frozenset[int] = frozenset(),
 ) -> Iterator[list[tuple[int, list[str]]]]:
     """Yield chunks of (row_number, cells); cells are cleaned text, exactly len(columns) long.
 

@@ -5,13 +5,14 @@ Everything else imports from here; nothing restates a status string or an exit n
 
 Error family (the CLI is the only place that turns these into exit codes)::
 
-    DialerError                exit_code 2   anything a user's input can cause
+    DialerError                exit_code 2   anything a user's input (or the environment) can cause
      +-- UsageError            exit_code 2   bad command-line options
      +-- CampaignError         exit_code 2   campaign TOML: missing / unknown / mistyped key
      +-- SheetError            exit_code 2   contact sheet: format, encoding, headers
      +-- LedgerError           exit_code 2   corrupt or lost ledger, or another run holds it
      +-- ReportExists          exit_code 2   (report.py) a report is never overwritten
-    InternalError              exit_code 70  a defect of ours, never the user's input (EX_SOFTWARE)
+     +-- ReportWriteError      exit_code 2   (report.py) the report or its summary cannot be written
+     +-- InternalError         exit_code 70  a defect of ours, never the user's input (EX_SOFTWARE)
 
 A file that cannot be written (disk full, read-only folder) is the environment, not a defect:
 a DialerError (exit 2) naming the file and the cause.
@@ -19,7 +20,9 @@ a DialerError (exit 2) naming the file and the cause.
 
 from __future__ import annotations
 
-from enum import IntEnum, StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, IntEnum, StrEnum
 
 
 class Status(StrEnum):
@@ -37,8 +40,15 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
 
 
-# Statuses that count against "every row that could be sent was triggered" (exit 1).
-PROBLEM_STATUSES = frozenset({Status.FAILED, Status.INVALID, Status.UNKNOWN})
+# What the ledger and `dialer status` call a claim: a request about to leave, or one whose
+# answer a killed run never recorded (SPEC 6.3). Never a report row's status.
+CLAIM = "sending"
+
+# Rows whose sending went wrong: the live view lists them as they happen (progress).
+SEND_PROBLEMS = frozenset({Status.FAILED, Status.UNKNOWN})
+# Statuses that count against "every row that could be sent was triggered" (exit 1): the
+# sending problems, and rows the sheet itself made unsendable.
+PROBLEM_STATUSES = SEND_PROBLEMS | {Status.INVALID}
 
 
 class ExitCode(IntEnum):
@@ -51,6 +61,10 @@ class ExitCode(IntEnum):
     CAMPAIGN_REFUSED = 4
     INTERRUPTED = 130
     INTERNAL = 70  # EX_SOFTWARE: cron and systemd must see a crash as a failure
+
+
+# The run went to the end of the sheet (some rows may have problems): not stopped early.
+FINISHED_CODES = frozenset({ExitCode.OK, ExitCode.ROW_PROBLEMS})
 
 
 class StopReason(StrEnum):
@@ -90,6 +104,47 @@ STOP_ROW_REASONS: dict[StopReason, str] = {
     StopReason.ERROR: "run stopped by an error (see the summary)",
 }
 
+
+class Kind(Enum):
+    """What one upstream answer means, the taxonomy the row sender switches on (`tabbly`)::
+
+    TRIGGERED       200 + success: the call is placed; `call_id` is Tabbly's room_name
+    RETRY           certainly NOT placed (connect failed, 429, 500, 502, 503): send again
+    FAILED          refused for this row (400, other 4xx): sending again would not help
+    STOP_BALANCE    402: the wallet is empty; stop the whole run
+    STOP_CAMPAIGN   401/403/404: the campaign itself is wrong; stop the whole run
+    UNKNOWN         sent, but no usable answer (read timeout, dropped connection, 504):
+                    the call MAY be placed, so it is never re-sent automatically
+    """
+
+    TRIGGERED = "triggered"
+    RETRY = "retry"
+    FAILED = "failed"
+    STOP_BALANCE = "stop_balance"
+    STOP_CAMPAIGN = "stop_campaign"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class KindRule:
+    """What a row's last answer of one kind makes of the row and of the run."""
+
+    status: Status  # the row's status (RETRY: once its attempts are used up)
+    stop: StopReason | None  # the whole run stops sending
+    retryable: bool  # recorded as a cause a later run may send again
+    placed_no_call: bool  # the upstream certainly placed no call (safe to call later)
+
+
+KIND_RULES: Mapping[Kind, KindRule] = {
+    Kind.TRIGGERED: KindRule(Status.TRIGGERED, None, False, False),
+    Kind.FAILED: KindRule(Status.FAILED, None, False, False),
+    Kind.UNKNOWN: KindRule(Status.UNKNOWN, None, False, False),
+    Kind.RETRY: KindRule(Status.FAILED, None, True, True),
+    # The row is `not_attempted` with the stop's reason: the next run sends it.
+    Kind.STOP_BALANCE: KindRule(Status.NOT_ATTEMPTED, StopReason.INSUFFICIENT_BALANCE, False, True),
+    Kind.STOP_CAMPAIGN: KindRule(Status.FAILED, StopReason.CAMPAIGN_REFUSED, True, False),
+}
+
 # HTTP answers after which the upstream certainly placed no call: retried with backoff.
 # 504 and 408 are deliberately absent: a gateway timeout may hide a placed call (SPEC 6.1).
 RETRYABLE_HTTP = frozenset({429, 500, 502, 503})
@@ -98,6 +153,33 @@ CAMPAIGN_REFUSED_HTTP = frozenset({401, 403, 404})
 BALANCE_HTTP = 402
 # "The first 5 answers all 400" also refuses the campaign.
 FIRST_ANSWERS_ALL_400 = 5
+
+
+def exit_code_for(
+    counts: Mapping[str, int], stop: StopReason | None, error: DialerError | None = None
+) -> ExitCode:
+    """The one decision of a finished command's exit code: an error first (a file that could
+    not be written, a defect), then why the run stopped, then the rows' statuses."""
+    if error is not None:
+        return error.exit_code
+    if stop is not None:
+        return STOP_EXIT_CODES[stop]
+    if any(counts.get(s, 0) for s in PROBLEM_STATUSES):
+        return ExitCode.ROW_PROBLEMS
+    return ExitCode.OK
+
+
+def close_reason(stop: StopReason | None) -> str:
+    """The summary's and the ledger's `close_reason`: why the run stopped early, or finished."""
+    return stop.value if stop is not None else "finished"
+
+
+# How the CLI prints a DialerError on stderr; `dialer serve` reads its children's by it.
+ERROR_PREFIX = "dialer: error: "
+
+
+def error_line(exc: DialerError) -> str:
+    return f"{ERROR_PREFIX}{exc}"
 
 
 class DialerError(Exception):

@@ -14,17 +14,17 @@ from dialer.campaign import Campaign
 from dialer.contacts import Contact
 from dialer.masking import mask_phone, mask_text
 from dialer.report import status_counts
-from dialer.statuses import PROBLEM_STATUSES, STOP_EXIT_CODES, ExitCode, Status, StopReason
+from dialer.statuses import ExitCode, Status, StopReason, close_reason
 
 SAMPLE_MESSAGES = 3
 # What to do next, after a run that stopped early (printed under the summary).
 _NEXT_STEP = {
-    str(StopReason.INSUFFICIENT_BALANCE): "top up the Tabbly wallet, then run again: "
+    StopReason.INSUFFICIENT_BALANCE: "top up the Tabbly wallet, then run again: "
     "only the not_attempted rows are sent",
-    str(StopReason.CAMPAIGN_REFUSED): "Tabbly refuses this campaign: check organization_id, "
+    StopReason.CAMPAIGN_REFUSED: "Tabbly refuses this campaign: check organization_id, "
     "agent_id, call_from and the API key, then run again",
-    str(StopReason.INTERRUPTED): "run again to send the not_attempted rows",
-    str(StopReason.ERROR): "fix the problem named below, then run again",
+    StopReason.INTERRUPTED: "run again to send the not_attempted rows",
+    StopReason.ERROR: "fix the problem named below, then run again",
 }
 
 
@@ -51,14 +51,6 @@ class Samples:
         ]
 
 
-def exit_code_for(counts: Counter[str], stop: StopReason | None) -> ExitCode:
-    if stop is not None:
-        return STOP_EXIT_CODES[stop]
-    if any(counts.get(str(s), 0) for s in PROBLEM_STATUSES):
-        return ExitCode.ROW_PROBLEMS
-    return ExitCode.OK
-
-
 def build_summary(
     *,
     campaign: Campaign,
@@ -74,7 +66,7 @@ def build_summary(
     exit_code: ExitCode,
     warnings: list[str],
 ) -> dict[str, Any]:
-    triggered = counts.get(str(Status.TRIGGERED), 0)
+    triggered = counts.get(Status.TRIGGERED, 0)
     return {
         "campaign": campaign.name,
         "mode": mode,
@@ -87,7 +79,7 @@ def build_summary(
         "wall_seconds": round(wall_seconds, 3),
         "requests_sent": requests_sent,
         "calls_per_second": round(triggered / wall_seconds, 3) if wall_seconds > 0 else 0.0,
-        "close_reason": str(stop) if stop else "finished",
+        "close_reason": close_reason(stop),
         "exit_code": int(exit_code),
         "warnings": warnings,
     }

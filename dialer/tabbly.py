@@ -1,14 +1,7 @@
 """The upstream: the request body, the one `ClientSession`, and every answer -> an `Outcome`.
 
-Outcome kinds, the small taxonomy the dispatcher switches on::
-
-    TRIGGERED       200 + success: the call is placed; `call_id` is Tabbly's room_name
-    RETRY           certainly NOT placed (connect failed, 429, 500, 502, 503): safe to send again
-    FAILED          refused for this row (400, other 4xx): sending again would not help
-    STOP_BALANCE    402: the wallet is empty; stop the whole run
-    STOP_CAMPAIGN   401/403/404: the campaign itself is wrong; stop the whole run
-    UNKNOWN         sent, but no usable answer (read timeout, dropped connection, 504):
-                    the call MAY be placed, so it is never re-sent automatically
+Each answer is one `Kind` (the taxonomy, and what each kind makes of a row, live in
+`statuses`: `Kind`, `KIND_RULES`).
 
 The line between RETRY and UNKNOWN is "did the request leave?": aiohttp raises
 `ClientConnectorError`/`ConnectionTimeoutError` before a byte is sent, and
@@ -24,31 +17,21 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from enum import Enum
 from typing import Any
 
 import aiohttp
 
 from dialer.campaign import Campaign
 from dialer.contacts import Contact
+from dialer.settings import DEFAULTS
 from dialer.statuses import (
     BALANCE_HTTP,
     CAMPAIGN_REFUSED_HTTP,
     RETRYABLE_HTTP,
+    Kind,
 )
 
-# A Retry-After longer than this is capped: a nightly run must not sleep for hours.
-MAX_RETRY_AFTER = 300.0
 _REASON_CHARS = 200
-
-
-class Kind(Enum):
-    TRIGGERED = "triggered"
-    RETRY = "retry"
-    FAILED = "failed"
-    STOP_BALANCE = "stop_balance"
-    STOP_CAMPAIGN = "stop_campaign"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +168,8 @@ class BodyBuilder:
         ).encode()
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, cap: float = DEFAULTS.max_retry_after) -> float | None:
+    """Seconds the upstream asks us to wait, capped: a nightly run must not sleep for hours."""
     if not value:
         return None
     value = value.strip()
@@ -199,7 +183,7 @@ def parse_retry_after(value: str | None) -> float | None:
         from datetime import UTC, datetime
 
         seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return min(max(seconds, 0.0), cap)
 
 
 def _error_text(payload: Any, text: str) -> str:

@@ -291,27 +291,40 @@ def test_sigterm_mid_run_exits_130_with_a_complete_report(project: Project, tmp_
     assert "Traceback" not in err
 
 
-def test_window_is_checked_again_as_the_request_leaves(project: Project, fake):
+def test_window_is_checked_again_as_the_request_leaves(project: Project, fake, monkeypatch):
     from datetime import UTC, datetime
 
     from dialer import commands
     from dialer.campaign import load_campaign
+    from dialer.pacing import Pacer
 
     project.write_sheet(contact_rows(2))
     project.write_campaign(fake.url, dispatch="concurrency = 1")
     text = project.campaign.read_text() + '\n[window]\nhours = "09:00-20:00"\n'
     project.campaign.write_text(text)
-    # 14:29 UTC is 19:59 in India (inside), 14:31 UTC is 20:01 (outside): for each row the
-    # clock passes the end between the first check and the moment the request would leave.
+    # 14:29 UTC is 19:59 in India (inside), 14:31 UTC is 20:01 (outside): the first row passes
+    # the check before the pacer, which then holds it past the window's end.
     inside = datetime(2026, 11, 25, 14, 29, tzinfo=UTC)
     outside = datetime(2026, 11, 25, 14, 31, tzinfo=UTC)
-    ticks = iter([inside, outside, inside, outside])
+    held = []
+    real_wait = Pacer.wait
+
+    async def wait_past_the_end(self, stopped=None):
+        granted = await real_wait(self, stopped)
+        held.append(granted)
+        return granted
+
+    monkeypatch.setattr(Pacer, "wait", wait_past_the_end)
 
     code = commands.run(
-        load_campaign(project.campaign), yes=True, environ=KEY_ENV, clock=lambda: next(ticks)
+        load_campaign(project.campaign),
+        yes=True,
+        environ=KEY_ENV,
+        clock=lambda: outside if held else inside,
     )
 
     assert code == ExitCode.OK
+    assert len(held) == 1  # the first row reached the pacer: it was inside when first checked
     assert fake.received == []
     assert Counter(r["status"] for r in project.report_rows()) == {"outside_window": 2}
 
@@ -428,18 +441,27 @@ def test_rate_limit_holds_when_ledger_commits_are_slow(
 
 
 def test_progress_survives_its_reader_going_away():
+    from dataclasses import replace
+
     from dialer.contacts import Contact
     from dialer.progress import Progress
     from dialer.report import RowResult
+    from dialer.settings import DEFAULTS
     from dialer.statuses import Status
 
     class GoneReader(io.StringIO):
+        attempts = 0
+
         def write(self, text: str) -> int:
+            GoneReader.attempts += 1
             raise BrokenPipeError("the page's server went away")
 
-    progress = Progress(GoneReader(), mode="jsonl")
+    every_row = replace(DEFAULTS, jsonl_every_seconds=0.0)
+    progress = Progress(GoneReader(), mode="jsonl", settings=every_row)
     contact = Contact(1, "C1", "x", "+917359043943", Status.READY, "", "Hi", "", ())
     for _ in range(3):
-        progress._last = -1e9  # due at once
         progress.row_done(RowResult(contact, Status.TRIGGERED, ""))
     progress.close()  # no exception: the run carries on without its watcher
+
+    assert GoneReader.attempts == 1  # after the reader went away, nothing more is tried
+    assert progress.counts[Status.TRIGGERED] == 3

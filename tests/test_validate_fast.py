@@ -11,6 +11,7 @@ import io
 import os
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from conftest import Project, contact_rows
@@ -32,7 +33,8 @@ def affinity() -> Iterator[set[int]]:
 def _pool_started(project: Project, monkeypatch: pytest.MonkeyPatch) -> bool:
     project.write_sheet(contact_rows(20))
     project.write_campaign()
-    monkeypatch.setattr(pipeline, "PARALLEL_FROM_BYTES", 0)  # this small sheet counts as large
+    # This small sheet counts as large.
+    monkeypatch.setattr(pipeline, "DEFAULTS", replace(pipeline.DEFAULTS, parallel_from_bytes=0))
     stream = pipeline.open_contacts(load_campaign(project.campaign))
     try:
         return stream.pool is not None

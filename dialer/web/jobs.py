@@ -32,12 +32,10 @@ from dialer.binding import MISSING, contacts_sha256, file_sha256
 from dialer.campaign import Campaign
 from dialer.interrupts import STOP_SIGNALS
 from dialer.paths import default_report_path
-from dialer.statuses import ExitCode, Status, UsageError
+from dialer.statuses import ERROR_PREFIX, FINISHED_CODES, Status, UsageError
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.settings import Settings
-
-CLI_ERROR = "dialer: error: "  # how the CLI prints a DialerError on stderr (cli.py)
 
 
 class ChecksBusy(Exception):
@@ -184,7 +182,7 @@ class Jobs:
                 os.killpg(proc.pid, signal.SIGKILL)  # the check and its workers
             await proc.wait()
             raise UsageError(texts.CHECK_TOO_SLOW) from None
-        finished = proc.returncode in (ExitCode.OK, ExitCode.ROW_PROBLEMS)
+        finished = proc.returncode in FINISHED_CODES
         if not finished or not reports.summary_path(report).is_file():
             message = self._check_failure(err.decode("utf-8", "replace"), proc.returncode)
             raise UsageError(message.replace(str(upload), sheet_name))
@@ -216,10 +214,10 @@ class Jobs:
         message = lines[-1] if lines else f"the check ended with exit code {returncode}"
         lowered = stderr.lower()
         ran_out = "memory" in lowered or "failed to map" in lowered
-        if not message.startswith(CLI_ERROR) and (ran_out or (returncode or 0) < 0):
+        if not message.startswith(ERROR_PREFIX) and (ran_out or (returncode or 0) < 0):
             # Over check_memory: MemoryError, a native library giving up, or a signal.
             return texts.check_needs_memory(self.settings)
-        return message.removeprefix(CLI_ERROR)
+        return message.removeprefix(ERROR_PREFIX)
 
     async def stale(self, dry: DryRun) -> str:
         """Why this check no longer describes what a launch would do ("" if it still does)."""
@@ -331,7 +329,7 @@ class Jobs:
                 with contextlib.suppress(ValueError):
                     run.state = json.loads(line)
             elif line:
-                run.messages.append(line.removeprefix(CLI_ERROR))
+                run.messages.append(line.removeprefix(ERROR_PREFIX))
             run.changed.set()
         exit_code = await run.proc.wait()
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):

@@ -7,22 +7,17 @@ import asyncio
 import contextlib
 import csv
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from dialer.report import SUMMARY_SUFFIX, undefuse, write_xlsx
+from dialer.paths import REPORT_STEM, SUMMARY_SUFFIX, summary_path
+from dialer.report import undefuse, write_xlsx
 from dialer.statuses import Status
 
 KINDS = ("csv", "xlsx")
-_REPORT_STEM = re.compile(r"^[0-9]{8}T[0-9]{6}(\.[0-9]{3})?Z(-[0-9]+)?$")
-
-
-def summary_path(report: Path) -> Path:
-    return report.with_name(report.name + SUMMARY_SUFFIX)
 
 
 def read_summary(report: Path) -> dict[str, Any]:
@@ -34,7 +29,7 @@ def past_report(folder: Path, campaign: str, name: str) -> tuple[Path, str] | No
     """(CSV path, kind) of `<stem>.<kind>` under `folder/<campaign>/`, if the name is one this
     program writes; None otherwise (so no other file can be asked for)."""
     stem, _, kind = name.rpartition(".")
-    if not _REPORT_STEM.match(stem):
+    if not REPORT_STEM.match(stem):
         return None
     return folder / campaign / f"{stem}.csv", kind
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from dialer.campaign import Campaign
-from dialer.statuses import EXIT_MEANINGS, ExitCode, Status
+from dialer.statuses import EXIT_MEANINGS, FINISHED_CODES, Status
 from dialer.web.settings import DAY, MB, Settings
 
 # Plain words for what happened to a row, in the order the outcome lists them.
@@ -41,7 +41,7 @@ LAUNCHED_ALREADY = (
 
 def outcome_text(exit_code: int, counts: Mapping[str, int]) -> str:
     """What a run did, from its own counts: never "every row was triggered" when none was."""
-    if exit_code in (ExitCode.OK, ExitCode.ROW_PROBLEMS):
+    if exit_code in FINISHED_CODES:
         head = "finished"
     else:
         head = EXIT_MEANINGS.get(  # type: ignore[call-overload]

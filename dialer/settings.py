@@ -1,0 +1,48 @@
+"""Every tunable of the engine in one place, as scrapy keeps `default_settings.py`: how long a
+stopping run waits, how retries back off, the pacer's margin, how many rows a chunk holds.
+
+    >>> dispatcher = Dispatcher(..., settings=replace(DEFAULTS, stop_grace_seconds=0.2))
+
+A module reads its numbers from the `Settings` it is given (or `DEFAULTS`); none restates one.
+Tests shrink a wait the same way, never by patching a module. The web page's own tunables
+are in `dialer.web.settings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Stopping (SPEC 6.2): after a first SIGINT/SIGTERM, requests in flight get this long
+    # before they are aborted (and recorded `unknown`).
+    stop_grace_seconds: float = 5.0
+
+    # Retries (SPEC 6.1): seconds before the second attempt, doubling after that, capped.
+    backoff_first: float = 0.5
+    backoff_max: float = 30.0
+    backoff_jitter: float = 0.5
+    # A Retry-After longer than this is capped: a nightly run must not sleep for hours.
+    max_retry_after: float = 300.0
+
+    # Pacing (SPEC 6.1): slack added to the 1-second window, absorbing scheduling jitter
+    # between this process and the upstream's clock (costs 1% of the rate).
+    window_margin: float = 0.01
+    # Above this rate sends are not spaced over the second (timers cannot space them 2 ms
+    # apart): the sliding log alone holds the cap.
+    smooth_up_to: float = 100.0
+    # Ready rows waiting for a worker, per worker: the feed reads no further ahead.
+    queue_per_worker: int = 4
+
+    # Reading sheets: rows per chunk handed from the reader to the preparer and the feed.
+    chunk_rows: int = 5_000
+    # Below this size one process prepares the sheet quicker than starting workers.
+    parallel_from_bytes: int = 1024 * 1024
+
+    # Progress on stderr: a log line (cron) or a JSON line (`dialer serve`) this often.
+    log_every_seconds: float = 5.0
+    jsonl_every_seconds: float = 0.5
+
+
+DEFAULTS = Settings()
