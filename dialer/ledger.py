@@ -34,6 +34,7 @@ import json
 import os
 import secrets
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -265,14 +266,26 @@ def _connect(
     return conn, tables
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taken at once (IMMEDIATE): committed whole, or rolled back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def _prepare(conn: sqlite3.Connection, path: Path, campaign: str, now: str) -> None:
     """WAL, durability, the schema and the ledger's identity; the first write of a run."""
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL: a committed claim survives a power cut, not only a killed process.
         conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
             conn.executemany(
@@ -286,11 +299,6 @@ def _prepare(conn: sqlite3.Connection, path: Path, campaign: str, now: str) -> N
                     ("created_at", now),
                 ],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
     except sqlite3.Error as exc:
         raise cannot_write(path, exc) from None
 
@@ -495,8 +503,7 @@ class Ledger:
         reason = ORPHAN_REASON
         conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 orphans = conn.execute("SELECT called_to, row, run_id FROM sending").fetchall()
                 # A claim whose run wrote `triggered` (with its call id) in its report, but
                 # could not record it here (disk full): recorded as the report says.
@@ -511,11 +518,6 @@ class Ledger:
                     ],
                 )
                 conn.execute("DELETE FROM sending")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise self._write_error(exc) from None
         if orphans:
@@ -696,8 +698,7 @@ class Ledger:
         outcomes = [e for e in batch if isinstance(e, Entry)]
         conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 conn.executemany(_CLAIM, claims)
                 conn.executemany(
                     _UPSERT, [e.params(run_id, now) for e in outcomes if e.status not in _NOT_SENT]
@@ -707,10 +708,6 @@ class Ledger:
                     [e.params(run_id, now) for e in outcomes if e.status in _NOT_SENT],
                 )
                 conn.executemany(_UNCLAIM, [(e.called_to,) for e in outcomes])
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._error = self._write_error(exc)
             return

@@ -8,7 +8,9 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +155,21 @@ def run_cli(args: Sequence[str], env: dict[str, str] | None = None) -> CliResult
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None:
+    """Wait on a condition with a bound, never on the clock alone."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def sent_once_each(fake: FakeTabbly) -> Counter[str]:
+    """Numbers the fake received, each at most once: nobody called twice."""
+    sent = Counter(r.body["called_to"] for r in fake.received)
+    assert set(sent.values()) <= {1}, f"called twice: {[p for p, n in sent.items() if n > 1]}"
+    return sent
 
 
 _PROGRESS_LINE = re.compile(r"^dialer: \d+ rows done, ")

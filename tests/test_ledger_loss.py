@@ -9,32 +9,19 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess
+from conftest import sent_once_each as _sent_once_each
+from conftest import wait_for as _wait_for
 
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from dialer.statuses import ExitCode
 
 
-def _wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _run(project: Project, cli, *extra: str):
     return cli(["run", str(project.campaign), "--yes", *extra], env=KEY_ENV)
-
-
-def _sent_once_each(fake: FakeTabbly) -> Counter[str]:
-    sent = Counter(r.body["called_to"] for r in fake.received)
-    assert set(sent.values()) <= {1}, f"called twice: {[p for p, n in sent.items() if n > 1]}"
-    return sent
 
 
 def _refused_as_lost(result) -> None:

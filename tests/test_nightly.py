@@ -6,7 +6,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,17 +17,11 @@ from conftest import (
     error_lines,
     indian_mobile,
 )
+from conftest import wait_for as _wait_for
 
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from dialer.ledger import Ledger
 from dialer.statuses import ExitCode, LedgerError
-
-
-def _wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_second_run_skips_people_already_called(project: Project, cli, fake):
