@@ -43,6 +43,7 @@ from dialer.fake_tabbly import (
     DEFAULT_ORGANIZATION_ID,
     FakeTabblyProcess,
 )
+from dialer.paths import JOURNAL_SUFFIX
 from dialer.statuses import Status
 
 # Statuses a row may end a run with (everything in the report but the dry run's `ready`).
@@ -161,7 +162,7 @@ def _lose_wal(root: Path, campaign: Path) -> str:
 def _last_report(root: Path) -> Path:
     folder = root / "reports" / "soak"
     reports = sorted(
-        p for p in folder.iterdir() if p.suffix == ".csv" and not p.name.endswith(".partial.csv")
+        p for p in folder.iterdir() if p.suffix == ".csv" and not p.name.endswith(JOURNAL_SUFFIX)
     )
     return reports[-1]
 
