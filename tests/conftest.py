@@ -165,6 +165,19 @@ def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None
         time.sleep(0.01)
 
 
+def wait_for_requests(
+    fake: FakeTabbly, n: int, proc: subprocess.Popen[str], seconds: float = 20
+) -> None:
+    """Until the fake has received `n` requests from a run in a child process, which must
+    still be running: a run that died or never sends fails the test, not a later assert."""
+
+    def sent() -> bool:
+        assert proc.poll() is None, f"the run ended early: {proc.communicate()}"
+        return len(fake.received) >= n
+
+    wait_for(sent, seconds, f"{n} requests from the run")
+
+
 def sent_once_each(fake: FakeTabbly) -> Counter[str]:
     """Numbers the fake received, each at most once: nobody called twice."""
     sent = Counter(r.body["called_to"] for r in fake.received)

@@ -8,13 +8,11 @@ import io
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from conftest import HEADER, KEY_ENV, Project, indian_mobile
+from conftest import HEADER, KEY_ENV, Project, indian_mobile, wait_for
 
 from dialer import commands
 from dialer.campaign import load_campaign
@@ -28,13 +26,6 @@ from dialer.statuses import ExitCode, Status
 
 # 14:29 UTC: 19:59 in India (inside "09:00-20:00"), 06:29 in Los Angeles (outside).
 INSIDE_INDIA = datetime(2026, 11, 25, 14, 29, tzinfo=UTC)
-
-
-def _wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 # ---- the gate: the dry run and the run give every row the same status ----
@@ -171,10 +162,10 @@ def _interrupted_run(project: Project, fake: FakeTabbly, grace: float, signals: 
         pytest.skip("needs /proc to see when a signal has been delivered")
 
     def interrupt() -> None:
-        _wait_for(lambda: len(fake.received) >= 2, "both requests in flight")
+        wait_for(lambda: len(fake.received) >= 2, 20, "both requests in flight")
         for _ in range(signals):
             # Two signals pending at once are one: the first must be delivered before the next.
-            _wait_for(lambda: not _sigint_pending(), "the SIGINT to be delivered")
+            wait_for(lambda: not _sigint_pending(), 20, "the SIGINT to be delivered")
             os.kill(os.getpid(), signal.SIGINT)
 
     sender = threading.Thread(target=interrupt, daemon=True)

@@ -10,7 +10,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, indian_mobile
+from conftest import (
+    KEY_ENV,
+    Project,
+    contact_rows,
+    dialer_subprocess,
+    indian_mobile,
+    wait_for_requests,
+)
 
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabbly, FakeTabblyThread
 from dialer.statuses import ExitCode
@@ -271,11 +278,7 @@ def test_sigterm_mid_run_exits_130_with_a_complete_report(project: Project, tmp_
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
-        while len(fake.received) < 3:
-            assert time.monotonic() < deadline, "run never started sending"
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.02)
+        wait_for_requests(fake, 3, proc)
         proc.send_signal(signal.SIGTERM)
         sent_at_stop = len(fake.received)
         _out, err = proc.communicate(timeout=10)

@@ -18,7 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, error_lines
+from conftest import (
+    KEY_ENV,
+    Project,
+    contact_rows,
+    dialer_subprocess,
+    error_lines,
+    wait_for_requests,
+)
 
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from dialer.statuses import ExitCode
@@ -323,11 +330,7 @@ def test_sighup_mid_run_stops_like_sigterm_with_a_summary(project: Project):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
-        while len(fake.received) < 3:
-            assert time.monotonic() < deadline, "run never started sending"
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.01)
+        wait_for_requests(fake, 3, proc)
         proc.send_signal(signal.SIGHUP)  # the operator's SSH session dropped
         out, err = proc.communicate(timeout=20)
         received = _received_numbers(fake)
@@ -400,10 +403,7 @@ def test_nohup_still_keeps_a_run_alive_when_its_terminal_goes(project: Project):
             stderr=subprocess.PIPE,
             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # what nohup does
         )
-        deadline = time.monotonic() + 20
-        while len(fake.received) < 2:
-            assert time.monotonic() < deadline and proc.poll() is None, "run never sent"
-            time.sleep(0.01)
+        wait_for_requests(fake, 2, proc)
         proc.send_signal(signal.SIGHUP)
         _out, err = proc.communicate(timeout=20)
 
