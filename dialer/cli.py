@@ -235,20 +235,24 @@ def run_command(args: argparse.Namespace) -> int:
         return rebuild(campaign)
     if args.command == "validate" or args.dry_run:
         return commands.validate(campaign, contacts=args.contacts, report_path=args.report)
+    contacts = args.contacts
     if args.expect_campaign_sha256 is not None or args.expect_contacts_sha256 is not None:
         from dialer.binding import enforce
         from dialer.pipeline import sheet_path
 
+        # Resolved once: the run reads the very sheet that was hashed, even if a newer file
+        # matching the campaign's `source` glob appears meanwhile.
+        contacts = sheet_path(campaign, args.contacts)
         enforce(
             campaign,
-            sheet_path(campaign, args.contacts),
+            contacts,
             expect_campaign=args.expect_campaign_sha256,
             expect_contacts=args.expect_contacts_sha256,
         )
     options = RunOptions(limit=args.limit, recall=args.recall, retry_unknown=args.retry_unknown)
     return commands.run(
         campaign,
-        contacts=args.contacts,
+        contacts=contacts,
         report_path=args.report,
         options=options,
         yes=args.yes,

@@ -187,7 +187,7 @@ class Pages:
                 request,
                 dry,
                 error=f"{texts.NOT_LAUNCHED} {exc}",
-                stale=await self.jobs.why_not(dry),
+                stale=str(exc),  # the reason `launch` already found, not a second hashing
                 status=409,
             )
         except DialerError as exc:

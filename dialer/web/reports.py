@@ -40,8 +40,8 @@ def past_runs(folder: Path, campaigns: Iterable[str], shown: int) -> list[dict[s
     for name in campaigns:
         for path in (folder / name).glob(f"*.csv{SUMMARY_SUFFIX}"):
             with contextlib.suppress(OSError, ValueError):
-                s = json.loads(path.read_text("utf-8"))
                 report = path.name.removesuffix(SUMMARY_SUFFIX)
+                s = read_summary(path.with_name(report))
                 found.append(
                     {
                         "campaign": name,

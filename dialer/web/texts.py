@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from dialer.campaign import Campaign
+from dialer.campaign import WEEKDAYS, Campaign
 from dialer.statuses import EXIT_MEANINGS, FINISHED_CODES, Status
 from dialer.web.settings import DAY, MB, Settings
 
@@ -20,7 +20,6 @@ OUTCOME_WORDS = {
     Status.DUPLICATE: "duplicates",
     Status.SUPPRESSED: "on the do-not-call list",
 }
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 NOT_LAUNCHED = "Not launched, nobody was called."
 CONFIRM_COUNT = "Tick the box to confirm how many people are called."
@@ -61,7 +60,7 @@ def window_text(campaign: Campaign | None, counts: Mapping[str, int]) -> str:
         return "the campaign file no longer loads"
     if not campaign.window:
         return "none set: calls at any hour"
-    days = ", ".join(d for i, d in enumerate(_DAYS) if i in campaign.window.days)
+    days = ", ".join(d for i, d in enumerate(WEEKDAYS) if i in campaign.window.days)
     outside = counts.get(Status.OUTSIDE_WINDOW)
     now = (
         f"; {outside} people are outside it now" if outside else "; everyone ready is inside it now"
