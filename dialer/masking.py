@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import re
 
-# Digits with what people and spreadsheets put between them: spaces of every kind, brackets,
-# dots, slashes, underscores (a normalised header) and every dash (hyphen, en, em, figure, minus).
-_NUMBER = re.compile(r"\+?\d[\d\s()./_\-\u2010-\u2015\u2212\ufe63\uff0d]{6,}\d")
+# What people and spreadsheets put between a number's digits: spaces of every kind, dots,
+# dashes, brackets, slashes. `phones` drops these when it reads a number, so masking must see
+# through every one of them too: a number the parser accepts is never shown whole.
+PHONE_SEPARATORS = (
+    " \t\n\r\x0b\x0c\x85\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+    ".-()[]/\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"
+)
+# Digits with those between them, plus underscores (a normalised header), any other space and
+# the small hyphen-minus.
+_NUMBER = re.compile(r"\+?\d[\d\s_\ufe63" + re.escape(PHONE_SEPARATORS) + r"]{6,}\d")
 # Fewer digits than this is a date, an order number or an amount, not a phone number.
 _MIN_PHONE_DIGITS = 9
 

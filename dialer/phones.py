@@ -31,6 +31,7 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
 
+from dialer.masking import PHONE_SEPARATORS
 from dialer.phones_fast import fast_parse, is_valid
 from dialer.sheet import INVISIBLE_CHARS, NumericText
 
@@ -46,12 +47,8 @@ GENERAL_ZEROS = 4
 _MINUS_SIGNS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"
 
 _DROP_INVISIBLE = str.maketrans("", "", INVISIBLE_CHARS)
-# What people and spreadsheets put between digits: spaces of every kind, dots, dashes, brackets.
-_SEPARATORS = (
-    " \t\n\r\x0b\x0c\x85\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-    ".-()[]/\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"
-)
+# What people and spreadsheets put between digits (one list, shared with masking).
+_SEPARATORS = PHONE_SEPARATORS
 _DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
 # The same for ASCII text, as bytes.translate takes it: several times quicker than str's.
 _ASCII_SEPARATORS = "".join(c for c in _SEPARATORS if c.isascii()).encode("ascii")

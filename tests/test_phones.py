@@ -13,6 +13,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from dialer.masking import mask_text
 from dialer.phones import Phone, normalise_phone
 from dialer.sheet import iter_rows, open_sheet
 
@@ -308,3 +309,14 @@ def test_fast_validity_agrees_with_phonenumbers_everywhere():
     ]
     assert disagree == []
     assert 0.3 < sum(map(phonenumbers.is_valid_number, numbers)) / len(numbers) < 0.8
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["+91ー7359ー043943", "+91 7359[043]943", "+91 (735) 904-3943", "+91\u20117359\u2011043943"],
+)
+def test_every_number_the_parser_reads_is_masked_in_free_text(written: str):
+    # The parser and the masker share one list of separators: none can be read but shown whole.
+    assert normalise_phone(written, "IN").e164 == "+917359043943"
+    shown = mask_text(f"row 4: {written} is invalid")
+    assert "043943" not in shown.replace("*", "") and shown.endswith("943 is invalid")
