@@ -15,13 +15,13 @@ import ipaddress
 import math
 import os
 import re
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dialer.sheet_files import open_regular
 from dialer.statuses import CampaignError
 
 DEFAULT_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-call"
@@ -214,14 +214,11 @@ def _parse_window(path: Path, table: dict[str, Any]) -> Window:
 def _read_campaign_bytes(path: Path) -> bytes:
     """The file's bytes, from a regular file of sensible size only: `/dev/zero` or a FIFO
     given by mistake must be one clear line, not a hang or an out-of-memory kill."""
+    if not os.path.lexists(path):
+        raise CampaignError(f"{path}: campaign file not found")
     try:
-        # Judged before opening: opening a FIFO would wait for a writer.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise CampaignError(f"{path}: not a regular file; give a campaign .toml file")
-        with open(path, "rb") as f:
+        with open_regular(path, CampaignError, "a campaign .toml file") as f:
             raw = f.read(MAX_CAMPAIGN_BYTES + 1)
-    except FileNotFoundError:
-        raise CampaignError(f"{path}: campaign file not found") from None
     except OSError as exc:
         raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror}") from None
     if len(raw) > MAX_CAMPAIGN_BYTES:

@@ -17,27 +17,30 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dialer.masking import mask_text
-from dialer.statuses import SheetError
+from dialer.statuses import DialerError, SheetError
 
 # A name longer than this is cut in a message; a list of names is cut after this many.
 SHOWN_CHARS = 40
 SHOWN_NAMES = 30
 
 
-def open_regular(path: Path) -> BinaryIO:
-    """Open `path` for binary reading, refusing anything but a regular file.
+def open_regular(
+    path: Path, error: type[DialerError] = SheetError, wanted: str = "a .csv or .xlsx file"
+) -> BinaryIO:
+    """Open `path` for binary reading, refusing anything but a regular file with `error`
+    (a sheet's, or a campaign file's), whose message asks for `wanted`.
 
     O_NONBLOCK keeps a FIFO from blocking the open; it changes nothing for a regular file.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise SheetError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
-            raise SheetError(f"{path}: not a regular file ({kind}); give a .csv or .xlsx file")
+            raise error(f"{path}: not a regular file ({kind}); give {wanted}")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
