@@ -10,12 +10,11 @@ The line between RETRY and UNKNOWN is "did the request leave?": aiohttp raises
 
 from __future__ import annotations
 
-import asyncio
 import html.entities
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -281,13 +280,10 @@ class TabblyClient:
                     if 200 <= status < 300:
                         return Outcome(Kind.UNKNOWN, f"{status}, answer cut off", status)
                     raw = b""
-            # Scrubbed as received and again on each decoded text before it is cut; and the
-            # outcome's texts once more as a whole, whatever classify took from the answer.
+            # Scrubbed as received, and classify scrubs each text it takes from the answer
+            # once decoded, before it is cut: every text of the outcome has been through it.
             scrub = self._scrub
             outcome = classify(status, scrub(raw.decode("utf-8", "replace")), retry_after, scrub)
-            reason, call_id = scrub(outcome.reason), scrub(outcome.call_id)
-            if reason != outcome.reason or call_id != outcome.call_id:
-                outcome = replace(outcome, reason=reason, call_id=call_id)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             return Outcome(Kind.RETRY, f"connection failed: {type(exc).__name__}")
         except (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError) as exc:
@@ -297,9 +293,5 @@ class TabblyClient:
         except aiohttp.ServerDisconnectedError:
             return Outcome(Kind.UNKNOWN, "connection dropped before the answer")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return Outcome(
-                Kind.UNKNOWN, self._scrub(f"network error after sending: {type(exc).__name__}")
-            )
-        except asyncio.CancelledError:
-            raise
+            return Outcome(Kind.UNKNOWN, f"network error after sending: {type(exc).__name__}")
         return outcome
