@@ -79,27 +79,15 @@ class Dispatcher:
             maxsize=dispatch.concurrency * settings.queue_per_worker
         )
 
-    @property
-    def stop_reason(self) -> StopReason | None:
-        return self.halt.reason
-
-    def stop(self, reason: StopReason) -> None:
-        """Stop sending: the first reason wins; in-flight requests finish."""
-        self.halt.stop(reason)
-
-    def abort_inflight(self) -> None:
-        """Cancel requests in flight: they are recorded `unknown` (maybe called)."""
-        self.sender.abort_inflight()
-
     def interrupt(self) -> None:
         """A stop signal (SPEC 6.2): the first stops sending and gives requests in flight
         `stop_grace_seconds` to finish; the second (or the grace's end) aborts them."""
         if self.halt.reason is StopReason.INTERRUPTED:
-            self.abort_inflight()
+            self.sender.abort_inflight()  # cancelled requests are recorded `unknown`
             return
-        self.stop(StopReason.INTERRUPTED)
+        self.halt.stop(StopReason.INTERRUPTED)
         loop = asyncio.get_running_loop()
-        loop.call_later(self.settings.stop_grace_seconds, self.abort_inflight)
+        loop.call_later(self.settings.stop_grace_seconds, self.sender.abort_inflight)
 
     async def run(self, chunks: Iterator[list[Contact]]) -> RunResult:
         workers = [

@@ -40,7 +40,6 @@ class Facts:
     status: Status | None = None
     reason: str = ""
     retryable: bool = False  # a failure whose cause placed no call (a later run may send)
-    claim_left: bool = False  # a run stopped between sending and recording the answer
 
 
 NO_FACTS = Facts()
@@ -112,7 +111,7 @@ class Gate:
         self._window = window
         self.options = options or RunOptions()
         self._ledger = ledger
-        # Without a ledger every number has no record: the record rules' answer is one.
+        # The record rules' answer for a number the ledger has no record of.
         self._unrecorded = self.judge(NO_FACTS)
 
     def facts(self, called_to: str) -> Facts:
@@ -122,9 +121,9 @@ class Gate:
         """The sheet's own verdict on a row that is not ready, else the record rules."""
         if contact.status is not Status.READY:
             return Verdict(contact.status, contact.reason)
-        if self._ledger is None:
-            return self._unrecorded
-        return self.judge(self._ledger.facts(contact.called_to))
+        facts = self.facts(contact.called_to)
+        # Most numbers of a sheet have no record: their answer is worked out once.
+        return self._unrecorded if facts is NO_FACTS else self.judge(facts)
 
     def judge(self, facts: Facts) -> Verdict | None:
         """The record rules alone, on facts the ledger gave (`status` counts its groups)."""

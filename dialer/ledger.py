@@ -45,6 +45,8 @@ from dialer.gate import NO_FACTS, Facts, Gate
 from dialer.statuses import CLAIM, LedgerError, Status
 
 SCHEMA_VERSION = "1"
+# The record rules under default options: what "accounted for" means in `knows`.
+_DEFAULT_GATE = Gate(None)
 # Why a claim left by an earlier run is `unknown`: it may have reached the person.
 ORPHAN_REASON = "an earlier run stopped before recording this call's answer"
 _SCHEMA = """
@@ -543,7 +545,7 @@ class Ledger:
 
     def knows(self, called_to: str) -> bool:
         """True when the next run would not send this person again (they are accounted for)."""
-        return Gate(None).judge(self.facts(called_to)) is not None
+        return _DEFAULT_GATE.judge(self.facts(called_to)) is not None
 
     def facts(self, called_to: str) -> Facts:
         """The person's last record, for `dialer.gate` to judge."""
@@ -551,8 +553,8 @@ class Ledger:
             # What the run adopts the claim as, before anything is sent: a dry run agrees.
             reported = self._reported.get(called_to)
             if reported is not None:  # its own run's report shows it triggered
-                return Facts(Status.TRIGGERED, reported.reason, claim_left=True)
-            return Facts(Status.UNKNOWN, ORPHAN_REASON, claim_left=True)
+                return Facts(Status.TRIGGERED, reported.reason)
+            return Facts(Status.UNKNOWN, ORPHAN_REASON)
         if self._empty:
             return NO_FACTS
         found = self._conn.execute(
@@ -769,8 +771,8 @@ class Ledger:
         claims = [r[0] for r in self._conn.execute("SELECT called_to FROM sending")]
         reported = sum(1 for phone in claims if phone in self._reported)
         for facts, n in (
-            (Facts(Status.TRIGGERED, "", claim_left=True), reported),
-            (Facts(Status.UNKNOWN, ORPHAN_REASON, claim_left=True), len(claims) - reported),
+            (Facts(Status.TRIGGERED, ""), reported),
+            (Facts(Status.UNKNOWN, ORPHAN_REASON), len(claims) - reported),
         ):
             if n:
                 groups.append((facts, n))

@@ -216,7 +216,6 @@ class RowSender:
             # its claim, already on disk, makes the next run treat the row as maybe called.
             self._halt.fail(exc)
             reason = "; ".join(filter(None, (reason, f"not recorded in the ledger: {exc}")))
-        tries.sent = False
         return RowResult(
             contact,
             status,
