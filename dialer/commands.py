@@ -344,8 +344,9 @@ def run(
                 "recording the answer (killed, or its ledger could not be written): now "
                 "'unknown' (maybe called); --retry-unknown sends them again"
             )
-        unknown = ledger.counts().get(Status.UNKNOWN, 0) if options.retry_unknown else 0
-        if unknown and yes:  # nobody was asked: say it before the first call, and keep it
+        # Nobody was asked (--yes): say it before the first call, and keep it in the summary.
+        unknown = ledger.counts().get(Status.UNKNOWN, 0) if options.retry_unknown and yes else 0
+        if unknown:
             warning = retry_unknown_warning(unknown, upper_bound=True)
             print(warning, file=err)
             warnings.append(warning)

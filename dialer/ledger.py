@@ -288,21 +288,26 @@ def _prepare(conn: sqlite3.Connection, path: Path, campaign: str, now: str) -> N
         # FULL: a committed claim survives a power cut, not only a killed process.
         conn.execute("PRAGMA synchronous = FULL")
         with _transaction(conn):
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                conn.execute(statement)
-            conn.executemany(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("campaign", campaign),
-                    ("schema_version", SCHEMA_VERSION),
-                    # Created once per ledger: a report's summary names the ledger that ran
-                    # it, so a new or rebuilt ledger is never mistaken for the old one.
-                    ("ledger_id", secrets.token_hex(8)),
-                    ("created_at", now),
-                ],
-            )
+            _create_schema(conn, campaign, now)
     except sqlite3.Error as exc:
         raise cannot_write(path, exc) from None
+
+
+def _create_schema(conn: sqlite3.Connection, campaign: str, now: str) -> None:
+    """The tables and the ledger's identity, where they are not yet (inside a transaction)."""
+    for statement in filter(str.strip, _SCHEMA.split(";")):
+        conn.execute(statement)
+    conn.executemany(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+        [
+            ("campaign", campaign),
+            ("schema_version", SCHEMA_VERSION),
+            # Created once per ledger: a report's summary names the ledger that ran it, so
+            # a new or rebuilt ledger is never mistaken for the old one.
+            ("ledger_id", secrets.token_hex(8)),
+            ("created_at", now),
+        ],
+    )
 
 
 def take_lock(path: Path, campaign: str) -> int:
@@ -696,7 +701,8 @@ class Ledger:
         run_id, now = self.run_id, self._now()
         # Grouped by statement for executemany; safe because a batch holds at most one entry
         # per person (a claim is committed before its request leaves, the outcome comes after).
-        claims = [(c.called_to, c.row, run_id, now) for c in batch if isinstance(c, Claim)]
+        claimed = [c for c in batch if isinstance(c, Claim)]
+        claims = [(c.called_to, c.row, run_id, now) for c in claimed]
         outcomes = [e for e in batch if isinstance(e, Entry)]
         conn = self._conn
         try:
@@ -713,11 +719,11 @@ class Ledger:
         except sqlite3.Error as exc:
             self._error = self._write_error(exc)
             return
-        if claims and self._journal is not None:
+        if claimed and self._journal is not None:
             # After the commit and before any of these requests leaves (their claims await
             # this flush): see `dialer.claims` for why this order.
             try:
-                self._journal.append(Claim(run_id or 0, c[0], c[1]) for c in claims)
+                self._journal.append(claimed)
             except OSError as exc:
                 self._error = LedgerError(
                     f"{self._journal.path}: cannot write the claims journal: {exc.strerror}"
@@ -801,30 +807,24 @@ def write_rebuilt(
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            conn.execute(statement)
-        kept = old._copy_into(conn) if old is not None else 0
         now = stamp(clock())
-        before = conn.total_changes
-        conn.executemany(_UPSERT_UNLESS_CALLED, [e.params(None, now) for e in entries])
-        from_reports = conn.total_changes - before
-        conn.executemany(
-            "INSERT OR REPLACE INTO rebuilt_from (report, people, read_at) VALUES (?, ?, ?)",
-            [(name, people, now) for name, people in reports.items()],
-        )
-        conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [
-                ("campaign", campaign),
-                ("schema_version", SCHEMA_VERSION),
-                ("ledger_id", secrets.token_hex(8)),
-                ("created_at", now),
-                ("rebuilt_at", now),
-                ("rebuilt_from_ledger", (old.ledger_id or "") if old is not None else ""),
-            ],
-        )
-        conn.execute("COMMIT")
+        with _transaction(conn):
+            _create_schema(conn, campaign, now)
+            kept = old._copy_into(conn) if old is not None else 0
+            before = conn.total_changes
+            conn.executemany(_UPSERT_UNLESS_CALLED, [e.params(None, now) for e in entries])
+            from_reports = conn.total_changes - before
+            conn.executemany(
+                "INSERT OR REPLACE INTO rebuilt_from (report, people, read_at) VALUES (?, ?, ?)",
+                [(name, people, now) for name, people in reports.items()],
+            )
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("rebuilt_at", now),
+                    ("rebuilt_from_ledger", (old.ledger_id or "") if old is not None else ""),
+                ],
+            )
     except sqlite3.Error as exc:
         raise cannot_write(path, exc) from None
     finally:
