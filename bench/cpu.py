@@ -20,10 +20,10 @@ import tempfile
 from pathlib import Path
 
 from bench.data import csv_sheet
+from bench.dispatch import WORKERS, bare_loop
 from bench.measure import Fake, dialer, project, timed
 from bench.results import Line, line
 
-WORKERS = 64
 # Rounds of one dialer run then one bare loop; the median round is shown. CPU time is steadier
 # than wall time, but other work on the cores still inflates both sides of a round alike.
 ROUNDS = 3
@@ -32,23 +32,6 @@ ROUNDS = 3
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-async def _bare_loop(url: str, bodies: list[bytes]) -> None:
-    """One session, 64 workers, nothing but post and read: the floor for any client."""
-    import aiohttp
-
-    connector = aiohttp.TCPConnector(limit=WORKERS)
-    headers = {"Content-Type": "application/json"}
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        queue = iter(bodies)
-
-        async def worker() -> None:
-            for body in queue:  # one shared iterator: each body is sent once
-                async with session.post(url, data=body) as answer:
-                    await answer.read()
-
-        await asyncio.gather(*(worker() for _ in range(WORKERS)))
 
 
 def _received(fake: Fake) -> list[dict]:
@@ -114,7 +97,7 @@ def cpu(n: int, rounds: int = ROUNDS) -> list[Line]:
 def _main(url: str, path: str) -> None:
     with open(path, "rb") as f:
         bodies = [line.rstrip(b"\n") for line in f]
-    asyncio.run(_bare_loop(url, bodies))
+    asyncio.run(bare_loop(url, bodies))
 
 
 if __name__ == "__main__":

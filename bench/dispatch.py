@@ -31,7 +31,7 @@ def _bodies(n: int) -> list[bytes]:
     return bodies
 
 
-async def _bare_loop(url: str, bodies: list[bytes]) -> None:
+async def bare_loop(url: str, bodies: list[bytes]) -> None:
     """The ceiling: one session, 64 workers, nothing but post and read."""
     connector = aiohttp.TCPConnector(limit=WORKERS)
     headers = {"Content-Type": "application/json"}
@@ -65,7 +65,7 @@ def limited_run(rows: int, limit: int) -> tuple[Run, float]:
 
 def dispatch(n: int) -> list[Line]:
     with Fake() as fake:
-        asyncio.run(_bare_loop(fake.url, _bodies(n)))
+        asyncio.run(bare_loop(fake.url, _bodies(n)))
         base = rate(fake.receive_times())
     got = rate(run_against_fake(csv_sheet(n))[1])
     what, bare = f"dialer run, {n:,} rows, concurrency 64", f"bare aiohttp loop {base:,.0f} req/s"
@@ -78,7 +78,7 @@ def latency(n: int) -> list[Line]:
     what, bound = f"dialer run, {n:,} rows, 50 ms upstream", f"ideal 64/0.05 = {ideal:,.0f} req/s"
     # The same bare loop as target 1, for scale: how close the fake itself lets anyone get.
     with Fake(IDEAL_LATENCY) as fake:
-        asyncio.run(_bare_loop(fake.url, _bodies(n)))
+        asyncio.run(bare_loop(fake.url, _bodies(n)))
         bare = rate(fake.receive_times())
     return [
         line("2 latency", what, f"{got:,.0f} req/s", bound, got / ideal, "≥ 0.90"),
