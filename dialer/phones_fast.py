@@ -1,8 +1,10 @@
 """`phonenumbers.parse` + `is_valid_number` for the common shapes, from phonenumbers' own metadata.
 
-    >>> fast_e164("917359043943", "IN")
-    '+917359043943'
-    >>> fast_e164("+99912", None) is None  # not sure: ask phonenumbers
+    >>> fast_parse("917359043943", "IN")          # (country code, national number)
+    (91, '7359043943')
+    >>> is_valid(91, "7359043943")
+    True
+    >>> fast_parse("+99912", None) is None          # not sure: ask phonenumbers
     True
 
 A cleaned cell (`+` and ASCII digits, or ASCII digits and a default region) goes through the
@@ -269,12 +271,3 @@ def is_valid(country_code: int, nsn: str) -> bool | None:
         elif region.valid(nsn):
             return True
     return False
-
-
-def fast_e164(compact: str, region_code: str | None) -> str | None:
-    """The E.164 form of a number phonenumbers would parse and call valid; None otherwise."""
-    parsed = fast_parse(compact, region_code)
-    if parsed is None:
-        return None
-    code, nsn = parsed
-    return f"+{code}{nsn}" if is_valid(code, nsn) else None
