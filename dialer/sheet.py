@@ -267,8 +267,6 @@ def _refuse_binary(path: Path, head: bytes) -> None:
             f"{path}: this is an old .xls or password-protected workbook, not CSV; "
             f"save it as .xlsx or CSV UTF-8"
         )
-    if b"\x00" in head:
-        raise SheetError(f"{path}: the file holds binary data (NUL bytes); it is not a CSV file")
 
 
 def _records(text: str, delimiter: str) -> Iterator[list[str]]:
@@ -335,16 +333,23 @@ def _iter_csv(
 # --- XLSX ------------------------------------------------------------------------------------
 
 
-def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
+def _checked_parse(path: Path, sheet_name: str | None) -> tuple[str, CalamineSheet]:
+    """The sheet's name and calamine's parse of it, once its parts and its cell range have
+    been judged (xlsx_bounds): nothing is parsed that could blow the memory bound."""
     ranges = check_xlsx(path)
     workbook = _workbook(path)
     try:
         name = _pick_sheet(path, workbook, sheet_name)
         check_range(path, ranges, name)
-        parsed = _parse_sheet(path, workbook, name)
+        return name, _parse_sheet(path, workbook, name)
     finally:
         workbook.close()
-    for index, raw in enumerate(_calamine(path, f"reading sheet '{name}'", parsed.iter_rows)):
+
+
+def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
+    name, parsed = _checked_parse(path, sheet_name)
+    reading = f"reading sheet '{shown(name)}'"
+    for index, raw in enumerate(_calamine(path, reading, parsed.iter_rows)):
         cells = [clean_cell(_xlsx_text(v)) for v in raw]
         if any(cells):
             header, offset = _trim_header(cells)
@@ -437,13 +442,7 @@ def _iter_xlsx(
     assert sheet.sheet_name is not None
     parsed = sheet._parse.take(sheet.path) if sheet._parse is not None else None
     if parsed is None:  # read again (or changed since open_sheet): check it again
-        ranges = check_xlsx(sheet.path)
-        workbook = _workbook(sheet.path)
-        try:
-            check_range(sheet.path, ranges, sheet.sheet_name)
-            parsed = _parse_sheet(sheet.path, workbook, sheet.sheet_name)
-        finally:
-            workbook.close()
+        _, parsed = _checked_parse(sheet.path, sheet.sheet_name)
     start, width = sheet.first_column, len(sheet.columns)
     numeric = sorted(raw_columns)
     rows = _calamine(sheet.path, "reading rows", parsed.iter_rows)
