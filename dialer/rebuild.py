@@ -97,20 +97,37 @@ def _claims(campaign: Campaign) -> list[Claim]:
     return read_claims(claims_path(ledger_path(campaign)))
 
 
-def loss_when_new(campaign: Campaign, why: str) -> Loss | None:
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Every report of the campaign, each person's newest called row, the claims journal:
+    read once by a rebuild, which both judges the loss and rebuilds from them."""
+
+    reports: list[ReportFile]
+    people: dict[str, CalledRow]
+    claims: list[Claim]
+
+    @classmethod
+    def read(cls, campaign: Campaign) -> Evidence:
+        reports = campaign_reports(reports_folder(campaign))
+        return cls(reports, _newest(reports), _claims(campaign))
+
+
+def loss_when_new(campaign: Campaign, why: str, evidence: Evidence | None = None) -> Loss | None:
     """No ledger yet (`why`): lost if any report or the claims journal shows anyone called,
     or, for a file a run wrote in WAL mode, if any run's report exists."""
-    reports = campaign_reports(reports_folder(campaign))
-    people = _newest(reports)
-    journal = {c.called_to for c in _claims(campaign)} - people.keys()
+    evidence = evidence or Evidence.read(campaign)
+    people = evidence.people
+    journal = {c.called_to for c in evidence.claims} - people.keys()
     if people or journal:
         return Loss(why, len(people), len(people), len(journal))
-    if why == BLANK_WAL and any(not r.dry_run for r in reports):
+    if why == BLANK_WAL and any(not r.dry_run for r in evidence.reports):
         return Loss(why, 0, 0)
     return None
 
 
-def loss_when_existing(campaign: Campaign, ledger: Ledger) -> Loss | None:
+def loss_when_existing(
+    campaign: Campaign, ledger: Ledger, evidence: Evidence | None = None
+) -> Loss | None:
     """An existing ledger: lost if it misses what a run did. Read for that: the reports of
     runs it does not know, and of runs it knows that never finished and were not checked
     since (dry-run reports mirror a ledger, they record no call), and the claims journal."""
@@ -138,10 +155,11 @@ def loss_when_existing(campaign: Campaign, ledger: Ledger) -> Loss | None:
             lost = {r.called_to for r in called_rows(report) if not ledger.knows(r.called_to)}
             missed_runs += bool(lost)
         missing |= lost
-    claims = [c for c in _claims(campaign) if not ledger.accounts_for(c.called_to, c.run_id)]
+    journal_claims = evidence.claims if evidence is not None else _claims(campaign)
+    claims = [c for c in journal_claims if not ledger.accounts_for(c.called_to, c.run_id)]
     if not missing and not claims:
         return None
-    people = _newest(campaign_reports(folder))
+    people = evidence.people if evidence is not None else _newest(campaign_reports(folder))
     missing |= {phone for phone in people if not ledger.knows(phone)}
     journal = {c.called_to for c in claims} - people.keys()
     causes = []
@@ -219,7 +237,7 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _judge(campaign: Campaign, path: Path) -> tuple[Ledger | None, str]:
+def _judge(campaign: Campaign, path: Path, evidence: Evidence) -> tuple[Ledger | None, str]:
     """The old ledger to copy from (None: nothing readable) and why it may be rebuilt;
     refuses a ledger that is not lost, a foreign file and another campaign's ledger."""
     folder = reports_folder(campaign)
@@ -238,7 +256,7 @@ def _judge(campaign: Campaign, path: Path) -> tuple[Ledger | None, str]:
                     "nothing rebuilt"
                 )
             try:
-                loss = loss_when_existing(campaign, old)
+                loss = loss_when_existing(campaign, old, evidence)
             except BaseException:
                 old.close()
                 raise
@@ -250,7 +268,7 @@ def _judge(campaign: Campaign, path: Path) -> tuple[Ledger | None, str]:
                 )
             return old, loss.why
         why = blank_reason(path)
-    if loss_when_new(campaign, why) is None:
+    if loss_when_new(campaign, why, evidence) is None:
         raise LedgerError(
             f"{path}: {why}, and no report in {folder} shows anyone called: nothing to "
             "rebuild; the next run starts a new ledger"
@@ -266,17 +284,17 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
     folder = reports_folder(campaign)
     lock_fd = take_lock(path, campaign.name)  # no run may use the ledger meanwhile
     try:
-        old, why = _judge(campaign, path)
+        evidence = Evidence.read(campaign)
+        old, why = _judge(campaign, path, evidence)
         try:
-            reports = campaign_reports(folder)
-            people = _newest(reports)
+            reports, people = evidence.reports, evidence.people
             per_report = Counter(row.report for row in people.values())
             entries = [_entry(row) for row in people.values()]
             # Claims whose request may have left but that no report and no surviving part
             # of the old ledger shows: maybe called, so `unknown`, never sent again unasked.
             journal = {
                 c.called_to: c
-                for c in _claims(campaign)
+                for c in evidence.claims
                 if c.called_to not in people
                 and (old is None or not old.accounts_for(c.called_to, c.run_id))
             }
