@@ -126,7 +126,10 @@ def loss_when_new(campaign: Campaign, why: str, evidence: Evidence | None = None
 
 
 def loss_when_existing(
-    campaign: Campaign, ledger: Ledger, evidence: Evidence | None = None
+    campaign: Campaign,
+    ledger: Ledger,
+    evidence: Evidence | None = None,
+    killed_rows: dict[Path, list[CalledRow]] | None = None,
 ) -> Loss | None:
     """An existing ledger: lost if it misses what a run did. Read for that: the reports of
     runs it does not know, and of runs it knows that never finished and were not checked
@@ -146,8 +149,17 @@ def loss_when_existing(
     for report in campaign_reports(folder, skip=frozenset(skip)):
         run = unfinished.get(report.name)
         if run is not None:  # a run it knows, killed: were its calls kept?
-            rows = called_rows(report)
-            lost = {r.called_to for r in rows if not ledger.accounts_for(r.called_to, run)}
+            # Its claims left whose answer the report shows `triggered` are kept for
+            # `_use_reports`, which would otherwise read the same report again.
+            orphans = ledger.orphans_of(run) if killed_rows is not None else frozenset()
+            lost, reported = set(), []
+            for row in called_rows(report):
+                if not ledger.accounts_for(row.called_to, run):
+                    lost.add(row.called_to)
+                if row.called_to in orphans and row.status is Status.TRIGGERED:
+                    reported.append(row)
+            if killed_rows is not None:
+                killed_rows[report.path] = reported
             partly += bool(lost)
         elif report.dry_run or report.called_in_summary == 0:
             continue
@@ -188,13 +200,17 @@ class _LossCheck:
         self._refuse(loss_when_new(self.campaign, why))
 
     def existing(self, ledger: Ledger) -> None:
-        self._refuse(loss_when_existing(self.campaign, ledger))
-        _use_reports(self.campaign, ledger)
+        killed_rows: dict[Path, list[CalledRow]] = {}
+        self._refuse(loss_when_existing(self.campaign, ledger, killed_rows=killed_rows))
+        _use_reports(self.campaign, ledger, killed_rows)
 
 
-def _use_reports(campaign: Campaign, ledger: Ledger) -> None:
+def _use_reports(
+    campaign: Campaign, ledger: Ledger, read: dict[Path, list[CalledRow]] | None = None
+) -> None:
     """Claims a stopped run left: those its own report shows `triggered` (the answer came,
-    the ledger could not record it) are adopted as such, with their call id."""
+    the ledger could not record it) are adopted as such, with their call id. `read`: those
+    rows of killed runs' reports, found by the loss check that has just read them."""
     folder = reports_folder(campaign)
     reported: dict[str, Entry] = {}
     for run, stored in ledger.orphan_runs().items():
@@ -202,7 +218,8 @@ def _use_reports(campaign: Campaign, ledger: Ledger) -> None:
         if report is None:
             continue
         orphans = ledger.orphans_of(run)
-        for row in called_rows(report):
+        rows = read.get(report.path) if read is not None else None
+        for row in rows if rows is not None else called_rows(report):
             if row.called_to in orphans and row.status is Status.TRIGGERED:
                 note = f"recorded from the report of run {run}, which stopped before its ledger did"
                 reported[row.called_to] = _entry(row, note)
