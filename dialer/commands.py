@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import chain
@@ -93,54 +93,40 @@ def _verdicts(
     options: RunOptions,
     now: datetime,
     samples: Samples,
+    ledger: Ledger | None,
     maybe_called: Counter[str] | None = None,
-) -> Generator[list[RowResult], None, None]:
+) -> Iterator[list[RowResult]]:
     """Each chunk's rows with the status the gate gives them if the run started now (no
     network); the first ready ones go to `samples`. Shared by the dry run and the consent step.
 
     `maybe_called[Status.UNKNOWN]` counts the ready rows that only `--retry-unknown` lets
     through: an earlier call to them may have been placed."""
-    # A lost ledger is refused here too (SPEC 6.3), at the call: before any report exists.
-    ledger = open_for_reading(campaign)
-    chunks = _verdict_chunks(campaign, prepared, options, now, samples, maybe_called, ledger)
-    next(chunks)  # started: closing it now closes the ledger
-    return chunks
-
-
-def _verdict_chunks(
-    campaign: Campaign,
-    prepared: Prepared,
-    options: RunOptions,
-    now: datetime,
-    samples: Samples,
-    maybe_called: Counter[str] | None,
-    ledger: Ledger | None,
-) -> Generator[list[RowResult], None, None]:
     gate = Gate(campaign.window, options, ledger)
     # The same ledger without --retry-unknown: which ready rows only that option lets through.
     strict = None
     if maybe_called is not None and ledger is not None and options.retry_unknown:
         strict = Gate(campaign.window, replace(options, retry_unknown=False), ledger)
-    try:
-        yield []  # the priming step of `_verdicts`
-        for chunk in prepared.chunks:
-            results = []
-            for contact in chunk:
-                verdict = gate.verdict(contact, now)
-                if verdict is not None:
-                    results.append(RowResult(contact, verdict.status, verdict.reason))
-                    continue
-                if strict is not None and maybe_called is not None:
-                    again = strict.on_read(contact)
-                    if again is not None and again.status is Status.UNKNOWN:
-                        maybe_called[Status.UNKNOWN] += 1
-                if len(samples.items) < SAMPLE_MESSAGES:
-                    samples.offer(contact)
-                results.append(RowResult(contact, Status.READY, contact.reason))
-            yield results
-    finally:
-        if ledger is not None:
-            ledger.close()
+    for chunk in prepared.chunks:
+        results = []
+        for contact in chunk:
+            verdict = gate.verdict(contact, now)
+            if verdict is not None:
+                results.append(RowResult(contact, verdict.status, verdict.reason))
+                continue
+            if strict is not None and maybe_called is not None:
+                again = strict.on_read(contact)
+                if again is not None and again.status is Status.UNKNOWN:
+                    maybe_called[Status.UNKNOWN] += 1
+            if len(samples.items) < SAMPLE_MESSAGES:
+                samples.offer(contact)
+            results.append(RowResult(contact, Status.READY, contact.reason))
+        yield results
+
+
+def _reading_ledger(campaign: Campaign) -> contextlib.AbstractContextManager[Ledger | None]:
+    """The ledger for a dry run, closed on leaving (None: none yet). A lost ledger is refused
+    here (SPEC 6.3): called before the report is created, so a refusal leaves no report."""
+    return open_for_reading(campaign) or contextlib.nullcontext()
 
 
 def validate(
@@ -159,12 +145,11 @@ def validate(
     prepared = prepare(campaign, contacts)
     report_path = report_path or default_report_path(campaign, now)
     samples = Samples()
-    verdicts = _verdicts(campaign, prepared, options, now, samples)
     with (
-        contextlib.closing(verdicts),
+        _reading_ledger(campaign) as ledger,
         ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report,
     ):
-        for results in verdicts:
+        for results in _verdicts(campaign, prepared, options, now, samples, ledger):
             report.write_in_order(results)
     code = exit_code_for(report.counts, None)
     summary = _summary(
@@ -247,8 +232,11 @@ def _ask_consent(
     counts: Counter[str] = Counter()
     samples = Samples()
     maybe_called: Counter[str] = Counter()
-    for results in _verdicts(campaign, prepared, options, clock(), samples, maybe_called):
-        counts.update(r.status for r in results)
+    with _reading_ledger(campaign) as ledger:
+        for results in _verdicts(
+            campaign, prepared, options, clock(), samples, ledger, maybe_called
+        ):
+            counts.update(r.status for r in results)
     to_call = counts[Status.READY]
     if options.limit is not None:
         to_call = min(to_call, options.limit)
