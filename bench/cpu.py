@@ -14,24 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.data import csv_sheet
 from bench.dispatch import WORKERS, bare_loop
-from bench.measure import Fake, dialer, project, timed
+from bench.measure import Fake, children_cpu, dialer, project, timed
 from bench.results import Line, line
 
 # Rounds of one dialer run then one bare loop; the median round is shown. CPU time is steadier
 # than wall time, but other work on the cores still inflates both sides of a round alike.
 ROUNDS = 3
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _received(fake: Fake) -> list[dict]:
@@ -46,18 +40,18 @@ def _dialer_round(fake: Fake, sheet: Path, tmp: Path) -> tuple[float, int, list[
     """CPU seconds of one `dialer run`, its requests, and the bodies the fake received."""
     before_n = len(fake.received())
     campaign = project(tmp, sheet, rate=1e4, concurrency=WORKERS, endpoint=fake.url)
-    before = _children_cpu()
+    before = children_cpu()
     dialer("run", campaign, "--yes", cwd=tmp)
-    cpu = _children_cpu() - before
+    cpu = children_cpu() - before
     received = _received(fake)[before_n:]
     return cpu, len(received), [r["body"] for r in received]
 
 
 def _bare_round(fake: Fake, bodies: Path, tmp: Path) -> tuple[float, int]:
     before_n = len(fake.received())
-    before = _children_cpu()
+    before = children_cpu()
     timed([sys.executable, "-m", "bench.cpu", fake.url, str(bodies)], tmp, ok=(0,))
-    cpu = _children_cpu() - before
+    cpu = children_cpu() - before
     return cpu, len(_received(fake)) - before_n
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -159,6 +160,14 @@ class Fake:
         if bad:
             raise RuntimeError(f"{len(bad)} of {len(received)} requests not 200: {bad[0]}")
         return sorted(r["at"] for r in received)
+
+
+def children_cpu() -> float:
+    """User+sys seconds of every child process this one has waited for, so far: read before
+    and after a child's run, the difference is that run's CPU time, whatever else the
+    machine did meanwhile."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def per_row(run: Run, rows: int) -> str:

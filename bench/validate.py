@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -12,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from bench.data import csv_sheet, xlsx_sheet
-from bench.measure import Run, dialer, per_row, project, timed
+from bench.measure import Run, children_cpu, dialer, per_row, project, timed
 from bench.results import Line, line
 
 
@@ -74,10 +73,9 @@ def _one_core() -> Iterator[int]:
 
 def _cpu_seconds(run: Callable[[], Run]) -> tuple[Run, float]:
     """The run, and the user+sys seconds of the process and all the children it waited for."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu()
     result = run()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return result, children_cpu() - before
 
 
 def one_core(rows: int, rounds: int = 3) -> list[Line]:
