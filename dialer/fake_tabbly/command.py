@@ -124,10 +124,10 @@ async def _serve(fake: FakeTabbly, host: str, port: int) -> int:
     url = await fake.start(host, port)
     lines = [
         f"{LISTENING}{url}",
-        f"  organization_id: {fake.organization_id}",
-        f"  agent_id: {fake.agent_id}",
-        f"  call_from: {', '.join(fake.call_from)}",
-        f"  api_key: {fake.api_key}",
+        f"  organization_id: {fake.account.organization_id}",
+        f"  agent_id: {fake.account.agent_id}",
+        f"  call_from: {', '.join(fake.account.call_from)}",
+        f"  api_key: {fake.account.api_key}",
         f"  balance: {fake.balance:g}",
         f"  cost: {fake.cost:g}",
     ]

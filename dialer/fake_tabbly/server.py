@@ -92,13 +92,8 @@ class FakeTabbly:
         if cost < 0 or latency < 0 or (retry_after is not None and retry_after < 0):
             raise ValueError("cost, latency and retry_after must not be negative")
 
-        self.organization_id = organization_id
-        self.agent_id = agent_id
-        self.call_from = self.account.call_from
-        self.api_key = api_key
-        self.cost = cost
+        self.cost = cost  # what it charges, as given (the wallet keeps it in micro-units)
         self.latency = latency
-        self.retry_after = retry_after
         self.received: list[Received] = []
         self.url = ""
 
