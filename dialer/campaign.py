@@ -22,11 +22,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dialer.sheet_files import open_regular
-from dialer.statuses import CampaignError
+from dialer.statuses import REDIALABLE, CallOutcome, CampaignError
 
 DEFAULT_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-call"
 DEFAULT_API_KEY_ENV = "TABBLY_API_KEY"
 ENDPOINT_ENV = "TABBLY_API_URL"
+DEFAULT_LOGS_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/call-logs-v2"
+LOGS_ENDPOINT_ENV = "TABBLY_LOGS_URL"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = {
     name: i
@@ -82,6 +84,25 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
+class Redial:
+    """Who is called again, by their last call's outcome (SPEC 10)."""
+
+    outcomes: frozenset[CallOutcome] = frozenset(
+        {CallOutcome.NO_ANSWER, CallOutcome.BUSY, CallOutcome.VOICEMAIL}
+    )
+    after_minutes: float = 120.0
+    max_calls: int = 3  # calls per person in this campaign, the first included
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Calls to one person across every campaign of a `state/` folder (SPEC 10)."""
+
+    per_day: int | None = None  # in any rolling 24 hours
+    per_week: int | None = None  # in any rolling 7 days
+
+
+@dataclass(frozen=True, slots=True)
 class Campaign:
     path: Path
     name: str
@@ -96,6 +117,10 @@ class Campaign:
     api_key_env: str = DEFAULT_API_KEY_ENV
     dispatch: Dispatch = field(default_factory=Dispatch)
     window: Window | None = None
+    redial: Redial | None = None
+    limits: Limits | None = None
+    logs_endpoint: str | None = None
+    logs_timezone: str = "UTC"  # the zone of a log row's `called_time` without an offset
     # SHA-256 of the very bytes parsed: a run bound to a check compares it (dialer/binding.py).
     source_sha256: str = field(default="", compare=False)
 
@@ -110,6 +135,11 @@ class Campaign:
 
     def resolved_endpoint(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
         return environ.get(ENDPOINT_ENV) or self.endpoint or DEFAULT_ENDPOINT
+
+    def resolved_logs_endpoint(
+        self, environ: os._Environ[str] | dict[str, str] = os.environ
+    ) -> str:
+        return environ.get(LOGS_ENDPOINT_ENV) or self.logs_endpoint or DEFAULT_LOGS_ENDPOINT
 
 
 # key -> (type, required); "path" types are resolved against the campaign file's folder.
@@ -126,6 +156,10 @@ _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "contacts": (dict, True),
     "dispatch": (dict, False),
     "window": (dict, False),
+    "redial": (dict, False),
+    "limits": (dict, False),
+    "logs_endpoint": (str, False),
+    "logs_timezone": (str, False),
 }
 _CONTACTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "source": (str, True),
@@ -146,6 +180,18 @@ _WINDOW: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "days": (list, False),
     "timezone_column": (str, False),
 }
+_REDIAL: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "outcomes": (list, False),
+    "after_minutes": ((int, float), False),
+    "max_calls": (int, False),
+}
+_LIMITS: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "per_day": (int, False),
+    "per_week": (int, False),
+}
+# A redial delay longer than this is a typo (minutes for hours, say): 60 days.
+MAX_REDIAL_MINUTES = 60 * 24 * 60
+MAX_CALLS_PER_PERSON = 100
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -211,6 +257,66 @@ def _parse_window(path: Path, table: dict[str, Any]) -> Window:
     )
 
 
+def _parse_redial(path: Path, table: dict[str, Any]) -> Redial:
+    defaults = Redial()
+    outcomes: set[CallOutcome] = set()
+    for item in table.get("outcomes", sorted(defaults.outcomes)):
+        name = item.strip().lower().replace(" ", "_") if isinstance(item, str) else None
+        if name == CallOutcome.ANSWERED:
+            raise CampaignError(
+                f"{path}: key 'redial.outcomes' has 'answered': an answered call is never redialed"
+            )
+        if name not in REDIALABLE:
+            allowed = ", ".join(sorted(REDIALABLE))
+            raise CampaignError(f"{path}: key 'redial.outcomes' has {item!r}; use {allowed}")
+        outcomes.add(CallOutcome(name))
+    if not outcomes:
+        raise CampaignError(f"{path}: key 'redial.outcomes' is empty: nobody would be redialed")
+    after = float(table.get("after_minutes", defaults.after_minutes))
+    if not math.isfinite(after) or not 0 <= after <= MAX_REDIAL_MINUTES:
+        raise CampaignError(
+            f"{path}: key 'redial.after_minutes' must be between 0 and {MAX_REDIAL_MINUTES:,} "
+            f"(60 days), got {after:g}"
+        )
+    max_calls = table.get("max_calls", defaults.max_calls)
+    if not 1 <= max_calls <= MAX_CALLS_PER_PERSON:
+        raise CampaignError(
+            f"{path}: key 'redial.max_calls' must be between 1 and {MAX_CALLS_PER_PERSON} "
+            f"(calls per person, the first included), got {max_calls}"
+        )
+    return Redial(frozenset(outcomes), after, max_calls)
+
+
+def _parse_limits(path: Path, table: dict[str, Any]) -> Limits:
+    if not table:
+        raise CampaignError(f"{path}: table 'limits' is empty: set per_day and/or per_week")
+    for key, value in table.items():
+        if not 1 <= value <= MAX_CALLS_PER_PERSON * 10:
+            raise CampaignError(
+                f"{path}: key 'limits.{key}' must be between 1 and {MAX_CALLS_PER_PERSON * 10} "
+                f"calls, got {value}"
+            )
+    per_day, per_week = table.get("per_day"), table.get("per_week")
+    if per_day is not None and per_week is not None and per_week < per_day:
+        raise CampaignError(
+            f"{path}: key 'limits.per_week' ({per_week}) is below 'limits.per_day' ({per_day})"
+        )
+    return Limits(per_day, per_week)
+
+
+def _zone(path: Path, name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CampaignError(
+            f"{path}: key 'logs_timezone' must be a time zone like UTC or Asia/Kolkata, "
+            f"got {name!r}"
+        ) from None
+    return name
+
+
 def _read_campaign_bytes(path: Path) -> bytes:
     """The file's bytes, from a regular file of sensible size only: `/dev/zero` or a FIFO
     given by mistake must be one clear line, not a hang or an out-of-memory kill."""
@@ -249,6 +355,8 @@ def load_campaign(path: Path) -> Campaign:
     _check_table(path, "contacts.", data["contacts"], _CONTACTS)
     _check_table(path, "dispatch.", data.get("dispatch", {}), _DISPATCH)
     _check_table(path, "window.", data.get("window", {}), _WINDOW)
+    _check_table(path, "redial.", data.get("redial", {}), _REDIAL)
+    _check_table(path, "limits.", data.get("limits", {}), _LIMITS)
 
     name = data["name"].strip()
     if not _NAME.fullmatch(name) or len(name) > MAX_NAME_CHARS:
@@ -269,10 +377,11 @@ def load_campaign(path: Path) -> Campaign:
             )
     if not data["first_line"].strip():
         raise CampaignError(f"{path}: key 'first_line' must not be empty")
-    if "endpoint" in data:
-        problem = endpoint_problem(data["endpoint"])
-        if problem:
-            raise CampaignError(f"{path}: key 'endpoint' {problem}")
+    for key in ("endpoint", "logs_endpoint"):
+        if key in data:
+            problem = endpoint_problem(data[key])
+            if problem:
+                raise CampaignError(f"{path}: key '{key}' {problem}")
     api_key_env = data.get("api_key_env", DEFAULT_API_KEY_ENV)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
         raise CampaignError(f"{path}: key 'api_key_env' must be an environment variable name")
@@ -327,6 +436,8 @@ def load_campaign(path: Path) -> Campaign:
         raise CampaignError(f"{path}: key 'dispatch.max_attempts' must be between 1 and 20")
 
     window = _parse_window(path, data["window"]) if "window" in data else None
+    redial = _parse_redial(path, data["redial"]) if "redial" in data else None
+    limits = _parse_limits(path, data["limits"]) if "limits" in data else None
 
     return Campaign(
         path=path.resolve(),
@@ -342,6 +453,10 @@ def load_campaign(path: Path) -> Campaign:
         contacts=contacts,
         dispatch=dispatch,
         window=window,
+        redial=redial,
+        limits=limits,
+        logs_endpoint=data.get("logs_endpoint"),
+        logs_timezone=_zone(path, data.get("logs_timezone", "UTC").strip()),
         source_sha256=hashlib.sha256(raw).hexdigest(),
     )
 

@@ -44,5 +44,19 @@ class Settings:
     log_every_seconds: float = 5.0
     jsonl_every_seconds: float = 0.5
 
+    # Reading Tabbly's call logs (SPEC 10): rows per page (the API's maximum), a whole sync's
+    # time budget, one page's size, how often a 429/5xx page is asked again, and how far
+    # back a sync reads when no `--since` is given and some call is still `pending`.
+    logs_page_size: int = 1000
+    sync_deadline_seconds: float = 300.0
+    logs_max_page_bytes: int = 64 * 1024 * 1024
+    logs_max_pages: int = 20_000
+    logs_max_attempts: int = 6
+    logs_timeout_seconds: float = 60.0
+    logs_lookback_days: int = 30
+    # Texts kept from a log row, cut to these many characters (the ledger stays small).
+    log_text_chars: int = 2_000
+    log_transcript_chars: int = 100_000
+
 
 DEFAULTS = Settings()

@@ -10,6 +10,7 @@ Error family (the CLI is the only place that turns these into exit codes)::
      +-- CampaignError         exit_code 2   campaign TOML: missing / unknown / mistyped key
      +-- SheetError            exit_code 2   contact sheet: format, encoding, headers
      +-- LedgerError           exit_code 2   corrupt or lost ledger, or another run holds it
+     +-- LogsError             exit_code 2   the call logs cannot be read (SPEC 10)
      +-- ReportExists          exit_code 2   (report.py) a report is never overwritten
      +-- ReportWriteError      exit_code 2   (report.py) the report or its summary cannot be written
      +-- InternalError         exit_code 70  a defect of ours, never the user's input (EX_SOFTWARE)
@@ -38,6 +39,28 @@ class Status(StrEnum):
     OUTSIDE_WINDOW = "outside_window"
     NOT_ATTEMPTED = "not_attempted"
     UNKNOWN = "unknown"
+    REDIAL_LATER = "redial_later"  # called before; due again later (SPEC 10, `[redial]`)
+    LIMITED = "limited"  # over `[limits]` across campaigns; sent once the limit allows
+
+
+class CallOutcome(StrEnum):
+    """What happened on a placed call, from Tabbly's call logs (SPEC 10); `pending`: no log
+    row yet. Declared best first: over several log rows of one call the best one wins."""
+
+    ANSWERED = "answered"
+    VOICEMAIL = "voicemail"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+# Over a call's log rows: answered beats voicemail beats busy beats no_answer beats failed.
+OUTCOME_RANK: Mapping[CallOutcome, int] = {o: i for i, o in enumerate(CallOutcome)}
+# What a person's last call may have ended as for `[redial] outcomes` to name it.
+REDIALABLE = frozenset(
+    {CallOutcome.VOICEMAIL, CallOutcome.BUSY, CallOutcome.NO_ANSWER, CallOutcome.FAILED}
+)
 
 
 # What the ledger and `dialer status` call a claim: a request about to leave, or one whose
@@ -202,6 +225,11 @@ class SheetError(DialerError):
 
 class LedgerError(DialerError):
     """The ledger is corrupt or held by another run; it is never silently repaired."""
+
+
+class LogsError(DialerError):
+    """Tabbly's call logs could not be read (network, an error envelope, a bound passed); the
+    message never holds the key, which travels in the logs URL's query string (SPEC 7)."""
 
 
 class InternalError(DialerError):
