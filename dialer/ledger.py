@@ -80,6 +80,26 @@ CREATE TABLE IF NOT EXISTS runs (
     report TEXT,
     counts TEXT
 );
+CREATE TABLE IF NOT EXISTS dials (
+    id INTEGER PRIMARY KEY,
+    called_to TEXT NOT NULL,
+    custom_identifiers TEXT NOT NULL DEFAULT '',
+    row INTEGER,
+    run_id INTEGER,
+    placed_at TEXT NOT NULL,
+    room_name TEXT NOT NULL DEFAULT '',
+    participant_identity TEXT NOT NULL DEFAULT '',
+    outcome TEXT,
+    raw_status TEXT NOT NULL DEFAULT '',
+    duration_s INTEGER,
+    cost REAL,
+    summary TEXT NOT NULL DEFAULT '',
+    recording_url TEXT NOT NULL DEFAULT '',
+    transcript TEXT,
+    log_rows INTEGER NOT NULL DEFAULT 0,
+    synced_at TEXT
+);
+CREATE INDEX IF NOT EXISTS dials_by_number ON dials (called_to, id);
 CREATE TABLE IF NOT EXISTS rebuilt_from (
     report TEXT PRIMARY KEY,
     people INTEGER NOT NULL,
@@ -119,6 +139,19 @@ ON CONFLICT(called_to) DO UPDATE SET
     run_id = excluded.run_id, updated_at = excluded.updated_at
 """
 _UPSERT_UNLESS_CALLED = _UPSERT + f"WHERE calls.status NOT IN {_KEEP!r}"
+# One row per call placed (SPEC 10): what the call logs are matched against, and how many
+# times, and when, this campaign called a person (the redial rule).
+_DIAL = (
+    "INSERT INTO dials (called_to, custom_identifiers, row, run_id, placed_at, room_name, "
+    "participant_identity) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# Ledgers from before `dials`: each person recorded `triggered` is one call, pending.
+_BACKFILL_DIALS = f"""
+INSERT INTO dials (called_to, custom_identifiers, row, run_id, placed_at, room_name)
+SELECT called_to, custom_identifiers, row, run_id, updated_at, call_id FROM calls
+WHERE status = '{Status.TRIGGERED.value}'
+  AND NOT EXISTS (SELECT 1 FROM dials d WHERE d.called_to = calls.called_to)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +167,7 @@ class Entry:
     call_id: str = ""
     custom_identifiers: str = ""
     row: int | None = None
+    participant_identity: str = ""  # a triggered call's, with call_id (room_name): `dials`
 
     def params(self, run_id: int | None, now: str) -> tuple[Any, ...]:
         return (
@@ -269,7 +303,7 @@ def _connect(
 
 
 @contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     """One write transaction, taken at once (IMMEDIATE): committed whole, or rolled back."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -287,8 +321,9 @@ def _prepare(conn: sqlite3.Connection, path: Path, campaign: str, now: str) -> N
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL: a committed claim survives a power cut, not only a killed process.
         conn.execute("PRAGMA synchronous = FULL")
-        with _transaction(conn):
+        with transaction(conn):
             _create_schema(conn, campaign, now)
+            conn.execute(_BACKFILL_DIALS)
     except sqlite3.Error as exc:
         raise cannot_write(path, exc) from None
 
@@ -368,6 +403,13 @@ class Ledger:
         self.run_id: int | None = None
         self.ledger_id = _meta(conn, "ledger_id")
         self._journal: ClaimsJournal | None = None  # a run's claims journal, when writable
+        # A ledger from before the outcome loop, read without writing, has no `dials` yet.
+        self.has_dials = (
+            conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type='table' AND name='dials')"
+            ).fetchone()[0]
+            == 1
+        )
         # Outcomes that orphan claims' own reports show (`triggered` rows): adopted as such.
         self._reported: dict[str, Entry] = {}
 
@@ -408,6 +450,7 @@ class Ledger:
                     check.new(blank_reason(path))
                 _prepare(conn, path, campaign, stamp(clock()))
                 ledger = ledger or cls(path, conn, lock_fd, clock)
+                ledger.has_dials = True  # `_prepare` made it
                 journal = claims_path(path)
                 try:
                     ledger._journal = ClaimsJournal.open(journal)
@@ -510,7 +553,7 @@ class Ledger:
         reason = ORPHAN_REASON
         conn = self._conn
         try:
-            with _transaction(conn):
+            with transaction(conn):
                 orphans = conn.execute("SELECT called_to, row, run_id FROM sending").fetchall()
                 # A claim whose run wrote `triggered` (with its call id) in its report, but
                 # could not record it here (disk full): recorded as the report says.
@@ -540,6 +583,12 @@ class Ledger:
 
     def campaign(self) -> str | None:
         return _meta(self._conn, "campaign")
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For the modules that keep their own tables here (`dialer.dials`): autocommit, so
+        writes go inside `transaction(conn)`."""
+        return self._conn
 
     def rebuilt(self) -> tuple[str, int] | None:
         """When this ledger was rebuilt, and from how many reports; None if never."""
@@ -706,7 +755,7 @@ class Ledger:
         outcomes = [e for e in batch if isinstance(e, Entry)]
         conn = self._conn
         try:
-            with _transaction(conn):
+            with transaction(conn):
                 conn.executemany(_CLAIM, claims)
                 conn.executemany(
                     _UPSERT, [e.params(run_id, now) for e in outcomes if e.status not in _NOT_SENT]
@@ -716,6 +765,22 @@ class Ledger:
                     [e.params(run_id, now) for e in outcomes if e.status in _NOT_SENT],
                 )
                 conn.executemany(_UNCLAIM, [(e.called_to,) for e in outcomes])
+                conn.executemany(
+                    _DIAL,
+                    [
+                        (
+                            e.called_to,
+                            e.custom_identifiers,
+                            e.row,
+                            run_id,
+                            now,
+                            e.call_id,
+                            e.participant_identity,
+                        )
+                        for e in outcomes
+                        if e.status is Status.TRIGGERED
+                    ],
+                )
         except sqlite3.Error as exc:
             self._error = self._write_error(exc)
             return
@@ -731,7 +796,10 @@ class Ledger:
 
     def _copy_into(self, conn: sqlite3.Connection) -> int:
         """Every call, claim and run of this ledger into `conn` (a rebuild); people copied."""
-        for table in ("calls", "sending", "runs"):
+        tables = ["calls", "sending", "runs"]
+        if self.has_dials:
+            tables.append("dials")
+        for table in tables:
             rows = self._conn.execute(f"SELECT * FROM {table}")  # fixed table names
             columns = [d[0] for d in rows.description]
             marks = ", ".join("?" * len(columns))
@@ -808,7 +876,7 @@ def write_rebuilt(
     try:
         conn.execute("PRAGMA synchronous = FULL")
         now = stamp(clock())
-        with _transaction(conn):
+        with transaction(conn):
             _create_schema(conn, campaign, now)
             kept = old._copy_into(conn) if old is not None else 0
             before = conn.total_changes

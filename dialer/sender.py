@@ -208,6 +208,7 @@ class RowSender:
             call_id=outcome.call_id if outcome else "",
             custom_identifiers=contact.custom_identifiers,
             row=contact.row,
+            participant_identity=outcome.participant_identity if outcome else "",
         )
         try:
             self._ledger.record(entry)

@@ -40,6 +40,7 @@ class Outcome:
     http_status: int | None = None
     call_id: str = ""
     retry_after: float | None = None
+    participant_identity: str = ""  # with `call_id` (room_name), how call logs name the call
 
 
 class Secret:
@@ -210,9 +211,15 @@ def classify(
         payload = None
     if 200 <= status < 300:
         if isinstance(payload, dict) and payload.get("success") is True:
-            call_id = payload.get("room_name")
+            call_id, identity = payload.get("room_name"), payload.get("participant_identity")
             return Outcome(
-                Kind.TRIGGERED, "", status, scrub(call_id) if isinstance(call_id, str) else ""
+                Kind.TRIGGERED,
+                "",
+                status,
+                scrub(call_id)[:_REASON_CHARS] if isinstance(call_id, str) else "",
+                participant_identity=(
+                    scrub(identity)[:_REASON_CHARS] if isinstance(identity, str) else ""
+                ),
             )
         if isinstance(payload, dict) and payload.get("success") is False:
             detail = scrub(_error_text(payload, text))
