@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(no answer, dropped connection, 504, killed run)",
     )
     r.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="a campaign with [redial] reads the call logs first to know who answered; "
+        "skip that and redial on the outcomes the ledger already holds",
+    )
+    r.add_argument(
         "--progress",
         choices=MODES,
         default="auto",
@@ -249,7 +255,12 @@ def run_command(args: argparse.Namespace) -> int:
             expect_campaign=args.expect_campaign_sha256,
             expect_contacts=args.expect_contacts_sha256,
         )
-    options = RunOptions(limit=args.limit, recall=args.recall, retry_unknown=args.retry_unknown)
+    options = RunOptions(
+        limit=args.limit,
+        recall=args.recall,
+        retry_unknown=args.retry_unknown,
+        sync=not args.no_sync,
+    )
     return commands.run(
         campaign,
         contacts=contacts,

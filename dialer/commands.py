@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, TextIO
 
 from dialer.campaign import ENDPOINT_ENV, Campaign, endpoint_problem
 from dialer.clock import Clock, stamp, system_clock
+from dialer.contact_limits import ContactBook
 from dialer.contacts import Contact
 from dialer.evidence import note_report
 from dialer.gate import Facts, Gate
 from dialer.interrupts import STOP_SIGNALS, honoured
-from dialer.ledger import Ledger
+from dialer.ledger import Ledger, fresh_reason
 from dialer.masking import mask_phone, mask_text
-from dialer.paths import default_report_path, ledger_path, reports_folder
+from dialer.paths import default_report_path, ledger_path, reports_folder, state_folder
 from dialer.pipeline import ContactStream, open_contacts
 from dialer.progress import Progress
 from dialer.rebuild import open_for_reading, open_for_run
@@ -43,8 +44,10 @@ from dialer.run_options import RunOptions
 from dialer.settings import DEFAULTS, Settings
 from dialer.sheet_files import shown_names
 from dialer.statuses import (
+    CallOutcome,
     DialerError,
     ExitCode,
+    LogsError,
     Status,
     StopReason,
     UsageError,
@@ -87,25 +90,38 @@ def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
     return Prepared(stream, chain([first], chunks), warnings)
 
 
+@dataclass(slots=True)
+class Tally:
+    """What the consent step and the dry run tell besides the statuses: ready rows that only
+    `--retry-unknown` lets through (an earlier call to them may have been placed), and the
+    ready rows that are redials, by their last call's outcome."""
+
+    maybe_called: int = 0
+    redials: Counter[str] = field(default_factory=Counter)
+
+    def redial_line(self, max_calls: int) -> str | None:
+        n = sum(self.redials.values())
+        if not n:
+            return None
+        kinds = ", ".join(f"{k} {words}" for words, k in self.redials.most_common())
+        return f"{n} will be called again ({kinds}; at most {max_calls} calls per person)"
+
+
 def _verdicts(
     campaign: Campaign,
     prepared: Prepared,
-    options: RunOptions,
+    gate: Gate,
     now: datetime,
     samples: Samples,
-    ledger: Ledger | None,
-    maybe_called: Counter[str] | None = None,
+    tally: Tally | None = None,
 ) -> Iterator[list[RowResult]]:
     """Each chunk's rows with the status the gate gives them if the run started now (no
-    network); the first ready ones go to `samples`. Shared by the dry run and the consent step.
-
-    `maybe_called[Status.UNKNOWN]` counts the ready rows that only `--retry-unknown` lets
-    through: an earlier call to them may have been placed."""
-    gate = Gate(campaign.window, options, ledger)
-    # The same ledger without --retry-unknown: which ready rows only that option lets through.
+    network); the first ready ones go to `samples`. Shared by the dry run and the consent step."""
+    options = gate.options
+    # The same rules without --retry-unknown: which ready rows only that option lets through.
     strict = None
-    if maybe_called is not None and ledger is not None and options.retry_unknown:
-        strict = Gate(campaign.window, replace(options, retry_unknown=False), ledger)
+    if tally is not None and options.retry_unknown:
+        strict = gate.with_options(replace(options, retry_unknown=False))
     for chunk in prepared.chunks:
         results = []
         for contact in chunk:
@@ -113,20 +129,39 @@ def _verdicts(
             if verdict is not None:
                 results.append(RowResult(contact, verdict.status, verdict.reason))
                 continue
-            if strict is not None and maybe_called is not None:
+            if strict is not None and tally is not None:
                 again = strict.on_read(contact)
                 if again is not None and again.status is Status.UNKNOWN:
-                    maybe_called[Status.UNKNOWN] += 1
+                    tally.maybe_called += 1
+            note = gate.note(contact)
+            if note and tally is not None:
+                tally.redials[note.rsplit("last: ", 1)[-1]] += 1
             if len(samples.items) < SAMPLE_MESSAGES:
                 samples.offer(contact)
-            results.append(RowResult(contact, Status.READY, contact.reason))
+            reason = "; ".join(filter(None, (note, contact.reason)))
+            results.append(RowResult(contact, Status.READY, reason))
         yield results
 
 
-def _reading_ledger(campaign: Campaign) -> contextlib.AbstractContextManager[Ledger | None]:
-    """The ledger for a dry run, closed on leaving (None: none yet). A lost ledger is refused
-    here (SPEC 6.3): called before the report is created, so a refusal leaves no report."""
-    return open_for_reading(campaign) or contextlib.nullcontext()
+@contextlib.contextmanager
+def _reading_gate(
+    campaign: Campaign, options: RunOptions, clock: Clock, outcomes_known: bool = True
+) -> Iterator[Gate]:
+    """The gate of a dry run: the ledger (None: none yet) and the folder's contact counts,
+    read without writing, closed on leaving. A lost ledger is refused here (SPEC 6.3):
+    called before the report is created, so a refusal leaves no report."""
+    with contextlib.ExitStack() as stack:
+        ledger = open_for_reading(campaign)
+        if ledger is not None:
+            stack.enter_context(ledger)
+        book = None
+        if campaign.limits is not None:
+            book = ContactBook.open(state_folder(campaign), clock(), create=False, readonly=True)
+            if book is not None:
+                stack.enter_context(book)
+        yield Gate.for_campaign(
+            campaign, options, ledger, book=book, clock=clock, outcomes_known=outcomes_known
+        )
 
 
 def validate(
@@ -145,16 +180,19 @@ def validate(
     prepared = prepare(campaign, contacts)
     report_path = report_path or default_report_path(campaign, now)
     samples = Samples()
+    tally = Tally()
     with (
-        _reading_ledger(campaign) as ledger,
+        _reading_gate(campaign, options, clock) as gate,
         ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report,
     ):
-        for results in _verdicts(campaign, prepared, options, now, samples, ledger):
+        for results in _verdicts(campaign, prepared, gate, now, samples, tally):
             report.write_in_order(results)
     code = exit_code_for(report.counts, None)
+    notes = _notes(campaign, tally)
     summary = _summary(
         campaign, "validate", prepared, report, stamp(now), t0, code, prepared.warnings, clock
     )
+    summary["notes"] = notes
     summary["samples"] = samples.as_json()
     write_summary(report.path, summary)
     print_summary(summary, samples, out)
@@ -223,6 +261,7 @@ def _ask_consent(
     clock: Clock,
     out: TextIO,
     ask: Callable[[str], str],
+    outcomes_known: bool = True,
 ) -> int | None:
     """Show who would be called and ask; reads the whole sheet once (no network, no report).
 
@@ -231,11 +270,9 @@ def _ask_consent(
     prepared = prepare(campaign, contacts)
     counts: Counter[str] = Counter()
     samples = Samples()
-    maybe_called: Counter[str] = Counter()
-    with _reading_ledger(campaign) as ledger:
-        for results in _verdicts(
-            campaign, prepared, options, clock(), samples, ledger, maybe_called
-        ):
+    tally = Tally()
+    with _reading_gate(campaign, options, clock, outcomes_known) as gate:
+        for results in _verdicts(campaign, prepared, gate, clock(), samples, tally):
             counts.update(r.status for r in results)
     to_call = counts[Status.READY]
     if options.limit is not None:
@@ -244,6 +281,8 @@ def _ask_consent(
     for status, n in status_counts(counts).items():
         if n:
             print(f"  {status:<15} {n}", file=out)
+    for note in _notes(campaign, tally):
+        print(f"  {note}", file=out)
     for warning in prepared.warnings:
         print(f"  warning: {warning}", file=out)
     if samples.items:
@@ -257,7 +296,7 @@ def _ask_consent(
         f"{campaign.agent_id} (organization {campaign.organization_id}).",
         file=out,
     )
-    resent = min(maybe_called[Status.UNKNOWN], to_call)
+    resent = min(tally.maybe_called, to_call)
     if resent:
         print(retry_unknown_warning(resent), file=out)
     try:
@@ -268,6 +307,12 @@ def _ask_consent(
     return sum(counts.values()) if answer.strip().lower() in ("y", "yes") else None
 
 
+def _notes(campaign: Campaign, tally: Tally) -> list[str]:
+    """The dry run's lines on redials (SPEC 10): who is called again, and why."""
+    line = tally.redial_line(campaign.redial.max_calls) if campaign.redial else None
+    return [line] if line else []
+
+
 def retry_unknown_warning(maybe_called: int, *, upper_bound: bool = False) -> str:
     """The line `--retry-unknown` earns before anything is sent: nobody should pass it lightly."""
     n = f"up to {maybe_called}" if upper_bound else str(maybe_called)
@@ -275,6 +320,41 @@ def retry_unknown_warning(maybe_called: int, *, upper_bound: bool = False) -> st
         f"WARNING: --retry-unknown: {n} of the people to call may already have been called "
         "by an earlier run (status unknown: sent, no answer); they will be called again"
     )
+
+
+def _sync_first(
+    campaign: Campaign,
+    api_key: Secret,
+    environ: Mapping[str, str],
+    clock: Clock,
+    settings: Settings,
+    out: TextIO,
+) -> str | None:
+    """A campaign with `[redial]` reads the call logs before it runs (SPEC 10); None when
+    they were read, else why not: then nobody is redialed (an unknown outcome is never a
+    reason to call again), while new rows are still called."""
+    if fresh_reason(ledger_path(campaign)) is not None:
+        return None  # never run: nobody to redial
+    from dialer.sync import describe, sync_ledger
+
+    with open_for_run(campaign, clock) as ledger:
+        try:
+            result = asyncio.run(
+                sync_ledger(
+                    ledger,
+                    campaign,
+                    api_key=api_key,
+                    since=None,
+                    transcripts=False,
+                    environ=environ,
+                    clock=clock,
+                    settings=settings,
+                )
+            )
+        except LogsError as exc:
+            return f"{exc}; nobody is redialed this run (new rows are still called)"
+    print(f"call outcomes synced: {describe(result)}", file=out)
+    return None
 
 
 def _keep_first(errors: list[DialerError], action: Callable[[], object]) -> None:
@@ -310,10 +390,15 @@ def run(
     if report_path is not None:
         check_report_path(report_path)  # before the question: a run that cannot report is refused
     rows: int | None = None
+    if not yes and not stdin.isatty():
+        raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
+    unread = None
+    if campaign.redial is not None and options.sync:
+        unread = _sync_first(campaign, api_key, environ, clock, settings, out)
+        if unread is not None:
+            print(f"warning: {unread}", file=err)
     if not yes:
-        if not stdin.isatty():
-            raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
-        rows = _ask_consent(campaign, contacts, options, clock, out, ask)
+        rows = _ask_consent(campaign, contacts, options, clock, out, ask, unread is None)
         if rows is None:
             print("Nothing sent.", file=out)
             return int(ExitCode.OK)
@@ -323,9 +408,14 @@ def run(
     report_path = report_path or default_report_path(campaign, now)
     errors: list[DialerError] = []  # files that could not be written; the first is reported
     ledger = open_for_run(campaign, clock)  # refuses a lost, foreign or unwritable ledger
+    book: ContactBook | None = None
     try:
+        # The folder's contact counts: made by the first campaign with [limits] (SPEC 10).
+        book = ContactBook.open(state_folder(campaign), now, create=campaign.limits is not None)
         orphans = ledger.adopt_orphans()
         warnings = list(prepared.warnings)
+        if unread is not None:
+            warnings.append(unread)
         if orphans:
             warnings.append(
                 f"{orphans} row(s) were being sent when an earlier run stopped before "
@@ -342,6 +432,11 @@ def run(
         report = ReportWriter(report_path, prepared.stream.sheet.headers)
         try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
+            if book is not None:
+                ledger.use_book(book, campaign.name, campaign.limits)
+            gate = Gate.for_campaign(
+                campaign, options, ledger, book=book, clock=clock, outcomes_known=unread is None
+            )
             progress = Progress(err, progress_mode, total=rows, settings=settings)
             try:
                 result = asyncio.run(
@@ -350,6 +445,7 @@ def run(
                         endpoint,
                         api_key,
                         ledger,
+                        gate,
                         report,
                         options,
                         progress,
@@ -373,6 +469,8 @@ def run(
         )
     finally:
         _keep_first(errors, ledger.close)
+        if book is not None:
+            book.close()
     code = exit_code_for(report.counts, result.stop, errors[0] if errors else None)
     if errors:
         warnings.append(f"stopped by an error: {errors[0]}")
@@ -404,6 +502,7 @@ async def _send_all(
     endpoint: str,
     api_key: Secret,
     ledger: Ledger,
+    gate: Gate,
     report: ReportWriter,
     options: RunOptions,
     progress: Progress,
@@ -427,6 +526,7 @@ async def _send_all(
             report,
             options,
             progress=progress,
+            gate=gate,
             clock=clock,
             settings=settings,
         )
@@ -461,15 +561,28 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
         last = ledger.last_run()
         groups = ledger.fact_groups()
         rebuilt = ledger.rebuilt()
+        histories = ledger.histories()
     # The gate says who the next run sends again, and who only `--retry-unknown` would.
-    plain, retry = Gate(None), Gate(None, RunOptions(retry_unknown=True))
+    plain = Gate.for_campaign(campaign, RunOptions(), None)
+    retry = plain.with_options(RunOptions(retry_unknown=True))
     waiting: Counter[str] = Counter()
     unknown = 0
     for facts, n in groups:
+        if campaign.redial is not None and facts.status is Status.TRIGGERED:
+            continue  # judged one person at a time below
         if plain.judge(facts) is None:
             waiting[_label(facts)] += n
         elif retry.judge(facts) is None:
             unknown += n
+    outcomes: Counter[str] = Counter(h.last_outcome.value for h in histories)
+    later = 0
+    if campaign.redial is not None:
+        for history in histories:
+            verdict = plain.judge(Facts(Status.TRIGGERED, history=history))
+            if verdict is None:
+                waiting["redial due"] += 1
+            elif verdict.status is Status.REDIAL_LATER:
+                later += 1
     print(f"campaign {campaign.name}: ledger {path}", file=out)
     if rebuilt:
         print(f"  rebuilt {rebuilt[0]} from {rebuilt[1]} report(s)", file=out)
@@ -497,6 +610,11 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
             f"unknown: {unknown} maybe called; `dialer run --retry-unknown` calls them again",
             file=out,
         )
+    if outcomes:
+        said = ", ".join(f"{outcomes[o]} {o}" for o in CallOutcome if outcomes[o])
+        print(f"last call per person: {said} (`dialer sync` reads new outcomes)", file=out)
+    if later:
+        print(f"redial later: {later} (not due yet, or outcome not synced)", file=out)
     return int(ExitCode.OK)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dialer.campaign import Campaign
 from dialer.clock import Clock, system_clock
@@ -54,6 +54,7 @@ class Dispatcher:
         pacer: Pacer | None = None,
         policy: RetryPolicy | None = None,
         progress: Progress | None = None,
+        gate: Gate | None = None,
         clock: Clock = system_clock,
         settings: Settings = DEFAULTS,
     ) -> None:
@@ -63,7 +64,7 @@ class Dispatcher:
         self.concurrency = dispatch.concurrency
         self.ledger = ledger
         self.halt = Halt(watch=(lambda: ledger.failed, lambda: report.error))
-        self.gate = Gate(campaign.window, options, ledger)
+        self.gate = gate or Gate.for_campaign(campaign, options, ledger, clock=clock)
         self.sink = ResultSink(report, progress, self.halt)
         self.sender = RowSender(
             self.halt,
@@ -128,6 +129,10 @@ class Dispatcher:
                     put(RowResult.of(contact, Status.NOT_ATTEMPTED, reason))
                 else:
                     queued += 1
+                    note = gate.note(contact)  # "call 2 of 3, last: no answer"
+                    if note:
+                        reason = "; ".join(filter(None, (note, contact.reason)))
+                        contact = replace(contact, reason=reason)
                     await self._queue.put(contact)
 
     async def _worker(self) -> None:

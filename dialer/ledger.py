@@ -37,12 +37,16 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dialer.claims import Claim, ClaimsJournal, claims_path
-from dialer.clock import Clock, stamp, system_clock
-from dialer.gate import NO_FACTS, Facts, Gate
-from dialer.statuses import CLAIM, LedgerError, Status
+from dialer.clock import Clock, parse_stamp, stamp, system_clock
+from dialer.gate import NO_FACTS, Facts, Gate, History
+from dialer.statuses import CLAIM, CallOutcome, LedgerError, Status
+
+if TYPE_CHECKING:
+    from dialer.campaign import Limits
+    from dialer.contact_limits import ContactBook
 
 SCHEMA_VERSION = "1"
 # The record rules under default options: what "accounted for" means in `knows`.
@@ -123,7 +127,9 @@ _ENVIRONMENT_CODES = frozenset(
     }
 )
 # Records of a row a run did not send ...
-_NOT_SENT = frozenset({Status.NOT_ATTEMPTED, Status.OUTSIDE_WINDOW})
+_NOT_SENT = frozenset(
+    {Status.NOT_ATTEMPTED, Status.OUTSIDE_WINDOW, Status.LIMITED, Status.REDIAL_LATER}
+)
 # ... may never replace these: the person may have been called.
 _KEEP = (Status.TRIGGERED.value, Status.UNKNOWN.value)  # plain text, for the SQL below
 _CLAIM = "INSERT OR REPLACE INTO sending (called_to, row, run_id, started_at) VALUES (?, ?, ?, ?)"
@@ -412,6 +418,12 @@ class Ledger:
         )
         # Outcomes that orphan claims' own reports show (`triggered` rows): adopted as such.
         self._reported: dict[str, Entry] = {}
+        # The folder's shared contact counts (`dialer.contact_limits`), when there are any:
+        # each batch of claims is reserved there first; refused claims get their reason.
+        self._book: ContactBook | None = None
+        self._book_limits: Limits | None = None
+        self._book_names = ("", "")  # campaign, run key
+        self._refused: dict[str, str] = {}
 
     @classmethod
     def open(
@@ -618,6 +630,36 @@ class Ledger:
             return NO_FACTS
         return Facts(Status(found[0]), found[1], bool(found[2]))
 
+    def history(self, called_to: str) -> History | None:
+        """This campaign's calls to the person, for the redial rule; None: none recorded."""
+        if not self.has_dials:
+            return None
+        found = self._conn.execute(
+            "SELECT placed_at, outcome, (SELECT COUNT(*) FROM dials WHERE called_to = ?1) "
+            "FROM dials WHERE called_to = ?1 ORDER BY id DESC LIMIT 1",
+            (called_to,),
+        ).fetchone()
+        if found is None:
+            return None
+        placed, outcome, calls = found
+        return History(calls, parse_stamp(placed), CallOutcome(outcome or CallOutcome.PENDING))
+
+    def histories(self) -> list[History]:
+        """Every `triggered` person's calls (`dialer status`: who is redialed, and when)."""
+        if not self.has_dials:
+            return []
+        found = self._conn.execute(
+            "SELECT placed_at, outcome, n FROM (SELECT called_to, placed_at, outcome, "
+            "COUNT(*) OVER (PARTITION BY called_to) AS n, "
+            "ROW_NUMBER() OVER (PARTITION BY called_to ORDER BY id DESC) AS k FROM dials) "
+            "WHERE k = 1 AND called_to IN (SELECT called_to FROM calls WHERE status = ?)",
+            (Status.TRIGGERED.value,),
+        )
+        return [
+            History(n, parse_stamp(placed), CallOutcome(outcome or CallOutcome.PENDING))
+            for placed, outcome, n in found
+        ]
+
     def accounts_for(self, called_to: str, run_id: int) -> bool:
         """True when the ledger holds what run `run_id` did with this person: a claim, an
         outcome recorded by that run or a later one, or a record that they were (maybe)
@@ -693,11 +735,24 @@ class Ledger:
         except sqlite3.Error as exc:
             raise self._write_error(exc) from None
 
-    async def claim(self, claim: Claim) -> None:
-        """Record `sending` and wait until it is committed: only then may the request leave."""
+    def use_book(self, book: ContactBook, campaign: str, limits: Limits | None) -> None:
+        """Record this run's claims in the folder's contact counts, refusing those over
+        `limits` (checked and recorded in one transaction with every other campaign's)."""
+        self._book, self._book_limits = book, limits
+        self._book_names = (campaign, f"{self.ledger_id}:{self.run_id}")
+
+    async def claim(self, claim: Claim) -> str | None:
+        """Record `sending` and wait until it is committed: only then may the request leave.
+        A reason instead when a contact limit refuses the call (nothing is then recorded)."""
         self._check()
         self._pending.append(claim)
         await self._schedule_flush()
+        return self._refused.pop(claim.called_to, None)
+
+    def release(self, called_to: str) -> None:
+        """A claimed call certainly not placed: it no longer counts against a limit."""
+        if self._book is not None:
+            self._book.release([called_to], *self._book_names)
 
     def record(self, entry: Entry) -> None:
         """Record an outcome; committed with the next batch (no need to wait)."""
@@ -751,6 +806,21 @@ class Ledger:
         # Grouped by statement for executemany; safe because a batch holds at most one entry
         # per person (a claim is committed before its request leaves, the outcome comes after).
         claimed = [c for c in batch if isinstance(c, Claim)]
+        if claimed and self._book is not None:
+            try:
+                refused = self._book.reserve(
+                    [c.called_to for c in claimed],
+                    self._book_names[0],
+                    self._book_names[1],
+                    self.clock(),
+                    self._book_limits,
+                )
+            except LedgerError as exc:
+                self._error = exc
+                return
+            if refused:
+                self._refused.update(refused)
+                claimed = [c for c in claimed if c.called_to not in refused]
         claims = [(c.called_to, c.row, run_id, now) for c in claimed]
         outcomes = [e for e in batch if isinstance(e, Entry)]
         conn = self._conn

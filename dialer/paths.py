@@ -48,5 +48,10 @@ def reports_folder(campaign: Campaign) -> Path:
     return campaign.project_root / "reports" / campaign.name
 
 
+def state_folder(campaign: Campaign) -> Path:
+    """The ledgers, and the contact counts every campaign here shares (SPEC 10)."""
+    return campaign.project_root / "state"
+
+
 def ledger_path(campaign: Campaign) -> Path:
-    return campaign.project_root / "state" / f"{campaign.name}.sqlite"
+    return state_folder(campaign) / f"{campaign.name}.sqlite"

@@ -6,8 +6,9 @@ the pace, the claim, the POST, what the answer means, the backoff (SPEC 6.1-6.4)
 
 Order of things for one ready row, each step a reason the call may not happen::
 
-    stopped? -> window -> pace -> stopped? -> window again -> claim (`sending`, committed)
-             -> may send? -> POST -> answer's kind (statuses.KIND_RULES)
+    stopped? -> window -> pace -> stopped? -> window again -> claim (`sending`, committed;
+             or refused: over a contact limit) -> may send? -> POST
+             -> answer's kind (statuses.KIND_RULES)
              -> RETRY: back off, pace again ... ; else the row's record
 
 The claim is made once, just before the first request leaves: a run killed while rows wait
@@ -52,6 +53,7 @@ class Tries:
     attempts: int = 0
     outcome: Outcome | None = None  # the last answer
     claimed: bool = False
+    limited: str = ""  # a contact limit refused the claim (SPEC 10): why
     sent: bool = False  # a request left and may have placed the call (no answer says otherwise)
 
 
@@ -109,6 +111,8 @@ class RowSender:
             if verdict is not None:
                 break
             if not tries.claimed and not await self._claim(tries, granted):
+                if tries.limited:
+                    return self._record(tries, Status.LIMITED, tries.limited)
                 return self._unsent(tries)
             if not halt.may_send():
                 return self._unsent(tries)
@@ -132,7 +136,13 @@ class RowSender:
     async def _claim(self, tries: Tries, granted: float) -> bool:
         """Record `sending` (committed) before the first request leaves; False: stopped."""
         contact = tries.contact
-        await self._ledger.claim(Claim(self._ledger.run_id or 0, contact.called_to, contact.row))
+        refused = await self._ledger.claim(
+            Claim(self._ledger.run_id or 0, contact.called_to, contact.row)
+        )
+        if refused is not None:  # over a limit across campaigns: nothing recorded, not sent
+            tries.limited = refused
+            self._pacer.give_back(granted)
+            return False
         tries.claimed = True
         if self._halt.reason is not None:
             return False
@@ -212,6 +222,8 @@ class RowSender:
         )
         try:
             self._ledger.record(entry)
+            if tries.claimed and not tries.sent:  # certainly not placed: frees its count
+                self._ledger.release(contact.called_to)
         except DialerError as exc:
             # The ledger failed (disk full): stop. The report keeps what really happened;
             # its claim, already on disk, makes the next run treat the row as maybe called.
