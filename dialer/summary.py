@@ -97,6 +97,8 @@ def print_summary(summary: dict[str, Any], samples: Samples, out: TextIO) -> Non
             f"{summary['calls_per_second']:.2f} calls/s, stopped: {summary['close_reason']}",
             file=out,
         )
+    for note in summary.get("notes", []):
+        print(f"  {note}", file=out)
     if summary["close_reason"] in _NEXT_STEP:
         print(f"  next: {_NEXT_STEP[summary['close_reason']]}", file=out)
     for warning in summary["warnings"]:

@@ -14,6 +14,8 @@ OUTCOME_WORDS = {
     Status.ALREADY_CALLED: "already called by an earlier run",
     Status.NOT_ATTEMPTED: "not called (the run stopped first)",
     Status.OUTSIDE_WINDOW: "outside the calling window",
+    Status.REDIAL_LATER: "to be called again later",
+    Status.LIMITED: "held back by a limit on calls per person",
     Status.FAILED: "failed",
     Status.UNKNOWN: "unknown (the upstream may have called them)",
     Status.INVALID: "invalid",
