@@ -8,6 +8,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+from dialer.fake_tabbly import FakeTabblyThread
 from tests.conftest import (
     KEY_ENV,
     Project,
@@ -15,8 +16,6 @@ from tests.conftest import (
     dialer_subprocess,
     indian_mobile,
 )
-
-from dialer.fake_tabbly import FakeTabblyThread
 
 PER_DAY_1 = "[limits]\nper_day = 1\n"
 
@@ -60,7 +59,7 @@ def test_two_campaigns_at_the_same_moment_call_each_person_once(project: Project
         ]
         outputs = [p.communicate(timeout=120) for p in procs]
         accepted = Counter(body["called_to"] for body in fake.accepted())
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
     # Each person called exactly once in total, by one campaign or the other.
     assert accepted == Counter({indian_mobile(i): 1 for i in range(n)})

@@ -8,9 +8,8 @@ import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import KEY_ENV, Project, contact_rows, indian_mobile
-
 from dialer.clock import stamp
+from tests.conftest import KEY_ENV, Project, contact_rows, indian_mobile
 
 
 def _redial(after: float = 0, max_calls: int = 2) -> str:
