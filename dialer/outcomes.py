@@ -4,7 +4,8 @@
     ...                  "call_transcript": "Agent: hello ..."}, UTC)
     >>> row.outcome                       # the status lies; the duration and transcript do not
     <CallOutcome.ANSWERED: 'answered'>
-    >>> better(row, other)                # over a call's several rows, the best outcome wins
+    >>> better(attempt_row, row) is row   # over a call's several rows, the best outcome wins
+    True
 
 Tabbly documents two spellings of a row (`id`/`call_id`, `called_time`/`timestamp`,
 `call_transcript`/`transcript`, ...) and either may come back; any field may be missing or
