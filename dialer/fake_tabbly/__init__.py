@@ -1,9 +1,12 @@
-"""A local stand-in for Tabbly's trigger-call API (SPEC 2 and 8): demo, tests, benchmarks.
+"""A local stand-in for Tabbly's trigger-call and call-logs APIs (SPEC 2, 8, 10): demo, tests,
+benchmarks.
 
     with FakeTabblyThread(balance=1.0) as fake:
         post(fake.url, body)                  # any HTTP client, real sockets on 127.0.0.1
         fake.script("429:2", "drop")          # the next two requests misbehave, in that order
         assert fake.accepted()[0]["called_to"] == "+917359043943"
+        get(fake.logs_url + "?api_key=...")  # what became of the calls (seeded outcomes)
+        fake.call_outcomes()                  # {room_name: outcome}: the truth
 
 It validates each request as the real API documents (exact keys and JSON types -> 400, wrong key
 -> 401, unknown organization / agent / unregistered `call_from` -> 404, wallet below 0.2 -> 402),
@@ -13,6 +16,7 @@ error statuses, 429s, hangs, dropped connections and echoes are injected on requ
 The parts, as a request meets them (every name below is importable from `dialer.fake_tabbly`):
 
     rules.py     the API's rules: paths, accepted values, request validation, wallet, bodies
+    logs.py      CallLogs: the accepted calls' outcomes and the call-logs API over them
     faults.py    what can go wrong: fault names, a script, a per-body predicate, seeded rates
     server.py    FakeTabbly: the aiohttp application over the two, and what it received
     command.py   `dialer fake-tabbly` / `python -m dialer.fake_tabbly`: options, serving
@@ -36,6 +40,14 @@ _HOMES = {
     "DEFAULT_API_KEY": "rules",
     "DEFAULT_CALL_FROM": "rules",
     "DEFAULT_ORGANIZATION_ID": "rules",
+    "DEFAULT_OUTCOMES": "rules",
+    "LOGS_DOCS_PATH": "rules",
+    "LOGS_SHAPES": "rules",
+    "LOGS_V2_PATH": "rules",
+    "OUTCOME_NAMES": "rules",
+    "parse_outcomes": "rules",
+    "LOG_FAULT_NAMES": "logs",
+    "CallLogs": "logs",
     "MIN_BALANCE": "rules",
     "TRIGGER_PATH": "rules",
     "FakeTabblyProcess": "runners",
@@ -50,13 +62,20 @@ _HOMES = {
 if TYPE_CHECKING:
     from dialer.fake_tabbly.command import LISTENING, add_arguments, run_from_args
     from dialer.fake_tabbly.faults import FAULT_NAMES, parse_fault
+    from dialer.fake_tabbly.logs import LOG_FAULT_NAMES, CallLogs
     from dialer.fake_tabbly.rules import (
         DEFAULT_AGENT_ID,
         DEFAULT_API_KEY,
         DEFAULT_CALL_FROM,
         DEFAULT_ORGANIZATION_ID,
+        DEFAULT_OUTCOMES,
+        LOGS_DOCS_PATH,
+        LOGS_SHAPES,
+        LOGS_V2_PATH,
         MIN_BALANCE,
+        OUTCOME_NAMES,
         TRIGGER_PATH,
+        parse_outcomes,
     )
     from dialer.fake_tabbly.runners import FakeTabblyProcess, FakeTabblyThread
     from dialer.fake_tabbly.server import (
@@ -82,18 +101,26 @@ __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_CALL_FROM",
     "DEFAULT_ORGANIZATION_ID",
+    "DEFAULT_OUTCOMES",
     "FAULT_NAMES",
     "LISTENING",
+    "LOGS_DOCS_PATH",
+    "LOGS_SHAPES",
+    "LOGS_V2_PATH",
+    "LOG_FAULT_NAMES",
     "MIN_BALANCE",
+    "OUTCOME_NAMES",
     "SCRIPT_PATH",
     "STATE_PATH",
     "TOPUP_PATH",
     "TRIGGER_PATH",
+    "CallLogs",
     "FakeTabbly",
     "FakeTabblyProcess",
     "FakeTabblyThread",
     "Received",
     "add_arguments",
     "parse_fault",
+    "parse_outcomes",
     "run_from_args",
 ]

@@ -1,5 +1,5 @@
 """`dialer fake-tabbly` (also `python -m dialer.fake_tabbly`): its options, and serving until
-SIGINT/SIGTERM after printing the URL and the accepted values."""
+SIGINT/SIGTERM after printing the URL, the accepted values and how the call logs behave."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from dialer.fake_tabbly.rules import (
     DEFAULT_API_KEY,
     DEFAULT_CALL_FROM,
     DEFAULT_ORGANIZATION_ID,
+    LOGS_DOCS_PATH,
+    format_outcomes,
+    parse_outcomes,
 )
 from dialer.statuses import ExitCode
 
@@ -71,7 +74,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_API_KEY,
         help=f"the accepted api_key (default {DEFAULT_API_KEY})",
     )
-    add("--seed", type=int, default=0, help="seed for the random fault rates (default 0)")
+    add(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the random fault rates and the calls' outcomes (default 0)",
+    )
+    add(
+        "--logs-shape",
+        choices=("v2", "docs"),
+        default="v2",
+        help="the call logs' envelope and field names: Tabbly's call-logs-v2 or its docs' "
+        "get-call-logs (both paths answer; default v2)",
+    )
+    add(
+        "--outcomes",
+        type=_outcomes_arg,
+        default=None,
+        metavar="NAME=SHARE,...",
+        help="shares of accepted calls ending so (answered, voicemail, busy, no_answer, failed); "
+        "default answered=0.5,no_answer=0.3,busy=0.1,voicemail=0.1",
+    )
+    add(
+        "--log-delay",
+        type=_non_negative,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds after a call before its log rows appear (default 0)",
+    )
+    add(
+        "--seed-calls",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="start with N calls already in the logs, numbers +91750000000..(bench; default 0)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -100,7 +137,11 @@ def run_from_args(args: argparse.Namespace) -> int:
             hang_rate=args.hang_rate,
             drop_rate=args.drop_rate,
             seed=args.seed,
+            logs_shape=args.logs_shape,
+            outcomes=args.outcomes,
+            log_delay=args.log_delay,
         )
+        fake.seed_calls(args.seed_calls)
     except ValueError as exc:
         print(f"fake-tabbly: {exc}", file=sys.stderr)
         return ExitCode.INPUT_ERROR
@@ -130,7 +171,12 @@ async def _serve(fake: FakeTabbly, host: str, port: int) -> int:
         f"  api_key: {fake.account.api_key}",
         f"  balance: {fake.balance:g}",
         f"  cost: {fake.cost:g}",
+        f"  call logs: {fake.logs_url} (also {LOGS_DOCS_PATH}), shape {fake.logs_shape}",
+        f"  outcomes: {format_outcomes(fake.logs.weights)}",
+        f"  log_delay: {fake.logs.log_delay:g} s",
     ]
+    if fake.logs.seeded:
+        lines.append(f"  seeded calls: {fake.logs.seeded}")
     print("\n".join(lines), flush=True)
     try:
         await stop.wait()
@@ -158,6 +204,20 @@ def _rate(text: str) -> float:
 def _non_negative(text: str) -> float:
     value = float(text)
     if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _outcomes_arg(text: str) -> dict[str, float]:
+    try:
+        return parse_outcomes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
 

@@ -7,6 +7,8 @@ what a call costs, and the bodies the real API answers with.
     number = account.wallet.charge()                             # None: below 0.2, answer 402
     account.success_body(body["called_to"], number)              # the documented 200 body
 
+The call-logs API's paths, shapes and outcome shares are here too; logs.py serves them.
+
 Checked in this order: Content-Type and JSON -> exact keys and JSON types (400) -> key (401) ->
 organization, agent, registered `call_from` (404) -> wallet (402).
 """
@@ -17,7 +19,7 @@ import json
 import re
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 TRIGGER_PATH = "/dashboard/agents/endpoints/trigger-call"
@@ -26,6 +28,18 @@ DEFAULT_AGENT_ID = 33
 DEFAULT_CALL_FROM = "+14156801215"
 DEFAULT_API_KEY = "fake-key-0000"
 MIN_BALANCE = 0.2
+
+# The call logs (logs.py): both documented paths, the two shapes, what calls end as.
+LOGS_V2_PATH = "/dashboard/agents/endpoints/call-logs-v2"
+LOGS_DOCS_PATH = "/dashboard/agents/endpoints/get-call-logs"
+LOGS_SHAPES = ("v2", "docs")
+OUTCOME_NAMES = ("answered", "voicemail", "busy", "no_answer", "failed")
+DEFAULT_OUTCOMES: Mapping[str, float] = {
+    "answered": 0.5,
+    "no_answer": 0.3,
+    "busy": 0.1,
+    "voicemail": 0.1,
+}
 
 # The wallet is kept in integer micro-units so 1.0 - 8 * 0.1 is not 0.19999999999999996.
 _MICRO = 1_000_000
@@ -103,6 +117,38 @@ def shape_problem(body: dict[str, Any]) -> str | None:
     if not body["custom_first_line"]:
         return "Field 'custom_first_line' must be a non-empty string"
     return None
+
+
+def parse_outcomes(text: str) -> dict[str, float]:
+    """`answered=0.5,no_answer=0.3,...` -> weights; ValueError names what is wrong."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in OUTCOME_NAMES:
+            raise ValueError(f"expected name=share with names {', '.join(OUTCOME_NAMES)}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise ValueError(f"outcome share {part!r} is not a number") from None
+    return check_outcomes(weights)
+
+
+def check_outcomes(weights: Mapping[str, float]) -> dict[str, float]:
+    """The shares, checked: known names, each 0..1, not all 0 (they are weights: the rest
+    need not be named)."""
+    for name, weight in weights.items():
+        if name not in OUTCOME_NAMES:
+            raise ValueError(f"unknown outcome {name!r}; expected {', '.join(OUTCOME_NAMES)}")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"outcome share {name}={weight} must be between 0 and 1")
+    if sum(weights.values()) <= 0:
+        raise ValueError("outcome shares must not all be 0")
+    return dict(weights)
+
+
+def format_outcomes(weights: Mapping[str, float]) -> str:
+    return ",".join(f"{name}={share:g}" for name, share in weights.items())
 
 
 class Wallet:
@@ -187,7 +233,11 @@ class Account:
 
     def success_body(self, called_to: str, number: int) -> bytes:
         """The documented success body for call `number`, with a room name unique to it."""
-        success = {
+        return json.dumps(self.success(called_to, number)).encode()
+
+    def success(self, called_to: str, number: int) -> dict[str, Any]:
+        """The success body's fields (the call logs keep its room name)."""
+        return {
             "success": True,
             "sip_trunk_id": self._sip_trunk_id,
             "sip_call_to": called_to,
@@ -195,4 +245,3 @@ class Account:
             "participant_identity": f"sip_{called_to}",
             "participant_name": f"Agent {self.agent_id}",
         }
-        return json.dumps(success).encode()

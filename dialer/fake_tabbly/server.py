@@ -1,4 +1,5 @@
-"""FakeTabbly: the aiohttp application serving the trigger-call endpoint, and what it received.
+"""FakeTabbly: the aiohttp application serving the trigger-call endpoint and the call logs
+(`logs.CallLogs`), and what it received.
 
 Per request: record receipt -> latency -> fault (`Faults`: script, else seeded random, else the
 `fail_when` predicate) -> the API's rules (`Account`: validation, then the wallet). The
@@ -12,18 +13,21 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from dialer.fake_tabbly.faults import Faults, fault_response, json_response
+from dialer.fake_tabbly.logs import CallLogs
 from dialer.fake_tabbly.rules import (
     DEFAULT_AGENT_ID,
     DEFAULT_API_KEY,
     DEFAULT_CALL_FROM,
     DEFAULT_ORGANIZATION_ID,
+    LOGS_DOCS_PATH,
+    LOGS_V2_PATH,
     STATUS_ERRORS,
     TRIGGER_PATH,
     Account,
@@ -72,6 +76,9 @@ class FakeTabbly:
         hang_rate: float = 0.0,
         drop_rate: float = 0.0,
         seed: int | None = 0,
+        logs_shape: str = "v2",
+        outcomes: Mapping[str, float] | None = None,
+        log_delay: float = 0.0,
     ) -> None:
         self.account = Account(
             organization_id=organization_id,
@@ -88,6 +95,10 @@ class FakeTabbly:
             hang_rate=hang_rate,
             drop_rate=drop_rate,
             seed=seed,
+        )
+        # Its own seeded generator: the trigger's fault draws stay what they were.
+        self.logs = CallLogs(
+            self.account, shape=logs_shape, outcomes=outcomes, log_delay=log_delay, seed=seed
         )
         if cost < 0 or latency < 0 or (retry_after is not None and retry_after < 0):
             raise ValueError("cost, latency and retry_after must not be negative")
@@ -122,10 +133,39 @@ class FakeTabbly:
         """The bodies answered 200, in arrival order: the calls actually placed."""
         return [r.body for r in list(self.received) if r.status == 200 and r.body is not None]
 
+    @property
+    def logs_shape(self) -> str:
+        """The call logs' envelope and field names: "v2" or "docs" (settable while serving)."""
+        return self.logs.shape
+
+    @logs_shape.setter
+    def logs_shape(self, shape: str) -> None:
+        self.logs.shape = shape
+
+    @property
+    def logs_url(self) -> str:
+        """The call-logs-v2 URL (the other documented path, get-call-logs, answers the same)."""
+        return self.url.removesuffix(TRIGGER_PATH) + LOGS_V2_PATH
+
+    def script_logs(self, *faults: str) -> None:
+        """Give the next call-log requests these faults, in order (`logs.LOG_FAULT_NAMES`)."""
+        self.logs.script(*faults)
+
+    def call_outcomes(self) -> dict[str, str]:
+        """{room_name: outcome} of every accepted call: the truth a sync should find."""
+        return self.logs.outcomes()
+
+    def seed_calls(self, n: int, **options: Any) -> list[dict[str, str]]:
+        """Add `n` calls with their log rows as if accepted now (bench); see CallLogs."""
+        return self.logs.seed_calls(n, **options)
+
     def app(self) -> web.Application:
-        """The aiohttp application: the trigger endpoint plus the `/_fake/*` control endpoints."""
+        """The aiohttp application: the trigger endpoint, the two call-logs paths and the
+        `/_fake/*` control endpoints."""
         app = web.Application()
         app.router.add_post(TRIGGER_PATH, self._trigger)
+        app.router.add_get(LOGS_V2_PATH, self.logs.handle)
+        app.router.add_get(LOGS_DOCS_PATH, self.logs.handle)
         app.router.add_get(STATE_PATH, self._state)
         app.router.add_post(SCRIPT_PATH, self._script_endpoint)
         app.router.add_post(TOPUP_PATH, self._topup_endpoint)
@@ -205,7 +245,9 @@ class FakeTabbly:
         number = self._wallet.charge()
         if number is None:
             return json_response(402, error_body(STATUS_ERRORS[402]))
-        return json_response(200, self.account.success_body(body["called_to"], number))
+        success = self.account.success(body["called_to"], number)
+        self.logs.record(body["called_to"], body["custom_identifiers"], success["room_name"])
+        return json_response(200, json.dumps(success).encode())
 
     async def _state(self, _request: web.Request) -> web.Response:
         received = list(self.received)
@@ -215,6 +257,7 @@ class FakeTabbly:
             "received": [
                 {"at": r.at, "status": r.status, "fault": r.fault, "body": r.body} for r in received
             ],
+            "calls": self.logs.calls(),
         }
         return json_response(200, json.dumps(state).encode())
 

@@ -1,0 +1,435 @@
+"""The fake's call-logs API (SPEC 10): what became of each accepted call, as Tabbly logs it.
+
+    logs = CallLogs(account, shape="v2", outcomes={"answered": 0.5, "no_answer": 0.5}, seed=0)
+    logs.record(body, success)          # the trigger handler, per accepted call: outcome drawn
+    logs.script("429", "error")         # the next log requests misbehave, in that order
+    logs.outcomes()                     # {room_name: outcome}: the truth, for tests
+
+Both documented paths are served (`call-logs-v2`, `get-call-logs`); the `shape` picks the
+envelope and the field names for both:
+
+    v2    {"status": "success", "data": [...], "total_records": N}; rows with `id`,
+          `called_time` ("YYYY-MM-DD HH:MM:SS", UTC, no offset), `call_transcript`,
+          `call_recording`, `call_duration` and `total_call_cost` as strings, `use_agent_id`
+    docs  {"success": true, "calls": [...], "total": N}; rows with `call_id`, `timestamp`
+          (ISO 8601, Z), `transcript`, `recording_url`, `call_duration` an integer,
+          `agent_id`, `call_outcome`
+
+The quirks real users report are rehearsed: some calls have a first attempt row ("Not
+Answered", 0 s) before the real one; some answered calls say "Not Answered" with a long
+duration and a transcript; unanswered calls carry "No Call Transcript Available"; and rows of
+other agents and other numbers are mixed in. Rows carry no `room_name` (undocumented).
+A call's rows appear `log_delay` seconds after it. Rows are built per page, never all at once.
+
+Log faults ("429", "429:S" with Retry-After S, "500", "error": a 200 carrying the error
+envelope, "echo": a 400 whose message holds the api_key and the full URL, "drop": the
+connection closed unanswered).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import random
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from aiohttp import web
+
+from dialer.fake_tabbly.rules import (
+    DEFAULT_OUTCOMES,
+    LOGS_SHAPES,
+    Account,
+    check_outcomes,
+)
+from dialer.outcomes import PLACEHOLDER_TRANSCRIPT
+
+LOG_FAULT_NAMES = ("429", "429:S", "500", "error", "echo", "drop")
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+# A scripted "429" asks for so short a wait that tests retry at once.
+_SCRIPTED_RETRY_AFTER = "0.01"
+
+# The status strings each outcome is logged with (one drawn per call): SPEC 10's spellings.
+_STATUSES: Mapping[str, tuple[str, ...]] = {
+    "answered": ("Call Answered", "completed", "answered"),
+    "voicemail": ("Voicemail", "machine"),
+    "busy": ("Busy", "busy"),
+    "no_answer": ("Not Answered", "no-answer", "Missed", "unanswered"),
+    "failed": ("Failed", "error", "cancelled"),
+}
+# What a status says, for a stranger's row's `call_outcome` (its call has no drawn outcome).
+_STATUS_OUTCOME = {s: o for o, statuses in _STATUSES.items() for s in statuses}
+# Shares of calls given a quirk (drawn per call from the seeded generator).
+_ATTEMPT_FIRST = 0.25  # an attempt row ("Not Answered", 0 s) before the real one
+_LYING_STATUS = 0.2  # an answered call logged "Not Answered", with duration and transcript
+_STRANGER = 0.1  # a row of another agent or another number beside the call
+
+
+@dataclass(slots=True)
+class FakeCall:
+    """One call as the fake logs it; `outcome` '' marks someone else's call (noise)."""
+
+    called_to: str
+    custom_identifiers: str
+    room_name: str
+    agent_id: int
+    at: float  # epoch seconds when it was accepted
+    outcome: str
+    status: str  # the real row's call_status
+    duration: int
+    attempt: str  # a first attempt row's call_status; '' when none
+
+
+class CallLogs:
+    """The calls the fake accepted and the log API over them. `record` runs on the server's
+    loop; `script`, `outcomes`, `calls` and `seed_calls` are safe from a test's thread."""
+
+    def __init__(
+        self,
+        account: Account,
+        *,
+        shape: str = "v2",
+        outcomes: Mapping[str, float] | None = None,
+        log_delay: float = 0.0,
+        seed: int | None = 0,
+    ) -> None:
+        if shape not in LOGS_SHAPES:
+            raise ValueError(f"logs_shape must be one of {', '.join(LOGS_SHAPES)}, got {shape!r}")
+        if not log_delay >= 0:
+            raise ValueError("log_delay must not be negative")
+        self.account = account
+        self.shape = shape
+        self.weights = check_outcomes(DEFAULT_OUTCOMES if outcomes is None else outcomes)
+        self.log_delay = log_delay
+        self.requests = 0  # log requests received, faults included
+        self.seeded = 0  # calls added by seed_calls
+        self._names = list(self.weights)
+        self._cumulative = list(_accumulate(self.weights.values()))
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._script: deque[str] = deque()
+        self._calls: list[FakeCall] = []
+        # One entry per log row, oldest first: (call index, 0 attempt row | 1 real row).
+        self._rows: list[tuple[int, int]] = []
+        self._row_at: list[float] = []  # the row's call time, never decreasing
+        self._last_at = 0.0
+        self._cache: tuple[tuple[Any, ...], Sequence[int]] | None = None
+
+    # --- what the tests and the trigger handler call -------------------------------------
+
+    def record(self, called_to: str, custom_identifiers: str, room_name: str) -> None:
+        """A call the trigger endpoint accepted: its outcome and its rows are drawn now."""
+        with self._lock:
+            self._add(called_to, custom_identifiers, room_name, self.account.agent_id)
+
+    def seed_calls(
+        self, n: int, *, numbers: Sequence[str] | None = None, prefix: str = "seed"
+    ) -> list[dict[str, str]]:
+        """Add `n` calls as if accepted now (a benchmark's 100k log rows without 100k trigger
+        requests); numbers default to +9175000xxxxx. Returns them as `calls()` lists them."""
+        tag = secrets.token_hex(3)
+        added = []
+        with self._lock:
+            for i in range(n):
+                number = numbers[i] if numbers is not None else f"+91750{i:07d}"
+                call = self._add(number, f"{prefix}-{i}", f"room-{prefix}{i}-{tag}", None)
+                added.append(_describe(call))
+            self.seeded += n
+        return added
+
+    def script(self, *names: str) -> None:
+        """Give the next log requests these faults, in order (see LOG_FAULT_NAMES)."""
+        for name in names:
+            if not _is_log_fault(name):
+                raise ValueError(
+                    f"unknown log fault {name!r}; expected one of {', '.join(LOG_FAULT_NAMES)}"
+                )
+        with self._lock:
+            self._script.extend(names)
+
+    def outcomes(self) -> dict[str, str]:
+        """{room_name: outcome} of every accepted call: what a sync should conclude."""
+        return {c.room_name: c.outcome for c in list(self._calls) if c.outcome}
+
+    def calls(self) -> list[dict[str, str]]:
+        """The accepted calls, oldest first: called_to, custom_identifiers, room_name, outcome,
+        called_at."""
+        return [_describe(c) for c in list(self._calls) if c.outcome]
+
+    # --- the HTTP side ---------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        fault = self._next_fault()
+        if fault is not None:
+            answer = self._fault(request, fault)
+            if answer is not None:
+                return answer
+            return web.Response()  # never written: the connection is gone
+        query = request.query
+        if query.get("api_key") != self.account.api_key:
+            return self._error(401, "Invalid API key")
+        try:
+            organization = _int(query, "organization_id", None)
+            agent = _int(query, "use_agent_id", None, "agent_id")
+            first = _date(query, "date_from", "start_date")
+            last = _date(query, "date_to", "end_date")
+            limit = _int(query, "limit", DEFAULT_LIMIT)
+            offset = _int(query, "offset", 0)
+        except ValueError as exc:
+            return self._error(400, str(exc))
+        if organization is None:
+            return self._error(400, "organization_id is required")
+        if organization != self.account.organization_id:
+            return self._error(404, "Organization not found")
+        assert limit is not None and offset is not None
+        if not 1 <= limit <= MAX_LIMIT:
+            return self._error(400, f"limit must be between 1 and {MAX_LIMIT}")
+        if offset < 0:
+            return self._error(400, "offset must not be negative")
+        return self._page(agent, first, last, limit, offset)
+
+    def _page(
+        self, agent: int | None, first: date | None, last: date | None, limit: int, offset: int
+    ) -> web.Response:
+        visible = bisect.bisect_right(self._row_at, time.time() - self.log_delay)
+        rows = self._filtered(agent, first, last, visible)
+        total = len(rows)
+        start, stop = max(total - offset - limit, 0), max(total - offset, 0)
+        shape = self.shape
+        page = [self._row(rows[i], shape) for i in range(stop - 1, start - 1, -1)]  # newest first
+        if shape == "v2":
+            envelope: dict[str, Any] = {
+                "status": "success",
+                "data": page,
+                "total_records": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        else:
+            envelope = {"success": True, "calls": page, "total": total, "limit": limit}
+        return web.Response(body=json.dumps(envelope).encode(), content_type="application/json")
+
+    def _filtered(
+        self, agent: int | None, first: date | None, last: date | None, visible: int
+    ) -> Sequence[int]:
+        """Indexes of the visible rows passing the filters, oldest first; a paging client asks
+        the same question many times, so the last answer is kept."""
+        if agent is None and first is None and last is None:
+            return range(visible)
+        key = (agent, first, last, visible)
+        cached = self._cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        low = first.toordinal() if first else -1
+        high = last.toordinal() if last else 1 << 30
+        calls, rows = self._calls, self._rows
+        chosen = []
+        for i in range(visible):
+            call = calls[rows[i][0]]
+            if agent is not None and call.agent_id != agent:
+                continue
+            day = int(call.at // 86400) + _EPOCH_ORDINAL
+            if low <= day <= high:
+                chosen.append(i)
+        self._cache = (key, chosen)
+        return chosen
+
+    def _row(self, index: int, shape: str) -> dict[str, Any]:
+        call_index, part = self._rows[index]
+        call = self._calls[call_index]
+        row_id = index + 1
+        if part == 0:
+            status, duration, outcome = call.attempt, 0, "no_answer"
+        else:
+            status, duration = call.status, call.duration
+            outcome = call.outcome or _STATUS_OUTCOME[status]
+        spoke = part == 1 and outcome == "answered"
+        transcript = (
+            f"Agent: Hello, this is about {call.custom_identifiers}.\nUser: Yes, speaking."
+            if spoke
+            else PLACEHOLDER_TRANSCRIPT
+        )
+        summary = f"Spoke about {call.custom_identifiers}." if spoke else ""
+        recording = f"https://recordings.fake-tabbly.invalid/{row_id}.mp3" if duration else ""
+        cost = round(duration * 0.002, 4)
+        when = datetime.fromtimestamp(int(call.at), UTC)
+        if shape == "v2":
+            return {
+                "id": row_id,
+                "called_to": call.called_to,
+                "called_time": when.strftime("%Y-%m-%d %H:%M:%S"),
+                "call_status": status,
+                "call_duration": str(duration),
+                "call_summary": summary,
+                "call_transcript": transcript,
+                "call_recording": recording,
+                "total_call_cost": f"{cost:.4f}",
+                "use_agent_id": call.agent_id,
+                "participant_identity": f"sip_{call.called_to}",
+                "custom_identifiers": call.custom_identifiers,
+                "call_sentiment": "positive" if spoke else None,
+                "call_json_output": None,
+            }
+        return {
+            "call_id": row_id,
+            "called_to": call.called_to,
+            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "call_status": status,
+            "call_duration": duration,
+            "call_summary": summary,
+            "transcript": transcript,
+            "recording_url": recording,
+            "total_call_cost": cost,
+            "agent_id": call.agent_id,
+            "participant_identity": f"sip_{call.called_to}",
+            "custom_identifiers": call.custom_identifiers,
+            "call_outcome": outcome,
+        }
+
+    def _error(self, status: int, message: str) -> web.Response:
+        if self.shape == "v2":
+            body = {"status": "error", "message": message}
+        else:
+            body = {"success": False, "error": message}
+        return web.Response(
+            status=status, body=json.dumps(body).encode(), content_type="application/json"
+        )
+
+    def _next_fault(self) -> str | None:
+        if not self._script:
+            return None
+        with self._lock:
+            return self._script.popleft() if self._script else None
+
+    def _fault(self, request: web.Request, name: str) -> web.Response | None:
+        kind, _, arg = name.partition(":")
+        if kind == "429":
+            answer = self._error(429, "Too many requests")
+            answer.headers["Retry-After"] = arg or _SCRIPTED_RETRY_AFTER
+            return answer
+        if kind == "500":
+            return self._error(500, "Internal server error")
+        if kind == "error":
+            return self._error(200, "Something went wrong while fetching call logs")
+        if kind == "echo":
+            key = request.query.get("api_key", "")
+            escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+            return self._error(400, f"Bad request {request.url} (api_key={key}, {escaped})")
+        if request.transport is not None:  # "drop"
+            request.transport.close()
+        return None
+
+    # --- building calls ---------------------------------------------------------------------
+
+    def _add(
+        self, called_to: str, custom_identifiers: str, room_name: str, agent: int | None
+    ) -> FakeCall:
+        """Draw a call's outcome and quirks, and append its rows (and maybe a stranger's).
+        Holds the lock; the draws come from the seeded generator in acceptance order."""
+        rng = self._rng
+        agent_id = self.account.agent_id if agent is None else agent
+        at = self._last_at = max(time.time(), self._last_at)
+        outcome = self._names[bisect.bisect(self._cumulative, rng.random() * self._cumulative[-1])]
+        status = rng.choice(_STATUSES[outcome])
+        duration = 0
+        attempt = ""
+        if outcome == "answered":
+            duration = rng.randint(20, 300)
+            if rng.random() < _LYING_STATUS:
+                status, duration = "Not Answered", 140
+        elif outcome == "voicemail":
+            duration = rng.randint(10, 40)  # a message left: long, but no conversation
+        if rng.random() < _ATTEMPT_FIRST:
+            attempt = rng.choice(("Not Answered", "no-answer"))
+        call = FakeCall(
+            called_to,
+            custom_identifiers,
+            room_name,
+            agent_id,
+            at,
+            outcome,
+            status,
+            duration,
+            attempt,
+        )
+        self._append(call)
+        if rng.random() < _STRANGER:
+            if rng.random() < 0.5:  # the same agent calling a number dialer never called
+                stranger = FakeCall(
+                    f"+1555{rng.randrange(10**7):07d}", "someone-else", "", agent_id, at,
+                    "", "Call Answered", rng.randint(20, 100), "",
+                )  # fmt: skip
+            else:  # another agent of the organization calling the same person
+                stranger = FakeCall(
+                    called_to, custom_identifiers, "", agent_id + 1, at,
+                    "", "Busy", 0, "",
+                )  # fmt: skip
+            self._append(stranger)
+        return call
+
+    def _append(self, call: FakeCall) -> None:
+        index = len(self._calls)
+        self._calls.append(call)
+        for part in (0, 1) if call.attempt else (1,):
+            self._rows.append((index, part))
+            self._row_at.append(call.at)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _describe(call: FakeCall) -> dict[str, str]:
+    return {
+        "called_to": call.called_to,
+        "custom_identifiers": call.custom_identifiers,
+        "room_name": call.room_name,
+        "outcome": call.outcome,
+        "called_at": datetime.fromtimestamp(call.at, UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _accumulate(values: Any) -> Any:
+    total = 0.0
+    for value in values:
+        total += value
+        yield total
+
+
+def _is_log_fault(name: str) -> bool:
+    kind, sep, arg = name.partition(":")
+    if kind == "429" and sep:
+        try:
+            return float(arg) >= 0
+        except ValueError:
+            return False
+    return not sep and kind in ("429", "500", "error", "echo", "drop")
+
+
+def _int(query: Mapping[str, str], name: str, default: int | None, *also: str) -> int | None:
+    for key in (name, *also):
+        text = query.get(key)
+        if text is not None and text != "":
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"{key} must be an integer") from None
+    return default
+
+
+def _date(query: Mapping[str, str], *names: str) -> date | None:
+    for name in names:
+        text = query.get(name)
+        if text:
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a date YYYY-MM-DD") from None
+    return None

@@ -1,0 +1,169 @@
+"""Which call dialer placed a log row speaks of (SPEC 10), and what a call's rows add up to.
+
+    >>> matcher = Matcher(dials, agent_id=33)
+    >>> for page in pages:
+    ...     for row in page:
+    ...         matcher.feed(row)             # the dial_id it matched, or None: someone else's
+    >>> matcher.results()[dial_id].best.outcome
+
+First rule that applies: `room_name` equal, or `participant_identity` equal when it names
+exactly one dial (Tabbly answers `sip_<number>`, the same for every call to a number); else
+`custom_identifiers` and `called_to` equal (of several dials, the one placed nearest before the
+row, else the latest); else `called_to` equal and the row's time within 2 minutes before to 6
+hours after the dial (the nearest). A row naming a room that a candidate dial does not have is
+another call's row, never that dial's. Rows of another agent are ignored.
+
+Memory is O(dials): rows are folded into one `Resolved` per dial as they arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dialer.outcomes import LogRow, better
+
+# How far a row's time may be from the dial's: clocks disagree (and Tabbly's `called_time`
+# is cut to the second), and a call is logged when it is dialled, not hours later.
+BEFORE_PLACED = timedelta(minutes=2)
+AFTER_PLACED = timedelta(hours=6)
+# Distinct raw statuses kept per dial: a hostile upstream cannot grow one without bound.
+_MAX_STATUSES = 8
+# Log ids remembered per dial to count a row repeated across pages once.
+_MAX_IDS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """One call dialer placed, as the ledger's `dials` table holds it."""
+
+    dial_id: int
+    called_to: str
+    custom_identifiers: str
+    placed_at: datetime  # aware UTC
+    room_name: str
+    participant_identity: str
+
+
+@dataclass(slots=True)
+class Resolved:
+    """What the log rows of one dial say, the best row first."""
+
+    best: LogRow
+    raw_statuses: list[str]  # every distinct raw status seen, in arrival order
+    rows: int
+
+
+class Matcher:
+    """Folds log rows into the dials they belong to; see the module docstring for the rules."""
+
+    __slots__ = (
+        "_agent_id",
+        "_by_identity",
+        "_by_key",
+        "_by_number",
+        "_by_room",
+        "_ids",
+        "_resolved",
+    )
+
+    def __init__(self, dials: Iterable[Dial], agent_id: int) -> None:
+        self._agent_id = agent_id
+        self._by_room: dict[str, Dial] = {}
+        self._by_identity: dict[str, Dial | None] = {}  # None: shared by several dials
+        self._by_key: dict[tuple[str, str], list[Dial]] = {}
+        self._by_number: dict[str, list[Dial]] = {}
+        self._resolved: dict[int, Resolved] = {}
+        self._ids: dict[int, set[str]] = {}  # log ids seen per dial, to count a row once
+        for dial in dials:
+            if dial.room_name:
+                self._by_room[dial.room_name] = dial
+            if dial.participant_identity:
+                seen = dial.participant_identity in self._by_identity
+                self._by_identity[dial.participant_identity] = None if seen else dial
+            if dial.custom_identifiers:
+                key = (dial.custom_identifiers, dial.called_to)
+                self._by_key.setdefault(key, []).append(dial)
+            self._by_number.setdefault(dial.called_to, []).append(dial)
+
+    def feed(self, row: LogRow) -> int | None:
+        """Fold `row` into its dial's result; the dial_id it matched, or None (someone else's)."""
+        if row.agent_id is not None and row.agent_id != self._agent_id:
+            return None
+        dial = self.match(row)
+        if dial is None:
+            return None
+        if row.log_id:
+            ids = self._ids.setdefault(dial.dial_id, set())
+            if row.log_id in ids:
+                return dial.dial_id  # the same row again: pages shift as new rows arrive
+            if len(ids) < _MAX_IDS:
+                ids.add(row.log_id)
+        resolved = self._resolved.get(dial.dial_id)
+        if resolved is None:
+            self._resolved[dial.dial_id] = Resolved(row, [row.raw_status], 1)
+            return dial.dial_id
+        resolved.rows += 1
+        resolved.best = better(resolved.best, row)
+        statuses = resolved.raw_statuses
+        if row.raw_status not in statuses and len(statuses) < _MAX_STATUSES:
+            statuses.append(row.raw_status)
+        return dial.dial_id
+
+    def results(self) -> dict[int, Resolved]:
+        """dial_id -> what its rows say; a dial no row matched is absent (still pending)."""
+        return dict(self._resolved)
+
+    def match(self, row: LogRow) -> Dial | None:
+        """The dial `row` speaks of by the first rule that applies, else None."""
+        if row.room_name:
+            dial = self._by_room.get(row.room_name)
+            if dial is not None:
+                return dial
+        if row.participant_identity:
+            dial = self._by_identity.get(row.participant_identity)
+            if dial is not None and self._compatible(dial, row):
+                return dial
+        if not row.called_to:
+            return None
+        if row.custom_identifiers:
+            candidates = self._candidates(
+                self._by_key.get((row.custom_identifiers, row.called_to)), row
+            )
+            if candidates:
+                return _nearest_before(candidates, row.called_at)
+        if row.called_at is None:
+            return None
+        candidates = self._candidates(self._by_number.get(row.called_to), row)
+        within = [
+            d
+            for d in candidates
+            if d.placed_at - BEFORE_PLACED <= row.called_at <= d.placed_at + AFTER_PLACED
+        ]
+        if not within:
+            return None
+        return min(within, key=lambda d: abs(d.placed_at - row.called_at))  # type: ignore[operator]
+
+    def _candidates(self, dials: list[Dial] | None, row: LogRow) -> list[Dial]:
+        if not dials:
+            return []
+        return [d for d in dials if self._compatible(d, row)]
+
+    @staticmethod
+    def _compatible(dial: Dial, row: LogRow) -> bool:
+        # A row naming another room is another call's, whatever else it shares with this one.
+        return not (row.room_name and dial.room_name and row.room_name != dial.room_name)
+
+
+def _nearest_before(dials: list[Dial], called_at: datetime | None) -> Dial:
+    """Of several dials with the same person and number, the one placed nearest before the row
+    (allowing the clock slack of BEFORE_PLACED: the dial is stamped after Tabbly's answer, and
+    `called_time` is cut to the second), else the latest."""
+    latest = max(dials, key=lambda d: d.placed_at)
+    if called_at is None or len(dials) == 1:
+        return latest
+    before = [d for d in dials if d.placed_at - BEFORE_PLACED <= called_at]
+    if not before:
+        return latest
+    return min(before, key=lambda d: abs(d.placed_at - called_at))

@@ -1,0 +1,246 @@
+"""One Tabbly call-log row -> a `LogRow`, and the rules that make it an outcome (SPEC 10).
+
+    >>> row = parse_row({"call_status": "Not Answered", "call_duration": "140",
+    ...                  "call_transcript": "Agent: hello ..."}, UTC)
+    >>> row.outcome                       # the status lies; the duration and transcript do not
+    <CallOutcome.ANSWERED: 'answered'>
+    >>> better(row, other)                # over a call's several rows, the best outcome wins
+
+Tabbly documents two spellings of a row (`id`/`call_id`, `called_time`/`timestamp`,
+`call_transcript`/`transcript`, ...) and either may come back; any field may be missing or
+null. Both spellings give equal `LogRow`s. Every text is scrubbed of the key (an upstream
+may echo it) before it is cut and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from dialer.phones import normalise_phone
+from dialer.settings import DEFAULTS, Settings
+from dialer.statuses import OUTCOME_RANK, CallOutcome
+
+# What Tabbly writes in `call_transcript` of a call nobody spoke on: not a transcript.
+PLACEHOLDER_TRANSCRIPT = "No Call Transcript Available"
+
+# SPEC 10's status table, keyed by the status with case and separators removed.
+_STATUS_OUTCOMES: Mapping[str, CallOutcome] = {
+    "callanswered": CallOutcome.ANSWERED,
+    "answered": CallOutcome.ANSWERED,
+    "completed": CallOutcome.ANSWERED,
+    "voicemail": CallOutcome.VOICEMAIL,
+    "machine": CallOutcome.VOICEMAIL,
+    "notanswered": CallOutcome.NO_ANSWER,
+    "noanswer": CallOutcome.NO_ANSWER,
+    "missed": CallOutcome.NO_ANSWER,
+    "unanswered": CallOutcome.NO_ANSWER,
+    "busy": CallOutcome.BUSY,
+    "failed": CallOutcome.FAILED,
+    "error": CallOutcome.FAILED,
+    "cancelled": CallOutcome.FAILED,
+    "canceled": CallOutcome.FAILED,
+}
+_PLACEHOLDER_KEY = "".join(c for c in PLACEHOLDER_TRANSCRIPT.casefold() if c.isalnum())
+# A bare number this long is taken as one written without its "+" (Tabbly's own rows have it).
+_BARE_E164_DIGITS = range(11, 16)
+
+
+def _no_scrub(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One log row, either spelling, normalised (SPEC 10)."""
+
+    log_id: str  # `id` | `call_id` (str() of an int), '' if none
+    called_to: str  # as given, stripped; E.164 when it parses as one
+    called_at: datetime | None  # aware UTC; a time without offset is in the logs_timezone
+    raw_status: str  # `call_status` as given ('' if missing), cut to log_text_chars
+    outcome: CallOutcome  # this row's outcome: the status table + the duration/transcript rule
+    duration_s: int | None  # `call_duration`, str or int; None if missing or unparseable
+    cost: float | None  # `total_call_cost` (str or number)
+    summary: str
+    transcript: str  # `call_transcript` | `transcript`; '' for the placeholder
+    recording_url: str  # `call_recording` | `call_recording_url` | `recording_url`
+    participant_identity: str
+    room_name: str  # if the row has one (undocumented)
+    custom_identifiers: str
+    agent_id: int | None  # `use_agent_id` | `agent_id`; rows of other agents are ignored
+    call_outcome: str  # `call_outcome`, raw
+
+
+def outcome_of_status(raw: str) -> CallOutcome:
+    """SPEC 10's status table, case- and separator-insensitive; anything else is `failed`."""
+    key = "".join(c for c in raw.casefold() if c.isalnum())
+    return _STATUS_OUTCOMES.get(key, CallOutcome.FAILED)
+
+
+def better(a: LogRow, b: LogRow) -> LogRow:
+    """The row that speaks for a call of the two: the better outcome (answered > voicemail >
+    busy > no_answer > failed); on a tie the longer call, then the later row, then `a`."""
+    rank_a, rank_b = OUTCOME_RANK[a.outcome], OUTCOME_RANK[b.outcome]
+    if rank_a != rank_b:
+        return a if rank_a < rank_b else b
+    if (a.duration_s or 0) != (b.duration_s or 0):
+        return a if (a.duration_s or 0) > (b.duration_s or 0) else b
+    if a.called_at is not None and b.called_at is not None and b.called_at > a.called_at:
+        return b
+    return a
+
+
+def is_real_transcript(text: str) -> bool:
+    """Whether a transcript holds words spoken, not empty nor Tabbly's placeholder."""
+    if not text.strip():
+        return False
+    if len(text) > 2 * len(PLACEHOLDER_TRANSCRIPT):
+        return True
+    return "".join(c for c in text.casefold() if c.isalnum()) != _PLACEHOLDER_KEY
+
+
+def parse_row(
+    obj: object,
+    zone: tzinfo,
+    settings: Settings = DEFAULTS,
+    *,
+    scrub: Callable[[str], str] = _no_scrub,
+) -> LogRow | None:
+    """A `LogRow` from one decoded JSON row (None if it is not an object). `zone` is the
+    campaign's `logs_timezone`: where a `called_time` without an offset was written."""
+    if not isinstance(obj, dict):
+        return None
+    chars = settings.log_text_chars
+
+    def text(*keys: str, limit: int = chars) -> str:
+        return scrub(_first_text(obj, keys))[:limit]
+
+    raw_status = text("call_status")
+    duration = _duration(_first(obj, ("call_duration",)))
+    transcript = text("call_transcript", "transcript", limit=settings.log_transcript_chars)
+    real_transcript = is_real_transcript(transcript)
+    outcome = outcome_of_status(raw_status)
+    # Statuses lie ("Not Answered" on a 140 s call with a transcript); a conversation does not.
+    if duration and real_transcript:
+        outcome = CallOutcome.ANSWERED
+    return LogRow(
+        log_id=text("id", "call_id"),
+        called_to=_called_to(text("called_to")),
+        called_at=_when(_first(obj, ("called_time", "timestamp")), zone),
+        raw_status=raw_status,
+        outcome=outcome,
+        duration_s=duration,
+        cost=_number(_first(obj, ("total_call_cost",))),
+        summary=text("call_summary"),
+        transcript=transcript if real_transcript else "",
+        recording_url=text("call_recording", "call_recording_url", "recording_url"),
+        participant_identity=text("participant_identity"),
+        room_name=text("room_name"),
+        custom_identifiers=text("custom_identifiers"),
+        agent_id=_agent(_first(obj, ("use_agent_id", "agent_id"))),
+        call_outcome=text("call_outcome"),
+    )
+
+
+def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """The first of the keys' values that is present and not null."""
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _first_text(obj: dict[str, Any], keys: tuple[str, ...]) -> str:
+    value = _first(obj, keys)
+    if value is None or isinstance(value, bool):
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float):
+        return str(value)
+    # A transcript as a list of turns, say: kept as its JSON rather than lost.
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return ""
+
+
+def _called_to(text: str) -> str:
+    if not text:
+        return ""
+    phone = normalise_phone(text, None)
+    if phone.e164 is None and text.isdigit() and len(text) in _BARE_E164_DIGITS:
+        phone = normalise_phone("+" + text, None)
+    return phone.e164 or text
+
+
+def _duration(value: Any) -> int | None:
+    """Seconds from 140, "140", "140.6" or "2:20" (mm:ss, h:mm:ss); None when unreadable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str) and ":" in value:
+        parts = value.strip().split(":")
+        if len(parts) > 3 or not all(p.isdigit() for p in parts):
+            return None
+        seconds = 0
+        for part in parts:
+            seconds = seconds * 60 + int(part)
+        return seconds
+    number = _number(value)
+    if number is None or number < 0:
+        return None
+    return round(number)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip().lstrip("$").replace(",", "")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _agent(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _when(value: Any, zone: tzinfo) -> datetime | None:
+    """An aware UTC time from ISO 8601 text (with or without an offset; a space or a `T`) or
+    epoch seconds/milliseconds; a time without an offset is in `zone`."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        seconds = value / 1000 if abs(value) >= 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zone)
+    try:
+        return when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
