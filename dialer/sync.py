@@ -30,8 +30,8 @@ from dialer import dials
 from dialer.campaign import LOGS_ENDPOINT_ENV, Campaign, endpoint_problem
 from dialer.clock import Clock, stamp, system_clock
 from dialer.commands import _api_key
-from dialer.paths import default_results_path
-from dialer.rebuild import open_for_run
+from dialer.paths import default_results_path, ledger_path
+from dialer.rebuild import open_for_reading, open_for_run
 from dialer.results import check_output, write_results
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import CallOutcome, ExitCode, LedgerError, UsageError
@@ -212,6 +212,11 @@ def sync(
     results_path = results_path or default_results_path(campaign, now)
     check_output(results_path, "--results")
     writeback = Writeback.open(campaign, sheet, out) if sheet and out else None
+    if _never_run(campaign):
+        print(
+            f"campaign {campaign.name}: never run (no ledger yet): nothing to sync", file=out_stream
+        )
+        return int(ExitCode.OK)
     with open_for_run(campaign, clock) as ledger:
         result = asyncio.run(
             sync_ledger(
@@ -232,6 +237,17 @@ def sync(
     if writeback is not None:
         print(f"sheet with outcomes: {writeback.out} ({rows} rows)", file=out_stream)
     return int(ExitCode.OK)
+
+
+def _never_run(campaign: Campaign) -> bool:
+    """No ledger, and no report showing anyone called (a lost ledger is refused here): a
+    sync must not create an empty ledger for a campaign that never ran."""
+    if ledger_path(campaign).exists():
+        return False
+    found = open_for_reading(campaign)
+    if found is not None:  # made meanwhile by a run
+        found.close()
+    return found is None
 
 
 def _print(campaign: Campaign, result: SyncResult, out: TextIO) -> None:
