@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         "TABBLY_API_KEY=... dialer sync campaigns/example.toml --sheet leads.xlsx "
         "--out leads-called.xlsx",
     )
+    s.description = (s.description or "") + (
+        "\n\nThe call logs are read into the ledger in one step: when they cannot be read "
+        "(exit 2) nothing is stored and no file is written."
+    )
     s.add_argument(
         "--since",
         type=_day,
@@ -278,8 +282,6 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "status":
         return commands.status(campaign)
     if args.command == "sync":
-        if (args.sheet is None) != (args.out is None):
-            raise UsageError("dialer sync: --sheet and --out go together")
         from dialer import sync
 
         return sync.sync(
