@@ -302,6 +302,29 @@ def test_sheet_out_appends_the_outcomes_to_every_row(project: Project, cli, logs
     assert undefuse(rows[2][2]) == "+91 73590-00002"  # the user's own spelling kept
 
 
+def test_an_xlsx_sheet_with_numeric_phone_cells_finds_its_people(project: Project, cli, logs_fake):
+    from openpyxl import Workbook, load_workbook
+
+    _run(project, cli, logs_fake, n=2)
+    theirs = project.root / "data" / "mine.xlsx"
+    book = Workbook()
+    book.active.append(HEADER)
+    book.active.append(["C1", "Name1", 7359000001, "O1"])  # typed as a number, as Excel does
+    book.save(theirs)
+    out = project.root / "mine-called.xlsx"
+
+    result = cli(
+        ["sync", str(project.campaign), "--sheet", str(theirs), "--out", str(out)],
+        env=_env(logs_fake),
+    )
+
+    assert result.code == 0, result.err
+    [_header, line] = load_workbook(out).worksheets[0].iter_rows()
+    assert line[2].value == "7359000001" and line[2].data_type == "s"
+    outcome = {d["called_to"]: d["outcome"] for d in _dials(project)}[indian_mobile(1)]
+    assert line[len(HEADER)].value == outcome
+
+
 @pytest.mark.parametrize(
     "args",
     [
