@@ -171,6 +171,8 @@ KIND_RULES: Mapping[Kind, KindRule] = {
 # HTTP answers after which the upstream certainly placed no call: retried with backoff.
 # 504 and 408 are deliberately absent: a gateway timeout may hide a placed call (SPEC 6.1).
 RETRYABLE_HTTP = frozenset({429, 500, 502, 503})
+# Call-log reads are safe to repeat (SPEC 10): timeouts and every passing 5xx are asked again.
+RETRYABLE_LOGS_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Answers that mean the campaign itself is wrong: stop everything (SPEC 6.2).
 CAMPAIGN_REFUSED_HTTP = frozenset({401, 403, 404})
 BALANCE_HTTP = 402

@@ -109,6 +109,7 @@ class CallLogs:
         self.weights = check_outcomes(DEFAULT_OUTCOMES if outcomes is None else outcomes)
         self.log_delay = log_delay
         self.requests = 0  # log requests received, faults included
+        self.queries: deque[dict[str, str]] = deque(maxlen=64)  # the latest requests' queries
         self.seeded = 0  # calls added by seed_calls
         self._names = list(self.weights)
         self._cumulative = list(_accumulate(self.weights.values()))
@@ -167,6 +168,7 @@ class CallLogs:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        self.queries.append(dict(request.query))
         fault = self._next_fault()
         if fault is not None:
             answer = self._fault(request, fault)
