@@ -201,7 +201,7 @@ class _RunSheet:
             return
         width = len(REPORT_COLUMNS)
         at_row, at_to = REPORT_COLUMNS.index("row"), REPORT_COLUMNS.index("called_to")
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # csv, zip, openpyxl errors: the rest stay blank
             lines = self._records()
             next(lines, None)
             for record in lines:
