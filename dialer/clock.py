@@ -22,3 +22,12 @@ def system_clock() -> datetime:
 def stamp(when: datetime) -> str:
     """ISO 8601 in UTC to the millisecond, `Z`-suffixed: sortable as text."""
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_stamp(text: str) -> datetime | None:
+    """A `stamp()` back to an aware UTC datetime; None for text that is not one."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

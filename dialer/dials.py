@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
 
-from dialer.clock import stamp
+from dialer.clock import parse_stamp, stamp
 from dialer.ledger import transaction
 from dialer.matching import Dial, Resolved
 from dialer.statuses import OUTCOME_RANK, CallOutcome
 
+# A `placed_at` that is not a stamp (never written so by dialer): matched by id, not by time.
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 # Between the raw statuses of a call's log rows, in the order they arrived.
 RAW_STATUS_JOIN = " | "
 # The SQL text of an outcome's rank, best first (0), for a comparison inside one UPDATE.
@@ -76,12 +78,6 @@ class Person:
     row: int | None
 
 
-def parse_stamp(text: str) -> datetime:
-    """A `dialer.clock.stamp` text ('2026-12-01T15:09:56.123Z') -> an aware UTC datetime."""
-    when = datetime.fromisoformat(text)
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def pending_count(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM dials WHERE outcome IS NULL").fetchone()[0]
 
@@ -104,7 +100,8 @@ def dials_from(conn: sqlite3.Connection, placed_from: datetime | None = None) ->
         query += " WHERE placed_at >= ?"  # stamps sort as text
         params = (stamp(placed_from),)
     for dial_id, called_to, ids, placed_at, room, identity in conn.execute(query, params):
-        yield Dial(dial_id, called_to, ids, parse_stamp(placed_at), room, identity)
+        placed = parse_stamp(placed_at) or _LONG_AGO
+        yield Dial(dial_id, called_to, ids, placed, room, identity)
 
 
 def store(

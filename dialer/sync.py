@@ -56,6 +56,18 @@ class SyncResult:
     updated: int = 0  # calls whose outcome this sync stored or improved
 
 
+def describe(result: SyncResult) -> str:
+    """One line for `dialer run`'s start: what the last calls came to, and what was read."""
+    said = ", ".join(f"{n} {o.value}" for o, n in result.counts.items() if n) or "nobody called"
+    rate = "-" if result.answer_rate is None else f"{result.answer_rate:.1%}"
+    read = (
+        f"{result.matched_rows} log row(s) matched from {result.pages} page(s)"
+        if result.dates is not None
+        else "no call waiting for its outcome, logs not read"
+    )
+    return f"{said}; answer rate {rate}; total cost {result.cost:.2f} ({read})"
+
+
 def logs_endpoint(campaign: Campaign, environ: Mapping[str, str]) -> str:
     """The call-logs URL, checked before anything is read: a typo must not look like a timeout."""
     url = campaign.resolved_logs_endpoint(environ)

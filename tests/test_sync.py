@@ -23,7 +23,7 @@ from dialer.rebuild import open_for_run
 from dialer.report import undefuse
 from dialer.results import RESULT_COLUMNS
 from dialer.statuses import CallOutcome, ExitCode
-from dialer.sync import date_range
+from dialer.sync import SyncResult, date_range, describe
 from dialer.writeback import OUTCOME_COLUMNS
 
 # Every outcome the fake draws here leaves a row that says it (no `failed`, which an attempt
@@ -459,3 +459,14 @@ def test_the_date_range_starts_the_day_before_the_oldest_pending_call():
     assert date_range(date(2026, 11, 1), None, NOW, UTC) == (date(2026, 11, 1), date(2026, 12, 2))
     # Never further back than the lookback; a pending call from a year ago stays pending.
     assert date_range(None, NOW - timedelta(days=365), NOW, UTC)[0] == date(2026, 11, 1)
+
+
+def test_describe_is_one_line_for_a_run_that_syncs_first():
+    counts = dict.fromkeys(CallOutcome, 0) | {CallOutcome.ANSWERED: 3, CallOutcome.BUSY: 1}
+    result = SyncResult(counts, 9, 2, 1, 1.5, 0.75, (date(2026, 11, 30), date(2026, 12, 2)))
+    assert describe(result) == (
+        "3 answered, 1 busy; answer rate 75.0%; total cost 1.50 (9 log row(s) matched from "
+        "1 page(s))"
+    )
+    nothing = SyncResult(dict.fromkeys(CallOutcome, 0), 0, 0, 0, 0.0, None)
+    assert describe(nothing).startswith("nobody called; answer rate -;")
