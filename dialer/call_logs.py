@@ -47,10 +47,11 @@ _CHUNK = 64 * 1024
 _URL_QUERY = re.compile(r"(https?://[^\s?#]*)[?#]\S*", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LogsQuery:
     """What to read: whose logs, over which days (inclusive, in the campaign's logs_timezone),
-    and the zone a `called_time` without an offset is in. Its repr never shows the key."""
+    and the zone a `called_time` without an offset is in. Its repr shows neither the key nor
+    the URL's query string (TABBLY_LOGS_URL may hold a key too)."""
 
     url: str
     organization_id: int
@@ -59,6 +60,13 @@ class LogsQuery:
     date_from: date
     date_to: date
     zone: tzinfo
+
+    def __repr__(self) -> str:
+        where = _URL_QUERY.sub(r"\1?...", self.url)
+        return (
+            f"LogsQuery({where!r}, organization_id={self.organization_id}, "
+            f"agent_id={self.agent_id}, {self.date_from}..{self.date_to}, zone={self.zone})"
+        )
 
 
 async def read_logs(query: LogsQuery, settings: Settings = DEFAULTS) -> AsyncIterator[list[LogRow]]:

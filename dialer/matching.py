@@ -13,13 +13,15 @@ row, else the latest); else `called_to` equal and the row's time within 2 minute
 hours after the dial (the nearest). A row naming a room that a candidate dial does not have is
 another call's row, never that dial's. Rows of another agent are ignored.
 
-Memory is O(dials): rows are folded into one `Resolved` per dial as they arrive.
+Memory is O(dials): rows are folded into one `Resolved` per dial as they arrive. A kept row's
+transcript can be long (up to `log_transcript_chars`): `Matcher(..., transcripts=False)` drops
+them from the kept rows when they will not be stored (the outcome was already read from them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from dialer.outcomes import LogRow, better
@@ -66,16 +68,19 @@ class Matcher:
         "_by_room",
         "_ids",
         "_resolved",
+        "_transcripts",
     )
 
-    def __init__(self, dials: Iterable[Dial], agent_id: int) -> None:
+    def __init__(self, dials: Iterable[Dial], agent_id: int, *, transcripts: bool = True) -> None:
         self._agent_id = agent_id
+        self._transcripts = transcripts
         self._by_room: dict[str, Dial] = {}
         self._by_identity: dict[str, Dial | None] = {}  # None: shared by several dials
         self._by_key: dict[tuple[str, str], list[Dial]] = {}
         self._by_number: dict[str, list[Dial]] = {}
         self._resolved: dict[int, Resolved] = {}
-        self._ids: dict[int, set[str]] = {}  # log ids seen per dial, to count a row once
+        # Log ids seen per dial, to count a row once: a tuple, as most calls have one or two.
+        self._ids: dict[int, tuple[str, ...]] = {}
         for dial in dials:
             if dial.room_name:
                 self._by_room[dial.room_name] = dial
@@ -95,11 +100,13 @@ class Matcher:
         if dial is None:
             return None
         if row.log_id:
-            ids = self._ids.setdefault(dial.dial_id, set())
+            ids = self._ids.get(dial.dial_id, ())
             if row.log_id in ids:
                 return dial.dial_id  # the same row again: pages shift as new rows arrive
             if len(ids) < _MAX_IDS:
-                ids.add(row.log_id)
+                self._ids[dial.dial_id] = (*ids, row.log_id)
+        if row.transcript and not self._transcripts:
+            row = replace(row, transcript="")
         resolved = self._resolved.get(dial.dial_id)
         if resolved is None:
             self._resolved[dial.dial_id] = Resolved(row, [row.raw_status], 1)

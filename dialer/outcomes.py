@@ -4,7 +4,8 @@
     ...                  "call_transcript": "Agent: hello ..."}, UTC)
     >>> row.outcome                       # the status lies; the duration and transcript do not
     <CallOutcome.ANSWERED: 'answered'>
-    >>> better(row, other)                # over a call's several rows, the best outcome wins
+    >>> better(attempt_row, row) is row   # over a call's several rows, the best outcome wins
+    True
 
 Tabbly documents two spellings of a row (`id`/`call_id`, `called_time`/`timestamp`,
 `call_transcript`/`transcript`, ...) and either may come back; any field may be missing or
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from dialer.phones import normalise_phone
@@ -75,6 +78,7 @@ class LogRow:
     call_outcome: str  # `call_outcome`, raw
 
 
+@lru_cache(maxsize=1024)  # a handful of distinct statuses over 100k rows
 def outcome_of_status(raw: str) -> CallOutcome:
     """SPEC 10's status table, case- and separator-insensitive; anything else is `failed`."""
     key = "".join(c for c in raw.casefold() if c.isalnum())
@@ -98,7 +102,7 @@ def is_real_transcript(text: str) -> bool:
     """Whether a transcript holds words spoken, not empty nor Tabbly's placeholder."""
     if not text.strip():
         return False
-    if len(text) > 2 * len(PLACEHOLDER_TRANSCRIPT):
+    if len(text) > 2 * len(PLACEHOLDER_TRANSCRIPT) or "transcript" not in text.casefold():
         return True
     return "".join(c for c in text.casefold() if c.isalnum()) != _PLACEHOLDER_KEY
 
@@ -119,7 +123,7 @@ def parse_row(
     def text(*keys: str, limit: int = chars) -> str:
         return scrub(_first_text(obj, keys))[:limit]
 
-    raw_status = text("call_status")
+    raw_status = sys.intern(text("call_status"))  # a few distinct strings over 100k rows
     duration = _duration(_first(obj, ("call_duration",)))
     transcript = text("call_transcript", "transcript", limit=settings.log_transcript_chars)
     real_transcript = is_real_transcript(transcript)
@@ -142,7 +146,7 @@ def parse_row(
         room_name=text("room_name"),
         custom_identifiers=text("custom_identifiers"),
         agent_id=_agent(_first(obj, ("use_agent_id", "agent_id"))),
-        call_outcome=text("call_outcome"),
+        call_outcome=sys.intern(text("call_outcome")),
     )
 
 

@@ -342,3 +342,23 @@ def test_the_fake_process_prints_its_log_options_and_lists_calls() -> None:
     assert "log_delay: 0 s" in printed
     assert [c["outcome"] for c in state["calls"]] == ["answered"] * 3
     assert {"called_to", "room_name", "outcome"} <= set(state["calls"][0])
+
+
+def test_log_faults_can_be_scripted_over_http(fake: FakeTabbly) -> None:
+    base = fake.url.removesuffix("/dashboard/agents/endpoints/trigger-call")
+    request = urllib.request.Request(
+        f"{base}/_fake/script",
+        json.dumps({"log_faults": ["error"]}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert json.load(answer) == {"scripted": 1}
+    assert "Something went wrong" in str(read_error(query_for(fake)))
+
+
+def test_a_query_shows_no_key_in_its_repr() -> None:
+    query = replace(
+        query_for_url(f"http://h/logs?api_key={SECRET_KEY}"), api_key=Secret(SECRET_KEY)
+    )
+    assert SECRET_KEY not in repr(query)
+    assert "http://h/logs?..." in repr(query)

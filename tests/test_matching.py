@@ -156,3 +156,14 @@ def test_memory_is_per_dial_not_per_row() -> None:
     resolved = matcher.results()[1]
     assert resolved.rows == 5000
     assert len(resolved.raw_statuses) <= 8
+
+
+def test_transcripts_can_be_left_out_of_the_kept_rows() -> None:
+    # A sync without --transcripts stores none: 100k long transcripts need not sit in memory.
+    matcher = Matcher([dial(1)], AGENT, transcripts=False)
+    matcher.feed(row(room_name="room-1", call_status="Not Answered", call_duration="140"))
+    best = matcher.results()[1].best
+    assert best.outcome is CallOutcome.ANSWERED and best.transcript == ""
+    kept = Matcher([dial(1)], AGENT)
+    kept.feed(row(room_name="room-1"))
+    assert kept.results()[1].best.transcript == "Agent: hello"

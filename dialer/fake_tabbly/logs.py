@@ -155,6 +155,11 @@ class CallLogs:
         with self._lock:
             self._script.extend(names)
 
+    @property
+    def pending(self) -> int:
+        """Scripted log faults not yet used."""
+        return len(self._script)
+
     def outcomes(self) -> dict[str, str]:
         """{room_name: outcome} of every accepted call: what a sync should conclude."""
         return {c.room_name: c.outcome for c in list(self._calls) if c.outcome}

@@ -262,15 +262,20 @@ class FakeTabbly:
         return json_response(200, json.dumps(state).encode())
 
     async def _script_endpoint(self, request: web.Request) -> web.Response:
-        payload = await _read_json_object(request)
-        faults = payload.get("faults") if payload is not None else None
+        """`{"faults": [...]}` scripts trigger requests; `{"log_faults": [...]}` log requests."""
+        payload = await _read_json_object(request) or {}
+        key = "log_faults" if "log_faults" in payload else "faults"
+        faults = payload.get(key)
         if not isinstance(faults, list) or not all(isinstance(f, str) for f in faults):
-            return json_response(400, error_body('expected {"faults": [names...]}'))
+            return json_response(
+                400, error_body('expected {"faults": [names...]} or {"log_faults": [names...]}')
+            )
         try:
-            self.script(*faults)
+            (self.script_logs if key == "log_faults" else self.script)(*faults)
         except ValueError as exc:
             return json_response(400, error_body(str(exc)))
-        return json_response(200, json.dumps({"scripted": self.faults.pending}).encode())
+        pending = self.logs.pending if key == "log_faults" else self.faults.pending
+        return json_response(200, json.dumps({"scripted": pending}).encode())
 
     async def _topup_endpoint(self, request: web.Request) -> web.Response:
         payload = await _read_json_object(request)
