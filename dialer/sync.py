@@ -128,7 +128,9 @@ async def sync_ledger(
         url = logs_endpoint(campaign, environ)
         # Dials from a day before the first day read: a row is logged when its call is placed.
         first = datetime.combine(dates[0], time(), zone) - timedelta(days=1)
-        matcher = Matcher(dials.dials_from(conn, first), campaign.agent_id)
+        dialled = dials.dials_from(conn, first)
+        # Without --transcripts none is kept, not even in memory while the pages come.
+        matcher = Matcher(dialled, campaign.agent_id, transcripts=transcripts)
         query = LogsQuery(
             url=url,
             organization_id=campaign.organization_id,
