@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from dialer import commands
@@ -41,6 +42,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def _day(text: str) -> date:
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +159,48 @@ def build_parser() -> argparse.ArgumentParser:
         "dialer status campaigns/example.toml",
     )
 
+    s = campaign_command(
+        "sync",
+        "Read call outcomes from Tabbly's call logs into the ledger; write a results file.",
+        "TABBLY_API_KEY=... dialer sync campaigns/example.toml --sheet leads.xlsx "
+        "--out leads-called.xlsx",
+    )
+    s.description = (s.description or "") + (
+        "\n\nThe call logs are read into the ledger in one step: when they cannot be read "
+        "(exit 2) nothing is stored and no file is written."
+    )
+    s.add_argument(
+        "--since",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="read the logs from this day (default: the day before the oldest call still "
+        "waiting for its outcome; nothing is read when none is waiting)",
+    )
+    s.add_argument(
+        "--results",
+        type=Path,
+        metavar="PATH",
+        help="results file, one line per person called (.csv, or .xlsx for Excel); default "
+        "reports/<campaign>/<UTC time>.results.csv beside the campaigns folder",
+    )
+    s.add_argument(
+        "--transcripts",
+        action="store_true",
+        help="keep each call's transcript in the ledger too (they are large)",
+    )
+    s.add_argument(
+        "--sheet",
+        type=Path,
+        metavar="FILE",
+        help="a sheet (.csv/.xlsx) to copy with each row's outcome appended; needs --out",
+    )
+    s.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="where the copy of --sheet goes (.csv or .xlsx; must not exist yet)",
+    )
+
     maintenance = sub.add_parser(
         "ledger",
         help="Ledger maintenance: rebuild a lost ledger from the campaign's reports.",
@@ -235,6 +287,17 @@ def run_command(args: argparse.Namespace) -> int:
     campaign = _load(args.campaign)
     if args.command == "status":
         return commands.status(campaign)
+    if args.command == "sync":
+        from dialer import sync
+
+        return sync.sync(
+            campaign,
+            since=args.since,
+            results_path=args.results,
+            transcripts=args.transcripts,
+            sheet=args.sheet,
+            out=args.out,
+        )
     if args.command == "ledger":
         from dialer.rebuild import rebuild
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dialer.clock import stamp
-from dialer.paths import JOURNAL_SUFFIX, journal_path, summary_path
+from dialer.paths import JOURNAL_SUFFIX, is_results_name, journal_path, summary_path
 from dialer.report import cannot_write, undefuse
 from dialer.statuses import LedgerError, Status
 
@@ -152,7 +152,7 @@ def campaign_reports(folder: Path, *, skip: frozenset[str] = frozenset()) -> lis
             report = name.removesuffix(JOURNAL_SUFFIX)
             if report in names or not report.lower().endswith(".xlsx"):
                 continue
-        elif name.lower().endswith((".csv", ".xlsx")):
+        elif name.lower().endswith((".csv", ".xlsx")) and not is_results_name(name):
             report = name
         else:
             continue
@@ -190,11 +190,7 @@ def called_rows(report: ReportFile) -> Iterator[CalledRow]:
     (no `called_to` and `status` columns). An unreadable report is an error naming it: the
     people it may show called cannot be ignored."""
     try:
-        if report.path.name.lower().endswith(".xlsx"):
-            yield from _rows(report.name, _xlsx_records(report.path))
-        else:
-            with open(report.path, encoding="utf-8", errors="replace", newline="") as f:
-                yield from _rows(report.name, csv.reader(f))
+        yield from _rows(report.name, records(report.path))
     except LedgerError:
         raise
     except Exception as exc:  # csv, zip and openpyxl errors alike: one line naming the file
@@ -203,6 +199,16 @@ def called_rows(report: ReportFile) -> Iterator[CalledRow]:
             "ledger is checked against every report in its folder: move the file out of that "
             "folder if it is not a report"
         ) from None
+
+
+def records(path: Path) -> Iterator[list[str]]:
+    """A report's (or journal's) lines as text cells, the header first; CSV cells as written
+    (defused: `undefuse` gives the text back). Errors are the reader's (csv, zip, openpyxl)."""
+    if path.name.lower().endswith(".xlsx"):
+        yield from _xlsx_records(path)
+        return
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        yield from csv.reader(f)
 
 
 def _xlsx_records(path: Path) -> Iterator[list[str]]:

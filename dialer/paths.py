@@ -4,6 +4,7 @@ and what the files beside a report are called: the one home of those names.
     reports/<campaign>/20261201T151429.898Z.csv                 the report
     reports/<campaign>/20261201T151429.898Z.csv.summary.json    its summary (SPEC 9)
     reports/<campaign>/20261201T151429.898Z.xlsx.partial.csv    an XLSX report's journal
+    reports/<campaign>/20261201T151429.898Z.results.csv         a sync's results (SPEC 10)
     state/<campaign>.sqlite                                     the ledger (SPEC 6.3)
 """
 
@@ -18,6 +19,9 @@ from dialer.campaign import Campaign
 SUMMARY_SUFFIX = ".summary.json"
 # XLSX cannot be appended to: rows go to this CSV journal beside it until the run ends.
 JOURNAL_SUFFIX = ".partial.csv"
+# What a sync's results file is called after its time stamp: `dialer.evidence` passes it by
+# (it shows outcomes, not who was called) and `dialer serve` lists no such file as a report.
+RESULTS_SUFFIX = ".results"
 # The stem of a default report's name (`default_report_path`); `dialer serve` serves no other.
 REPORT_STEM = re.compile(r"^[0-9]{8}T[0-9]{6}(\.[0-9]{3})?Z(-[0-9]+)?$")
 
@@ -32,13 +36,28 @@ def journal_path(report: Path) -> Path:
 
 def default_report_path(campaign: Campaign, now: datetime | None = None) -> Path:
     """`reports/<name>/<UTC timestamp>.csv`; names sort in time order (milliseconds included)."""
+    return _stamped(campaign, now, ".csv")
+
+
+def default_results_path(campaign: Campaign, now: datetime | None = None) -> Path:
+    """`reports/<name>/<UTC timestamp>.results.csv`: what `dialer sync` writes (SPEC 10)."""
+    return _stamped(campaign, now, RESULTS_SUFFIX + ".csv")
+
+
+def is_results_name(name: str) -> bool:
+    """True for a sync's results file (`x.results.csv`, `x.results.xlsx`), never a report."""
+    return Path(name).stem.endswith(RESULTS_SUFFIX)
+
+
+def _stamped(campaign: Campaign, now: datetime | None, suffix: str) -> Path:
+    """A new name in the campaign's reports folder: the UTC time, `-2`, `-3`... if taken."""
     when = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = when.strftime("%Y%m%dT%H%M%S.") + f"{when.microsecond // 1000:03d}Z"
     folder = reports_folder(campaign)
-    path = folder / f"{stamp}.csv"
+    path = folder / f"{stamp}{suffix}"
     n = 2
     while any(p.exists() for p in (path, journal_path(path), summary_path(path))):
-        path = folder / f"{stamp}-{n}.csv"
+        path = folder / f"{stamp}-{n}{suffix}"
         n += 1
     return path
 

@@ -390,17 +390,24 @@ def _private_temp(folder: Path, name: str, like: Path) -> Iterator[tuple[BinaryI
         raise
 
 
-def write_xlsx(csv_path: Path, xlsx_path: Path, *, replace: bool = True) -> None:
+def write_xlsx(
+    csv_path: Path,
+    xlsx_path: Path,
+    *,
+    replace: bool = True,
+    numeric: Sequence[int] = _NUMERIC,
+) -> None:
     """CSV journal -> XLSX: every sheet value a text cell, header frozen, autofilter on.
 
     Written to a private temp file beside it, then moved in place; `replace=False` refuses
     to replace a file that appeared at `xlsx_path` meanwhile (a report is never overwritten).
+    `numeric`: the columns whose whole-number cells are numbers (a report's by default).
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.utils import get_column_letter
 
-    numeric = frozenset(_NUMERIC)
+    numbers = frozenset(numeric)
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("report")
     ws.freeze_panes = "A2"
@@ -411,7 +418,7 @@ def write_xlsx(csv_path: Path, xlsx_path: Path, *, replace: bool = True) -> None
             width = max(width, len(record))
             cells = []
             for j, value in enumerate(record):
-                if i > 0 and j in numeric and value.isdigit():
+                if i > 0 and j in numbers and value.isdigit():
                     cells.append(int(value))
                     continue
                 # The CSV quote guard is not needed in XLSX: a text cell is never a formula.
