@@ -105,8 +105,17 @@ class Matcher:
                 return dial.dial_id  # the same row again: pages shift as new rows arrive
             if len(ids) < _MAX_IDS:
                 self._ids[dial.dial_id] = (*ids, row.log_id)
-        if row.transcript and not self._transcripts:
-            row = replace(row, transcript="")
+        # Kept only for what a dial stores and `better` weighs: 100,000 dials' rows must fit
+        # in a sync's memory bound, so the texts used for matching are let go.
+        row = replace(
+            row,
+            transcript=row.transcript if self._transcripts else "",
+            called_to="",
+            participant_identity="",
+            room_name="",
+            custom_identifiers="",
+            call_outcome="",
+        )
         resolved = self._resolved.get(dial.dial_id)
         if resolved is None:
             self._resolved[dial.dial_id] = Resolved(row, [row.raw_status], 1)
