@@ -16,13 +16,14 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from dialer.sheet_files import open_regular
-from dialer.statuses import REDIALABLE, CallOutcome, CampaignError
+from dialer.statuses import REDIALABLE, CallOutcome, CampaignError, UsageError
 
 DEFAULT_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-call"
 DEFAULT_API_KEY_ENV = "TABBLY_API_KEY"
@@ -140,6 +141,23 @@ class Campaign:
         self, environ: os._Environ[str] | dict[str, str] = os.environ
     ) -> str:
         return environ.get(LOGS_ENDPOINT_ENV) or self.logs_endpoint or DEFAULT_LOGS_ENDPOINT
+
+    def checked_endpoint(self, environ: Mapping[str, str], *, logs: bool = False) -> str:
+        """The trigger (or call-logs) URL, checked before anything is sent or read: a typo
+        must not look like a timeout. The error names where the URL came from."""
+        env, key = (LOGS_ENDPOINT_ENV, "logs_endpoint") if logs else (ENDPOINT_ENV, "endpoint")
+        url = (
+            environ.get(env)
+            or getattr(self, key)
+            or (DEFAULT_LOGS_ENDPOINT if logs else DEFAULT_ENDPOINT)
+        )
+        problem = endpoint_problem(url)  # scheme, host and port: `http://[::1`, `:99999`
+        if problem:
+            where = (
+                f"{env} in the environment" if environ.get(env) else f"key '{key}' in {self.path}"
+            )
+            raise UsageError(f"{where} {problem}")
+        return url
 
 
 # key -> (type, required); "path" types are resolved against the campaign file's folder.

@@ -20,7 +20,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from dialer.campaign import ENDPOINT_ENV, Campaign, endpoint_problem
+from dialer.campaign import Campaign
 from dialer.clock import Clock, stamp, system_clock
 from dialer.contact_limits import ContactBook
 from dialer.contacts import Contact
@@ -228,7 +228,7 @@ def _summary(
     )
 
 
-def _api_key(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
+def api_key_from(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
     value = environ.get(campaign.api_key_env, "").strip()
     if not value:
         raise UsageError(
@@ -238,20 +238,6 @@ def _api_key(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
     from dialer.tabbly import Secret
 
     return Secret(value)
-
-
-def _endpoint(campaign: Campaign, environ: Mapping[str, str]) -> str:
-    """The trigger URL, checked before anything is sent: a typo must not look like a timeout."""
-    url = campaign.resolved_endpoint(environ)
-    problem = endpoint_problem(url)  # scheme, host and port: `http://[::1`, `:99999`
-    if problem:
-        where = (
-            f"{ENDPOINT_ENV} in the environment"
-            if environ.get(ENDPOINT_ENV)
-            else (f"key 'endpoint' in {campaign.path}")
-        )
-        raise UsageError(f"{where} {problem}")
-    return url
 
 
 def _ask_consent(
@@ -385,8 +371,8 @@ def run(
     """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code."""
     options = options or RunOptions()
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
-    api_key = _api_key(campaign, environ)
-    endpoint = _endpoint(campaign, environ)
+    api_key = api_key_from(campaign, environ)
+    endpoint = campaign.checked_endpoint(environ)
     if report_path is not None:
         check_report_path(report_path)  # before the question: a run that cannot report is refused
     rows: int | None = None

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from dialer import dials
-from dialer.campaign import LOGS_ENDPOINT_ENV, Campaign, endpoint_problem
+from dialer.campaign import Campaign
 from dialer.clock import Clock, stamp, system_clock
-from dialer.commands import _api_key
+from dialer.commands import api_key_from
 from dialer.paths import default_results_path, ledger_path
 from dialer.rebuild import open_for_reading, open_for_run
 from dialer.results import check_output, write_results
@@ -66,20 +66,6 @@ def describe(result: SyncResult) -> str:
         else "no call waiting for its outcome, logs not read"
     )
     return f"{said}; answer rate {rate}; total cost {result.cost:.2f} ({read})"
-
-
-def logs_endpoint(campaign: Campaign, environ: Mapping[str, str]) -> str:
-    """The call-logs URL, checked before anything is read: a typo must not look like a timeout."""
-    url = campaign.resolved_logs_endpoint(environ)
-    problem = endpoint_problem(url)
-    if problem:
-        where = (
-            f"{LOGS_ENDPOINT_ENV} in the environment"
-            if environ.get(LOGS_ENDPOINT_ENV)
-            else f"key 'logs_endpoint' in {campaign.path}"
-        )
-        raise UsageError(f"{where} {problem}")
-    return url
 
 
 def date_range(
@@ -125,7 +111,7 @@ async def sync_ledger(
         from dialer.matching import Matcher
         from dialer.tabbly import Scrubber
 
-        url = logs_endpoint(campaign, environ)
+        url = campaign.checked_endpoint(environ, logs=True)
         # Dials from a day before the first day read: a row is logged when its call is placed.
         first = datetime.combine(dates[0], time(), zone) - timedelta(days=1)
         dialled = dials.dials_from(conn, first)
@@ -180,8 +166,8 @@ def sync_campaign(
     settings: Settings = DEFAULTS,
 ) -> SyncResult:
     """`sync_ledger` with the campaign's ledger taken and let go (refused during a run)."""
-    api_key = _api_key(campaign, environ)
-    logs_endpoint(campaign, environ)
+    api_key = api_key_from(campaign, environ)
+    campaign.checked_endpoint(environ, logs=True)
     with open_for_run(campaign, clock) as ledger:
         return asyncio.run(
             sync_ledger(
@@ -217,8 +203,8 @@ def sync(
     out_stream = out_stream or sys.stdout
     if (sheet is None) != (out is None):
         raise UsageError("--sheet and --out go together: the sheet to read and the file to write")
-    api_key = _api_key(campaign, environ)
-    logs_endpoint(campaign, environ)
+    api_key = api_key_from(campaign, environ)
+    campaign.checked_endpoint(environ, logs=True)
     now = clock()
     tomorrow = now.astimezone(ZoneInfo(campaign.logs_timezone)).date() + timedelta(days=1)
     if since is not None and since > tomorrow:
