@@ -27,7 +27,7 @@ from dialer.contacts import Contact
 from dialer.evidence import note_report
 from dialer.gate import Facts, Gate
 from dialer.interrupts import STOP_SIGNALS, honoured
-from dialer.ledger import Ledger, fresh_reason
+from dialer.ledger import Ledger
 from dialer.masking import mask_phone, mask_text
 from dialer.paths import default_report_path, ledger_path, reports_folder, state_folder
 from dialer.pipeline import ContactStream, open_contacts
@@ -319,26 +319,17 @@ def _sync_first(
     """A campaign with `[redial]` reads the call logs before it runs (SPEC 10); None when
     they were read, else why not: then nobody is redialed (an unknown outcome is never a
     reason to call again), while new rows are still called."""
-    if fresh_reason(ledger_path(campaign)) is not None:
-        return None  # never run: nobody to redial
-    from dialer.sync import describe, sync_ledger
+    from dialer.sync import describe, synced
 
-    with open_for_run(campaign, clock) as ledger:
-        try:
-            result = asyncio.run(
-                sync_ledger(
-                    ledger,
-                    campaign,
-                    api_key=api_key,
-                    since=None,
-                    transcripts=False,
-                    environ=environ,
-                    clock=clock,
-                    settings=settings,
-                )
-            )
-        except LogsError as exc:
-            return f"{exc}; nobody is redialed this run (new rows are still called)"
+    try:
+        with synced(
+            campaign, api_key=api_key, environ=environ, clock=clock, settings=settings
+        ) as done:
+            if done is None:
+                return None  # never run: nobody to redial
+            result = done[1]
+    except LogsError as exc:
+        return f"{exc}; nobody is redialed this run (new rows are still called)"
     print(f"call outcomes synced: {describe(result)}", file=out)
     return None
 

@@ -16,10 +16,11 @@ transaction at the end: a sync that cannot read every page stores nothing and wr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -156,20 +157,25 @@ async def sync_ledger(
     )
 
 
-def sync_campaign(
+@contextlib.contextmanager
+def synced(
     campaign: Campaign,
     *,
+    api_key: Secret,
     since: date | None = None,
     transcripts: bool = False,
     environ: Mapping[str, str] = os.environ,
     clock: Clock = system_clock,
     settings: Settings = DEFAULTS,
-) -> SyncResult:
-    """`sync_ledger` with the campaign's ledger taken and let go (refused during a run)."""
-    api_key = api_key_from(campaign, environ)
-    campaign.checked_endpoint(environ, logs=True)
+) -> Iterator[tuple[Ledger, SyncResult] | None]:
+    """The campaign's ledger, taken (refused during a run) and synced, with what the sync
+    found; None for a campaign never run (no ledger is created for it). A LogsError when the
+    logs cannot be read, with nothing stored."""
+    if _never_run(campaign):
+        yield None
+        return
     with open_for_run(campaign, clock) as ledger:
-        return asyncio.run(
+        result = asyncio.run(
             sync_ledger(
                 ledger,
                 campaign,
@@ -181,6 +187,7 @@ def sync_campaign(
                 settings=settings,
             )
         )
+        yield ledger, result
 
 
 def sync(
@@ -212,24 +219,22 @@ def sync(
     results_path = results_path or default_results_path(campaign, now)
     check_output(results_path, "--results")
     writeback = Writeback.open(campaign, sheet, out) if sheet and out else None
-    if _never_run(campaign):
-        print(
-            f"campaign {campaign.name}: never run (no ledger yet): nothing to sync", file=out_stream
-        )
-        return int(ExitCode.OK)
-    with open_for_run(campaign, clock) as ledger:
-        result = asyncio.run(
-            sync_ledger(
-                ledger,
-                campaign,
-                api_key=api_key,
-                since=since,
-                transcripts=transcripts,
-                environ=environ,
-                clock=clock,
-                settings=settings,
+    with synced(
+        campaign,
+        api_key=api_key,
+        since=since,
+        transcripts=transcripts,
+        environ=environ,
+        clock=clock,
+        settings=settings,
+    ) as done:
+        if done is None:
+            print(
+                f"campaign {campaign.name}: never run (no ledger yet): nothing to sync",
+                file=out_stream,
             )
-        )
+            return int(ExitCode.OK)
+        ledger, result = done
         people = write_results(ledger.connection, campaign, results_path)
         rows = writeback.write(ledger.connection) if writeback else None
     _print(campaign, result, out_stream)
