@@ -40,6 +40,8 @@ _DAY_NAMES = {
 }
 # The name names the ledger and the reports' folder: a short, safe file name on every system.
 MAX_NAME_CHARS = 64
+# `state/contacts.sqlite` is the folder's shared contact counts (dialer.contact_limits).
+RESERVED_NAME = "contacts"
 # A campaign file is a page of settings; anything far bigger is a file given by mistake.
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -136,11 +138,6 @@ class Campaign:
 
     def resolved_endpoint(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
         return environ.get(ENDPOINT_ENV) or self.endpoint or DEFAULT_ENDPOINT
-
-    def resolved_logs_endpoint(
-        self, environ: os._Environ[str] | dict[str, str] = os.environ
-    ) -> str:
-        return environ.get(LOGS_ENDPOINT_ENV) or self.logs_endpoint or DEFAULT_LOGS_ENDPOINT
 
     def checked_endpoint(self, environ: Mapping[str, str], *, logs: bool = False) -> str:
         """The trigger (or call-logs) URL, checked before anything is sent or read: a typo
@@ -327,7 +324,7 @@ def _zone(path: Path, name: str) -> str:
 
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a folder
         raise CampaignError(
             f"{path}: key 'logs_timezone' must be a time zone like UTC or Asia/Kolkata, "
             f"got {name!r}"
@@ -382,6 +379,11 @@ def load_campaign(path: Path) -> Campaign:
         raise CampaignError(
             f"{path}: key 'name' must be at most {MAX_NAME_CHARS} letters, digits, '.', '_' "
             f"or '-' (it names files), got {shown!r} ({len(name)} characters)"
+        )
+    if name.lower() == RESERVED_NAME:
+        raise CampaignError(
+            f"{path}: key 'name' cannot be {name!r}: state/{RESERVED_NAME}.sqlite holds the "
+            "calls per person that every campaign shares; choose another name"
         )
     call_from = data["call_from"].strip()
     if not _E164.match(call_from):

@@ -44,13 +44,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Tabbly did not exist before this: an earlier --since is a typo (and 0001-01-01 minus a day
+# would not even be a date).
+EARLIEST_SINCE = date(2000, 1, 1)
+
+
 def _day(text: str) -> date:
     try:
         if len(text) != 10:
             raise ValueError
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    if day < EARLIEST_SINCE:
+        raise argparse.ArgumentTypeError(f"must be {EARLIEST_SINCE.isoformat()} or later")
+    return day
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """Calls to one person across every campaign of a `state/` folder (SPEC 10, `[limits]`).
 
-    >>> book = ContactBook.open(state_folder, create=campaign.limits is not None)
+    >>> book = ContactBook.open(state_folder, now, create=campaign.limits is not None)
     >>> book.recent("+917359043943", now)                        # Recent(day=1, week=2)
     >>> book.reserve(["+917359043943"], "spring", "run-key", now, limits)   # {number: reason}
 
@@ -9,12 +9,14 @@ A campaign with `[limits]` checks and records its claims in one `BEGIN IMMEDIATE
 (`reserve`), so two campaigns running at once in two processes cannot both pass a limit:
 SQLite serialises the two transactions and the second sees the first one's line.
 
-The file is created by the first campaign that has `[limits]`, and then filled from the
-`dials` of every ledger in the folder (the last 7 days): campaigns in a folder that never
-uses limits pay nothing. Once it exists, every campaign's claims are recorded in it, limits
-or not. A line is removed again only when the call was certainly not placed (`release`); a
-process killed between this commit and the ledger's keeps a line for a call never made,
-which can only hold a person back, never call them more.
+The file is created by the first campaign that has `[limits]`, and then filled from every
+ledger in the folder (its calls of the last 7 days, its claims in flight, its `unknown`
+people): campaigns in a folder that never uses limits pay nothing. A dry run before the file
+exists fills the same counts in memory, so it shows what the run will do. Once it exists,
+every campaign's claims are recorded in it, limits or not. A line is removed again only
+when the call was certainly not placed (`release`); a process killed between this commit and
+the ledger's keeps a line for a call never made, which can only hold a person back, never
+call them more.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from dialer.campaign import Limits
+from dialer.campaign import RESERVED_NAME, Limits
 from dialer.clock import stamp
 from dialer.gate import NONE_RECENT, Recent, over_limit
 from dialer.ledger import transaction
 from dialer.statuses import LedgerError
 
-BOOK_NAME = "contacts.sqlite"
+BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is refused
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 # Lines older than the longest limit's window are never read again.
@@ -70,8 +72,11 @@ class ContactBook:
     ) -> ContactBook | None:
         """The folder's book; None when there is none and `create` is False (or read-only)."""
         path = book_path(state)
-        if not path.exists() and (readonly or not create):
-            return None
+        if not path.exists():
+            if readonly:
+                return cls._in_memory(state, now, path)
+            if not create:
+                return None
         try:
             if readonly:
                 conn = sqlite3.connect(
@@ -93,6 +98,16 @@ class ContactBook:
         book = cls(path, conn)
         book._fill_from_ledgers(state, now)
         book.prune(now)
+        return book
+
+    @classmethod
+    def _in_memory(cls, state: Path, now: datetime, path: Path) -> ContactBook:
+        """What the file would hold if a run created it now: for a dry run, which writes nothing."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            conn.execute(statement)
+        book = cls(path, conn)
+        book._fill_from_ledgers(state, now)
         return book
 
     def close(self) -> None:
@@ -130,9 +145,14 @@ class ContactBook:
             ) from None
 
     def recent(self, called_to: str, now: datetime) -> Recent:
-        found = self._conn.execute(
-            _RECENT, (called_to, stamp(now - DAY), stamp(now - WEEK))
-        ).fetchone()
+        try:
+            found = self._conn.execute(
+                _RECENT, (called_to, stamp(now - DAY), stamp(now - WEEK))
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise LedgerError(
+                f"{self.path}: cannot read the shared contact counts: {exc}"
+            ) from None
         return Recent(found[0], found[1]) if found and found[1] else NONE_RECENT
 
     def reserve(
@@ -187,16 +207,27 @@ class ContactBook:
 
 
 def _ledger_dials(ledger: Path, since: str) -> list[tuple[str, str, str, str]]:
-    """A ledger's calls since `since`, read without writing; none if it cannot be read."""
+    """A ledger's calls since `since`, read without writing: its dials, its claims in flight
+    (a run going now), and people recorded `unknown` (maybe called); a ledger from before
+    `dials` gives its `triggered` people at their last record's time. None if unreadable:
+    a file here that is no ledger cannot hold anyone's calls."""
     try:
         conn = sqlite3.connect(f"{ledger.absolute().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error:
         return []
     try:
         campaign = conn.execute("SELECT value FROM meta WHERE key = 'campaign'").fetchone()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        called = "('unknown')" if "dials" in tables else "('unknown', 'triggered')"
         rows = conn.execute(
-            "SELECT called_to, placed_at FROM dials WHERE placed_at >= ?", (since,)
+            "SELECT called_to, updated_at FROM calls WHERE updated_at >= ? AND status IN " + called,
+            (since,),
         ).fetchall()
+        rows += conn.execute("SELECT called_to, started_at FROM sending").fetchall()
+        if "dials" in tables:
+            rows += conn.execute(
+                "SELECT called_to, placed_at FROM dials WHERE placed_at >= ?", (since,)
+            ).fetchall()
     except sqlite3.Error:
         return []
     finally:

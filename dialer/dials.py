@@ -26,7 +26,7 @@ from itertools import groupby
 from dialer.clock import parse_stamp, stamp
 from dialer.ledger import transaction
 from dialer.matching import Dial, Resolved
-from dialer.statuses import OUTCOME_RANK, CallOutcome
+from dialer.statuses import OUTCOME_RANK, CallOutcome, stored_outcome
 
 # A `placed_at` that is not a stamp (never written so by dialer): matched by id, not by time.
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,10 +76,6 @@ class Person:
     recording_url: str
     run_id: int | None  # the run that placed the last call, and its row in that run's sheet
     row: int | None
-
-
-def pending_count(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COUNT(*) FROM dials WHERE outcome IS NULL").fetchone()[0]
 
 
 def oldest_pending(conn: sqlite3.Connection) -> datetime | None:
@@ -153,7 +149,7 @@ def last_outcomes(conn: sqlite3.Connection) -> dict[CallOutcome, int]:
         "GROUP BY d.outcome"
     )
     for outcome, n in found:
-        counts[_outcome(outcome)] += n
+        counts[stored_outcome(outcome)] += n
     return counts
 
 
@@ -201,15 +197,6 @@ def run_reports(conn: sqlite3.Connection) -> dict[int, str]:
     }
 
 
-def _outcome(value: str | None) -> CallOutcome:
-    if value is None:
-        return CallOutcome.PENDING
-    try:
-        return CallOutcome(value)
-    except ValueError:  # written by a newer dialer: not a reason to stop reading
-        return CallOutcome.FAILED
-
-
 def _person(row: tuple) -> Person:
     called_to, ids, calls, placed_at, outcome, *rest = row
-    return Person(called_to, ids, calls, placed_at, _outcome(outcome), *rest)
+    return Person(called_to, ids, calls, placed_at, stored_outcome(outcome), *rest)

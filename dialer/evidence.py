@@ -35,6 +35,7 @@ CALLED = {
     Status.TRIGGERED: Status.TRIGGERED,
     Status.UNKNOWN: Status.UNKNOWN,
     Status.ALREADY_CALLED: Status.TRIGGERED,
+    Status.REDIAL_LATER: Status.TRIGGERED,  # called before, due again later (SPEC 10)
 }
 # In the campaign's reports folder: one absolute path a line, each a report written elsewhere.
 OTHER_REPORTS = "other-reports.txt"

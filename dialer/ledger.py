@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dialer.claims import Claim, ClaimsJournal, claims_path
 from dialer.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.gate import NO_FACTS, Facts, Gate, History
-from dialer.statuses import CLAIM, CallOutcome, LedgerError, Status
+from dialer.statuses import CLAIM, LedgerError, Status, stored_outcome
 
 if TYPE_CHECKING:
     from dialer.campaign import Limits
@@ -189,6 +189,18 @@ class Entry:
             run_id,
             now,
         )
+
+
+def _dial_params(entry: Entry, run_id: int | None, now: str) -> tuple[Any, ...]:
+    return (
+        entry.called_to,
+        entry.custom_identifiers,
+        entry.row,
+        run_id,
+        now,
+        entry.call_id,
+        entry.participant_identity,
+    )
 
 
 def rebuild_advice(campaign_file: Path | str) -> str:
@@ -571,6 +583,8 @@ class Ledger:
                 # could not record it here (disk full): recorded as the report says.
                 reported = [(self._reported.get(p), run) for p, _, run in orphans]
                 conn.executemany(_UPSERT, [e.params(run, now) for e, run in reported if e])
+                # A call placed: its dial too, or the redial rule would count one call short.
+                conn.executemany(_DIAL, [_dial_params(e, run, now) for e, run in reported if e])
                 conn.executemany(
                     _UPSERT,
                     [
@@ -642,7 +656,7 @@ class Ledger:
         if found is None:
             return None
         placed, outcome, calls = found
-        return History(calls, parse_stamp(placed), CallOutcome(outcome or CallOutcome.PENDING))
+        return History(calls, parse_stamp(placed), stored_outcome(outcome))
 
     def histories(self) -> list[History]:
         """Every `triggered` person's calls (`dialer status`: who is redialed, and when)."""
@@ -656,8 +670,7 @@ class Ledger:
             (Status.TRIGGERED.value,),
         )
         return [
-            History(n, parse_stamp(placed), CallOutcome(outcome or CallOutcome.PENDING))
-            for placed, outcome, n in found
+            History(n, parse_stamp(placed), stored_outcome(outcome)) for placed, outcome, n in found
         ]
 
     def accounts_for(self, called_to: str, run_id: int) -> bool:
@@ -806,6 +819,7 @@ class Ledger:
         # Grouped by statement for executemany; safe because a batch holds at most one entry
         # per person (a claim is committed before its request leaves, the outcome comes after).
         claimed = [c for c in batch if isinstance(c, Claim)]
+        book_error: LedgerError | None = None
         if claimed and self._book is not None:
             try:
                 refused = self._book.reserve(
@@ -816,8 +830,11 @@ class Ledger:
                     self._book_limits,
                 )
             except LedgerError as exc:
-                self._error = exc
-                return
+                # No claim of this batch may leave, but the outcomes of calls already placed
+                # are still recorded: the run stops with this error after the commit.
+                book_error = exc
+                claimed = []
+                refused = {}
             if refused:
                 self._refused.update(refused)
                 claimed = [c for c in claimed if c.called_to not in refused]
@@ -838,21 +855,16 @@ class Ledger:
                 conn.executemany(
                     _DIAL,
                     [
-                        (
-                            e.called_to,
-                            e.custom_identifiers,
-                            e.row,
-                            run_id,
-                            now,
-                            e.call_id,
-                            e.participant_identity,
-                        )
+                        _dial_params(e, run_id, now)
                         for e in outcomes
                         if e.status is Status.TRIGGERED
                     ],
                 )
         except sqlite3.Error as exc:
             self._error = self._write_error(exc)
+            return
+        if book_error is not None:
+            self._error = book_error
             return
         if claimed and self._journal is not None:
             # After the commit and before any of these requests leaves (their claims await

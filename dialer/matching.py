@@ -9,9 +9,11 @@
 First rule that applies: `room_name` equal, or `participant_identity` equal when it names
 exactly one dial (Tabbly answers `sip_<number>`, the same for every call to a number); else
 `custom_identifiers` and `called_to` equal (of several dials, the one placed nearest before the
-row, else the latest); else `called_to` equal and the row's time within 2 minutes before to 6
-hours after the dial (the nearest). A row naming a room that a candidate dial does not have is
-another call's row, never that dial's. Rows of another agent are ignored.
+row, else the latest); else `called_to` equal (the nearest in time). Except by room, a row is
+only ever matched to a dial whose time window holds it (2 minutes before to 6 hours after the
+dial): two campaigns calling one person with one agent read the same rows. A row naming a
+room or identifiers that a candidate dial does not have is another call's row. Rows of
+another agent are ignored.
 
 Memory is O(dials): rows are folded into one `Resolved` per dial as they arrive. A kept row's
 transcript can be long (up to `log_transcript_chars`): `Matcher(..., transcripts=False)` drops
@@ -135,7 +137,7 @@ class Matcher:
         """The dial `row` speaks of by the first rule that applies, else None."""
         if row.room_name:
             dial = self._by_room.get(row.room_name)
-            if dial is not None:
+            if dial is not None:  # the trigger's own answer named this room: no doubt left
                 return dial
         if row.participant_identity:
             dial = self._by_identity.get(row.participant_identity)
@@ -168,8 +170,17 @@ class Matcher:
 
     @staticmethod
     def _compatible(dial: Dial, row: LogRow) -> bool:
-        # A row naming another room is another call's, whatever else it shares with this one.
-        return not (row.room_name and dial.room_name and row.room_name != dial.room_name)
+        """Whether `row` may be this dial's at all: a row naming another room, or other
+        identifiers, is another call's, and so is a row logged outside the dial's time window
+        (2 minutes before to 6 hours after), whatever it shares with this one: another
+        campaign's call to the same person with the same agent, or an earlier call of this."""
+        if row.room_name and dial.room_name and row.room_name != dial.room_name:
+            return False
+        ids = row.custom_identifiers
+        if ids and dial.custom_identifiers and ids != dial.custom_identifiers:
+            return False  # the row names another row of a sheet
+        at = row.called_at
+        return at is None or dial.placed_at - BEFORE_PLACED <= at <= dial.placed_at + AFTER_PLACED
 
 
 def _nearest_before(dials: list[Dial], called_at: datetime | None) -> Dial:

@@ -55,6 +55,17 @@ class CallOutcome(StrEnum):
     PENDING = "pending"
 
 
+def stored_outcome(value: str | None) -> CallOutcome:
+    """A dial's `outcome` column: NULL is `pending`; a value this version does not know (a
+    newer dialer wrote it) is `failed`, never a reason to stop reading or to call again."""
+    if value is None:
+        return CallOutcome.PENDING
+    try:
+        return CallOutcome(value)
+    except ValueError:
+        return CallOutcome.FAILED
+
+
 # Over a call's log rows: answered beats voicemail beats busy beats no_answer beats failed.
 OUTCOME_RANK: Mapping[CallOutcome, int] = {o: i for i, o in enumerate(CallOutcome)}
 # What a person's last call may have ended as for `[redial] outcomes` to name it.

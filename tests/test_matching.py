@@ -60,9 +60,12 @@ def test_participant_identity_shared_by_many_falls_through() -> None:
     matcher = Matcher([first, second], AGENT)
     shared = f"sip_{NUMBER}"
     assert matcher.feed(row(participant_identity=shared, custom_identifiers="C1")) == 1
-    assert matcher.feed(row(participant_identity=shared, custom_identifiers="C2")) == 2
-    # Without identifiers: the number and the time.
     late = T0 + timedelta(hours=1, seconds=5)
+    assert matcher.feed(row(late, participant_identity=shared, custom_identifiers="C2")) == 2
+    # An identity and identifiers that fit, at a time the dial cannot have been logged (an
+    # hour before it was placed): another call's row, never this dial's.
+    assert matcher.feed(row(T0, participant_identity=shared, custom_identifiers="C2")) is None
+    # Without identifiers: the number and the time.
     assert matcher.feed(row(late, participant_identity=shared, custom_identifiers="")) == 2
 
 
@@ -80,9 +83,11 @@ def test_identifiers_and_number_pick_the_dial_placed_nearest_before() -> None:
         matcher.feed(row(T0 + timedelta(hours=2) - timedelta(seconds=1), custom_identifiers="C"))
         == 2
     )
-    assert matcher.feed(row(T0 + timedelta(days=5), custom_identifiers="C")) == 3
-    # Before every dial, or no time at all: the latest.
-    assert matcher.feed(row(T0 - timedelta(days=1), custom_identifiers="C")) == 3
+    # Outside every dial's window (6 hours after, 2 minutes before): someone else's call,
+    # for example another campaign's to the same person with the same agent.
+    assert matcher.feed(row(T0 + timedelta(days=5), custom_identifiers="C")) is None
+    assert matcher.feed(row(T0 - timedelta(days=1), custom_identifiers="C")) is None
+    # No time at all: the latest.
     assert matcher.feed(row(custom_identifiers="C", called_time=None)) == 3
 
 
