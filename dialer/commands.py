@@ -93,11 +93,13 @@ def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
 @dataclass(slots=True)
 class Tally:
     """What the consent step and the dry run tell besides the statuses: ready rows that only
-    `--retry-unknown` lets through (an earlier call to them may have been placed), and the
-    ready rows that are redials, by their last call's outcome."""
+    `--retry-unknown` lets through (an earlier call to them may have been placed), the
+    ready rows that are redials, by their last call's outcome, and the `redial_later` rows
+    whose last outcome is not synced (the run reads the logs first; the dry run reads none)."""
 
     maybe_called: int = 0
     redials: Counter[str] = field(default_factory=Counter)
+    unsynced: int = 0  # `redial_later` only because their last call's outcome is not read yet
 
     def redial_line(self, max_calls: int) -> str | None:
         n = sum(self.redials.values())
@@ -128,6 +130,10 @@ def _verdicts(
             verdict = gate.verdict(contact, now)
             if verdict is not None:
                 results.append(RowResult(contact, verdict.status, verdict.reason))
+                if tally is not None and verdict.status is Status.REDIAL_LATER:
+                    history = gate.facts(contact.called_to).history
+                    if history is None or history.last_outcome is CallOutcome.PENDING:
+                        tally.unsynced += 1
                 continue
             if strict is not None and tally is not None:
                 again = strict.on_read(contact)
@@ -189,6 +195,11 @@ def validate(
             report.write_in_order(results)
     code = exit_code_for(report.counts, None)
     notes = _notes(campaign, tally)
+    if tally.unsynced:  # the run reads the logs first (SPEC 10); this dry run reads none
+        notes.append(
+            f"{tally.unsynced} with their last call's outcome not synced yet: `dialer run` "
+            "reads the call logs first and may call them again (`dialer sync` first shows whom)"
+        )
     summary = _summary(
         campaign, "validate", prepared, report, stamp(now), t0, code, prepared.warnings, clock
     )
