@@ -117,3 +117,44 @@ def test_limits_are_checked_at_load(project: Project, cli):
     result = cli(["validate", str(bad)])
     assert result.code == 2
     assert "limits.per_day" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_the_dry_run_before_the_book_exists_shows_limited(project: Project, cli, fake):
+    project.write_sheet(contact_rows(3))
+    plain = _campaign(project, "plain", fake.url, limits="")
+    capped = _campaign(project, "capped", fake.url)
+    assert cli(["run", str(plain), "--yes"], KEY_ENV).code == 0
+    check = cli(["validate", str(capped)])
+    assert check.code == 0, check.err
+    rows = _rows(_reports(project, "capped")[-1])
+    assert {r["status"] for r in rows} == {"limited"}
+    # The dry run wrote nothing: the book is made by the first run with [limits].
+    assert not (project.root / "state" / "contacts.sqlite").exists()
+
+
+def test_ledgers_from_before_dials_still_count(project: Project, cli, fake):
+    project.write_sheet(contact_rows(3))
+    plain = _campaign(project, "plain", fake.url, limits="")
+    assert cli(["run", str(plain), "--yes"], KEY_ENV).code == 0
+    conn = sqlite3.connect(project.root / "state" / "plain.sqlite")
+    with conn:
+        conn.execute("DROP TABLE dials")  # as a ledger written before the outcome loop
+    conn.close()
+    capped = _campaign(project, "capped", fake.url)
+    assert cli(["run", str(capped), "--yes"], KEY_ENV).code == 0
+    assert len(fake.accepted()) == 3
+    assert {r["status"] for r in _rows(_reports(project, "capped")[-1])} == {"limited"}
+
+
+def test_bad_shared_counts_and_reserved_name_are_one_line_exit_2(project: Project, cli):
+    project.write_sheet(contact_rows(1))
+    capped = _campaign(project, "capped", "http://127.0.0.1:9/x")
+    state = project.root / "state"
+    state.mkdir(parents=True)
+    (state / "contacts.sqlite").write_bytes(b"not a database at all" * 100)
+    result = cli(["validate", str(capped)])
+    assert result.code == 2, result.err
+    assert "contacts.sqlite" in result.err and len(result.err.strip().splitlines()) == 1
+    reserved = _campaign(project, "contacts", "http://127.0.0.1:9/x")
+    result = cli(["validate", str(reserved)])
+    assert result.code == 2 and "key 'name' cannot be 'contacts'" in result.err

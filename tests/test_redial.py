@@ -120,3 +120,35 @@ def test_redial_keys_are_checked_at_load(project: Project, cli):
         result = cli(["validate", str(project.campaign)])
         assert result.code == 2, extra
         assert key in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_a_call_adopted_from_its_report_counts_toward_max_calls(project: Project, cli, fake):
+    project.write_sheet(contact_rows(1))
+    project.write_campaign(fake.url, extra=_redial(max_calls=2))
+    number = indian_mobile(0)
+    assert cli(["run", str(project.campaign), "--yes"], KEY_ENV).code == 0
+    _set_outcomes(project, {number: "no_answer"}, ago=10)
+    assert cli(["run", str(project.campaign), "--yes", "--no-sync"], KEY_ENV).code == 0
+    assert len(fake.accepted()) == 2
+    # As if the second run was killed after its report line but before the ledger recorded
+    # the answer: the call's claim is left, its dial is not there, the report says triggered.
+    conn = sqlite3.connect(project.ledger)
+    with conn:
+        run = conn.execute("SELECT MAX(id) FROM runs").fetchone()[0]
+        conn.execute("DELETE FROM dials WHERE id = (SELECT MAX(id) FROM dials)")
+        conn.execute(
+            "UPDATE calls SET run_id = ?, status = 'sending' WHERE called_to = ?", (run, number)
+        )
+        conn.execute("DELETE FROM calls WHERE called_to = ?", (number,))
+        conn.execute(
+            "INSERT INTO sending (called_to, row, run_id, started_at) VALUES (?, 1, ?, ?)",
+            (number, run, stamp(datetime.now(UTC))),
+        )
+    conn.close()
+    third = cli(["run", str(project.campaign), "--yes", "--no-sync"], KEY_ENV)
+    assert third.code == 0, third.err
+    # Adopted as the report says, with its dial: 2 of 2 calls made, never a third.
+    assert len(fake.accepted()) == 2
+    conn = sqlite3.connect(project.ledger)
+    assert conn.execute("SELECT COUNT(*) FROM dials").fetchone()[0] == 2
+    conn.close()

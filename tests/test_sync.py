@@ -470,3 +470,16 @@ def test_describe_is_one_line_for_a_run_that_syncs_first():
     )
     nothing = SyncResult(dict.fromkeys(CallOutcome, 0), 0, 0, 0, 0.0, None)
     assert describe(nothing).startswith("nobody called; answer rate -;")
+
+
+def test_hopeless_dates_and_zones_are_one_line_exit_2(project, cli) -> None:
+    from tests.conftest import contact_rows
+
+    project.write_sheet(contact_rows(1))
+    project.write_campaign()
+    result = cli(["sync", str(project.campaign), "--since", "0001-01-01"])
+    assert result.code == 2 and "--since" in result.err
+    project.write_campaign(extra='logs_timezone = "America"')
+    result = cli(["sync", str(project.campaign)])
+    assert result.code == 2 and "logs_timezone" in result.err
+    assert len(result.err.strip().splitlines()) == 1
