@@ -473,8 +473,6 @@ def test_describe_is_one_line_for_a_run_that_syncs_first():
 
 
 def test_hopeless_dates_and_zones_are_one_line_exit_2(project, cli) -> None:
-    from tests.conftest import contact_rows
-
     project.write_sheet(contact_rows(1))
     project.write_campaign()
     result = cli(["sync", str(project.campaign), "--since", "0001-01-01"])
