@@ -124,6 +124,7 @@ def _verdicts(
     strict = None
     if tally is not None and options.retry_unknown:
         strict = gate.with_options(replace(options, retry_unknown=False))
+    redials = campaign.redial is not None
     for chunk in prepared.chunks:
         results = []
         for contact in chunk:
@@ -139,12 +140,14 @@ def _verdicts(
                 again = strict.on_read(contact)
                 if again is not None and again.status is Status.UNKNOWN:
                     tally.maybe_called += 1
-            note = gate.note(contact)
-            if note and tally is not None:
-                tally.redials[note.rsplit("last: ", 1)[-1]] += 1
+            reason = contact.reason
+            note = gate.note(contact) if redials else ""
+            if note:
+                if tally is not None:
+                    tally.redials[note.rsplit("last: ", 1)[-1]] += 1
+                reason = f"{note}; {reason}" if reason else note
             if len(samples.items) < SAMPLE_MESSAGES:
                 samples.offer(contact)
-            reason = "; ".join(filter(None, (note, contact.reason)))
             results.append(RowResult(contact, Status.READY, reason))
         yield results
 
