@@ -56,5 +56,12 @@ class Settings:
     past_runs_shown: int = 50
     error_text_chars: int = 300  # an error carried in a redirect's query string
 
+    # The campaign form (dialer/web/editor.py).
+    preview_rows: int = 5  # rows of the chosen sheet the live preview renders
+    previews_at_once: int = 2  # previews rendering at once (each reads a sheet's first rows)
+    agents_timeout: float = 5.0  # seconds the agent menu waits for Tabbly's get-agents
+    agents_cache_seconds: float = 60.0  # an organisation's agents, reused this long
+    test_call_max_row: int = 100_000  # how far into a sheet a test call's row may be
+
 
 DEFAULTS = Settings()

@@ -109,3 +109,54 @@ def too_large(settings: Settings) -> str:
 
 def too_many_logins(seconds: int) -> str:
     return f"Too many wrong tokens: try again in {seconds} seconds."
+
+
+# ---- the campaign form (dialer/web/editor.py) ----
+
+# Each field's label: the page's <label>s and the errors that name a field say the same.
+FIELD_LABELS = {
+    "name": "Campaign name",
+    "organization_id": "Organisation id",
+    "agent_id": "Agent",
+    "call_from": "Caller number",
+    "first_line": "Greeting",
+    "instruction": "Instruction for the agent",
+    "default_region": "Country for numbers without +country code",
+    "window_from": "Call from",
+    "window_to": "Call until",
+    "window_hours": "Calling hours",
+    "window_days": "Calling days",
+    "rate_per_second": "Calls started per second at most",
+    "redial_outcomes": "Call again when the last call was",
+    "redial_after_minutes": "Minutes to wait before calling again",
+    "redial_max_calls": "Calls per person at most",
+    "limits_per_day": "Calls to one person per day at most",
+    "limits_per_week": "Calls to one person per week at most",
+    "columns": "Sheet columns",
+    "defaults": "Default values",
+    "preview_sheet": "Sheet to preview with",
+    "test_number": "Your phone number",
+    "test_row": "Row to use",
+}
+CAMPAIGN_SAVED = "Saved. The previous version is kept as {name}.toml.bak."
+CAMPAIGN_CREATED = "Campaign {name} created."
+NAME_IS_FIXED = (
+    "The name cannot change: it names the record of who was called. "
+    "To use another name, create a new campaign."
+)
+NAME_TAKEN = "A campaign called {name} exists already: edit it instead."
+FILE_NOT_NAMED = "This campaign is in {file}, not {name}.toml: rename the file to edit it here."
+EDIT_IN_FILE = "This campaign's file does not load ({problem}); fix it in the file itself."
+NO_PREVIEW_SHEET = "Check a sheet on the start page first: the preview uses its rows."
+PREVIEW_SHEET_GONE = "That sheet is no longer on the server: check it again on the start page."
+NO_API_KEY = "The server has no API key ({env}): no call can be placed."
+TEST_CALL_PLACED = "Test call placed to {number} with row {row}'s greeting: your phone should ring."
+TEST_CALL_FAILED = "The test call was not placed: {reason}"
+NO_SUCH_ROW = "The sheet has no row {row}."
+AGENTS_UNAVAILABLE = "The agents could not be listed ({problem}): type the agent's number."
+
+
+def labelled(field: str | None, message: str) -> str:
+    """An error with the label of the field it is about, once."""
+    label = FIELD_LABELS.get(field or "")
+    return f"{label}: {message}" if label and not message.startswith(label) else message

@@ -1,0 +1,324 @@
+"""Campaigns on the page (SPEC 11): create, edit, preview as you type, test call, agent menu,
+through a real `Server`, a real fake Tabbly and real files."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from dialer import web
+from dialer.campaign import load_campaign
+from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
+from tests.test_web import ROOT, TOKEN, _checked, _login, _project
+
+ROWS = (
+    b"customer_id,first_name,phone,order_id,order_date\n"
+    b"C1,Asha,+917359043943,O1,May 1\nC2,Ravi,+917359043944,O2,May 2\n"
+)
+
+# Everything the form sends for a new campaign like the example (before the test's changes).
+NEW = {
+    "name": "spring",
+    "organization_id": "244",
+    "agent_id": "33",
+    "call_from": "+14156801215",
+    "first_line": "Hi {{ first_name }}, about order {{ order_id }}.",
+    "instruction": 'Order {{ order_id }} for "{{ first_name }}".\nBe kind.',
+    "default_region": "in",
+    "window_from": "09:00",
+    "window_to": "20:00",
+    "window_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    "rate_per_second": "20",
+    "redial": "yes",
+    "redial_outcomes": ["busy", "no_answer"],
+    "redial_after_minutes": "90",
+    "redial_max_calls": "2",
+    "limits_per_day": "1",
+    "limits_per_week": "",
+}
+
+
+def _serve(tmp_path: Path, body: Any, env: dict[str, str] | None = None, **options: Any) -> None:
+    server = web.Server(_project(tmp_path), TOKEN, env or {}, **options)
+
+    async def go() -> None:
+        async with TestClient(TestServer(server.app(), host="127.0.0.1")) as client:
+            await body(client, server)
+
+    asyncio.run(go())
+
+
+def _form(csrf: str, fields: dict[str, Any], **extra: Any) -> list[tuple[str, str]]:
+    pairs = [("csrf", csrf)]
+    for key, value in {**fields, **extra}.items():
+        for item in value if isinstance(value, list) else [value]:
+            pairs.append((key, item))
+    return pairs
+
+
+def _value(page: str, element_id: str) -> str:
+    found = re.search(rf'id="{element_id}"[^>]*?value="([^"]*)"', page)
+    assert found, element_id
+    return html.unescape(found.group(1))
+
+
+def _text(page: str, element_id: str) -> str:
+    found = re.search(rf'id="{element_id}"[^>]*>(.*?)</', page, re.S)
+    assert found, element_id
+    return html.unescape(found.group(1))
+
+
+def test_a_campaign_created_on_the_page_loads_in_the_cli_as_typed(tmp_path, cli):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        page = await (await client.get("/campaigns/new")).text()
+        assert _value(page, "organization-id") == "244"  # from the example campaign
+        for label in ("Greeting", "Caller number", "Calling days", "Campaign name"):
+            assert label in page
+        created = await client.post("/campaigns/new", data=_form(csrf, NEW), allow_redirects=False)
+        assert created.status == 303, await created.text()
+        assert created.headers["Location"] == "/campaigns/spring/edit?saved=created"
+        page = await (await client.get(created.headers["Location"])).text()
+        assert 'id="notice"' in page and "created" in page
+
+    _serve(tmp_path, body)
+    saved = tmp_path / "site" / "campaigns" / "spring.toml"
+    campaign = load_campaign(saved)
+    assert campaign.first_line == NEW["first_line"]
+    assert campaign.instruction == NEW["instruction"]
+    assert campaign.contacts.default_region == "IN"
+    assert campaign.window is not None and campaign.window.hours == "09:00-20:00"
+    assert campaign.window.days == frozenset(range(7))
+    assert campaign.redial is not None and campaign.redial.max_calls == 2
+    assert campaign.redial.after_minutes == 90
+    assert campaign.limits is not None and campaign.limits.per_day == 1
+    assert campaign.limits.per_week is None
+    assert campaign.endpoint is None  # a browser never sets where the key is sent
+    result = cli(["validate", str(saved), "--contacts", str(ROOT / "sample_data" / "contacts.csv")])
+    assert result.code in (0, 1) and "rows: 60" in result.out, result.out + result.err
+
+
+def test_an_edited_campaign_validates_exactly_as_before_and_keeps_a_backup(tmp_path, cli):
+    site = tmp_path / "site"
+    sheet = str(ROOT / "sample_data" / "contacts.csv")
+    path = None
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        nonlocal path
+        csrf = await _login(client)
+        page = await (await client.get("/campaigns/example/edit")).text()
+        fields = {
+            name: _value(page, name.replace("_", "-"))
+            for name in ("name", "organization_id", "call_from", "rate_per_second")
+        }
+        fields |= {
+            "agent_id": "33",
+            "first_line": _text(page, "first-line"),
+            "instruction": _text(page, "instruction"),
+            "default_region": "IN",
+            "window_days": ["mon", "tue", "wed", "thu", "fri", "sat"],
+        }
+        path = server.root / "campaigns" / "example.toml"
+        before_file = path.read_bytes()
+        before = cli(
+            ["validate", str(path), "--contacts", sheet, "--report", str(tmp_path / "a.csv")]
+        )
+        saved = await client.post(
+            "/campaigns/example/edit", data=_form(csrf, fields), allow_redirects=False
+        )
+        assert saved.status == 303, await saved.text()
+        assert (server.root / "campaigns" / "example.toml.bak").read_bytes() == before_file
+        after = cli(
+            ["validate", str(path), "--contacts", sheet, "--report", str(tmp_path / "b.csv")]
+        )
+        assert before.code == after.code
+        counts = re.compile(r"^\s*(ready|invalid|duplicate|suppressed)\b.*$", re.M)
+        assert counts.findall(before.out) and counts.findall(before.out) == counts.findall(
+            after.out
+        )
+        assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+    _serve(tmp_path, body)
+    campaign = load_campaign(site / "campaigns" / "example.toml")
+    assert campaign.endpoint == "http://127.0.0.1:8787/dashboard/agents/endpoints/trigger-call"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("call_from", "0415 680 1215", "Caller number"),
+        ("organization_id", "two", "Organisation id"),
+        ("first_line", "Hi {{ first_name ", "Greeting"),
+        ("window_to", "8pm", "Call until"),
+        ("default_region", "XX", "Country for numbers"),
+        ("rate_per_second", "0", "Calls started per second"),
+        ("limits_per_day", "0", "Calls to one person per day"),
+        ("name", "../evil", "Campaign name"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field_and_keeping_every_value(
+    tmp_path, field, value, words
+):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        answer = await client.post("/campaigns/new", data=_form(csrf, NEW | {field: value}))
+        assert answer.status == 400
+        page = await answer.text()
+        assert words in page
+        alert = re.search(r'<p class="error" role="alert">(.*?)</p>', page, re.S)
+        assert alert and html.unescape(alert.group(1)).startswith(words), alert
+        assert f'id="error-{field.replace("_", "-")}"' in page
+        assert 'aria-invalid="true"' in page
+        kept = NEW | {field: value}
+        for name in ("call_from", "organization_id", "window_to", "default_region", "name"):
+            assert _value(page, name.replace("_", "-")) == kept[name]
+        assert _text(page, "first-line") == kept["first_line"]
+        assert sorted(p.name for p in (server.root / "campaigns").iterdir()) == [
+            "broken.toml",
+            "example.toml",
+        ]
+
+    _serve(tmp_path, body)
+
+
+def test_the_name_of_an_existing_campaign_is_refused_for_a_new_one_and_cannot_change(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        taken = await client.post("/campaigns/new", data=_form(csrf, NEW | {"name": "example"}))
+        assert taken.status == 400 and "exists already" in await taken.text()
+        renamed = await client.post(
+            "/campaigns/example/edit", data=_form(csrf, NEW | {"name": "other"})
+        )
+        assert renamed.status == 400 and "cannot change" in await renamed.text()
+        assert not (server.root / "campaigns" / "other.toml").exists()
+        forged = await client.post(
+            "/campaigns/new", data=_form("forged", NEW), allow_redirects=False
+        )
+        assert forged.status == 403
+        assert (await client.get("/campaigns/broken/edit")).status == 409
+        assert (await client.get("/campaigns/nope/edit")).status == 404
+
+    _serve(tmp_path, body)
+
+
+def test_the_preview_renders_the_edited_greeting_with_the_checks_invalid_rules(tmp_path):
+    sheet = (
+        b"customer_id,first_name,phone,order_id,order_date\n"
+        b"C1,Asha,+917359043943,O1,May 1\nC2,,+917359043944,O2,May 2\nC3,Ravi,12,O3,May 3\n"
+    )
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked(client, sheet)
+        page = await (await client.get(f"/campaigns/example/edit?sheet={dry_id}")).text()
+        assert "Hello Asha, this is Company XYZ" in _text(page, "preview-greeting")
+
+        async def preview(first_line: str) -> dict[str, Any]:
+            fields = {"original": "example", "preview_sheet": dry_id, "first_line": first_line}
+            answer = await client.post("/campaigns/preview", data=_form(csrf, fields))
+            assert answer.status == 200
+            return await answer.json()
+
+        result = await preview("Namaste {{ first_name|upper }}!")
+        assert result["error"] == ""
+        rows = {r["row"]: r for r in result["rows"]}
+        assert rows[1]["first_line"] == "Namaste ASHA!" and rows[1]["status"] == "ready"
+        assert rows[2]["status"] == "invalid" and "first_name" in rows[2]["reason"]
+        assert rows[3]["status"] == "invalid" and "phone" in rows[3]["reason"]
+        broken = await preview("Hi {{ first_name ")
+        assert broken["field"] == "first_line" and broken["error"].startswith("Greeting")
+        unsafe = await preview("{{ ''.__class__ }}")
+        assert unsafe["rows"][0]["status"] == "invalid"
+        forged = await client.post("/campaigns/preview", data={"first_line": "x"})
+        assert forged.status == 403
+
+    _serve(tmp_path, body)
+
+
+def test_a_test_call_reaches_the_fake_once_and_stays_out_of_the_ledgers_calls(tmp_path, cli):
+    with FakeTabblyThread(balance=10) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf, dry_id = await _checked(client, ROWS)
+            page = await (await client.get(f"/campaigns/example/edit?sheet={dry_id}")).text()
+            fields = {
+                "name": "example",
+                "organization_id": "244",
+                "agent_id": "33",
+                "call_from": "+14156801215",
+                "first_line": "Test for {{ first_name }} on order {{ order_id }}",
+                "instruction": _text(page, "instruction"),
+                "default_region": "IN",
+                "rate_per_second": "20",
+                "original": "example",
+                "preview_sheet": dry_id,
+                "test_number": "07359 099 999",
+                "test_row": "2",
+            }
+            reports = server.root / "reports" / "example"
+            before = sorted(reports.iterdir())
+            answer = await client.post("/test-call", data=_form(csrf, fields))
+            page = await answer.text()
+            assert sorted(reports.iterdir()) == before  # a test call writes no report
+            assert answer.status == 200, page
+            assert "Test call placed to +917359099999" in _text(page, "test-call-result")
+            assert _value(page, "test-number") == "07359 099 999"  # the form comes back as typed
+            bad = await client.post("/test-call", data=_form(csrf, fields | {"test_number": "12"}))
+            assert bad.status == 400 and 'id="error-test-number"' in await bad.text()
+            assert DEFAULT_API_KEY not in page
+
+        _serve(tmp_path, body, env)
+        (sent,) = fake.received
+        assert sent.body["called_to"] == "+917359099999"
+        assert sent.body["custom_first_line"] == "Test for Ravi on order O2"
+        assert sent.body["custom_instruction"].startswith("Ravi placed order O2 on May 2.")
+        assert sent.body["custom_identifiers"] == "test:C2"
+    ledger = tmp_path / "site" / "state" / "example.sqlite"
+    with sqlite3.connect(ledger) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM dials").fetchone()[0] == 0
+        tests = conn.execute("SELECT called_to, row, status FROM test_calls").fetchall()
+    assert tests == [("+917359099999", 2, "triggered")]
+    status = cli(["status", str(tmp_path / "site" / "campaigns" / "example.toml")])
+    assert "+917359099999" not in status.out
+
+
+@pytest.mark.parametrize("shape", ["docs", "gitbook"])
+def test_the_agent_menu_lists_the_organisations_agents_in_both_shapes(tmp_path, shape):
+    with FakeTabblyThread(agents_shape=shape) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            await _login(client)
+            page = await (await client.get("/campaigns/example/edit")).text()
+            menu = re.search(r'<select id="agent-id".*?</select>', page, re.S)
+            assert menu, "no agent menu"
+            assert '<option value="33" selected>Order follow-up (agent 33)' in menu.group(0)
+            assert "Support line (agent 34" in menu.group(0)
+            answer = await client.get("/agents?organization_id=244")
+            listed = await answer.json()
+            assert [a["id"] for a in listed["agents"]] == [33, 34]
+            assert DEFAULT_API_KEY not in page
+
+        _serve(tmp_path, body, env)
+        assert fake.agents.requests == 1  # the second look came from the cache
+
+
+def test_without_the_agents_api_the_agent_is_a_number_field(tmp_path):
+    env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": "http://127.0.0.1:9/x/trigger-call"}
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        await _login(client)
+        page = await (await client.get("/campaigns/example/edit")).text()
+        assert re.search(r'<input type="number" id="agent-id" name="agent_id" value="33"', page)
+        assert "could not be listed" in _text(page, "agents-problem")
+        assert DEFAULT_API_KEY not in page
+
+    _serve(tmp_path, body, env)
