@@ -458,7 +458,7 @@ def test_every_option_has_help_text() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-    assert len(options) == 19  # 15 + the call logs: shape, outcomes, delay, seeded calls
+    assert len(options) == 20  # 15 + the call logs: shape, outcomes, delay, seeded; agents
     assert all(a.help for a in options)
 
 
