@@ -56,5 +56,9 @@ class Settings:
     past_runs_shown: int = 50
     error_text_chars: int = 300  # an error carried in a redirect's query string
 
+    # Results (child `dialer sync`).
+    auto_sync_every: float = 60.0  # an open page of a finished run syncs at most this often
+    sync_timeout: float = 300.0  # a sync still reading the logs after this is stopped
+
 
 DEFAULTS = Settings()
