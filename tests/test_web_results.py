@@ -103,7 +103,8 @@ def test_sync_button_shows_the_outcomes_the_fake_drew_with_rate_cost_and_downloa
             assert sum(truth.values()) == READY
             assert _chart_counts(page) == {o.value: truth.get(o.value, 0) for o in CallOutcome}
             answered = truth["answered"]
-            assert f"{answered / READY:.0%} ({answered} of {READY} people" in page
+            assert f'id="answer-rate">{answered / READY:.0%}<' in page
+            assert f'id="answer-rate-of">{answered} of {READY} people with a known' in page
             cost = sum(c or 0 for _, c in _ledger_dials(server))
             assert cost > 0 and f'id="cost">{cost:.2f}<' in page
             assert re.search(r'id="calls-per-hour">[0-9,]+<', page)

@@ -180,8 +180,8 @@ def chart(outcomes: Outcomes, title: str) -> Markup:
     height = len(COLOURS) * _ROW + 4
     name = escape(title)
     return Markup(
-        f'<svg id="outcome-chart" role="img" aria-labelledby="outcome-chart-title '
-        f'outcome-chart-desc" aria-label="{name}" viewBox="0 0 {_WIDTH} {height}" '
+        f'<svg id="outcome-chart" role="img" aria-label="{name}" '
+        f'aria-describedby="outcome-chart-desc" viewBox="0 0 {_WIDTH} {height}" '
         f'width="100%" preserveAspectRatio="xMinYMin meet" font-size="14" '
         f'font-family="system-ui, sans-serif" fill="{TEXT_COLOUR}">'
         f'<title id="outcome-chart-title">{name}</title>'

@@ -147,10 +147,11 @@ def sync_failed(reason: str) -> str:
     return f"The outcomes could not be read: {reason}"
 
 
-def answer_rate_text(rate: float | None, answered: int, known: int) -> str:
+def answer_rate_text(rate: float | None, answered: int, known: int) -> tuple[str, str]:
+    """The answer rate, and what it is of."""
     if rate is None:
-        return "- (no call has a known outcome yet)"
-    return f"{rate:.0%} ({answered} of {known} people with a known outcome)"
+        return "-", "no call has a known outcome yet"
+    return f"{rate:.0%}", f"{answered} of {known} people with a known outcome"
 
 
 def cost_estimate_text(ready: int, per_call: float | None, source: str, calls: int) -> str:
