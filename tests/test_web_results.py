@@ -336,3 +336,18 @@ def test_the_chart_reads_without_colour_and_its_colours_have_contrast():
     for outcome, colour in COLOURS.items():
         assert _contrast(colour) >= 4.5, outcome
     assert len(set(COLOURS.values())) == len(COLOURS)
+
+
+def test_results_routes_need_a_login(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        for path in ("/campaigns/example/results", "/campaigns/example/results.csv"):
+            answer = await client.get(path, allow_redirects=False)
+            assert answer.status == 303 and answer.headers["Location"] == "/login", path
+        posted = await client.post("/campaigns/example/sync", data={}, allow_redirects=False)
+        assert posted.status in (303, 403)
+        assert server.jobs.runs == {} and not (server.root / "state").exists()
+        await _login(client)
+        assert (await client.get("/campaigns/nope/results")).status == 404
+        assert (await client.get("/campaigns/broken/results.csv")).status == 404
+
+    _run(tmp_path, body)
