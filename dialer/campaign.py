@@ -124,6 +124,8 @@ class Campaign:
     limits: Limits | None = None
     logs_endpoint: str | None = None
     logs_timezone: str = "UTC"  # the zone of a log row's `called_time` without an offset
+    # What one call costs, for the page's estimate before launch when no synced call has a cost.
+    cost_per_call: float | None = None
     # SHA-256 of the very bytes parsed: a run bound to a check compares it (dialer/binding.py).
     source_sha256: str = field(default="", compare=False)
 
@@ -175,6 +177,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "limits": (dict, False),
     "logs_endpoint": (str, False),
     "logs_timezone": (str, False),
+    "cost_per_call": ((int, float), False),
 }
 _CONTACTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "source": (str, True),
@@ -460,6 +463,10 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
     if not 1 <= dispatch.max_attempts <= 20:
         raise CampaignError(f"{path}: key 'dispatch.max_attempts' must be between 1 and 20")
 
+    cost_per_call = data.get("cost_per_call")
+    if cost_per_call is not None and not (math.isfinite(cost_per_call) and cost_per_call >= 0):
+        raise CampaignError(f"{path}: key 'cost_per_call' must be a number, 0 or more")
+
     window = _parse_window(path, data["window"]) if "window" in data else None
     redial = _parse_redial(path, data["redial"]) if "redial" in data else None
     limits = _parse_limits(path, data["limits"]) if "limits" in data else None
@@ -482,6 +489,7 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
         limits=limits,
         logs_endpoint=data.get("logs_endpoint"),
         logs_timezone=_zone(path, data.get("logs_timezone", "UTC").strip()),
+        cost_per_call=None if cost_per_call is None else float(cost_per_call),
         source_sha256=hashlib.sha256(raw).hexdigest(),
     )
 

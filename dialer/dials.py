@@ -140,13 +140,16 @@ def store(
     return changed
 
 
-def last_outcomes(conn: sqlite3.Connection) -> dict[CallOutcome, int]:
-    """How many people's last call ended each way, every outcome present (zeros included)."""
+def last_outcomes(conn: sqlite3.Connection, run_id: int | None = None) -> dict[CallOutcome, int]:
+    """How many people's last call ended each way, every outcome present (zeros included);
+    with `run_id`, the people that run called, by their last call in that run."""
     counts = dict.fromkeys(CallOutcome, 0)
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
     found = conn.execute(
         "SELECT d.outcome, COUNT(*) FROM dials d "
-        "JOIN (SELECT MAX(id) AS last FROM dials GROUP BY called_to) p ON d.id = p.last "
-        "GROUP BY d.outcome"
+        f"JOIN (SELECT MAX(id) AS last FROM dials {where} GROUP BY called_to) p ON d.id = p.last "
+        "GROUP BY d.outcome",
+        params,
     )
     for outcome, n in found:
         counts[stored_outcome(outcome)] += n
@@ -159,9 +162,50 @@ def answer_rate(counts: Mapping[CallOutcome, int]) -> float | None:
     return counts.get(CallOutcome.ANSWERED, 0) / known if known else None
 
 
-def total_cost(conn: sqlite3.Connection) -> float:
-    """What every call the logs priced cost, added up."""
-    return conn.execute("SELECT COALESCE(SUM(cost), 0) FROM dials").fetchone()[0]
+def total_cost(conn: sqlite3.Connection, run_id: int | None = None) -> float:
+    """What every call the logs priced cost, added up (with `run_id`: that run's calls)."""
+    if run_id is None:
+        return conn.execute("SELECT COALESCE(SUM(cost), 0) FROM dials").fetchone()[0]
+    query = "SELECT COALESCE(SUM(cost), 0) FROM dials WHERE run_id = ?"
+    return conn.execute(query, (run_id,)).fetchone()[0]
+
+
+def last_synced_at(conn: sqlite3.Connection, run_id: int | None = None) -> str | None:
+    """When a sync last stored an outcome (of that run's calls, with `run_id`); None: never."""
+    if run_id is None:
+        return conn.execute("SELECT MAX(synced_at) FROM dials").fetchone()[0]
+    query = "SELECT MAX(synced_at) FROM dials WHERE run_id = ?"
+    return conn.execute(query, (run_id,)).fetchone()[0]
+
+
+def average_cost(conn: sqlite3.Connection) -> tuple[float, int] | None:
+    """What a call whose outcome is known cost on average, and over how many calls; None when
+    the logs priced none. A call with an outcome but no price counts as free (Tabbly prices
+    the calls it bills)."""
+    known, priced, cost = conn.execute(
+        "SELECT COUNT(*), COUNT(cost), COALESCE(SUM(cost), 0) FROM dials WHERE outcome IS NOT NULL"
+    ).fetchone()
+    return (cost / known, known) if priced else None
+
+
+def calls_per_hour(conn: sqlite3.Connection, run_id: int | None = None) -> float | None:
+    """Calls placed per hour of the finished runs' wall time (with `run_id`: that run's);
+    None when no finished run placed a call over a measurable time."""
+    query = (
+        "SELECT r.started_at, r.finished_at, (SELECT COUNT(*) FROM dials d WHERE d.run_id = r.id) "
+        "FROM runs r WHERE r.finished_at IS NOT NULL"
+    )
+    params: tuple[int, ...] = ()
+    if run_id is not None:
+        query += " AND r.id = ?"
+        params = (run_id,)
+    calls, seconds = 0, 0.0
+    for started, finished, placed in conn.execute(query, params):
+        begun, ended = parse_stamp(started or ""), parse_stamp(finished or "")
+        if begun is not None and ended is not None and placed:
+            calls += placed
+            seconds += max((ended - begun).total_seconds(), 0.0)
+    return calls * 3600 / seconds if calls and seconds > 0 else None
 
 
 def person(conn: sqlite3.Connection, called_to: str) -> Person | None:

@@ -31,6 +31,7 @@
       document.getElementById("stop-form").hidden = true;
       document.getElementById("downloads").hidden = false;
       source.close();
+      document.dispatchEvent(new Event("run-finished"));
     }
   });
 })();
@@ -93,4 +94,41 @@
       })
       .catch(() => {});
   });
+// Times: the server writes UTC (<time datetime="...Z">); shown here in the browser's own zone.
+function localTimes(root) {
+  root.querySelectorAll("time[datetime]").forEach((el) => {
+    const when = new Date(el.dateTime);
+    if (!isNaN(when)) { el.textContent = when.toLocaleString(); el.title = el.dateTime; }
+  });
+}
+localTimes(document);
+
+// Results: while a finished run's page (or a campaign's results page) is open, ask for a sync
+// every data-auto-sync seconds (the server syncs at most that often) and show the new section.
+(function () {
+  let timer = null;
+  const box = () => document.getElementById("results");
+  async function autoSync() {
+    const section = box();
+    const csrf = document.querySelector('input[name="csrf"]');
+    if (!section || !csrf) return;
+    const body = new URLSearchParams({ csrf: csrf.value, run: section.dataset.run, auto: "1", reply: "fragment" });
+    try {
+      const answer = await fetch(section.dataset.syncUrl, { method: "POST", body, credentials: "same-origin" });
+      if (!answer.ok) return;
+      const fresh = document.createRange().createContextualFragment(await answer.text());
+      const replacement = fresh.querySelector("#results");
+      if (replacement) { box().replaceWith(replacement); localTimes(replacement); }
+    } catch (e) { /* offline for a moment: the next tick tries again */ }
+  }
+  function start(seconds) {
+    if (timer !== null || !seconds) return;
+    autoSync();
+    timer = setInterval(autoSync, seconds * 1000);
+  }
+  const section = box();
+  if (!section) return;
+  if (section.dataset.autoSync) start(Number(section.dataset.autoSync));
+  // A run that ends while its page is open: its results section appears by the first sync.
+  document.addEventListener("run-finished", () => start(Number(section.dataset.every)));
 })();

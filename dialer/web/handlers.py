@@ -13,7 +13,7 @@ from aiohttp import web
 
 from dialer.campaign import Campaign
 from dialer.statuses import DialerError, Status
-from dialer.web import reports, texts
+from dialer.web import reports, results, texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.jobs import AlreadyRunning, ChecksBusy, CheckStale, DryRun, WebRun
 from dialer.web.settings import MB
@@ -164,6 +164,9 @@ class Pages:
             problems=problems,
             problem_count=total,
             window=texts.window_text(campaign, counts),
+            cost=await asyncio.to_thread(
+                results.estimate_cost, campaign, counts.get(Status.READY, 0)
+            ),
             stale=stale,
             run=self.jobs.runs.get(dry.run_id or ""),
             error=error,
@@ -205,7 +208,10 @@ class Pages:
         return run
 
     async def run_page(self, request: web.Request) -> web.Response:
-        return self.render(request, "run.html", r=self._run(request).view())
+        run = self._run(request)
+        campaign = self.server.campaigns.get(run.campaign)
+        res = await request.app[results.RESULTS].section(campaign, run)
+        return self.render(request, "run.html", r=run.view(), res=res)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         run = self._run(request)

@@ -22,7 +22,7 @@ import secrets
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Any
 from dialer.binding import MISSING, contacts_sha256, file_sha256
 from dialer.campaign import Campaign
 from dialer.interrupts import STOP_SIGNALS
-from dialer.paths import default_report_path
+from dialer.paths import page_report_path
 from dialer.statuses import ERROR_PREFIX, FINISHED_CODES, Status, UsageError
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
@@ -159,7 +159,7 @@ class Jobs:
         epoch = self._epochs.get(campaign.name, 0)
         files = _bound_files(campaign, upload)
         before = await asyncio.to_thread(fingerprint, files)
-        report = default_report_path(campaign)
+        report = page_report_path(campaign, sheet_name)
         proc = await asyncio.create_subprocess_exec(
             *_limited_python(self.settings.check_memory),
             "validate",
@@ -276,7 +276,7 @@ class Jobs:
         # The very file the check read (its fingerprint still matches), not whichever file
         # now claims the campaign's name.
         campaign = self.load(dry.campaign_path)
-        report = default_report_path(campaign)
+        report = page_report_path(campaign, dry.sheet_name)
         with _stop_signals_held:
             proc = await self._spawn_run(campaign, dry, report)
         run = WebRun(
@@ -339,6 +339,21 @@ class Jobs:
         run.exit_code = exit_code
         self._new_epoch(run.campaign)  # checks made while it ran no longer hold
         run.changed.set()
+
+    def busy(self, campaign: str) -> bool:
+        """True while a run of `campaign` is under way or starting, or its ledger is held."""
+        return self.active_run(campaign) is not None or campaign in self._launching
+
+    @contextlib.contextmanager
+    def holding(self, campaign: str) -> Iterator[None]:
+        """Keep launches of `campaign` off while something else takes its ledger (a sync,
+        whose lock would refuse the run): a launch meanwhile is refused as if one were starting.
+        The caller checks `busy` first, with no await between."""
+        self._launching.add(campaign)
+        try:
+            yield
+        finally:
+            self._launching.discard(campaign)
 
     def _new_epoch(self, campaign: str) -> None:
         self._epochs[campaign] = self._epochs.get(campaign, 0) + 1

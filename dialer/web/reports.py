@@ -1,5 +1,7 @@
 """The `reports/` folder as the page reads it: past runs and checks, the rows a check will
-not call, and downloads (an XLSX is made from the CSV on first request)."""
+not call, a sync's newest results, and downloads (an XLSX is made from the CSV on first
+request). Reports are named `<UTC time>.csv` by the CLI and `<campaign>_<sheet>_<UTC time>.csv`
+by the page; both are served, no other file."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.paths import REPORT_STEM, SUMMARY_SUFFIX, summary_path
+from dialer.paths import PAGE_REPORT_STEM, REPORT_STEM, RESULTS_SUFFIX, SUMMARY_SUFFIX, summary_path
 from dialer.report import undefuse, write_xlsx
 from dialer.statuses import Status
 
@@ -29,32 +31,51 @@ def past_report(folder: Path, campaign: str, name: str) -> tuple[Path, str] | No
     """(CSV path, kind) of `<stem>.<kind>` under `folder/<campaign>/`, if the name is one this
     program writes; None otherwise (so no other file can be asked for)."""
     stem, _, kind = name.rpartition(".")
-    if not REPORT_STEM.match(stem):
+    if not (REPORT_STEM.match(stem) or PAGE_REPORT_STEM.match(stem)):
         return None
     return folder / campaign / f"{stem}.csv", kind
 
 
 def past_runs(folder: Path, campaigns: Iterable[str], shown: int) -> list[dict[str, Any]]:
-    """The newest `shown` reports with a summary, runs and checks alike, newest first."""
+    """The reports with a summary, newest first: at most `shown` runs and `shown` checks (many
+    checks never hide a run). `started` is the UTC ISO time (the page shows it in the
+    browser's zone); `sheet` the uploaded sheet's name as the page put it in the report's name
+    ("" for a report named by the CLI)."""
     found = []
     for name in campaigns:
         for path in (folder / name).glob(f"*.csv{SUMMARY_SUFFIX}"):
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 report = path.name.removesuffix(SUMMARY_SUFFIX)
                 s = read_summary(path.with_name(report))
+                stem = report.removesuffix(".csv")
+                named = PAGE_REPORT_STEM.match(stem)
+                started = str(s.get("started_at", ""))[:19]
                 found.append(
                     {
                         "campaign": name,
                         "file": report,
-                        "stem": report.removesuffix(".csv"),
-                        "started": s.get("started_at", "")[:19].replace("T", " "),
+                        "stem": stem,
+                        "sheet": named["sheet"] if named else "",
+                        "started": f"{started}Z" if started else "",
                         "mode": "check" if s.get("mode") == "validate" else "run",
                         "rows": s.get("rows", 0),
                         "triggered": s.get("counts", {}).get(Status.TRIGGERED, 0),
                         "result": s.get("close_reason", ""),
                     }
                 )
-    return sorted(found, key=lambda p: p["started"], reverse=True)[:shown]
+    found.sort(key=lambda p: p["started"], reverse=True)
+    runs = [p for p in found if p["mode"] == "run"][:shown]
+    checks = [p for p in found if p["mode"] == "check"][:shown]
+    return runs + checks
+
+
+def newest_results(folder: Path) -> Path | None:
+    """The newest results CSV a sync wrote in `folder` (a campaign's reports), if any."""
+    found = []
+    for path in folder.glob(f"*{RESULTS_SUFFIX}.csv"):
+        with contextlib.suppress(OSError):
+            found.append((path.stat().st_mtime_ns, path.name, path))
+    return max(found)[2] if found else None
 
 
 def problem_rows(report: Path, shown: int) -> tuple[list[dict[str, str]], int]:
@@ -69,7 +90,9 @@ def problem_rows(report: Path, shown: int) -> tuple[list[dict[str, str]], int]:
     return rows, total
 
 
-async def download(csv_path: Path, kind: str) -> web.StreamResponse:
+async def download(csv_path: Path, kind: str, filename: str = "") -> web.StreamResponse:
+    """The CSV, or an XLSX made from it; `filename`: the download's name without its suffix
+    (default: the file's own)."""
     if kind not in KINDS or not csv_path.is_file():
         raise web.HTTPNotFound(text="no such report")
     path = csv_path
@@ -78,6 +101,5 @@ async def download(csv_path: Path, kind: str) -> web.StreamResponse:
         if not path.exists() or path.stat().st_mtime < csv_path.stat().st_mtime:
             # Off the event loop: a big report takes seconds, and the page must stay live.
             await asyncio.to_thread(write_xlsx, csv_path, path)
-    return web.FileResponse(
-        path, headers={"Content-Disposition": f'attachment; filename="{path.name}"'}
-    )
+    name = f"{filename}.{kind}" if filename else path.name
+    return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{name}"'})

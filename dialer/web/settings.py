@@ -62,6 +62,9 @@ class Settings:
     agents_timeout: float = 5.0  # seconds the agent menu waits for Tabbly's get-agents
     agents_cache_seconds: float = 60.0  # an organisation's agents, reused this long
     test_call_max_row: int = 100_000  # how far into a sheet a test call's row may be
+    # Results (child `dialer sync`).
+    auto_sync_every: float = 60.0  # an open page of a finished run syncs at most this often
+    sync_timeout: float = 300.0  # a sync still reading the logs after this is stopped
 
 
 DEFAULTS = Settings()

@@ -160,3 +160,60 @@ def labelled(field: str | None, message: str) -> str:
     """An error with the label of the field it is about, once."""
     label = FIELD_LABELS.get(field or "")
     return f"{label}: {message}" if label and not message.startswith(label) else message
+
+
+# ---- results, cost and history (dialer/web/results.py) ----
+
+# Each outcome's label on the chart, in the chart's order (SPEC 10's outcomes).
+OUTCOME_LABELS = {
+    "answered": "answered",
+    "voicemail": "voicemail",
+    "no_answer": "no answer",
+    "busy": "busy",
+    "failed": "failed",
+    "pending": "pending",
+}
+SYNC_DONE = "Outcomes read from Tabbly's call logs."
+SYNC_NEVER_RUN = "Nobody has been called in this campaign yet: there are no outcomes to read."
+SYNC_TOO_SLOW = "Reading the call logs took too long and was stopped: try again later."
+SYNC_UNDER_WAY = "Outcomes are being read from Tabbly's call logs: try again in a moment."
+NO_RESULTS_SHEET = "No results sheet yet: press Sync to read the outcomes and write it."
+RESULTS_AFTER_RUN = "Outcomes are read from Tabbly's call logs once the run ends."
+NO_OUTCOMES = "No outcomes yet: nobody has been called, or the calls were never read. Press Sync."
+PENDING_HINT = "pending: Tabbly has no log of the call yet (it writes one when the call ends)"
+
+
+def sync_refused_running(campaign: str) -> str:
+    return f"Campaign {campaign} is calling now: its outcomes are read when the run ends."
+
+
+def sync_refused_locked(campaign: str) -> str:
+    return (
+        f"Campaign {campaign} is running elsewhere (perhaps from a terminal): its outcomes "
+        "can be read when that run ends."
+    )
+
+
+def sync_failed(reason: str) -> str:
+    return f"The outcomes could not be read: {reason}"
+
+
+def answer_rate_text(rate: float | None, answered: int, known: int) -> tuple[str, str]:
+    """The answer rate, and what it is of."""
+    if rate is None:
+        return "-", "no call has a known outcome yet"
+    return f"{rate:.0%}", f"{answered} of {known} people with a known outcome"
+
+
+def cost_estimate_text(ready: int, per_call: float | None, source: str, calls: int) -> str:
+    """The estimate beside a check's count: where its price per call comes from, or why none."""
+    if per_call is None:
+        return (
+            "unknown: no call of this campaign has a cost in Tabbly's logs yet, and the "
+            "campaign file sets no cost_per_call"
+        )
+    if source == "synced":
+        where = f"the average of this campaign's {calls} calls read from Tabbly's logs"
+    else:
+        where = "cost_per_call in the campaign file"
+    return f"about {ready * per_call:.2f} ({ready} × {per_call:.4g} per call, {where})"
