@@ -94,6 +94,8 @@
       })
       .catch(() => {});
   });
+})();
+
 // Times: the server writes UTC (<time datetime="...Z">); shown here in the browser's own zone.
 function localTimes(root) {
   root.querySelectorAll("time[datetime]").forEach((el) => {
