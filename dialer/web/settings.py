@@ -56,5 +56,12 @@ class Settings:
     past_runs_shown: int = 50
     error_text_chars: int = 300  # an error carried in a redirect's query string
 
+    # Schedules (state/schedules.toml, fired by `dialer serve`).
+    schedule_every: float = 15.0  # seconds between looks at what is due
+    # A schedule due while `dialer serve` was down fires when it is back up to this late;
+    # later than that it is marked missed (a run hours late surprises the people called).
+    schedule_grace: float = 3600.0
+    schedules_max: int = 200
+
 
 DEFAULTS = Settings()
