@@ -261,6 +261,12 @@ def test_a_schedule_past_the_grace_window_is_missed_not_fired(tmp_path):
         stored = _stored(server.root)[schedule_id]
         assert stored["state"] == "missed" and "grace" in stored["note"]
         assert server.jobs.runs == {}
+        # Over for longer than uploads are kept: the schedule and its copy of the sheet go.
+        kept = Path(book.get(schedule_id).sheet)
+        assert kept.is_file()
+        await book.tick(late + timedelta(seconds=SETTINGS.upload_keep_seconds + 60))
+        assert book.get(schedule_id) is None and not kept.exists()
+        assert _stored_ids(server.root) == set()
 
     _serve(_project(tmp_path), body, {})
 

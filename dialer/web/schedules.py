@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from dialer.binding import file_sha256
-from dialer.clock import Clock, stamp, system_clock
+from dialer.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.sources import resolve_source
 from dialer.statuses import DialerError, Status
 from dialer.web import texts
@@ -284,6 +284,7 @@ class Schedules:
         if self.problem:
             return started
         async with self._lock:
+            await self._forget_old(now)
             for schedule in list(self._items.values()):
                 due = schedule.due(now)
                 if due is None:
@@ -345,6 +346,21 @@ class Schedules:
         async with self.jobs.check_slot():
             return await self.jobs.check(campaign, sheet, name)
 
+    async def _forget_old(self, now: datetime) -> None:
+        """A "once" over for longer than uploads are kept goes, with its copy of the sheet:
+        phone numbers are not kept longer by scheduling them."""
+        keep = timedelta(seconds=self.settings.upload_keep_seconds)
+        old = [s for s in self._items.values() if s.kind == ONCE and not s.waiting]
+        old = [s for s in old if now - (parse_stamp(s.last) or now) > keep]
+        if not old:
+            return
+        for schedule in old:
+            del self._items[schedule.id]
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self._save)
+            for schedule in old:
+                self._drop_sheet(schedule)
+
     def _handled(self, schedule: Schedule, due: datetime, state: str, note: str) -> None:
         """This due time is dealt with: it never fires again (once saved)."""
         schedule.last = stamp(due)
@@ -365,8 +381,11 @@ class Schedules:
         self._loop = asyncio.get_running_loop().create_task(self.run_forever())
 
     async def stop(self, _app: web.Application) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
+        """Server going down: after the tick under way (never half a launch), before the
+        server stops its runs, so a run this tick starts is stopped cleanly too."""
+        async with self._lock:
+            if self._loop is not None:
+                self._loop.cancel()
 
     # ---- the file ----
 
