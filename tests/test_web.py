@@ -275,8 +275,14 @@ def test_stop_button_stops_the_run_like_ctrl_c(tmp_path):
                 if fake.received:
                     break
                 await asyncio.sleep(0.05)
+            # Stop asks first: the first press only brings the question.
+            asked = await client.post(f"{run_url}/stop", data={"csrf": csrf}, allow_redirects=False)
+            assert asked.status == 303 and asked.headers["Location"] == f"{run_url}?stop=ask"
+            assert not server.jobs.runs[run_id].stopping
+            question = await (await client.get(asked.headers["Location"])).text()
+            assert 'id="stop-confirm"' in question and "Stop calling?" in question
             stopped = await client.post(
-                f"{run_url}/stop", data={"csrf": csrf}, allow_redirects=False
+                f"{run_url}/stop", data={"csrf": csrf, "confirm": "yes"}, allow_redirects=False
             )
             assert stopped.status == 303
             await _wait_finished(server, run_id)()

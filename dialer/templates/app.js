@@ -9,11 +9,21 @@
     setText("run-state", s.state_text);
     setText("rate", s.rate);
     setText("done", s.done);
+    setText("progress-text", s.progress_text);
+    setText("time-left", s.time_left);
+    const bar = document.getElementById("progress");
+    if (bar) { bar.max = s.total || 1; bar.value = s.called; bar.textContent = s.progress_text; }
+    const notCalled = document.getElementById("not-called");
+    if (notCalled) notCalled.replaceChildren(...s.not_called.map(([n, words]) => {
+      const li = document.createElement("li");
+      li.textContent = `${n} ${words}`;
+      return li;
+    }));
     const counts = document.getElementById("live-counts");
-    counts.replaceChildren(...s.counts.map(([status, n]) => {
+    counts.replaceChildren(...s.counts.map(([status, n, words]) => {
       const tr = document.createElement("tr");
       tr.dataset.status = status;
-      const th = document.createElement("th"); th.textContent = status;
+      const th = document.createElement("th"); th.textContent = words || status;
       const td = document.createElement("td"); td.textContent = n;
       tr.append(th, td);
       return tr;
@@ -29,6 +39,10 @@
     messages.replaceChildren(...s.messages.flatMap((m) => [document.createTextNode(m), document.createElement("br")]));
     if (s.finished) {
       document.getElementById("stop-form").hidden = true;
+      const confirmStop = document.getElementById("stop-confirm-form");
+      if (confirmStop) confirmStop.hidden = true;
+      const resume = document.getElementById("resume-form");
+      if (resume && s.resume) { setText("resume-count", s.resume); resume.hidden = false; }
       document.getElementById("downloads").hidden = false;
       source.close();
       document.dispatchEvent(new Event("run-finished"));
@@ -133,4 +147,12 @@ localTimes(document);
   if (section.dataset.autoSync) start(Number(section.dataset.autoSync));
   // A run that ends while its page is open: its results section appears by the first sync.
   document.addEventListener("run-finished", () => start(Number(section.dataset.every)));
+})();
+
+// The schedule form's time zone: the browser's own, unless the user typed one (kept on errors).
+(function () {
+  const zone = document.querySelector("#schedule-zone[data-browser-zone]");
+  if (!zone || !window.Intl) return;
+  const mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (mine) zone.value = mine;
 })();

@@ -145,6 +145,7 @@ class Pages:
         error: str = "",
         stale: str = "",
         status: int = 200,
+        **extra: Any,
     ) -> web.Response:
         counts = dry.summary.get("counts", {})
         problems, total = await asyncio.to_thread(
@@ -170,6 +171,7 @@ class Pages:
             stale=stale,
             run=self.jobs.runs.get(dry.run_id or ""),
             error=error,
+            **extra,
         )
 
     async def launch(self, request: web.Request) -> web.Response:
@@ -211,7 +213,15 @@ class Pages:
         run = self._run(request)
         campaign = self.server.campaigns.get(run.campaign)
         res = await request.app[results.RESULTS].section(campaign, run)
-        return self.render(request, "run.html", r=run.view(), res=res)
+        return self.render(
+            request,
+            "run.html",
+            r=run.view(),
+            res=res,
+            ask_stop=request.query.get("stop") == "ask",
+            stop_question=texts.STOP_ASK,
+            error=request.query.get("error", "")[: self.settings.error_text_chars],
+        )
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         run = self._run(request)
@@ -230,6 +240,8 @@ class Pages:
         form = await request.post()
         check_csrf(request, str(form.get("csrf", "")))
         run = self._run(request)
+        if form.get("confirm") != "yes":  # Stop asks first: the run page shows the question
+            raise web.HTTPSeeOther(f"/runs/{run.id}?stop=ask")
         run.interrupt()
         raise web.HTTPSeeOther(f"/runs/{run.id}")
 

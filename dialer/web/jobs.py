@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -31,8 +32,15 @@ from typing import Any
 from dialer.binding import MISSING, contacts_sha256, file_sha256
 from dialer.campaign import Campaign
 from dialer.interrupts import STOP_SIGNALS
-from dialer.paths import page_report_path
-from dialer.statuses import ERROR_PREFIX, FINISHED_CODES, Status, UsageError
+from dialer.paths import ledger_path, page_report_path
+from dialer.statuses import (
+    ERROR_PREFIX,
+    FINISHED_CODES,
+    SEND_PROBLEMS,
+    ExitCode,
+    Status,
+    UsageError,
+)
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.settings import Settings
@@ -87,6 +95,9 @@ class WebRun:
     stopping: bool = False
     follower: asyncio.Task[None] | None = None
     final: dict[str, int] | None = None  # the summary's counts once the run has ended
+    total: int = 0  # N of "x of N": the people its check said would be called
+    sheet_name: str = ""  # the uploader's file name, for "Resume the N not called"
+    campaign_path: Path | None = None
 
     def interrupt(self) -> None:
         """SIGINT once: the same clean stop as one Ctrl-C (a second would abort calls)."""
@@ -100,26 +111,69 @@ class WebRun:
         return self.exit_code is not None
 
     def view(self) -> dict[str, Any]:
-        """What the run page and its event stream show."""
+        """What the run page and its event stream show: "x of N" counts people tried (called,
+        failed or maybe called) out of those the check said would be called, never rows read."""
         counts = self.final if self.final is not None else self.state.get("counts", {})
         if self.exit_code is not None:
             text = texts.outcome_text(self.exit_code, counts)
+        elif self.stopping:
+            text = "stopping: calls in flight are finishing"
         elif self.state:
             text = "calling"
         else:
             text = "starting"
+        tried = sum(counts.get(s, 0) for s in TRIED)
+        called = min(tried, self.total) if self.total else tried
+        elapsed = float(self.state.get("elapsed", 0) or 0)
+        left = None
+        if not self.finished and self.total and tried and elapsed > 0:
+            left = (self.total - called) * elapsed / tried  # at the rate so far
+        stopped = self.exit_code in RESUMABLE_EXITS
+        not_called = [
+            [counts[s], texts.status_words(s, self.exit_code)]
+            for s in map(str, Status)
+            if s in NOT_CALLED and counts.get(s)
+        ]
+        if not self.finished and self.total > called:
+            not_called = [[self.total - called, "waiting to be called"]]
         return {
             "id": self.id,
             "campaign": self.campaign,
             "finished": self.finished,
             "exit_code": self.exit_code,
             "state_text": text,
-            "counts": [[s, counts[s]] for s in map(str, Status) if counts.get(s)],
+            "total": self.total,
+            "called": called,
+            "progress_text": texts.progress_text(called, self.total),
+            "time_left": texts.time_left(left),
+            "not_called": not_called,
+            "resume": counts.get(Status.NOT_ATTEMPTED, 0) if stopped else 0,
+            "counts": [
+                [s, counts[s], texts.status_words(s, self.exit_code)]
+                for s in map(str, Status)
+                if counts.get(s)
+            ],
             "rate": self.state.get("calls_per_second", 0),
             "done": self.state.get("done", 0),
             "failures": self.state.get("failures", []),
             "messages": list(self.messages),
         }
+
+
+# Rows a run tried to call: "x" of "x of N". Their request left (or certainly failed).
+TRIED = frozenset({Status.TRIGGERED}) | SEND_PROBLEMS
+# Rows of the check's N the run did not call, each said in plain words on the run page.
+NOT_CALLED = frozenset(
+    {
+        Status.NOT_ATTEMPTED,
+        Status.OUTSIDE_WINDOW,
+        Status.LIMITED,
+        Status.REDIAL_LATER,
+        Status.ALREADY_CALLED,
+    }
+)
+# Stops after which "Resume the N not called" is offered: nothing about the campaign is wrong.
+RESUMABLE_EXITS = frozenset({ExitCode.INSUFFICIENT_BALANCE, ExitCode.INTERRUPTED})
 
 
 class Jobs:
@@ -238,12 +292,47 @@ class Jobs:
             return ""  # the page links to its run instead
         return await self.stale(dry)
 
+    def restore_check(
+        self,
+        campaign: Campaign,
+        upload: Path,
+        sheet_name: str,
+        report: Path,
+        ready: int,
+        prints: dict[str, str],
+        expect: tuple[str, ...],
+    ) -> DryRun:
+        """A check made earlier (a schedule kept it on disk) made launchable again: bound to
+        the fingerprints it took then, so `launch` refuses it if any file changed since, and
+        the run to the same `--expect-*-sha256`. Runs of the campaign since then do not make
+        it stale: the ledger still calls nobody twice."""
+        dry = DryRun(
+            id=secrets.token_urlsafe(12),
+            campaign=campaign.name,
+            campaign_path=campaign.path,
+            call_from=campaign.call_from,
+            agent_id=campaign.agent_id,
+            sheet_name=sheet_name,
+            upload=upload,
+            report=report,
+            summary={"counts": {Status.READY: ready}},
+            fingerprint=dict(prints),
+            epoch=self._epochs.get(campaign.name, 0),
+            expect=expect,
+        )
+        self.dry_runs[dry.id] = dry
+        return dry
+
     def forget_checks_of(self, deleted: set[Path]) -> None:
         """Checks whose sheet was deleted can never launch: drop them."""
         for key in [k for k, d in self.dry_runs.items() if d.upload in deleted]:
             del self.dry_runs[key]
 
     # ---- runs ----
+
+    def busy(self, campaign: str) -> bool:
+        """A run of `campaign` is under way or starting from this page."""
+        return self.active_run(campaign) is not None or campaign in self._launching
 
     def active_run(self, campaign: str) -> WebRun | None:
         return next(
@@ -287,6 +376,9 @@ class Jobs:
             started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             upload=dry.upload,
             messages=deque(maxlen=self.settings.run_messages_shown),
+            total=int(dry.summary.get("counts", {}).get(Status.READY, 0)),
+            sheet_name=dry.sheet_name,
+            campaign_path=dry.campaign_path,
         )
         dry.run_id = run.id
         self.runs[run.id] = run
@@ -339,10 +431,6 @@ class Jobs:
         run.exit_code = exit_code
         self._new_epoch(run.campaign)  # checks made while it ran no longer hold
         run.changed.set()
-
-    def busy(self, campaign: str) -> bool:
-        """True while a run of `campaign` is under way or starting, or its ledger is held."""
-        return self.active_run(campaign) is not None or campaign in self._launching
 
     @contextlib.contextmanager
     def holding(self, campaign: str) -> Iterator[None]:
@@ -403,6 +491,22 @@ _stop_signals_held = _StopSignalsHeld()  # one per process: the mask is the loop
 def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:
     """What decides who is called and what they hear: fingerprinted at the check."""
     return [campaign.path, *campaign.contacts.suppress, upload]
+
+
+def ledger_held(campaign: Campaign) -> bool:
+    """Another process (a cron run, a second server) holds the campaign's run lock now.
+    Probed without creating the lock file and let go at once. Blocking: run in a thread."""
+    try:
+        fd = os.open(f"{ledger_path(campaign)}.lock", os.O_RDWR)
+    except OSError:
+        return False  # no lock file: no run ever took it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing lets our probe's lock go too
+    return False
 
 
 def fingerprint(paths: Iterable[Path]) -> dict[str, str]:

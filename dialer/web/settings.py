@@ -65,6 +65,12 @@ class Settings:
     # Results (child `dialer sync`).
     auto_sync_every: float = 60.0  # an open page of a finished run syncs at most this often
     sync_timeout: float = 300.0  # a sync still reading the logs after this is stopped
+    # Schedules (state/schedules.toml, fired by `dialer serve`).
+    schedule_every: float = 15.0  # seconds between looks at what is due
+    # A schedule due while `dialer serve` was down fires when it is back up to this late;
+    # later than that it is marked missed (a run hours late surprises the people called).
+    schedule_grace: float = 3600.0
+    schedules_max: int = 200
 
 
 DEFAULTS = Settings()

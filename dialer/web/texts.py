@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from dialer.campaign import WEEKDAYS, Campaign
-from dialer.statuses import EXIT_MEANINGS, FINISHED_CODES, Status
+from dialer.statuses import EXIT_MEANINGS, FINISHED_CODES, ExitCode, Status
 from dialer.web.settings import DAY, MB, Settings
 
 # Plain words for what happened to a row, in the order the outcome lists them.
@@ -217,3 +217,76 @@ def cost_estimate_text(ready: int, per_call: float | None, source: str, calls: i
     else:
         where = "cost_per_call in the campaign file"
     return f"about {ready * per_call:.2f} ({ready} × {per_call:.4g} per call, {where})"
+
+
+# ---- watching a run (SPEC 11): what the run page says about each row, in plain words ----
+
+# Why rows the run did not reach were not called, by the run's exit code.
+STOP_WORDS = {
+    ExitCode.INSUFFICIENT_BALANCE: "wallet empty",
+    ExitCode.INTERRUPTED: "the run was stopped",
+    ExitCode.CAMPAIGN_REFUSED: "the upstream refuses the campaign",
+    ExitCode.INPUT_ERROR: "the run stopped on an error",
+}
+
+STATUS_WORDS = {
+    Status.TRIGGERED: "called",
+    Status.FAILED: "call failed",
+    Status.UNKNOWN: "maybe called (the upstream did not answer)",
+    Status.NOT_ATTEMPTED: "not called yet",
+    Status.OUTSIDE_WINDOW: "not called yet: outside the calling window",
+    Status.LIMITED: "not called yet: a limit on calls per person",
+    Status.REDIAL_LATER: "to be called again later",
+    Status.ALREADY_CALLED: "already called by an earlier run",
+    Status.INVALID: "not callable: invalid",
+    Status.DUPLICATE: "not called: duplicate",
+    Status.SUPPRESSED: "not called: on the do-not-call list",
+    Status.READY: "ready",
+}
+
+STOP_ASK = (
+    "Stop calling? Calls already placed go on; everyone not called yet stays not called "
+    "until you resume."
+)
+
+
+def status_words(status: str, exit_code: int | None) -> str:
+    """A row status in plain words; "not called yet: wallet empty" names the stop's cause."""
+    if status == Status.NOT_ATTEMPTED and exit_code in STOP_WORDS:
+        return f"not called yet: {STOP_WORDS[exit_code]}"  # type: ignore[index]
+    return STATUS_WORDS.get(status, status)  # type: ignore[call-overload]
+
+
+def progress_text(called: int, total: int) -> str:
+    if not total:
+        return f"{called} called"
+    return f"{called} of {total} called"
+
+
+def time_left(seconds: float | None) -> str:
+    """ "about 3 minutes left" from the rate so far; "" while there is no rate yet."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "less than a minute left"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''} left"
+    return f"about {seconds / 3600:.1f} hours left"
+
+
+def resume_text(n: int) -> str:
+    return f"Resume the {n} not called"
+
+
+# ---- schedules ----
+
+SCHEDULE_WHEN = "When: choose a time once, or every day."
+SCHEDULE_NEEDS_CONFIRM = "Tick the box to confirm who is called when the schedule fires."
+SCHEDULE_BAD_ZONE = "Time zone: {zone!r} is not a time zone name (like Asia/Kolkata or UTC)."
+SCHEDULE_BAD_AT = "Date and time: {value!r} is not a date and time (like 2026-05-01 09:30)."
+SCHEDULE_PAST = "Date and time: {value} in {zone} has passed already; choose a later time."
+SCHEDULE_BAD_TIME = "Time of day: {value!r} is not a time of day (like 09:30)."
+SCHEDULE_SHEET_CHANGED = (
+    "The sheet of this check is no longer the one checked: upload it again to schedule it."
+)

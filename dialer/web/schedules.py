@@ -1,0 +1,611 @@
+"""Runs that start later: once at a chosen time, or every day at a time. Kept in
+`state/schedules.toml`, started by `dialer serve` itself (a loop calling `tick`), shown on
+/schedules with the equivalent cron line for servers that run no `dialer serve`.
+
+    book = Schedules(root, jobs, campaigns, settings)
+    await book.add(dry, form)         # made from a check: its sheet is kept beside the file
+    await book.tick(now)              # starts what is due; the loop calls it, tests too
+
+The rules:
+- **At most once per due time.** The due time is written to the file (atomically) before the
+  run starts, so a crash, a restart or a second tick never fires it again.
+- **Due while `dialer serve` was down**: fired when it is back, up to `schedule_grace` (1 hour)
+  after the time; later than that it is marked missed, because a call hours late surprises
+  the people called (and tomorrow's daily run comes anyway).
+- **Never a second run**: a campaign running from this page, or holding its ledger's run lock
+  anywhere (a cron run), is not started again; the schedule waits, tick after tick, within the
+  grace window, then is marked missed.
+- **"once" is bound to its check** like a launch: the campaign file, do-not-call lists and the
+  sheet are fingerprinted at the check and passed as `--expect-*-sha256`; any change refuses it
+  and the page says why. **"every day"** checks its sheet afresh each day (the campaign's own
+  `[contacts] source`, newest file, or the sheet it was made from), then launches bound to that
+  day's check, so the run page has its "x of N" too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import shutil
+import sys
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from dialer.binding import file_sha256
+from dialer.clock import Clock, parse_stamp, stamp, system_clock
+from dialer.sources import resolve_source
+from dialer.statuses import DialerError, Status
+from dialer.web import texts
+from dialer.web.auth import check_csrf
+from dialer.web.campaigns import CampaignShelf
+from dialer.web.handlers import Pages
+from dialer.web.jobs import AlreadyRunning, ChecksBusy, CheckStale, DryRun, Jobs, ledger_held
+from dialer.web.settings import Settings
+
+if TYPE_CHECKING:
+    from dialer.web.app import Server
+
+ONCE, DAILY = "once", "daily"
+# A schedule's state: waiting for its (next) time; or, for "once", what became of it.
+WAITING, FIRED, REFUSED, MISSED = "waiting", "started", "refused", "missed"
+OWN_SOURCE = "source"  # the form's sheet choice: the campaign's own [contacts] source
+
+
+@dataclass(slots=True)
+class Schedule:
+    """One entry of `state/schedules.toml`. Paths are absolute: the file is the server's."""
+
+    id: str
+    campaign: str
+    campaign_path: str
+    kind: str  # ONCE | DAILY
+    at: str  # ONCE: "YYYY-MM-DDTHH:MM"; DAILY: "HH:MM"; wall time in `zone`
+    zone: str  # IANA name
+    sheet: str  # the kept copy of the checked sheet; "" = the campaign's own source (DAILY)
+    sheet_name: str  # the uploader's file name, as shown
+    created: str  # stamp(): due times before it never fire
+    ready: int = 0  # ONCE: the people its check said would be called
+    report: str = ""  # ONCE: its check's report
+    fingerprint: dict[str, str] = field(default_factory=dict)  # ONCE: bound file -> SHA-256
+    expect: list[str] = field(default_factory=list)  # ONCE: `dialer run --expect-*` options
+    last: str = ""  # stamp() of the last due time handled (fired, refused or missed)
+    state: str = WAITING
+    note: str = ""  # what happened last, in plain words
+    run_id: str = ""  # the last run it started (this server's memory only)
+
+    def due(self, now: datetime) -> datetime | None:
+        """The latest due time at or before `now` not handled yet, or None."""
+        zone = ZoneInfo(self.zone)
+        if self.kind == ONCE:
+            when = datetime.fromisoformat(self.at).replace(tzinfo=zone)
+            return when if self.state == WAITING and when <= now else None
+        hour, minute = _time_of_day(self.at) or (0, 0)
+        day = now.astimezone(zone).date()
+        when = _at(day, hour, minute, zone)
+        if when > now:
+            when = _at(day - timedelta(days=1), hour, minute, zone)
+        handled = max(filter(None, (self.created, self.last)))
+        return when if stamp(when) > handled else None
+
+    def next_time(self, now: datetime) -> datetime | None:
+        """When it fires next (None: a "once" that is over)."""
+        zone = ZoneInfo(self.zone)
+        if self.kind == ONCE:
+            return datetime.fromisoformat(self.at).replace(tzinfo=zone) if self.waiting else None
+        hour, minute = _time_of_day(self.at) or (0, 0)
+        day = now.astimezone(zone).date()
+        when = _at(day, hour, minute, zone)
+        return when if when > now else _at(day + timedelta(days=1), hour, minute, zone)
+
+    @property
+    def waiting(self) -> bool:
+        return self.state == WAITING
+
+    def when_text(self) -> str:
+        if self.kind == ONCE:
+            return f"once, {self.at.replace('T', ' at ')} ({self.zone})"
+        return f"every day at {self.at} ({self.zone})"
+
+    def sheet_text(self) -> str:
+        if not self.sheet:
+            return "the campaign's own sheet ([contacts] source, newest file), checked each day"
+        if self.kind == DAILY:
+            return f"{self.sheet_name}, checked again each day"
+        return f"{self.sheet_name} as checked: {self.ready} people"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleForm:
+    """The schedule form as typed: kept whole so an error shows the user's own values."""
+
+    when: str = ONCE
+    at: str = ""
+    time: str = ""
+    zone: str = ""
+    sheet: str = "check"
+    confirm: bool = False
+    count: str = ""
+
+    @classmethod
+    def of(cls, form: Any) -> ScheduleForm:
+        def text(key: str) -> str:
+            return str(form.get(key, ""))[:64].strip()
+
+        return cls(
+            when=text("when"),
+            at=text("at"),
+            time=text("time"),
+            zone=text("zone"),
+            sheet=text("sheet") or "check",
+            confirm=form.get("confirm") == "yes",
+            count=text("count"),
+        )
+
+
+class Schedules:
+    """The server's schedules, in memory and in `state/schedules.toml` (written atomically)."""
+
+    def __init__(
+        self,
+        root: Path,
+        jobs: Jobs,
+        campaigns: CampaignShelf,
+        settings: Settings,
+        clock: Clock = system_clock,
+        server_zone: tzinfo | None = None,
+    ) -> None:
+        self.root = root
+        self.path = root / "state" / "schedules.toml"
+        self.sheets = root / "state" / "schedules"  # the sheets schedules keep
+        self.jobs = jobs
+        self.campaigns = campaigns
+        self.settings = settings
+        self.clock = clock
+        self.server_zone = server_zone or local_zone()
+        self.problem = ""  # why the file could not be read: nothing fires, nothing is saved
+        self._items: dict[str, Schedule] = self._read()
+        self._lock = asyncio.Lock()  # one tick or edit at a time
+        self._loop: asyncio.Task[None] | None = None
+
+    def all(self) -> list[Schedule]:
+        return list(self._items.values())
+
+    def get(self, schedule_id: str) -> Schedule | None:
+        return self._items.get(schedule_id)
+
+    # ---- adding and removing ----
+
+    def validate(self, form: ScheduleForm, ready: int, now: datetime) -> str:
+        """The first thing wrong with the form, naming its field ("" if none)."""
+        if form.when not in (ONCE, DAILY):
+            return texts.SCHEDULE_WHEN
+        try:
+            zone = ZoneInfo(form.zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return texts.SCHEDULE_BAD_ZONE.format(zone=form.zone)
+        if form.when == ONCE:
+            at = _wall_time(form.at)
+            if at is None:
+                return texts.SCHEDULE_BAD_AT.format(value=form.at)
+            if at.replace(tzinfo=zone) <= now:
+                return texts.SCHEDULE_PAST.format(value=form.at.replace("T", " "), zone=form.zone)
+        elif _time_of_day(form.time) is None:
+            return texts.SCHEDULE_BAD_TIME.format(value=form.time)
+        once = form.when == ONCE
+        if not form.confirm or (once and form.count != str(ready)):
+            return texts.SCHEDULE_NEEDS_CONFIRM
+        if self.problem:
+            return self.problem
+        if len(self._items) >= self.settings.schedules_max:
+            return f"There are {len(self._items)} schedules already: remove some first."
+        return ""
+
+    async def add(self, dry: DryRun, form: ScheduleForm) -> Schedule:
+        """A schedule made from a check; the form was validated. UsageError-like DialerError
+        if the check's sheet can no longer be kept as it was checked."""
+        async with self._lock:
+            schedule_id = secrets.token_hex(8)
+            own = form.when == DAILY and form.sheet == OWN_SOURCE
+            sheet = "" if own else str(await asyncio.to_thread(self._keep, schedule_id, dry))
+            prints = {k: v for k, v in dry.fingerprint.items() if k != str(dry.upload)}
+            if sheet:
+                prints[sheet] = dry.fingerprint[str(dry.upload)]
+            once = form.when == ONCE
+            if once:
+                at = (_wall_time(form.at) or datetime.min).strftime("%Y-%m-%dT%H:%M")
+            else:
+                at = "{:02d}:{:02d}".format(*(_time_of_day(form.time) or (0, 0)))
+            schedule = Schedule(
+                id=schedule_id,
+                campaign=dry.campaign,
+                campaign_path=str(dry.campaign_path),
+                kind=form.when,
+                at=at,
+                zone=form.zone,
+                sheet=sheet,
+                sheet_name=dry.sheet_name,
+                created=stamp(self.clock()),
+                ready=int(dry.summary.get("counts", {}).get(Status.READY, 0)) if once else 0,
+                report=str(dry.report) if once else "",
+                fingerprint=prints if once else {},
+                expect=list(dry.expect) if once else [],
+            )
+            self._items[schedule.id] = schedule
+            try:
+                await asyncio.to_thread(self._save)
+            except OSError:
+                del self._items[schedule.id]
+                self._drop_sheet(schedule)
+                raise
+            return schedule
+
+    def _keep(self, schedule_id: str, dry: DryRun) -> Path:
+        """A copy of the checked sheet that upload pruning never deletes, still as checked."""
+        self.sheets.mkdir(parents=True, exist_ok=True)
+        kept = self.sheets / f"{schedule_id}{dry.upload.suffix.lower()}"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(dry.upload, kept)
+        if file_sha256(kept) != dry.fingerprint.get(str(dry.upload)):
+            kept.unlink(missing_ok=True)
+            raise SheetChanged(texts.SCHEDULE_SHEET_CHANGED)
+        return kept
+
+    async def remove(self, schedule_id: str) -> None:
+        async with self._lock:
+            schedule = self._items.pop(schedule_id, None)
+            if schedule is None:
+                return
+            await asyncio.to_thread(self._save)
+            self._drop_sheet(schedule)
+
+    def _drop_sheet(self, schedule: Schedule) -> None:
+        if schedule.sheet and Path(schedule.sheet) not in self.jobs.running_uploads():
+            Path(schedule.sheet).unlink(missing_ok=True)
+
+    # ---- firing ----
+
+    async def tick(self, now: datetime | None = None) -> list[str]:
+        """Start every schedule due at `now` (the clock's now by default); the ids of the runs
+        started. Never raises for one schedule's trouble: its note says what happened."""
+        now = now or self.clock()
+        started: list[str] = []
+        if self.problem:
+            return started
+        async with self._lock:
+            await self._forget_old(now)
+            for schedule in list(self._items.values()):
+                due = schedule.due(now)
+                if due is None:
+                    continue
+                with contextlib.suppress(OSError):  # a full disk: tried again next tick
+                    if (now - due).total_seconds() > self.settings.schedule_grace:
+                        self._handled(schedule, due, MISSED, _missed(due))
+                    elif run_id := await self._fire(schedule, due):
+                        started.append(run_id)
+                    await asyncio.to_thread(self._save)  # its note, whatever happened
+        return started
+
+    async def _fire(self, schedule: Schedule, due: datetime) -> str:
+        try:
+            campaign = self.campaigns.load(Path(schedule.campaign_path))
+        except DialerError as exc:
+            self._handled(schedule, due, REFUSED, f"not started: {exc}")
+            return ""
+        if self.jobs.busy(schedule.campaign) or await asyncio.to_thread(ledger_held, campaign):
+            schedule.note = f"waiting: campaign {schedule.campaign} is running now"
+            return ""  # tried again next tick, within the grace window
+        once = schedule.kind == ONCE
+        # Written before the run starts: whatever happens next, this due time never fires again.
+        self._handled(schedule, due, FIRED if once else WAITING, "starting")
+        await asyncio.to_thread(self._save)
+        try:
+            if once:
+                dry = self.jobs.restore_check(
+                    campaign,
+                    Path(schedule.sheet),
+                    schedule.sheet_name,
+                    Path(schedule.report),
+                    schedule.ready,
+                    schedule.fingerprint,
+                    tuple(schedule.expect),
+                )
+            else:
+                dry = await self._check_today(campaign, schedule)
+                if dry.summary.get("counts", {}).get(Status.READY, 0) == 0:
+                    schedule.note = f"{_at_text(due)}: checked, nobody to call"
+                    return ""
+            run = await self.jobs.launch(dry)
+        except (CheckStale, DialerError, AlreadyRunning, ChecksBusy) as exc:
+            why = str(exc) if not isinstance(exc, AlreadyRunning | ChecksBusy) else "busy"
+            schedule.state = REFUSED if once else WAITING
+            schedule.note = f"{_at_text(due)}: not started: {why}"
+            return ""
+        schedule.run_id = run.id
+        schedule.note = f"{_at_text(due)}: started"
+        return run.id
+
+    async def _check_today(self, campaign: Any, schedule: Schedule) -> DryRun:
+        sheet = (
+            Path(schedule.sheet)
+            if schedule.sheet
+            else resolve_source(campaign.contacts.source, campaign.path.parent)
+        )
+        name = schedule.sheet_name if schedule.sheet else sheet.name
+        async with self.jobs.check_slot():
+            return await self.jobs.check(campaign, sheet, name)
+
+    async def _forget_old(self, now: datetime) -> None:
+        """A "once" over for longer than uploads are kept goes, with its copy of the sheet:
+        phone numbers are not kept longer by scheduling them."""
+        keep = timedelta(seconds=self.settings.upload_keep_seconds)
+        old = [s for s in self._items.values() if s.kind == ONCE and not s.waiting]
+        old = [s for s in old if now - (parse_stamp(s.last) or now) > keep]
+        if not old:
+            return
+        for schedule in old:
+            del self._items[schedule.id]
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self._save)
+            for schedule in old:
+                self._drop_sheet(schedule)
+
+    def _handled(self, schedule: Schedule, due: datetime, state: str, note: str) -> None:
+        """This due time is dealt with: it never fires again (once saved)."""
+        schedule.last = stamp(due)
+        schedule.state = state if schedule.kind == ONCE else WAITING
+        schedule.note = note
+
+    async def run_forever(self) -> None:
+        """The loop inside `dialer serve`: a tick at start-up (what fell due while it was
+        down), then one every `schedule_every` seconds."""
+        while True:
+            try:
+                await self.tick(self.clock())
+            except Exception as exc:  # a defect here must not end scheduling for good
+                print(f"dialer serve: schedules: {type(exc).__name__}: {exc}", file=sys.stderr)
+            await asyncio.sleep(self.settings.schedule_every)
+
+    async def start(self, _app: web.Application) -> None:
+        self._loop = asyncio.get_running_loop().create_task(self.run_forever())
+
+    async def stop(self, _app: web.Application) -> None:
+        """Server going down: after the tick under way (never half a launch), before the
+        server stops its runs, so a run this tick starts is stopped cleanly too."""
+        async with self._lock:
+            if self._loop is not None:
+                self._loop.cancel()
+
+    # ---- the file ----
+
+    def _read(self) -> dict[str, Schedule]:
+        try:
+            data = tomllib.loads(self.path.read_text("utf-8"))
+            names = {f.name for f in fields(Schedule)}
+            items = [
+                Schedule(**{k: v for k, v in entry.items() if k in names})
+                for entry in data.get("schedule", [])
+            ]
+            for item in items:
+                ZoneInfo(item.zone)  # a zone this machine lacks is a broken file, said so
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, KeyError, ZoneInfoNotFoundError) as exc:
+            self.problem = (
+                f"{self.path} cannot be read ({exc}): no schedule fires until it is fixed "
+                "or removed"
+            )
+            return {}
+        return {item.id: item for item in items}
+
+    def _save(self) -> None:
+        """The whole file, atomically: a crash leaves the old file or the new, never half."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = "# Written by `dialer serve` (its /schedules page); edits here are overwritten.\n"
+        for item in self._items.values():
+            text += "\n[[schedule]]\n" + "".join(
+                f"{key} = {_toml(value)}\n" for key, value in asdict(item).items()
+            )
+        fd, tmp = tempfile.mkstemp(prefix=".schedules-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # ---- the cron line ----
+
+    def cron_line(self, schedule: Schedule, now: datetime) -> str:
+        """The crontab line doing the same on a server without `dialer serve`, in the server's
+        own time zone (cron's)."""
+        when = (schedule.next_time(now) or schedule.due(now) or now).astimezone(self.server_zone)
+        if schedule.kind == ONCE:
+            fields_ = f"{when.minute} {when.hour} {when.day} {when.month} *"
+        else:
+            fields_ = f"{when.minute} {when.hour} * * *"
+        args = [sys.executable, "-m", "dialer", "run", schedule.campaign_path]
+        if schedule.sheet:
+            args += ["--contacts", schedule.sheet]
+        args += [*schedule.expect, "--yes"]
+        return f"{fields_} cd {shlex.quote(str(self.root))} && {shlex.join(args)}"
+
+
+class SheetChanged(DialerError):
+    """The checked sheet changed before a schedule could keep it."""
+
+
+def local_zone() -> tzinfo:
+    """The server's own time zone (cron's): $TZ, else /etc/localtime, else the fixed offset."""
+    for name in (os.environ.get("TZ", "").lstrip(":"), _etc_localtime()):
+        if name:
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+                return ZoneInfo(name)
+    return datetime.now().astimezone().tzinfo or UTC
+
+
+def zone_name(zone: tzinfo) -> str:
+    return getattr(zone, "key", None) or "UTC"
+
+
+def _etc_localtime() -> str:
+    with contextlib.suppress(OSError):
+        target = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    return ""
+
+
+def _wall_time(text: str) -> datetime | None:
+    """ "2026-05-01T09:30" (a datetime-local field) or "2026-05-01 09:30": naive, or None."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return when.replace(second=0, microsecond=0) if when.tzinfo is None else None
+
+
+def _time_of_day(text: str) -> tuple[int, int] | None:
+    try:
+        parsed = time.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return (parsed.hour, parsed.minute) if len(text.strip()) == 5 else None
+
+
+def _at(day: date, hour: int, minute: int, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=zone)
+
+
+def _at_text(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _missed(due: datetime) -> str:
+    return (
+        f"{_at_text(due)}: missed: dialer serve was not running then, or the campaign was "
+        "still running, and it is past the grace window"
+    )
+
+
+def _toml(value: object) -> str:
+    """A TOML value for what a Schedule holds: text, whole numbers, lists and tables of text."""
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml(str(k))} = {_toml(v)}" for k, v in value.items()) + " }"
+    # JSON's escapes are TOML's; DEL is the one control character JSON leaves bare.
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+# ---- the page ----
+
+SCHEDULES = web.AppKey("schedules", Schedules)
+
+
+def add_routes(app: web.Application, server: Server) -> None:
+    """/schedules and the schedule form of a check; the loop starts and stops with the app."""
+    book = Schedules(server.root, server.jobs, server.campaigns, server.settings)
+    app[SCHEDULES] = book
+    server.templates.globals["server_zone"] = zone_name(book.server_zone)  # the form's default
+    handlers = _Handlers(server, book)
+    app.router.add_get("/schedules", handlers.page)
+    app.router.add_post("/dry-runs/{id}/schedule", handlers.add)
+    app.router.add_post("/schedules/{id}/remove", handlers.remove)
+    app.router.add_post("/runs/{id}/resume", handlers.resume)
+    app.on_startup.append(book.start)
+    app.on_shutdown.append(book.stop)
+
+
+class _Handlers:
+    def __init__(self, server: Server, book: Schedules) -> None:
+        self.server = server
+        self.book = book
+        self.pages = Pages(server)
+
+    async def page(self, request: web.Request) -> web.Response:
+        now = self.book.clock()
+        rows = [
+            {
+                "s": s,
+                "next": _at_text(n.astimezone(ZoneInfo(s.zone))) if (n := s.next_time(now)) else "",
+                "cron": self.book.cron_line(s, now),
+                "run": self.server.jobs.runs.get(s.run_id),
+            }
+            for s in self.book.all()
+        ]
+        return self.pages.render(
+            request,
+            "schedules.html",
+            rows=rows,
+            server_zone=zone_name(self.book.server_zone),
+            error=self.book.problem,
+        )
+
+    async def add(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        check_csrf(request, str(form.get("csrf", "")))
+        dry = self.server.jobs.dry_runs.get(request.match_info["id"])
+        if dry is None:
+            raise web.HTTPNotFound(text="no such check")
+        typed = ScheduleForm.of(form)
+        ready = dry.summary.get("counts", {}).get(Status.READY, 0)
+        error = self.book.validate(typed, ready, self.book.clock())
+        if not error and (stale := await self.server.jobs.stale(dry)):
+            error = f"Not scheduled. {stale}"
+        if not error:
+            try:
+                schedule = await self.book.add(dry, typed)
+            except DialerError as exc:
+                error = str(exc)
+            except OSError as exc:
+                error = f"The schedule could not be saved: {exc.strerror or exc}"
+        if error:
+            return await self.pages._check_page(
+                request, dry, error=error, status=400, schedule_form=typed
+            )
+        raise web.HTTPSeeOther(f"/schedules#schedule-{schedule.id}")
+
+    async def remove(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        check_csrf(request, str(form.get("csrf", "")))
+        await self.book.remove(request.match_info["id"])
+        raise web.HTTPSeeOther("/schedules")
+
+    async def resume(self, request: web.Request) -> web.Response:
+        """ "Resume the N not called": a new check of the same sheet, then its launch
+        confirmation (the ledger knows who was called, so the check shows only the rest)."""
+        form = await request.post()
+        check_csrf(request, str(form.get("csrf", "")))
+        run = self.server.jobs.runs.get(request.match_info["id"])
+        if run is None:
+            raise web.HTTPNotFound(text="no such run")
+        try:
+            campaign = self.server.campaigns.load(run.campaign_path or Path())
+            if not run.upload.is_file():
+                raise SheetChanged(texts.sheet_deleted(self.server.settings))
+            async with self.server.jobs.check_slot():
+                dry = await self.server.jobs.check(campaign, run.upload, run.sheet_name)
+        except ChecksBusy:
+            error = texts.checks_busy(self.server.settings)
+            raise web.HTTPSeeOther(f"/runs/{run.id}?error={quote_plus(error)}") from None
+        except DialerError as exc:
+            error = str(exc)[: self.server.settings.error_text_chars]
+            raise web.HTTPSeeOther(f"/runs/{run.id}?error={quote_plus(error)}") from None
+        raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")

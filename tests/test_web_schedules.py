@@ -1,0 +1,368 @@
+"""Schedules (SPEC 11): once at a time or every day at a time, kept in `state/schedules.toml`,
+fired by `dialer serve`'s own loop, never twice, never a second run of a running campaign.
+
+Time is injected: each test calls the schedules' `tick(now)` with a `now` of its own (or gives
+the server a clock before it starts), so nothing waits for the wall clock. The runs are real
+`dialer run` children against the package's fake Tabbly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tomllib
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from test_web_hardening import READY, TOKEN, _check, _fake_env, _launch, _login, _project, _until
+
+from dialer import web
+from dialer.fake_tabbly import FakeTabblyThread
+from dialer.ledger import take_lock
+from dialer.statuses import FINISHED_CODES
+from dialer.web.schedules import SCHEDULES, Schedules
+
+# The loop's own ticks (real clock) never fire these tests' schedules: they are due minutes
+# from now, and only the tests' `tick(now)` calls move time.
+SETTINGS = replace(web.DEFAULTS, schedule_every=3600.0)
+Body = Callable[[TestClient, web.Server, Schedules], Awaitable[None]]
+
+
+def _serve(
+    root: Path,
+    body: Body,
+    env: dict[str, str],
+    clock: Callable[[], datetime] | None = None,
+) -> None:
+    """A real Server on `root` (a new one each call: a restart), its schedules' clock set
+    before it starts, so its start-up tick sees that time."""
+    server = web.Server(root, TOKEN, env, settings=SETTINGS)
+    app = server.app()
+    book = app[SCHEDULES]
+    if clock is not None:
+        book.clock = clock
+
+    async def go() -> None:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            await body(client, server, book)
+
+    asyncio.run(go())
+
+
+def _form(csrf: str, **fields: str) -> dict[str, str]:
+    form = {"csrf": csrf, "when": "once", "zone": "UTC", "confirm": "yes", "count": str(READY)}
+    form.update(fields)
+    return form
+
+
+def _wall(when: datetime) -> str:
+    """What a datetime-local field sends: wall time to the minute, no zone."""
+    return when.strftime("%Y-%m-%dT%H:%M")
+
+
+async def _schedule(client: TestClient, csrf: str, **fields: str) -> str:
+    """Check the sample sheet, schedule it; the schedule's id."""
+    dry_id = await _check(client, csrf)
+    answer = await client.post(
+        f"/dry-runs/{dry_id}/schedule", data=_form(csrf, **fields), allow_redirects=False
+    )
+    assert answer.status == 303, await answer.text()
+    return answer.headers["Location"].rsplit("#schedule-", 1)[1]
+
+
+def _soon() -> datetime:
+    """Two minutes ahead, to the minute (what a person types)."""
+    return (datetime.now(UTC) + timedelta(minutes=2)).replace(second=0, microsecond=0)
+
+
+def _stored(root: Path) -> dict[str, Any]:
+    data = tomllib.loads((root / "state" / "schedules.toml").read_text("utf-8"))
+    return {s["id"]: s for s in data["schedule"]}
+
+
+def _called(fake: Any) -> list[str]:
+    return [r.body["called_to"] for r in fake.received]
+
+
+async def _finished(server: web.Server, run_id: str) -> web.jobs.WebRun:
+    run = server.jobs.runs[run_id]
+    await _until(lambda: run.finished, "the scheduled run ended")
+    return run
+
+
+def test_a_schedule_due_fires_once_against_the_fake(tmp_path):
+    at = _soon()
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            schedule_id = await _schedule(client, csrf, at=_wall(at))
+            assert await book.tick(at - timedelta(minutes=1)) == []  # not due yet
+            assert fake.received == [] and server.jobs.runs == {}
+            (run_id,) = await book.tick(at + timedelta(minutes=1))
+            run = await _finished(server, run_id)
+            assert run.exit_code in FINISHED_CODES, list(run.messages)
+            assert run.view()["progress_text"] == f"{READY} of {READY} called"
+            # Never twice: later ticks, and a tick at the very same time, start nothing.
+            for later in (at + timedelta(minutes=1), at + timedelta(minutes=5), at + timedelta(1)):
+                assert await book.tick(later) == []
+            stored = _stored(server.root)[schedule_id]
+            assert stored["state"] == "started" and stored["last"].startswith(_wall(at))
+            page = await (await client.get("/schedules")).text()
+            assert f'href="/runs/{run_id}"' in page
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+        assert len(_called(fake)) == READY == len(set(_called(fake)))
+
+
+def test_a_schedule_survives_a_restart_and_fires_once(tmp_path):
+    """Scheduled on one server; that server goes down before the time; a new server on the same
+    root, started after the time (within the grace window), fires it at start-up, once; a third
+    start fires nothing."""
+    root = _project(tmp_path)
+    at = _soon()
+    ids: list[str] = []
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+        env = _fake_env(fake)
+
+        async def schedule(client: TestClient, server: web.Server, book: Schedules) -> None:
+            ids.append(await _schedule(client, await _login(client), at=_wall(at)))
+
+        _serve(root, schedule, env)
+        assert ids[0] in _stored(root) and fake.received == []
+
+        async def back_up(client: TestClient, server: web.Server, book: Schedules) -> None:
+            await _until(lambda: server.jobs.runs, "the start-up tick started the run")
+            await book.tick(at + timedelta(minutes=4))  # a loop tick after it: nothing more
+            (run,) = server.jobs.runs.values()
+            await _finished(server, run.id)
+            assert run.exit_code in FINISHED_CODES, list(run.messages)
+
+        _serve(root, back_up, env, clock=lambda: at + timedelta(minutes=3))
+
+        async def again(client: TestClient, server: web.Server, book: Schedules) -> None:
+            assert await book.tick(at + timedelta(minutes=6)) == []
+            assert server.jobs.runs == {}
+
+        _serve(root, again, env, clock=lambda: at + timedelta(minutes=5))
+        assert _stored(root)[ids[0]]["state"] == "started"
+        assert len(_called(fake)) == READY == len(set(_called(fake)))
+
+
+def test_a_running_campaign_is_not_started_twice(tmp_path):
+    root = _project(tmp_path)
+    campaign = root / "campaigns" / "example.toml"
+    campaign.write_text(
+        campaign.read_text("utf-8").replace("rate_per_second = 20.0", "rate_per_second = 2.0")
+    )
+    at = _soon()
+    with FakeTabblyThread(latency=0.3, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            schedule_id = await _schedule(client, csrf, at=_wall(at))
+            started = await _launch(client, csrf, await _check(client, csrf))
+            running = server.jobs.runs[started.headers["Location"].rsplit("/", 1)[1]]
+            await _until(lambda: fake.received, "the launched run called someone")
+            assert await book.tick(at + timedelta(minutes=1)) == []
+            assert list(server.jobs.runs) == [running.id]
+            assert "is running now" in book.get(schedule_id).note
+            assert _stored(server.root)[schedule_id]["state"] == "waiting"
+            # Stopped (Stop asks first), then the next tick, still within the grace, fires it.
+            stop = f"/runs/{running.id}/stop"
+            await client.post(stop, data={"csrf": csrf, "confirm": "yes"}, allow_redirects=False)
+            await _until(lambda: running.finished, "the launched run stopped")
+            (run_id,) = await book.tick(at + timedelta(minutes=2))
+            assert (await _finished(server, run_id)).exit_code in FINISHED_CODES
+
+        _serve(root, body, _fake_env(fake))
+        called = [r.body["called_to"] for r in fake.received]
+        assert len(called) == len(set(called)) == READY  # the rest, nobody twice
+
+
+def test_a_run_lock_held_elsewhere_makes_the_schedule_wait(tmp_path):
+    """A cron `dialer run` of the campaign holds its ledger's lock: the schedule waits."""
+    at = _soon()
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            schedule_id = await _schedule(client, await _login(client), at=_wall(at))
+            lock = take_lock(server.root / "state" / "example.sqlite", "example")
+            try:
+                assert await book.tick(at + timedelta(minutes=1)) == []
+                assert "is running now" in book.get(schedule_id).note
+            finally:
+                os.close(lock)
+            (run_id,) = await book.tick(at + timedelta(minutes=2))
+            await _finished(server, run_id)
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+        assert len(fake.received) == READY
+
+
+def test_a_schedule_is_refused_when_the_campaign_changed_after_its_check(tmp_path):
+    at = _soon()
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            schedule_id = await _schedule(client, await _login(client), at=_wall(at))
+            path = server.root / "campaigns" / "example.toml"
+            path.write_text(
+                path.read_text("utf-8").replace("Company XYZ", "Company CHANGED"), "utf-8"
+            )
+            assert await book.tick(at + timedelta(minutes=1)) == []
+            stored = _stored(server.root)[schedule_id]
+            assert stored["state"] == "refused"
+            assert "Changed since this check: example.toml" in stored["note"]
+            page = await (await client.get("/schedules")).text()
+            assert "refused" in page and "Changed since this check" in page
+            assert await book.tick(at + timedelta(minutes=2)) == []
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+        assert fake.received == []
+
+
+def test_every_day_checks_the_sheet_again_and_fires_once_a_day(tmp_path):
+    at = _soon()
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            schedule_id = await _schedule(
+                client, csrf, when="daily", time=at.strftime("%H:%M"), at="", sheet="check"
+            )
+            (run_id,) = await book.tick(at + timedelta(minutes=1))
+            run = await _finished(server, run_id)
+            assert run.total == READY and run.exit_code in FINISHED_CODES
+            assert await book.tick(at + timedelta(minutes=30)) == []
+            # The next day: a fresh check finds nobody left (the ledger), so no run starts.
+            assert await book.tick(at + timedelta(days=1, minutes=1)) == []
+            assert "nobody to call" in _stored(server.root)[schedule_id]["note"]
+            assert _stored(server.root)[schedule_id]["state"] == "waiting"
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+        assert len(fake.received) == READY
+
+
+def test_a_schedule_past_the_grace_window_is_missed_not_fired(tmp_path):
+    at = _soon()
+
+    async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+        schedule_id = await _schedule(client, await _login(client), at=_wall(at))
+        late = at + timedelta(seconds=SETTINGS.schedule_grace + 60)
+        assert await book.tick(late) == []
+        stored = _stored(server.root)[schedule_id]
+        assert stored["state"] == "missed" and "grace" in stored["note"]
+        assert server.jobs.runs == {}
+        # Over for longer than uploads are kept: the schedule and its copy of the sheet go.
+        kept = Path(book.get(schedule_id).sheet)
+        assert kept.is_file()
+        await book.tick(late + timedelta(seconds=SETTINGS.upload_keep_seconds + 60))
+        assert book.get(schedule_id) is None and not kept.exists()
+        assert _stored_ids(server.root) == set()
+
+    _serve(_project(tmp_path), body, {})
+
+
+def test_the_cron_line_does_the_same_in_the_servers_zone(tmp_path):
+    async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+        book.server_zone = ZoneInfo("UTC")
+        csrf = await _login(client)
+        daily = await _schedule(
+            client, csrf, when="daily", time="13:00", zone="Asia/Kolkata", sheet="source"
+        )
+        once = await _schedule(client, csrf, at=_wall(_soon()))
+        page = await (await client.get("/schedules")).text()
+        line = re.search(rf'id="cron-{daily}" value="([^"]+)"', page).group(1)
+        assert line.startswith("30 7 * * * cd ")  # 13:00 in Kolkata is 07:30 UTC
+        assert line.endswith("-m dialer run " + f"{server.root}/campaigns/example.toml --yes")
+        once_line = re.search(rf'id="cron-{once}" value="([^"]+)"', page).group(1)
+        assert "--contacts" in once_line and "--expect-campaign-sha256" in once_line
+        assert "every day at 13:00 (Asia/Kolkata)" in page
+        assert "the campaign&#39;s own sheet" in page
+
+    _serve(_project(tmp_path), body, {})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message", "kept"),
+    [
+        ({"at": "2026-13-01T09:00"}, "Date and time: &#39;2026-13-01T09:00&#39; is not", None),
+        ({"at": "2020-01-01T09:00"}, "Date and time: 2020-01-01 09:00 in UTC has passed", None),
+        ({"at": "", "when": "daily", "time": "7pm"}, "Time of day: &#39;7pm&#39; is not", "7pm"),
+        ({"zone": "Mars/Olympus"}, "Time zone: &#39;Mars/Olympus&#39; is not", "Mars/Olympus"),
+        ({"when": "weekly"}, "When: choose", None),
+        ({"confirm": ""}, "Tick the box to confirm", None),
+        ({"count": "48"}, "Tick the box to confirm", None),
+    ],
+)
+def test_bad_schedules_are_refused_with_the_field_named_and_values_kept(
+    tmp_path, fields, message, kept
+):
+    async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+        csrf = await _login(client)
+        dry_id = await _check(client, csrf)
+        form = _form(csrf, at=_wall(_soon()))
+        form.update(fields)
+        answer = await client.post(f"/dry-runs/{dry_id}/schedule", data=form)
+        page = await answer.text()
+        assert answer.status == 400 and message in page, page
+        if kept:
+            assert f'value="{kept}"' in page  # what the user typed is still there
+        assert 'id="schedule-form"' in page and 'id="launch-form"' in page
+        assert not (server.root / "state" / "schedules.toml").exists()
+        assert book.all() == []
+
+    _serve(_project(tmp_path), body, {})
+
+
+def test_an_unreadable_schedules_file_is_said_and_never_overwritten(tmp_path):
+    root = _project(tmp_path)
+    (root / "state").mkdir()
+    broken = root / "state" / "schedules.toml"
+    broken.write_text("[[schedule]\nid = ", "utf-8")
+
+    async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+        csrf = await _login(client)
+        page = await (await client.get("/schedules")).text()
+        assert "cannot be read" in page and "no schedule fires" in page
+        dry_id = await _check(client, csrf)
+        answer = await client.post(
+            f"/dry-runs/{dry_id}/schedule", data=_form(csrf, at=_wall(_soon()))
+        )
+        assert answer.status == 400 and "cannot be read" in await answer.text()
+
+    _serve(root, body, {})
+    assert broken.read_text("utf-8") == "[[schedule]\nid = "
+
+
+def test_a_removed_schedule_never_fires_and_its_sheet_is_deleted(tmp_path):
+    at = _soon()
+
+    async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+        csrf = await _login(client)
+        schedule_id = await _schedule(client, csrf, at=_wall(at))
+        kept = Path(book.get(schedule_id).sheet)
+        assert kept.is_file() and kept.parent == server.root / "state" / "schedules"
+        answer = await client.post(
+            f"/schedules/{schedule_id}/remove", data={"csrf": csrf}, allow_redirects=False
+        )
+        assert answer.status == 303
+        assert not kept.exists() and _stored_ids(server.root) == set()
+        assert await book.tick(at + timedelta(minutes=1)) == []
+        forged = await client.post(f"/schedules/{schedule_id}/remove", data={"csrf": "x"})
+        assert forged.status == 403
+
+    _serve(_project(tmp_path), body, {})
+
+
+def _stored_ids(root: Path) -> set[str]:
+    data = tomllib.loads((root / "state" / "schedules.toml").read_text("utf-8"))
+    return {s["id"] for s in data.get("schedule", [])}
