@@ -414,7 +414,12 @@ def _read_campaign_bytes(path: Path) -> bytes:
 def load_campaign(path: Path) -> Campaign:
     """Read and validate a campaign file; raise `CampaignError` naming the file and key."""
     path = Path(path)
-    raw = _read_campaign_bytes(path)
+    return parse_campaign(path, _read_campaign_bytes(path))
+
+
+def parse_campaign(path: Path, raw: bytes) -> Campaign:
+    """Validate the bytes of a campaign file as if read from `path` (relative paths in it are
+    taken from `path`'s folder): the page's live preview checks a form this way, unsaved."""
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:

@@ -104,6 +104,18 @@ CREATE TABLE IF NOT EXISTS dials (
     synced_at TEXT
 );
 CREATE INDEX IF NOT EXISTS dials_by_number ON dials (called_to, id);
+CREATE TABLE IF NOT EXISTS test_calls (
+    id INTEGER PRIMARY KEY,
+    placed_at TEXT NOT NULL,
+    called_to TEXT NOT NULL,
+    row INTEGER,
+    sheet TEXT NOT NULL DEFAULT '',
+    custom_identifiers TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    http_status INTEGER,
+    call_id TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS rebuilt_from (
     report TEXT PRIMARY KEY,
     people INTEGER NOT NULL,
@@ -890,6 +902,44 @@ class Ledger:
                 rows,
             )
         return self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+
+    # ---- test calls ("call me first" on the page, SPEC 11) ----
+
+    def start_test_call(self, called_to: str, row: int, sheet: str, identifiers: str) -> int:
+        """Record a test call as `sending` before its request leaves; its id. Test calls live
+        in their own table: never `calls` or `dials`, so no limit, redial or report sees them."""
+        try:
+            with transaction(self._conn):
+                cur = self._conn.execute(
+                    "INSERT INTO test_calls (placed_at, called_to, row, sheet, "
+                    "custom_identifiers, status) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self._now(), called_to, row, sheet, identifiers, CLAIM),
+                )
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
+        return cur.lastrowid or 0
+
+    def finish_test_call(
+        self, test_id: int, status: str, reason: str, http_status: int | None, call_id: str
+    ) -> None:
+        try:
+            with transaction(self._conn):
+                self._conn.execute(
+                    "UPDATE test_calls SET status = ?, reason = ?, http_status = ?, call_id = ? "
+                    "WHERE id = ?",
+                    (status, reason, http_status, call_id, test_id),
+                )
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
+
+    def test_calls(self) -> list[dict[str, Any]]:
+        """Every test call, oldest first (empty for a ledger from before them)."""
+        keys = ("id", "placed_at", "called_to", "row", "sheet", "custom_identifiers", "status")
+        keys += ("reason", "http_status", "call_id")
+        with contextlib.suppress(sqlite3.OperationalError):
+            found = self._conn.execute(f"SELECT {', '.join(keys)} FROM test_calls ORDER BY id")
+            return [dict(zip(keys, row, strict=True)) for row in found]
+        return []
 
     # ---- reading, for `dialer status` ----
 

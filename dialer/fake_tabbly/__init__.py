@@ -16,6 +16,7 @@ error statuses, 429s, hangs, dropped connections and echoes are injected on requ
 The parts, as a request meets them (every name below is importable from `dialer.fake_tabbly`):
 
     rules.py     the API's rules: paths, accepted values, request validation, wallet, bodies
+    agents.py    Agents: the get-agents API (the page's agent menu), in both shapes
     logs.py      CallLogs: the accepted calls' outcomes and the call-logs API over them
     faults.py    what can go wrong: fault names, a script, a per-body predicate, seeded rates
     server.py    FakeTabbly: the aiohttp application over the two, and what it received
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 # Each name's module, loaded on first use: `dialer --help` and every other command build the
 # fake's options without importing its aiohttp server.
 _HOMES = {
+    "AGENTS_PATH": "agents",
+    "AGENTS_SHAPES": "agents",
     "LISTENING": "command",
     "add_arguments": "command",
     "run_from_args": "command",
@@ -60,6 +63,7 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
+    from dialer.fake_tabbly.agents import AGENTS_PATH, AGENTS_SHAPES
     from dialer.fake_tabbly.command import LISTENING, add_arguments, run_from_args
     from dialer.fake_tabbly.faults import FAULT_NAMES, parse_fault
     from dialer.fake_tabbly.logs import LOG_FAULT_NAMES, CallLogs
@@ -97,6 +101,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AGENTS_PATH",
+    "AGENTS_SHAPES",
     "DEFAULT_AGENT_ID",
     "DEFAULT_API_KEY",
     "DEFAULT_CALL_FROM",

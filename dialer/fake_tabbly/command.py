@@ -88,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "get-call-logs (both paths answer; default v2)",
     )
     add(
+        "--agents-shape",
+        choices=("docs", "gitbook"),
+        default="docs",
+        help="the get-agents answer: Tabbly's API reference (success/agents/total) or its "
+        "older gitbook page (status/data/count); default docs",
+    )
+    add(
         "--outcomes",
         type=_outcomes_arg,
         default=None,
@@ -140,6 +147,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             logs_shape=args.logs_shape,
             outcomes=args.outcomes,
             log_delay=args.log_delay,
+            agents_shape=args.agents_shape,
         )
         fake.seed_calls(args.seed_calls)
     except ValueError as exc:
@@ -172,6 +180,7 @@ async def _serve(fake: FakeTabbly, host: str, port: int) -> int:
         f"  balance: {fake.balance:g}",
         f"  cost: {fake.cost:g}",
         f"  call logs: {fake.logs_url} (also {LOGS_DOCS_PATH}), shape {fake.logs_shape}",
+        f"  agents: {fake.agents_url}, shape {fake.agents.shape}",
         f"  outcomes: {format_outcomes(fake.logs.weights)}",
         f"  log_delay: {fake.logs.log_delay:g} s",
     ]

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dialer.fake_tabbly.agents import AGENTS_PATH, Agents
 from dialer.fake_tabbly.faults import Faults, fault_response, json_response
 from dialer.fake_tabbly.logs import CallLogs
 from dialer.fake_tabbly.rules import (
@@ -79,6 +80,7 @@ class FakeTabbly:
         logs_shape: str = "v2",
         outcomes: Mapping[str, float] | None = None,
         log_delay: float = 0.0,
+        agents_shape: str = "docs",
     ) -> None:
         self.account = Account(
             organization_id=organization_id,
@@ -100,6 +102,7 @@ class FakeTabbly:
         self.logs = CallLogs(
             self.account, shape=logs_shape, outcomes=outcomes, log_delay=log_delay, seed=seed
         )
+        self.agents = Agents(self.account, agents_shape)
         if cost < 0 or latency < 0 or (retry_after is not None and retry_after < 0):
             raise ValueError("cost, latency and retry_after must not be negative")
 
@@ -147,6 +150,11 @@ class FakeTabbly:
         """The call-logs-v2 URL (the other documented path, get-call-logs, answers the same)."""
         return self.url.removesuffix(TRIGGER_PATH) + LOGS_V2_PATH
 
+    @property
+    def agents_url(self) -> str:
+        """The get-agents URL (shape: `agents.shape`, "docs" or "gitbook", settable)."""
+        return self.url.removesuffix(TRIGGER_PATH) + AGENTS_PATH
+
     def script_logs(self, *faults: str) -> None:
         """Give the next call-log requests these faults, in order (`logs.LOG_FAULT_NAMES`)."""
         self.logs.script(*faults)
@@ -166,6 +174,7 @@ class FakeTabbly:
         app.router.add_post(TRIGGER_PATH, self._trigger)
         app.router.add_get(LOGS_V2_PATH, self.logs.handle)
         app.router.add_get(LOGS_DOCS_PATH, self.logs.handle)
+        app.router.add_get(AGENTS_PATH, self.agents.handle)
         app.router.add_get(STATE_PATH, self._state)
         app.router.add_post(SCRIPT_PATH, self._script_endpoint)
         app.router.add_post(TOPUP_PATH, self._topup_endpoint)
