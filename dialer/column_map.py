@@ -61,6 +61,20 @@ _SAME = (
         "client_name",
     },
     {"last_name", "lastname", "surname", "family_name", "lname"},
+    {
+        "customer_id",
+        "client_id",
+        "account_id",
+        "member_id",
+        "contact_id",
+        "id",
+        "ref",
+        "reference",
+        "customer_ref",
+        "client_ref",
+        "customer_code",
+        "client_code",
+    },
     {"tz", "timezone", "time_zone", "zone"},
 )
 # "No.", "#", "Nr", "Id" after a word all say "the number of": one token for matching.
@@ -149,7 +163,7 @@ def resolve(campaign: Campaign, sheet: Sheet, variables: Iterable[str]) -> Resol
                 missing.append(name)
             continue
         found.append((name, index))
-        if normalise_header(sheet.headers[index]) != name:
+        if sheet.headers[index] != name:  # "First Name": say it as the user wrote it
             labels.append((name, sheet.headers[index]))
     return Resolved(
         phone=phone,

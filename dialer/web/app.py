@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dialer.campaign import load_campaign
 from dialer.statuses import ExitCode, UsageError
+from dialer.web import columns
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
 from dialer.web.campaigns import CampaignShelf, Loader
 from dialer.web.handlers import Pages
@@ -88,6 +89,7 @@ class Server:
         for name in ("app.js", "app.css"):
             add_get(f"/{name}", _static(TEMPLATES / name))
         add_get("/favicon.ico", _no_content)
+        columns.add_routes(app, self)
         app.on_startup.append(self._start_pruning)
         app.on_shutdown.append(self._shut_down)
         return app
