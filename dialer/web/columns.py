@@ -170,7 +170,7 @@ def _fields(campaign: Campaign, wanted: Needs) -> list[ColumnField]:
                     kind,
                     f"{texts.COLUMN_LABELS[kind]} ({name})",
                     texts.COLUMN_HINTS[kind],
-                    kind != "zone",
+                    True,  # a campaign naming a time zone column refuses a sheet without it
                 )
             )
     return fields
@@ -298,7 +298,7 @@ def _judge(fields: list[ColumnField], probe: Probe, tab: str | None) -> str:
     for f in fields:
         if f.chosen and f.chosen not in headers:
             f.error = texts.NOT_A_COLUMN
-        elif not f.chosen and f.kind in ("phone", "id"):
+        elif not f.chosen and f.kind != "variable":
             f.error = texts.CHOOSE_COLUMN
         elif f.has_default and len(f.default) > MAX_FIELD_CHARS:
             f.error = texts.DEFAULT_TOO_LONG.format(n=MAX_FIELD_CHARS)

@@ -121,7 +121,7 @@ COLUMN_HINTS = {
     "phone": "The number to call.",
     "id": "A value unique to each person; the report and Tabbly carry it. "
     "No such column? Choose the phone column.",
-    "zone": "Optional: the person's time zone, like Asia/Kolkata, for the calling window.",
+    "zone": "The person's time zone, like Asia/Kolkata, for the calling window.",
 }
 NOT_IN_SHEET = "(not in this sheet)"
 CHOOSE_COLUMN = "Choose the column that holds it."
