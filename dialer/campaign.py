@@ -17,7 +17,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,6 +65,11 @@ class Contacts:
     default_region: str | None = None
     suppress: tuple[Path, ...] = ()
     sheet: str | None = None
+    # The campaign's names (phone_column, id_column, timezone_column, template variables) ->
+    # the sheet's header as the user wrote it, matched after normalising (SPEC 4.2).
+    columns: tuple[tuple[str, str], ...] = ()
+    # Template variable -> the text used when its column is missing or its cell empty.
+    defaults: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +191,8 @@ _CONTACTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "default_region": (str, False),
     "suppress": ((str, list), False),
     "sheet": (str, False),
+    "columns": (dict, False),
+    "defaults": (dict, False),
 }
 _DISPATCH: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "rate_per_second": ((int, float), False),
@@ -207,6 +214,11 @@ _LIMITS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "per_day": (int, False),
     "per_week": (int, False),
 }
+# A default stands in for a sheet cell: no longer than a cell may put into the prompt (SPEC 7).
+MAX_FIELD_CHARS = 200
+# A header longer than this is not a header (dialer.sheet.MAX_HEADER_CHARS).
+MAX_COLUMN_NAME_CHARS = 1_000
+_TEMPLATE_MARKS = re.compile(r"\{\{|\}\}|\{%|%\}")
 # A redial delay longer than this is a typo (minutes for hours, say): 60 days.
 MAX_REDIAL_MINUTES = 60 * 24 * 60
 MAX_CALLS_PER_PERSON = 100
@@ -320,6 +332,55 @@ def _parse_limits(path: Path, table: dict[str, Any]) -> Limits:
             f"{path}: key 'limits.per_week' ({per_week}) is below 'limits.per_day' ({per_day})"
         )
     return Limits(per_day, per_week)
+
+
+def _with_column_tables(
+    path: Path, data: dict[str, Any], contacts: Contacts, table: dict[str, Any]
+) -> Contacts:
+    """`[contacts] columns` and `defaults`, checked against the names the campaign uses: a
+    mistyped key would otherwise leave a column unmatched and every row `invalid`."""
+    if "columns" not in table and "defaults" not in table:
+        return contacts  # no template parse for the many campaigns without them
+    from dialer.templating import template_variables
+
+    variables = template_variables(data["first_line"], data.get("instruction", ""))
+    if variables is None:
+        return contacts  # a template that does not parse: compiling it names the error
+    roles = [contacts.phone_column, contacts.id_column]
+    window = data.get("window", {})
+    roles.append(window.get("timezone_column") if isinstance(window, dict) else None)
+    names = [n for n in roles if n] + sorted(variables - set(roles))
+    columns = _string_table(path, "columns", table.get("columns", {}), names, MAX_COLUMN_NAME_CHARS)
+    defaults = _string_table(
+        path, "defaults", table.get("defaults", {}), sorted(variables), MAX_FIELD_CHARS
+    )
+    for key, value in defaults:
+        if _TEMPLATE_MARKS.search(value):
+            raise CampaignError(
+                f"{path}: key 'contacts.defaults.{key}' has template braces; a default is "
+                "said as written"
+            )
+    return replace(contacts, columns=columns, defaults=defaults)
+
+
+def _string_table(
+    path: Path, name: str, table: dict[str, Any], allowed: list[str], longest: int
+) -> tuple[tuple[str, str], ...]:
+    """A table of campaign name -> non-empty text; any other key is refused, naming it."""
+    pairs = []
+    for key, value in table.items():
+        where = f"contacts.{name}.{key}"
+        if key not in allowed:
+            uses = ", ".join(allowed) or "no template variables"
+            raise CampaignError(f"{path}: unknown key '{where}' (the campaign uses: {uses})")
+        if not isinstance(value, str) or not value.strip():
+            raise CampaignError(f"{path}: key '{where}' must be a non-empty string, got {value!r}")
+        if len(value) > longest or any(not c.isprintable() for c in value):
+            raise CampaignError(
+                f"{path}: key '{where}' must be at most {longest} printable characters"
+            )
+        pairs.append((key, value.strip()))
+    return tuple(pairs)
 
 
 def _zone(path: Path, name: str) -> str:
@@ -437,6 +498,7 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
         suppress=tuple(path.parent / item for item in suppress_list),
         sheet=contacts_table.get("sheet"),
     )
+    contacts = _with_column_tables(path, data, contacts, contacts_table)
 
     d = data.get("dispatch", {})
     defaults = Dispatch()

@@ -85,7 +85,8 @@ def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
     if missing:
         warnings.append(
             f"the templates use {', '.join(missing)}, not columns of this sheet "
-            f"(columns: {shown_names(stream.sheet.columns)})"
+            f"(columns: {shown_names(stream.sheet.named_headers)}); match them in "
+            "[contacts] columns or give [contacts] defaults"
         )
     return Prepared(stream, chain([first], chunks), warnings)
 
@@ -208,6 +209,9 @@ def validate(
     )
     summary["notes"] = notes
     summary["samples"] = samples.as_json()
+    # The page shows spreadsheet row numbers (data row N is row header_row + N there).
+    summary["header_row"] = prepared.stream.sheet.excel_header_row
+    summary["tab"] = prepared.stream.sheet.sheet_name
     write_summary(report.path, summary)
     print_summary(summary, samples, out)
     return int(code)

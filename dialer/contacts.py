@@ -20,9 +20,10 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError, TemplateError
 
-from dialer.campaign import Campaign
+from dialer.campaign import MAX_FIELD_CHARS, Campaign
+from dialer.column_map import resolve
 from dialer.phones import normalise_phone
-from dialer.sheet import Sheet, clean_cell, iter_rows, open_sheet
+from dialer.sheet import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
 from dialer.sheet_files import shown_names
 from dialer.statuses import CampaignError, SheetError, Status
 from dialer.templating import (
@@ -33,8 +34,6 @@ from dialer.templating import (
     render,
 )
 
-# Longest value a sheet cell may put into the agent's prompt (SPEC 7); longer ones are cut.
-MAX_FIELD_CHARS = 200
 # Longest rendered messages. The first line is spoken before the callee can answer: at ~15
 # characters a second, 2,000 is over two minutes, longer than any greeting, yet a sentence with
 # several full 200-character cells fits. The instruction is the agent's prompt, read not spoken.
@@ -151,26 +150,25 @@ class RowPlan:
     first_line_source: str
     instruction_source: str
     template_columns: tuple[tuple[str, int], ...] = ()  # (name, index) the templates may read
+    defaults: tuple[tuple[str, str], ...] = ()  # [contacts] defaults: for a missing or empty cell
+    labels: tuple[tuple[str, str], ...] = ()  # variable -> its header as written, for reasons
+    missing: tuple[str, ...] = ()  # template variables the sheet lacks and no default covers
 
 
 def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str]) -> RowPlan:
-    phone_index = sheet.column_index(campaign.contacts.phone_column, "phone")
-    id_index = (
-        sheet.column_index(campaign.contacts.id_column, "id")
-        if campaign.contacts.id_column
-        else None
-    )
-    zone_column = campaign.window.timezone_column if campaign.window else None
-    zone_index = sheet.column_index(zone_column, "timezone") if zone_column else None
+    found = resolve(campaign, sheet, names)
     return RowPlan(
-        template_columns=tuple((n, i) for i, n in enumerate(sheet.columns) if n in names),
+        template_columns=found.template_columns,
         columns=sheet.columns,
-        phone_index=phone_index,
-        id_index=id_index,
-        zone_index=zone_index,
+        phone_index=found.phone,
+        id_index=found.id,
+        zone_index=found.zone,
         default_region=campaign.contacts.default_region,
         first_line_source=campaign.first_line,
         instruction_source=campaign.instruction,
+        defaults=found.defaults,
+        labels=found.labels,
+        missing=found.missing,
     )
 
 
@@ -270,6 +268,7 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
     template_columns = plan.template_columns
     phone_index, id_index, zone_index = plan.phone_index, plan.id_index, plan.zone_index
     region = plan.default_region
+    defaults = plan.defaults
     out: list[Contact] = []
     append = out.append
     for row, cells in chunk:
@@ -291,6 +290,8 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
             # Cells without a letter or digit are left out, so `{{ col }}` on an empty cell is
             # an error, not "Hello ," or "Hello -,".
             context = {name: cells[i] for name, i in template_columns if _HAS_WORD(cells[i])}
+            for name, value in defaults:
+                context.setdefault(name, value)
             cut = [name for name, value in context.items() if len(value) > MAX_FIELD_CHARS]
             for name in cut:
                 context[name] = context[name][:MAX_FIELD_CHARS]
@@ -308,6 +309,8 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
                 reason = "message would contain template braces '{{' or '}}' (from a cell)"
             if reason:
                 status, first_line, instruction = Status.INVALID, "", ""
+                if plan.labels:
+                    reason = _in_their_words(reason, plan.labels)
             else:
                 status = Status.READY
                 notes = []
@@ -331,6 +334,16 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
             )
         )
     return out
+
+
+def _in_their_words(reason: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """ "needs column 'first_name'" -> "needs column 'Customer Name' (first_name)": the user
+    finds the header they wrote, not the campaign's name for it."""
+    for name, header in labels:
+        said = f"column '{name}',"
+        if said in reason:
+            return reason.replace(said, f"column '{header}' ({name}),")
+    return reason
 
 
 def _too_long(what: str, text: str, limit: int) -> str:
@@ -412,7 +425,9 @@ def load_suppression(campaign: Campaign) -> frozenset[str]:
         if not path.exists():
             raise SheetError(f"{path}: do-not-call list not found")
         sheet = open_sheet(path)
-        for name in ("phone", campaign.contacts.phone_column, "number", "phone_number"):
+        mapped = dict(campaign.contacts.columns).get(campaign.contacts.phone_column, "phone")
+        candidates = ("phone", campaign.contacts.phone_column, normalise_header(mapped))
+        for name in (*candidates, "number", "phone_number"):
             if name in sheet.columns:
                 index = sheet.columns.index(name)
                 break
@@ -447,8 +462,8 @@ class ContactBuilder:
         return cls(_plan(campaign, sheet, templates.variables), Deduper(suppressed), templates)
 
     def missing_columns(self) -> list[str]:
-        """Template variables that are not columns of the sheet (every row will be invalid)."""
-        return sorted(self.templates.variables - set(self.plan.columns))
+        """Template variables neither in the sheet nor given a default (every row is invalid)."""
+        return list(self.plan.missing)
 
     def build(self, chunk: Sequence[tuple[int, list[str]]]) -> list[Contact]:
         """Per-row work only; duplicates and suppression are `deduper.apply`, in order."""

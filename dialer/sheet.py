@@ -107,17 +107,31 @@ class Sheet:
     sheet_name: str | None = None
     header_row: int = 0
     first_column: int = 0
+    hidden_rows: int = 0  # a CSV's "sep=;" line: Excel reads it as a setting, not a row
     _parse: _ParsedXlsx | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def named_headers(self) -> tuple[str, ...]:
+        """The headers as written; an empty one by its `column_N` name."""
+        return tuple(h or c for h, c in zip(self.headers, self.columns, strict=True))
+
+    @property
+    def excel_header_row(self) -> int:
+        """The header's row number as a spreadsheet shows it (1 = the top row); data row N of
+        `iter_rows` is then row `excel_header_row + N` there."""
+        return self.header_row - self.hidden_rows + 1
+
     def column_index(self, name: str, role: str) -> int:
-        """Position of column `name` (normalised first); a SheetError lists the columns found."""
+        """Position of column `name` (normalised first); a SheetError lists the columns found,
+        as the user wrote them."""
         wanted = normalise_header(name)
         try:
             return self.columns.index(wanted)
         except ValueError:
             asked = f"'{name}'" if wanted == name else f"'{name}' (as '{wanted}')"
             raise SheetError(
-                f"{self.path}: no {role} column {asked}; columns found: {shown_names(self.columns)}"
+                f"{self.path}: no {role} column {asked}; "
+                f"columns found: {shown_names(self.named_headers)}"
             ) from None
 
 
@@ -204,7 +218,8 @@ def _columns(path: Path, header: list[str], offset: int) -> tuple[tuple[str, ...
         if name in seen:
             raise SheetError(
                 f"{path}: columns '{shown(seen[name])}' and '{shown(text)}' are both named "
-                f"'{shown(name)}' after normalising; columns found: {shown_names(columns)}"
+                f"'{shown(name)}' after normalising; columns found: "
+                f"{shown_names(h or c for h, c in zip(headers, columns, strict=True))}"
             )
         seen[name] = text
     return headers, columns
@@ -253,6 +268,7 @@ def _open_csv(path: Path) -> Sheet:
         delimiter=delimiter,
         header_row=header_row,
         first_column=offset,
+        hidden_rows=skip,
     )
 
 
@@ -406,6 +422,23 @@ def _pick_sheet(path: Path, workbook: CalamineWorkbook, wanted: str | None) -> s
         if meta.typ == SheetTypeEnum.WorkSheet and meta.visible == SheetVisibleEnum.Visible:
             return meta.name
     raise SheetError(f"{path}: the workbook has no visible worksheet")
+
+
+def sheet_tabs(path: Path) -> list[str]:
+    """The visible worksheets of an XLSX file, in the workbook's order ([] for a CSV)."""
+    path = Path(path)
+    if path.suffix.lower() not in _XLSX_SUFFIXES:
+        return []
+    check_xlsx(path)
+    workbook = _workbook(path)
+    try:
+        return [
+            meta.name
+            for meta in workbook.sheets_metadata
+            if meta.typ == SheetTypeEnum.WorkSheet and meta.visible == SheetVisibleEnum.Visible
+        ]
+    finally:
+        workbook.close()
 
 
 def _parse_sheet(path: Path, workbook: CalamineWorkbook, name: str) -> CalamineSheet:

@@ -523,3 +523,18 @@ def compile_template(env: BoundedEnvironment, source: str) -> Any:
     tree = _Guard().visit(env.parse(source))
     tree.set_environment(env)
     return env.from_string(tree)
+
+
+def template_variables(*sources: str) -> frozenset[str] | None:
+    """The names the templates read from a row (the sandbox's globals left out); None when a
+    template does not parse: its error is the campaign's, reported when it is compiled."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    env = BoundedEnvironment()
+    names: set[str] = set()
+    try:
+        for source in sources:
+            names |= meta.find_undeclared_variables(env.parse(source))
+    except (TemplateSyntaxError, RecursionError, SyntaxError, MemoryError):
+        return None
+    return frozenset(names - set(env.globals))

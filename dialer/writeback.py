@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dialer import dials
 from dialer.campaign import Campaign
+from dialer.column_map import phone_index
 from dialer.phones import normalise_phone
 from dialer.results import TableWriter, check_output, person_cells
 from dialer.sheet import Sheet, clean_cell, iter_rows, open_sheet
@@ -54,7 +55,7 @@ class Writeback:
             raise UsageError(f"--out {out} is the --sheet itself: the sheet is never overwritten")
         check_output(out, "--out")
         opened = open_sheet(sheet, campaign.contacts.sheet)
-        phone = opened.column_index(campaign.contacts.phone_column, "phone")
+        phone = phone_index(campaign, opened)  # through [contacts] columns, as a run reads it
         return cls(opened, phone, campaign.contacts.default_region, out)
 
     def write(self, conn: sqlite3.Connection) -> int:

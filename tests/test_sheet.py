@@ -245,17 +245,18 @@ def test_duplicate_headers_after_normalising_list_the_columns(tmp_path: Path) ->
         open_sheet(path)
     message = str(caught.value)
     assert "dup.csv" in message and "'First Name' and 'first_name'" in message
-    assert message.endswith("columns found: first_name, first_name, phone")
+    # The user's own header names, not the normalised ones (issue 12).
+    assert message.endswith("columns found: First Name, first_name, Phone")
 
 
 def test_missing_column_lists_the_columns_found(tmp_path: Path) -> None:
-    sheet = open_sheet(write(tmp_path / "c.csv", "Customer ID,Mobile\n"))
+    sheet = open_sheet(write(tmp_path / "c.csv", "Customer ID,Mobile No.\n"))
     assert sheet.column_index("Customer ID", role="id") == 0
     assert sheet.column_index("customer-id", role="id") == 0
     with pytest.raises(SheetError) as caught:
         sheet.column_index("phone", role="phone")
     assert str(caught.value) == (
-        f"{tmp_path / 'c.csv'}: no phone column 'phone'; columns found: customer_id, mobile"
+        f"{tmp_path / 'c.csv'}: no phone column 'phone'; columns found: Customer ID, Mobile No."
     )
 
 
@@ -372,7 +373,7 @@ def test_xlsx_empty_rows_skipped_numbering_kept_and_offset_table_found(tmp_path:
 
 def test_xlsx_duplicate_headers_list_the_columns(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "d.xlsx", {"S": [["Phone", "PHONE "]]})
-    with pytest.raises(SheetError, match="columns found: phone, phone"):
+    with pytest.raises(SheetError, match="columns found: Phone, PHONE"):
         open_sheet(path)
 
 

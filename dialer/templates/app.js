@@ -156,3 +156,16 @@ localTimes(document);
   const mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
   if (mine) zone.value = mine;
 })();
+
+// The column page: a tab chosen shows its columns; a column chosen shows its first cells.
+(function () {
+  const tab = document.getElementById("tab");
+  if (tab && tab.form) tab.addEventListener("change", () => tab.form.submit());
+  for (const select of document.querySelectorAll("select[data-examples-in]")) {
+    select.addEventListener("change", () => {
+      const out = document.getElementById(select.dataset.examplesIn);
+      const chosen = select.options[select.selectedIndex];
+      if (out && chosen) out.textContent = chosen.dataset.examples || "";
+    });
+  }
+})();

@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dialer.campaign import load_campaign
 from dialer.statuses import ExitCode, UsageError
-from dialer.web import editor, results, schedules
+from dialer.web import columns, editor, results, schedules
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
 from dialer.web.campaigns import CampaignShelf, Loader
 from dialer.web.handlers import Pages
@@ -92,6 +92,7 @@ class Server:
         editor.add_routes(app, self)
         results.add_routes(app, self)
         schedules.add_routes(app, self)
+        columns.add_routes(app, self)
         app.on_startup.append(self._start_pruning)
         app.on_shutdown.append(self._shut_down)
         return app

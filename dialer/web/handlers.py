@@ -13,7 +13,7 @@ from aiohttp import web
 
 from dialer.campaign import Campaign
 from dialer.statuses import DialerError, Status
-from dialer.web import reports, results, texts
+from dialer.web import columns, reports, results, texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.jobs import AlreadyRunning, ChecksBusy, CheckStale, DryRun, WebRun
 from dialer.web.settings import MB
@@ -108,7 +108,18 @@ class Pages:
             if campaign is None:
                 raise web.HTTPBadRequest(text="unknown campaign")
             await self.server.prune()  # room for this one; never the sheets in use
-            dry = await self.jobs.check(campaign, form.sheet, form.sheet_name)
+            named = uploads.keep(form.sheet, form.sheet_name, campaign.name)
+            probe = await columns.probe_upload(self.server, named, campaign.contacts.sheet)
+            if columns.needs_matching(campaign, named, probe):
+                kept = True  # the column page shows it: the user never picks it again
+                raise web.HTTPSeeOther(columns.page_url(named))
+            try:
+                dry = await self.jobs.check(campaign, form.sheet, form.sheet_name)
+            except DialerError as exc:
+                kept = True  # still chosen: the column page shows it with the error
+                return columns.render_page(
+                    self.server, request, named, campaign, probe, error=str(exc), status=400
+                )
             kept = True  # the check and a launch use it
         except UploadTooLarge:
             return await self.index(request, texts.too_large(self.settings), 413)
@@ -116,9 +127,8 @@ class Pages:
             return await self.index(request, str(exc), 400)
         except TimeoutError:
             return await self.index(request, texts.UPLOAD_TOO_SLOW, 408)
-        except DialerError as exc:
-            name = form.sheet_name if form else ""
-            return await self.index(request, f"{name}: {exc}", 400)
+        except DialerError as exc:  # the message names the file once, as the user named it
+            return await self.index(request, str(exc), 400)
         finally:
             if form is not None and form.sheet is not None:
                 uploads.release(form.sheet, keep=kept)
@@ -161,8 +171,6 @@ class Pages:
             d=dry,
             counts=[(s, n) for s, n in counts.items() if n],
             ready=counts.get(Status.READY, 0),
-            samples=dry.summary.get("samples", []),
-            problems=problems,
             problem_count=total,
             window=texts.window_text(campaign, counts),
             cost=await asyncio.to_thread(
@@ -172,6 +180,8 @@ class Pages:
             run=self.jobs.runs.get(dry.run_id or ""),
             error=error,
             **extra,
+            # Excel row numbers, warnings, the tab, the way back to the column page.
+            **columns.check_page_extras(self.server, dry, problems, dry.summary.get("samples", [])),
         )
 
     async def launch(self, request: web.Request) -> web.Response:

@@ -263,6 +263,10 @@ class Jobs:
         self.dry_runs[dry.id] = dry
         return dry
 
+    def child_failure(self, stderr: str, returncode: int | None) -> str:
+        """The one line a failed child of the page (a check, a sheet probe) is shown as."""
+        return self._check_failure(stderr, returncode)
+
     def _check_failure(self, stderr: str, returncode: int | None) -> str:
         lines = stderr.strip().splitlines()
         message = lines[-1] if lines else f"the check ended with exit code {returncode}"
@@ -526,14 +530,15 @@ def _expect_options(campaign: Campaign, upload: Path, prints: dict[str, str]) ->
     )
 
 
-def _limited_python(data_bytes: int) -> list[str]:
-    """`python -m dialer` with its data memory capped (RLIMIT_DATA, inherited by its workers):
-    a sheet that needs more fails that one check, not the server. Set in the child itself, not
-    by preexec_fn, which is unsafe in a process with threads. RLIMIT_DATA rather than RLIMIT_AS:
-    shared libraries and reserved-but-unused address space do not count, real allocations do."""
+def _limited_python(data_bytes: int, module: str = "dialer") -> list[str]:
+    """`python -m dialer` (or `module`) with its data memory capped (RLIMIT_DATA, inherited by
+    its workers): a sheet that needs more fails that one check, not the server. Set in the
+    child itself, not by preexec_fn, which is unsafe in a process with threads. RLIMIT_DATA
+    rather than RLIMIT_AS: shared libraries and reserved-but-unused address space do not
+    count, real allocations do."""
     code = (
         "import resource, runpy, sys; n = int(sys.argv.pop(1)); "
         "resource.setrlimit(resource.RLIMIT_DATA, (n, n)); "
-        "runpy.run_module('dialer', run_name='__main__', alter_sys=True)"
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
     )
     return [sys.executable, "-c", code, str(data_bytes)]

@@ -290,3 +290,44 @@ SCHEDULE_BAD_TIME = "Time of day: {value!r} is not a time of day (like 09:30)."
 SCHEDULE_SHEET_CHANGED = (
     "The sheet of this check is no longer the one checked: upload it again to schedule it."
 )
+# Column matching (dialer/web/columns.py).
+COLUMN_LABELS = {
+    "phone": "Phone number",
+    "id": "Customer id",
+    "zone": "Time zone",
+}
+COLUMN_HINTS = {
+    "phone": "The number to call.",
+    "id": "A value unique to each person; the report and Tabbly carry it. "
+    "No such column? Choose the phone column.",
+    "zone": "The person's time zone, like Asia/Kolkata, for the calling window.",
+}
+NOT_IN_SHEET = "(not in this sheet)"
+CHOOSE_COLUMN = "Choose the column that holds it."
+NOT_A_COLUMN = "That is not a column of this sheet: choose again."
+NEEDS_COLUMN_OR_DEFAULT = (
+    "Choose a column, or type a default value: without either, every row is invalid."
+)
+DEFAULT_TOO_LONG = "A default may be at most {n} characters."
+DEFAULT_HAS_BRACES = "A default is said as written: no {{ or }}."
+NOT_A_TAB = "That tab is not in this workbook: choose again."
+FIX_BELOW = "Some columns need your choice: see the fields marked below."
+UPLOAD_GONE = (
+    "This upload is no longer kept (uploads are deleted after a while, or the server "
+    "restarted): upload the sheet again."
+)
+
+
+def used_in(places: Iterable[str]) -> str:
+    return f"Used in the {' and the '.join(places)}."
+
+
+def tab_missing(tab: str) -> str:
+    return f"The campaign reads the tab '{tab}', which this workbook does not have: choose one."
+
+
+def renamed_file(file_name: str, name: str) -> str:
+    return (
+        f"The campaign file {file_name} holds the campaign '{name}': the page saves a campaign "
+        f"as {name}.toml, so rename the file to save the columns from here."
+    )

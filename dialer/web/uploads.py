@@ -35,6 +35,17 @@ class BadUpload(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Kept:
+    """An upload kept for its campaign: the column page and the check page find it by `id`,
+    so an error never makes the user pick the file again."""
+
+    id: str
+    path: Path
+    name: str  # the uploader's file name: shown, never used as a path
+    campaign: str
+
+
+@dataclass(frozen=True, slots=True)
 class UploadForm:
     campaign: str | None
     sheet: Path | None  # stored and held in use until released
@@ -46,6 +57,7 @@ class Uploads:
         self.folder = folder
         self.settings = settings
         self.in_use: set[Path] = set()  # the sheets of the checks under way
+        self._kept: dict[str, Kept] = {}  # id -> upload, while its file lasts
 
     async def receive(self, request: web.Request, check_csrf: Callable[[str], None]) -> UploadForm:
         """Read the upload form, streaming its sheet to disk once the CSRF token is checked.
@@ -88,11 +100,37 @@ class Uploads:
         self.in_use.discard(sheet)
         if not keep:
             sheet.unlink(missing_ok=True)
+            self._forget({sheet})
+
+    def keep(self, sheet: Path, name: str, campaign: str) -> Kept:
+        """Name a stored sheet for the pages that come back to it (same one if named before)."""
+        found = self.kept_for(sheet)
+        if found is None or found.campaign != campaign:
+            found = Kept(secrets.token_urlsafe(12), sheet, name, campaign)
+            self._kept[found.id] = found
+        return found
+
+    def kept(self, upload_id: str) -> Kept | None:
+        """The kept upload `upload_id`, if its file is still there (pruned: gone)."""
+        found = self._kept.get(upload_id)
+        if found is not None and not found.path.is_file():
+            self._forget({found.path})
+            return None
+        return found
+
+    def kept_for(self, sheet: Path) -> Kept | None:
+        return next((k for k in self._kept.values() if k.path == sheet), None)
+
+    def _forget(self, deleted: set[Path]) -> None:
+        for key in [k for k, v in self._kept.items() if v.path in deleted]:
+            del self._kept[key]
 
     async def prune(self, also_keep: set[Path]) -> set[Path]:
         """Delete old uploads, never those in use or in `also_keep`; the deleted paths."""
         keep = self.in_use | also_keep
-        return set(await asyncio.to_thread(prune_uploads, self.folder, keep, self.settings))
+        deleted = set(await asyncio.to_thread(prune_uploads, self.folder, keep, self.settings))
+        self._forget(deleted)
+        return deleted
 
     def _new(self, suffix: str) -> Path:
         """A server-chosen name (nothing of the client's file name), held in use at once."""
