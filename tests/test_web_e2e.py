@@ -2,7 +2,7 @@
 
 What a marketing person does, click by click: log in, pick the campaign, upload the sample XLSX,
 read the check, confirm, start calling, watch it finish (through a page reload) and download the
-report. With DIALER_SCREENSHOTS=1 each step is saved to docs/screenshots/ for the README.
+report. (The README's screenshots come from test_web_marketing_e2e.py, the page used alone.)
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def _serve(root: Path, fake_url: str, log: Path) -> Iterator[str]:
+def _serve(
+    root: Path, fake_url: str, log: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """`dialer serve` as a process; yields its base URL once the port answers."""
     port = _free_port()
     env = {
@@ -94,6 +96,7 @@ def _serve(root: Path, fake_url: str, log: Path) -> Iterator[str]:
         "DIALER_UI_TOKEN": TOKEN,
         "TABBLY_API_KEY": DEFAULT_API_KEY,
         "TABBLY_API_URL": fake_url,
+        **(extra_env or {}),
     }
     with open(log, "w", encoding="utf-8") as err:
         proc = subprocess.Popen(
@@ -133,13 +136,9 @@ def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: P
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     expect = sync_api.expect
-    shoot = os.environ.get("DIALER_SCREENSHOTS") == "1"
-    if shoot:
-        SHOTS.mkdir(parents=True, exist_ok=True)
 
     def snap(page: Any, name: str) -> None:
-        if shoot:
-            page.screenshot(path=str(SHOTS / name), full_page=True)
+        """The steps this test once photographed; the README's pictures are the other test's."""
 
     root = _project(tmp_path / "project")
     with (
