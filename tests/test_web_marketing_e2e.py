@@ -58,6 +58,50 @@ def _labelled(page: Any, form: str) -> None:
     assert unlabelled == [], f"fields without a label in {form}: {unlabelled}"
 
 
+# WCAG 2 contrast of every text element against the first opaque background behind it.
+_LOW_CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] === 1) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || el.offsetParent === null) continue;
+    const style = getComputedStyle(el);
+    const [a, b] = [lum(rgb(style.color).slice(0, 3)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66
+      && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) low.push(`${el.tagName}#${el.id} ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+
+def _readable(page: Any) -> None:
+    """Text contrast at least 4.5:1 (3:1 for large text) on the page as it is now."""
+    low = page.evaluate(_LOW_CONTRAST)
+    assert low == [], f"{page.url}: text below WCAG AA contrast: {low[:10]}"
+
+
+def _tab_to(page: Any, selector: str, presses: int = 80) -> None:
+    """Move the keyboard focus with Tab alone until `selector` has it (a bounded walk)."""
+    for _ in range(presses):
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
 def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
     tmp_path: Path,
 ) -> None:
@@ -100,6 +144,7 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
                 # 1. A new campaign, made on the page.
                 page.click("#new-campaign")
                 _labelled(page, "#campaign-form")
+                _readable(page)
                 page.fill("#name", "spring")
                 agent = page.locator("#agent-id")
                 if agent.evaluate("el => el.tagName") == "SELECT":
@@ -125,6 +170,7 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
                 expect(page.locator("#column-first_name")).to_have_value("Customer Name")
                 expect(page.locator("#column-order_id")).to_have_value("Order #")
                 _labelled(page, "#columns-form")
+                _readable(page)
                 snap(page, "2-columns.png")
                 page.click("#save-columns")
                 expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
@@ -158,9 +204,14 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
                 expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
                 expect(page.locator("#ready-count")).to_have_text(str(len(people)))
                 assert DEFAULT_API_KEY not in page.content()
-                page.check("#launch-form input[name=confirm]")
+                _readable(page)
+                # Confirmed and launched with the keyboard alone.
+                _tab_to(page, "#launch-form input[name=confirm]")
+                page.keyboard.press("Space")
+                expect(page.locator("#launch-form input[name=confirm]")).to_be_checked()
                 snap(page, "4-check.png")
-                page.click("#launch-form button:has-text('Start calling')")
+                _tab_to(page, "#launch-form button[type=submit]")
+                page.keyboard.press("Enter")
                 expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"))
 
                 # 7. Progress to the end: "x of N".
@@ -180,6 +231,8 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
                     for g in page.locator("svg#outcome-chart g[data-outcome]").all()
                 }
                 expect(page.locator("#answer-rate")).to_be_visible()
+                assert chart.get_attribute("role") == "img" and chart.get_attribute("aria-label")
+                _readable(page)
                 snap(page, "6-results.png")
 
                 # 9. Both downloads, opened and read.
