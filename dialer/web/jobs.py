@@ -246,22 +246,16 @@ class Jobs:
             summary = reports.read_summary(report)
         except (OSError, ValueError):
             raise UsageError(texts.NO_SUMMARY) from None
-        dry = DryRun(
-            id=secrets.token_urlsafe(12),
-            campaign=campaign.name,
-            campaign_path=campaign.path,
-            call_from=campaign.call_from,
-            agent_id=campaign.agent_id,
-            sheet_name=sheet_name,
-            upload=upload,
-            report=report,
-            summary=summary,
-            fingerprint=before,
-            epoch=epoch,
-            expect=_expect_options(campaign, upload, before),
+        return self._keep_check(
+            campaign,
+            sheet_name,
+            upload,
+            report,
+            summary,
+            before,
+            epoch,
+            _expect_options(campaign, upload, before),
         )
-        self.dry_runs[dry.id] = dry
-        return dry
 
     def child_failure(self, stderr: str, returncode: int | None) -> str:
         """The one line a failed child of the page (a check, a sheet probe) is shown as."""
@@ -310,6 +304,24 @@ class Jobs:
         the fingerprints it took then, so `launch` refuses it if any file changed since, and
         the run to the same `--expect-*-sha256`. Runs of the campaign since then do not make
         it stale: the ledger still calls nobody twice."""
+        summary: dict[str, Any] = {"counts": {Status.READY: ready}}
+        epoch = self._epochs.get(campaign.name, 0)
+        return self._keep_check(
+            campaign, sheet_name, upload, report, summary, dict(prints), epoch, expect
+        )
+
+    def _keep_check(
+        self,
+        campaign: Campaign,
+        sheet_name: str,
+        upload: Path,
+        report: Path,
+        summary: dict[str, Any],
+        prints: dict[str, str],
+        epoch: int,
+        expect: tuple[str, ...],
+    ) -> DryRun:
+        """A check the page can launch, kept under a new unguessable id."""
         dry = DryRun(
             id=secrets.token_urlsafe(12),
             campaign=campaign.name,
@@ -319,9 +331,9 @@ class Jobs:
             sheet_name=sheet_name,
             upload=upload,
             report=report,
-            summary={"counts": {Status.READY: ready}},
-            fingerprint=dict(prints),
-            epoch=self._epochs.get(campaign.name, 0),
+            summary=summary,
+            fingerprint=prints,
+            epoch=epoch,
             expect=expect,
         )
         self.dry_runs[dry.id] = dry
