@@ -9,6 +9,7 @@ the server a clock before it starts), so nothing waits for the wall clock. The r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import tomllib
@@ -203,6 +204,66 @@ def test_a_run_lock_held_elsewhere_makes_the_schedule_wait(tmp_path):
 
         _serve(_project(tmp_path), body, _fake_env(fake))
         assert len(fake.received) == READY
+
+
+def test_a_daily_schedule_due_while_checks_are_busy_is_tried_again_not_lost(tmp_path):
+    """Every check slot taken when the day's run comes due: nothing started, so the next tick,
+    within the grace window, checks and fires it (the day is not lost)."""
+    at = _soon()
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            schedule_id = await _schedule(
+                client, csrf, when="daily", time=at.strftime("%H:%M"), at="", sheet="check"
+            )
+            async with contextlib.AsyncExitStack() as slots:
+                for _ in range(SETTINGS.max_checks):
+                    await slots.enter_async_context(server.jobs.check_slot())
+                assert await book.tick(at + timedelta(minutes=1)) == []
+            stored = _stored(server.root)[schedule_id]
+            assert "being checked" in stored["note"] and stored["last"] == ""
+            (run_id,) = await book.tick(at + timedelta(minutes=2))
+            assert (await _finished(server, run_id)).exit_code in FINISHED_CODES
+            assert await book.tick(at + timedelta(minutes=3)) == []
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+        assert len(_called(fake)) == READY == len(set(_called(fake)))
+
+
+def test_a_once_schedule_beaten_to_the_launch_waits_and_is_not_refused(tmp_path):
+    """The page's Launch lands between the schedule's look at the campaign and its own launch
+    (AlreadyRunning): nothing of the schedule started, so it waits, and fires once that run
+    is over, within the grace window."""
+    at = _soon()
+    with FakeTabblyThread(latency=0.5, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            schedule_id = await _schedule(client, csrf, at=_wall(at))
+            page_check = server.jobs.dry_runs[await _check(client, csrf)]
+            launch = server.jobs.launch
+            page_runs: list[web.jobs.WebRun] = []
+
+            async def page_launch_first(dry: web.jobs.DryRun) -> web.jobs.WebRun:
+                server.jobs.launch = launch  # the race happens once
+                page_runs.append(await launch(page_check))
+                return await launch(dry)
+
+            server.jobs.launch = page_launch_first
+            assert await book.tick(at + timedelta(minutes=1)) == []
+            stored = _stored(server.root)[schedule_id]
+            assert stored["state"] == "waiting" and "is running now" in stored["note"]
+            (running,) = page_runs
+            stop = f"/runs/{running.id}/stop"
+            await client.post(stop, data={"csrf": csrf, "confirm": "yes"}, allow_redirects=False)
+            await _until(lambda: running.finished, "the page's run stopped")
+            (run_id,) = await book.tick(at + timedelta(minutes=2))
+            assert (await _finished(server, run_id)).exit_code in FINISHED_CODES
+            assert _stored(server.root)[schedule_id]["state"] == "started"
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+        assert len(_called(fake)) == READY == len(set(_called(fake)))
 
 
 def test_a_schedule_is_refused_when_the_campaign_changed_after_its_check(tmp_path):

@@ -8,7 +8,9 @@
 
 The rules:
 - **At most once per due time.** The due time is written to the file (atomically) before the
-  run starts, so a crash, a restart or a second tick never fires it again.
+  run starts, so a crash, a restart or a second tick never fires it again. Given back only
+  when nothing started for a passing reason (every check slot taken, a launch holding the
+  campaign), so the next tick tries again within the grace window.
 - **Due while `dialer serve` was down**: fired when it is back, up to `schedule_grace` (1 hour)
   after the time; later than that it is marked missed, because a call hours late surprises
   the people called (and tomorrow's daily run comes anyway).
@@ -307,6 +309,7 @@ class Schedules:
             schedule.note = f"waiting: campaign {schedule.campaign} is running now"
             return ""  # tried again next tick, within the grace window
         once = schedule.kind == ONCE
+        before = (schedule.last, schedule.state)
         # Written before the run starts: whatever happens next, this due time never fires again.
         self._handled(schedule, due, FIRED if once else WAITING, "starting")
         await asyncio.to_thread(self._save)
@@ -327,10 +330,20 @@ class Schedules:
                     schedule.note = f"{_at_text(due)}: checked, nobody to call"
                     return ""
             run = await self.jobs.launch(dry)
-        except (CheckStale, DialerError, AlreadyRunning, ChecksBusy) as exc:
-            why = str(exc) if not isinstance(exc, AlreadyRunning | ChecksBusy) else "busy"
+        except (AlreadyRunning, ChecksBusy) as exc:
+            # Passing (two checks at once; a launch holding the campaign), raised before any
+            # run started: the due time is given back, so the next tick tries again within the
+            # grace window instead of losing the day (or refusing a "once" for good).
+            schedule.last, schedule.state = before
+            schedule.note = (
+                f"waiting: campaign {schedule.campaign} is running now"
+                if isinstance(exc, AlreadyRunning)
+                else "waiting: other sheets are being checked now"
+            )
+            return ""
+        except (CheckStale, DialerError) as exc:
             schedule.state = REFUSED if once else WAITING
-            schedule.note = f"{_at_text(due)}: not started: {why}"
+            schedule.note = f"{_at_text(due)}: not started: {exc}"
             return ""
         schedule.run_id = run.id
         schedule.note = f"{_at_text(due)}: started"
