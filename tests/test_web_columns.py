@@ -307,3 +307,25 @@ def test_the_column_page_needs_the_csrf_token_and_a_kept_upload(tmp_path):
         assert gone.status == 404 and "upload the sheet again" in await gone.text()
 
     _run(tmp_path, body)
+
+
+def test_a_tab_name_a_workbook_cannot_have_is_refused_with_the_field_named(tmp_path):
+    """A NUL, a control character or a very long tab name (only a hand-made request sends one)
+    is a 400 naming the tab, never a 500 from the probe child's arguments."""
+    data = _workbook({"Leads": [["Phone"], ["+917359043943"]]})
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        columns_url = (await _upload(client, csrf, "book.xlsx", data)).headers["Location"]
+        before = _campaign_file(server).read_bytes()
+        for tab in ("%00", "Leads%0A", "L" * 101):
+            answer = await client.get(f"{columns_url}?tab={tab}")
+            assert answer.status == 400, tab
+            assert "Tab: a tab's name has no control characters" in await answer.text()
+        for tab in ("Le\x00ads", "x" * 101):
+            answer = await client.post(columns_url, data={"csrf": csrf, "tab": tab})
+            assert answer.status == 400 and "Tab: " in await answer.text()
+        assert (await client.get(f"{columns_url}?tab=Leads")).status == 200
+        assert _campaign_file(server).read_bytes() == before
+
+    _run(tmp_path, body)

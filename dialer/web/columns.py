@@ -21,6 +21,7 @@ import contextlib
 import os
 import re
 import signal
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,8 @@ async def probe_upload(server: Server, kept: Kept, tab: str | None) -> Probe:
     """The upload's tabs, headers and example cells, read by a memory-capped child; a
     UsageError says (in one line, with the uploader's file name) why it cannot be read."""
     settings = server.settings
+    if tab and not _plain_tab(tab, settings.tab_name_chars):
+        raise UsageError(texts.BAD_TAB.format(n=settings.tab_name_chars))
     args = [str(kept.path), *([tab] if tab else [])]
     env = {k: v for k, v in os.environ.items() if k in _PROBE_ENV}
     proc = await asyncio.create_subprocess_exec(
@@ -92,6 +95,12 @@ async def probe_upload(server: Server, kept: Kept, tab: str | None) -> Probe:
         return Probe.from_json(out.decode("utf-8"))
     except (ValueError, KeyError, TypeError):
         raise UsageError(texts.UNREADABLE_UPLOAD) from None
+
+
+def _plain_tab(tab: str, limit: int) -> bool:
+    """A tab name the child's arguments can carry (no NUL, no lone surrogate) and a workbook
+    could hold: no control characters, not absurdly long."""
+    return len(tab) <= limit and not any(unicodedata.category(c) in ("Cc", "Cs") for c in tab)
 
 
 def _as_sheet(kept: Kept, probe: Probe) -> Sheet:

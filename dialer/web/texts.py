@@ -311,6 +311,7 @@ NEEDS_COLUMN_OR_DEFAULT = (
 DEFAULT_TOO_LONG = "A default may be at most {n} characters."
 DEFAULT_HAS_BRACES = "A default is said as written: no {{ or }}."
 NOT_A_TAB = "That tab is not in this workbook: choose again."
+BAD_TAB = "Tab: a tab's name has no control characters and at most {n} characters: choose again."
 FIX_BELOW = "Some columns need your choice: see the fields marked below."
 UPLOAD_GONE = (
     "This upload is no longer kept (uploads are deleted after a while, or the server "
