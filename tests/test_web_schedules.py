@@ -356,6 +356,11 @@ def test_the_cron_line_does_the_same_in_the_servers_zone(tmp_path):
         ({"at": "2026-13-01T09:00"}, "Date and time: &#39;2026-13-01T09:00&#39; is not", None),
         ({"at": "2020-01-01T09:00"}, "Date and time: 2020-01-01 09:00 in UTC has passed", None),
         ({"at": "", "when": "daily", "time": "7pm"}, "Time of day: &#39;7pm&#39; is not", "7pm"),
+        (
+            {"at": "9999-12-31T23:59", "zone": "Etc/GMT+12"},
+            "Date and time: 9999-12-31 23:59 in Etc/GMT+12 is more than a year ahead",
+            "9999-12-31T23:59",
+        ),
         ({"zone": "Mars/Olympus"}, "Time zone: &#39;Mars/Olympus&#39; is not", "Mars/Olympus"),
         ({"when": "weekly"}, "When: choose", None),
         ({"confirm": ""}, "Tick the box to confirm", None),
@@ -380,6 +385,37 @@ def test_bad_schedules_are_refused_with_the_field_named_and_values_kept(
         assert book.all() == []
 
     _serve(_project(tmp_path), body, {})
+
+
+def test_a_stored_schedule_beyond_the_servers_zone_still_shows_and_can_be_removed(tmp_path):
+    """A "once" at 9999-12-31 23:59 (Etc/GMT+12) in the file (an older server accepted it):
+    its cron line cannot be written in UTC, but /schedules still answers, after a restart
+    too, and its Remove button works."""
+    root = _project(tmp_path)
+    ids: list[str] = []
+
+    async def far(client: TestClient, server: web.Server, book: Schedules) -> None:
+        ids.append(await _schedule(client, await _login(client), at=_wall(_soon())))
+        schedule = book.get(ids[0])
+        schedule.at, schedule.zone = "9999-12-31T23:59", "Etc/GMT+12"
+        book._save()
+
+    _serve(root, far, {})
+
+    async def later(client: TestClient, server: web.Server, book: Schedules) -> None:
+        book.server_zone = ZoneInfo("UTC")
+        assert await book.tick(datetime.now(UTC)) == []
+        csrf = await _login(client)
+        answer = await client.get("/schedules")
+        page = await answer.text()
+        assert answer.status == 200 and f'id="remove-{ids[0]}"' in page
+        assert "no cron line" in page and "9999-12-31 at 23:59 (Etc/GMT+12)" in page
+        removed = await client.post(
+            f"/schedules/{ids[0]}/remove", data={"csrf": csrf}, allow_redirects=False
+        )
+        assert removed.status == 303 and _stored_ids(server.root) == set()
+
+    _serve(root, later, {})
 
 
 def test_an_unreadable_schedules_file_is_said_and_never_overwritten(tmp_path):

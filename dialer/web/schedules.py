@@ -203,6 +203,10 @@ class Schedules:
                 return texts.SCHEDULE_BAD_AT.format(value=form.at)
             if at.replace(tzinfo=zone) <= now:
                 return texts.SCHEDULE_PAST.format(value=form.at.replace("T", " "), zone=form.zone)
+            if at.replace(tzinfo=zone) - now > timedelta(seconds=self.settings.schedule_ahead):
+                return texts.SCHEDULE_TOO_FAR.format(
+                    value=form.at.replace("T", " "), zone=form.zone
+                )
         elif _time_of_day(form.time) is None:
             return texts.SCHEDULE_BAD_TIME.format(value=form.time)
         once = form.when == ONCE
@@ -445,8 +449,13 @@ class Schedules:
 
     def cron_line(self, schedule: Schedule, now: datetime) -> str:
         """The crontab line doing the same on a server without `dialer serve`, in the server's
-        own time zone (cron's)."""
-        when = (schedule.next_time(now) or schedule.due(now) or now).astimezone(self.server_zone)
+        own time zone (cron's). Never raises: /schedules (and its Remove buttons) must show
+        whatever the file holds, even a time beyond what the server's zone can express."""
+        try:
+            when = schedule.next_time(now) or schedule.due(now) or now
+            when = when.astimezone(self.server_zone)
+        except (OverflowError, ValueError):
+            return texts.CRON_OUT_OF_RANGE
         if schedule.kind == ONCE:
             fields_ = f"{when.minute} {when.hour} {when.day} {when.month} *"
         else:

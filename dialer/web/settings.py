@@ -72,6 +72,7 @@ class Settings:
     # later than that it is marked missed (a run hours late surprises the people called).
     schedule_grace: float = 3600.0
     schedules_max: int = 200
+    schedule_ahead: float = 366 * DAY  # a "once" at most this far ahead
 
 
 DEFAULTS = Settings()

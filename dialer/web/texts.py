@@ -286,6 +286,10 @@ SCHEDULE_NEEDS_CONFIRM = "Tick the box to confirm who is called when the schedul
 SCHEDULE_BAD_ZONE = "Time zone: {zone!r} is not a time zone name (like Asia/Kolkata or UTC)."
 SCHEDULE_BAD_AT = "Date and time: {value!r} is not a date and time (like 2026-05-01 09:30)."
 SCHEDULE_PAST = "Date and time: {value} in {zone} has passed already; choose a later time."
+SCHEDULE_TOO_FAR = (
+    "Date and time: {value} in {zone} is more than a year ahead; choose a sooner time."
+)
+CRON_OUT_OF_RANGE = "# no cron line: this time cannot be written in the server's time zone"
 SCHEDULE_BAD_TIME = "Time of day: {value!r} is not a time of day (like 09:30)."
 SCHEDULE_SHEET_CHANGED = (
     "The sheet of this check is no longer the one checked: upload it again to schedule it."
