@@ -9,6 +9,7 @@ import io
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 from conftest import run_cli
@@ -17,6 +18,7 @@ from test_web import _login, _run, _upload_form
 
 from dialer import web
 from dialer.statuses import ExitCode
+from dialer.web import columns
 
 # Issue 12: "Customer Name, Mobile No., Order #, City" against the example campaign.
 THEIR_SHEET = (
@@ -327,5 +329,43 @@ def test_a_tab_name_a_workbook_cannot_have_is_refused_with_the_field_named(tmp_p
             assert answer.status == 400 and "Tab: " in await answer.text()
         assert (await client.get(f"{columns_url}?tab=Leads")).status == 200
         assert _campaign_file(server).read_bytes() == before
+
+    _run(tmp_path, body)
+
+
+def test_saving_columns_never_undoes_an_edit_saved_while_the_sheet_was_read(tmp_path, monkeypatch):
+    """The campaign is edited (saved from another page) while the save reads the sheet: the
+    columns are not written over it from the copy read before; the user is asked to check
+    again."""
+    probe = columns.probe_upload
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        columns_url = (await _upload(client, csrf, "their.csv", THEIR_SHEET)).headers["Location"]
+        path = _campaign_file(server)
+
+        async def edited_meanwhile(*args: Any) -> Any:
+            found = await probe(*args)
+            path.write_text(path.read_text("utf-8").replace("Company XYZ", "Company NEW"))
+            return found
+
+        monkeypatch.setattr(columns, "probe_upload", edited_meanwhile)
+        answer = await client.post(
+            columns_url,
+            data={
+                "csrf": csrf,
+                "column:phone": "Mobile No.",
+                "column:customer_id": "Mobile No.",
+                "column:first_name": "Customer Name",
+                "column:order_id": "Order #",
+                "default:order_date": "soon",
+            },
+        )
+        page = await answer.text()
+        assert answer.status == 400 and "open this page again to check" in page
+        assert _selected(page, "column-first_name") == "Customer Name"  # the choice is kept
+        text = path.read_text("utf-8")
+        assert "Company NEW" in text and "Mobile No." not in text  # the edit stands
+        assert server.jobs.dry_runs == {}
 
     _run(tmp_path, body)

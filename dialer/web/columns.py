@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from dialer.binding import file_sha256
 from dialer.campaign import MAX_FIELD_CHARS, Campaign
 from dialer.campaign_toml import form_from_campaign, save_campaign
 from dialer.column_map import Needs, guess, needs, resolve
@@ -322,7 +323,13 @@ def _judge(fields: list[ColumnField], probe: Probe, tab: str | None) -> str:
 
 def _save_choice(campaign: Campaign, fields: list[ColumnField], probe: Probe) -> Path | None:
     """The choice written into the campaign file, through the loader and atomically (the old
-    file kept as .bak); None when it changes nothing. Blocking: run in a thread."""
+    file kept as .bak); None when it changes nothing. Blocking: run in a thread.
+
+    `campaign` was read when the request began, before the seconds the sheet probe takes:
+    if the file changed since (an edit saved meanwhile), writing from this copy would undo
+    that edit, so nothing is written and the user is asked to check again."""
+    if file_sha256(campaign.path) != campaign.source_sha256:
+        raise UsageError(texts.CAMPAIGN_EDITED_MEANWHILE)
     columns = {
         f.name: f.chosen
         for f in fields

@@ -316,6 +316,10 @@ DEFAULT_TOO_LONG = "A default may be at most {n} characters."
 DEFAULT_HAS_BRACES = "A default is said as written: no {{ or }}."
 NOT_A_TAB = "That tab is not in this workbook: choose again."
 BAD_TAB = "Tab: a tab's name has no control characters and at most {n} characters: choose again."
+CAMPAIGN_EDITED_MEANWHILE = (
+    "The campaign was changed (saved elsewhere) while you chose the columns, so nothing was "
+    "saved: open this page again to check the choices against it, then save."
+)
 FIX_BELOW = "Some columns need your choice: see the fields marked below."
 UPLOAD_GONE = (
     "This upload is no longer kept (uploads are deleted after a while, or the server "
