@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import os
 import re
 import tomllib
@@ -337,13 +338,18 @@ def test_the_cron_line_does_the_same_in_the_servers_zone(tmp_path):
         daily = await _schedule(
             client, csrf, when="daily", time="13:00", zone="Asia/Kolkata", sheet="source"
         )
-        once = await _schedule(client, csrf, at=_wall(_soon()))
+        at = _soon()
+        once = await _schedule(client, csrf, at=_wall(at))
         page = await (await client.get("/schedules")).text()
         line = re.search(rf'id="cron-{daily}" value="([^"]+)"', page).group(1)
         assert line.startswith("30 7 * * * cd ")  # 13:00 in Kolkata is 07:30 UTC
         assert line.endswith("-m dialer run " + f"{server.root}/campaigns/example.toml --yes")
-        once_line = re.search(rf'id="cron-{once}" value="([^"]+)"', page).group(1)
+        once_line = html.unescape(re.search(rf'id="cron-{once}" value="([^"]+)"', page).group(1))
         assert "--contacts" in once_line and "--expect-campaign-sha256" in once_line
+        # Cron has no year: the line tests it (`%` escaped for cron), else it runs every year.
+        fields = f"{at.minute} {at.hour} {at.day} {at.month} *"
+        assert once_line.startswith(f'{fields} [ "$(date +\\%Y)" = {at.year} ] && cd ')
+        assert "every year on that date" in page  # said next to the lines too
         assert "every day at 13:00 (Asia/Kolkata)" in page
         assert "the campaign&#39;s own sheet" in page
 
@@ -416,6 +422,31 @@ def test_a_stored_schedule_beyond_the_servers_zone_still_shows_and_can_be_remove
         assert removed.status == 303 and _stored_ids(server.root) == set()
 
     _serve(root, later, {})
+
+
+def test_a_check_with_nobody_to_call_cannot_be_scheduled_once(tmp_path):
+    """The form hides "once" for a check with 0 ready; a post that sends it anyway is refused
+    with the field named. "Every day" checks afresh each day, so it may still be chosen."""
+    nobody = (
+        b"Customer ID,First Name,Last Name,Phone,Order ID,Order Date,Email,tz\n"
+        b"00101,Aarav,Sharma,12,ORD-1,2024-03-02,a@example.com,Asia/Kolkata\n"
+    )
+
+    async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+        csrf = await _login(client)
+        dry_id = await _check(client, csrf, nobody)
+        assert server.jobs.dry_runs[dry_id].summary["counts"].get("ready", 0) == 0
+        once = _form(csrf, at=_wall(_soon()), count="0")
+        answer = await client.post(f"/dry-runs/{dry_id}/schedule", data=once)
+        assert answer.status == 400 and "When: this check found nobody" in await answer.text()
+        assert book.all() == []
+        daily = _form(csrf, when="daily", time="09:00", count="0")
+        answer = await client.post(
+            f"/dry-runs/{dry_id}/schedule", data=daily, allow_redirects=False
+        )
+        assert answer.status == 303, await answer.text()
+
+    _serve(_project(tmp_path), body, {})
 
 
 def test_an_unreadable_schedules_file_is_said_and_never_overwritten(tmp_path):

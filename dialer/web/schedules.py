@@ -210,6 +210,8 @@ class Schedules:
         elif _time_of_day(form.time) is None:
             return texts.SCHEDULE_BAD_TIME.format(value=form.time)
         once = form.when == ONCE
+        if once and ready == 0:
+            return texts.SCHEDULE_NOBODY  # the form hides "once" then; a forged post does not
         if not form.confirm or (once and form.count != str(ready)):
             return texts.SCHEDULE_NEEDS_CONFIRM
         if self.problem:
@@ -457,7 +459,10 @@ class Schedules:
         except (OverflowError, ValueError):
             return texts.CRON_OUT_OF_RANGE
         if schedule.kind == ONCE:
+            # cron has no year field: without the year test the line would run every year on
+            # that date. `%` ends a cron command unless escaped; cron hands `date` a bare `%`.
             fields_ = f"{when.minute} {when.hour} {when.day} {when.month} *"
+            fields_ += f' [ "$(date +\\%Y)" = {when.year} ] &&'
         else:
             fields_ = f"{when.minute} {when.hour} * * *"
         args = [sys.executable, "-m", "dialer", "run", schedule.campaign_path]

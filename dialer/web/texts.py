@@ -290,6 +290,10 @@ SCHEDULE_TOO_FAR = (
     "Date and time: {value} in {zone} is more than a year ahead; choose a sooner time."
 )
 CRON_OUT_OF_RANGE = "# no cron line: this time cannot be written in the server's time zone"
+SCHEDULE_NOBODY = (
+    "When: this check found nobody to call, so there is nothing to start once; "
+    "choose every day (the sheet is checked afresh each day) or check another sheet."
+)
 SCHEDULE_BAD_TIME = "Time of day: {value!r} is not a time of day (like 09:30)."
 SCHEDULE_SHEET_CHANGED = (
     "The sheet of this check is no longer the one checked: upload it again to schedule it."
