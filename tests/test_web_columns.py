@@ -9,6 +9,7 @@ import io
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 from conftest import run_cli
@@ -17,6 +18,7 @@ from test_web import _login, _run, _upload_form
 
 from dialer import web
 from dialer.statuses import ExitCode
+from dialer.web import columns
 
 # Issue 12: "Customer Name, Mobile No., Order #, City" against the example campaign.
 THEIR_SHEET = (
@@ -305,5 +307,65 @@ def test_the_column_page_needs_the_csrf_token_and_a_kept_upload(tmp_path):
             upload.unlink()  # pruned meanwhile
         gone = await client.get(columns_url)
         assert gone.status == 404 and "upload the sheet again" in await gone.text()
+
+    _run(tmp_path, body)
+
+
+def test_a_tab_name_a_workbook_cannot_have_is_refused_with_the_field_named(tmp_path):
+    """A NUL, a control character or a very long tab name (only a hand-made request sends one)
+    is a 400 naming the tab, never a 500 from the probe child's arguments."""
+    data = _workbook({"Leads": [["Phone"], ["+917359043943"]]})
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        columns_url = (await _upload(client, csrf, "book.xlsx", data)).headers["Location"]
+        before = _campaign_file(server).read_bytes()
+        for tab in ("%00", "Leads%0A", "L" * 101):
+            answer = await client.get(f"{columns_url}?tab={tab}")
+            assert answer.status == 400, tab
+            assert "Tab: a tab's name has no control characters" in await answer.text()
+        for tab in ("Le\x00ads", "x" * 101):
+            answer = await client.post(columns_url, data={"csrf": csrf, "tab": tab})
+            assert answer.status == 400 and "Tab: " in await answer.text()
+        assert (await client.get(f"{columns_url}?tab=Leads")).status == 200
+        assert _campaign_file(server).read_bytes() == before
+
+    _run(tmp_path, body)
+
+
+def test_saving_columns_never_undoes_an_edit_saved_while_the_sheet_was_read(tmp_path, monkeypatch):
+    """The campaign is edited (saved from another page) while the save reads the sheet: the
+    columns are not written over it from the copy read before; the user is asked to check
+    again."""
+    probe = columns.probe_upload
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        columns_url = (await _upload(client, csrf, "their.csv", THEIR_SHEET)).headers["Location"]
+        path = _campaign_file(server)
+
+        async def edited_meanwhile(*args: Any) -> Any:
+            found = await probe(*args)
+            path.write_text(path.read_text("utf-8").replace("Company XYZ", "Company NEW"))
+            return found
+
+        monkeypatch.setattr(columns, "probe_upload", edited_meanwhile)
+        answer = await client.post(
+            columns_url,
+            data={
+                "csrf": csrf,
+                "column:phone": "Mobile No.",
+                "column:customer_id": "Mobile No.",
+                "column:first_name": "Customer Name",
+                "column:order_id": "Order #",
+                "default:order_date": "soon",
+            },
+        )
+        page = await answer.text()
+        assert answer.status == 400 and "open this page again to check" in page
+        assert _selected(page, "column-first_name") == "Customer Name"  # the choice is kept
+        text = path.read_text("utf-8")
+        assert "Company NEW" in text and "Mobile No." not in text  # the edit stands
+        assert server.jobs.dry_runs == {}
 
     _run(tmp_path, body)

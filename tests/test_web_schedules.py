@@ -9,6 +9,8 @@ the server a clock before it starts), so nothing waits for the wall clock. The r
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import html
 import os
 import re
 import tomllib
@@ -205,6 +207,66 @@ def test_a_run_lock_held_elsewhere_makes_the_schedule_wait(tmp_path):
         assert len(fake.received) == READY
 
 
+def test_a_daily_schedule_due_while_checks_are_busy_is_tried_again_not_lost(tmp_path):
+    """Every check slot taken when the day's run comes due: nothing started, so the next tick,
+    within the grace window, checks and fires it (the day is not lost)."""
+    at = _soon()
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            schedule_id = await _schedule(
+                client, csrf, when="daily", time=at.strftime("%H:%M"), at="", sheet="check"
+            )
+            async with contextlib.AsyncExitStack() as slots:
+                for _ in range(SETTINGS.max_checks):
+                    await slots.enter_async_context(server.jobs.check_slot())
+                assert await book.tick(at + timedelta(minutes=1)) == []
+            stored = _stored(server.root)[schedule_id]
+            assert "being checked" in stored["note"] and stored["last"] == ""
+            (run_id,) = await book.tick(at + timedelta(minutes=2))
+            assert (await _finished(server, run_id)).exit_code in FINISHED_CODES
+            assert await book.tick(at + timedelta(minutes=3)) == []
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+        assert len(_called(fake)) == READY == len(set(_called(fake)))
+
+
+def test_a_once_schedule_beaten_to_the_launch_waits_and_is_not_refused(tmp_path):
+    """The page's Launch lands between the schedule's look at the campaign and its own launch
+    (AlreadyRunning): nothing of the schedule started, so it waits, and fires once that run
+    is over, within the grace window."""
+    at = _soon()
+    with FakeTabblyThread(latency=0.5, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            schedule_id = await _schedule(client, csrf, at=_wall(at))
+            page_check = server.jobs.dry_runs[await _check(client, csrf)]
+            launch = server.jobs.launch
+            page_runs: list[web.jobs.WebRun] = []
+
+            async def page_launch_first(dry: web.jobs.DryRun) -> web.jobs.WebRun:
+                server.jobs.launch = launch  # the race happens once
+                page_runs.append(await launch(page_check))
+                return await launch(dry)
+
+            server.jobs.launch = page_launch_first
+            assert await book.tick(at + timedelta(minutes=1)) == []
+            stored = _stored(server.root)[schedule_id]
+            assert stored["state"] == "waiting" and "is running now" in stored["note"]
+            (running,) = page_runs
+            stop = f"/runs/{running.id}/stop"
+            await client.post(stop, data={"csrf": csrf, "confirm": "yes"}, allow_redirects=False)
+            await _until(lambda: running.finished, "the page's run stopped")
+            (run_id,) = await book.tick(at + timedelta(minutes=2))
+            assert (await _finished(server, run_id)).exit_code in FINISHED_CODES
+            assert _stored(server.root)[schedule_id]["state"] == "started"
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+        assert len(_called(fake)) == READY == len(set(_called(fake)))
+
+
 def test_a_schedule_is_refused_when_the_campaign_changed_after_its_check(tmp_path):
     at = _soon()
     with FakeTabblyThread(latency=0.01, balance=100) as fake:
@@ -276,13 +338,18 @@ def test_the_cron_line_does_the_same_in_the_servers_zone(tmp_path):
         daily = await _schedule(
             client, csrf, when="daily", time="13:00", zone="Asia/Kolkata", sheet="source"
         )
-        once = await _schedule(client, csrf, at=_wall(_soon()))
+        at = _soon()
+        once = await _schedule(client, csrf, at=_wall(at))
         page = await (await client.get("/schedules")).text()
         line = re.search(rf'id="cron-{daily}" value="([^"]+)"', page).group(1)
         assert line.startswith("30 7 * * * cd ")  # 13:00 in Kolkata is 07:30 UTC
         assert line.endswith("-m dialer run " + f"{server.root}/campaigns/example.toml --yes")
-        once_line = re.search(rf'id="cron-{once}" value="([^"]+)"', page).group(1)
+        once_line = html.unescape(re.search(rf'id="cron-{once}" value="([^"]+)"', page).group(1))
         assert "--contacts" in once_line and "--expect-campaign-sha256" in once_line
+        # Cron has no year: the line tests it (`%` escaped for cron), else it runs every year.
+        fields = f"{at.minute} {at.hour} {at.day} {at.month} *"
+        assert once_line.startswith(f'{fields} [ "$(date +\\%Y)" = {at.year} ] && cd ')
+        assert "every year on that date" in page  # said next to the lines too
         assert "every day at 13:00 (Asia/Kolkata)" in page
         assert "the campaign&#39;s own sheet" in page
 
@@ -295,6 +362,11 @@ def test_the_cron_line_does_the_same_in_the_servers_zone(tmp_path):
         ({"at": "2026-13-01T09:00"}, "Date and time: &#39;2026-13-01T09:00&#39; is not", None),
         ({"at": "2020-01-01T09:00"}, "Date and time: 2020-01-01 09:00 in UTC has passed", None),
         ({"at": "", "when": "daily", "time": "7pm"}, "Time of day: &#39;7pm&#39; is not", "7pm"),
+        (
+            {"at": "9999-12-31T23:59", "zone": "Etc/GMT+12"},
+            "Date and time: 9999-12-31 23:59 in Etc/GMT+12 is more than a year ahead",
+            "9999-12-31T23:59",
+        ),
         ({"zone": "Mars/Olympus"}, "Time zone: &#39;Mars/Olympus&#39; is not", "Mars/Olympus"),
         ({"when": "weekly"}, "When: choose", None),
         ({"confirm": ""}, "Tick the box to confirm", None),
@@ -317,6 +389,62 @@ def test_bad_schedules_are_refused_with_the_field_named_and_values_kept(
         assert 'id="schedule-form"' in page and 'id="launch-form"' in page
         assert not (server.root / "state" / "schedules.toml").exists()
         assert book.all() == []
+
+    _serve(_project(tmp_path), body, {})
+
+
+def test_a_stored_schedule_beyond_the_servers_zone_still_shows_and_can_be_removed(tmp_path):
+    """A "once" at 9999-12-31 23:59 (Etc/GMT+12) in the file (an older server accepted it):
+    its cron line cannot be written in UTC, but /schedules still answers, after a restart
+    too, and its Remove button works."""
+    root = _project(tmp_path)
+    ids: list[str] = []
+
+    async def far(client: TestClient, server: web.Server, book: Schedules) -> None:
+        ids.append(await _schedule(client, await _login(client), at=_wall(_soon())))
+        schedule = book.get(ids[0])
+        schedule.at, schedule.zone = "9999-12-31T23:59", "Etc/GMT+12"
+        book._save()
+
+    _serve(root, far, {})
+
+    async def later(client: TestClient, server: web.Server, book: Schedules) -> None:
+        book.server_zone = ZoneInfo("UTC")
+        assert await book.tick(datetime.now(UTC)) == []
+        csrf = await _login(client)
+        answer = await client.get("/schedules")
+        page = await answer.text()
+        assert answer.status == 200 and f'id="remove-{ids[0]}"' in page
+        assert "no cron line" in page and "9999-12-31 at 23:59 (Etc/GMT+12)" in page
+        removed = await client.post(
+            f"/schedules/{ids[0]}/remove", data={"csrf": csrf}, allow_redirects=False
+        )
+        assert removed.status == 303 and _stored_ids(server.root) == set()
+
+    _serve(root, later, {})
+
+
+def test_a_check_with_nobody_to_call_cannot_be_scheduled_once(tmp_path):
+    """The form hides "once" for a check with 0 ready; a post that sends it anyway is refused
+    with the field named. "Every day" checks afresh each day, so it may still be chosen."""
+    nobody = (
+        b"Customer ID,First Name,Last Name,Phone,Order ID,Order Date,Email,tz\n"
+        b"00101,Aarav,Sharma,12,ORD-1,2024-03-02,a@example.com,Asia/Kolkata\n"
+    )
+
+    async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+        csrf = await _login(client)
+        dry_id = await _check(client, csrf, nobody)
+        assert server.jobs.dry_runs[dry_id].summary["counts"].get("ready", 0) == 0
+        once = _form(csrf, at=_wall(_soon()), count="0")
+        answer = await client.post(f"/dry-runs/{dry_id}/schedule", data=once)
+        assert answer.status == 400 and "When: this check found nobody" in await answer.text()
+        assert book.all() == []
+        daily = _form(csrf, when="daily", time="09:00", count="0")
+        answer = await client.post(
+            f"/dry-runs/{dry_id}/schedule", data=daily, allow_redirects=False
+        )
+        assert answer.status == 303, await answer.text()
 
     _serve(_project(tmp_path), body, {})
 

@@ -21,6 +21,7 @@ import contextlib
 import os
 import re
 import signal
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from dialer.binding import file_sha256
 from dialer.campaign import MAX_FIELD_CHARS, Campaign
 from dialer.campaign_toml import form_from_campaign, save_campaign
 from dialer.column_map import Needs, guess, needs, resolve
@@ -68,6 +70,8 @@ async def probe_upload(server: Server, kept: Kept, tab: str | None) -> Probe:
     """The upload's tabs, headers and example cells, read by a memory-capped child; a
     UsageError says (in one line, with the uploader's file name) why it cannot be read."""
     settings = server.settings
+    if tab and not _plain_tab(tab, settings.tab_name_chars):
+        raise UsageError(texts.BAD_TAB.format(n=settings.tab_name_chars))
     args = [str(kept.path), *([tab] if tab else [])]
     env = {k: v for k, v in os.environ.items() if k in _PROBE_ENV}
     proc = await asyncio.create_subprocess_exec(
@@ -92,6 +96,12 @@ async def probe_upload(server: Server, kept: Kept, tab: str | None) -> Probe:
         return Probe.from_json(out.decode("utf-8"))
     except (ValueError, KeyError, TypeError):
         raise UsageError(texts.UNREADABLE_UPLOAD) from None
+
+
+def _plain_tab(tab: str, limit: int) -> bool:
+    """A tab name the child's arguments can carry (no NUL, no lone surrogate) and a workbook
+    could hold: no control characters, not absurdly long."""
+    return len(tab) <= limit and not any(unicodedata.category(c) in ("Cc", "Cs") for c in tab)
 
 
 def _as_sheet(kept: Kept, probe: Probe) -> Sheet:
@@ -313,7 +323,13 @@ def _judge(fields: list[ColumnField], probe: Probe, tab: str | None) -> str:
 
 def _save_choice(campaign: Campaign, fields: list[ColumnField], probe: Probe) -> Path | None:
     """The choice written into the campaign file, through the loader and atomically (the old
-    file kept as .bak); None when it changes nothing. Blocking: run in a thread."""
+    file kept as .bak); None when it changes nothing. Blocking: run in a thread.
+
+    `campaign` was read when the request began, before the seconds the sheet probe takes:
+    if the file changed since (an edit saved meanwhile), writing from this copy would undo
+    that edit, so nothing is written and the user is asked to check again."""
+    if file_sha256(campaign.path) != campaign.source_sha256:
+        raise UsageError(texts.CAMPAIGN_EDITED_MEANWHILE)
     columns = {
         f.name: f.chosen
         for f in fields

@@ -8,7 +8,9 @@
 
 The rules:
 - **At most once per due time.** The due time is written to the file (atomically) before the
-  run starts, so a crash, a restart or a second tick never fires it again.
+  run starts, so a crash, a restart or a second tick never fires it again. Given back only
+  when nothing started for a passing reason (every check slot taken, a launch holding the
+  campaign), so the next tick tries again within the grace window.
 - **Due while `dialer serve` was down**: fired when it is back, up to `schedule_grace` (1 hour)
   after the time; later than that it is marked missed, because a call hours late surprises
   the people called (and tomorrow's daily run comes anyway).
@@ -201,9 +203,15 @@ class Schedules:
                 return texts.SCHEDULE_BAD_AT.format(value=form.at)
             if at.replace(tzinfo=zone) <= now:
                 return texts.SCHEDULE_PAST.format(value=form.at.replace("T", " "), zone=form.zone)
+            if at.replace(tzinfo=zone) - now > timedelta(seconds=self.settings.schedule_ahead):
+                return texts.SCHEDULE_TOO_FAR.format(
+                    value=form.at.replace("T", " "), zone=form.zone
+                )
         elif _time_of_day(form.time) is None:
             return texts.SCHEDULE_BAD_TIME.format(value=form.time)
         once = form.when == ONCE
+        if once and ready == 0:
+            return texts.SCHEDULE_NOBODY  # the form hides "once" then; a forged post does not
         if not form.confirm or (once and form.count != str(ready)):
             return texts.SCHEDULE_NEEDS_CONFIRM
         if self.problem:
@@ -307,6 +315,7 @@ class Schedules:
             schedule.note = f"waiting: campaign {schedule.campaign} is running now"
             return ""  # tried again next tick, within the grace window
         once = schedule.kind == ONCE
+        before = (schedule.last, schedule.state)
         # Written before the run starts: whatever happens next, this due time never fires again.
         self._handled(schedule, due, FIRED if once else WAITING, "starting")
         await asyncio.to_thread(self._save)
@@ -327,10 +336,20 @@ class Schedules:
                     schedule.note = f"{_at_text(due)}: checked, nobody to call"
                     return ""
             run = await self.jobs.launch(dry)
-        except (CheckStale, DialerError, AlreadyRunning, ChecksBusy) as exc:
-            why = str(exc) if not isinstance(exc, AlreadyRunning | ChecksBusy) else "busy"
+        except (AlreadyRunning, ChecksBusy) as exc:
+            # Passing (two checks at once; a launch holding the campaign), raised before any
+            # run started: the due time is given back, so the next tick tries again within the
+            # grace window instead of losing the day (or refusing a "once" for good).
+            schedule.last, schedule.state = before
+            schedule.note = (
+                f"waiting: campaign {schedule.campaign} is running now"
+                if isinstance(exc, AlreadyRunning)
+                else "waiting: other sheets are being checked now"
+            )
+            return ""
+        except (CheckStale, DialerError) as exc:
             schedule.state = REFUSED if once else WAITING
-            schedule.note = f"{_at_text(due)}: not started: {why}"
+            schedule.note = f"{_at_text(due)}: not started: {exc}"
             return ""
         schedule.run_id = run.id
         schedule.note = f"{_at_text(due)}: started"
@@ -432,10 +451,18 @@ class Schedules:
 
     def cron_line(self, schedule: Schedule, now: datetime) -> str:
         """The crontab line doing the same on a server without `dialer serve`, in the server's
-        own time zone (cron's)."""
-        when = (schedule.next_time(now) or schedule.due(now) or now).astimezone(self.server_zone)
+        own time zone (cron's). Never raises: /schedules (and its Remove buttons) must show
+        whatever the file holds, even a time beyond what the server's zone can express."""
+        try:
+            when = schedule.next_time(now) or schedule.due(now) or now
+            when = when.astimezone(self.server_zone)
+        except (OverflowError, ValueError):
+            return texts.CRON_OUT_OF_RANGE
         if schedule.kind == ONCE:
+            # cron has no year field: without the year test the line would run every year on
+            # that date. `%` ends a cron command unless escaped; cron hands `date` a bare `%`.
             fields_ = f"{when.minute} {when.hour} {when.day} {when.month} *"
+            fields_ += f' [ "$(date +\\%Y)" = {when.year} ] &&'
         else:
             fields_ = f"{when.minute} {when.hour} * * *"
         args = [sys.executable, "-m", "dialer", "run", schedule.campaign_path]

@@ -33,6 +33,7 @@ class Settings:
     upload_chunk: int = 256 * 1024
     field_limit: int = 1024  # csrf and campaign name
     sheet_name_chars: int = 120  # the uploader's file name, as shown
+    tab_name_chars: int = 100  # a workbook tab asked for (Excel's own limit is 31)
 
     # Checks (child `dialer validate`).
     max_checks: int = 2
@@ -71,6 +72,7 @@ class Settings:
     # later than that it is marked missed (a run hours late surprises the people called).
     schedule_grace: float = 3600.0
     schedules_max: int = 200
+    schedule_ahead: float = 366 * DAY  # a "once" at most this far ahead
 
 
 DEFAULTS = Settings()

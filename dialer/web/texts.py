@@ -286,6 +286,14 @@ SCHEDULE_NEEDS_CONFIRM = "Tick the box to confirm who is called when the schedul
 SCHEDULE_BAD_ZONE = "Time zone: {zone!r} is not a time zone name (like Asia/Kolkata or UTC)."
 SCHEDULE_BAD_AT = "Date and time: {value!r} is not a date and time (like 2026-05-01 09:30)."
 SCHEDULE_PAST = "Date and time: {value} in {zone} has passed already; choose a later time."
+SCHEDULE_TOO_FAR = (
+    "Date and time: {value} in {zone} is more than a year ahead; choose a sooner time."
+)
+CRON_OUT_OF_RANGE = "# no cron line: this time cannot be written in the server's time zone"
+SCHEDULE_NOBODY = (
+    "When: this check found nobody to call, so there is nothing to start once; "
+    "choose every day (the sheet is checked afresh each day) or check another sheet."
+)
 SCHEDULE_BAD_TIME = "Time of day: {value!r} is not a time of day (like 09:30)."
 SCHEDULE_SHEET_CHANGED = (
     "The sheet of this check is no longer the one checked: upload it again to schedule it."
@@ -311,6 +319,11 @@ NEEDS_COLUMN_OR_DEFAULT = (
 DEFAULT_TOO_LONG = "A default may be at most {n} characters."
 DEFAULT_HAS_BRACES = "A default is said as written: no {{ or }}."
 NOT_A_TAB = "That tab is not in this workbook: choose again."
+BAD_TAB = "Tab: a tab's name has no control characters and at most {n} characters: choose again."
+CAMPAIGN_EDITED_MEANWHILE = (
+    "The campaign was changed (saved elsewhere) while you chose the columns, so nothing was "
+    "saved: open this page again to check the choices against it, then save."
+)
 FIX_BELOW = "Some columns need your choice: see the fields marked below."
 UPLOAD_GONE = (
     "This upload is no longer kept (uploads are deleted after a while, or the server "
