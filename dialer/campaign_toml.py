@@ -68,6 +68,7 @@ FIELD_OF_KEY = {
     "limits": "limits_per_day",
     "limits.per_day": "limits_per_day",
     "limits.per_week": "limits_per_week",
+    "cost_per_call": "cost_per_call",
 }
 
 
@@ -91,6 +92,7 @@ class CampaignForm:
     redial_max_calls: int = _DEFAULT_REDIAL.max_calls
     limits_per_day: int | None = None
     limits_per_week: int | None = None
+    cost_per_call: float | None = None  # None: the estimate before launch says "unknown"
     # [contacts]: campaign variable -> the sheet's header as written; a value for a template
     # variable the sheet lacks.
     columns: dict[str, str] = field(default_factory=dict)
@@ -143,6 +145,7 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         redial_max_calls=(redial or _DEFAULT_REDIAL).max_calls,
         limits_per_day=limits.per_day if limits else None,
         limits_per_week=limits.per_week if limits else None,
+        cost_per_call=campaign.cost_per_call,
         # `columns`/`defaults` arrive with column matching; absent from older Contacts.
         columns=dict(getattr(contacts, "columns", None) or {}),
         defaults=dict(getattr(contacts, "defaults", None) or {}),
@@ -237,6 +240,8 @@ def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
         lines.append(f"api_key_env = {toml_string(form.api_key_env)}")
     if form.logs_timezone != "UTC":
         lines.append(f"logs_timezone = {toml_string(form.logs_timezone)}")
+    if form.cost_per_call is not None:
+        lines.append(f"cost_per_call = {_float(form.cost_per_call)}")
 
     lines += ["", "[contacts]", f"source = {toml_string(form.source or new_source(form.name))}"]
     lines.append(f"phone_column = {toml_string(form.phone_column)}")

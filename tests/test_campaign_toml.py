@@ -69,11 +69,23 @@ def test_every_page_key_round_trips(folder):
         redial_max_calls=2,
         limits_per_day=1,
         limits_per_week=3,
+        cost_per_call=0.75,
     )
     campaign = load_campaign(save_campaign(folder, form, create=True))
     assert form_from_campaign(campaign) == dataclasses.replace(form, source="../data/spring/*")
     assert campaign.instruction == form.instruction
     assert campaign.window is not None and campaign.window.days == frozenset({0, 2})
+    assert campaign.cost_per_call == 0.75
+
+
+def test_a_saved_campaign_keeps_its_cost_per_call(folder):
+    path = folder / "example.toml"
+    path.write_text(
+        path.read_text().replace('name = "example"', 'name = "example"\ncost_per_call = 2')
+    )
+    before = load_campaign(path)
+    assert before.cost_per_call == 2.0
+    assert load_campaign(save_campaign(folder, form_from_campaign(before))) == before
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ NEW = {
     "redial_max_calls": "2",
     "limits_per_day": "1",
     "limits_per_week": "",
+    "cost_per_call": "0,5",
 }
 
 
@@ -100,6 +101,7 @@ def test_a_campaign_created_on_the_page_loads_in_the_cli_as_typed(tmp_path, cli)
     assert campaign.redial.after_minutes == 90
     assert campaign.limits is not None and campaign.limits.per_day == 1
     assert campaign.limits.per_week is None
+    assert campaign.cost_per_call == 0.5
     assert campaign.endpoint is None  # a browser never sets where the key is sent
     result = cli(["validate", str(saved), "--contacts", str(ROOT / "sample_data" / "contacts.csv")])
     assert result.code in (0, 1) and "rows: 60" in result.out, result.out + result.err
@@ -161,6 +163,7 @@ def test_an_edited_campaign_validates_exactly_as_before_and_keeps_a_backup(tmp_p
         ("rate_per_second", "0", "Calls started per second"),
         ("limits_per_day", "0", "Calls to one person per day"),
         ("name", "../evil", "Campaign name"),
+        ("cost_per_call", "-1", "Cost per call"),
     ],
 )
 def test_bad_input_is_refused_naming_the_field_and_keeping_every_value(
@@ -322,3 +325,26 @@ def test_without_the_agents_api_the_agent_is_a_number_field(tmp_path):
         assert DEFAULT_API_KEY not in page
 
     _serve(tmp_path, body, env)
+
+
+def test_saving_from_the_page_keeps_and_sets_the_cost_per_call(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        path = server.root / "campaigns" / "example.toml"
+        path.write_text(
+            path.read_text().replace('name = "example"', 'name = "example"\ncost_per_call = 0.25')
+        )
+        csrf = await _login(client)
+        page = await (await client.get("/campaigns/example/edit")).text()
+        assert "Cost per call (for the estimate before launch)" in page
+        assert _value(page, "cost-per-call") == "0.25"
+        fields = NEW | {"name": "example", "cost_per_call": _value(page, "cost-per-call")}
+        saved = await client.post("/campaigns/example/edit", data=_form(csrf, fields))
+        assert saved.status == 200, await saved.text()
+        assert load_campaign(path).cost_per_call == 0.25
+        cleared = await client.post(
+            "/campaigns/example/edit", data=_form(csrf, fields | {"cost_per_call": ""})
+        )
+        assert cleared.status == 200
+        assert load_campaign(path).cost_per_call is None
+
+    _serve(tmp_path, body)

@@ -39,6 +39,7 @@ TEXT_FIELDS = (
     "redial_max_calls",
     "limits_per_day",
     "limits_per_week",
+    "cost_per_call",
 )
 LIST_FIELDS = ("window_days", "redial_outcomes")
 FLAG_FIELDS = ("redial",)
@@ -82,6 +83,7 @@ def values_of(form: CampaignForm) -> dict[str, Any]:
         "redial_max_calls": str(form.redial_max_calls),
         "limits_per_day": "" if form.limits_per_day is None else str(form.limits_per_day),
         "limits_per_week": "" if form.limits_per_week is None else str(form.limits_per_week),
+        "cost_per_call": "" if form.cost_per_call is None else _number(form.cost_per_call),
     }
 
 
@@ -165,6 +167,9 @@ def parse_fields(posted: Posted, base: CampaignForm) -> CampaignForm:
         else base.redial_max_calls,
         limits_per_day=_whole(values, "limits_per_day", optional=True),
         limits_per_week=_whole(values, "limits_per_week", optional=True),
+        cost_per_call=_decimal(values, "cost_per_call")
+        if values["cost_per_call"].strip()
+        else None,
     )
 
 

@@ -132,6 +132,7 @@ FIELD_LABELS = {
     "redial_max_calls": "Calls per person at most",
     "limits_per_day": "Calls to one person per day at most",
     "limits_per_week": "Calls to one person per week at most",
+    "cost_per_call": "Cost per call (for the estimate before launch)",
     "columns": "Sheet columns",
     "defaults": "Default values",
     "preview_sheet": "Sheet to preview with",
