@@ -23,7 +23,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -162,6 +162,27 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         concurrency=dispatch.concurrency,
         max_attempts=dispatch.max_attempts,
         timeout_seconds=dispatch.timeout_seconds,
+    )
+
+
+def without_unused_columns(form: CampaignForm) -> CampaignForm:
+    """`form` minus the `columns`/`defaults` entries for names its templates and roles (phone,
+    id column, the window's time zone column) no longer use. The loader refuses such an entry
+    (a typo must not leave a column unmatched), so removing a variable from the greeting on the
+    page would otherwise make the campaign impossible to save, preview or edit there."""
+    if not form.columns and not form.defaults:
+        return form
+    from dialer.templating import template_variables
+
+    variables = template_variables(form.first_line, form.instruction)
+    if variables is None:
+        return form  # a template that does not parse: compiling it names the error
+    window_zone = form.timezone_column if form.window_hours is not None else None
+    used = variables | {n for n in (form.phone_column, form.id_column, window_zone) if n}
+    return replace(
+        form,
+        columns={k: v for k, v in form.columns.items() if k in used},
+        defaults={k: v for k, v in form.defaults.items() if k in variables},
     )
 
 

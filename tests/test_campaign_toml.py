@@ -18,6 +18,7 @@ from dialer.campaign_toml import (
     form_from_campaign,
     render_toml,
     save_campaign,
+    without_unused_columns,
 )
 from dialer.statuses import CampaignError
 
@@ -148,3 +149,22 @@ def test_check_form_writes_nothing(folder):
     assert campaign.path == folder / "spring.toml"
     assert campaign.contacts.suppress[0].resolve() == (folder.parent / "sample_data" / "dnc.csv")
     assert sorted(os.listdir(folder)) == ["example.toml"]
+
+
+def test_columns_and_defaults_of_names_no_longer_used_are_dropped():
+    form = _form(
+        first_line="Hi {{ first_name }}",
+        instruction="",
+        id_column="customer_id",
+        timezone_column="tz",
+        columns={"phone": "Mobile", "customer_id": "Cust", "first_name": "Name", "tz": "Zone"}
+        | {"order_id": "Order #"},
+        defaults={"first_name": "there", "order_date": "soon"},
+    )
+    kept = without_unused_columns(form)
+    assert kept.columns == {"phone": "Mobile", "customer_id": "Cust", "first_name": "Name"}
+    assert kept.defaults == {"first_name": "there"}
+    with_window = without_unused_columns(dataclasses.replace(form, window_hours="09:00-18:00"))
+    assert with_window.columns["tz"] == "Zone"
+    broken = dataclasses.replace(form, first_line="Hi {{ first_name ")
+    assert without_unused_columns(broken) == broken  # compiling it names the error

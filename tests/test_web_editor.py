@@ -348,3 +348,38 @@ def test_saving_from_the_page_keeps_and_sets_the_cost_per_call(tmp_path):
         assert load_campaign(path).cost_per_call is None
 
     _serve(tmp_path, body)
+
+
+def test_a_variable_removed_from_the_templates_drops_its_columns_and_defaults(tmp_path):
+    sheet = (
+        b"customer_id,Customer Name,phone,order_id\n"
+        b"C1,Asha,+917359043943,O1\nC2,Ravi,+917359043944,O2\n"
+    )
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        path = server.root / "campaigns" / "example.toml"
+        text = path.read_text().replace(
+            'suppress = "',
+            'columns = { first_name = "Customer Name", phone = "phone" }\n'
+            'defaults = { order_date = "soon" }\nsuppress = "',
+        )
+        path.write_text(text)
+        csrf, dry_id = await _checked(client, sheet)
+        plain = {"first_line": "Hello there, about {{ order_id }}.", "instruction": "Be kind."}
+        fields = {"original": "example", "preview_sheet": dry_id, **plain}
+        answer = await client.post("/campaigns/preview", data=_form(csrf, fields))
+        result = await answer.json()
+        assert result["error"] == "", result
+        assert result["rows"][0]["first_line"] == "Hello there, about O1."
+        saved = await client.post(
+            "/campaigns/example/edit",
+            data=_form(csrf, NEW | {"name": "example"} | plain),
+            allow_redirects=False,
+        )
+        assert saved.status == 303, await saved.text()
+        campaign = load_campaign(path)
+        assert campaign.contacts.columns == (("phone", "phone"),)  # a role: kept
+        assert campaign.contacts.defaults == ()
+        assert (await client.get("/campaigns/example/edit")).status == 200
+
+    _serve(tmp_path, body)

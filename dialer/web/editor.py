@@ -36,6 +36,7 @@ from dialer.campaign_toml import (
     field_of,
     form_from_campaign,
     save_campaign,
+    without_unused_columns,
 )
 from dialer.phones import normalise_phone
 from dialer.statuses import DialerError, Kind
@@ -172,7 +173,7 @@ class Editor:
         base = self._base(original)
         if not original:
             base = self._placeholders(base)
-        form = parse_templates(posted, base)
+        form = without_unused_columns(parse_templates(posted, base))
         async with self._previews:
             try:
                 campaign = await asyncio.to_thread(check_form, self.folder, form)
@@ -328,7 +329,7 @@ class Editor:
         )
 
     def _form(self, posted: Mapping[str, Sequence[str]], original: str) -> CampaignForm:
-        form = parse_fields(posted, self._base(original))
+        form = without_unused_columns(parse_fields(posted, self._base(original)))
         if original and form.name != original:
             raise FieldError("name", texts.NAME_IS_FIXED)
         return form
