@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web as aioweb
 from aiohttp.test_utils import TestClient, TestServer
 
 from dialer import web
@@ -383,3 +384,65 @@ def test_a_variable_removed_from_the_templates_drops_its_columns_and_defaults(tm
         assert (await client.get("/campaigns/example/edit")).status == 200
 
     _serve(tmp_path, body)
+
+
+def _test_call_fields(dry_id: str, **changes: str) -> dict[str, str]:
+    """A test call of the example campaign as its edit page posts it."""
+    return {
+        "name": "example",
+        "organization_id": "244",
+        "agent_id": "33",
+        "call_from": "+14156801215",
+        "first_line": "Test for {{ first_name }} on order {{ order_id }}",
+        "default_region": "IN",
+        "rate_per_second": "20",
+        "original": "example",
+        "preview_sheet": dry_id,
+        "test_number": "07359 099 999",
+        "test_row": "2",
+    } | changes
+
+
+def test_a_test_call_keeps_launches_off_while_it_holds_the_ledger(tmp_path):
+    arrived, release = asyncio.Event(), asyncio.Event()
+    busy_seen: list[bool] = []
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        async def trigger(request: aioweb.Request) -> aioweb.Response:
+            busy_seen.append(server.jobs.busy("example"))
+            arrived.set()
+            await release.wait()
+            return aioweb.json_response({"success": True, "room_name": "room-1"})
+
+        stub = aioweb.Application()
+        stub.router.add_post("/x/trigger-call", trigger)
+        async with TestServer(stub, host="127.0.0.1") as tabbly:
+            server.jobs.environ["TABBLY_API_URL"] = str(tabbly.make_url("/x/trigger-call"))
+            csrf, dry_id = await _checked(client, ROWS)
+            with server.jobs.holding("example"):  # a launch of the campaign is starting
+                refused = await client.post(
+                    "/test-call", data=_form(csrf, _test_call_fields(dry_id))
+                )
+                page = await refused.text()
+            assert refused.status == 400, page
+            assert "Campaign example is running or starting" in page
+            assert not busy_seen  # nothing was sent
+
+            call = asyncio.ensure_future(
+                client.post("/test-call", data=_form(csrf, _test_call_fields(dry_id)))
+            )
+            await arrived.wait()
+            ready = server.jobs.dry_runs[dry_id].summary["counts"]["ready"]
+            launch = await client.post(
+                f"/dry-runs/{dry_id}/launch",
+                data={"csrf": csrf, "confirm": "yes", "count": str(ready)},
+                allow_redirects=False,
+            )
+            assert launch.status == 409  # refused as starting, not failed on the ledger lock
+            assert server.jobs.dry_runs[dry_id].run_id is None  # the check is not used up
+            release.set()
+            answer = await call
+            assert answer.status == 200 and "Test call placed" in await answer.text()
+            assert busy_seen == [True] and not server.jobs.busy("example")
+
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})

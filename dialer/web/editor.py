@@ -39,7 +39,7 @@ from dialer.campaign_toml import (
     without_unused_columns,
 )
 from dialer.phones import normalise_phone
-from dialer.statuses import DialerError, Kind
+from dialer.statuses import DialerError, Kind, UsageError
 from dialer.tabbly import Secret
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
@@ -235,7 +235,13 @@ class Editor:
             field = "test_number" if reason.startswith("invalid phone") else "test_row"
             field = "test_number" if "do-not-call" in reason else field
             raise FieldError(field, texts.labelled(field, reason)) from None
-        outcome = await place_test_call(campaign, contact, self.server.jobs.environ, dry.sheet_name)
+        jobs = self.server.jobs
+        # The test call takes the campaign's ledger lock: a launch meanwhile must be refused
+        # as "starting", not fail on the lock and use up its check. No await between the two.
+        if jobs.busy(campaign.name):
+            raise UsageError(texts.TEST_CALL_WHILE_RUNNING.format(name=campaign.name))
+        with jobs.holding(campaign.name):
+            outcome = await place_test_call(campaign, contact, jobs.environ, dry.sheet_name)
         if outcome.kind is Kind.TRIGGERED:
             return texts.TEST_CALL_PLACED.format(number=number.e164, row=contact.row)
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)
