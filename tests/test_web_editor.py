@@ -7,6 +7,7 @@ import asyncio
 import html
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -446,3 +447,25 @@ def test_a_test_call_keeps_launches_off_while_it_holds_the_ledger(tmp_path):
             assert busy_seen == [True] and not server.jobs.busy("example")
 
     _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_preview_and_test_call_read_the_sheet_in_a_memory_capped_child(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        upload = server.root / "june.csv"
+        upload.write_bytes(ROWS)
+        campaign = server.campaigns.get("example")
+        report = server.root / "check.csv"
+        dry = server.jobs.restore_check(campaign, upload, "june.csv", report, 2, {}, ())
+        fields = {"original": "example", "preview_sheet": dry.id, "first_line": "Hi"}
+        answer = await client.post("/campaigns/preview", data=_form(csrf, fields))
+        result = await answer.json()
+        assert result["rows"] == []
+        assert "needs more than 12 MB of memory" in result["error"], result
+        called = await client.post("/test-call", data=_form(csrf, _test_call_fields(dry.id)))
+        assert called.status == 400
+        assert "needs more than 12 MB of memory" in await called.text()
+
+    # A cap no child fits in: the server itself would read these few rows without a word.
+    capped = replace(web.DEFAULTS, check_memory=12 * 1024 * 1024)
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY}, settings=capped)

@@ -35,6 +35,7 @@ from dialer.campaign_toml import (
     check_form,
     field_of,
     form_from_campaign,
+    render_toml,
     save_campaign,
     without_unused_columns,
 )
@@ -52,7 +53,7 @@ from dialer.web.campaign_fields import (
     values_of,
 )
 from dialer.web.jobs import DryRun
-from dialer.web.preview import place_test_call, preview_rows, test_contact
+from dialer.web.preview import contact_of, in_child, place_test_call
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
@@ -177,9 +178,10 @@ class Editor:
         async with self._previews:
             try:
                 campaign = await asyncio.to_thread(check_form, self.folder, form)
-                rows = await asyncio.to_thread(
-                    preview_rows, campaign, dry.upload, self.settings.preview_rows
+                answer = await self._in_child(
+                    campaign, form, dry, {"count": self.settings.preview_rows}
                 )
+                rows = answer.get("rows", [])
             except DialerError as exc:
                 message = str(exc).replace(str(dry.upload), dry.sheet_name)
                 field = field_of(message)
@@ -221,15 +223,15 @@ class Editor:
         if not row_text.isdigit():
             raise FieldError("test_row", texts.labelled("test_row", "enter a row number"))
         campaign = await asyncio.to_thread(check_form, self.folder, form)
+        ask = {
+            "row": int(row_text),
+            "number": number.e164,
+            "max_row": self.settings.test_call_max_row,
+        }
         try:
-            contact = await asyncio.to_thread(
-                test_contact,
-                campaign,
-                dry.upload,
-                int(row_text),
-                number.e164,
-                self.settings.test_call_max_row,
-            )
+            async with self._previews:
+                answer = await self._in_child(campaign, form, dry, ask)
+            contact = contact_of(answer["contact"])
         except DialerError as exc:
             reason = str(exc).replace(str(dry.upload), dry.sheet_name)
             field = "test_number" if reason.startswith("invalid phone") else "test_row"
@@ -245,6 +247,19 @@ class Editor:
         if outcome.kind is Kind.TRIGGERED:
             return texts.TEST_CALL_PLACED.format(number=number.e164, row=contact.row)
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)
+
+    async def _in_child(
+        self, campaign: Campaign, form: CampaignForm, dry: DryRun, ask: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The sheet read by a memory-capped child (dialer.web.preview), never in the server."""
+        return await in_child(
+            self.settings,
+            self.server.jobs.child_failure,
+            campaign,
+            render_toml(form),
+            dry.upload,
+            ask,
+        )
 
     # ---- agents ----
 

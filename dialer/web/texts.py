@@ -154,6 +154,7 @@ NO_API_KEY = "The server has no API key ({env}): no call can be placed."
 TEST_CALL_PLACED = "Test call placed to {number} with row {row}'s greeting: your phone should ring."
 TEST_CALL_FAILED = "The test call was not placed: {reason}"
 NO_SUCH_ROW = "The sheet has no row {row}."
+PREVIEW_TOO_SLOW = "Reading the sheet's rows took too long: preview with a smaller sheet."
 TEST_CALL_WHILE_RUNNING = (
     "Campaign {name} is running or starting: place the test call when it has finished."
 )
