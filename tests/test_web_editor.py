@@ -469,3 +469,48 @@ def test_preview_and_test_call_read_the_sheet_in_a_memory_capped_child(tmp_path)
     # A cap no child fits in: the server itself would read these few rows without a word.
     capped = replace(web.DEFAULTS, check_memory=12 * 1024 * 1024)
     _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY}, settings=capped)
+
+
+@pytest.mark.parametrize("odd", ["²", "١٢", "9" * 5000])
+def test_odd_digits_are_field_errors_never_a_server_error(tmp_path, odd):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked(client, ROWS)
+        listed = await client.get("/agents", params={"organization_id": odd})
+        assert listed.status == 200 and (await listed.json())["agents"] == []
+        edited = await client.post(
+            "/campaigns/example/edit",
+            data=_form(csrf, NEW | {"name": "example", "organization_id": odd}),
+        )
+        page = await edited.text()
+        assert edited.status == 400, page
+        assert 'id="error-organization-id"' in page
+        called = await client.post(
+            "/test-call", data=_form(csrf, _test_call_fields(dry_id, test_row=odd))
+        )
+        page = await called.text()
+        assert called.status == 400, page
+        assert 'id="error-test-row"' in page
+
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_an_agent_id_the_upstream_writes_in_odd_digits_is_skipped(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        async def agents(request: aioweb.Request) -> aioweb.Response:
+            listed = [
+                {"agent_id": "²", "agent_name": "Squared"},
+                {"agent_id": "9" * 5000, "agent_name": "Long"},
+                {"agent_id": "7", "agent_name": "Seven"},
+            ]
+            return aioweb.json_response({"success": True, "agents": listed, "total": 3})
+
+        stub = aioweb.Application()
+        stub.router.add_get("/x/get-agents", agents)
+        async with TestServer(stub, host="127.0.0.1") as tabbly:
+            server.jobs.environ["TABBLY_AGENTS_URL"] = str(tabbly.make_url("/x/get-agents"))
+            await _login(client)
+            answer = await client.get("/agents", params={"organization_id": "244"})
+            assert answer.status == 200
+            assert (await answer.json())["agents"] == [{"id": 7, "label": "Seven (agent 7)"}]
+
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})

@@ -21,7 +21,6 @@ never from the browser.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from dialer.web.auth import check_csrf, session_of
 from dialer.web.campaign_fields import (
     REDIAL_OUTCOMES,
     FieldError,
+    id_number,
     parse_fields,
     parse_templates,
     posted_values,
@@ -219,12 +219,12 @@ class Editor:
         number = normalise_phone(_first(posted, "test_number"), form.default_region)
         if number.e164 is None:
             raise FieldError("test_number", texts.labelled("test_number", number.reason))
-        row_text = _first(posted, "test_row").strip() or "1"
-        if not row_text.isdigit():
+        row = id_number(_first(posted, "test_row").strip() or "1")
+        if row is None:
             raise FieldError("test_row", texts.labelled("test_row", "enter a row number"))
         campaign = await asyncio.to_thread(check_form, self.folder, form)
         ask = {
-            "row": int(row_text),
+            "row": row,
             "number": number.e164,
             "max_row": self.settings.test_call_max_row,
         }
@@ -273,13 +273,13 @@ class Editor:
 
     async def _agent_menu(self, organization: str, base: CampaignForm) -> tuple[list[Agent], str]:
         """The organisation's agents, or the one line saying why there is no menu."""
-        if not organization.strip().isdigit():
+        org = id_number(organization)
+        if org is None:
             return [], ""
         environ = self.server.jobs.environ
         key = environ.get(base.api_key_env, "")
         if not key:
             return [], texts.NO_API_KEY.format(env=base.api_key_env)
-        org = int(organization)
         url = agents_url(environ, base.endpoint)
         cached = self._agents.get((url, org))
         now = time.monotonic()
@@ -451,7 +451,7 @@ def _default_sheet(sheets: list[DryRun], campaign: str) -> str:
 def _menu(agents: list[Agent], chosen: str) -> list[tuple[str, str]]:
     """(value, label) for the agent menu; a chosen agent the list lacks stays chosen."""
     menu = [(str(a.id), a.label) for a in agents]
-    if agents and chosen and chosen not in {value for value, _ in menu}:
-        with contextlib.suppress(ValueError):
-            menu.insert(0, (str(int(chosen)), f"agent {int(chosen)} (not in the list)"))
+    number = id_number(chosen)
+    if agents and number is not None and str(number) not in {value for value, _ in menu}:
+        menu.insert(0, (str(number), f"agent {number} (not in the list)"))
     return menu
