@@ -337,8 +337,12 @@ def check_form(folder: Path, form: CampaignForm) -> Campaign:
     as every check does), writing nothing; raises the loader's `CampaignError`."""
     from dialer.contacts import Templates
 
-    campaign = parse_campaign(campaign_path(folder, form.name), render_toml(form).encode())
-    Templates.compile(campaign)
+    path = campaign_path(folder, form.name)
+    try:
+        campaign = parse_campaign(path, render_toml(form).encode())
+        Templates.compile(campaign)
+    except CampaignError as exc:  # the file's name, as save_campaign says it: not the server's
+        raise CampaignError(str(exc).replace(str(path), path.name)) from None
     return campaign
 
 

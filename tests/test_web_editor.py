@@ -514,3 +514,21 @@ def test_an_agent_id_the_upstream_writes_in_odd_digits_is_skipped(tmp_path):
             assert (await answer.json())["agents"] == [{"id": 7, "label": "Seven (agent 7)"}]
 
     _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_preview_and_test_call_errors_name_the_file_not_the_servers_folders(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked(client, ROWS)
+        broken = "Hi {{ first_name "
+        fields = {"original": "example", "preview_sheet": dry_id, "first_line": broken}
+        result = await (await client.post("/campaigns/preview", data=_form(csrf, fields))).json()
+        assert result["error"].startswith("Greeting: example.toml: key 'first_line'"), result
+        fields = _test_call_fields(dry_id, first_line=broken)
+        called = await client.post("/test-call", data=_form(csrf, fields))
+        alert = re.search(r'<p class="error" role="alert">(.*?)</p>', await called.text(), re.S)
+        assert called.status == 400 and alert, alert
+        assert "example.toml: key 'first_line'" in html.unescape(alert.group(1))
+        for shown in (result["error"], alert.group(1)):
+            assert str(tmp_path) not in shown and "/campaigns/" not in shown
+
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})

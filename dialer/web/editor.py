@@ -21,6 +21,7 @@ never from the browser.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,7 @@ class Editor:
                 )
                 rows = answer.get("rows", [])
             except DialerError as exc:
-                message = str(exc).replace(str(dry.upload), dry.sheet_name)
+                message = self._shown(str(exc), dry)
                 field = field_of(message)
                 return {"rows": [], "field": field, "error": texts.labelled(field, message)}
         return {"rows": rows, "field": "", "error": ""}
@@ -200,7 +201,7 @@ class Editor:
         except FieldError as exc:
             return await self._refused(request, original, posted, exc.field, exc.message)
         except DialerError as exc:
-            message = str(exc)
+            message = self._shown(str(exc), self._sheet(_first(posted, "preview_sheet")))
             return await self._refused(request, original, posted, field_of(message), message)
         return await self._page(
             request,
@@ -233,7 +234,7 @@ class Editor:
                 answer = await self._in_child(campaign, form, dry, ask)
             contact = contact_of(answer["contact"])
         except DialerError as exc:
-            reason = str(exc).replace(str(dry.upload), dry.sheet_name)
+            reason = self._shown(str(exc), dry)
             field = "test_number" if reason.startswith("invalid phone") else "test_row"
             field = "test_number" if "do-not-call" in reason else field
             raise FieldError(field, texts.labelled(field, reason)) from None
@@ -363,6 +364,16 @@ class Editor:
     def _sheet(self, sheet_id: str) -> DryRun | None:
         dry = self.server.jobs.dry_runs.get(sheet_id)
         return dry if dry is not None and dry.upload.is_file() else None
+
+    def _shown(self, message: str, dry: DryRun | None) -> str:
+        """An error as the page shows it: the uploader's file name for the upload, the file
+        name for the campaign, paths under the project relative to it; never the server's
+        own folders."""
+        if dry is not None:
+            message = message.replace(str(dry.upload), dry.sheet_name)
+        for folder in (self.folder, self.server.root):
+            message = message.replace(f"{folder}{os.sep}", "")
+        return message
 
     def _no_sheet(self, sheet_id: str) -> str:
         return texts.PREVIEW_SHEET_GONE if sheet_id else texts.NO_PREVIEW_SHEET
