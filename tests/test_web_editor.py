@@ -532,3 +532,31 @@ def test_preview_and_test_call_errors_name_the_file_not_the_servers_folders(tmp_
             assert str(tmp_path) not in shown and "/campaigns/" not in shown
 
     _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_the_agents_cache_is_bounded_and_kept_apart_per_key(tmp_path):
+    with FakeTabblyThread() as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url, "OTHER_KEY": "no"}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            example = server.root / "campaigns" / "example.toml"
+            text = example.read_text().replace('name = "example"', 'name = "other"')
+            text = text.replace("[contacts]", 'api_key_env = "OTHER_KEY"\n\n[contacts]')
+            (server.root / "campaigns" / "other.toml").write_text(text)
+            await _login(client)
+
+            async def agents(organization: str, campaign: str) -> dict[str, Any]:
+                query = {"organization_id": organization, "campaign": campaign}
+                return await (await client.get("/agents", params=query)).json()
+
+            assert [a["id"] for a in (await agents("244", "example"))["agents"]] == [33, 34]
+            other = await agents("244", "other")  # another key: not the cached agents
+            assert other["agents"] == [] and "Invalid API key" in other["problem"]
+            await agents("244", "example")  # still cached
+            assert fake.agents.requests == 2
+            assert (await agents("245", "example"))["agents"] == []  # unknown: the third entry
+            await agents("244", "example")  # the oldest, dropped from a cache of two: asked again
+            assert fake.agents.requests == 4
+
+        capped = replace(web.DEFAULTS, agents_cache_entries=2)
+        _serve(tmp_path, body, env, settings=capped)

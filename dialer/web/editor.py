@@ -89,7 +89,8 @@ class Editor:
         self.settings = server.settings
         self.folder = server.root / "campaigns"
         self._previews = asyncio.Semaphore(server.settings.previews_at_once)
-        self._agents: dict[tuple[str, int], tuple[float, list[Agent] | str]] = {}
+        # (agents URL, key variable, organisation) -> (when, agents or why not); oldest first.
+        self._agents: dict[tuple[str, str, int], tuple[float, list[Agent] | str]] = {}
 
     # ---- pages ----
 
@@ -282,7 +283,10 @@ class Editor:
         if not key:
             return [], texts.NO_API_KEY.format(env=base.api_key_env)
         url = agents_url(environ, base.endpoint)
-        cached = self._agents.get((url, org))
+        # Keyed by the key's variable too: two campaigns may send different keys to one URL,
+        # and one key's agents (or its refusal) must not answer for the other.
+        entry = (url, base.api_key_env, org)
+        cached = self._agents.get(entry)
         now = time.monotonic()
         if cached is None or now - cached[0] >= self.settings.agents_cache_seconds:
             try:
@@ -291,7 +295,10 @@ class Editor:
                 )
             except AgentsError as exc:
                 found = str(exc)
-            cached = self._agents[(url, org)] = (now, found)
+            self._agents.pop(entry, None)
+            while self._agents and len(self._agents) >= self.settings.agents_cache_entries:
+                del self._agents[next(iter(self._agents))]  # the oldest
+            cached = self._agents[entry] = (now, found)
         found = cached[1]
         if isinstance(found, str):
             return [], texts.AGENTS_UNAVAILABLE.format(problem=found)
