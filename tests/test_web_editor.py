@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import re
 import sqlite3
 from dataclasses import replace
@@ -560,3 +561,22 @@ def test_the_agents_cache_is_bounded_and_kept_apart_per_key(tmp_path):
 
         capped = replace(web.DEFAULTS, agents_cache_entries=2)
         _serve(tmp_path, body, env, settings=capped)
+
+
+def test_the_preview_masks_phone_numbers_as_the_check_page_does(tmp_path):
+    sheet = ROWS + b"C3,Mina,+91 73590 43945 x,O3,May 3\n"
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked(client, sheet)
+        page = await (await client.get(f"/campaigns/example/edit?sheet={dry_id}")).text()
+        fields = {"original": "example", "preview_sheet": dry_id, "first_line": "Hi"}
+        result = await (await client.post("/campaigns/preview", data=_form(csrf, fields))).json()
+        table = re.search(r'<tbody id="preview-rows">(.*?)</tbody>', page, re.S)
+        assert table and "+91*******943" in table.group(1)
+        shown = json.dumps(result, ensure_ascii=False) + table.group(1)
+        assert result["rows"][2]["status"] == "invalid", result
+        for number in ("7359043943", "7359043944", "73590 43945"):
+            assert number not in shown
+        assert result["rows"][0]["called_to"] == "+91*******943"
+
+    _serve(tmp_path, body)

@@ -33,6 +33,7 @@ from typing import Any
 
 from dialer.campaign import Campaign, parse_campaign
 from dialer.contacts import Contact
+from dialer.masking import mask_phone, mask_text
 from dialer.pipeline import open_contacts
 from dialer.rebuild import open_for_run
 from dialer.sheet import iter_rows
@@ -61,9 +62,10 @@ def preview_rows(campaign: Campaign, upload: Path, count: int) -> list[dict[str,
     return [
         {
             "row": c.row,
-            "called_to": c.called_to or c.phone_raw,
+            # Masked as on the check page: the page shows whose row it is, not the number.
+            "called_to": mask_phone(c.called_to) if c.called_to else mask_text(c.phone_raw),
             "status": str(c.status),
-            "reason": c.reason,
+            "reason": mask_text(c.reason),
             "first_line": c.first_line,
             "instruction": c.instruction,
         }
