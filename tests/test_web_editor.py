@@ -233,10 +233,10 @@ def test_the_preview_renders_the_edited_greeting_with_the_checks_invalid_rules(t
 
         result = await preview("Namaste {{ first_name|upper }}!")
         assert result["error"] == ""
-        rows = {r["row"]: r for r in result["rows"]}
-        assert rows[1]["first_line"] == "Namaste ASHA!" and rows[1]["status"] == "ready"
-        assert rows[2]["status"] == "invalid" and "first_name" in rows[2]["reason"]
-        assert rows[3]["status"] == "invalid" and "phone" in rows[3]["reason"]
+        rows = {r["row"]: r for r in result["rows"]}  # spreadsheet rows: the header is row 1
+        assert rows[2]["first_line"] == "Namaste ASHA!" and rows[2]["status"] == "ready"
+        assert rows[3]["status"] == "invalid" and "first_name" in rows[3]["reason"]
+        assert rows[4]["status"] == "invalid" and "phone" in rows[4]["reason"]
         broken = await preview("Hi {{ first_name ")
         assert broken["field"] == "first_line" and broken["error"].startswith("Greeting")
         unsafe = await preview("{{ ''.__class__ }}")
@@ -266,7 +266,7 @@ def test_a_test_call_reaches_the_fake_once_and_stays_out_of_the_ledgers_calls(tm
                 "original": "example",
                 "preview_sheet": dry_id,
                 "test_number": "07359 099 999",
-                "test_row": "2",
+                "test_row": "3",  # Ravi's row in the spreadsheet (the header is row 1)
             }
             reports = server.root / "reports" / "example"
             before = sorted(reports.iterdir())
@@ -291,7 +291,7 @@ def test_a_test_call_reaches_the_fake_once_and_stays_out_of_the_ledgers_calls(tm
         assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM dials").fetchone()[0] == 0
         tests = conn.execute("SELECT called_to, row, status FROM test_calls").fetchall()
-    assert tests == [("+917359099999", 2, "triggered")]
+    assert tests == [("+917359099999", 2, "triggered")]  # the ledger counts data rows
     status = cli(["status", str(tmp_path / "site" / "campaigns" / "example.toml")])
     assert "+917359099999" not in status.out
 
@@ -580,3 +580,31 @@ def test_the_preview_masks_phone_numbers_as_the_check_page_does(tmp_path):
         assert result["rows"][0]["called_to"] == "+91*******943"
 
     _serve(tmp_path, body)
+
+
+def test_preview_and_test_call_number_rows_as_the_check_page_does(tmp_path):
+    with FakeTabblyThread(balance=10) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf, dry_id = await _checked(client, b"\n\n" + ROWS)  # the header is row 3
+            check = await (await client.get(f"/dry-runs/{dry_id}")).text()
+            assert "Row 4 of your sheet" in check  # Asha, as the check page numbers her
+            page = await (await client.get(f"/campaigns/example/edit?sheet={dry_id}")).text()
+            assert _text(page, "preview-row") == "4"
+            assert _value(page, "test-row") == "4"
+            fields = {"original": "example", "preview_sheet": dry_id, "first_line": "Hi"}
+            preview = await client.post("/campaigns/preview", data=_form(csrf, fields))
+            assert [r["row"] for r in (await preview.json())["rows"]] == [4, 5]
+            called = await client.post(
+                "/test-call", data=_form(csrf, _test_call_fields(dry_id, test_row="5"))
+            )
+            assert "with row 5's greeting" in _text(await called.text(), "test-call-result")
+            header = await client.post(
+                "/test-call", data=_form(csrf, _test_call_fields(dry_id, test_row="3"))
+            )
+            assert header.status == 400 and "The sheet has no row 3." in await header.text()
+
+        _serve(tmp_path, body, env)
+        (sent,) = fake.received
+        assert sent.body["custom_first_line"] == "Test for Ravi on order O2"

@@ -247,7 +247,7 @@ class Editor:
         with jobs.holding(campaign.name):
             outcome = await place_test_call(campaign, contact, jobs.environ, dry.sheet_name)
         if outcome.kind is Kind.TRIGGERED:
-            return texts.TEST_CALL_PLACED.format(number=number.e164, row=contact.row)
+            return texts.TEST_CALL_PLACED.format(number=number.e164, row=row)
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)
 
     async def _in_child(

@@ -40,6 +40,7 @@ from dialer.sheet import iter_rows
 from dialer.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
 from dialer.tabbly import BodyBuilder, Outcome, Secret, TabblyClient
 from dialer.web import texts
+from dialer.web.columns import _excel_row
 from dialer.web.jobs import _limited_python
 from dialer.web.settings import Settings
 
@@ -51,8 +52,10 @@ _CHILD_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL
 
 
 def preview_rows(campaign: Campaign, upload: Path, count: int) -> list[dict[str, Any]]:
-    """The first `count` data rows: status, reason, greeting and instruction of each."""
+    """The first `count` data rows: status, reason, greeting and instruction of each, numbered
+    as the spreadsheet and the check page number them (the header is row 1)."""
     stream = open_contacts(campaign, upload, parallel=False)
+    offset = stream.sheet.excel_header_row
     stream.chunk_rows = count
     chunks = stream.chunks()
     try:
@@ -60,41 +63,47 @@ def preview_rows(campaign: Campaign, upload: Path, count: int) -> list[dict[str,
     finally:
         chunks.close()
     return [
-        {
-            "row": c.row,
-            # Masked as on the check page: the page shows whose row it is, not the number.
-            "called_to": mask_phone(c.called_to) if c.called_to else mask_text(c.phone_raw),
-            "status": str(c.status),
-            "reason": mask_text(c.reason),
-            "first_line": c.first_line,
-            "instruction": c.instruction,
-        }
+        _excel_row(
+            {
+                "row": c.row,
+                # Masked as on the check page: the page shows whose row it is, not the number.
+                "called_to": mask_phone(c.called_to) if c.called_to else mask_text(c.phone_raw),
+                "status": str(c.status),
+                "reason": mask_text(c.reason),
+                "first_line": c.first_line,
+                "instruction": c.instruction,
+            },
+            offset,
+        )
         for c in first[:count]
     ]
 
 
 def test_contact(campaign: Campaign, upload: Path, row: int, number: str, max_row: int) -> Contact:
-    """Row `row` of the sheet personalised as the run would, but to `number`; a UsageError
-    says why it cannot be called (the row's template fails, the number is invalid or on the
-    do-not-call list)."""
-    if not 1 <= row <= max_row:
-        raise UsageError(texts.NO_SUCH_ROW.format(row=row))
+    """Row `row` of the spreadsheet (numbered as the check page and the preview show it: the
+    header is row 1) personalised as the run would, but to `number`; the contact keeps its
+    data-row number, as the ledger counts rows. A UsageError says why it cannot be called
+    (no such row, the row's template fails, the number is invalid or on the do-not-call
+    list)."""
     stream = open_contacts(campaign, upload, parallel=False)
+    data_row = row - stream.sheet.excel_header_row
+    if not 1 <= data_row <= max_row:
+        raise UsageError(texts.NO_SUCH_ROW.format(row=row))
     plan = stream.preparer.plan
     for chunk in iter_rows(stream.sheet):
         for number_in_sheet, cells in chunk:
-            if number_in_sheet == row:
+            if number_in_sheet == data_row:
                 cells = list(cells)
                 cells[plan.phone_index] = number
-                (built,) = stream.preparer.build([(row, cells)])
+                (built,) = stream.preparer.build([(data_row, cells)])
                 (contact,) = stream.preparer.deduper.apply([built])
                 if contact.status is not Status.READY:
                     raise UsageError(contact.reason or str(contact.status))
                 ident = f"{TEST_ID_PREFIX}{contact.custom_identifiers}"
                 return replace(contact, custom_identifiers=ident)
-            if number_in_sheet > row:
+            if number_in_sheet > data_row:
                 break
-        if chunk[-1][0] >= row:
+        if chunk[-1][0] >= data_row:
             break
     raise UsageError(texts.NO_SUCH_ROW.format(row=row))
 
