@@ -19,6 +19,7 @@ exceptions carry the URL: no message here is ever built from one.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ MAX_PAGES = 10  # 1,000 agents: far more than a menu can show
 MAX_PAGE_BYTES = 1024 * 1024
 MAX_NAME_CHARS = 100  # the documented maximum of agent_name
 _DETAIL_CHARS = 160
+_ID_TEXT = re.compile(r"[0-9]{1,16}")  # an id in JSON is at most 2**53 - 1: 16 digits
 
 
 class AgentsError(DialerError):
@@ -175,8 +177,8 @@ def _agent(item: Any, scrub: Scrubber) -> Agent | None:
     if not isinstance(item, dict):
         return None
     ident = item.get("agent_id", item.get("id"))
-    if isinstance(ident, str) and ident.strip().isdigit():
-        ident = int(ident)
+    if isinstance(ident, str) and _ID_TEXT.fullmatch(ident.strip()):
+        ident = int(ident)  # ASCII digits only: "²" is a digit to str.isdigit, not to int
     if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident <= 2**53 - 1:
         return None
     name = item.get("agent_name")

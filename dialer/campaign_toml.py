@@ -23,7 +23,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +68,7 @@ FIELD_OF_KEY = {
     "limits": "limits_per_day",
     "limits.per_day": "limits_per_day",
     "limits.per_week": "limits_per_week",
+    "cost_per_call": "cost_per_call",
 }
 
 
@@ -91,6 +92,7 @@ class CampaignForm:
     redial_max_calls: int = _DEFAULT_REDIAL.max_calls
     limits_per_day: int | None = None
     limits_per_week: int | None = None
+    cost_per_call: float | None = None  # None: the estimate before launch says "unknown"
     # [contacts]: campaign variable -> the sheet's header as written; a value for a template
     # variable the sheet lacks.
     columns: dict[str, str] = field(default_factory=dict)
@@ -143,6 +145,7 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         redial_max_calls=(redial or _DEFAULT_REDIAL).max_calls,
         limits_per_day=limits.per_day if limits else None,
         limits_per_week=limits.per_week if limits else None,
+        cost_per_call=campaign.cost_per_call,
         # `columns`/`defaults` arrive with column matching; absent from older Contacts.
         columns=dict(getattr(contacts, "columns", None) or {}),
         defaults=dict(getattr(contacts, "defaults", None) or {}),
@@ -159,6 +162,27 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         concurrency=dispatch.concurrency,
         max_attempts=dispatch.max_attempts,
         timeout_seconds=dispatch.timeout_seconds,
+    )
+
+
+def without_unused_columns(form: CampaignForm) -> CampaignForm:
+    """`form` minus the `columns`/`defaults` entries for names its templates and roles (phone,
+    id column, the window's time zone column) no longer use. The loader refuses such an entry
+    (a typo must not leave a column unmatched), so removing a variable from the greeting on the
+    page would otherwise make the campaign impossible to save, preview or edit there."""
+    if not form.columns and not form.defaults:
+        return form
+    from dialer.templating import template_variables
+
+    variables = template_variables(form.first_line, form.instruction)
+    if variables is None:
+        return form  # a template that does not parse: compiling it names the error
+    window_zone = form.timezone_column if form.window_hours is not None else None
+    used = variables | {n for n in (form.phone_column, form.id_column, window_zone) if n}
+    return replace(
+        form,
+        columns={k: v for k, v in form.columns.items() if k in used},
+        defaults={k: v for k, v in form.defaults.items() if k in variables},
     )
 
 
@@ -237,6 +261,8 @@ def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
         lines.append(f"api_key_env = {toml_string(form.api_key_env)}")
     if form.logs_timezone != "UTC":
         lines.append(f"logs_timezone = {toml_string(form.logs_timezone)}")
+    if form.cost_per_call is not None:
+        lines.append(f"cost_per_call = {_float(form.cost_per_call)}")
 
     lines += ["", "[contacts]", f"source = {toml_string(form.source or new_source(form.name))}"]
     lines.append(f"phone_column = {toml_string(form.phone_column)}")
@@ -311,8 +337,12 @@ def check_form(folder: Path, form: CampaignForm) -> Campaign:
     as every check does), writing nothing; raises the loader's `CampaignError`."""
     from dialer.contacts import Templates
 
-    campaign = parse_campaign(campaign_path(folder, form.name), render_toml(form).encode())
-    Templates.compile(campaign)
+    path = campaign_path(folder, form.name)
+    try:
+        campaign = parse_campaign(path, render_toml(form).encode())
+        Templates.compile(campaign)
+    except CampaignError as exc:  # the file's name, as save_campaign says it: not the server's
+        raise CampaignError(str(exc).replace(str(path), path.name)) from None
     return campaign
 
 

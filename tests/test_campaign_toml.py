@@ -18,6 +18,7 @@ from dialer.campaign_toml import (
     form_from_campaign,
     render_toml,
     save_campaign,
+    without_unused_columns,
 )
 from dialer.statuses import CampaignError
 
@@ -69,11 +70,23 @@ def test_every_page_key_round_trips(folder):
         redial_max_calls=2,
         limits_per_day=1,
         limits_per_week=3,
+        cost_per_call=0.75,
     )
     campaign = load_campaign(save_campaign(folder, form, create=True))
     assert form_from_campaign(campaign) == dataclasses.replace(form, source="../data/spring/*")
     assert campaign.instruction == form.instruction
     assert campaign.window is not None and campaign.window.days == frozenset({0, 2})
+    assert campaign.cost_per_call == 0.75
+
+
+def test_a_saved_campaign_keeps_its_cost_per_call(folder):
+    path = folder / "example.toml"
+    path.write_text(
+        path.read_text().replace('name = "example"', 'name = "example"\ncost_per_call = 2')
+    )
+    before = load_campaign(path)
+    assert before.cost_per_call == 2.0
+    assert load_campaign(save_campaign(folder, form_from_campaign(before))) == before
 
 
 @pytest.mark.parametrize(
@@ -136,3 +149,22 @@ def test_check_form_writes_nothing(folder):
     assert campaign.path == folder / "spring.toml"
     assert campaign.contacts.suppress[0].resolve() == (folder.parent / "sample_data" / "dnc.csv")
     assert sorted(os.listdir(folder)) == ["example.toml"]
+
+
+def test_columns_and_defaults_of_names_no_longer_used_are_dropped():
+    form = _form(
+        first_line="Hi {{ first_name }}",
+        instruction="",
+        id_column="customer_id",
+        timezone_column="tz",
+        columns={"phone": "Mobile", "customer_id": "Cust", "first_name": "Name", "tz": "Zone"}
+        | {"order_id": "Order #"},
+        defaults={"first_name": "there", "order_date": "soon"},
+    )
+    kept = without_unused_columns(form)
+    assert kept.columns == {"phone": "Mobile", "customer_id": "Cust", "first_name": "Name"}
+    assert kept.defaults == {"first_name": "there"}
+    with_window = without_unused_columns(dataclasses.replace(form, window_hours="09:00-18:00"))
+    assert with_window.columns["tz"] == "Zone"
+    broken = dataclasses.replace(form, first_line="Hi {{ first_name ")
+    assert without_unused_columns(broken) == broken  # compiling it names the error

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web as aioweb
 from aiohttp.test_utils import TestClient, TestServer
 
 from dialer import web
@@ -42,6 +45,7 @@ NEW = {
     "redial_max_calls": "2",
     "limits_per_day": "1",
     "limits_per_week": "",
+    "cost_per_call": "0,5",
 }
 
 
@@ -100,6 +104,7 @@ def test_a_campaign_created_on_the_page_loads_in_the_cli_as_typed(tmp_path, cli)
     assert campaign.redial.after_minutes == 90
     assert campaign.limits is not None and campaign.limits.per_day == 1
     assert campaign.limits.per_week is None
+    assert campaign.cost_per_call == 0.5
     assert campaign.endpoint is None  # a browser never sets where the key is sent
     result = cli(["validate", str(saved), "--contacts", str(ROOT / "sample_data" / "contacts.csv")])
     assert result.code in (0, 1) and "rows: 60" in result.out, result.out + result.err
@@ -161,6 +166,7 @@ def test_an_edited_campaign_validates_exactly_as_before_and_keeps_a_backup(tmp_p
         ("rate_per_second", "0", "Calls started per second"),
         ("limits_per_day", "0", "Calls to one person per day"),
         ("name", "../evil", "Campaign name"),
+        ("cost_per_call", "-1", "Cost per call"),
     ],
 )
 def test_bad_input_is_refused_naming_the_field_and_keeping_every_value(
@@ -227,10 +233,10 @@ def test_the_preview_renders_the_edited_greeting_with_the_checks_invalid_rules(t
 
         result = await preview("Namaste {{ first_name|upper }}!")
         assert result["error"] == ""
-        rows = {r["row"]: r for r in result["rows"]}
-        assert rows[1]["first_line"] == "Namaste ASHA!" and rows[1]["status"] == "ready"
-        assert rows[2]["status"] == "invalid" and "first_name" in rows[2]["reason"]
-        assert rows[3]["status"] == "invalid" and "phone" in rows[3]["reason"]
+        rows = {r["row"]: r for r in result["rows"]}  # spreadsheet rows: the header is row 1
+        assert rows[2]["first_line"] == "Namaste ASHA!" and rows[2]["status"] == "ready"
+        assert rows[3]["status"] == "invalid" and "first_name" in rows[3]["reason"]
+        assert rows[4]["status"] == "invalid" and "phone" in rows[4]["reason"]
         broken = await preview("Hi {{ first_name ")
         assert broken["field"] == "first_line" and broken["error"].startswith("Greeting")
         unsafe = await preview("{{ ''.__class__ }}")
@@ -260,7 +266,7 @@ def test_a_test_call_reaches_the_fake_once_and_stays_out_of_the_ledgers_calls(tm
                 "original": "example",
                 "preview_sheet": dry_id,
                 "test_number": "07359 099 999",
-                "test_row": "2",
+                "test_row": "3",  # Ravi's row in the spreadsheet (the header is row 1)
             }
             reports = server.root / "reports" / "example"
             before = sorted(reports.iterdir())
@@ -285,7 +291,7 @@ def test_a_test_call_reaches_the_fake_once_and_stays_out_of_the_ledgers_calls(tm
         assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM dials").fetchone()[0] == 0
         tests = conn.execute("SELECT called_to, row, status FROM test_calls").fetchall()
-    assert tests == [("+917359099999", 2, "triggered")]
+    assert tests == [("+917359099999", 2, "triggered")]  # the ledger counts data rows
     status = cli(["status", str(tmp_path / "site" / "campaigns" / "example.toml")])
     assert "+917359099999" not in status.out
 
@@ -322,3 +328,283 @@ def test_without_the_agents_api_the_agent_is_a_number_field(tmp_path):
         assert DEFAULT_API_KEY not in page
 
     _serve(tmp_path, body, env)
+
+
+def test_saving_from_the_page_keeps_and_sets_the_cost_per_call(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        path = server.root / "campaigns" / "example.toml"
+        path.write_text(
+            path.read_text().replace('name = "example"', 'name = "example"\ncost_per_call = 0.25')
+        )
+        csrf = await _login(client)
+        page = await (await client.get("/campaigns/example/edit")).text()
+        assert "Cost per call (for the estimate before launch)" in page
+        assert _value(page, "cost-per-call") == "0.25"
+        fields = NEW | {"name": "example", "cost_per_call": _value(page, "cost-per-call")}
+        saved = await client.post("/campaigns/example/edit", data=_form(csrf, fields))
+        assert saved.status == 200, await saved.text()
+        assert load_campaign(path).cost_per_call == 0.25
+        cleared = await client.post(
+            "/campaigns/example/edit", data=_form(csrf, fields | {"cost_per_call": ""})
+        )
+        assert cleared.status == 200
+        assert load_campaign(path).cost_per_call is None
+
+    _serve(tmp_path, body)
+
+
+def test_a_variable_removed_from_the_templates_drops_its_columns_and_defaults(tmp_path):
+    sheet = (
+        b"customer_id,Customer Name,phone,order_id\n"
+        b"C1,Asha,+917359043943,O1\nC2,Ravi,+917359043944,O2\n"
+    )
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        path = server.root / "campaigns" / "example.toml"
+        text = path.read_text().replace(
+            'suppress = "',
+            'columns = { first_name = "Customer Name", phone = "phone" }\n'
+            'defaults = { order_date = "soon" }\nsuppress = "',
+        )
+        path.write_text(text)
+        csrf, dry_id = await _checked(client, sheet)
+        plain = {"first_line": "Hello there, about {{ order_id }}.", "instruction": "Be kind."}
+        fields = {"original": "example", "preview_sheet": dry_id, **plain}
+        answer = await client.post("/campaigns/preview", data=_form(csrf, fields))
+        result = await answer.json()
+        assert result["error"] == "", result
+        assert result["rows"][0]["first_line"] == "Hello there, about O1."
+        saved = await client.post(
+            "/campaigns/example/edit",
+            data=_form(csrf, NEW | {"name": "example"} | plain),
+            allow_redirects=False,
+        )
+        assert saved.status == 303, await saved.text()
+        campaign = load_campaign(path)
+        assert campaign.contacts.columns == (("phone", "phone"),)  # a role: kept
+        assert campaign.contacts.defaults == ()
+        assert (await client.get("/campaigns/example/edit")).status == 200
+
+    _serve(tmp_path, body)
+
+
+def _test_call_fields(dry_id: str, **changes: str) -> dict[str, str]:
+    """A test call of the example campaign as its edit page posts it."""
+    return {
+        "name": "example",
+        "organization_id": "244",
+        "agent_id": "33",
+        "call_from": "+14156801215",
+        "first_line": "Test for {{ first_name }} on order {{ order_id }}",
+        "default_region": "IN",
+        "rate_per_second": "20",
+        "original": "example",
+        "preview_sheet": dry_id,
+        "test_number": "07359 099 999",
+        "test_row": "2",
+    } | changes
+
+
+def test_a_test_call_keeps_launches_off_while_it_holds_the_ledger(tmp_path):
+    arrived, release = asyncio.Event(), asyncio.Event()
+    busy_seen: list[bool] = []
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        async def trigger(request: aioweb.Request) -> aioweb.Response:
+            busy_seen.append(server.jobs.busy("example"))
+            arrived.set()
+            await release.wait()
+            return aioweb.json_response({"success": True, "room_name": "room-1"})
+
+        stub = aioweb.Application()
+        stub.router.add_post("/x/trigger-call", trigger)
+        async with TestServer(stub, host="127.0.0.1") as tabbly:
+            server.jobs.environ["TABBLY_API_URL"] = str(tabbly.make_url("/x/trigger-call"))
+            csrf, dry_id = await _checked(client, ROWS)
+            with server.jobs.holding("example"):  # a launch of the campaign is starting
+                refused = await client.post(
+                    "/test-call", data=_form(csrf, _test_call_fields(dry_id))
+                )
+                page = await refused.text()
+            assert refused.status == 400, page
+            assert "Campaign example is running or starting" in page
+            assert not busy_seen  # nothing was sent
+
+            call = asyncio.ensure_future(
+                client.post("/test-call", data=_form(csrf, _test_call_fields(dry_id)))
+            )
+            await arrived.wait()
+            ready = server.jobs.dry_runs[dry_id].summary["counts"]["ready"]
+            launch = await client.post(
+                f"/dry-runs/{dry_id}/launch",
+                data={"csrf": csrf, "confirm": "yes", "count": str(ready)},
+                allow_redirects=False,
+            )
+            assert launch.status == 409  # refused as starting, not failed on the ledger lock
+            assert server.jobs.dry_runs[dry_id].run_id is None  # the check is not used up
+            release.set()
+            answer = await call
+            assert answer.status == 200 and "Test call placed" in await answer.text()
+            assert busy_seen == [True] and not server.jobs.busy("example")
+
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_preview_and_test_call_read_the_sheet_in_a_memory_capped_child(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        upload = server.root / "june.csv"
+        upload.write_bytes(ROWS)
+        campaign = server.campaigns.get("example")
+        report = server.root / "check.csv"
+        dry = server.jobs.restore_check(campaign, upload, "june.csv", report, 2, {}, ())
+        fields = {"original": "example", "preview_sheet": dry.id, "first_line": "Hi"}
+        answer = await client.post("/campaigns/preview", data=_form(csrf, fields))
+        result = await answer.json()
+        assert result["rows"] == []
+        assert "needs more than 12 MB of memory" in result["error"], result
+        called = await client.post("/test-call", data=_form(csrf, _test_call_fields(dry.id)))
+        assert called.status == 400
+        assert "needs more than 12 MB of memory" in await called.text()
+
+    # A cap no child fits in: the server itself would read these few rows without a word.
+    capped = replace(web.DEFAULTS, check_memory=12 * 1024 * 1024)
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY}, settings=capped)
+
+
+@pytest.mark.parametrize("odd", ["²", "١٢", "9" * 5000])
+def test_odd_digits_are_field_errors_never_a_server_error(tmp_path, odd):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked(client, ROWS)
+        listed = await client.get("/agents", params={"organization_id": odd})
+        assert listed.status == 200 and (await listed.json())["agents"] == []
+        edited = await client.post(
+            "/campaigns/example/edit",
+            data=_form(csrf, NEW | {"name": "example", "organization_id": odd}),
+        )
+        page = await edited.text()
+        assert edited.status == 400, page
+        assert 'id="error-organization-id"' in page
+        called = await client.post(
+            "/test-call", data=_form(csrf, _test_call_fields(dry_id, test_row=odd))
+        )
+        page = await called.text()
+        assert called.status == 400, page
+        assert 'id="error-test-row"' in page
+
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_an_agent_id_the_upstream_writes_in_odd_digits_is_skipped(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        async def agents(request: aioweb.Request) -> aioweb.Response:
+            listed = [
+                {"agent_id": "²", "agent_name": "Squared"},
+                {"agent_id": "9" * 5000, "agent_name": "Long"},
+                {"agent_id": "7", "agent_name": "Seven"},
+            ]
+            return aioweb.json_response({"success": True, "agents": listed, "total": 3})
+
+        stub = aioweb.Application()
+        stub.router.add_get("/x/get-agents", agents)
+        async with TestServer(stub, host="127.0.0.1") as tabbly:
+            server.jobs.environ["TABBLY_AGENTS_URL"] = str(tabbly.make_url("/x/get-agents"))
+            await _login(client)
+            answer = await client.get("/agents", params={"organization_id": "244"})
+            assert answer.status == 200
+            assert (await answer.json())["agents"] == [{"id": 7, "label": "Seven (agent 7)"}]
+
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_preview_and_test_call_errors_name_the_file_not_the_servers_folders(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked(client, ROWS)
+        broken = "Hi {{ first_name "
+        fields = {"original": "example", "preview_sheet": dry_id, "first_line": broken}
+        result = await (await client.post("/campaigns/preview", data=_form(csrf, fields))).json()
+        assert result["error"].startswith("Greeting: example.toml: key 'first_line'"), result
+        fields = _test_call_fields(dry_id, first_line=broken)
+        called = await client.post("/test-call", data=_form(csrf, fields))
+        alert = re.search(r'<p class="error" role="alert">(.*?)</p>', await called.text(), re.S)
+        assert called.status == 400 and alert, alert
+        assert "example.toml: key 'first_line'" in html.unescape(alert.group(1))
+        for shown in (result["error"], alert.group(1)):
+            assert str(tmp_path) not in shown and "/campaigns/" not in shown
+
+    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_the_agents_cache_is_bounded_and_kept_apart_per_key(tmp_path):
+    with FakeTabblyThread() as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url, "OTHER_KEY": "no"}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            example = server.root / "campaigns" / "example.toml"
+            text = example.read_text().replace('name = "example"', 'name = "other"')
+            text = text.replace("[contacts]", 'api_key_env = "OTHER_KEY"\n\n[contacts]')
+            (server.root / "campaigns" / "other.toml").write_text(text)
+            await _login(client)
+
+            async def agents(organization: str, campaign: str) -> dict[str, Any]:
+                query = {"organization_id": organization, "campaign": campaign}
+                return await (await client.get("/agents", params=query)).json()
+
+            assert [a["id"] for a in (await agents("244", "example"))["agents"]] == [33, 34]
+            other = await agents("244", "other")  # another key: not the cached agents
+            assert other["agents"] == [] and "Invalid API key" in other["problem"]
+            await agents("244", "example")  # still cached
+            assert fake.agents.requests == 2
+            assert (await agents("245", "example"))["agents"] == []  # unknown: the third entry
+            await agents("244", "example")  # the oldest, dropped from a cache of two: asked again
+            assert fake.agents.requests == 4
+
+        capped = replace(web.DEFAULTS, agents_cache_entries=2)
+        _serve(tmp_path, body, env, settings=capped)
+
+
+def test_the_preview_masks_phone_numbers_as_the_check_page_does(tmp_path):
+    sheet = ROWS + b"C3,Mina,+91 73590 43945 x,O3,May 3\n"
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked(client, sheet)
+        page = await (await client.get(f"/campaigns/example/edit?sheet={dry_id}")).text()
+        fields = {"original": "example", "preview_sheet": dry_id, "first_line": "Hi"}
+        result = await (await client.post("/campaigns/preview", data=_form(csrf, fields))).json()
+        table = re.search(r'<tbody id="preview-rows">(.*?)</tbody>', page, re.S)
+        assert table and "+91*******943" in table.group(1)
+        shown = json.dumps(result, ensure_ascii=False) + table.group(1)
+        assert result["rows"][2]["status"] == "invalid", result
+        for number in ("7359043943", "7359043944", "73590 43945"):
+            assert number not in shown
+        assert result["rows"][0]["called_to"] == "+91*******943"
+
+    _serve(tmp_path, body)
+
+
+def test_preview_and_test_call_number_rows_as_the_check_page_does(tmp_path):
+    with FakeTabblyThread(balance=10) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf, dry_id = await _checked(client, b"\n\n" + ROWS)  # the header is row 3
+            check = await (await client.get(f"/dry-runs/{dry_id}")).text()
+            assert "Row 4 of your sheet" in check  # Asha, as the check page numbers her
+            page = await (await client.get(f"/campaigns/example/edit?sheet={dry_id}")).text()
+            assert _text(page, "preview-row") == "4"
+            assert _value(page, "test-row") == "4"
+            fields = {"original": "example", "preview_sheet": dry_id, "first_line": "Hi"}
+            preview = await client.post("/campaigns/preview", data=_form(csrf, fields))
+            assert [r["row"] for r in (await preview.json())["rows"]] == [4, 5]
+            called = await client.post(
+                "/test-call", data=_form(csrf, _test_call_fields(dry_id, test_row="5"))
+            )
+            assert "with row 5's greeting" in _text(await called.text(), "test-call-result")
+            header = await client.post(
+                "/test-call", data=_form(csrf, _test_call_fields(dry_id, test_row="3"))
+            )
+            assert header.status == 400 and "The sheet has no row 3." in await header.text()
+
+        _serve(tmp_path, body, env)
+        (sent,) = fake.received
+        assert sent.body["custom_first_line"] == "Test for Ravi on order O2"

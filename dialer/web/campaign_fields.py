@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dialer.campaign import WEEKDAYS
+from dialer.campaign import MAX_ID, WEEKDAYS
 from dialer.campaign_toml import CampaignForm
 from dialer.statuses import REDIALABLE
 from dialer.web.texts import FIELD_LABELS
@@ -39,9 +39,11 @@ TEXT_FIELDS = (
     "redial_max_calls",
     "limits_per_day",
     "limits_per_week",
+    "cost_per_call",
 )
 LIST_FIELDS = ("window_days", "redial_outcomes")
 FLAG_FIELDS = ("redial",)
+MAX_ID_DIGITS = len(str(MAX_ID))  # 16: no id, count or row of a campaign is longer
 # A posted text longer than this is no campaign setting (a template is at most 5,000).
 MAX_FIELD_CHARS = 10_000
 
@@ -82,6 +84,7 @@ def values_of(form: CampaignForm) -> dict[str, Any]:
         "redial_max_calls": str(form.redial_max_calls),
         "limits_per_day": "" if form.limits_per_day is None else str(form.limits_per_day),
         "limits_per_week": "" if form.limits_per_week is None else str(form.limits_per_week),
+        "cost_per_call": "" if form.cost_per_call is None else _number(form.cost_per_call),
     }
 
 
@@ -102,14 +105,25 @@ def _label(field: str) -> str:
     return FIELD_LABELS.get(field, field)
 
 
+def id_number(text: str) -> int | None:
+    """`text` as an id or row number when it is one in ASCII digits, short enough to be one;
+    else None. `str.isdigit` alone is not enough: "²" is a digit to it and no number to
+    `int`, "١٢" is 12 to `int`, and 5,000 digits make `int` raise."""
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS:
+        return int(text)
+    return None
+
+
 def _whole(values: Mapping[str, Any], field: str, *, optional: bool = False) -> int | None:
     text = values[field].strip()
     if not text and optional:
         return None
-    try:
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit() and len(digits) <= MAX_ID_DIGITS:
         return int(text)
-    except ValueError:
-        raise FieldError(field, f"{_label(field)}: enter a whole number, not {text!r}") from None
+    shown = text if len(text) <= 20 else f"{text[:20]}..."
+    raise FieldError(field, f"{_label(field)}: enter a whole number, not {shown!r}")
 
 
 def _decimal(values: Mapping[str, Any], field: str) -> float:
@@ -165,6 +179,9 @@ def parse_fields(posted: Posted, base: CampaignForm) -> CampaignForm:
         else base.redial_max_calls,
         limits_per_day=_whole(values, "limits_per_day", optional=True),
         limits_per_week=_whole(values, "limits_per_week", optional=True),
+        cost_per_call=_decimal(values, "cost_per_call")
+        if values["cost_per_call"].strip()
+        else None,
     )
 
 

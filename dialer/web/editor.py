@@ -21,7 +21,7 @@ never from the browser.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,23 +35,26 @@ from dialer.campaign_toml import (
     check_form,
     field_of,
     form_from_campaign,
+    render_toml,
     save_campaign,
+    without_unused_columns,
 )
 from dialer.phones import normalise_phone
-from dialer.statuses import DialerError, Kind
+from dialer.statuses import DialerError, Kind, UsageError
 from dialer.tabbly import Secret
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.campaign_fields import (
     REDIAL_OUTCOMES,
     FieldError,
+    id_number,
     parse_fields,
     parse_templates,
     posted_values,
     values_of,
 )
 from dialer.web.jobs import DryRun
-from dialer.web.preview import place_test_call, preview_rows, test_contact
+from dialer.web.preview import contact_of, in_child, place_test_call
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
@@ -86,7 +89,8 @@ class Editor:
         self.settings = server.settings
         self.folder = server.root / "campaigns"
         self._previews = asyncio.Semaphore(server.settings.previews_at_once)
-        self._agents: dict[tuple[str, int], tuple[float, list[Agent] | str]] = {}
+        # (agents URL, key variable, organisation) -> (when, agents or why not); oldest first.
+        self._agents: dict[tuple[str, str, int], tuple[float, list[Agent] | str]] = {}
 
     # ---- pages ----
 
@@ -172,15 +176,16 @@ class Editor:
         base = self._base(original)
         if not original:
             base = self._placeholders(base)
-        form = parse_templates(posted, base)
+        form = without_unused_columns(parse_templates(posted, base))
         async with self._previews:
             try:
                 campaign = await asyncio.to_thread(check_form, self.folder, form)
-                rows = await asyncio.to_thread(
-                    preview_rows, campaign, dry.upload, self.settings.preview_rows
+                answer = await self._in_child(
+                    campaign, form, dry, {"count": self.settings.preview_rows}
                 )
+                rows = answer.get("rows", [])
             except DialerError as exc:
-                message = str(exc).replace(str(dry.upload), dry.sheet_name)
+                message = self._shown(str(exc), dry)
                 field = field_of(message)
                 return {"rows": [], "field": field, "error": texts.labelled(field, message)}
         return {"rows": rows, "field": "", "error": ""}
@@ -197,7 +202,7 @@ class Editor:
         except FieldError as exc:
             return await self._refused(request, original, posted, exc.field, exc.message)
         except DialerError as exc:
-            message = str(exc)
+            message = self._shown(str(exc), self._sheet(_first(posted, "preview_sheet")))
             return await self._refused(request, original, posted, field_of(message), message)
         return await self._page(
             request,
@@ -216,28 +221,47 @@ class Editor:
         number = normalise_phone(_first(posted, "test_number"), form.default_region)
         if number.e164 is None:
             raise FieldError("test_number", texts.labelled("test_number", number.reason))
-        row_text = _first(posted, "test_row").strip() or "1"
-        if not row_text.isdigit():
+        row = id_number(_first(posted, "test_row").strip() or "1")
+        if row is None:
             raise FieldError("test_row", texts.labelled("test_row", "enter a row number"))
         campaign = await asyncio.to_thread(check_form, self.folder, form)
+        ask = {
+            "row": row,
+            "number": number.e164,
+            "max_row": self.settings.test_call_max_row,
+        }
         try:
-            contact = await asyncio.to_thread(
-                test_contact,
-                campaign,
-                dry.upload,
-                int(row_text),
-                number.e164,
-                self.settings.test_call_max_row,
-            )
+            async with self._previews:
+                answer = await self._in_child(campaign, form, dry, ask)
+            contact = contact_of(answer["contact"])
         except DialerError as exc:
-            reason = str(exc).replace(str(dry.upload), dry.sheet_name)
+            reason = self._shown(str(exc), dry)
             field = "test_number" if reason.startswith("invalid phone") else "test_row"
             field = "test_number" if "do-not-call" in reason else field
             raise FieldError(field, texts.labelled(field, reason)) from None
-        outcome = await place_test_call(campaign, contact, self.server.jobs.environ, dry.sheet_name)
+        jobs = self.server.jobs
+        # The test call takes the campaign's ledger lock: a launch meanwhile must be refused
+        # as "starting", not fail on the lock and use up its check. No await between the two.
+        if jobs.busy(campaign.name):
+            raise UsageError(texts.TEST_CALL_WHILE_RUNNING.format(name=campaign.name))
+        with jobs.holding(campaign.name):
+            outcome = await place_test_call(campaign, contact, jobs.environ, dry.sheet_name)
         if outcome.kind is Kind.TRIGGERED:
-            return texts.TEST_CALL_PLACED.format(number=number.e164, row=contact.row)
+            return texts.TEST_CALL_PLACED.format(number=number.e164, row=row)
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)
+
+    async def _in_child(
+        self, campaign: Campaign, form: CampaignForm, dry: DryRun, ask: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The sheet read by a memory-capped child (dialer.web.preview), never in the server."""
+        return await in_child(
+            self.settings,
+            self.server.jobs.child_failure,
+            campaign,
+            render_toml(form),
+            dry.upload,
+            ask,
+        )
 
     # ---- agents ----
 
@@ -251,15 +275,18 @@ class Editor:
 
     async def _agent_menu(self, organization: str, base: CampaignForm) -> tuple[list[Agent], str]:
         """The organisation's agents, or the one line saying why there is no menu."""
-        if not organization.strip().isdigit():
+        org = id_number(organization)
+        if org is None:
             return [], ""
         environ = self.server.jobs.environ
         key = environ.get(base.api_key_env, "")
         if not key:
             return [], texts.NO_API_KEY.format(env=base.api_key_env)
-        org = int(organization)
         url = agents_url(environ, base.endpoint)
-        cached = self._agents.get((url, org))
+        # Keyed by the key's variable too: two campaigns may send different keys to one URL,
+        # and one key's agents (or its refusal) must not answer for the other.
+        entry = (url, base.api_key_env, org)
+        cached = self._agents.get(entry)
         now = time.monotonic()
         if cached is None or now - cached[0] >= self.settings.agents_cache_seconds:
             try:
@@ -268,7 +295,10 @@ class Editor:
                 )
             except AgentsError as exc:
                 found = str(exc)
-            cached = self._agents[(url, org)] = (now, found)
+            self._agents.pop(entry, None)
+            while self._agents and len(self._agents) >= self.settings.agents_cache_entries:
+                del self._agents[next(iter(self._agents))]  # the oldest
+            cached = self._agents[entry] = (now, found)
         found = cached[1]
         if isinstance(found, str):
             return [], texts.AGENTS_UNAVAILABLE.format(problem=found)
@@ -328,7 +358,7 @@ class Editor:
         )
 
     def _form(self, posted: Mapping[str, Sequence[str]], original: str) -> CampaignForm:
-        form = parse_fields(posted, self._base(original))
+        form = without_unused_columns(parse_fields(posted, self._base(original)))
         if original and form.name != original:
             raise FieldError("name", texts.NAME_IS_FIXED)
         return form
@@ -341,6 +371,16 @@ class Editor:
     def _sheet(self, sheet_id: str) -> DryRun | None:
         dry = self.server.jobs.dry_runs.get(sheet_id)
         return dry if dry is not None and dry.upload.is_file() else None
+
+    def _shown(self, message: str, dry: DryRun | None) -> str:
+        """An error as the page shows it: the uploader's file name for the upload, the file
+        name for the campaign, paths under the project relative to it; never the server's
+        own folders."""
+        if dry is not None:
+            message = message.replace(str(dry.upload), dry.sheet_name)
+        for folder in (self.folder, self.server.root):
+            message = message.replace(f"{folder}{os.sep}", "")
+        return message
 
     def _no_sheet(self, sheet_id: str) -> str:
         return texts.PREVIEW_SHEET_GONE if sheet_id else texts.NO_PREVIEW_SHEET
@@ -429,7 +469,7 @@ def _default_sheet(sheets: list[DryRun], campaign: str) -> str:
 def _menu(agents: list[Agent], chosen: str) -> list[tuple[str, str]]:
     """(value, label) for the agent menu; a chosen agent the list lacks stays chosen."""
     menu = [(str(a.id), a.label) for a in agents]
-    if agents and chosen and chosen not in {value for value, _ in menu}:
-        with contextlib.suppress(ValueError):
-            menu.insert(0, (str(int(chosen)), f"agent {int(chosen)} (not in the list)"))
+    number = id_number(chosen)
+    if agents and number is not None and str(number) not in {value for value, _ in menu}:
+        menu.insert(0, (str(number), f"agent {number} (not in the list)"))
     return menu

@@ -1,9 +1,15 @@
 """What a campaign makes of a sheet's rows before anyone is called: the live preview and the
 test call ("call me first"), through the very code a check and a run use.
 
-    rows = preview_rows(campaign, upload, 5)                 # blocking: run in a thread
-    contact = test_contact(campaign, upload, row=3, number="+917359043943")
+    answer = await in_child(settings, jobs.child_failure, campaign, toml_text, upload,
+                            {"count": 5})           # {"rows": [...]}: preview_rows
+    answer = await in_child(..., {"row": 3, "number": "+917359043943", "max_row": 100_000})
+    contact = contact_of(answer["contact"])         # test_contact's row, to the typed number
     outcome = await place_test_call(campaign, contact, environ, sheet_name="june.xlsx")
+
+`preview_rows` and `test_contact` run in a memory-capped child (`python -m
+dialer.web.preview`, with a check's memory cap and `preview_timeout`), like a check: calamine
+parses a whole XLSX sheet, and a 300,000-row workbook must cost that child, never the server.
 
 Rows are read by `open_contacts` (the same sheet reading, column names, templates sandbox,
 phone rules, duplicates and do-not-call list as `dialer validate`), so a row the preview
@@ -15,28 +21,41 @@ greeting and instruction to the number the user typed; it is recorded in the led
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dialer.campaign import Campaign
+from dialer.campaign import Campaign, parse_campaign
 from dialer.contacts import Contact
+from dialer.masking import mask_phone, mask_text
 from dialer.pipeline import open_contacts
 from dialer.rebuild import open_for_run
 from dialer.sheet import iter_rows
-from dialer.statuses import Status, UsageError
+from dialer.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
 from dialer.tabbly import BodyBuilder, Outcome, Secret, TabblyClient
 from dialer.web import texts
+from dialer.web.columns import _excel_row
+from dialer.web.jobs import _limited_python
+from dialer.web.settings import Settings
 
 # What a test call's `custom_identifiers` starts with: a sync never takes its log row for
 # the sheet row's own call (matching refuses a row whose identifiers a dial does not have).
 TEST_ID_PREFIX = "test:"
+# What the child may see of the server's environment: never the API key or the page's token.
+_CHILD_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 
 
 def preview_rows(campaign: Campaign, upload: Path, count: int) -> list[dict[str, Any]]:
-    """The first `count` data rows: status, reason, greeting and instruction of each."""
+    """The first `count` data rows: status, reason, greeting and instruction of each, numbered
+    as the spreadsheet and the check page number them (the header is row 1)."""
     stream = open_contacts(campaign, upload, parallel=False)
+    offset = stream.sheet.excel_header_row
     stream.chunk_rows = count
     chunks = stream.chunks()
     try:
@@ -44,42 +63,131 @@ def preview_rows(campaign: Campaign, upload: Path, count: int) -> list[dict[str,
     finally:
         chunks.close()
     return [
-        {
-            "row": c.row,
-            "called_to": c.called_to or c.phone_raw,
-            "status": str(c.status),
-            "reason": c.reason,
-            "first_line": c.first_line,
-            "instruction": c.instruction,
-        }
+        _excel_row(
+            {
+                "row": c.row,
+                # Masked as on the check page: the page shows whose row it is, not the number.
+                "called_to": mask_phone(c.called_to) if c.called_to else mask_text(c.phone_raw),
+                "status": str(c.status),
+                "reason": mask_text(c.reason),
+                "first_line": c.first_line,
+                "instruction": c.instruction,
+            },
+            offset,
+        )
         for c in first[:count]
     ]
 
 
 def test_contact(campaign: Campaign, upload: Path, row: int, number: str, max_row: int) -> Contact:
-    """Row `row` of the sheet personalised as the run would, but to `number`; a UsageError
-    says why it cannot be called (the row's template fails, the number is invalid or on the
-    do-not-call list)."""
-    if not 1 <= row <= max_row:
-        raise UsageError(texts.NO_SUCH_ROW.format(row=row))
+    """Row `row` of the spreadsheet (numbered as the check page and the preview show it: the
+    header is row 1) personalised as the run would, but to `number`; the contact keeps its
+    data-row number, as the ledger counts rows. A UsageError says why it cannot be called
+    (no such row, the row's template fails, the number is invalid or on the do-not-call
+    list)."""
     stream = open_contacts(campaign, upload, parallel=False)
+    data_row = row - stream.sheet.excel_header_row
+    if not 1 <= data_row <= max_row:
+        raise UsageError(texts.NO_SUCH_ROW.format(row=row))
     plan = stream.preparer.plan
     for chunk in iter_rows(stream.sheet):
         for number_in_sheet, cells in chunk:
-            if number_in_sheet == row:
+            if number_in_sheet == data_row:
                 cells = list(cells)
                 cells[plan.phone_index] = number
-                (built,) = stream.preparer.build([(row, cells)])
+                (built,) = stream.preparer.build([(data_row, cells)])
                 (contact,) = stream.preparer.deduper.apply([built])
                 if contact.status is not Status.READY:
                     raise UsageError(contact.reason or str(contact.status))
                 ident = f"{TEST_ID_PREFIX}{contact.custom_identifiers}"
                 return replace(contact, custom_identifiers=ident)
-            if number_in_sheet > row:
+            if number_in_sheet > data_row:
                 break
-        if chunk[-1][0] >= row:
+        if chunk[-1][0] >= data_row:
             break
     raise UsageError(texts.NO_SUCH_ROW.format(row=row))
+
+
+async def in_child(
+    settings: Settings,
+    failure: Callable[[str, int | None], str],
+    campaign: Campaign,
+    toml_text: str,
+    upload: Path,
+    ask: dict[str, Any],
+) -> dict[str, Any]:
+    """`preview_rows` ({"count": n} -> {"rows": [...]}) or `test_contact` ({"row", "number",
+    "max_row"} -> {"contact": {...}}) run by a child with a check's memory cap, stopped after
+    `preview_timeout`; a UsageError says why not, in the line `failure` makes of its stderr."""
+    request = {"path": str(campaign.path), "toml": toml_text, "upload": str(upload), **ask}
+    env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV}
+    proc = await asyncio.create_subprocess_exec(
+        *_limited_python(settings.check_memory, "dialer.web.preview"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**env, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"},
+        start_new_session=True,
+    )
+    try:
+        out, err = await asyncio.wait_for(
+            proc.communicate(json.dumps(request).encode()), settings.preview_timeout
+        )
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        raise UsageError(texts.PREVIEW_TOO_SLOW) from None
+    if proc.returncode != 0:
+        raise UsageError(failure(err.decode("utf-8", "replace"), proc.returncode))
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        raise UsageError(texts.UNREADABLE_UPLOAD) from None
+    return answer if isinstance(answer, dict) else {}
+
+
+def contact_of(found: dict[str, Any]) -> Contact:
+    """The test call's contact as the child described it."""
+    return Contact(
+        row=int(found["row"]),
+        custom_identifiers=str(found["custom_identifiers"]),
+        phone_raw=str(found["called_to"]),
+        called_to=str(found["called_to"]),
+        status=Status.READY,
+        reason="",
+        first_line=str(found["first_line"]),
+        instruction=str(found["instruction"]),
+        cells=(),
+    )
+
+
+def main() -> int:
+    """The child: one JSON request on stdin, one JSON answer on stdout, an error on stderr."""
+    try:
+        request = json.loads(sys.stdin.buffer.read())
+        campaign = parse_campaign(Path(request["path"]), request["toml"].encode())
+        upload = Path(request["upload"])
+        if "row" in request:
+            contact = test_contact(
+                campaign, upload, request["row"], request["number"], request["max_row"]
+            )
+            answer: dict[str, Any] = {
+                "contact": {
+                    "row": contact.row,
+                    "custom_identifiers": contact.custom_identifiers,
+                    "called_to": contact.called_to,
+                    "first_line": contact.first_line,
+                    "instruction": contact.instruction,
+                }
+            }
+        else:
+            answer = {"rows": preview_rows(campaign, upload, request["count"])}
+    except DialerError as exc:
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
+        return int(ExitCode.INPUT_ERROR)
+    print(json.dumps(answer, ensure_ascii=False))
+    return int(ExitCode.OK)
 
 
 async def place_test_call(
@@ -117,3 +225,7 @@ async def place_test_call(
     finally:
         await asyncio.to_thread(ledger.close)
     return outcome
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -132,6 +132,7 @@ FIELD_LABELS = {
     "redial_max_calls": "Calls per person at most",
     "limits_per_day": "Calls to one person per day at most",
     "limits_per_week": "Calls to one person per week at most",
+    "cost_per_call": "Cost per call (for the estimate before launch)",
     "columns": "Sheet columns",
     "defaults": "Default values",
     "preview_sheet": "Sheet to preview with",
@@ -153,6 +154,10 @@ NO_API_KEY = "The server has no API key ({env}): no call can be placed."
 TEST_CALL_PLACED = "Test call placed to {number} with row {row}'s greeting: your phone should ring."
 TEST_CALL_FAILED = "The test call was not placed: {reason}"
 NO_SUCH_ROW = "The sheet has no row {row}."
+PREVIEW_TOO_SLOW = "Reading the sheet's rows took too long: preview with a smaller sheet."
+TEST_CALL_WHILE_RUNNING = (
+    "Campaign {name} is running or starting: place the test call when it has finished."
+)
 AGENTS_UNAVAILABLE = "The agents could not be listed ({problem}): type the agent's number."
 
 
