@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
 import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +37,7 @@ from dialer.statuses import DialerError, SheetError, UsageError
 from dialer.templating import template_variables
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
-from dialer.web.jobs import ChecksBusy, _limited_python
+from dialer.web.jobs import ChecksBusy, communicate_within, limited_python
 from dialer.web.sheet_probe import Probe
 from dialer.web.uploads import Kept
 
@@ -75,7 +74,7 @@ async def probe_upload(server: Server, kept: Kept, tab: str | None) -> Probe:
     args = [str(kept.path), *([tab] if tab else [])]
     env = {k: v for k, v in os.environ.items() if k in _PROBE_ENV}
     proc = await asyncio.create_subprocess_exec(
-        *_limited_python(settings.check_memory, "dialer.web.sheet_probe"),
+        *limited_python(settings.check_memory, "dialer.web.sheet_probe"),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -83,11 +82,8 @@ async def probe_upload(server: Server, kept: Kept, tab: str | None) -> Probe:
         start_new_session=True,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), settings.check_timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        out, err = await communicate_within(proc, settings.check_timeout)
+    except TimeoutError:
         raise UsageError(texts.CHECK_TOO_SLOW) from None
     if proc.returncode != 0:
         message = server.jobs.child_failure(err.decode("utf-8", "replace"), proc.returncode)

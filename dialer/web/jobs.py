@@ -215,7 +215,7 @@ class Jobs:
         before = await asyncio.to_thread(fingerprint, files)
         report = page_report_path(campaign, sheet_name)
         proc = await asyncio.create_subprocess_exec(
-            *_limited_python(self.settings.check_memory),
+            *limited_python(self.settings.check_memory),
             "validate",
             str(campaign.path),
             "--contacts",
@@ -226,15 +226,12 @@ class Jobs:
             stderr=asyncio.subprocess.PIPE,
             # One BLAS thread: a check does no linear algebra, and each thread's buffer
             # would count against check_memory.
-            env=self._child_env(OPENBLAS_NUM_THREADS="1"),
+            env=self.child_env(OPENBLAS_NUM_THREADS="1"),
             start_new_session=True,
         )
         try:
-            _, err = await asyncio.wait_for(proc.communicate(), self.settings.check_timeout)
-        except (TimeoutError, asyncio.CancelledError):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the check and its workers
-            await proc.wait()
+            _, err = await communicate_within(proc, self.settings.check_timeout)
+        except TimeoutError:
             raise UsageError(texts.CHECK_TOO_SLOW) from None
         finished = proc.returncode in FINISHED_CODES
         if not finished or not reports.summary_path(report).is_file():
@@ -422,7 +419,7 @@ class Jobs:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            env=self._child_env(),
+            env=self.child_env(),
             # Its own session: a Ctrl-C meant for the server must not reach the run as well
             # (with the server's own stop that makes two SIGINTs, which abort calls in flight).
             start_new_session=True,
@@ -471,7 +468,7 @@ class Jobs:
         if followers:
             await asyncio.wait(followers, timeout=self.settings.stop_wait)
 
-    def _child_env(self, **extra: str) -> dict[str, str]:
+    def child_env(self, **extra: str) -> dict[str, str]:
         """The server's environment (the API key included) minus the page's own token."""
         env = {k: v for k, v in self.environ.items() if k != TOKEN_ENV}
         return {**env, "PYTHONUNBUFFERED": "1", **extra}
@@ -530,6 +527,20 @@ def fingerprint(paths: Iterable[Path]) -> dict[str, str]:
     return {str(path): file_sha256(path) for path in paths}
 
 
+async def communicate_within(
+    proc: asyncio.subprocess.Process, seconds: float, stdin: bytes | None = None
+) -> tuple[bytes, bytes]:
+    """A child's output; past `seconds` (TimeoutError), or when the caller is cancelled, the
+    child and everything it started (its own session: a check's workers) are killed first."""
+    try:
+        return await asyncio.wait_for(proc.communicate(stdin), seconds)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        raise
+
+
 def _expect_options(campaign: Campaign, upload: Path, prints: dict[str, str]) -> tuple[str, ...]:
     """`--expect-*-sha256` for the run, from the fingerprints taken at the check. The page's own
     comparison at launch cannot cover the moments until the run reads the files; these can."""
@@ -542,7 +553,7 @@ def _expect_options(campaign: Campaign, upload: Path, prints: dict[str, str]) ->
     )
 
 
-def _limited_python(data_bytes: int, module: str = "dialer") -> list[str]:
+def limited_python(data_bytes: int, module: str = "dialer") -> list[str]:
     """`python -m dialer` (or `module`) with its data memory capped (RLIMIT_DATA, inherited by
     its workers): a sheet that needs more fails that one check, not the server. Set in the
     child itself, not by preexec_fn, which is unsafe in a process with threads. RLIMIT_DATA

@@ -21,10 +21,8 @@ greeting and instruction to the number the user typed; it is recorded in the led
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -41,7 +39,7 @@ from dialer.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageEr
 from dialer.tabbly import BodyBuilder, Outcome, Secret, TabblyClient
 from dialer.web import texts
 from dialer.web.columns import _excel_row
-from dialer.web.jobs import _limited_python
+from dialer.web.jobs import communicate_within, limited_python
 from dialer.web.settings import Settings
 
 # What a test call's `custom_identifiers` starts with: a sync never takes its log row for
@@ -122,7 +120,7 @@ async def in_child(
     request = {"path": str(campaign.path), "toml": toml_text, "upload": str(upload), **ask}
     env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV}
     proc = await asyncio.create_subprocess_exec(
-        *_limited_python(settings.check_memory, "dialer.web.preview"),
+        *limited_python(settings.check_memory, "dialer.web.preview"),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -130,13 +128,10 @@ async def in_child(
         start_new_session=True,
     )
     try:
-        out, err = await asyncio.wait_for(
-            proc.communicate(json.dumps(request).encode()), settings.preview_timeout
+        out, err = await communicate_within(
+            proc, settings.preview_timeout, json.dumps(request).encode()
         )
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+    except TimeoutError:
         raise UsageError(texts.PREVIEW_TOO_SLOW) from None
     if proc.returncode != 0:
         raise UsageError(failure(err.decode("utf-8", "replace"), proc.returncode))

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from dialer.paths import RESULTS_SUFFIX, ledger_path, reports_folder
 from dialer.statuses import ERROR_PREFIX, CallOutcome, DialerError
 from dialer.web import reports, texts
 from dialer.web.auth import check_csrf, session_of
-from dialer.web.jobs import Jobs, WebRun
+from dialer.web.jobs import Jobs, WebRun, communicate_within
 from dialer.web.settings import Settings
 
 if TYPE_CHECKING:
@@ -259,17 +257,12 @@ class Syncs:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self.jobs._child_env(),  # the server's environment, the API key included
+            env=self.jobs.child_env(),  # the server's environment, the API key included
             start_new_session=True,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), self.settings.sync_timeout)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            out, err = await communicate_within(proc, self.settings.sync_timeout)
+        except TimeoutError:
             return False, texts.SYNC_TOO_SLOW
         if proc.returncode == 0:
             never = "never run" in out.decode("utf-8", "replace")
