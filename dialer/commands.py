@@ -125,15 +125,15 @@ def _verdicts(
     strict = None
     if tally is not None and options.retry_unknown:
         strict = gate.with_options(replace(options, retry_unknown=False))
-    redials = campaign.redial is not None
     for chunk in prepared.chunks:
         results = []
         for contact in chunk:
-            verdict = gate.verdict(contact, now)
+            verdict, facts = gate.read(contact)
+            verdict = verdict or gate.on_send(contact, now)
             if verdict is not None:
                 results.append(RowResult(contact, verdict.status, verdict.reason))
                 if tally is not None and verdict.status is Status.REDIAL_LATER:
-                    history = gate.facts(contact.called_to).history
+                    history = facts.history
                     if history is None or history.last_outcome is CallOutcome.PENDING:
                         tally.unsynced += 1
                 continue
@@ -142,7 +142,7 @@ def _verdicts(
                 if again is not None and again.status is Status.UNKNOWN:
                     tally.maybe_called += 1
             reason = contact.reason
-            note = gate.note(contact) if redials else ""
+            note = gate.note(facts)
             if note:
                 if tally is not None:
                     tally.redials[note.rsplit("last: ", 1)[-1]] += 1

@@ -119,7 +119,7 @@ class Dispatcher:
             if chunk is None:
                 return
             for contact in chunk:
-                verdict = gate.on_read(contact)
+                verdict, facts = gate.read(contact)
                 if verdict is not None:
                     put(RowResult.of(contact, verdict.status, verdict.reason))
                 elif halt.reason is not None:
@@ -129,7 +129,7 @@ class Dispatcher:
                     put(RowResult.of(contact, Status.NOT_ATTEMPTED, reason))
                 else:
                     queued += 1
-                    note = gate.note(contact)  # "call 2 of 3, last: no answer"
+                    note = gate.note(facts)  # "call 2 of 3, last: no answer"
                     if note:
                         reason = "; ".join(filter(None, (note, contact.reason)))
                         contact = replace(contact, reason=reason)

@@ -2,9 +2,11 @@
 run), by the consent step, by `run` as each row is read and again as its request leaves, and
 by `dialer status` (how many people the next run sends again).
 
-    >>> gate = Gate(campaign.window, options, ledger)
-    >>> gate.verdict(contact, now)              # None: send it now
+    >>> gate = Gate.for_campaign(campaign, options, ledger)
+    >>> verdict, facts = gate.read(contact)     # as the row is read; None: it may be sent
+    >>> verdict
     Verdict(status=<Status.ALREADY_CALLED: 'already_called'>, reason='triggered by an earlier run')
+    >>> gate.on_send(contact, now)              # again as its request leaves (the window)
 
 The ledger only answers facts (`Facts`: the last record it holds for a number, this
 campaign's calls to it, and the calls of every campaign from `state/contacts.sqlite`); the
@@ -315,17 +317,20 @@ class Gate:
 
     def on_read(self, contact: Contact) -> Verdict | None:
         """The sheet's own verdict on a row that is not ready, else the record rules."""
+        return self.read(contact)[0]
+
+    def read(self, contact: Contact) -> tuple[Verdict | None, Facts]:
+        """`on_read`'s verdict and the facts it was judged on, looked up once: the caller
+        asks `note(facts)` for a row let through, and the dry run counts unsynced redials."""
         if contact.status is not Status.READY:
-            return Verdict(contact.status, contact.reason)
+            return Verdict(contact.status, contact.reason), NO_FACTS
         facts = self.facts(contact.called_to)
         # Most numbers of a sheet have no record: their answer is worked out once.
-        return self._unrecorded if facts is NO_FACTS else self.judge(facts)
+        return (self._unrecorded if facts is NO_FACTS else self.judge(facts)), facts
 
-    def note(self, contact: Contact) -> str:
+    def note(self, facts: Facts) -> str:
         """The reason a row the record rules let through carries ("call 2 of 3, ...")."""
-        if self.policy.redial is None:
-            return ""
-        return redial_note(self.facts(contact.called_to), self.policy)
+        return redial_note(facts, self.policy)
 
     def judge(self, facts: Facts, now: datetime | None = None) -> Verdict | None:
         """The record rules alone, on facts the ledger gave (`status` counts its groups)."""
@@ -343,7 +348,3 @@ class Gate:
             if verdict is not None:
                 return verdict
         return None
-
-    def verdict(self, contact: Contact, now: datetime) -> Verdict | None:
-        """Every rule: the status a row would get if it were sent at `now` (the dry run)."""
-        return self.on_read(contact) or self.on_send(contact, now)
