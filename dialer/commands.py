@@ -138,7 +138,7 @@ def _verdicts(
                         tally.unsynced += 1
                 continue
             if strict is not None and tally is not None:
-                again = strict.on_read(contact)
+                again = strict.judge(facts)  # the same facts, judged without the option
                 if again is not None and again.status is Status.UNKNOWN:
                     tally.maybe_called += 1
             reason = contact.reason
