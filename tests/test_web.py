@@ -36,7 +36,18 @@ def _run(
     env: dict[str, str] | None = None,
     **server_options: Any,
 ) -> None:
-    server = web.Server(_project(tmp_path), TOKEN, env or {}, **server_options)
+    _serve_on(_project(tmp_path), body, env, **server_options)
+
+
+def _serve_on(
+    root: Path,
+    body: Callable[[TestClient, web.Server], Awaitable[None]],
+    env: dict[str, str] | None = None,
+    token: str = TOKEN,
+    **server_options: Any,
+) -> None:
+    """The real page's app over the project at `root`, on 127.0.0.1, driven by `body`."""
+    server = web.Server(root, token, env or {}, **server_options)
 
     async def go() -> None:
         async with TestClient(TestServer(server.app(), host="127.0.0.1")) as client:

@@ -9,7 +9,6 @@ import json
 import re
 import sqlite3
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from dialer import web
 from dialer.campaign import load_campaign
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
-from tests.test_web import ROOT, TOKEN, _checked, _login, _project
+from tests.test_web import ROOT, _checked, _login, _run
 
 ROWS = (
     b"customer_id,first_name,phone,order_id,order_date\n"
@@ -47,16 +46,6 @@ NEW = {
     "limits_per_week": "",
     "cost_per_call": "0,5",
 }
-
-
-def _serve(tmp_path: Path, body: Any, env: dict[str, str] | None = None, **options: Any) -> None:
-    server = web.Server(_project(tmp_path), TOKEN, env or {}, **options)
-
-    async def go() -> None:
-        async with TestClient(TestServer(server.app(), host="127.0.0.1")) as client:
-            await body(client, server)
-
-    asyncio.run(go())
 
 
 def _form(csrf: str, fields: dict[str, Any], **extra: Any) -> list[tuple[str, str]]:
@@ -92,7 +81,7 @@ def test_a_campaign_created_on_the_page_loads_in_the_cli_as_typed(tmp_path, cli)
         page = await (await client.get(created.headers["Location"])).text()
         assert 'id="notice"' in page and "created" in page
 
-    _serve(tmp_path, body)
+    _run(tmp_path, body)
     saved = tmp_path / "site" / "campaigns" / "spring.toml"
     campaign = load_campaign(saved)
     assert campaign.first_line == NEW["first_line"]
@@ -150,7 +139,7 @@ def test_an_edited_campaign_validates_exactly_as_before_and_keeps_a_backup(tmp_p
         )
         assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
 
-    _serve(tmp_path, body)
+    _run(tmp_path, body)
     campaign = load_campaign(site / "campaigns" / "example.toml")
     assert campaign.endpoint == "http://127.0.0.1:8787/dashboard/agents/endpoints/trigger-call"
 
@@ -191,7 +180,7 @@ def test_bad_input_is_refused_naming_the_field_and_keeping_every_value(
             "example.toml",
         ]
 
-    _serve(tmp_path, body)
+    _run(tmp_path, body)
 
 
 def test_the_name_of_an_existing_campaign_is_refused_for_a_new_one_and_cannot_change(tmp_path):
@@ -211,7 +200,7 @@ def test_the_name_of_an_existing_campaign_is_refused_for_a_new_one_and_cannot_ch
         assert (await client.get("/campaigns/broken/edit")).status == 409
         assert (await client.get("/campaigns/nope/edit")).status == 404
 
-    _serve(tmp_path, body)
+    _run(tmp_path, body)
 
 
 def test_the_preview_renders_the_edited_greeting_with_the_checks_invalid_rules(tmp_path):
@@ -244,7 +233,7 @@ def test_the_preview_renders_the_edited_greeting_with_the_checks_invalid_rules(t
         forged = await client.post("/campaigns/preview", data={"first_line": "x"})
         assert forged.status == 403
 
-    _serve(tmp_path, body)
+    _run(tmp_path, body)
 
 
 def test_a_test_call_reaches_the_fake_once_and_stays_out_of_the_ledgers_calls(tmp_path, cli):
@@ -280,7 +269,7 @@ def test_a_test_call_reaches_the_fake_once_and_stays_out_of_the_ledgers_calls(tm
             assert bad.status == 400 and 'id="error-test-number"' in await bad.text()
             assert DEFAULT_API_KEY not in page
 
-        _serve(tmp_path, body, env)
+        _run(tmp_path, body, env)
         (sent,) = fake.received
         assert sent.body["called_to"] == "+917359099999"
         assert sent.body["custom_first_line"] == "Test for Ravi on order O2"
@@ -313,7 +302,7 @@ def test_the_agent_menu_lists_the_organisations_agents_in_both_shapes(tmp_path, 
             assert [a["id"] for a in listed["agents"]] == [33, 34]
             assert DEFAULT_API_KEY not in page
 
-        _serve(tmp_path, body, env)
+        _run(tmp_path, body, env)
         assert fake.agents.requests == 1  # the second look came from the cache
 
 
@@ -327,7 +316,7 @@ def test_without_the_agents_api_the_agent_is_a_number_field(tmp_path):
         assert "could not be listed" in _text(page, "agents-problem")
         assert DEFAULT_API_KEY not in page
 
-    _serve(tmp_path, body, env)
+    _run(tmp_path, body, env)
 
 
 def test_saving_from_the_page_keeps_and_sets_the_cost_per_call(tmp_path):
@@ -350,7 +339,7 @@ def test_saving_from_the_page_keeps_and_sets_the_cost_per_call(tmp_path):
         assert cleared.status == 200
         assert load_campaign(path).cost_per_call is None
 
-    _serve(tmp_path, body)
+    _run(tmp_path, body)
 
 
 def test_a_variable_removed_from_the_templates_drops_its_columns_and_defaults(tmp_path):
@@ -385,7 +374,7 @@ def test_a_variable_removed_from_the_templates_drops_its_columns_and_defaults(tm
         assert campaign.contacts.defaults == ()
         assert (await client.get("/campaigns/example/edit")).status == 200
 
-    _serve(tmp_path, body)
+    _run(tmp_path, body)
 
 
 def _test_call_fields(dry_id: str, **changes: str) -> dict[str, str]:
@@ -447,7 +436,7 @@ def test_a_test_call_keeps_launches_off_while_it_holds_the_ledger(tmp_path):
             assert answer.status == 200 and "Test call placed" in await answer.text()
             assert busy_seen == [True] and not server.jobs.busy("example")
 
-    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+    _run(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
 
 
 def test_preview_and_test_call_read_the_sheet_in_a_memory_capped_child(tmp_path):
@@ -469,7 +458,7 @@ def test_preview_and_test_call_read_the_sheet_in_a_memory_capped_child(tmp_path)
 
     # A cap no child fits in: the server itself would read these few rows without a word.
     capped = replace(web.DEFAULTS, check_memory=12 * 1024 * 1024)
-    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY}, settings=capped)
+    _run(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY}, settings=capped)
 
 
 @pytest.mark.parametrize("odd", ["²", "١٢", "9" * 5000])
@@ -492,7 +481,7 @@ def test_odd_digits_are_field_errors_never_a_server_error(tmp_path, odd):
         assert called.status == 400, page
         assert 'id="error-test-row"' in page
 
-    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+    _run(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
 
 
 def test_an_agent_id_the_upstream_writes_in_odd_digits_is_skipped(tmp_path):
@@ -514,7 +503,7 @@ def test_an_agent_id_the_upstream_writes_in_odd_digits_is_skipped(tmp_path):
             assert answer.status == 200
             assert (await answer.json())["agents"] == [{"id": 7, "label": "Seven (agent 7)"}]
 
-    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+    _run(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
 
 
 def test_preview_and_test_call_errors_name_the_file_not_the_servers_folders(tmp_path):
@@ -532,7 +521,7 @@ def test_preview_and_test_call_errors_name_the_file_not_the_servers_folders(tmp_
         for shown in (result["error"], alert.group(1)):
             assert str(tmp_path) not in shown and "/campaigns/" not in shown
 
-    _serve(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+    _run(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
 
 
 def test_the_agents_cache_is_bounded_and_kept_apart_per_key(tmp_path):
@@ -560,7 +549,7 @@ def test_the_agents_cache_is_bounded_and_kept_apart_per_key(tmp_path):
             assert fake.agents.requests == 4
 
         capped = replace(web.DEFAULTS, agents_cache_entries=2)
-        _serve(tmp_path, body, env, settings=capped)
+        _run(tmp_path, body, env, settings=capped)
 
 
 def test_the_preview_masks_phone_numbers_as_the_check_page_does(tmp_path):
@@ -579,7 +568,7 @@ def test_the_preview_masks_phone_numbers_as_the_check_page_does(tmp_path):
             assert number not in shown
         assert result["rows"][0]["called_to"] == "+91*******943"
 
-    _serve(tmp_path, body)
+    _run(tmp_path, body)
 
 
 def test_preview_and_test_call_number_rows_as_the_check_page_does(tmp_path):
@@ -605,6 +594,6 @@ def test_preview_and_test_call_number_rows_as_the_check_page_does(tmp_path):
             )
             assert header.status == 400 and "The sheet has no row 3." in await header.text()
 
-        _serve(tmp_path, body, env)
+        _run(tmp_path, body, env)
         (sent,) = fake.received
         assert sent.body["custom_first_line"] == "Test for Ravi on order O2"

@@ -25,11 +25,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from dialer import web
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.web.auth import LoginThrottle
+from tests.test_web import _serve_on
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "correct-horse-battery-staple"
@@ -54,13 +55,7 @@ def _run(
     env: dict[str, str] | None = None,
     **server_options: Any,
 ) -> None:
-    server = web.Server(_project(tmp_path), TOKEN, env or {}, **server_options)
-
-    async def go() -> None:
-        async with TestClient(TestServer(server.app(), host="127.0.0.1")) as client:
-            await body(client, server)
-
-    asyncio.run(go())
+    _serve_on(_project(tmp_path), body, env, TOKEN, **server_options)
 
 
 def _sheet() -> bytes:
