@@ -143,18 +143,19 @@ class Campaign:
         """Reports and state live beside the campaigns folder, so cron's cwd does not matter."""
         return self.folder.parent
 
-    def resolved_endpoint(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
+    def resolved_endpoint(
+        self, environ: Mapping[str, str] = os.environ, *, logs: bool = False
+    ) -> str:
+        """The trigger-call URL (or the call-logs URL): the environment, the file, Tabbly's."""
+        if logs:
+            return environ.get(LOGS_ENDPOINT_ENV) or self.logs_endpoint or DEFAULT_LOGS_ENDPOINT
         return environ.get(ENDPOINT_ENV) or self.endpoint or DEFAULT_ENDPOINT
 
     def checked_endpoint(self, environ: Mapping[str, str], *, logs: bool = False) -> str:
         """The trigger (or call-logs) URL, checked before anything is sent or read: a typo
         must not look like a timeout. The error names where the URL came from."""
         env, key = (LOGS_ENDPOINT_ENV, "logs_endpoint") if logs else (ENDPOINT_ENV, "endpoint")
-        url = (
-            environ.get(env)
-            or getattr(self, key)
-            or (DEFAULT_LOGS_ENDPOINT if logs else DEFAULT_ENDPOINT)
-        )
+        url = self.resolved_endpoint(environ, logs=logs)
         problem = endpoint_problem(url)  # scheme, host and port: `http://[::1`, `:99999`
         if problem:
             where = (

@@ -315,12 +315,9 @@ class Gate:
                 facts = replace(facts, recent=recent)
         return facts
 
-    def on_read(self, contact: Contact) -> Verdict | None:
-        """The sheet's own verdict on a row that is not ready, else the record rules."""
-        return self.read(contact)[0]
-
     def read(self, contact: Contact) -> tuple[Verdict | None, Facts]:
-        """`on_read`'s verdict and the facts it was judged on, looked up once: the caller
+        """The verdict on a row as it is read (the sheet's own for a row that is not ready,
+        else the record rules) and the facts it was judged on, looked up once: the caller
         asks `note(facts)` for a row let through, and the dry run counts unsynced redials."""
         if contact.status is not Status.READY:
             return Verdict(contact.status, contact.reason), NO_FACTS

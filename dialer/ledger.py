@@ -932,15 +932,6 @@ class Ledger:
         except sqlite3.Error as exc:
             raise self._write_error(exc) from None
 
-    def test_calls(self) -> list[dict[str, Any]]:
-        """Every test call, oldest first (empty for a ledger from before them)."""
-        keys = ("id", "placed_at", "called_to", "row", "sheet", "custom_identifiers", "status")
-        keys += ("reason", "http_status", "call_id")
-        with contextlib.suppress(sqlite3.OperationalError):
-            found = self._conn.execute(f"SELECT {', '.join(keys)} FROM test_calls ORDER BY id")
-            return [dict(zip(keys, row, strict=True)) for row in found]
-        return []
-
     # ---- reading, for `dialer status` ----
 
     def counts(self) -> dict[str, int]:

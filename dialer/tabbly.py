@@ -246,7 +246,6 @@ class TabblyClient:
 
     def __init__(self, endpoint: str, api_key: Secret, concurrency: int, timeout: float) -> None:
         self.endpoint = endpoint
-        self._api_key = api_key
         self._scrub = Scrubber(api_key)
         self._concurrency = concurrency
         self._timeout = timeout

@@ -280,10 +280,6 @@ def time_left(seconds: float | None) -> str:
     return f"about {seconds / 3600:.1f} hours left"
 
 
-def resume_text(n: int) -> str:
-    return f"Resume the {n} not called"
-
-
 # ---- schedules ----
 
 SCHEDULE_WHEN = "When: choose a time once, or every day."
