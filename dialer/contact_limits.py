@@ -30,7 +30,7 @@ from pathlib import Path
 from dialer.campaign import RESERVED_NAME, Limits
 from dialer.clock import stamp
 from dialer.gate import NONE_RECENT, Recent, over_limit
-from dialer.ledger import transaction
+from dialer.ledger import readonly_uri, transaction
 from dialer.statuses import LedgerError
 
 BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is refused
@@ -79,9 +79,7 @@ class ContactBook:
                 return None
         try:
             if readonly:
-                conn = sqlite3.connect(
-                    f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None
-                )
+                conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
                 conn.execute("PRAGMA busy_timeout = 5000")
                 return cls(path, conn)
             state.mkdir(parents=True, exist_ok=True)
@@ -212,7 +210,7 @@ def _ledger_dials(ledger: Path, since: str) -> list[tuple[str, str, str, str]]:
     `dials` gives its `triggered` people at their last record's time. None if unreadable:
     a file here that is no ledger cannot hold anyone's calls."""
     try:
-        conn = sqlite3.connect(f"{ledger.absolute().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(ledger), uri=True)
     except sqlite3.Error:
         return []
     try:

@@ -281,7 +281,7 @@ def blank_reason(path: Path) -> str:
     return BLANK_WAL if header[18:20] == b"\x02\x02" else BLANK
 
 
-def _readonly_uri(path: Path) -> str:
+def readonly_uri(path: Path) -> str:
     """Read without writing. In a folder nobody can write (a read-only mount), SQLite cannot
     create the -shm a WAL reader needs; with no WAL content left the main file is the whole
     ledger and is read as immutable (no locks: nobody can be writing it there)."""
@@ -299,7 +299,7 @@ def _connect(
     conn: sqlite3.Connection | None = None
     try:
         if readonly:
-            conn = sqlite3.connect(_readonly_uri(path), uri=True, isolation_level=None)
+            conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
         else:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
