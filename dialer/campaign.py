@@ -60,9 +60,12 @@ _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 @dataclass(frozen=True, slots=True)
 class Contacts:
     source: str
-    phone_column: str = "phone"
+    # In order: the first column holding a valid number gives the row's number (SPEC 4.3a).
+    phone_columns: tuple[str, ...] = ("phone",)
     id_column: str | None = None
     default_region: str | None = None
+    # A column saying each row's country: a national number is read as that country's.
+    country_column: str | None = None
     suppress: tuple[Path, ...] = ()
     sheet: str | None = None
     # The campaign's names (phone_column, id_column, timezone_column, template variables) ->
@@ -70,6 +73,16 @@ class Contacts:
     columns: tuple[tuple[str, str], ...] = ()
     # Template variable -> the text used when its column is missing or its cell empty.
     defaults: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def phone_column(self) -> str:
+        """The first phone column: the one a row's number is looked for first."""
+        return self.phone_columns[0]
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The names that are columns and not template variables: phones, id, country."""
+        return tuple(n for n in (*self.phone_columns, self.id_column, self.country_column) if n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +200,10 @@ _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
 }
 _CONTACTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "source": (str, True),
-    "phone_column": (str, False),
+    "phone_column": ((str, list), False),
     "id_column": (str, False),
     "default_region": (str, False),
+    "country_column": (str, False),
     "suppress": ((str, list), False),
     "sheet": (str, False),
     "columns": (dict, False),
@@ -219,6 +233,8 @@ _LIMITS: dict[str, tuple[type | tuple[type, ...], bool]] = {
 MAX_FIELD_CHARS = 200
 # A header longer than this is not a header (dialer.sheet.MAX_HEADER_CHARS).
 MAX_COLUMN_NAME_CHARS = 1_000
+# Shop and CRM exports have two or three phone columns (mobile, phone, address phone).
+MAX_PHONE_COLUMNS = 5
 _TEMPLATE_MARKS = re.compile(r"\{\{|\}\}|\{%|%\}")
 # A redial delay longer than this is a typo (minutes for hours, say): 60 days.
 MAX_REDIAL_MINUTES = 60 * 24 * 60
@@ -335,6 +351,26 @@ def _parse_limits(path: Path, table: dict[str, Any]) -> Limits:
     return Limits(per_day, per_week)
 
 
+def _phone_columns(path: Path, value: str | list[Any]) -> tuple[str, ...]:
+    """`phone_column = "Phone"` or a list of columns tried in order; each named once."""
+    names = [value] if isinstance(value, str) else value
+    if not names or len(names) > MAX_PHONE_COLUMNS or not all(isinstance(n, str) for n in names):
+        raise CampaignError(
+            f"{path}: key 'contacts.phone_column' must be a column name or a list of 1 to "
+            f"{MAX_PHONE_COLUMNS} column names"
+        )
+    from dialer.sheet import normalise_header
+
+    seen: set[str] = set()
+    for name in names:
+        key = normalise_header(name)
+        if not key or key in seen:
+            problem = "an empty name" if not key else f"'{name}' twice"
+            raise CampaignError(f"{path}: key 'contacts.phone_column' has {problem}")
+        seen.add(key)
+    return tuple(names)
+
+
 def _with_column_tables(
     path: Path, data: dict[str, Any], contacts: Contacts, table: dict[str, Any]
 ) -> Contacts:
@@ -347,7 +383,7 @@ def _with_column_tables(
     variables = template_variables(data["first_line"], data.get("instruction", ""))
     if variables is None:
         return contacts  # a template that does not parse: compiling it names the error
-    roles = [contacts.phone_column, contacts.id_column]
+    roles: list[str | None] = list(contacts.roles)
     window = data.get("window", {})
     roles.append(window.get("timezone_column") if isinstance(window, dict) else None)
     names = [n for n in roles if n] + sorted(variables - set(roles))
@@ -493,9 +529,10 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
             )
     contacts = Contacts(
         source=contacts_table["source"],
-        phone_column=contacts_table.get("phone_column", "phone"),
+        phone_columns=_phone_columns(path, contacts_table.get("phone_column", "phone")),
         id_column=contacts_table.get("id_column"),
         default_region=region,
+        country_column=contacts_table.get("country_column"),
         suppress=tuple(path.parent / item for item in suppress_list),
         sheet=contacts_table.get("sheet"),
     )

@@ -99,8 +99,9 @@ class CampaignForm:
     defaults: dict[str, str] = field(default_factory=dict)
     # [contacts], kept from the file being edited (a new campaign gets `new_source`).
     source: str = ""
-    phone_column: str = "phone"
+    phone_columns: tuple[str, ...] = ("phone",)
     id_column: str | None = None
+    country_column: str | None = None
     suppress: tuple[str, ...] = ()
     sheet: str | None = None
     # Kept from the file being edited; the page never sets them.
@@ -150,8 +151,9 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         columns=dict(getattr(contacts, "columns", None) or {}),
         defaults=dict(getattr(contacts, "defaults", None) or {}),
         source=contacts.source,
-        phone_column=contacts.phone_column,
+        phone_columns=contacts.phone_columns,
         id_column=contacts.id_column,
+        country_column=contacts.country_column,
         suppress=tuple(_as_written(p, campaign.folder) for p in contacts.suppress),
         sheet=contacts.sheet,
         called_by_account=campaign.called_by_account,
@@ -178,7 +180,8 @@ def without_unused_columns(form: CampaignForm) -> CampaignForm:
     if variables is None:
         return form  # a template that does not parse: compiling it names the error
     window_zone = form.timezone_column if form.window_hours is not None else None
-    used = variables | {n for n in (form.phone_column, form.id_column, window_zone) if n}
+    roles = (*form.phone_columns, form.id_column, form.country_column, window_zone)
+    used = variables | {n for n in roles if n}
     return replace(
         form,
         columns={k: v for k, v in form.columns.items() if k in used},
@@ -265,11 +268,15 @@ def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
         lines.append(f"cost_per_call = {_float(form.cost_per_call)}")
 
     lines += ["", "[contacts]", f"source = {toml_string(form.source or new_source(form.name))}"]
-    lines.append(f"phone_column = {toml_string(form.phone_column)}")
+    phones = form.phone_columns
+    phone_value = toml_string(phones[0]) if len(phones) == 1 else _strings(phones)
+    lines.append(f"phone_column = {phone_value}")
     if form.id_column:
         lines.append(f"id_column = {toml_string(form.id_column)}")
     if form.default_region:
         lines.append(f"default_region = {toml_string(form.default_region)}")
+    if form.country_column:
+        lines.append(f"country_column = {toml_string(form.country_column)}")
     if form.suppress:
         lines.append(f"suppress = {_strings(form.suppress)}")
     if form.sheet:

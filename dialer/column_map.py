@@ -85,15 +85,20 @@ _NUMBER_WORDS = frozenset({"no", "nr", "num", "number", "id"})
 class Needs:
     """The names a campaign reads from a sheet, in the order the page lists them."""
 
-    phone: str
+    phones: tuple[str, ...]  # tried in order; the first valid number is the row's
     id: str | None
     zone: str | None
     variables: tuple[str, ...]  # template variables, sorted
     required: frozenset[str]  # those a greeting cannot do without (no `| default(...)`)
+    country: str | None = None
+
+    @property
+    def phone(self) -> str:
+        return self.phones[0]
 
     @property
     def names(self) -> tuple[str, ...]:
-        roles = [n for n in (self.phone, self.id, self.zone) if n]
+        roles = [n for n in (*self.phones, self.country, self.id, self.zone) if n]
         return (*roles, *(v for v in self.variables if v not in roles))
 
 
@@ -124,11 +129,12 @@ def needs(campaign: Campaign) -> Needs:
             except Exception:  # failing for another reason says nothing about `name`
                 continue
     return Needs(
-        phone=campaign.contacts.phone_column,
+        phones=campaign.contacts.phone_columns,
         id=campaign.contacts.id_column,
         zone=campaign.window.timezone_column if campaign.window else None,
         variables=tuple(sorted(variables)),
         required=frozenset(required),
+        country=campaign.contacts.country_column,
     )
 
 
@@ -136,20 +142,27 @@ def needs(campaign: Campaign) -> Needs:
 class Resolved:
     """Where each name of the campaign is in one sheet."""
 
-    phone: int
+    phones: tuple[int, ...]  # the phone columns, in the campaign's order
     id: int | None
     zone: int | None
     template_columns: tuple[tuple[str, int], ...]  # (variable, index), many names per column ok
     defaults: tuple[tuple[str, str], ...]
     labels: tuple[tuple[str, str], ...]  # variable -> the header as written, where they differ
     missing: tuple[str, ...]  # template variables with neither a column nor a default
+    country: int | None = None
+
+    @property
+    def phone(self) -> int:
+        return self.phones[0]
 
 
 def resolve(campaign: Campaign, sheet: Sheet, variables: Iterable[str]) -> Resolved:
     """Indexes of the phone, id and zone columns (a SheetError names what is missing, in the
     user's own header names) and of each template variable found."""
     mapped = dict(campaign.contacts.columns)
-    phone = _index(sheet, mapped, campaign.contacts.phone_column, "phone")
+    phones = phone_indexes(campaign, sheet)
+    country_name = campaign.contacts.country_column
+    country = column_index(campaign, sheet, country_name, "country") if country_name else None
     id_name = campaign.contacts.id_column
     id_index = _index(sheet, mapped, id_name, "id") if id_name else None
     zone_name = campaign.window.timezone_column if campaign.window else None
@@ -166,7 +179,8 @@ def resolve(campaign: Campaign, sheet: Sheet, variables: Iterable[str]) -> Resol
         if sheet.headers[index] != name:  # "First Name": say it as the user wrote it
             labels.append((name, sheet.headers[index]))
     return Resolved(
-        phone=phone,
+        phones=phones,
+        country=country,
         id=id_index,
         zone=zone,
         template_columns=tuple(found),
@@ -176,9 +190,23 @@ def resolve(campaign: Campaign, sheet: Sheet, variables: Iterable[str]) -> Resol
     )
 
 
-def phone_index(campaign: Campaign, sheet: Sheet) -> int:
-    """The phone column of `sheet` for `campaign` (the results sheet of `dialer sync` too)."""
-    return _index(sheet, dict(campaign.contacts.columns), campaign.contacts.phone_column, "phone")
+def phone_indexes(campaign: Campaign, sheet: Sheet) -> tuple[int, ...]:
+    """The phone columns of `sheet` for `campaign`, in order (the results sheet of `dialer
+    sync` too); each must be there: a campaign naming a column means the sheet has it."""
+    mapped = dict(campaign.contacts.columns)
+    indexes = tuple(_index(sheet, mapped, n, "phone") for n in campaign.contacts.phone_columns)
+    if len(set(indexes)) != len(indexes):
+        raise SheetError(
+            f"{sheet.path}: two of the phone columns "
+            f"({', '.join(map(shown, campaign.contacts.phone_columns))}) are the same column"
+        )
+    return indexes
+
+
+def column_index(campaign: Campaign, sheet: Sheet, name: str, role: str) -> int:
+    """The column `name` reads in `sheet` (through `[contacts] columns`); a SheetError names
+    the `role` ("country") and the sheet's columns when it is not there."""
+    return _index(sheet, dict(campaign.contacts.columns), name, role)
 
 
 def _find(sheet: Sheet, mapped: dict[str, str], name: str) -> int | None:

@@ -22,7 +22,9 @@ from jinja2.exceptions import SecurityError, TemplateError
 
 from dialer.campaign import MAX_FIELD_CHARS, Campaign
 from dialer.column_map import resolve
+from dialer.countries import NANP_REGIONS, looks_north_american
 from dialer.phones import normalise_phone
+from dialer.row_phone import PhoneColumns
 from dialer.sheet import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
 from dialer.sheet_files import shown_names
 from dialer.statuses import CampaignError, SheetError, Status
@@ -143,10 +145,9 @@ class RowPlan:
     """Everything `build_contacts` needs; small and picklable for worker processes."""
 
     columns: tuple[str, ...]
-    phone_index: int
+    phones: PhoneColumns
     id_index: int | None
     zone_index: int | None
-    default_region: str | None
     first_line_source: str
     instruction_source: str
     template_columns: tuple[tuple[str, int], ...] = ()  # (name, index) the templates may read
@@ -154,16 +155,22 @@ class RowPlan:
     labels: tuple[tuple[str, str], ...] = ()  # variable -> its header as written, for reasons
     missing: tuple[str, ...] = ()  # template variables the sheet lacks and no default covers
 
+    @property
+    def phone_index(self) -> int:
+        """The first phone column: where a typed number goes for a test call."""
+        return self.phones.indexes[0]
+
 
 def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str]) -> RowPlan:
     found = resolve(campaign, sheet, names)
     return RowPlan(
         template_columns=found.template_columns,
         columns=sheet.columns,
-        phone_index=found.phone,
+        phones=PhoneColumns.of(
+            sheet, found.phones, found.country, campaign.contacts.default_region
+        ),
         id_index=found.id,
         zone_index=found.zone,
-        default_region=campaign.contacts.default_region,
         first_line_source=campaign.first_line,
         instruction_source=campaign.instruction,
         defaults=found.defaults,
@@ -266,18 +273,15 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
     """
     first_t, instr_t = _templates_for(plan)
     template_columns = plan.template_columns
-    phone_index, id_index, zone_index = plan.phone_index, plan.id_index, plan.zone_index
-    region = plan.default_region
+    id_index, zone_index = plan.id_index, plan.zone_index
+    phones = plan.phones
     defaults = plan.defaults
     out: list[Contact] = []
     append = out.append
     for row, cells in chunk:
-        raw = cells[phone_index]
-        phone = normalise_phone(raw, region)
-        phone_raw = clean_cell(raw)
-        if phone_raw != raw:
-            cells = list(cells)
-            cells[phone_index] = phone_raw
+        phone, phone_at, choice = phones.read(cells)
+        phone_raw = clean_cell(cells[phone_at])
+        cells = _cleaned_phones(phones, cells)
         ident = cells[id_index].strip() if id_index is not None else str(row)
         zone = (cells[zone_index].strip() or None) if zone_index is not None else None
         e164 = phone.e164
@@ -314,6 +318,8 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
             else:
                 status = Status.READY
                 notes = []
+                if choice:
+                    notes.append(choice)
                 if phone.note:
                     notes.append(phone.note)
                 if cut:
@@ -334,6 +340,20 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
             )
         )
     return out
+
+
+def _cleaned_phones(phones: PhoneColumns, cells: list[str]) -> list[str]:
+    """The phone cells came uncleaned (to see what cleaning removed): the report shows them
+    cleaned, like every other cell. The same list when nothing changed."""
+    copied = False
+    for i in phones.indexes:
+        raw = cells[i]
+        cleaned = clean_cell(raw)
+        if cleaned != raw:
+            if not copied:
+                cells, copied = list(cells), True
+            cells[i] = cleaned
+    return cells
 
 
 def _in_their_words(reason: str, labels: tuple[tuple[str, str], ...]) -> str:
@@ -378,14 +398,12 @@ def unpack_rows(
     plan: RowPlan, chunk: Sequence[tuple[int, list[str]]], packed: list[tuple]
 ) -> list[Contact]:
     status = _STATUS
-    phone_index = plan.phone_index
+    phones = plan.phones
     out = []
     for (row, cells), (ident, phone_raw, e164, s, why, first, instr, zone) in zip(
         chunk, packed, strict=True
     ):
-        if cells[phone_index] != phone_raw:
-            cells = list(cells)
-            cells[phone_index] = phone_raw
+        cells = _cleaned_phones(phones, cells)
         out.append(
             Contact(row, ident, phone_raw, e164, status[s], why, first, instr, tuple(cells), zone)
         )
@@ -439,10 +457,19 @@ def load_suppression(campaign: Campaign) -> frozenset[str]:
         region = campaign.contacts.default_region
         for chunk in iter_rows(sheet):
             for _, cells in chunk:
-                phone = normalise_phone(cells[index], region)
-                if phone.e164:
-                    numbers.add(phone.e164)
+                numbers.update(_suppressed_numbers(cells[index], region))
     return frozenset(numbers)
+
+
+def _suppressed_numbers(raw: str, region: str | None) -> Iterator[str]:
+    """A do-not-call entry's number; a North-American-shaped one read outside the +1 plan is
+    taken both ways: suppressing a stranger costs one call, missing the person costs trust."""
+    phone = normalise_phone(raw, region)
+    if phone.e164:
+        yield phone.e164
+    north_american = region not in NANP_REGIONS and looks_north_american(raw)
+    if north_american and (e164 := normalise_phone(raw, "US").e164) is not None:
+        yield e164
 
 
 @dataclass(slots=True)

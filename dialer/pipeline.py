@@ -57,8 +57,8 @@ class ContactStream:
     def chunks(self) -> Iterator[list[Contact]]:
         """Contact chunks; a sheet with a header and no data rows is an error."""
         empty = True
-        # The phone cell comes uncleaned so a removed invisible character is reported.
-        raw_columns = frozenset({self.preparer.plan.phone_index})
+        # Phone cells come uncleaned so a removed invisible character is reported.
+        raw_columns = frozenset(self.preparer.plan.phones.indexes)
         try:
             for built in self._built(iter_rows(self.sheet, self.chunk_rows, raw_columns)):
                 empty = False

@@ -6,7 +6,7 @@ appended, so the results go back where marketing keeps its list (SPEC 10).
     1200
 
 The sheet is read as the campaign reads a sheet (`dialer.sheet`, the campaign's sheet name and
-phone column) and each row's phone normalised as the contacts builder does (`default_region`),
+phone and country columns) and each row's phone read as the contacts builder reads it,
 so a row finds the person the ledger knows under that number. Every row is written, in order
 (rows with nothing in them are left out, as they are when a sheet is read for a run), with
 `OUTCOME_COLUMNS` appended: blank for a row whose number this campaign never called.
@@ -20,9 +20,8 @@ from pathlib import Path
 
 from dialer import dials
 from dialer.campaign import Campaign
-from dialer.column_map import phone_index
-from dialer.phones import normalise_phone
 from dialer.results import TableWriter, check_output, person_cells
+from dialer.row_phone import PhoneColumns, phone_columns
 from dialer.sheet import Sheet, clean_cell, iter_rows, open_sheet
 from dialer.statuses import UsageError
 
@@ -43,8 +42,7 @@ class Writeback:
     """A sheet opened and checked, and where its copy with outcomes goes."""
 
     sheet: Sheet
-    phone_index: int
-    default_region: str | None
+    phones: PhoneColumns
     out: Path
 
     @classmethod
@@ -55,24 +53,22 @@ class Writeback:
             raise UsageError(f"--out {out} is the --sheet itself: the sheet is never overwritten")
         check_output(out, "--out")
         opened = open_sheet(sheet, campaign.contacts.sheet)
-        phone = phone_index(campaign, opened)  # through [contacts] columns, as a run reads it
-        return cls(opened, phone, campaign.contacts.default_region, out)
+        # Through [contacts] columns and the country column, as a run reads the sheet.
+        return cls(opened, phone_columns(campaign, opened), out)
 
     def write(self, conn: sqlite3.Connection) -> int:
         """Every row of the sheet with its person's outcome columns; rows written."""
-        phone, region = self.phone_index, self.default_region
+        phones = self.phones
         header = [*self.sheet.headers, *OUTCOME_COLUMNS]
         width = len(self.sheet.headers)
         numbers = [width + OUTCOME_COLUMNS.index(c) for c in ("calls", "duration_s")]
         with TableWriter(self.out, header, numbers=numbers, what="the sheet with outcomes") as t:
-            # The phone cell comes uncleaned, as the contacts builder normalises it.
-            for chunk in iter_rows(self.sheet, raw_columns=frozenset({phone})):
+            # Phone cells come uncleaned, as the contacts builder normalises them.
+            for chunk in iter_rows(self.sheet, raw_columns=frozenset(phones.indexes)):
                 for _, cells in chunk:
-                    raw = cells[phone]
-                    e164 = normalise_phone(raw, region).e164
+                    e164 = phones.read(cells).phone.e164
                     found = dials.person(conn, e164) if e164 else None
                     outcome = person_cells(found)
-                    row = list(cells)
-                    row[phone] = clean_cell(raw)
+                    row = [clean_cell(c) if i in phones.indexes else c for i, c in enumerate(cells)]
                     t.write([*row, *(outcome[c] for c in OUTCOME_COLUMNS)])
             return t.rows

@@ -20,6 +20,7 @@ import pytest
 
 from dialer import sheet as sheet_module
 from dialer.contacts import RowPlan, build_contacts
+from dialer.row_phone import PhoneColumns
 from dialer.sheet import iter_rows, open_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,10 +119,9 @@ def test_compiled_templates_kept_for_reuse_are_bounded_in_a_long_lived_process()
     def plan(i: int) -> RowPlan:
         return RowPlan(
             columns=("phone", "name"),
-            phone_index=0,
+            phones=PhoneColumns((0,), ("phone",), None, "IN"),
             id_index=None,
             zone_index=None,
-            default_region="IN",
             first_line_source=f"Hello {{{{ name | upper }}}}, offer {i}",  # Jinja2, ~50 KB
             instruction_source=f"Offer {i}.",
             template_columns=(("name", 1),),

@@ -25,7 +25,7 @@ def _messy_rows() -> list[list[str]]:
         ["C2", "Ben", "0091-73590-43944", "O2"],
         ["C3", "", "7359043945", "O3"],  # template needs first_name
         ["C4", "Cara", "12", "O4"],  # too short
-        ["C5", "Dev", "(735) 904-3943", "O5"],  # same person as C1
+        ["C5", "Dev", "073590-43943", "O5"],  # same person as C1, written nationally
         ["C6", "Esha", "9.16946E+11", "O6"],  # truncated by Excel
         ["C7", '=HYPERLINK("x")', "+91 73590 43947", "O7"],  # formula-looking name
         ["C8", "Fay\u200b\u202e", "+91 73590 43948", "O8"],  # zero-width + bidi override
