@@ -24,6 +24,7 @@ from dialer.campaign import Campaign
 from dialer.clock import Clock, stamp, system_clock
 from dialer.contact_limits import ContactBook
 from dialer.contacts import Contact
+from dialer.countries import country_name, country_of
 from dialer.evidence import note_report
 from dialer.gate import Facts, Gate
 from dialer.interrupts import STOP_SIGNALS, honoured
@@ -101,6 +102,15 @@ class Tally:
     maybe_called: int = 0
     redials: Counter[str] = field(default_factory=Counter)
     unsynced: int = 0  # `redial_later` only because their last call's outcome is not read yet
+    countries: Counter[str] = field(default_factory=Counter)  # ready rows by their number's
+
+    def country_line(self) -> str | None:
+        """ "ready by country: India 8, United States 5": a number read as the wrong
+        country's shows here before anyone is called."""
+        if not self.countries:
+            return None
+        shown = ", ".join(f"{country_name(c)} {n}" for c, n in self.countries.most_common())
+        return f"ready by country: {shown}"
 
     def redial_line(self, max_calls: int) -> str | None:
         n = sum(self.redials.values())
@@ -149,6 +159,8 @@ def _verdicts(
                 reason = f"{note}; {reason}" if reason else note
             if len(samples.items) < SAMPLE_MESSAGES:
                 samples.offer(contact)
+            if tally is not None:
+                tally.countries[country_of(contact.called_to)] += 1
             results.append(RowResult(contact, Status.READY, reason))
         yield results
 
@@ -208,6 +220,7 @@ def validate(
         campaign, "validate", prepared, report, stamp(now), t0, code, prepared.warnings, clock
     )
     summary["notes"] = notes
+    summary["countries"] = dict(tally.countries.most_common())
     summary["samples"] = samples.as_json()
     # The page shows spreadsheet row numbers (data row N is row header_row + N there).
     summary["header_row"] = prepared.stream.sheet.excel_header_row
@@ -313,8 +326,8 @@ def _ask_consent(
 
 def _notes(campaign: Campaign, tally: Tally) -> list[str]:
     """The dry run's lines on redials (SPEC 10): who is called again, and why."""
-    line = tally.redial_line(campaign.redial.max_calls) if campaign.redial else None
-    return [line] if line else []
+    redials = tally.redial_line(campaign.redial.max_calls) if campaign.redial else None
+    return [line for line in (tally.country_line(), redials) if line]
 
 
 def retry_unknown_warning(maybe_called: int, *, upper_bound: bool = False) -> str:

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from dialer.campaign import Campaign
 from dialer.contacts import Contact
+from dialer.countries import country_name, country_of
 from dialer.masking import mask_phone, mask_text
 from dialer.report import status_counts
 from dialer.statuses import ExitCode, Status, StopReason, close_reason
@@ -44,6 +45,7 @@ class Samples:
             {
                 "row": c.row,
                 "called_to": mask_phone(c.called_to),
+                "country": country_of(c.called_to),
                 "first_line": mask_text(c.first_line),
                 "instruction": mask_text(c.instruction),
             }
@@ -104,7 +106,8 @@ def print_summary(summary: dict[str, Any], samples: Samples, out: TextIO) -> Non
     for warning in summary["warnings"]:
         print(f"  warning: {warning}", file=out)
     for contact in samples.items:
-        print(f"  row {contact.row} {mask_phone(contact.called_to)}:", file=out)
+        country = country_name(country_of(contact.called_to))
+        print(f"  row {contact.row} {mask_phone(contact.called_to)} ({country}):", file=out)
         print(f"    first line:  {mask_text(contact.first_line)}", file=out)
         if contact.instruction:
             print(f"    instruction: {mask_text(contact.instruction)}", file=out)

@@ -6,6 +6,7 @@ number must be exactly the one the row means (`tests/exports.py`), never a stran
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,16 @@ def test_phone_columns_read_the_same_in_a_worker_process() -> None:
     row = ["US", "", "(512) 553-9542"]
     assert again.read(row) == columns.read(row)
     assert columns.read(row).phone.e164 == "+15125539542"
+
+
+def test_the_dry_run_counts_ready_rows_per_country(project: Project, cli) -> None:
+    write_shop(project.root / "data" / "shop.csv")
+    _campaign(project, SHOP_CONTACTS)
+
+    result = cli(["validate", str(project.campaign)])
+
+    line = "ready by country: United States 5, India 4, United Kingdom 3, Canada 2"
+    assert line in result.out
+    assert "row 1 +15******542 (United States):" in result.out
+    summary = json.loads(next(project.root.rglob("*.summary.json")).read_text())
+    assert summary["countries"] == {"US": 5, "IN": 4, "GB": 3, "CA": 2}
