@@ -281,3 +281,28 @@ def guess(names: Sequence[str], headers: Sequence[str]) -> dict[str, str]:
             chosen[name] = header
             used.add(header)
     return chosen
+
+
+# Words that make a header a phone column or a country column, whatever surrounds them
+# ("Default Address Phone", "Mobile Phone Number", "Country/Region").
+_PHONE_WORDS = frozenset({"phone", "mobile", "cell", "cellphone", "telephone", "tel", "whatsapp"})
+_COUNTRY_WORDS = frozenset({"country", "nation"})
+
+
+def _words(header: str) -> frozenset[str]:
+    return frozenset(normalise_header(header).split("_"))
+
+
+def phone_headers(headers: Sequence[str], taken: Iterable[str] = ()) -> list[str]:
+    """Headers that hold phone numbers, in the sheet's order, less `taken`: the other phone
+    columns a shop or CRM export has besides the one chosen first."""
+    skip = set(taken)
+    return [h for h in headers if h and h not in skip and _words(h) & _PHONE_WORDS]
+
+
+def country_header(headers: Sequence[str], taken: Iterable[str] = ()) -> str | None:
+    """The header that says each row's country ("Default Address Country Code",
+    "Country/Region"), or None; the first such in the sheet's order."""
+    skip = set(taken)
+    found = [h for h in headers if h and h not in skip and _words(h) & _COUNTRY_WORDS]
+    return found[0] if found else None

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import KEY_ENV, Project, sent_once_each
-from exports import CRM, SHOP, expected, write_crm, write_shop
+from exports import CRM, CRM_HEADER, SHOP, SHOP_HEADER, expected, write_crm, write_shop
 
+from dialer.column_map import country_header, guess, phone_headers
 from dialer.countries import country_name, country_of, looks_north_american, region_of_cell
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, DEFAULT_CALL_FROM, DEFAULT_ORGANIZATION_ID
 from dialer.row_phone import PhoneColumns
@@ -258,3 +259,20 @@ def test_the_dry_run_counts_ready_rows_per_country(project: Project, cli) -> Non
     assert "row 1 +15******542 (United States):" in result.out
     summary = json.loads(next(project.root.rglob("*.summary.json")).read_text())
     assert summary["countries"] == {"US": 5, "IN": 4, "GB": 3, "CA": 2}
+
+
+@pytest.mark.parametrize(
+    ("headers", "first", "others", "country"),
+    [
+        (SHOP_HEADER, "Phone", ["Default Address Phone"], "Default Address Country Code"),
+        (CRM_HEADER, "Phone Number", ["Mobile Phone Number"], "Country/Region"),
+        (["Name", "Mobile No.", "City"], "Mobile No.", [], None),
+    ],
+)
+def test_the_page_finds_every_phone_column_and_the_country_column(
+    headers: list[str], first: str, others: list[str], country: str | None
+) -> None:
+    chosen = guess(["phone"], headers)["phone"]
+    assert chosen == first
+    assert phone_headers(headers, taken=[chosen]) == others
+    assert country_header(headers) == country
