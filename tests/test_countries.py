@@ -6,6 +6,7 @@ number must be exactly the one the row means (`tests/exports.py`), never a stran
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -13,9 +14,15 @@ import pytest
 from conftest import KEY_ENV, Project, sent_once_each
 from exports import CRM, CRM_HEADER, SHOP, SHOP_HEADER, expected, write_crm, write_shop
 
+from dialer.campaign import LOGS_ENDPOINT_ENV
 from dialer.column_map import country_header, guess, phone_headers
 from dialer.countries import country_name, country_of, looks_north_american, region_of_cell
-from dialer.fake_tabbly import DEFAULT_AGENT_ID, DEFAULT_CALL_FROM, DEFAULT_ORGANIZATION_ID
+from dialer.fake_tabbly import (
+    DEFAULT_AGENT_ID,
+    DEFAULT_CALL_FROM,
+    DEFAULT_ORGANIZATION_ID,
+    FakeTabblyThread,
+)
 from dialer.row_phone import PhoneColumns
 from dialer.statuses import ExitCode
 
@@ -276,3 +283,22 @@ def test_the_page_finds_every_phone_column_and_the_country_column(
     assert chosen == first
     assert phone_headers(headers, taken=[chosen]) == others
     assert country_header(headers) == country
+
+
+def test_sync_sheet_finds_each_row_by_its_own_country_and_column(project: Project, cli) -> None:
+    shop = write_shop(project.root / "data" / "shop.csv")
+    with FakeTabblyThread(balance=1000, outcomes={"no_answer": 1.0}) as fake:
+        _campaign(project, SHOP_CONTACTS, fake.url)
+        env = {**KEY_ENV, LOGS_ENDPOINT_ENV: fake.logs_url}
+        assert cli(["run", str(project.campaign), "--yes"], env=env).code == 1
+        out = project.root / "shop-called.csv"
+
+        result = cli(
+            ["sync", str(project.campaign), "--sheet", str(shop), "--out", str(out)], env=env
+        )
+
+    assert result.code == 0, result.err
+    with open(out, encoding="utf-8", newline="") as f:
+        rows = {r["Customer ID"]: r for r in csv.DictReader(f)}
+    for ident, true in expected(SHOP).items():
+        assert rows[ident]["calls"] == ("1" if true else ""), (ident, rows[ident])
