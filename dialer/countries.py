@@ -126,31 +126,47 @@ def country_name(region: str) -> str:
     return name or _NAMES.get(region, region)
 
 
+# "+917" -> "IN"; "+144" -> "" (a shared calling code: the region needs more digits).
+_REGION_OF_START: dict[str, str] = {}
 # Prefix -> region, for calling codes several regions share; bounded by the prefixes seen.
 _REGION_OF_PREFIX: dict[str, str] = {}
+_MAX_PREFIXES = 65_536
 
 
 def country_of(e164: str) -> str:
     """The region of a valid E.164 number ('??' when phonenumbers cannot tell).
 
-    Several regions share a calling code (+1, +44, +7...): which one is told by the leading
-    digits (the area code), so answers are kept by a prefix that long, and a million-row
-    check costs a few thousand lookups."""
+    Called for every ready row of a check, so the common answer is one dict lookup: calling
+    codes are at most 3 digits, so "+" and 3 digits name one region unless several regions
+    share the code (+1, +44, +7...); then the area code tells, and answers are kept by a
+    prefix that long, so a million-row check costs a few thousand lookups."""
+    start = e164[:4]
+    region = _REGION_OF_START.get(start)
+    if region is None:
+        region = _region_of_start(start)
+        if len(_REGION_OF_START) < _MAX_PREFIXES:
+            _REGION_OF_START[start] = region
+    return region or _region_of_prefix(e164)
+
+
+def _region_of_start(start: str) -> str:
     for length in (1, 2, 3):  # calling codes are prefix-free
-        regions = COUNTRY_CODE_TO_REGION_CODE.get(int(e164[1 : 1 + length] or 0))
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(int(start[1 : 1 + length] or 0))
         if regions:
-            break
-    else:
-        return "??"
-    if len(regions) == 1:
-        return _dialable(regions[0]) or "??"
-    prefix = e164[: 2 + length + 3]
+            return (_dialable(regions[0]) or "??") if len(regions) == 1 else ""
+    return "??"
+
+
+def _region_of_prefix(e164: str) -> str:
+    # The +1 plan gives each area code to one region; elsewhere 4 digits after a code of up
+    # to 3 tell the island from the mainland (+44 7624 is the Isle of Man).
+    prefix = e164[:5] if e164.startswith("+1") else e164[:8]
     region = _REGION_OF_PREFIX.get(prefix)
     if region is None:
         try:
             region = phonenumbers.region_code_for_number(phonenumbers.parse(e164)) or "??"
         except phonenumbers.NumberParseException:
             region = "??"
-        if len(_REGION_OF_PREFIX) < 65_536:
+        if len(_REGION_OF_PREFIX) < _MAX_PREFIXES:
             _REGION_OF_PREFIX[prefix] = region
     return region

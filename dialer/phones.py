@@ -10,7 +10,9 @@ apostrophe or `="..."` (Excel's keep-as-text tricks), `tel:` and `00` prefixes, 
 (`917359043943.0`) and scientific notation. What can be undone exactly is undone; a number that
 scientific notation has already truncated (`9.16946E+11`, `916946000000` after a round trip, or a
 numeric XLSX cell `7834410000` from Excel's General format) is refused, never guessed. Numbers
-without a `+`/`00` prefix use `default_region`; without one they are refused too.
+without a `+`/`00` prefix use `default_region`; without one they are refused too, and so is a
+number written the way the +1 plan writes it (`(512) 553-9542`) read with any other region: as
+that region's it is a valid number of a stranger.
 
 Digits of other scripts (Arabic-Indic, Devanagari, full-width...) are read as 0-9 when a number
 is written in one script only, and the row says so (`note`); a number mixing scripts, or starting
@@ -31,6 +33,7 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
 
+from dialer.countries import NANP_REGIONS, NANP_SHAPE_REASON, looks_north_american
 from dialer.masking import PHONE_SEPARATORS
 from dialer.phones_fast import fast_parse, is_valid
 from dialer.sheet import INVISIBLE_CHARS, NumericText
@@ -38,6 +41,7 @@ from dialer.sheet import INVISIBLE_CHARS, NumericText
 INVALID = "invalid phone: "
 LOST_DIGITS = INVALID + "digits lost to scientific notation (trailing zeros)"
 CLEANED_NOTE = "phone cleaned of invisible characters"
+NANP_SHAPE = INVALID + NANP_SHAPE_REASON
 # A run this long of trailing zeros in a bare number is what scientific notation leaves behind.
 TRUNCATED_ZEROS = 5
 # Excel's General format keeps six significant digits: in a numeric cell, at most this many
@@ -47,6 +51,10 @@ GENERAL_ZEROS = 4
 _MINUS_SIGNS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"
 
 _DROP_INVISIBLE = str.maketrans("", "", INVISIBLE_CHARS)
+# Dashes other than "-" (what a word processor or a web page puts between digits), as "-".
+_ASCII_DASHES = str.maketrans(
+    dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d", "-")
+)
 # What people and spreadsheets put between digits (one list, shared with masking).
 _SEPARATORS = PHONE_SEPARATORS
 _DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
@@ -105,6 +113,14 @@ def normalise_phone(raw: str, default_region: str | None, *, fast: bool = True) 
     text = _unwrap(text)
     if not text:
         return Phone(None, INVALID + "empty", changed)
+    if (
+        ("-" in text or "." in text or "(" in text or not text.isascii())
+        and default_region is not None
+        and default_region.upper() not in NANP_REGIONS
+        and looks_north_american(text.translate(_ASCII_DASHES))
+    ):
+        # Read as this region's, it is a valid number of a stranger (SPEC 4.3a).
+        return Phone(None, NANP_SHAPE, changed)
     if text[0] in _MINUS_SIGNS and any(c.isdecimal() for c in text):
         return Phone(None, INVALID + "starts with a minus sign (a negative number)", changed)
     numeric_cell = isinstance(raw, NumericText)

@@ -8,7 +8,8 @@
 The region a national number is read with is decided per row, most specific first: the
 number's own `+`/`00` prefix, the row's country cell, then the campaign's `default_region`. A
 number written the way the +1 plan writes it (`(512) 553-9542`) read with any other region is
-refused rather than read as that region's (a landline in Kanpur): the costs are not symmetric.
+refused rather than read as that region's (a landline in Kanpur; `dialer.phones` holds that
+rule): the costs are not symmetric.
 One reader serves the run, the check, the page's preview and `dialer sync --sheet`, so a row is
 the same person everywhere.
 """
@@ -21,7 +22,7 @@ from typing import NamedTuple
 
 from dialer.campaign import Campaign
 from dialer.column_map import column_index, phone_indexes
-from dialer.countries import NANP_REGIONS, NANP_SHAPE_REASON, looks_north_american, region_of_cell
+from dialer.countries import region_of_cell
 from dialer.phones import INVALID, Phone, normalise_phone
 from dialer.sheet import Sheet
 from dialer.sheet_files import shown
@@ -70,8 +71,10 @@ class PhoneColumns:
     def read(self, cells: Sequence[str]) -> RowNumber:
         """The first column holding a valid number gives the row's number; when none does,
         the first non-empty column says why."""
-        region, problem = self.region(cells)
         first = self.indexes[0]
+        if self.country_index is None and len(self.indexes) == 1:  # most campaigns
+            return RowNumber(normalise_phone(cells[first], self.default_region), first, "")
+        region, problem = self.region(cells)
         if problem:
             return RowNumber(Phone(None, problem, False), first, "")
         chosen: RowNumber | None = None
@@ -83,7 +86,7 @@ class PhoneColumns:
                 if chosen is None:
                     skipped.append(f"'{label}' is empty")
                 continue
-            phone = read_phone(raw, region)
+            phone = normalise_phone(raw, region)
             if chosen is not None:
                 if phone.valid and phone.e164 != chosen.phone.e164:
                     also = f"'{label}' holds another number; the one in '{self.labels[0]}' "
@@ -104,20 +107,6 @@ class PhoneColumns:
         if chosen is not None:
             return chosen
         return failed or RowNumber(_EMPTY, first, "")
-
-
-def read_phone(raw: str, region: str | None) -> Phone:
-    """`normalise_phone`, except that a North-American-shaped number is never read as another
-    region's national number."""
-    text = raw.strip().lstrip("'").strip()
-    if (
-        region is not None
-        and region not in NANP_REGIONS
-        and text[:1] not in ("+", "0", "")
-        and looks_north_american(text)
-    ):
-        return Phone(None, INVALID + NANP_SHAPE_REASON, False)
-    return normalise_phone(raw, region)
 
 
 def phone_columns(campaign: Campaign, sheet: Sheet) -> PhoneColumns:

@@ -23,6 +23,7 @@ from dialer.fake_tabbly import (
     DEFAULT_ORGANIZATION_ID,
     FakeTabblyThread,
 )
+from dialer.phones import normalise_phone
 from dialer.row_phone import PhoneColumns
 from dialer.statuses import ExitCode
 
@@ -302,3 +303,20 @@ def test_sync_sheet_finds_each_row_by_its_own_country_and_column(project: Projec
         rows = {r["Customer ID"]: r for r in csv.DictReader(f)}
     for ident, true in expected(SHOP).items():
         assert rows[ident]["calls"] == ("1" if true else ""), (ident, rows[ident])
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "(512) 553-9542",
+        "(512)\u00a0553\u20139542",  # a non-breaking space and an en dash, from a web page
+        "512\u200b-553-9542",  # a zero-width space
+        "'512.553.9542",  # Excel's keep-as-text apostrophe
+        "tel:512-553-9542",
+    ],
+)
+def test_a_north_american_shape_is_never_read_as_another_countrys(cell: str) -> None:
+    phone = normalise_phone(cell, "IN")
+    assert phone.e164 is None and "North American" in phone.reason
+    assert normalise_phone(cell, "US").e164 == "+15125539542"
+    assert normalise_phone(cell, "CA").e164 == "+15125539542"
