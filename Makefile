@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean browser
+.PHONY: demo serve-demo test lint bench soak clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m dialer.demo
+
+# The web page against a local fake Tabbly: prints the one URL to open and its token.
+serve-demo: $(STAMP)
+	$(BIN)/python -m dialer demo --page
 
 # Three workers on two cores: many tests wait on child processes and sockets, so a third
 # worker fills that time (about 125 s against 160 s with two, the same CPU).

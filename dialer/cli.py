@@ -265,6 +265,25 @@ def build_parser() -> argparse.ArgumentParser:
         "server: the session cookie is marked Secure (never sent over plain HTTP)",
     )
 
+    demo = sub.add_parser(
+        "demo",
+        help="Try dialer against a local fake Tabbly: the sample campaign, or the web page.",
+        description="Without --page: the sample campaign's whole loop (check, run, sync, "
+        "redial) against a local fake Tabbly. With --page: the fake and the web page on free "
+        "ports of 127.0.0.1, with a new token printed once; Ctrl-C stops both. Nothing reaches "
+        "tabbly.io.\n\nexample:\n  dialer demo --page",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--page", action="store_true", help="serve the web page against the fake (make serve-demo)"
+    )
+    demo.add_argument(
+        "--folder",
+        type=Path,
+        metavar="DIR",
+        help="with --page: the project folder (campaigns/, reports/); default demo/<UTC time>",
+    )
+
     from dialer import fake_tabbly
 
     f = sub.add_parser(
@@ -288,6 +307,14 @@ def run_command(args: argparse.Namespace) -> int:
         from dialer.web import serve
 
         return serve(args.root, args.host, args.port, https_proxy=args.https_proxy)
+    if args.command == "demo":
+        if args.page:
+            from dialer.demo_page import serve_demo
+
+            return serve_demo(args.folder)
+        from dialer.demo import main as demo
+
+        return demo()
     if args.command == "fake-tabbly":
         from dialer import fake_tabbly
 
