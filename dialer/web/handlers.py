@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
@@ -21,6 +22,9 @@ from dialer.web.uploads import BadUpload, UploadForm, UploadTooLarge
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
+
+log = logging.getLogger(__name__)
+STREAM_CLOSED = "event stream closed by the browser"
 
 
 class Pages:
@@ -234,17 +238,23 @@ class Pages:
         )
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        """The run page's live view; a browser closing the page ends it quietly (aiohttp's
+        ClientConnectionResetError is a ConnectionResetError): nothing to log."""
         run = self._run(request)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        while True:
-            run.changed.clear()
-            view = run.view()
-            await response.write(f"event: progress\ndata: {json.dumps(view)}\n\n".encode())
-            if view["finished"]:
-                return response
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.changed.wait(), self.settings.events_every)
+        try:
+            while True:
+                run.changed.clear()
+                view = run.view()
+                await response.write(f"event: progress\ndata: {json.dumps(view)}\n\n".encode())
+                if view["finished"]:
+                    return response
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.changed.wait(), self.settings.events_every)
+        except ConnectionResetError:
+            log.debug(STREAM_CLOSED)
+            return response
 
     async def stop(self, request: web.Request) -> web.Response:
         form = await request.post()

@@ -1,0 +1,61 @@
+"""The run page's event stream: a browser that closes the page ends it without a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections import deque
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from dialer import web
+from dialer.web.handlers import STREAM_CLOSED
+from dialer.web.jobs import WebRun
+from tests.test_web import TOKEN, _login, _project
+
+BOUND = 30.0
+
+
+def test_a_browser_closing_the_run_page_ends_its_event_stream_quietly(tmp_path: Path, caplog):
+    settings = replace(web.DEFAULTS, events_every=0.02)
+    server = web.Server(_project(tmp_path), TOKEN, {}, settings=settings)
+    caplog.set_level(logging.DEBUG)
+
+    async def go() -> None:
+        # A run that never ends by itself: the stream keeps writing until the browser leaves.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import sys; sys.stdin.read()", stdin=asyncio.subprocess.PIPE
+        )
+        run = WebRun(
+            id="r1",
+            campaign="example",
+            report=tmp_path / "r.csv",
+            proc=proc,
+            started="2026-01-01 00:00:00",
+            upload=tmp_path / "u.csv",
+            messages=deque(),
+            total=5,
+        )
+        server.jobs.runs[run.id] = run
+        try:
+            async with TestClient(TestServer(server.app(), host="127.0.0.1")) as client:
+                await _login(client)
+                answer = await client.get("/runs/r1/events")
+                assert b"event: progress" in await answer.content.readline()
+                answer.close()  # the browser closes the page
+                loop = asyncio.get_running_loop()
+                end = loop.time() + BOUND
+                while not any(r.getMessage() == STREAM_CLOSED for r in caplog.records):
+                    assert loop.time() < end, "the stream never noticed the browser left"
+                    run.changed.set()
+                    await asyncio.sleep(0.01)  # yield to the server's handler, not a wait
+        finally:
+            proc.kill()
+            await proc.wait()
+
+    asyncio.run(go())
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert errors == [], [r.getMessage() for r in errors]
