@@ -98,6 +98,7 @@ class WebRun:
     total: int = 0  # N of "x of N": the people its check said would be called
     sheet_name: str = ""  # the uploader's file name, for "Resume the N not called"
     campaign_path: Path | None = None
+    checked: dict[str, int] = field(default_factory=dict)  # its check's counts
 
     def interrupt(self) -> None:
         """SIGINT once: the same clean stop as one Ctrl-C (a second would abort calls)."""
@@ -110,32 +111,49 @@ class WebRun:
     def finished(self) -> bool:
         return self.exit_code is not None
 
+    def people(self) -> list[tuple[str, int, str]]:
+        """What became of the N people of the run's check, as (key, count, words) parts that
+        add up to N: called, failed, maybe called, and the rest not called, each with why.
+        Rows the check already left out (invalid, duplicates, already called...) are not
+        among the N; anyone not accounted for is waiting (or, once ended, not called)."""
+        counts = self.final if self.final is not None else self.state.get("counts", {})
+        left = self.total
+        found: dict[str, int] = {}
+        for status in (Status.TRIGGERED, Status.FAILED, Status.UNKNOWN, *NOT_CALLED_ORDER):
+            # A status the check gave a row (unknown, failed, already called by an earlier
+            # run...) kept that row out of the N: only rows that became it now count.
+            seen = counts.get(status, 0) - self.checked.get(status, 0)
+            found[status] = min(max(seen, 0), left)
+            left -= found[status]
+        if self.finished:  # never reached: not called, for the reason the run stopped
+            found[Status.NOT_ATTEMPTED] += left
+        parts = [(str(s), n, texts.status_words(s, self.exit_code)) for s, n in found.items()]
+        if not self.finished:
+            parts.append(("waiting", left, texts.WAITING))
+        return [p for p in parts if p[1]]
+
     def view(self) -> dict[str, Any]:
         """What the run page and its event stream show: "x of N" counts people tried (called,
-        failed or maybe called) out of those the check said would be called, never rows read."""
+        failed or maybe called) out of those the check said would be called, never rows read;
+        the parts of N add up to N."""
         counts = self.final if self.final is not None else self.state.get("counts", {})
+        parts = self.people()
+        tried = sum(n for key, n, _ in parts if key in TRIED)
         if self.exit_code is not None:
-            text = texts.outcome_text(self.exit_code, counts)
+            text = texts.run_state(self.exit_code, parts, self.total)
         elif self.stopping:
             text = "stopping: calls in flight are finishing"
         elif self.state:
             text = "calling"
         else:
             text = "starting"
-        tried = sum(counts.get(s, 0) for s in TRIED)
-        called = min(tried, self.total) if self.total else tried
         elapsed = float(self.state.get("elapsed", 0) or 0)
         left = None
         if not self.finished and self.total and tried and elapsed > 0:
-            left = (self.total - called) * elapsed / tried  # at the rate so far
+            left = (self.total - tried) * elapsed / tried  # at the rate so far
         stopped = self.exit_code in RESUMABLE_EXITS
-        not_called = [
-            [counts[s], texts.status_words(s, self.exit_code)]
-            for s in map(str, Status)
-            if s in NOT_CALLED and counts.get(s)
-        ]
-        if not self.finished and self.total > called:
-            not_called = [[self.total - called, "waiting to be called"]]
+        not_called = [[n, words] for key, n, words in parts if key not in TRIED]
+        resume = sum(n for key, n, _ in parts if key == Status.NOT_ATTEMPTED)
         return {
             "id": self.id,
             "campaign": self.campaign,
@@ -143,21 +161,27 @@ class WebRun:
             "exit_code": self.exit_code,
             "state_text": text,
             "total": self.total,
-            "called": called,
-            "progress_text": texts.progress_text(called, self.total),
+            "total_text": texts.people(self.total),
+            "left_out": texts.left_out(self.checked),
+            "called": tried,
+            "progress_text": texts.progress_text(tried, self.total),
             "time_left": texts.time_left(left),
             "not_called": not_called,
-            "resume": counts.get(Status.NOT_ATTEMPTED, 0) if stopped else 0,
-            "counts": [
-                [s, counts[s], texts.status_words(s, self.exit_code)]
-                for s in map(str, Status)
-                if counts.get(s)
-            ],
+            "resume": resume if stopped else 0,
+            "counts": [[key, n, words] for key, n, words in parts],
             "rate": self.state.get("calls_per_second", 0),
             "done": self.state.get("done", 0),
-            "failures": self.state.get("failures", []),
+            "failures": [_failure_words(f) for f in self.state.get("failures", [])],
             "messages": list(self.messages),
+            "codes": {str(s): counts[s] for s in map(str, Status) if counts.get(s)},
         }
+
+
+def _failure_words(failure: Any) -> Any:
+    """A failed row of the live view with its status in words (the code stays in the report)."""
+    if isinstance(failure, dict) and isinstance(failure.get("status"), str):
+        return {**failure, "status": texts.status_words(failure["status"], None)}
+    return failure
 
 
 # Rows a run tried to call: "x" of "x of N". Their request left (or certainly failed).
@@ -171,6 +195,14 @@ NOT_CALLED = frozenset(
         Status.REDIAL_LATER,
         Status.ALREADY_CALLED,
     }
+)
+# The order the run page lists why people were not called.
+NOT_CALLED_ORDER = (
+    Status.NOT_ATTEMPTED,
+    Status.OUTSIDE_WINDOW,
+    Status.LIMITED,
+    Status.REDIAL_LATER,
+    Status.ALREADY_CALLED,
 )
 # Stops after which "Resume the N not called" is offered: nothing about the campaign is wrong.
 RESUMABLE_EXITS = frozenset({ExitCode.INSUFFICIENT_BALANCE, ExitCode.INTERRUPTED})
@@ -390,6 +422,7 @@ class Jobs:
             upload=dry.upload,
             messages=deque(maxlen=self.settings.run_messages_shown),
             total=int(dry.summary.get("counts", {}).get(Status.READY, 0)),
+            checked={str(k): int(v) for k, v in dry.summary.get("counts", {}).items()},
             sheet_name=dry.sheet_name,
             campaign_path=dry.campaign_path,
         )

@@ -3,25 +3,22 @@ no longer be launched, and the messages of refused uploads. The HTML is in `temp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
-from dialer.campaign import WEEKDAYS, Campaign
-from dialer.statuses import EXIT_MEANINGS, FINISHED_CODES, ExitCode, Status
+from dialer.campaign import Campaign, Window
+from dialer.statuses import ExitCode, Status
 from dialer.web.settings import DAY, MB, Settings
 
-# Plain words for what happened to a row, in the order the outcome lists them.
-OUTCOME_WORDS = {
-    Status.ALREADY_CALLED: "already called by an earlier run",
-    Status.NOT_ATTEMPTED: "not called (the run stopped first)",
-    Status.OUTSIDE_WINDOW: "outside the calling window",
-    Status.REDIAL_LATER: "to be called again later",
-    Status.LIMITED: "held back by a limit on calls per person",
-    Status.FAILED: "failed",
-    Status.UNKNOWN: "unknown (the upstream may have called them)",
-    Status.INVALID: "invalid",
-    Status.DUPLICATE: "duplicates",
-    Status.SUPPRESSED: "on the do-not-call list",
-}
+
+def plural(n: int, one: str, many: str = "") -> str:
+    """ "1 person", "2 people", "1 duplicate", "3 duplicates": the count and its noun."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def people(n: int) -> str:
+    return plural(n, "person", "people")
+
 
 NOT_LAUNCHED = "Not launched, nobody was called."
 CONFIRM_COUNT = "Tick the box to confirm how many people are called."
@@ -40,34 +37,65 @@ LAUNCHED_ALREADY = (
 )
 
 
-def outcome_text(exit_code: int, counts: Mapping[str, int]) -> str:
-    """What a run did, from its own counts: never "every row was triggered" when none was."""
-    if exit_code in FINISHED_CODES:
-        head = "finished"
-    else:
-        head = EXIT_MEANINGS.get(  # type: ignore[call-overload]
-            exit_code, f"ended with exit code {exit_code}"
-        )
-    if not counts:
-        return head
-    called = counts.get(Status.TRIGGERED, 0)
-    said = [f"{called} called" if called else "nobody called"]
-    said += [f"{counts[s]} {words}" for s, words in OUTCOME_WORDS.items() if counts.get(s)]
-    return f"{head}: " + ", ".join(said)
-
-
 def window_text(campaign: Campaign | None, counts: Mapping[str, int]) -> str:
-    """The campaign's calling window and who is outside it now (None: it no longer loads)."""
+    """The campaign's calling hours and who is outside them now (None: it no longer loads)."""
     if campaign is None:
         return "the campaign file no longer loads"
     if not campaign.window:
         return "none set: calls at any hour"
-    days = ", ".join(d for i, d in enumerate(WEEKDAYS) if i in campaign.window.days)
     outside = counts.get(Status.OUTSIDE_WINDOW)
     now = (
-        f"; {outside} people are outside it now" if outside else "; everyone ready is inside it now"
+        f"; {people(outside)} cannot be called at this hour"
+        if outside
+        else "; everyone ready can be called now"
     )
-    return f"{campaign.window.hours} on {days} in each callee's local time{now}"
+    return f"{hours_and_days(campaign.window)} in each person's local time{now}"
+
+
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def days_text(days: Iterable[int]) -> str:
+    """ "every day", "Monday–Saturday", "Monday, Wednesday and Friday"."""
+    chosen = sorted(set(days))
+    if len(chosen) == 7:
+        return "every day"
+    if len(chosen) > 2 and chosen == list(range(chosen[0], chosen[-1] + 1)):
+        return f"{DAY_NAMES[chosen[0]]}–{DAY_NAMES[chosen[-1]]}"
+    names = [DAY_NAMES[d] for d in chosen]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def hours_and_days(window: Window) -> str:
+    """ "09:00–20:00, Monday–Saturday"."""
+    return f"{window.hours.replace('-', '–')}, {days_text(window.days)}"
+
+
+# A window refusal's reason, as dialer/window.py writes it: "... in Asia/Kolkata (21:14 Sun)".
+_LOCAL_NOW = re.compile(r"in (?P<zone>\S+) \((?P<time>\d\d:\d\d) (?P<day>[A-Z][a-z]{2})")
+
+
+def nobody_now(campaign: Campaign | None, reason: str) -> str:
+    """Why nobody of a check can be called now, naming the rule, and what to do about it.
+    `reason`: the first refused row's reason, which names the local time it was judged at."""
+    fix = (
+        "Check the sheet again then, schedule the run for then (below), or change the "
+        "calling days and hours in the campaign."
+    )
+    if campaign is None or campaign.window is None:
+        return "Nobody in this sheet can be called now."
+    window = campaign.window
+    rule = f"this campaign calls {hours_and_days(window)}, in each person's local time"
+    found = _LOCAL_NOW.search(reason)
+    if found is None:
+        return f"Nobody in this sheet can be called now: {rule}. {fix}"
+    day = [d[:3] for d in DAY_NAMES].index(found["day"])
+    where = f"in {found['zone'].replace('_', ' ')}"
+    if day not in window.days:
+        said = f"Today is {DAY_NAMES[day]} {where}, and {rule}."
+    else:
+        said = f"It is {found['time']} {where}, and {rule}."
+    return f"Nobody in this sheet can be called now. {said} {fix}"
 
 
 def ran_since(campaign: str) -> str:
@@ -224,30 +252,48 @@ def cost_estimate_text(ready: int, per_call: float | None, source: str, calls: i
     return f"about {ready * per_call:.2f} ({ready} × {per_call:.4g} per call, {where})"
 
 
-# ---- watching a run (SPEC 11): what the run page says about each row, in plain words ----
+# ---- watching a run: what the run page says about each person, in plain words ----
 
-# Why rows the run did not reach were not called, by the run's exit code.
+# Why people the run did not reach were not called, by the run's exit code.
 STOP_WORDS = {
-    ExitCode.INSUFFICIENT_BALANCE: "wallet empty",
+    ExitCode.INSUFFICIENT_BALANCE: "your Tabbly wallet is empty",
     ExitCode.INTERRUPTED: "the run was stopped",
-    ExitCode.CAMPAIGN_REFUSED: "the upstream refuses the campaign",
+    ExitCode.CAMPAIGN_REFUSED: "Tabbly refused the campaign",
     ExitCode.INPUT_ERROR: "the run stopped on an error",
 }
 
+# What the run page says first once a run has ended, by its exit code.
+RUN_HEADLINES = {
+    ExitCode.OK: "Finished",
+    ExitCode.ROW_PROBLEMS: "Finished",
+    ExitCode.INSUFFICIENT_BALANCE: (
+        "Your Tabbly wallet is empty: top up your Tabbly wallet, then Resume"
+    ),
+    ExitCode.INTERRUPTED: "Stopped: Resume calls the people not called yet",
+    ExitCode.CAMPAIGN_REFUSED: (
+        "Tabbly refused this campaign (its organisation, agent, caller number or the API key): "
+        "nothing more was sent; correct the campaign, then check the sheet again"
+    ),
+    ExitCode.INPUT_ERROR: "Stopped on an error (below): nothing more was sent",
+    ExitCode.INTERNAL: "Stopped on an internal error: nothing more was sent",
+}
+
+# A row's status in the marketer's words; the code itself is kept in a tooltip and the report.
 STATUS_WORDS = {
     Status.TRIGGERED: "called",
     Status.FAILED: "call failed",
-    Status.UNKNOWN: "maybe called (the upstream did not answer)",
+    Status.UNKNOWN: "maybe called (Tabbly did not answer in time)",
     Status.NOT_ATTEMPTED: "not called yet",
-    Status.OUTSIDE_WINDOW: "not called yet: outside the calling window",
-    Status.LIMITED: "not called yet: a limit on calls per person",
+    Status.OUTSIDE_WINDOW: "not called yet: outside the calling hours",
+    Status.LIMITED: "not called yet: called as often as the limits allow",
     Status.REDIAL_LATER: "to be called again later",
-    Status.ALREADY_CALLED: "already called by an earlier run",
-    Status.INVALID: "not callable: invalid",
-    Status.DUPLICATE: "not called: duplicate",
-    Status.SUPPRESSED: "not called: on the do-not-call list",
-    Status.READY: "ready",
+    Status.ALREADY_CALLED: "called by an earlier run",
+    Status.INVALID: "cannot be called: number or details missing or wrong",
+    Status.DUPLICATE: "same number as an earlier row",
+    Status.SUPPRESSED: "on the do-not-call list",
+    Status.READY: "ready to call",
 }
+WAITING = "waiting to be called"
 
 STOP_ASK = (
     "Stop calling? Calls already placed go on; everyone not called yet stays not called "
@@ -256,10 +302,53 @@ STOP_ASK = (
 
 
 def status_words(status: str, exit_code: int | None) -> str:
-    """A row status in plain words; "not called yet: wallet empty" names the stop's cause."""
+    """A row status in plain words; "not called yet: your Tabbly wallet is empty" names the
+    stop's cause."""
     if status == Status.NOT_ATTEMPTED and exit_code in STOP_WORDS:
         return f"not called yet: {STOP_WORDS[exit_code]}"  # type: ignore[index]
     return STATUS_WORDS.get(status, status)  # type: ignore[call-overload]
+
+
+# How the check's left-out rows are counted in a sentence: (one, many).
+LEFT_OUT_NOUNS = {
+    Status.INVALID: (
+        "row that cannot be called (number or details)",
+        "rows that cannot be called (number or details)",
+    ),
+    Status.DUPLICATE: ("duplicate", "duplicates"),
+    Status.SUPPRESSED: ("on the do-not-call list", "on the do-not-call list"),
+    Status.ALREADY_CALLED: ("called by an earlier run", "called by an earlier run"),
+    Status.OUTSIDE_WINDOW: ("outside the calling hours", "outside the calling hours"),
+    Status.LIMITED: ("held back by the limits", "held back by the limits"),
+    Status.REDIAL_LATER: ("to be called again later", "to be called again later"),
+    Status.UNKNOWN: ("maybe called by an earlier run", "maybe called by an earlier run"),
+    Status.FAILED: ("failed in an earlier run", "failed in an earlier run"),
+}
+
+
+def left_out(checked: Mapping[str, int]) -> str:
+    """The sheet's rows its check left out of the run, in one sentence ("" if none)."""
+    said = [
+        f"{n:,} {one if n == 1 else many}"
+        for status, (one, many) in LEFT_OUT_NOUNS.items()
+        if (n := checked.get(status, 0))
+    ]
+    return f"Not in this run (the check left them out): {', '.join(said)}." if said else ""
+
+
+def run_state(exit_code: int | None, parts: list[tuple[str, int, str]], total: int) -> str:
+    """The run page's headline once the run ended: what became of its people, in a sentence
+    whose numbers add up to `total` ("Finished: 20 called, 37 not called yet")."""
+    if exit_code is None:
+        return "calling"
+    head = RUN_HEADLINES.get(exit_code, f"Ended (exit code {exit_code})")  # type: ignore[call-overload]
+    if not total:
+        return f"{head}: nobody in this run"
+    said = [f"{n:,} {words}" for _, n, words in parts if n]
+    called = sum(n for key, n, _ in parts if key == Status.TRIGGERED)
+    if not called:
+        said.insert(0, "nobody called")
+    return f"{head}. Of the {people(total)} in this run: {', '.join(said)}."
 
 
 def progress_text(called: int, total: int) -> str:
