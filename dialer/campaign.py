@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dialer.currencies import CURRENCIES
 from dialer.sheet_files import open_regular
 from dialer.statuses import REDIALABLE, CallOutcome, CampaignError, UsageError
 
@@ -144,6 +145,8 @@ class Campaign:
     logs_timezone: str = "UTC"  # the zone of a log row's `called_time` without an offset
     # What one call costs, for the page's estimate before launch when no synced call has a cost.
     cost_per_call: float | None = None
+    # The ISO 4217 code costs are said in on the page ("USD"); None: the number alone.
+    currency: str | None = None
     # SHA-256 of the very bytes parsed: a run bound to a check compares it (dialer/binding.py).
     source_sha256: str = field(default="", compare=False)
 
@@ -197,6 +200,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "logs_endpoint": (str, False),
     "logs_timezone": (str, False),
     "cost_per_call": ((int, float), False),
+    "currency": (str, False),
 }
 _CONTACTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "source": (str, True),
@@ -567,6 +571,13 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
     if cost_per_call is not None and not (math.isfinite(cost_per_call) and cost_per_call >= 0):
         raise CampaignError(f"{path}: key 'cost_per_call' must be a number, 0 or more")
 
+    currency = data.get("currency")
+    if currency is not None and currency not in CURRENCIES:
+        raise CampaignError(
+            f"{path}: key 'currency' must be a 3-letter ISO 4217 code in capitals, like "
+            f'"USD", "EUR" or "INR"; got {currency!r}'
+        )
+
     window = _parse_window(path, data["window"]) if "window" in data else None
     redial = _parse_redial(path, data["redial"]) if "redial" in data else None
     limits = _parse_limits(path, data["limits"]) if "limits" in data else None
@@ -590,6 +601,7 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
         logs_endpoint=data.get("logs_endpoint"),
         logs_timezone=_zone(path, data.get("logs_timezone", "UTC").strip()),
         cost_per_call=None if cost_per_call is None else float(cost_per_call),
+        currency=currency,
         source_sha256=hashlib.sha256(raw).hexdigest(),
     )
 

@@ -84,7 +84,8 @@ class CampaignForm:
     instruction: str = ""
     default_region: str | None = None
     window_hours: str | None = None  # None: no [window], calls at any hour
-    window_days: tuple[str, ...] = WEEKDAYS[:6]
+    # A new campaign calls every day; the calling hours (and the legal hours) are its guard.
+    window_days: tuple[str, ...] = WEEKDAYS
     rate_per_second: float = _DEFAULT_DISPATCH.rate_per_second
     redial: bool = False
     redial_outcomes: tuple[str, ...] = tuple(sorted(_DEFAULT_REDIAL.outcomes))
@@ -93,6 +94,7 @@ class CampaignForm:
     limits_per_day: int | None = None
     limits_per_week: int | None = None
     cost_per_call: float | None = None  # None: the estimate before launch says "unknown"
+    currency: str | None = None  # kept from the file; None: costs shown as bare numbers
     # [contacts]: campaign variable -> the sheet's header as written; a value for a template
     # variable the sheet lacks.
     columns: dict[str, str] = field(default_factory=dict)
@@ -137,7 +139,7 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         window_hours=window.hours if window else None,
         window_days=tuple(d for i, d in enumerate(WEEKDAYS) if i in window.days)
         if window
-        else WEEKDAYS[:6],
+        else WEEKDAYS,
         timezone_column=window.timezone_column if window else None,
         rate_per_second=dispatch.rate_per_second,
         redial=redial is not None,
@@ -147,6 +149,7 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         limits_per_day=limits.per_day if limits else None,
         limits_per_week=limits.per_week if limits else None,
         cost_per_call=campaign.cost_per_call,
+        currency=campaign.currency,
         # `columns`/`defaults` arrive with column matching; absent from older Contacts.
         columns=dict(getattr(contacts, "columns", None) or {}),
         defaults=dict(getattr(contacts, "defaults", None) or {}),
@@ -266,6 +269,8 @@ def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
         lines.append(f"logs_timezone = {toml_string(form.logs_timezone)}")
     if form.cost_per_call is not None:
         lines.append(f"cost_per_call = {_float(form.cost_per_call)}")
+    if form.currency is not None:
+        lines.append(f"currency = {toml_string(form.currency)}")
 
     lines += ["", "[contacts]", f"source = {toml_string(form.source or new_source(form.name))}"]
     phones = form.phone_columns

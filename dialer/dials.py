@@ -188,9 +188,12 @@ def average_cost(conn: sqlite3.Connection) -> tuple[float, int] | None:
     return (cost / known, known) if priced else None
 
 
-def calls_per_hour(conn: sqlite3.Connection, run_id: int | None = None) -> float | None:
+def calls_per_hour(
+    conn: sqlite3.Connection, run_id: int | None = None, *, min_seconds: float = 0.0
+) -> float | None:
     """Calls placed per hour of the finished runs' wall time (with `run_id`: that run's);
-    None when no finished run placed a call over a measurable time."""
+    None when no finished run placed a call over a measurable time, or over less than
+    `min_seconds` of it."""
     query = (
         "SELECT r.started_at, r.finished_at, (SELECT COUNT(*) FROM dials d WHERE d.run_id = r.id) "
         "FROM runs r WHERE r.finished_at IS NOT NULL"
@@ -205,7 +208,9 @@ def calls_per_hour(conn: sqlite3.Connection, run_id: int | None = None) -> float
         if begun is not None and ended is not None and placed:
             calls += placed
             seconds += max((ended - begun).total_seconds(), 0.0)
-    return calls * 3600 / seconds if calls and seconds > 0 else None
+    if not calls or seconds <= 0 or seconds < min_seconds:
+        return None
+    return calls * 3600 / seconds
 
 
 def person(conn: sqlite3.Connection, called_to: str) -> Person | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator, Mapping
@@ -55,6 +56,11 @@ class SyncResult:
     answer_rate: float | None
     dates: tuple[date, date] | None = None  # the logs' days read; None: nothing was pending
     updated: int = 0  # calls whose outcome this sync stored or improved
+
+
+# How `dialer sync` says what it stored; the page reads the number back (dialer/web/results).
+UPDATED = "{n} call(s) updated"
+UPDATED_LINE = re.compile(r"(\d+) call\(s\) updated")
 
 
 def describe(result: SyncResult) -> str:
@@ -267,7 +273,7 @@ def _print(campaign: Campaign, result: SyncResult, out: TextIO) -> None:
         print(
             f"campaign {campaign.name}: call logs {first.isoformat()} to {last.isoformat()}, "
             f"{result.pages} page(s): {result.matched_rows} row(s) matched this campaign's "
-            f"calls, {result.ignored_rows} ignored; {result.updated} call(s) updated",
+            f"calls, {result.ignored_rows} ignored; {UPDATED.format(n=result.updated)}",
             file=out,
         )
     print("each person's last call:", file=out)

@@ -40,11 +40,12 @@ def test_x_of_n_counts_people_called_not_rows_read():
     view = _web_run(300, {"done": 310, "counts": counts}, ExitCode.INSUFFICIENT_BALANCE).view()
     assert view["progress_text"] == "7 of 300 called"
     assert (view["called"], view["total"]) == (7, 300)
-    assert view["not_called"] == [[293, "not called yet: wallet empty"]]
+    assert view["not_called"] == [[293, "not called yet: your Tabbly wallet is empty"]]
     assert view["resume"] == 293
     assert view["time_left"] == ""
-    words = {status: said for status, _, said in view["counts"]}
-    assert words["triggered"] == "called" and words["invalid"] == "not callable: invalid"
+    # The parts of the 300 people add up; the invalid rows read on the way are not among them.
+    assert [[k, n] for k, n, _ in view["counts"]] == [["triggered", 7], ["not_attempted", 293]]
+    assert view["state_text"].startswith("Your Tabbly wallet is empty: top up your Tabbly wallet")
 
 
 def test_failed_and_maybe_called_count_as_tried_and_the_stop_is_named():
@@ -52,6 +53,7 @@ def test_failed_and_maybe_called_count_as_tried_and_the_stop_is_named():
     view = _web_run(20, {"counts": counts}, ExitCode.INTERRUPTED).view()
     assert view["progress_text"] == "8 of 20 called"
     assert view["not_called"] == [[12, "not called yet: the run was stopped"]]
+    assert [n for _, n, _ in view["counts"]] == [5, 2, 1, 12]
     assert view["resume"] == 12
 
 
@@ -59,10 +61,10 @@ def test_no_resume_when_the_campaign_itself_is_refused_or_the_run_finished():
     counts = {"triggered": 1, "not_attempted": 9}
     refused = _web_run(10, {"counts": counts}, ExitCode.CAMPAIGN_REFUSED).view()
     assert refused["resume"] == 0
-    assert refused["not_called"] == [[9, "not called yet: the upstream refuses the campaign"]]
+    assert refused["not_called"] == [[9, "not called yet: Tabbly refused the campaign"]]
     finished = _web_run(10, {"counts": {"triggered": 9, "outside_window": 1}}, 0).view()
     assert finished["resume"] == 0
-    assert finished["not_called"] == [[1, "not called yet: outside the calling window"]]
+    assert finished["not_called"] == [[1, "not called yet: outside the calling hours"]]
 
 
 def test_time_left_comes_from_the_rate_so_far():
@@ -97,7 +99,7 @@ def test_an_empty_wallet_is_said_plainly_and_resume_checks_the_rest(tmp_path):
             page = await (await client.get(run_url)).text()
             assert f'id="progress-text">{called} of {READY} called<' in page
             assert f'<progress id="progress" max="{READY}" value="{called}">' in page
-            assert f"{left} not called yet: wallet empty" in page
+            assert f"{left} not called yet: your Tabbly wallet is empty" in page
             assert re.search(r'<form[^>]*id="resume-form"(?![^>]*hidden)', page)
             assert f'id="resume-count">{left}<' in page
             assert "rows done" not in page

@@ -13,6 +13,7 @@ from urllib.parse import quote_plus
 from aiohttp import web
 
 from dialer.campaign import Campaign
+from dialer.countries import country_name
 from dialer.statuses import DialerError, Status
 from dialer.web import columns, reports, results, texts
 from dialer.web.auth import check_csrf, session_of
@@ -168,24 +169,42 @@ class Pages:
         campaign = None
         with contextlib.suppress(DialerError):
             campaign = self.server.campaigns.load(dry.campaign_path)
+        ready = counts.get(Status.READY, 0)
+        # Excel row numbers, warnings, the tab, the way back to the column page.
+        shown = columns.check_page_extras(
+            self.server, dry, problems, dry.summary.get("samples", [])
+        )
+        for row in shown["problems"]:
+            row["status_words"] = texts.check_words(str(row.get("status", "")))
+        for sample in shown["samples"]:
+            code = str(sample.get("country") or "")
+            sample["country_name"] = country_name(code) if code and code != "??" else ""
+        outside = next(
+            (p.get("reason", "") for p in problems if p.get("status") == Status.OUTSIDE_WINDOW),
+            "",
+        )
         return self.render(
             request,
             "dry_run.html",
             status,
             d=dry,
-            counts=[(s, n) for s, n in counts.items() if n],
-            ready=counts.get(Status.READY, 0),
+            counts=[(s, texts.check_words(s), n) for s, n in counts.items() if n],
+            ready=ready,
+            ready_text=texts.people(ready),
             problem_count=total,
             window=texts.window_text(campaign, counts),
-            cost=await asyncio.to_thread(
-                results.estimate_cost, campaign, counts.get(Status.READY, 0)
+            nobody_now=(
+                texts.nobody_now(campaign, outside, counts.get(Status.OUTSIDE_WINDOW, 0))
+                if not ready
+                else ""
             ),
+            countries=texts.countries_text(dry.summary.get("countries", {}), country_name),
+            cost=await asyncio.to_thread(results.estimate_cost, campaign, ready),
             stale=stale,
             run=self.jobs.runs.get(dry.run_id or ""),
             error=error,
             **extra,
-            # Excel row numbers, warnings, the tab, the way back to the column page.
-            **columns.check_page_extras(self.server, dry, problems, dry.summary.get("samples", [])),
+            **shown,
         )
 
     async def launch(self, request: web.Request) -> web.Response:

@@ -28,9 +28,11 @@ from markupsafe import Markup, escape
 
 from dialer import dials
 from dialer.campaign import Campaign
+from dialer.currencies import money
 from dialer.ledger import Ledger
 from dialer.paths import RESULTS_SUFFIX, ledger_path, reports_folder
 from dialer.statuses import ERROR_PREFIX, CallOutcome, DialerError
+from dialer.sync import UPDATED_LINE
 from dialer.web import reports, texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.jobs import Jobs, WebRun, communicate_within
@@ -82,9 +84,12 @@ def _open(campaign: Campaign) -> Ledger | None:
     return None
 
 
-def read_outcomes(campaign: Campaign, report: Path | None = None) -> Outcomes | None:
+def read_outcomes(
+    campaign: Campaign, report: Path | None = None, *, rate_after: float = 0.0
+) -> Outcomes | None:
     """The outcomes of the run whose report is `report` (None: of everyone the campaign
-    called); None when there is no ledger or it does not know that run. Blocking."""
+    called); None when there is no ledger or it does not know that run. Calls per hour only
+    once the runs lasted `rate_after` seconds. Blocking."""
     ledger = _open(campaign)
     if ledger is None:
         return None
@@ -102,7 +107,7 @@ def read_outcomes(campaign: Campaign, report: Path | None = None) -> Outcomes | 
             counts=counts,
             cost=dials.total_cost(conn, run_id),
             answer_rate=dials.answer_rate(counts),
-            calls_per_hour=dials.calls_per_hour(conn, run_id),
+            calls_per_hour=dials.calls_per_hour(conn, run_id, min_seconds=rate_after),
             synced_at=dials.last_synced_at(conn, run_id),
         )
     except sqlite3.Error:  # an old ledger without the dials table: nothing to show yet
@@ -118,14 +123,21 @@ class CostEstimate:
     per_call: float | None  # None: unknown
     source: str  # "synced" (the ledger's average), "campaign" (cost_per_call) or ""
     calls: int = 0  # the calls the average is over
+    currency: str | None = None  # the campaign's, said after each amount
 
     @property
     def total(self) -> float | None:
         return None if self.per_call is None else self.ready * self.per_call
 
     @property
+    def total_text(self) -> str:
+        return "" if self.total is None else money(self.total, self.currency)
+
+    @property
     def text(self) -> str:
-        return texts.cost_estimate_text(self.ready, self.per_call, self.source, self.calls)
+        return texts.cost_estimate_text(
+            self.ready, self.per_call, self.source, self.calls, self.currency
+        )
 
 
 def estimate_cost(campaign: Campaign | None, ready: int) -> CostEstimate:
@@ -143,10 +155,10 @@ def estimate_cost(campaign: Campaign | None, ready: int) -> CostEstimate:
             with contextlib.suppress(DialerError, sqlite3.Error, OSError):
                 ledger.close()
         if average is not None:
-            return CostEstimate(ready, average[0], "synced", average[1])
+            return CostEstimate(ready, average[0], "synced", average[1], campaign.currency)
     if campaign.cost_per_call is not None:
-        return CostEstimate(ready, campaign.cost_per_call, "campaign")
-    return CostEstimate(ready, None, "")
+        return CostEstimate(ready, campaign.cost_per_call, "campaign", 0, campaign.currency)
+    return CostEstimate(ready, None, "", 0, campaign.currency)
 
 
 def chart(outcomes: Outcomes, title: str) -> Markup:
@@ -265,8 +277,11 @@ class Syncs:
         except TimeoutError:
             return False, texts.SYNC_TOO_SLOW
         if proc.returncode == 0:
-            never = "never run" in out.decode("utf-8", "replace")
-            return True, texts.SYNC_NEVER_RUN if never else texts.SYNC_DONE
+            said = out.decode("utf-8", "replace")
+            if "never run" in said:
+                return True, texts.SYNC_NEVER_RUN
+            updated = UPDATED_LINE.search(said)
+            return True, texts.synced(int(updated[1]) if updated else 0)
         lines = err.decode("utf-8", "replace").strip().splitlines()
         reason = lines[-1].removeprefix(ERROR_PREFIX) if lines else f"exit code {proc.returncode}"
         if "another run of campaign" in reason:  # the ledger lock: a run from elsewhere
@@ -308,7 +323,10 @@ class ResultPages:
         outcomes = None
         if campaign is not None and finished:
             outcomes = await asyncio.to_thread(
-                read_outcomes, campaign, run.report if run is not None else None
+                read_outcomes,
+                campaign,
+                run.report if run is not None else None,
+                rate_after=self.settings.calls_per_hour_after,
             )
         if run is not None:
             title = f"Outcomes of the {outcomes.people if outcomes else 0} people this run called"
@@ -330,12 +348,15 @@ class ResultPages:
                 answered,
                 outcomes.known if outcomes else 0,
             ),
-            "cost": f"{outcomes.cost:.2f}" if outcomes else "",
+            "cost": money(outcomes.cost, campaign.currency if campaign else None)
+            if outcomes
+            else "",
             "calls_per_hour": (
                 f"{outcomes.calls_per_hour:,.0f}"
                 if outcomes and outcomes.calls_per_hour is not None
-                else "-"
+                else ""
             ),
+            "calls_per_hour_later": texts.calls_per_hour_later(self.settings.calls_per_hour_after),
             "synced_at": (outcomes.synced_at if outcomes else None) or "",
             "syncing": state.running,
             "message": state.message,

@@ -122,7 +122,9 @@ class Schedule:
 
     def sheet_text(self) -> str:
         if not self.sheet:
-            return "the campaign's own sheet ([contacts] source, newest file), checked each day"
+            return (
+                "the campaign's own sheet (the newest file in its sheet folder), checked each day"
+            )
         if self.kind == DAILY:
             return f"{self.sheet_name}, checked again each day"
         return f"{self.sheet_name} as checked: {self.ready} people"
@@ -524,8 +526,8 @@ def _at_text(when: datetime) -> str:
 
 def _missed(due: datetime) -> str:
     return (
-        f"{_at_text(due)}: missed: dialer serve was not running then, or the campaign was "
-        "still running, and it is past the grace window"
+        f"{_at_text(due)}: missed: the page's server was not running then, or the campaign "
+        "was still running, and it is past the grace window"
     )
 
 
@@ -574,6 +576,7 @@ class _Handlers:
                 "next": _at_text(n.astimezone(ZoneInfo(s.zone))) if (n := s.next_time(now)) else "",
                 "cron": self.book.cron_line(s, now),
                 "run": self.server.jobs.runs.get(s.run_id),
+                "state_words": texts.SCHEDULE_STATES.get(s.state, s.state),
             }
             for s in self.book.all()
         ]
@@ -582,6 +585,7 @@ class _Handlers:
             "schedules.html",
             rows=rows,
             server_zone=zone_name(self.book.server_zone),
+            cron_hint=texts.cron_hint(zone_name(self.book.server_zone)),
             error=self.book.problem,
         )
 

@@ -68,6 +68,9 @@ class Settings:
     # Results (child `dialer sync`).
     auto_sync_every: float = 60.0  # an open page of a finished run syncs at most this often
     sync_timeout: float = 300.0  # a sync still reading the logs after this is stopped
+    # Calls per hour is shown once the runs it is measured over lasted this long: a rate
+    # over a 20-second run (start-up, one burst) says nothing about an hour.
+    calls_per_hour_after: float = 600.0
     # Schedules (state/schedules.toml, fired by `dialer serve`).
     schedule_every: float = 15.0  # seconds between looks at what is due
     # A schedule due while `dialer serve` was down fires when it is back up to this late;

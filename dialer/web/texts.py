@@ -4,9 +4,10 @@ no longer be launched, and the messages of refused uploads. The HTML is in `temp
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from dialer.campaign import Campaign, Window
+from dialer.currencies import money
 from dialer.statuses import ExitCode, Status
 from dialer.web.settings import DAY, MB, Settings
 
@@ -75,9 +76,12 @@ def hours_and_days(window: Window) -> str:
 _LOCAL_NOW = re.compile(r"in (?P<zone>\S+) \((?P<time>\d\d:\d\d) (?P<day>[A-Z][a-z]{2})")
 
 
-def nobody_now(campaign: Campaign | None, reason: str) -> str:
+def nobody_now(campaign: Campaign | None, reason: str, outside: int) -> str:
     """Why nobody of a check can be called now, naming the rule, and what to do about it.
-    `reason`: the first refused row's reason, which names the local time it was judged at."""
+    `reason`: the first refused row's reason, which names the local time it was judged at;
+    `outside`: how many rows are outside the calling hours (0: the rows below say why)."""
+    if not outside:
+        return "Nobody in this sheet can be called: the rows below say why."
     fix = (
         "Check the sheet again then, schedule the run for then (below), or change the "
         "calling days and hours in the campaign."
@@ -96,6 +100,30 @@ def nobody_now(campaign: Campaign | None, reason: str) -> str:
     else:
         said = f"It is {found['time']} {where}, and {rule}."
     return f"Nobody in this sheet can be called now. {said} {fix}"
+
+
+# The check's count of each status, as a heading: "Ready to call 5".
+CHECK_WORDS = {
+    Status.READY: "Ready to call",
+    Status.INVALID: "Cannot be called: number or details missing or wrong",
+    Status.DUPLICATE: "Same number as an earlier row",
+    Status.SUPPRESSED: "On the do-not-call list",
+    Status.ALREADY_CALLED: "Called by an earlier run",
+    Status.OUTSIDE_WINDOW: "Outside the calling hours now",
+    Status.LIMITED: "Held back: called as often as the limits allow",
+    Status.REDIAL_LATER: "To be called again later",
+    Status.UNKNOWN: "Maybe called by an earlier run (Tabbly did not answer in time)",
+    Status.FAILED: "Failed in an earlier run",
+}
+
+
+def check_words(status: str) -> str:
+    return CHECK_WORDS.get(status, status)  # type: ignore[call-overload]
+
+
+def countries_text(countries: Mapping[str, int], name: Callable[[str], str]) -> str:
+    """ "United States 5 · India 4": the ready people by their number's country."""
+    return " · ".join(f"{name(code)} {n:,}" for code, n in countries.items() if n)
 
 
 def ran_since(campaign: str) -> str:
@@ -206,7 +234,15 @@ OUTCOME_LABELS = {
     "failed": "failed",
     "pending": "pending",
 }
-SYNC_DONE = "Outcomes read from Tabbly's call logs."
+
+
+def synced(updated: int) -> str:
+    """What the Sync button did, said where the button is."""
+    if not updated:
+        return "Synced: nothing new yet (Tabbly writes a call's log when the call ends)."
+    return f"Synced: {plural(updated, 'call')} updated from Tabbly's call logs."
+
+
 SYNC_NEVER_RUN = "Nobody has been called in this campaign yet: there are no outcomes to read."
 SYNC_TOO_SLOW = "Reading the call logs took too long and was stopped: try again later."
 SYNC_UNDER_WAY = "Outcomes are being read from Tabbly's call logs: try again in a moment."
@@ -238,18 +274,26 @@ def answer_rate_text(rate: float | None, answered: int, known: int) -> tuple[str
     return f"{rate:.0%}", f"{answered} of {known} people with a known outcome"
 
 
-def cost_estimate_text(ready: int, per_call: float | None, source: str, calls: int) -> str:
+def cost_estimate_text(
+    ready: int, per_call: float | None, source: str, calls: int, currency: str | None = None
+) -> str:
     """The estimate beside a check's count: where its price per call comes from, or why none."""
     if per_call is None:
         return (
             "unknown: no call of this campaign has a cost in Tabbly's logs yet, and the "
-            "campaign file sets no cost_per_call"
+            "campaign sets no cost per call"
         )
     if source == "synced":
-        where = f"the average of this campaign's {calls} calls read from Tabbly's logs"
+        where = f"the average of this campaign's {plural(calls, 'call')} read from Tabbly's logs"
     else:
-        where = "cost_per_call in the campaign file"
-    return f"about {ready * per_call:.2f} ({ready} × {per_call:.4g} per call, {where})"
+        where = "the cost per call set in the campaign"
+    unit = f" {currency}" if currency else ""
+    total = money(ready * per_call, currency)
+    return f"about {total} ({people(ready)} × {per_call:.4g}{unit} per call, {where})"
+
+
+def calls_per_hour_later(seconds: float) -> str:
+    return f"shown once the calls have gone on for {seconds / 60:g} minutes"
 
 
 # ---- watching a run: what the run page says about each person, in plain words ----
@@ -379,6 +423,24 @@ SCHEDULE_PAST = "Date and time: {value} in {zone} has passed already; choose a l
 SCHEDULE_TOO_FAR = (
     "Date and time: {value} in {zone} is more than a year ahead; choose a sooner time."
 )
+# A schedule's state (dialer/web/schedules.py) as the schedules page says it.
+SCHEDULE_STATES = {
+    "waiting": "waiting for its time",
+    "started": "started",
+    "refused": "not started (the note says why)",
+    "missed": "missed (the note says why)",
+}
+
+
+def cron_hint(zone: str) -> str:
+    return (
+        f"A server that does not keep this page running can start the same run with cron: "
+        f"the line below is in the server's time zone ({zone}) and needs the Tabbly API key "
+        "in cron's environment. Cron has no year: a one-time line checks the year itself, "
+        "else it would run every year on that date; remove it once it has run."
+    )
+
+
 CRON_OUT_OF_RANGE = "# no cron line: this time cannot be written in the server's time zone"
 SCHEDULE_NOBODY = (
     "When: this check found nobody to call, so there is nothing to start once; "
