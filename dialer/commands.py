@@ -76,6 +76,10 @@ class Prepared:
     warnings: list[str]
 
 
+# What to do about template variables the sheet lacks, as the CLI's warning says it.
+MATCH_COLUMNS = "match them in [contacts] columns or give [contacts] defaults"
+
+
 def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
     """Open the sheet and read its first chunk, so a bad sheet fails before anything is written."""
     stream = open_contacts(campaign, contacts)
@@ -86,8 +90,7 @@ def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
     if missing:
         warnings.append(
             f"the templates use {', '.join(missing)}, not columns of this sheet "
-            f"(columns: {shown_names(stream.sheet.named_headers)}); match them in "
-            "[contacts] columns or give [contacts] defaults"
+            f"(columns: {shown_names(stream.sheet.named_headers)}); {MATCH_COLUMNS}"
         )
     return Prepared(stream, chain([first], chunks), warnings)
 

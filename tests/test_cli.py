@@ -11,7 +11,7 @@ import pytest
 from dialer.campaign import DEFAULT_API_KEY_ENV
 from dialer.cli import build_parser, main
 
-COMMANDS = ("validate", "run", "status", "sync", "ledger", "serve", "fake-tabbly")
+COMMANDS = ("validate", "run", "status", "sync", "ledger", "serve", "demo", "fake-tabbly")
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

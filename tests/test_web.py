@@ -249,7 +249,7 @@ def test_launch_runs_the_campaign_once_and_refuses_a_second_launch(tmp_path):
             run_id = run_url.rsplit("/", 1)[1]
             await _wait_finished(server, run_id)()
             page = await (await client.get(run_url)).text()  # a reload still shows the run
-            assert "finished" in page
+            assert "Finished" in page
             report = await client.get(f"{run_url}/report.csv")
             assert report.status == 200
             text = await report.text()

@@ -168,7 +168,7 @@ def test_a_launched_check_launches_once_and_older_checks_go_stale(tmp_path):
             run = server.jobs.runs[run_url.rsplit("/", 1)[1]]
             await _until(lambda: run.finished, "the run finished")
             page = await (await client.get(run_url)).text()
-            assert f"finished: {READY} called" in page
+            assert f"Finished. Of the {READY} people in this run: {READY} called." in page
 
             again = await _launch(client, csrf, first)
             text = await again.text()
@@ -231,7 +231,10 @@ def test_a_run_that_called_nobody_says_who_was_already_called(tmp_path):
             await _until(lambda: run.finished, "the run finished")
             page = await (await client.get(run_url)).text()
             state = re.search(r'id="run-state">([^<]*)<', page).group(1)
-            assert state.startswith(f"finished: nobody called, {READY} already called by an ")
+            assert state == (
+                f"Finished. Of the {READY} people in this run: nobody called, "
+                f"{READY} called by an earlier run."
+            )
             assert "every row that could be sent was triggered" not in page
             events = await (await client.get(f"{run_url}/events")).text()
             assert "nobody called" in events

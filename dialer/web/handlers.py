@@ -174,6 +174,7 @@ class Pages:
         shown = columns.check_page_extras(
             self.server, dry, problems, dry.summary.get("samples", [])
         )
+        shown["warnings"] = [texts.page_warning(w) for w in shown["warnings"]]
         for row in shown["problems"]:
             row["status_words"] = texts.check_words(str(row.get("status", "")))
         for sample in shown["samples"]:

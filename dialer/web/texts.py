@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from dialer.campaign import Campaign, Window
+from dialer.commands import MATCH_COLUMNS
 from dialer.currencies import money
 from dialer.statuses import ExitCode, Status
 from dialer.web.settings import DAY, MB, Settings
@@ -117,6 +118,14 @@ CHECK_WORDS = {
 }
 
 
+def page_warning(warning: str) -> str:
+    """A check's warning as the page says it: the page's own way to fix it, not the file's."""
+    return warning.replace(
+        MATCH_COLUMNS,
+        "choose their columns, or give default values, with “Change the columns” above",
+    )
+
+
 def check_words(status: str) -> str:
     return CHECK_WORDS.get(status, status)  # type: ignore[call-overload]
 
@@ -195,7 +204,7 @@ FIELD_LABELS = {
     "test_number": "Your phone number",
     "test_row": "Row to use",
 }
-CAMPAIGN_SAVED = "Saved. The previous version is kept as {name}.toml.bak."
+CAMPAIGN_SAVED = "Saved. The previous version is kept as a backup copy beside the campaign."
 CAMPAIGN_CREATED = "Campaign {name} created."
 NAME_IS_FIXED = (
     "The name cannot change: it names the record of who was called. "
