@@ -180,13 +180,13 @@ def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: P
             expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"))
             run_url = page.url
             state = page.locator("#run-state")
-            expect(state).to_have_text(re.compile(r"^(calling|finished)"))
+            expect(state).to_have_text(re.compile(r"^(starting|calling|Finished)"))
             snap(page, "4-run.png")
 
             # A reload mid-run reconnects to the same run; its events carry it to the end.
             page.reload()
             expect(page.locator("h1")).to_have_text("Campaign example")
-            expect(state).to_have_text(re.compile(r"^finished"), timeout=RUN_BOUND_MS)
+            expect(state).to_have_text(re.compile(r"^Finished"), timeout=RUN_BOUND_MS)
             expect(page.locator("#downloads")).to_be_visible()
             expect(page.locator("#stop-form")).to_be_hidden()
             triggered = page.locator("#live-counts tr[data-status=triggered] td")
@@ -195,7 +195,7 @@ def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: P
             # And after it ended, the server renders the finished run by itself.
             page.reload()
             assert page.url == run_url
-            expect(state).to_have_text(re.compile(r"^finished"))
+            expect(state).to_have_text(re.compile(r"^Finished"))
             expect(triggered).to_have_text(str(CALLABLE))
             expect(page.locator("#downloads")).to_be_visible()
             snap(page, "5-done.png")

@@ -216,7 +216,7 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
 
                 # 7. Progress to the end: "x of N".
                 expect(page.locator("#run-state")).to_have_text(
-                    re.compile(r"^finished"), timeout=RUN_BOUND_MS
+                    re.compile(r"^Finished"), timeout=RUN_BOUND_MS
                 )
                 expect(page.locator("#progress-text")).to_contain_text(
                     f"{len(people)} of {len(people)}"
