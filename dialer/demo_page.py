@@ -45,9 +45,9 @@ STOP_BOUND = 30.0  # seconds each child may take to stop after SIGTERM (runs wri
 PAGE_LINE = "demo: open {url} and log in with this token: {token}"
 
 
-def project_folder(folder: Path | None) -> Path:
-    """A folder with `campaigns/example.toml`, its sheet paths absolute; a fresh one under
-    `demo/` unless `folder` is given."""
+def project_folder(folder: Path | None, fake_url: str) -> Path:
+    """A folder with `campaigns/example.toml`, its sheet paths absolute and its endpoints the
+    fake's; a fresh one under `demo/` unless `folder` is given."""
     if folder is None:
         folder = ROOT / "demo" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     campaigns = folder / "campaigns"
@@ -56,6 +56,8 @@ def project_folder(folder: Path | None) -> Path:
     if not target.exists():
         text = EXAMPLE.read_text(encoding="utf-8")
         text = text.replace('"../sample_data/', f'"{SAMPLE_DATA.as_posix()}/')
+        base = fake_url.split(TRIGGER_PATH)[0]
+        text = text.replace("http://127.0.0.1:8787", base)
         target.write_text(text, encoding="utf-8")
     return folder
 
@@ -127,7 +129,6 @@ def page_environment(fake_url: str, token: str) -> dict[str, str]:
 
 def serve_demo(folder: Path | None = None) -> int:
     """Run the fake and the page until Ctrl-C, SIGTERM, or either of them ends."""
-    root = project_folder(folder)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     fake: subprocess.Popen[str] | None = None
@@ -137,6 +138,7 @@ def serve_demo(folder: Path | None = None) -> int:
             ["fake-tabbly", "--port", "0", *FAKE_OPTIONS], dict(os.environ), LISTENING, echo=False
         )
         print(f"demo: fake Tabbly at {fake_url}", flush=True)
+        root = project_folder(folder, fake_url)
         token = secrets.token_urlsafe(24)
         env = page_environment(fake_url, token)
         args = ["serve", "--root", str(root), "--host", "127.0.0.1", "--port", "0"]

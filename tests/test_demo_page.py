@@ -77,6 +77,8 @@ def test_demo_page_prints_one_url_and_token_logs_in_and_stops_both_servers(tmp_p
             page = answer.read().decode()
         assert answer.url == url  # the login went through to the campaign list
         assert "example" in page and "Log out" in page
+        campaign = (tmp_path / "site" / "campaigns" / "example.toml").read_text("utf-8")
+        assert f'endpoint = "http://127.0.0.1:{fake_port}/' in campaign  # the fake, not 8787
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0

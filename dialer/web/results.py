@@ -328,10 +328,8 @@ class ResultPages:
                 run.report if run is not None else None,
                 rate_after=self.settings.calls_per_hour_after,
             )
-        if run is not None:
-            title = f"Outcomes of the {outcomes.people if outcomes else 0} people this run called"
-        else:
-            title = f"Outcomes of the {outcomes.people if outcomes else 0} people {name} called"
+        called = texts.people(outcomes.people if outcomes else 0)
+        title = f"Outcomes of the {called} {'this run' if run is not None else name} called"
         folder = reports_folder(campaign) if campaign is not None else None
         sheet = await asyncio.to_thread(reports.newest_results, folder) if folder else None
         answered = outcomes.counts.get(CallOutcome.ANSWERED, 0) if outcomes else 0

@@ -127,7 +127,7 @@ class Schedule:
             )
         if self.kind == DAILY:
             return f"{self.sheet_name}, checked again each day"
-        return f"{self.sheet_name} as checked: {self.ready} people"
+        return f"{self.sheet_name} as checked: {texts.people(self.ready)}"
 
 
 @dataclass(frozen=True, slots=True)

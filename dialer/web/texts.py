@@ -280,7 +280,7 @@ def answer_rate_text(rate: float | None, answered: int, known: int) -> tuple[str
     """The answer rate, and what it is of."""
     if rate is None:
         return "-", "no call has a known outcome yet"
-    return f"{rate:.0%}", f"{answered} of {known} people with a known outcome"
+    return f"{rate:.0%}", f"{answered:,} of {people(known)} with a known outcome"
 
 
 def cost_estimate_text(
