@@ -43,6 +43,7 @@ FORBIDDEN = [
     r"\b1 duplicates\b",
     r"\b1 calls\b",
     r"\b1 rows\b",
+    r"(?<![\w-])--[a-z]",  # a command-line option
 ]
 
 

@@ -177,6 +177,7 @@ class Pages:
         shown["warnings"] = [texts.page_warning(w) for w in shown["warnings"]]
         for row in shown["problems"]:
             row["status_words"] = texts.check_words(str(row.get("status", "")))
+            row["reason"] = texts.page_reason(str(row.get("reason", "")))
         for sample in shown["samples"]:
             code = str(sample.get("country") or "")
             sample["country_name"] = country_name(code) if code and code != "??" else ""

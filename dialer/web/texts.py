@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dialer.campaign import Campaign, Window
 from dialer.commands import MATCH_COLUMNS
 from dialer.currencies import money
+from dialer.gate import RETRY_UNKNOWN
 from dialer.statuses import ExitCode, Status
 from dialer.web.settings import DAY, MB, Settings
 
@@ -124,6 +125,11 @@ def page_warning(warning: str) -> str:
         MATCH_COLUMNS,
         "choose their columns, or give default values, with “Change the columns” above",
     )
+
+
+def page_reason(reason: str) -> str:
+    """A row's reason as the page says it: no command-line options."""
+    return reason.replace(RETRY_UNKNOWN, "not called again, so nobody hears it twice")
 
 
 def check_words(status: str) -> str:
