@@ -61,7 +61,7 @@ def assert_plain(page: str, where: str) -> None:
 
 def _counts(page: str) -> dict[str, int]:
     table = re.search(r'<table class="counts" id="live-counts">(.*?)</table>', page, re.S)
-    rows = re.findall(r'data-status="([^"]+)"><th>[^<]*</th><td>(\d+)</td>', table.group(1))
+    rows = re.findall(r'data-status="([^"]+)"[^>]*><th>[^<]*</th><td>(\d+)</td>', table.group(1))
     return {status: int(n) for status, n in rows}
 
 
@@ -99,6 +99,9 @@ def test_every_page_of_the_story_speaks_plainly_and_the_wallet_stop_adds_up(tmp_
             assert sum(int(n) for n in re.findall(r"(\d+) ", said.group(2))) == READY
             resume = int(re.search(r'id="resume-count">(\d+)<', page).group(1))
             assert resume == counts[Status.NOT_ATTEMPTED]
+            index = await (await client.get("/")).text()
+            assert_plain(index, "the start page with the run in its history")
+            assert "stopped: Tabbly wallet empty" in index
 
             synced = await client.post(
                 "/campaigns/example/sync", data={"csrf": csrf, "run": run.id}

@@ -18,6 +18,7 @@ from aiohttp import web
 from dialer.paths import PAGE_REPORT_STEM, REPORT_STEM, RESULTS_SUFFIX, SUMMARY_SUFFIX, summary_path
 from dialer.report import undefuse, write_xlsx
 from dialer.statuses import Status
+from dialer.web import texts
 
 KINDS = ("csv", "xlsx")
 
@@ -60,7 +61,7 @@ def past_runs(folder: Path, campaigns: Iterable[str], shown: int) -> list[dict[s
                         "mode": "check" if s.get("mode") == "validate" else "run",
                         "rows": s.get("rows", 0),
                         "triggered": s.get("counts", {}).get(Status.TRIGGERED, 0),
-                        "result": s.get("close_reason", ""),
+                        "result": texts.run_result(s.get("close_reason")),
                     }
                 )
     found.sort(key=lambda p: p["started"], reverse=True)

@@ -10,7 +10,7 @@ from dialer.campaign import Campaign, Window
 from dialer.commands import MATCH_COLUMNS
 from dialer.currencies import money
 from dialer.gate import RETRY_UNKNOWN
-from dialer.statuses import ExitCode, Status
+from dialer.statuses import ExitCode, Status, StopReason
 from dialer.web.settings import DAY, MB, Settings
 
 
@@ -320,6 +320,21 @@ STOP_WORDS = {
     ExitCode.CAMPAIGN_REFUSED: "Tabbly refused the campaign",
     ExitCode.INPUT_ERROR: "the run stopped on an error",
 }
+
+# How the start page's history says how a run ended (its summary's close_reason).
+RUN_RESULTS = {
+    "": "finished",
+    StopReason.INSUFFICIENT_BALANCE: "stopped: Tabbly wallet empty",
+    StopReason.CAMPAIGN_REFUSED: "stopped: Tabbly refused the campaign",
+    StopReason.INTERRUPTED: "stopped",
+    StopReason.ERROR: "stopped on an error",
+}
+
+
+def run_result(close_reason: object) -> str:
+    reason = str(close_reason or "")
+    return RUN_RESULTS.get(reason, reason)  # type: ignore[call-overload]
+
 
 # What the run page says first once a run has ended, by its exit code.
 RUN_HEADLINES = {
