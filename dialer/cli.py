@@ -243,8 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Serve the web page for marketing: upload, check, launch, watch, download.",
         description="Serve the web page on which a sheet is uploaded, checked, launched, "
         "watched and its report downloaded. Needs DIALER_UI_TOKEN (the page's password) and, "
-        "to launch, the API key in the environment.\n\nexample:\n"
-        "  DIALER_UI_TOKEN=... TABBLY_API_KEY=... dialer serve --port 8080",
+        "to launch, the API key in the environment. To try it against a local fake Tabbly, "
+        "`dialer demo --page` starts both.\n\nexample:\n"
+        "  export DIALER_UI_TOKEN=\"$(python3 -c 'import secrets; "
+        "print(secrets.token_urlsafe(24))')\"\n"
+        "  TABBLY_API_KEY=... dialer serve --port 8080",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     web.add_argument(

@@ -1,7 +1,9 @@
 """`dialer serve`: one page on which marketing uploads a sheet, checks it, launches, watches,
 stops and downloads the report.
 
-    $ DIALER_UI_TOKEN=... TABBLY_API_KEY=... dialer serve          # http://127.0.0.1:8080
+    $ export DIALER_UI_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+    $ TABBLY_API_KEY=... dialer serve                              # http://127.0.0.1:8080
+    $ dialer demo --page          # or: the page and a local fake Tabbly, one URL to open
 
 Nothing is reimplemented: a check is `dialer validate` and a launch is `dialer run --yes
 --progress jsonl`, each a child process of this server, so the page follows exactly the CLI's
