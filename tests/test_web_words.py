@@ -279,3 +279,36 @@ def test_sync_says_how_many_calls_it_updated():
     assert texts.synced(0).startswith("Synced: nothing new yet")
     assert texts.synced(1).startswith("Synced: 1 call updated")
     assert texts.synced(12).startswith("Synced: 12 calls updated")
+
+
+def test_the_issues_wallet_stop_adds_up_to_the_people_of_the_check():
+    """20 called + 38 not called for 57 people: the one row the check had already found
+    "called by an earlier run" was counted again among the run's not called."""
+    from collections import deque
+
+    from dialer.web.jobs import WebRun
+
+    run = WebRun(
+        id="r",
+        campaign="example",
+        report=Path("r.csv"),
+        proc=None,  # type: ignore[arg-type]  # view() never touches the process
+        started="",
+        upload=Path("u.csv"),
+        messages=deque(),
+        total=57,
+        checked={Status.READY: 57, Status.ALREADY_CALLED: 1, Status.INVALID: 3},
+        final={Status.TRIGGERED: 20, Status.NOT_ATTEMPTED: 37, Status.ALREADY_CALLED: 1},
+    )
+    run.exit_code = ExitCode.INSUFFICIENT_BALANCE
+    view = run.view()
+    assert [[k, n] for k, n, _ in view["counts"]] == [["triggered", 20], ["not_attempted", 37]]
+    assert view["state_text"] == (
+        "Your Tabbly wallet is empty: top up your Tabbly wallet, then Resume. "
+        "Of the 57 people in this run: 20 called, 37 not called yet."
+    )
+    assert view["resume"] == 37
+    assert view["left_out"] == (
+        "Not in this run (the check left them out): 3 rows that cannot be called "
+        "(number or details), 1 called by an earlier run."
+    )

@@ -418,7 +418,12 @@ def run_state(exit_code: int | None, parts: list[tuple[str, int, str]], total: i
     head = RUN_HEADLINES.get(exit_code, f"Ended (exit code {exit_code})")  # type: ignore[call-overload]
     if not total:
         return f"{head}: nobody in this run"
-    said = [f"{n:,} {words}" for _, n, words in parts if n]
+    # The headline already says why the run stopped: "37 not called yet" is enough here.
+    said = [
+        f"{n:,} {STATUS_WORDS[Status.NOT_ATTEMPTED] if key == Status.NOT_ATTEMPTED else words}"
+        for key, n, words in parts
+        if n
+    ]
     called = sum(n for key, n, _ in parts if key == Status.TRIGGERED)
     if not called:
         said.insert(0, "nobody called")
