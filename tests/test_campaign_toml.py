@@ -168,3 +168,17 @@ def test_columns_and_defaults_of_names_no_longer_used_are_dropped():
     assert with_window.columns["tz"] == "Zone"
     broken = dataclasses.replace(form, first_line="Hi {{ first_name ")
     assert without_unused_columns(broken) == broken  # compiling it names the error
+
+
+def test_a_new_campaign_with_calling_hours_calls_every_day(folder):
+    path = save_campaign(folder, _form(window_hours="09:00-20:00"), create=True)
+    assert load_campaign(path).window.days == frozenset(range(7))
+
+
+def test_the_currency_is_written_back_and_kept_when_saved_from_the_page(folder):
+    path = save_campaign(folder, _form(currency="EUR"), create=True)
+    campaign = load_campaign(path)
+    assert campaign.currency == "EUR"
+    save_campaign(folder, form_from_campaign(campaign))
+    assert load_campaign(path).currency == "EUR"
+    assert 'currency = "EUR"' in path.read_text("utf-8")
