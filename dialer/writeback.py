@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dialer import dials
 from dialer.campaign import Campaign
-from dialer.results import TableWriter, check_output, person_cells
+from dialer.results import TableWriter, check_output, outcome_kinds, person_cells
 from dialer.row_phone import PhoneColumns, phone_columns
 from dialer.sheet import Sheet, clean_cell, iter_rows, open_sheet
 from dialer.statuses import UsageError
@@ -60,9 +60,14 @@ class Writeback:
         """Every row of the sheet with its person's outcome columns; rows written."""
         phones = self.phones
         header = [*self.sheet.headers, *OUTCOME_COLUMNS]
-        width = len(self.sheet.headers)
-        numbers = [width + OUTCOME_COLUMNS.index(c) for c in ("calls", "duration_s")]
-        with TableWriter(self.out, header, numbers=numbers, what="the sheet with outcomes") as t:
+        sheet = self.sheet
+        with TableWriter(
+            self.out,
+            header,
+            kinds=lambda: [*sheet.column_kinds(), *outcome_kinds(OUTCOME_COLUMNS)],
+            title=sheet.sheet_name or sheet.path.stem,
+            what="the sheet with outcomes",
+        ) as t:
             # Phone cells come uncleaned, as the contacts builder normalises them.
             for chunk in iter_rows(self.sheet, raw_columns=frozenset(phones.indexes)):
                 for _, cells in chunk:
