@@ -109,6 +109,13 @@ def column_kind(kinds: Iterable[Kind | None]) -> Kind:
     return found or Kind.TEXT
 
 
+def phones_as_text(kinds: Sequence[Kind], phones: Iterable[int]) -> tuple[Kind, ...]:
+    """`kinds` with the phone columns text: a phone typed as a number in Excel is still an
+    identifier (written back as a number, Excel shows 9.17359E+11)."""
+    texts = frozenset(phones)
+    return tuple(Kind.TEXT if i in texts else k for i, k in enumerate(kinds))
+
+
 def typed_columns(headers: Sequence[str], kinds: Sequence[Kind]) -> dict[str, str]:
     """The columns that are not text, by header (as the CSV report has it; an unnamed column
     is left out): what a summary keeps of a sheet's types."""

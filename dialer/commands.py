@@ -211,7 +211,7 @@ def validate(
             prepared.stream.sheet.headers,
             flush_each=False,
             title=campaign.name,
-            sheet_kinds=prepared.stream.sheet.column_kinds,
+            sheet_kinds=prepared.stream.column_kinds,
         ) as report,
     ):
         for results in _verdicts(campaign, prepared, gate, now, samples, tally):
@@ -250,7 +250,6 @@ def _summary(
     requests_sent: int = 0,
     stop: StopReason | None = None,
 ) -> dict[str, object]:
-    sheet = prepared.stream.sheet
     summary = build_summary(
         campaign=campaign,
         mode=mode,
@@ -266,7 +265,9 @@ def _summary(
         warnings=warnings,
     )
     # The sheet's typed columns: an XLSX made later from the CSV report keeps them (SPEC 4.3b).
-    summary["column_types"] = typed_columns(sheet.headers, sheet.column_kinds())
+    summary["column_types"] = typed_columns(
+        prepared.stream.sheet.headers, prepared.stream.column_kinds()
+    )
     return summary
 
 
@@ -452,7 +453,7 @@ def run(
             report_path,
             prepared.stream.sheet.headers,
             title=campaign.name,
-            sheet_kinds=prepared.stream.sheet.column_kinds,
+            sheet_kinds=prepared.stream.column_kinds,
         )
         try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))

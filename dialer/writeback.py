@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dialer import dials
 from dialer.campaign import Campaign
+from dialer.cell_types import Kind, phones_as_text
 from dialer.results import TableWriter, check_output, outcome_kinds, person_cells
 from dialer.row_phone import PhoneColumns, phone_columns
 from dialer.sheet import Sheet, clean_cell, iter_rows, open_sheet
@@ -61,10 +62,15 @@ class Writeback:
         phones = self.phones
         header = [*self.sheet.headers, *OUTCOME_COLUMNS]
         sheet = self.sheet
+
+        def kinds() -> list[Kind]:
+            theirs = phones_as_text(sheet.column_kinds(), phones.indexes)
+            return [*theirs, *outcome_kinds(OUTCOME_COLUMNS)]
+
         with TableWriter(
             self.out,
             header,
-            kinds=lambda: [*sheet.column_kinds(), *outcome_kinds(OUTCOME_COLUMNS)],
+            kinds=kinds,
             title=sheet.sheet_name or sheet.path.stem,
             what="the sheet with outcomes",
         ) as t:
