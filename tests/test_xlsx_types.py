@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,10 @@ from dialer.cell_types import Kind, excel_value, tab_name
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, DEFAULT_CALL_FROM, DEFAULT_ORGANIZATION_ID
 from dialer.fake_tabbly.rules import LOGS_V2_PATH, TRIGGER_PATH
 from dialer.fake_tabbly.runners import FakeTabblyProcess
+from dialer.paths import summary_path
+from dialer.report import REPORT_COLUMNS
 from dialer.statuses import ExitCode
+from dialer.web import reports
 
 CAMPAIGN = "june-winback_vip-gold-customers-2024"  # past Excel's 31 characters for a tab
 HEADER = ["Record ID", "First Name", "Phone Number", "Create Date", "Last Order Amount"]
@@ -210,3 +215,43 @@ def test_only_text_that_reads_back_exactly_becomes_a_number_or_date(text, kind, 
 )
 def test_tab_names_follow_excels_rules(name, tab):
     assert tab_name(name) == tab
+
+
+def _page_report(folder: Path, amounts: list[str]) -> Path:
+    """A report CSV as a run leaves it, with a "Last Order Amount" sheet column."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "20261206T201500.000Z.csv"
+    lines = [",".join([*REPORT_COLUMNS, "Last Order Amount"])]
+    for i, amount in enumerate(amounts, 1):
+        lines.append(f"{i},C{i},+16176612270,+16176612270,triggered,,200,1,r{i},,,{amount}")
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return path
+
+
+def _amounts(xlsx: Path) -> list[Any]:
+    return [row["Last Order Amount"] for row in _read(xlsx)[1]]
+
+
+def test_a_page_download_made_before_the_summary_is_made_again_with_its_types(tmp_path):
+    report = _page_report(tmp_path / "reports" / "example", ["120.5", "80"])
+    assert _amounts(reports.xlsx_of(report)) == ["120.5", "80"]  # no summary yet: text
+
+    summary_path(report).write_text(
+        json.dumps({"column_types": {"Last Order Amount": "number"}}), encoding="utf-8"
+    )
+
+    xlsx = reports.xlsx_of(report)
+    assert _amounts(xlsx) == [120.5, 80]
+    assert _read(xlsx)[0] == "example"  # the tab: the campaign's folder
+
+
+def test_a_page_download_of_a_replaced_csv_with_an_older_time_is_not_stale(tmp_path):
+    report = _page_report(tmp_path / "reports" / "example", ["1", "2"])
+    before = report.stat()
+    assert _amounts(reports.xlsx_of(report)) == ["1", "2"]
+
+    # A restored copy (rsync -t, a backup): new data, its old time, smaller than the XLSX's.
+    _page_report(tmp_path / "new", ["3", "4"]).replace(report)
+    os.utime(report, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    assert _amounts(reports.xlsx_of(report)) == ["3", "4"]
