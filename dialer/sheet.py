@@ -22,6 +22,7 @@ import codecs
 import csv
 import io
 import itertools
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -485,16 +486,20 @@ class _KindTally:
         self.read = False
 
     def add(self, batch: list[Any], start: int, width: int) -> None:
-        if not self.kinds:
+        if not self.read:
             self.kinds = [None] * width
+            self.read = True
         kinds = self.kinds
-        # Column-wise through zip: C loops, not a Python call per cell.
-        for i, cells in enumerate(
-            itertools.islice(zip(*batch, strict=False), start, start + width)
-        ):
-            if kinds[i] is not Kind.TEXT:
-                kinds[i] = merge(kinds[i], cells_kind(cells))
-        self.read = True
+        for i, kind in enumerate(kinds):
+            if kind is Kind.TEXT:
+                continue  # decided: a text column stays text, its cells are not looked at
+            # One column's cells in a C loop, not a Python call per cell; calamine's rows all
+            # span the sheet's range, a short one would only mean empty cells.
+            try:
+                cells = list(map(operator.itemgetter(start + i), batch))
+            except IndexError:
+                cells = [r[start + i] for r in batch if len(r) > start + i]
+            kinds[i] = merge(kind, cells_kind(cells))
 
 
 def _file_key(path: Path) -> tuple[str, int, int]:

@@ -21,6 +21,7 @@ from dialer.fake_tabbly.rules import LOGS_V2_PATH, TRIGGER_PATH
 from dialer.fake_tabbly.runners import FakeTabblyProcess
 from dialer.paths import summary_path
 from dialer.report import REPORT_COLUMNS
+from dialer.sheet import open_sheet
 from dialer.statuses import ExitCode
 from dialer.web import reports
 
@@ -255,3 +256,21 @@ def test_a_page_download_of_a_replaced_csv_with_an_older_time_is_not_stale(tmp_p
     os.utime(report, ns=(before.st_atime_ns, before.st_mtime_ns))
 
     assert _amounts(reports.xlsx_of(report)) == ["3", "4"]
+
+
+def test_column_kinds_come_from_the_source_cells(tmp_path):
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Amount", "Mixed", "When", "Id", "Blank", "Flag"])
+    sheet.append([1.5, 3, dt.date(2024, 1, 5), "00042", None, True])
+    sheet.append([None, "three", dt.datetime(2024, 1, 5, 9, 30), "00043", None, False])
+    sheet.append([2, 4, None, "00044", None, True])
+    book.save(tmp_path / "s.xlsx")
+    opened = open_sheet(tmp_path / "s.xlsx")
+
+    kinds = opened.column_kinds()  # not read yet: read here
+
+    assert kinds == (Kind.NUMBER, Kind.TEXT, Kind.DATETIME, Kind.TEXT, Kind.TEXT, Kind.TEXT)
+    crm = open_sheet(_crm_sheet(tmp_path / "crm.xlsx"))
+    assert crm.column_kinds() == (Kind.TEXT, Kind.TEXT, Kind.TEXT, Kind.DATETIME, Kind.NUMBER)
