@@ -42,17 +42,20 @@ _TAB_FORBIDDEN = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
 UTC_SUFFIX = " (UTC)"
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
-# What `text_of` writes for a number: no leading zero (but "0.5"), no "+", no exponent. Text
-# that is not exactly this (`00042`, `+1 617 661 2270`, `1e5`) was never a number cell.
-_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?")
+# What `text_of` (or `str` of a tiny cost, `1e-05`) writes for a number: no leading zero (but
+# "0.5"), no "+". Text that is not this (`00042`, `+1 617 661 2270`) was never a number cell.
+_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:e[-+]?\d+)?")
 # Beyond 15 significant digits Excel rounds a number: such "numbers" are ids, kept as text.
 _MAX_DIGITS = 15
 
 
 def tab_name(name: str, fallback: str = "report") -> str:
     """An Excel sheet name for `name`: forbidden characters dropped, cut to 31 characters,
-    no apostrophe at either end (Excel refuses those); `fallback` if nothing is left."""
+    no apostrophe at either end, not `History` (Excel refuses those); `fallback` if nothing
+    is left."""
     cleaned = _TAB_FORBIDDEN.sub("", name).strip()[:MAX_TAB_CHARS].strip().strip("'").strip()
+    if cleaned.casefold() == "history":  # Excel keeps this name for itself
+        cleaned = f"{cleaned} 1"
     return cleaned or fallback
 
 
@@ -139,7 +142,7 @@ def excel_value(text: str, kind: Kind) -> Any:
         if _NUMBER_TEXT.fullmatch(text) and len(text.replace("-", "").replace(".", "")) <= (
             _MAX_DIGITS
         ):
-            return float(text) if "." in text else int(text)
+            return int(text) if text.lstrip("-").isdigit() else float(text)
         return text
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

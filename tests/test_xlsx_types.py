@@ -197,6 +197,7 @@ def test_a_later_sync_still_finds_the_xlsx_reports_people(crm_run, cli):
         ("+16176612270", Kind.NUMBER, "+16176612270"),
         ("1234567890123456", Kind.NUMBER, "1234567890123456"),  # past Excel's 15 digits
         ("-12.5", Kind.NUMBER, -12.5),
+        ("1e-05", Kind.NUMBER, 1e-05),  # str() of a tiny cost
         ("0", Kind.NUMBER, 0),
         ("", Kind.NUMBER, None),
         ("=1+1", Kind.TEXT, "=1+1"),
@@ -212,7 +213,13 @@ def test_only_text_that_reads_back_exactly_becomes_a_number_or_date(text, kind, 
 
 @pytest.mark.parametrize(
     ("name", "tab"),
-    [("a" * 40, "a" * 31), ("[]:*?/\\", "report"), ("'quoted'", "quoted"), ("ok", "ok")],
+    [
+        ("a" * 40, "a" * 31),
+        ("[]:*?/\\", "report"),
+        ("'quoted'", "quoted"),
+        ("History", "History 1"),
+        ("ok", "ok"),
+    ],
 )
 def test_tab_names_follow_excels_rules(name, tab):
     assert tab_name(name) == tab
