@@ -438,6 +438,12 @@ def write_xlsx(
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(tab_name(title))
+
+    def text_cell(text: str) -> WriteOnlyCell:
+        cell = WriteOnlyCell(ws, value=text)
+        cell.data_type = "s"  # never read as a formula or a number, whatever it starts with
+        return cell
+
     ws.freeze_panes = "A2"
     rows = 0
     width = 0
@@ -449,7 +455,7 @@ def write_xlsx(
         if header:
             width = len(header)
             named = zip(header, kinds, strict=True)
-            ws.append([_text_cell(ws, excel_header(undefuse(h), k)) for h, k in named])
+            ws.append([text_cell(excel_header(undefuse(h), k)) for h, k in named])
             rows += 1
         for record in records:
             width = max(width, len(record))
@@ -458,7 +464,7 @@ def write_xlsx(
                 # The CSV quote guard is not needed in XLSX: a text cell is never a formula.
                 value = excel_value(undefuse(text), kinds[j] if j < len(kinds) else Kind.TEXT)
                 if type(value) is str:
-                    value = _text_cell(ws, value)
+                    value = text_cell(value)
                 elif isinstance(value, dt.date):
                     value = WriteOnlyCell(ws, value=value)
                     value.number_format = formats[j]
@@ -474,14 +480,6 @@ def write_xlsx(
             _link_new(tmp, xlsx_path)
         else:
             os.replace(tmp, xlsx_path)
-
-
-def _text_cell(ws: Any, text: str) -> Any:
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = WriteOnlyCell(ws, value=text)
-    cell.data_type = "s"  # never read as a formula or a number, whatever it starts with
-    return cell
 
 
 def _save(wb: Any, f: BinaryIO) -> None:
