@@ -16,6 +16,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +46,16 @@ RESERVED_NAME = "contacts"
 # A campaign file is a page of settings; anything far bigger is a file given by mistake.
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def file_name_for(title: str) -> str:
+    """The campaign name (it names the file, the ledger and the reports) for a title typed on
+    the page: "Spring sale 2026" -> "spring-sale-2026"; "" when nothing of it is usable."""
+    folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    return _NOT_NAME_CHARS.sub("-", folded).strip("-")[:MAX_NAME_CHARS].strip("-")
+
+
 # Ids go into JSON: above 2**53 - 1 a JavaScript upstream silently rounds them to another
 # number (RFC 8259, section 6), which would be someone else's organization or agent.
 MAX_ID = 2**53 - 1
