@@ -161,9 +161,11 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
 
                 # 2. Their own sheet, whose headers match nothing the campaign names.
                 page.goto(base + "/")
-                page.select_option("select[name=campaign]", "spring")
                 page.set_input_files("input[name=sheet]", str(SHEET))
                 page.click("#upload-form button[type=submit]")
+                # The campaign just created is the one preselected for the sheet.
+                expect(page.locator("#use-campaign")).to_have_value("spring")
+                page.click("#use-campaign-button")
                 expect(page.locator("#upload-name")).to_have_text(SHEET.name)
                 # 3. Every column the campaign needs, at once, pre-chosen by close match.
                 expect(page.locator("#column-phone")).to_have_value("Mobile No.")
@@ -198,9 +200,10 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
 
                 # 6. The campaign changed since the check: check the sheet again, then launch.
                 page.goto(base + "/")
-                page.select_option("select[name=campaign]", "spring")
                 page.set_input_files("input[name=sheet]", str(SHEET))
                 page.click("#upload-form button[type=submit]")
+                expect(page.locator("#use-campaign")).to_have_value("spring")
+                page.click("#use-campaign-button")
                 expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
                 expect(page.locator("#ready-count")).to_have_text(str(len(people)))
                 assert DEFAULT_API_KEY not in page.content()
