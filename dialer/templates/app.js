@@ -79,6 +79,9 @@
       return tr;
     }));
     if (result.headers) menu(result.headers);
+    // The row to test-call with follows the preview until the user chooses one.
+    const row = byId("test-row");
+    if (row && first && !row.dataset.touched) row.value = first.row;
   };
   // "Insert a column": the sheet's headers, each written as the template reads it.
   const insert = byId("insert-column");
@@ -104,6 +107,8 @@
     target.focus();
     target.dispatchEvent(new Event("input", { bubbles: true }));
   });
+  const testRow = byId("test-row");
+  if (testRow) testRow.addEventListener("input", () => { testRow.dataset.touched = "yes"; });
   // "Call me first": posted with fetch, the outcome shown by the button; one call at a time.
   const call = byId("test-call");
   const said = byId("test-call-result");
