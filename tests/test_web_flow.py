@@ -185,6 +185,7 @@ def test_a_new_campaign_is_made_from_the_sheet_previewed_test_called_matched_and
             assert re.fullmatch(r"/uploads/[\w-]+/columns", columns_url)
             path = server.root / "campaigns" / "spring-sale-2026.toml"
             saved = tomllib.loads(path.read_text("utf-8"))
+            assert saved["title"] == "Spring sale 2026"  # the name as typed, kept
             assert saved["contacts"]["phone_column"] == ["Phone", "Default Address Phone"]
             assert saved["contacts"]["country_column"] == "Default Address Country Code"
 
@@ -223,6 +224,7 @@ def test_a_new_campaign_is_made_from_the_sheet_previewed_test_called_matched_and
                 "spring-sale-2026"
             )
             edit = await (await client.get("/campaigns/spring-sale-2026/edit")).text()
+            assert "<h1>Campaign Spring sale 2026" in edit
             names = [t for _, t in _options(edit, "preview-sheet")]
             assert names.count(sheet.name) == 1, names
             for shown_page in (edit, page):

@@ -126,7 +126,7 @@ class Editor:
         campaign = self._editable(name)
         notice = ""
         if request.query.get("saved") == "created":
-            notice = texts.CAMPAIGN_CREATED.format(name=name)
+            notice = texts.CAMPAIGN_CREATED.format(name=campaign.shown_name)
         elif request.query.get("saved"):
             notice = texts.CAMPAIGN_SAVED.format(name=name)
         return await self._page(
@@ -441,11 +441,12 @@ class Editor:
         form = without_unused_columns(parse_fields(posted, base))
         if original and form.name != original:
             raise FieldError("name", texts.NAME_IS_FIXED)
-        if not original:
-            name = file_name_for(form.name)
+        if not original:  # any title: the file name is made from it, the title kept
+            typed = " ".join(form.name.split())
+            name = file_name_for(typed)
             if not name:
                 raise FieldError("name", texts.labelled("name", texts.NAME_NEEDS_LETTERS))
-            form = dataclasses.replace(form, name=name)
+            form = dataclasses.replace(form, name=name, title=typed if typed != name else "")
         return form
 
     def _sheets(self) -> list[SheetChoice]:
@@ -542,6 +543,7 @@ class Editor:
             csrf=session.csrf if session else "",
             original=original,
             action=f"/campaigns/{original}/edit" if original else "/campaigns/new",
+            title=base.title or original,
             v=values,
             errors=errors or {},
             error=error,

@@ -72,7 +72,13 @@ class Pages:
     async def index(self, request: web.Request, error: str = "", status: int = 200) -> web.Response:
         found = self.server.campaigns.all()
         campaigns = [
-            {"name": n, "ok": True, "agent_id": c.agent_id, "call_from": c.call_from}
+            {
+                "name": n,
+                "title": c.title,
+                "ok": True,
+                "agent_id": c.agent_id,
+                "call_from": c.call_from,
+            }
             if isinstance(c, Campaign)
             else {"name": n, "ok": False, "problem": c}
             for n, c in found.items()
