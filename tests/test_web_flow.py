@@ -280,3 +280,40 @@ def test_every_phone_column_and_the_country_are_roles_not_template_variables(tmp
         ("Phone", "Default Address Phone"),
         "Default Address Country Code",
     )
+
+
+def test_an_existing_campaign_is_offered_the_sheets_second_phone_and_country_columns(tmp_path):
+    """The example campaign reads one phone column and no country: with a shop's export, the
+    column page comes first and saves both (nobody in "Default Address Phone" left out)."""
+    sheet = write_flow_sheet(tmp_path / "shop.csv")
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        url = await upload_sheet(client, csrf, sheet)
+        used = await client.post(
+            url, data={"csrf": csrf, "campaign": "example"}, allow_redirects=False
+        )
+        assert used.status == 303, await used.text()
+        columns_url = used.headers["Location"]
+        assert columns_url.endswith("/columns")
+        page = await (await client.get(columns_url)).text()
+        chosen = {k: v for k, v in _selects(page).items() if k.startswith("column:")}
+        roles = {role: value for role, value in chosen.values() if role != "variable"}
+        assert roles["phone"] == "Phone"
+        assert roles["other_phone"] == "Default Address Phone"
+        assert roles["country"] == "Default Address Country Code"
+        post: dict[str, str] = {k: v for k, (_, v) in chosen.items()}
+        post["column:customer_id"] = "First Name"  # no id column in this export
+        for name in ("order_id", "order_date"):
+            post[f"default:{name}"] = "your last order"
+        saved = await client.post(columns_url, data=_pairs(csrf, post), allow_redirects=False)
+        assert saved.status == 303, await saved.text()
+        example = tomllib.loads((server.root / "campaigns" / "example.toml").read_text("utf-8"))
+        contacts = example["contacts"]
+        assert contacts["phone_column"] == ["phone", "Default Address Phone"]
+        assert contacts["country_column"] == "Default Address Country Code"
+        page = await (await client.get(saved.headers["Location"])).text()
+        counts = dict(re.findall(r'<tr data-status="(\w+)"><th>[^<]*</th><td>(\d+)</td>', page))
+        assert f'id="ready-count">{len(FLOW_ROWS)}<' in page, counts
+
+    _run(tmp_path, body)

@@ -147,7 +147,23 @@ def needs_matching(campaign: Campaign, kept: Kept, probe: Probe) -> bool:
         found = resolve(campaign, _as_sheet(kept, probe), wanted.variables)
     except SheetError:
         return True
-    return bool(set(found.missing) & wanted.required)
+    if set(found.missing) & wanted.required:
+        return True
+    # A second phone column or a country column the campaign does not read yet: offered
+    # before anyone is called (the rows only in it, the country that says whose number).
+    taken = {probe.headers[i] for i in found.phones}
+    others, country = _unread(campaign, probe, taken)
+    return bool(others) or country is not None
+
+
+def _unread(campaign: Campaign, probe: Probe, taken: set[str]) -> tuple[list[str], str | None]:
+    """The sheet's phone columns besides `taken` (as many as the campaign may add) and its
+    country column when the campaign reads none."""
+    room = MAX_PHONE_COLUMNS - len(campaign.contacts.phone_columns)
+    others = phone_headers(probe.headers, taken)[: max(room, 0)]
+    if campaign.contacts.country_column:
+        return others, None
+    return others, country_header(probe.headers, taken | set(others))
 
 
 # ---- the page's fields ----
@@ -273,9 +289,7 @@ def _page_fields(campaign: Campaign, probe: Probe) -> list[ColumnField]:
     wanted = needs(campaign)
     fields = _fields(campaign, wanted)
     _preselect(campaign, fields, probe)
-    taken = {f.chosen for f in fields if f.chosen}
-    others = phone_headers(probe.headers, taken)[: MAX_PHONE_COLUMNS - len(wanted.phones)]
-    country = None if wanted.country else country_header(probe.headers, taken | set(others))
+    others, country = _unread(campaign, probe, {f.chosen for f in fields if f.chosen})
     if not others and country is None:
         return fields
     extended = _fields(campaign, wanted, len(others), country is not None)
