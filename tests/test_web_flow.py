@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 from exports import SHOP, Row
-from test_web import _login, _run, _wait_finished
+from test_web import _checked, _login, _run, _wait_finished
 
 from dialer import web
 from dialer.countries import country_of
@@ -315,5 +315,22 @@ def test_an_existing_campaign_is_offered_the_sheets_second_phone_and_country_col
         page = await (await client.get(saved.headers["Location"])).text()
         counts = dict(re.findall(r'<tr data-status="(\w+)"><th>[^<]*</th><td>(\d+)</td>', page))
         assert f'id="ready-count">{len(FLOW_ROWS)}<' in page, counts
+
+    _run(tmp_path, body)
+
+
+def test_a_saved_campaign_leads_on_to_its_sheets_page_with_it_preselected(tmp_path):
+    """From a check's "edit with this sheet" (a check's id), saving leads to that sheet's
+    upload page, this campaign chosen: never a page for another campaign."""
+    sheet = (Path(__file__).resolve().parent.parent / "sample_data" / "contacts.csv").read_bytes()
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked(client, sheet)
+        page = await (await client.get(f"/campaigns/example/edit?saved=yes&sheet={dry_id}")).text()
+        link = re.search(r'<a href="(/uploads/[\w-]+)" id="check-with-sheet">', page)
+        assert link, page
+        upload = await (await client.get(link.group(1))).text()
+        assert _selects(upload)["campaign"][1] == "example"
+        assert "c.csv" in upload and csrf in upload  # the name it was uploaded under
 
     _run(tmp_path, body)

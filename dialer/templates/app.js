@@ -109,6 +109,16 @@
   });
   const testRow = byId("test-row");
   if (testRow) testRow.addEventListener("input", () => { testRow.dataset.touched = "yes"; });
+  // Enter in the test call's fields places the test call, never saves the campaign.
+  for (const id of ["test-number", "test-row"]) {
+    const el = byId(id);
+    if (el) el.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      const button = byId("test-call");
+      if (button && !button.disabled) button.click();
+    });
+  }
   // "Call me first": posted with fetch, the outcome shown by the button; one call at a time.
   const call = byId("test-call");
   const said = byId("test-call-result");

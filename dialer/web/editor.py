@@ -538,12 +538,18 @@ class Editor:
             preview["error"] = texts.NO_SHEET_YET
         tests = test_values or {}
         ready = [r["row"] for r in preview["rows"] if r["status"] == "ready"]
+        # The way on from a saved campaign: this sheet's page (this campaign preselected).
+        upload_page = ""
+        if notice and chosen_sheet is not None:
+            kept = self.server.uploads.keep(chosen_sheet.path, chosen_sheet.name, "")
+            upload_page = f"/uploads/{kept.id}"
         session = session_of(request)
         html = self.server.templates.get_template("campaign_form.html").render(
             csrf=session.csrf if session else "",
             original=original,
             action=f"/campaigns/{original}/edit" if original else "/campaigns/new",
             title=base.title or original,
+            upload_page=upload_page,
             v=values,
             errors=errors or {},
             error=error,
