@@ -327,6 +327,14 @@ class SheetFirstStory:
         page.fill("#default-region", "")
         _labelled(page, "#campaign-form")
 
+    def header_as_written_is_explained(self) -> None:
+        """ "{{ Total Spent }}" typed as the sheet writes it: one plain sentence saying how."""
+        page = self.page
+        page.fill("#first-line", "Hi {{ Total Spent }}")
+        error = page.locator("#preview-error")
+        self.expect(error).to_contain_text("{{ total_spent }}")
+        assert "expected token" not in error.inner_text()
+
     def greeting_from_the_menu(self) -> None:
         """The greeting written with the sheet's headers picked from the menu, at the cursor."""
         page = self.page
@@ -459,6 +467,7 @@ def test_a_marketer_starts_from_their_shop_export_and_calls_the_right_countries(
                 story.log_in()
                 story.upload(sheet)
                 story.new_campaign_from_sheet("Spring sale 2026")
+                story.header_as_written_is_explained()
                 story.greeting_from_the_menu()
                 story.preview_shows_countries(expected_countries())
                 story.call_me_first(OWN_PHONE)
