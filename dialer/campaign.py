@@ -16,6 +16,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,11 +42,22 @@ _DAY_NAMES = {
 }
 # The name names the ledger and the reports' folder: a short, safe file name on every system.
 MAX_NAME_CHARS = 64
+MAX_TITLE_CHARS = 120  # the name as typed on the page; `name` is derived from it
 # `state/contacts.sqlite` is the folder's shared contact counts (dialer.contact_limits).
 RESERVED_NAME = "contacts"
 # A campaign file is a page of settings; anything far bigger is a file given by mistake.
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def file_name_for(title: str) -> str:
+    """The campaign name (it names the file, the ledger and the reports) for a title typed on
+    the page: "Spring sale 2026" -> "spring-sale-2026"; "" when nothing of it is usable."""
+    folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    return _NOT_NAME_CHARS.sub("-", folded).strip("-")[:MAX_NAME_CHARS].strip("-")
+
+
 # Ids go into JSON: above 2**53 - 1 a JavaScript upstream silently rounds them to another
 # number (RFC 8259, section 6), which would be someone else's organization or agent.
 MAX_ID = 2**53 - 1
@@ -149,6 +161,13 @@ class Campaign:
     currency: str | None = None
     # SHA-256 of the very bytes parsed: a run bound to a check compares it (dialer/binding.py).
     source_sha256: str = field(default="", compare=False)
+    # The name as the marketer typed it on the page ("Spring sale 2026"); "" when it is `name`.
+    title: str = ""
+
+    @property
+    def shown_name(self) -> str:
+        """What the page calls the campaign: its title, else its name."""
+        return self.title or self.name
 
     @property
     def folder(self) -> Path:
@@ -184,6 +203,7 @@ class Campaign:
 # key -> (type, required); "path" types are resolved against the campaign file's folder.
 _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "name": (str, True),
+    "title": (str, False),
     "organization_id": (int, True),
     "agent_id": (int, True),
     "call_from": (str, True),
@@ -567,6 +587,12 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
     if not 1 <= dispatch.max_attempts <= 20:
         raise CampaignError(f"{path}: key 'dispatch.max_attempts' must be between 1 and 20")
 
+    title = " ".join(data.get("title", "").split())
+    if len(title) > MAX_TITLE_CHARS or not title.isprintable():
+        raise CampaignError(
+            f"{path}: key 'title' must be at most {MAX_TITLE_CHARS} printable characters"
+        )
+
     cost_per_call = data.get("cost_per_call")
     if cost_per_call is not None and not (math.isfinite(cost_per_call) and cost_per_call >= 0):
         raise CampaignError(f"{path}: key 'cost_per_call' must be a number, 0 or more")
@@ -585,6 +611,7 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
     return Campaign(
         path=path.resolve(),
         name=name,
+        title=title if title != name else "",
         organization_id=data["organization_id"],
         agent_id=data["agent_id"],
         call_from=call_from,

@@ -49,6 +49,7 @@ _DEFAULT_DISPATCH = Dispatch()
 # The loader's key (as its errors name it) -> the form field the page shows for it.
 FIELD_OF_KEY = {
     "name": "name",
+    "title": "name",
     "organization_id": "organization_id",
     "agent_id": "agent_id",
     "call_from": "call_from",
@@ -82,6 +83,7 @@ class CampaignForm:
     call_from: str
     first_line: str
     instruction: str = ""
+    title: str = ""  # the name as typed on the page, when it is not `name` itself
     default_region: str | None = None
     window_hours: str | None = None  # None: no [window], calls at any hour
     # A new campaign calls every day; the calling hours (and the legal hours) are its guard.
@@ -130,6 +132,7 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
     contacts, dispatch = campaign.contacts, campaign.dispatch
     return CampaignForm(
         name=campaign.name,
+        title=campaign.title,
         organization_id=campaign.organization_id,
         agent_id=campaign.agent_id,
         call_from=campaign.call_from,
@@ -250,6 +253,7 @@ def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
     lines = [
         f"# Saved from the dialer page on {when}; the previous version is kept as .bak.",
         f"name = {toml_string(form.name)}",
+        *([f"title = {toml_string(form.title)}"] if form.title else []),
         f"organization_id = {form.organization_id}",
         f"agent_id = {form.agent_id}",
         f"call_from = {toml_string(form.call_from)}",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from dialer.campaign import Campaign
+from dialer.cell_types import typed_columns
 from dialer.clock import Clock, stamp, system_clock
 from dialer.contact_limits import ContactBook
 from dialer.contacts import Contact
@@ -208,7 +209,13 @@ def validate(
     tally = Tally()
     with (
         _reading_gate(campaign, options, clock) as gate,
-        ReportWriter(report_path, prepared.stream.sheet.headers, flush_each=False) as report,
+        ReportWriter(
+            report_path,
+            prepared.stream.sheet.headers,
+            flush_each=False,
+            title=campaign.name,
+            sheet_kinds=prepared.stream.column_kinds,
+        ) as report,
     ):
         for results in _verdicts(campaign, prepared, gate, now, samples, tally):
             report.write_in_order(results)
@@ -246,7 +253,7 @@ def _summary(
     requests_sent: int = 0,
     stop: StopReason | None = None,
 ) -> dict[str, object]:
-    return build_summary(
+    summary = build_summary(
         campaign=campaign,
         mode=mode,
         sheet_path=prepared.stream.sheet.path,
@@ -260,6 +267,11 @@ def _summary(
         exit_code=code,
         warnings=warnings,
     )
+    # The sheet's typed columns: an XLSX made later from the CSV report keeps them (SPEC 4.3b).
+    summary["column_types"] = typed_columns(
+        prepared.stream.sheet.headers, prepared.stream.column_kinds()
+    )
+    return summary
 
 
 def api_key_from(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
@@ -440,7 +452,12 @@ def run(
             print(warning, file=err)
             warnings.append(warning)
         note_report(reports_folder(campaign), report_path)  # found again if the ledger is lost
-        report = ReportWriter(report_path, prepared.stream.sheet.headers)
+        report = ReportWriter(
+            report_path,
+            prepared.stream.sheet.headers,
+            title=campaign.name,
+            sheet_kinds=prepared.stream.column_kinds,
+        )
         try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
             if book is not None:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dialer.cell_types import UTC_SUFFIX, plain_header, written_text
 from dialer.clock import stamp
 from dialer.paths import JOURNAL_SUFFIX, is_results_name, journal_path, summary_path
 from dialer.report import cannot_write, undefuse
@@ -217,8 +218,15 @@ def _xlsx_records(path: Path) -> Iterator[list[str]]:
 
     book = load_workbook(path, read_only=True, data_only=True)
     try:
-        for values in book.worksheets[0].iter_rows(values_only=True):
-            yield ["" if v is None else str(v) for v in values]
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        first = next(rows, None)
+        if first is None:
+            return
+        header = [written_text(v) for v in first]
+        utc = [h.endswith(UTC_SUFFIX) for h in header]
+        yield [plain_header(h) for h in header]
+        for values in rows:
+            yield [written_text(v, i < len(utc) and utc[i]) for i, v in enumerate(values)]
     finally:
         book.close()
 

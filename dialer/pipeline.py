@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.campaign import Campaign
+from dialer.cell_types import Kind, phones_as_text
 from dialer.contacts import (
     Contact,
     ContactBuilder,
@@ -53,6 +54,11 @@ class ContactStream:
     _pending: deque[tuple[list[tuple[int, list[str]]], Future[list[tuple]]]] = field(
         default_factory=deque
     )
+
+    def column_kinds(self) -> tuple[Kind, ...]:
+        """The sheet columns' types for an XLSX report (`Sheet.column_kinds`), the phone
+        columns text: a number dialer reads as a phone is an identifier, not a quantity."""
+        return phones_as_text(self.sheet.column_kinds(), self.preparer.plan.phones.indexes)
 
     def chunks(self) -> Iterator[list[Contact]]:
         """Contact chunks; a sheet with a header and no data rows is an error."""

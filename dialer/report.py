@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import errno
 import io
 import json
@@ -22,11 +23,12 @@ import stat
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dialer.cell_types import Kind, excel_header, excel_value, number_format, tab_name
 from dialer.contacts import Contact
 from dialer.paths import SUMMARY_SUFFIX, journal_path, summary_path
 from dialer.statuses import DialerError, Status
@@ -51,6 +53,15 @@ _UNTRUSTED = tuple(
 )
 # Columns holding numbers (an int, or "" for no HTTP status), the rest being text.
 _NUMERIC = tuple(REPORT_COLUMNS.index(n) for n in ("row", "http_status", "attempts"))
+# Each column's type in an XLSX report: numbers, UTC times (`stamp()`), the rest text.
+REPORT_KINDS = tuple(
+    Kind.NUMBER
+    if i in _NUMERIC
+    else Kind.UTC
+    if name in ("started_at", "finished_at")
+    else Kind.TEXT
+    for i, name in enumerate(REPORT_COLUMNS)
+)
 # Private temp files beside a report (its summary and XLSX journal are named in `paths`).
 _TEMP_SUFFIX = ".tmp"
 # Longest addition to a report's (or its journal's) name: the summary, or a private temp file.
@@ -180,9 +191,21 @@ def _exists(report: Path, path: Path) -> bool:
 class ReportWriter:
     """Appends finished rows at once; `close()` leaves the report in sheet order."""
 
-    def __init__(self, path: Path, headers: Sequence[str], *, flush_each: bool = True) -> None:
-        """`flush_each`: hand every row to the OS at once (a run), or buffer (a dry run)."""
+    def __init__(
+        self,
+        path: Path,
+        headers: Sequence[str],
+        *,
+        flush_each: bool = True,
+        title: str = "report",
+        sheet_kinds: Callable[[], Sequence[Kind]] = tuple,
+    ) -> None:
+        """`flush_each`: hand every row to the OS at once (a run), or buffer (a dry run).
+        An XLSX report's tab is named `title` (the campaign); `sheet_kinds` gives the sheet
+        columns' types when it is made (`Sheet.column_kinds`: known once the rows are read)."""
         self.path = path
+        self._title = title
+        self._sheet_kinds = sheet_kinds
         self._flush_each = flush_each
         self.xlsx = _is_xlsx(path)
         # XLSX cannot be appended to: a CSV journal beside it is what a crash leaves.
@@ -322,7 +345,10 @@ class ReportWriter:
                     raise RuntimeError("cannot reorder rows written by write_in_order")
                 self._rewrite_in_order()
             if self.xlsx:
-                write_xlsx(self.journal_path, self.path, replace=False)
+                kinds = [*REPORT_KINDS, *self._sheet_kinds()]
+                write_xlsx(
+                    self.journal_path, self.path, replace=False, kinds=kinds, title=self._title
+                )
                 os.unlink(self.journal_path)
         except OSError as exc:
             raise self._failed(exc) from None
@@ -395,36 +421,54 @@ def write_xlsx(
     xlsx_path: Path,
     *,
     replace: bool = True,
-    numeric: Sequence[int] = _NUMERIC,
+    kinds: Sequence[Kind] = REPORT_KINDS,
+    title: str = "report",
 ) -> None:
-    """CSV journal -> XLSX: every sheet value a text cell, header frozen, autofilter on.
+    """CSV journal -> XLSX with types, header frozen, autofilter on, the tab named `title`.
 
     Written to a private temp file beside it, then moved in place; `replace=False` refuses
     to replace a file that appeared at `xlsx_path` meanwhile (a report is never overwritten).
-    `numeric`: the columns whose whole-number cells are numbers (a report's by default).
+    `kinds`: each column's `Kind` (a report's own columns by default; columns past its end are
+    text): a cell whose text reads back as its kind is a number or a date-time, any other is a
+    text cell (never a formula), an empty one is empty.
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.utils import get_column_letter
 
-    numbers = frozenset(numeric)
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet("report")
+    ws = wb.create_sheet(tab_name(title))
+
+    def text_cell(text: str) -> WriteOnlyCell:
+        cell = WriteOnlyCell(ws, value=text)
+        cell.data_type = "s"  # never read as a formula or a number, whatever it starts with
+        return cell
+
     ws.freeze_panes = "A2"
     rows = 0
     width = 0
     with open(csv_path, encoding="utf-8", newline="") as f:
-        for i, record in enumerate(csv.reader(f)):
+        records = csv.reader(f)
+        header = next(records, [])
+        kinds = [*kinds[: len(header)], *[Kind.TEXT] * (len(header) - len(kinds))]
+        formats = [number_format(k) for k in kinds]
+        if header:
+            width = len(header)
+            named = zip(header, kinds, strict=True)
+            ws.append([text_cell(excel_header(undefuse(h), k)) for h, k in named])
+            rows += 1
+        for record in records:
             width = max(width, len(record))
-            cells = []
-            for j, value in enumerate(record):
-                if i > 0 and j in numbers and value.isdigit():
-                    cells.append(int(value))
-                    continue
+            cells: list[Any] = []
+            for j, text in enumerate(record):
                 # The CSV quote guard is not needed in XLSX: a text cell is never a formula.
-                cell = WriteOnlyCell(ws, value=undefuse(value))
-                cell.data_type = "s"
-                cells.append(cell)
+                value = excel_value(undefuse(text), kinds[j] if j < len(kinds) else Kind.TEXT)
+                if type(value) is str:
+                    value = text_cell(value)
+                elif isinstance(value, dt.date):
+                    value = WriteOnlyCell(ws, value=value)
+                    value.number_format = formats[j]
+                cells.append(value)
             ws.append(cells)
             rows += 1
     if rows and width:

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from dialer import dials
 from dialer.campaign import Campaign
+from dialer.cell_types import Kind, column_kind, kinds_of
 from dialer.dials import Person
 from dialer.evidence import records, report_of_run
-from dialer.paths import reports_folder
+from dialer.paths import reports_folder, summary_path
 from dialer.report import (
     REPORT_COLUMNS,
     ReportExists,
@@ -52,8 +54,20 @@ RESULT_COLUMNS = (
     "summary",
     "recording_url",
 )
-# Whole numbers, shown as numbers in XLSX (every other cell is text, never a formula).
-_RESULT_NUMBERS = (RESULT_COLUMNS.index("calls"), RESULT_COLUMNS.index("duration_s"))
+# Each outcome column's type in an XLSX (`cell_types`): counts, seconds and costs are numbers
+# (cost is a decimal), the last call's time a UTC date-time; the rest text, never a formula.
+OUTCOME_KINDS = {
+    "calls": Kind.NUMBER,
+    "duration_s": Kind.NUMBER,
+    "cost": Kind.NUMBER,
+    "last_called_at": Kind.UTC,
+}
+
+
+def outcome_kinds(columns: Sequence[str]) -> list[Kind]:
+    return [OUTCOME_KINDS.get(c, Kind.TEXT) for c in columns]
+
+
 SUFFIXES = (".csv", ".xlsx")
 
 
@@ -77,21 +91,24 @@ class TableWriter:
     """Writes a new CSV (or XLSX, by the name) a line at a time; `close()` finishes it.
 
     Cells are written formula-safe (`defuse`) except `plain` columns (dialer's own E.164
-    numbers). An XLSX is made at `close()` from a private CSV beside it, every cell text but
-    the `numbers` columns. A file that cannot be finished is removed, never left half made."""
+    numbers). An XLSX is made at `close()` from a private CSV beside it, each column typed by
+    `kinds()` (asked then: a sheet's types are known once it is read), its tab named `title`.
+    A file that cannot be finished is removed, never left half made."""
 
     def __init__(
         self,
         path: Path,
         header: Sequence[str],
         *,
-        numbers: Sequence[int] = (),
+        kinds: Callable[[], Sequence[Kind]] = tuple,
+        title: str = "results",
         plain: Sequence[int] = (),
         what: str = "the results",
     ) -> None:
         self.path = path
         self.what = what
-        self._numbers = tuple(numbers)
+        self._kinds = kinds
+        self._title = title
         self._plain = frozenset(plain)
         self._xlsx = path.suffix.lower() == ".xlsx"
         self.rows = 0
@@ -130,7 +147,13 @@ class TableWriter:
         try:
             self._file.close()
             if self._xlsx:
-                write_xlsx(self._file_path, self.path, replace=False, numeric=self._numbers)
+                write_xlsx(
+                    self._file_path,
+                    self.path,
+                    replace=False,
+                    kinds=self._kinds(),
+                    title=self._title,
+                )
         except OSError as exc:
             self._abandon()
             raise cannot_write(self.path, exc, self.what) from None
@@ -186,6 +209,15 @@ class _RunSheet:
                 header = next(iter(self._records()), None) or []
                 if tuple(header[: len(REPORT_COLUMNS)]) == REPORT_COLUMNS:
                     self.headers = [self._text(h) for h in header[len(REPORT_COLUMNS) :]]
+        self.kinds = dict(zip(self.headers, self._kinds(), strict=True))
+
+    def _kinds(self) -> list[Kind]:
+        """The sheet columns' types, as the run's summary keeps them (text if it is gone)."""
+        typed = None
+        if self.path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                typed = json.loads(summary_path(self.path).read_text("utf-8")).get("column_types")
+        return kinds_of(self.headers, typed)
 
     def _text(self, cell: str) -> str:
         return undefuse(cell) if self._csv else cell
@@ -226,8 +258,16 @@ def write_results(conn: sqlite3.Connection, campaign: Campaign, path: Path) -> i
     for sheet in sheets.values():
         columns += [h for h in sheet.headers if h not in columns]
     header = [*RESULT_COLUMNS, *columns]
+    kinds = outcome_kinds(RESULT_COLUMNS)
+    for column in columns:  # a number in one run's sheet and text in another's is text
+        found = [s.kinds[column] for s in sheets.values() if column in s.kinds]
+        kinds.append(column_kind(found))
     with TableWriter(
-        path, header, numbers=_RESULT_NUMBERS, plain=(RESULT_COLUMNS.index("called_to"),)
+        path,
+        header,
+        kinds=lambda: kinds,
+        title=campaign.name,
+        plain=(RESULT_COLUMNS.index("called_to"),),
     ) as table:
         for run_id, people in dials.people_by_run(conn):
             sheet = sheets.get(run_id) if run_id is not None else None

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
 import io
 import itertools
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from python_calamine import (
     SheetVisibleEnum,
 )
 
+from dialer.cell_types import Kind, cells_kind, merge, text_of
 from dialer.csv_stream import MAX_CSV_BYTES, CsvReader, scan_encoding
 from dialer.settings import DEFAULTS
 from dialer.sheet_files import human_size, open_regular, shown, shown_names
@@ -109,6 +109,7 @@ class Sheet:
     first_column: int = 0
     hidden_rows: int = 0  # a CSV's "sep=;" line: Excel reads it as a setting, not a row
     _parse: _ParsedXlsx | None = field(default=None, repr=False, compare=False)
+    _kinds: _KindTally = field(default_factory=lambda: _KindTally(), repr=False, compare=False)
 
     @property
     def named_headers(self) -> tuple[str, ...]:
@@ -120,6 +121,18 @@ class Sheet:
         """The header's row number as a spreadsheet shows it (1 = the top row); data row N of
         `iter_rows` is then row `excel_header_row + N` there."""
         return self.header_row - self.hidden_rows + 1
+
+    def column_kinds(self) -> tuple[Kind, ...]:
+        """Each column's type in the source XLSX, in column order (`Kind`: a column is a number
+        only if every filled cell is one; a CSV's are all text). Decided from the rows
+        `iter_rows` has read, so a run's report describes exactly the rows it holds; a sheet
+        not read yet is read once here."""
+        if self.kind != "xlsx":
+            return (Kind.TEXT,) * len(self.columns)
+        if not self._kinds.read:
+            for _ in iter_rows(self):
+                pass
+        return tuple(k or Kind.TEXT for k in self._kinds.kinds)
 
     def column_index(self, name: str, role: str) -> int:
         """Position of column `name` (normalised first); a SheetError lists the columns found,
@@ -366,7 +379,7 @@ def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
     name, parsed = _checked_parse(path, sheet_name)
     reading = f"reading sheet '{shown(name)}'"
     for index, raw in enumerate(_calamine(path, reading, parsed.iter_rows)):
-        cells = [clean_cell(_xlsx_text(v)) for v in raw]
+        cells = [clean_cell(text_of(v)) for v in raw]
         if any(cells):
             header, offset = _trim_header(cells)
             headers, columns = _columns(path, header, offset)
@@ -463,6 +476,32 @@ class _ParsedXlsx:
         return parsed if parsed is not None and _file_key(path) == self._key else None
 
 
+class _KindTally:
+    """The merged kind of each column over the XLSX rows read so far (`Sheet.column_kinds`)."""
+
+    __slots__ = ("kinds", "read")
+
+    def __init__(self) -> None:
+        self.kinds: list[Kind | None] = []
+        self.read = False
+
+    def add(self, batch: list[Any], start: int, width: int) -> None:
+        if not self.read:
+            self.kinds = [None] * width
+            self.read = True
+        kinds = self.kinds
+        for i, kind in enumerate(kinds):
+            if kind is Kind.TEXT:
+                continue  # decided: a text column stays text, its cells are not looked at
+            # One column's cells in a C loop, not a Python call per cell; calamine's rows all
+            # span the sheet's range, a short one would only mean empty cells.
+            try:
+                cells = list(map(operator.itemgetter(start + i), batch))
+            except IndexError:
+                cells = [r[start + i] for r in batch if len(r) > start + i]
+            kinds[i] = merge(kind, cells_kind(cells))
+
+
 def _file_key(path: Path) -> tuple[str, int, int]:
     stat = path.stat()
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
@@ -485,10 +524,11 @@ def _iter_xlsx(
     while batch := _calamine(
         sheet.path, "reading rows", lambda: list(itertools.islice(rows, chunk_rows))
     ):
+        sheet._kinds.add(batch, start, width)
         texts = []
         for row in batch:
             values = row[start : start + width]
-            cells = [v if type(v) is str else _xlsx_text(v) for v in values]
+            cells = [v if type(v) is str else text_of(v) for v in values]
             if len(cells) < width:
                 cells += [""] * (width - len(cells))
             for i in numeric:
@@ -497,34 +537,3 @@ def _iter_xlsx(
             texts.append(cells)
         yield number, texts
         number += len(batch)
-
-
-def _xlsx_text(value: Any) -> str:
-    """A cell as the text a person typed: 917359043943.0 -> '917359043943', dates as ISO."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is float:
-        if value.is_integer():
-            return str(int(value))
-        text = f"{value:.15g}"  # Excel keeps 15 significant digits; no binary-float noise
-        return format(Decimal(text), "f") if "e" in text else text
-    if kind is bool:
-        return "TRUE" if value else "FALSE"
-    if kind is int:
-        return str(value)
-    if kind is dt.datetime:
-        if value.microsecond:
-            value = (value + dt.timedelta(microseconds=500_000)).replace(microsecond=0)
-        return value.isoformat(sep=" ")
-    if kind is dt.date:
-        return value.isoformat()
-    if kind is dt.time:
-        return value.isoformat(timespec="seconds")
-    if kind is dt.timedelta:
-        seconds = round(value.total_seconds())
-        sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
-        return f"{sign}{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    if value is None:
-        return ""
-    return str(value)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from dialer import dials
 from dialer.campaign import Campaign
-from dialer.results import TableWriter, check_output, person_cells
+from dialer.cell_types import Kind, phones_as_text
+from dialer.results import TableWriter, check_output, outcome_kinds, person_cells
 from dialer.row_phone import PhoneColumns, phone_columns
 from dialer.sheet import Sheet, clean_cell, iter_rows, open_sheet
 from dialer.statuses import UsageError
@@ -60,9 +61,19 @@ class Writeback:
         """Every row of the sheet with its person's outcome columns; rows written."""
         phones = self.phones
         header = [*self.sheet.headers, *OUTCOME_COLUMNS]
-        width = len(self.sheet.headers)
-        numbers = [width + OUTCOME_COLUMNS.index(c) for c in ("calls", "duration_s")]
-        with TableWriter(self.out, header, numbers=numbers, what="the sheet with outcomes") as t:
+        sheet = self.sheet
+
+        def kinds() -> list[Kind]:
+            theirs = phones_as_text(sheet.column_kinds(), phones.indexes)
+            return [*theirs, *outcome_kinds(OUTCOME_COLUMNS)]
+
+        with TableWriter(
+            self.out,
+            header,
+            kinds=kinds,
+            title=sheet.sheet_name or sheet.path.stem,
+            what="the sheet with outcomes",
+        ) as t:
             # Phone cells come uncleaned, as the contacts builder normalises them.
             for chunk in iter_rows(self.sheet, raw_columns=frozenset(phones.indexes)):
                 for _, cells in chunk:

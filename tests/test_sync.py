@@ -14,6 +14,7 @@ from conftest import HEADER, KEY_ENV, Project, contact_rows, indian_mobile
 
 from dialer import dials
 from dialer.campaign import LOGS_ENDPOINT_ENV, load_campaign
+from dialer.cell_types import plain_header
 from dialer.clock import stamp
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabbly, FakeTabblyThread
 from dialer.ledger import Ledger, transaction
@@ -152,7 +153,9 @@ def test_results_xlsx_and_a_gone_report_leaves_the_sheet_columns_blank(
 
     sheet = load_workbook(out, read_only=True).worksheets[0]
     lines = [list(r) for r in sheet.iter_rows(values_only=True)]
-    assert lines[0] == list(RESULT_COLUMNS)  # no report left: no sheet columns to add
+    # No report left: no sheet columns to add; the last call's time is a UTC date-time.
+    assert [plain_header(h) for h in lines[0]] == list(RESULT_COLUMNS)
+    assert "last_called_at (UTC)" in lines[0]
     assert [r[0] for r in lines[1:]] == [indian_mobile(i) for i in range(3)]
     assert all(r[2] == 1 for r in lines[1:])  # `calls` is a number
 
@@ -291,6 +294,7 @@ def test_sheet_out_appends_the_outcomes_to_every_row(project: Project, cli, logs
         assert lines[1][1].data_type == "s" and rows[0][1] == "=HYPERLINK(1)"
         assert all(r[2].data_type == "s" for r in lines[1:])  # phones are text cells
         rows = [[str(v) for v in r] for r in rows]
+        header = [plain_header(h) for h in header]
     assert header == [*HEADER, *OUTCOME_COLUMNS]
     outcomes = {d["called_to"]: d["outcome"] for d in _dials(project)}
     at = len(HEADER)

@@ -15,6 +15,7 @@ from openpyxl import Workbook, load_workbook
 
 from dialer import commands
 from dialer.campaign import load_campaign
+from dialer.cell_types import plain_header
 from dialer.report import REPORT_COLUMNS
 from dialer.statuses import ExitCode
 
@@ -129,7 +130,8 @@ def test_xlsx_report_has_text_cells_frozen_header_and_filter(project: Project, c
     assert ws.freeze_panes == "A2"
     assert ws.auto_filter.ref.startswith("A1:")
     header = [c.value for c in ws[1]]
-    assert header[: len(REPORT_COLUMNS)] == list(REPORT_COLUMNS)
+    assert [plain_header(h) for h in header[: len(REPORT_COLUMNS)]] == list(REPORT_COLUMNS)
+    assert "started_at (UTC)" in header  # times are date-times in UTC, the header says so
     rows = {r[1].value: r for r in ws.iter_rows(min_row=2)}
     c7 = rows["C7"]
     name = c7[len(REPORT_COLUMNS) + 1]

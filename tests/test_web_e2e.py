@@ -161,10 +161,13 @@ def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: P
             page.click("button:has-text('Log in')")
             expect(page).to_have_url(base + "/")
 
-            page.select_option("select[name=campaign]", "example")
             page.set_input_files("input[name=sheet]", str(SAMPLES / "contacts.xlsx"))
             snap(page, "2-upload.png")
             page.click("#upload-form button[type=submit]")
+            # The sheet first, then the campaign: none preselected before one is used.
+            expect(page.locator("#use-campaign")).to_have_value("")
+            page.select_option("#use-campaign", "example")
+            page.click("#use-campaign-button")
             expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
 
             dry = {

@@ -161,9 +161,11 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
 
                 # 2. Their own sheet, whose headers match nothing the campaign names.
                 page.goto(base + "/")
-                page.select_option("select[name=campaign]", "spring")
                 page.set_input_files("input[name=sheet]", str(SHEET))
                 page.click("#upload-form button[type=submit]")
+                # The campaign just created is the one preselected for the sheet.
+                expect(page.locator("#use-campaign")).to_have_value("spring")
+                page.click("#use-campaign-button")
                 expect(page.locator("#upload-name")).to_have_text(SHEET.name)
                 # 3. Every column the campaign needs, at once, pre-chosen by close match.
                 expect(page.locator("#column-phone")).to_have_value("Mobile No.")
@@ -198,9 +200,10 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
 
                 # 6. The campaign changed since the check: check the sheet again, then launch.
                 page.goto(base + "/")
-                page.select_option("select[name=campaign]", "spring")
                 page.set_input_files("input[name=sheet]", str(SHEET))
                 page.click("#upload-form button[type=submit]")
+                expect(page.locator("#use-campaign")).to_have_value("spring")
+                page.click("#use-campaign-button")
                 expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
                 expect(page.locator("#ready-count")).to_have_text(str(len(people)))
                 assert DEFAULT_API_KEY not in page.content()
@@ -266,3 +269,216 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
         assert n == sum(1 for o in drawn.values() if o == outcome)
     # A formula in the user's own sheet stays text in the results sheet.
     assert not any(v.startswith("=") for r in results for v in r.values())
+
+
+class SheetFirstStory:
+    """Issue 16's story, as a marketer with a shop's export does it, one method per step; each
+    step starts where the one before left the page. A later step (a wallet stop and its
+    advice, resume, sync, the results download) is one more method after `launch`:
+
+        story = SheetFirstStory(page, base, fake, root, expect, shots)
+        story.log_in(); story.upload(sheet); story.new_campaign_from_sheet("Spring sale 2026")
+        ...; story.launch(); story.wallet_stop()   # the next engineer's step
+    """
+
+    def __init__(
+        self, page: Any, base: str, fake: Any, root: Path, expect: Any, shots: Path | None
+    ) -> None:
+        self.page, self.base, self.fake, self.root = page, base, fake, root
+        self.expect = expect
+        self.shots = shots
+        self.campaign = ""  # the file name the page derived from the typed name
+
+    def snap(self, name: str) -> None:
+        if self.shots is not None:
+            self.page.screenshot(path=str(self.shots / f"flow-{name}.png"), full_page=True)
+
+    def log_in(self) -> None:
+        page = self.page
+        page.goto(self.base + "/")
+        page.fill("input[name=token]", TOKEN)
+        page.keyboard.press("Enter")
+        self.expect(page).to_have_url(self.base + "/")
+
+    def upload(self, sheet: Path) -> None:
+        """The start page's main action: the sheet, before any campaign."""
+        page = self.page
+        self.expect(page.locator("h1")).to_have_text("Start from your sheet")
+        page.set_input_files("input[name=sheet]", str(sheet))
+        self.snap("1-start")
+        page.click("#upload-sheet")
+        self.expect(page.locator("#upload-name")).to_have_text(sheet.name)
+        # Nothing used yet in this session: no campaign silently chosen.
+        self.expect(page.locator("#use-campaign")).to_have_value("")
+        _readable(page)
+        self.snap("2-uploaded")
+
+    def new_campaign_from_sheet(self, name: str) -> None:
+        page = self.page
+        page.click("#new-campaign-from-sheet")
+        self.expect(page.locator("#campaign-form")).to_be_visible()
+        self.expect(page.locator("#day-sun")).to_be_checked()  # every day, by default
+        page.fill("#name", name)
+        agent = page.locator("#agent-id")
+        if agent.evaluate("el => el.tagName") == "SELECT":
+            agent.select_option("33")
+        else:
+            agent.fill("33")
+        page.fill("#default-region", "")
+        _labelled(page, "#campaign-form")
+
+    def header_as_written_is_explained(self) -> None:
+        """ "{{ Total Spent }}" typed as the sheet writes it: one plain sentence saying how."""
+        page = self.page
+        page.fill("#first-line", "Hi {{ Total Spent }}")
+        error = page.locator("#preview-error")
+        self.expect(error).to_contain_text("{{ total_spent }}")
+        assert "expected token" not in error.inner_text()
+
+    def greeting_from_the_menu(self) -> None:
+        """The greeting written with the sheet's headers picked from the menu, at the cursor."""
+        page = self.page
+        greeting = page.locator("#first-line")
+        greeting.fill("Hello ")
+        greeting.press("End")
+        page.select_option("#insert-column", label="First Name")
+        page.locator("#first-line").press("End")
+        page.keyboard.type(", you spent ")
+        page.select_option("#insert-column", label="Total Spent")
+        page.locator("#first-line").press("End")
+        page.keyboard.type(" with us.")
+        self.expect(greeting).to_have_value(
+            "Hello {{ first_name }}, you spent {{ total_spent }} with us."
+        )
+
+    def preview_shows_countries(self, countries: dict[str, str]) -> None:
+        """Each previewed number's country, beside the masked number; the second phone column
+        read where the first is empty."""
+        page = self.page
+        self.expect(page.locator("#preview-greeting")).to_have_text(
+            re.compile(r"^Hello \w+, you spent [\d.]+ with us\.$")
+        )
+        rows = page.locator("#preview-rows tr[data-status=ready]")
+        self.expect(rows.first).to_be_visible()
+        seen = 0
+        for row in rows.all():
+            cells = row.locator("td").all_inner_texts()
+            first = cells[4].removeprefix("Hello ").split(",")[0]
+            assert cells[2].split(" ")[0] == countries[first], cells
+            seen += 1
+        assert seen >= 3
+        self.snap("3-form-preview")
+
+    def call_me_first(self, number: str) -> None:
+        """One test call: the button off while it runs, the outcome shown where it is."""
+        page = self.page
+        page.fill("#test-number", number)
+        button = page.locator("#test-call")
+        top = page.evaluate("window.scrollY")
+        button.click()
+        self.expect(button).to_be_disabled()
+        said = page.locator("#test-call-result")
+        self.expect(said).to_be_visible()
+        self.expect(said).to_contain_text("Test call placed")
+        self.expect(said).to_be_in_viewport()
+        self.expect(button).to_be_enabled()
+        assert page.evaluate("window.scrollY") >= top  # no reload to the page's top
+        sent = [r["body"]["called_to"] for r in self.fake.state()["received"]]
+        assert sent == [number]
+        self.snap("4-test-call")
+
+    def create(self, file_name: str) -> None:
+        page = self.page
+        page.click("#save-campaign")
+        self.expect(page).to_have_url(re.compile(r"/uploads/[\w-]+/columns$"))
+        assert (self.root / "campaigns" / f"{file_name}.toml").exists()
+        self.campaign = file_name
+
+    def columns_prechosen(self) -> None:
+        """Phone, the second phone, the country and the greeting's columns, all chosen."""
+        page = self.page
+        role = 'select[data-role="{}"]'
+        self.expect(page.locator(role.format("phone"))).to_have_value("Phone")
+        self.expect(page.locator(role.format("other_phone"))).to_have_value("Default Address Phone")
+        self.expect(page.locator(role.format("country"))).to_have_value(
+            "Default Address Country Code"
+        )
+        self.expect(page.locator("#column-first_name")).to_have_value("First Name")
+        self.expect(page.locator("#column-total_spent")).to_have_value("Total Spent")
+        _labelled(page, "#columns-form")
+        _readable(page)
+        self.snap("5-columns")
+
+    def check(self, ready: int) -> None:
+        page = self.page
+        page.click("#save-columns")
+        self.expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
+        self.expect(page.locator("#ready-count")).to_have_text(str(ready))
+        assert DEFAULT_API_KEY not in page.content()
+        self.snap("6-check")
+
+    def launch(self, ready: int) -> None:
+        page = self.page
+        page.check("#launch-form input[name=confirm]")
+        page.click("#launch-form button[type=submit]")
+        self.expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"))
+        self.expect(page.locator("#run-state")).to_have_text(
+            re.compile(r"^finished"), timeout=RUN_BOUND_MS
+        )
+        self.expect(page.locator("#progress-text")).to_contain_text(f"{ready} of {ready}")
+        self.snap("7-run")
+
+    def next_sheet_preselects(self, sheet: Path) -> None:
+        """The next upload: the campaign just made is the one chosen."""
+        page = self.page
+        page.goto(self.base + "/")
+        page.set_input_files("input[name=sheet]", str(sheet))
+        page.click("#upload-sheet")
+        self.expect(page.locator("#use-campaign")).to_have_value(self.campaign)
+
+
+def test_a_marketer_starts_from_their_shop_export_and_calls_the_right_countries(
+    tmp_path: Path,
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    from tests.test_web_flow import FLOW_ROWS, expected_countries, write_flow_sheet
+
+    shots = SHOTS if os.environ.get("DIALER_SCREENSHOTS") == "1" else None
+    if shots is not None:
+        shots.mkdir(parents=True, exist_ok=True)
+    sheet = write_flow_sheet(tmp_path / "shop-customers.csv")
+    root = _project(tmp_path / "project")
+    # Latency: the test call takes long enough to see its button off.
+    options = ("--latency", "0.4", "--balance", "100", "--log-delay", "0", "--seed", "7")
+    with FakeTabblyProcess(*options) as fake:
+        with (
+            _serve(root, fake.url, tmp_path / "serve.log") as base,
+            sync_api.sync_playwright() as pw,
+        ):
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+                page.set_default_timeout(15_000)
+                errors: list[str] = []
+                _record_errors(page, errors)
+                story = SheetFirstStory(page, base, fake, root, sync_api.expect, shots)
+                story.log_in()
+                story.upload(sheet)
+                story.new_campaign_from_sheet("Spring sale 2026")
+                story.header_as_written_is_explained()
+                story.greeting_from_the_menu()
+                story.preview_shows_countries(expected_countries())
+                story.call_me_first(OWN_PHONE)
+                story.create("spring-sale-2026")
+                story.columns_prechosen()
+                story.check(len(FLOW_ROWS))
+                story.launch(len(FLOW_ROWS))
+                story.next_sheet_preselects(sheet)
+                assert errors == []
+            finally:
+                browser.close()
+        received = fake.state()["received"]
+    called = sorted(r["body"]["called_to"] for r in received[1:])
+    assert called == sorted(r.true for r in FLOW_ROWS if r.true)

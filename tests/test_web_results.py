@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+from openpyxl import load_workbook
 from test_web import ROOT, _checked, _login, _project, _run, _wait_finished
 
 from dialer import web
@@ -77,6 +78,21 @@ def _ledger_dials(server: web.Server) -> list[tuple[str, float | None]]:
         conn.close()
 
 
+def _assert_typed_results(data: bytes, people: int) -> None:
+    """A results XLSX as the page serves it opens ready to use (SPEC 4.3b): counts and costs
+    are numbers, the last call's time a UTC date-time, the tab named after the campaign."""
+    book = load_workbook(io.BytesIO(data))
+    sheet = book.worksheets[0]
+    header, *rows = [dict(enumerate(r)) for r in sheet.iter_rows(values_only=True)]
+    at = {name: i for i, name in header.items()}
+    assert sheet.title == "example" and len(rows) == people
+    for row in rows:
+        assert type(row[at["calls"]]) is int
+        assert isinstance(row[at["last_called_at (UTC)"]], datetime)
+        assert row[at["cost"]] is None or isinstance(row[at["cost"]], int | float)
+    assert any(isinstance(row[at["cost"]], float) for row in rows)
+
+
 def test_sync_button_shows_the_outcomes_the_fake_drew_with_rate_cost_and_downloads(tmp_path):
     with _fake() as fake:
 
@@ -123,7 +139,8 @@ def test_sync_button_shows_the_outcomes_the_fake_drew_with_rate_cost_and_downloa
             assert Counter(r["outcome"] for r in rows) == truth
             assert all(r["First Name"] for r in rows)  # the sheet's own columns come along
             xlsx = await client.get("/campaigns/example/results.xlsx")
-            assert xlsx.status == 200 and (await xlsx.read())[:2] == b"PK"
+            assert xlsx.status == 200
+            _assert_typed_results(await xlsx.read(), READY)
             report = await client.get(f"/runs/{run_id}/report.csv")
             assert report.status == 200
             assert (await report.text()).count(",triggered,") == READY

@@ -50,8 +50,9 @@
   });
 })();
 
-// The campaign form: the preview re-rendered as the greeting is typed, and the agent menu
-// refreshed when the organisation changes (dialer/web/editor.py answers both in JSON).
+// The campaign form: the preview re-rendered as the greeting is typed, the sheet's columns
+// inserted at the cursor from a menu, "call me first" answered beside its button, and the
+// agent menu refreshed when the organisation changes (dialer/web/editor.py answers in JSON).
 (function () {
   const form = document.getElementById("campaign-form");
   if (!form) return;
@@ -70,14 +71,82 @@
       const tr = document.createElement("tr");
       tr.dataset.row = r.row;
       tr.dataset.status = r.status;
-      for (const text of [r.row, r.called_to, r.status, r.status === "ready" ? r.first_line : r.reason]) {
+      for (const text of [r.row, r.called_to, r.country || "", r.status, r.status === "ready" ? r.first_line : r.reason]) {
         const td = document.createElement("td");
         td.textContent = text;
         tr.append(td);
       }
       return tr;
     }));
+    if (result.headers) menu(result.headers);
+    // The row to test-call with follows the preview until the user chooses one.
+    const row = byId("test-row");
+    if (row && first && !row.dataset.touched) row.value = first.row;
   };
+  // "Insert a column": the sheet's headers, each written as the template reads it.
+  const insert = byId("insert-column");
+  let target = byId("first-line");
+  for (const id of ["first-line", "instruction"]) {
+    const el = byId(id);
+    if (el) el.addEventListener("focus", () => { target = el; });
+  }
+  const menu = (headers) => {
+    if (!insert) return;
+    const first = insert.options[0];
+    first.textContent = headers.length ? "Choose a column of the sheet" : "Choose a sheet below first";
+    insert.replaceChildren(first, ...headers.map((h) => new Option(h.header, h.insert)));
+    insert.disabled = !headers.length;
+  };
+  if (insert) insert.addEventListener("change", () => {
+    const text = insert.value;
+    insert.selectedIndex = 0;
+    if (!text || !target) return;
+    const start = target.selectionStart ?? target.value.length;
+    const end = target.selectionEnd ?? start;
+    target.setRangeText(text, start, end, "end");
+    target.focus();
+    target.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+  const testRow = byId("test-row");
+  if (testRow) testRow.addEventListener("input", () => { testRow.dataset.touched = "yes"; });
+  // Enter in the test call's fields places the test call, never saves the campaign.
+  for (const id of ["test-number", "test-row"]) {
+    const el = byId(id);
+    if (el) el.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      const button = byId("test-call");
+      if (button && !button.disabled) button.click();
+    });
+  }
+  // "Call me first": posted with fetch, the outcome shown by the button; one call at a time.
+  const call = byId("test-call");
+  const said = byId("test-call-result");
+  if (call && said) call.addEventListener("click", async (event) => {
+    event.preventDefault();
+    if (call.disabled) return;
+    const label = call.textContent;
+    call.disabled = true;
+    call.setAttribute("aria-busy", "true");
+    call.textContent = call.dataset.busy || label;
+    said.hidden = true;
+    const body = new FormData(form);
+    body.set("reply", "json");
+    try {
+      const answer = await fetch(call.getAttribute("formaction"), { method: "POST", body, credentials: "same-origin" });
+      const result = answer.ok ? await answer.json() : { ok: false, message: `The test call was not placed (${answer.status}).` };
+      said.textContent = result.message;
+      said.className = result.ok ? "notice test-call-result" : "error test-call-result";
+    } catch (e) {
+      said.textContent = "The server did not answer: check that it is running, then try again.";
+      said.className = "error test-call-result";
+    }
+    said.hidden = false;
+    call.textContent = label;
+    call.removeAttribute("aria-busy");
+    call.disabled = false;
+    said.scrollIntoView({ block: "nearest" });
+  });
   const preview = () => {
     const mine = ++asked;
     fetch(form.dataset.preview, { method: "POST", body: new FormData(form), credentials: "same-origin" })

@@ -18,7 +18,7 @@ from dialer.campaign import load_campaign
 from dialer.statuses import ExitCode, UsageError
 from dialer.web import columns, editor, results, schedules
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
-from dialer.web.campaigns import CampaignShelf, Loader
+from dialer.web.campaigns import CampaignShelf, LastUsed, Loader
 from dialer.web.handlers import Pages
 from dialer.web.headers import security_headers
 from dialer.web.jobs import Jobs
@@ -51,6 +51,7 @@ class Server:
         self.settings = settings
         self.auth = Auth(token, settings, https=https)
         self.campaigns = CampaignShelf(self.root / "campaigns", load)
+        self.last_used = LastUsed()  # per session: the campaign preselected for a new sheet
         self.uploads = Uploads(self.root / "uploads", settings)
         self.jobs = Jobs(os.environ if environ is None else environ, settings, self.campaigns.load)
         self.templates = Environment(
@@ -79,6 +80,8 @@ class Server:
         add_post("/logout", pages.logout)
         add_get("/", pages.index)
         add_post(UPLOAD_ROUTE, pages.upload)
+        add_get("/uploads/{id}", pages.upload_page)
+        add_post("/uploads/{id}", pages.use_upload)
         add_get("/dry-runs/{id}", pages.dry_run_page)
         add_post("/dry-runs/{id}/launch", pages.launch)
         add_get("/runs/{id}", pages.run_page)

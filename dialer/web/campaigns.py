@@ -12,9 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
 
 from dialer.campaign import Campaign, load_campaign
 from dialer.statuses import DialerError
+from dialer.web.auth import session_of
+
+if TYPE_CHECKING:
+    from dialer.web.app import Server
 
 Loader = Callable[[Path], Campaign]
 _Stamp = tuple[int, int]  # (st_mtime_ns, st_size)
@@ -63,3 +70,47 @@ class CampaignShelf:
         """The usable campaign called `name`, if there is one."""
         found = self.all().get(name)
         return found if isinstance(found, Campaign) else None
+
+
+class LastUsed:
+    """The campaign each session created, saved or used last: the one preselected when a
+    sheet is uploaded (never a silent default such as the first file in the folder).
+
+        last = LastUsed(limit=1_000)
+        last.remember(session_key, "spring-sale-2026")
+        last.of(session_key)        # "spring-sale-2026"
+
+    Kept in memory by a session's key (its CSRF token, unique per session); at most `limit`
+    sessions, the oldest forgotten first."""
+
+    __slots__ = ("_limit", "_names")
+
+    def __init__(self, limit: int = 1_000) -> None:
+        self._limit = limit
+        self._names: dict[str, str] = {}
+
+    def remember(self, session_key: str, name: str) -> None:
+        if not session_key:
+            return
+        self._names.pop(session_key, None)
+        while self._names and len(self._names) >= self._limit:
+            del self._names[next(iter(self._names))]
+        self._names[session_key] = name
+
+    def of(self, session_key: str) -> str:
+        return self._names.get(session_key, "")
+
+
+def _session_key(request: web.Request) -> str:
+    session = session_of(request)
+    return session.csrf if session is not None else ""
+
+
+def remember_campaign(server: Server, request: web.Request, name: str) -> None:
+    """`name` is the campaign this request's session used last."""
+    server.last_used.remember(_session_key(request), name)
+
+
+def last_campaign(server: Server, request: web.Request) -> str:
+    """The campaign this request's session created, saved or used last ("" for none)."""
+    return server.last_used.of(_session_key(request))

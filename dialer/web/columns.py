@@ -8,7 +8,10 @@ tab menu for workbooks; saved in the campaign as `[contacts] columns` / `default
     POST /uploads/{id}/columns               save the choice, check: 303 /dry-runs/{check id}
 
 An upload whose columns all resolve goes straight to its check (`needs_matching`); one that
-does not, or whose check fails, comes here with the file still chosen. Which column a name
+does not, or whose check fails, comes here with the file still chosen. Besides what the
+campaign names, the page offers the sheet's other phone columns and its country column
+(SPEC 4.3a), pre-chosen by their words (`column_map.phone_headers`, `country_header`), and
+saves them as `phone_column = [...]` and `country_column`. Which column a name
 reads is `dialer.column_map`'s rule, the one `dialer validate` and `dialer run` apply, so
 what the page matched is what the CLI reads. The sheet is read by a memory-capped child
 (`sheet_probe`), like a check: a hostile workbook fails that child, not the server.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import keyword
 import os
 import re
 import unicodedata
@@ -29,14 +33,15 @@ from urllib.parse import quote
 from aiohttp import web
 
 from dialer.binding import file_sha256
-from dialer.campaign import MAX_FIELD_CHARS, Campaign
+from dialer.campaign import MAX_FIELD_CHARS, MAX_PHONE_COLUMNS, Campaign
 from dialer.campaign_toml import form_from_campaign, save_campaign
-from dialer.column_map import Needs, guess, needs, resolve
+from dialer.column_map import Needs, country_header, guess, needs, phone_headers, resolve
 from dialer.sheet import Sheet, normalise_header
 from dialer.statuses import DialerError, SheetError, UsageError
 from dialer.templating import template_variables
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
+from dialer.web.campaigns import remember_campaign
 from dialer.web.jobs import ChecksBusy, communicate_within, limited_python
 from dialer.web.sheet_probe import Probe
 from dialer.web.uploads import Kept
@@ -49,6 +54,31 @@ _PROBE_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL
 _BRACES = re.compile(r"\{\{|\}\}|\{%|%\}")
 _DUPLICATE_OF = re.compile(r"\bduplicate of row (\d+)")
 _SLUG = re.compile(r"[^a-z0-9_]+")
+# Jinja's own words: a header normalised to one of them cannot be written {{ name }}.
+_TEMPLATE_WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "true", "false", "none"})
+# The form keys of the columns the campaign does not name yet (other phones, the country).
+_EXTRA_PHONE = "+other_phone-"
+_EXTRA_COUNTRY = "+country"
+
+
+def template_name(header: str) -> str:
+    """What a greeting writes between {{ and }} to say a column ("Total Spent" ->
+    "total_spent": a name reads the column whose header normalises like it, SPEC 4.2);
+    "" when no template name can say it (it starts with a digit, it is one of Jinja's
+    words)."""
+    name = normalise_header(header)
+    if not name.isidentifier() or keyword.iskeyword(name) or name.lower() in _TEMPLATE_WORDS:
+        return ""
+    return name
+
+
+def sheet_guesses(headers: tuple[str, ...] | list[str]) -> tuple[tuple[str, ...], str | None]:
+    """A sheet's phone columns (the closest to "phone" first, then the others in the sheet's
+    order) and its country column, as a new campaign made from it reads them."""
+    first = guess(["phone"], headers).get("phone")
+    others = phone_headers(headers, [first] if first else [])
+    phones = ([first] if first else []) + others
+    return tuple(phones[:MAX_PHONE_COLUMNS]), country_header(headers, phones)
 
 
 def add_routes(app: web.Application, server: Server) -> None:
@@ -117,7 +147,23 @@ def needs_matching(campaign: Campaign, kept: Kept, probe: Probe) -> bool:
         found = resolve(campaign, _as_sheet(kept, probe), wanted.variables)
     except SheetError:
         return True
-    return bool(set(found.missing) & wanted.required)
+    if set(found.missing) & wanted.required:
+        return True
+    # A second phone column or a country column the campaign does not read yet: offered
+    # before anyone is called (the rows only in it, the country that says whose number).
+    taken = {probe.headers[i] for i in found.phones}
+    others, country = _unread(campaign, probe, taken)
+    return bool(others) or country is not None
+
+
+def _unread(campaign: Campaign, probe: Probe, taken: set[str]) -> tuple[list[str], str | None]:
+    """The sheet's phone columns besides `taken` (as many as the campaign may add) and its
+    country column when the campaign reads none."""
+    room = MAX_PHONE_COLUMNS - len(campaign.contacts.phone_columns)
+    others = phone_headers(probe.headers, taken)[: max(room, 0)]
+    if campaign.contacts.country_column:
+        return others, None
+    return others, country_header(probe.headers, taken | set(others))
 
 
 # ---- the page's fields ----
@@ -127,36 +173,60 @@ def needs_matching(campaign: Campaign, kept: Kept, probe: Probe) -> bool:
 class ColumnField:
     """One name the campaign reads, as the page shows and takes it."""
 
-    name: str  # the campaign's name (phone_column, a template variable, ...)
+    name: str  # the campaign's name (a phone column, a template variable, ...); "" if none yet
     slug: str  # for element ids: column-<slug>, default-<slug>
-    kind: str  # "phone", "id", "zone" or "variable"
+    kind: str  # "phone", "other_phone", "country", "id", "zone" or "variable"
     label: str
     hint: str
     required: bool
     chosen: str = ""  # a header as written, or "" for none
     default: str = ""
     error: str = ""
+    key: str = ""  # the form's name for it: the campaign's name, or an extra's key
 
     @property
     def has_default(self) -> bool:
         return self.kind == "variable"
 
+    @property
+    def role(self) -> bool:
+        """A column the campaign reads for itself, never a template variable."""
+        return self.kind != "variable"
 
-def _fields(campaign: Campaign, wanted: Needs) -> list[ColumnField]:
+
+def _roles(wanted: Needs) -> dict[str, str]:
+    """Each name the campaign reads for a role, and that role: every phone column (not only
+    the first), the country column, the id and the time zone."""
+    roles = {wanted.phone: "phone"}
+    for other in wanted.phones[1:]:
+        roles.setdefault(other, "other_phone")
+    for name, role in ((wanted.country, "country"), (wanted.id, "id"), (wanted.zone, "zone")):
+        if name:
+            roles.setdefault(name, role)
+    return roles
+
+
+def _fields(
+    campaign: Campaign, wanted: Needs, extra_phones: int = 0, extra_country: bool = False
+) -> list[ColumnField]:
+    """The campaign's names, then `extra_phones` other phone columns and a country column it
+    does not name yet (offered from the sheet)."""
     first = template_variables(campaign.first_line) or frozenset()
     instruction = template_variables(campaign.instruction) or frozenset()
-    roles = {wanted.phone: "phone"}
-    if wanted.id:
-        roles.setdefault(wanted.id, "id")
-    if wanted.zone:
-        roles.setdefault(wanted.zone, "zone")
-    fields, slugs = [], set()
-    for name in wanted.names:
-        kind = roles.get(name, "variable")
-        slug = _SLUG.sub("-", name.lower()).strip("-") or "column"
+    roles = _roles(wanted)
+    fields: list[ColumnField] = []
+    slugs: set[str] = set()
+
+    def slug_of(text: str) -> str:
+        slug = _SLUG.sub("-", text.lower()).strip("-") or "column"
         while slug in slugs:
             slug += "-2"
         slugs.add(slug)
+        return slug
+
+    for name in wanted.names:
+        kind = roles.get(name, "variable")
+        slug = slug_of(name)
         if kind == "variable":
             places = [
                 p
@@ -167,7 +237,7 @@ def _fields(campaign: Campaign, wanted: Needs) -> list[ColumnField]:
             hint = texts.used_in(places) + (
                 "" if needed else " Optional: the template has its own default."
             )
-            fields.append(ColumnField(name, slug, kind, name, hint, needed))
+            fields.append(ColumnField(name, slug, kind, name, hint, needed, key=name))
         else:
             fields.append(
                 ColumnField(
@@ -176,10 +246,72 @@ def _fields(campaign: Campaign, wanted: Needs) -> list[ColumnField]:
                     kind,
                     f"{texts.COLUMN_LABELS[kind]} ({name})",
                     texts.COLUMN_HINTS[kind],
-                    True,  # a campaign naming a time zone column refuses a sheet without it
+                    # A campaign naming a time zone column refuses a sheet without it; the
+                    # other phone columns and the country may be left out.
+                    kind not in ("other_phone", "country"),
+                    key=name,
                 )
             )
+    at = len(wanted.phones)
+    for i in range(min(extra_phones, MAX_PHONE_COLUMNS - at)):
+        label = texts.COLUMN_LABELS["other_phone"]
+        fields.insert(
+            at + i,
+            ColumnField(
+                "",
+                slug_of(f"other-phone-{i + 1}"),
+                "other_phone",
+                label,
+                texts.COLUMN_HINTS["other_phone"],
+                False,
+                key=f"{_EXTRA_PHONE}{i + 1}",
+            ),
+        )
+    if extra_country and not wanted.country:
+        fields.insert(
+            at + extra_phones,
+            ColumnField(
+                "",
+                slug_of("country"),
+                "country",
+                texts.COLUMN_LABELS["country"],
+                texts.COLUMN_HINTS["country"],
+                False,
+                key=_EXTRA_COUNTRY,
+            ),
+        )
     return fields
+
+
+def _page_fields(campaign: Campaign, probe: Probe) -> list[ColumnField]:
+    """The fields of a fresh page: the campaign's names and, when the sheet has them, its
+    other phone columns and its country column; each pre-chosen."""
+    wanted = needs(campaign)
+    fields = _fields(campaign, wanted)
+    _preselect(campaign, fields, probe)
+    others, country = _unread(campaign, probe, {f.chosen for f in fields if f.chosen})
+    if not others and country is None:
+        return fields
+    extended = _fields(campaign, wanted, len(others), country is not None)
+    by_key = {f.key: f for f in fields}
+    for f in extended:
+        if f.key in by_key:
+            f.chosen, f.default = by_key[f.key].chosen, by_key[f.key].default
+    extra = [f for f in extended if f.key.startswith(_EXTRA_PHONE)]
+    for f, header in zip(extra, others, strict=True):
+        f.chosen = header
+    for f in extended:
+        if f.key == _EXTRA_COUNTRY:
+            f.chosen = country or ""
+    return extended
+
+
+def _posted_fields(campaign: Campaign, form: Any) -> list[ColumnField]:
+    """The fields the page showed, rebuilt from the posted form's keys."""
+    keys = [str(k) for k in form]
+    extra_phones = sum(1 for k in keys if k.startswith(f"column:{_EXTRA_PHONE}"))
+    extra_country = f"column:{_EXTRA_COUNTRY}" in keys
+    return _fields(campaign, needs(campaign), extra_phones, extra_country)
 
 
 def _preselect(campaign: Campaign, fields: list[ColumnField], probe: Probe) -> None:
@@ -258,10 +390,10 @@ class ColumnPages:
             probe = await probe_upload(self.server, kept, tab)
         except DialerError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
-        fields = _fields(campaign, needs(campaign))
+        fields = _posted_fields(campaign, form)
         for f in fields:
-            f.chosen = str(form.get(f"column:{f.name}", "")).strip()
-            f.default = " ".join(str(form.get(f"default:{f.name}", "")).split())
+            f.chosen = str(form.get(f"column:{f.key}", "")).strip()
+            f.default = " ".join(str(form.get(f"default:{f.key}", "")).split())
         tab_error = _judge(fields, probe, tab)
         if tab_error or any(f.error for f in fields):
             return render_page(
@@ -277,6 +409,7 @@ class ColumnPages:
             )
         try:
             saved = await asyncio.to_thread(_save_choice, campaign, fields, probe)
+            remember_campaign(self.server, request, campaign.name)
             if saved is not None:
                 campaign = self.server.campaigns.load(saved)  # as the CLI now reads it
             dry = await self.server.jobs.check(campaign, kept.path, kept.name)
@@ -301,10 +434,16 @@ class ColumnPages:
 def _judge(fields: list[ColumnField], probe: Probe, tab: str | None) -> str:
     """Mark each field's error in place; the tab's error, if any."""
     headers = set(probe.headers)
+    phones: set[str] = set()
     for f in fields:
+        same_phone = f.kind in ("phone", "other_phone") and f.chosen in phones
+        if f.kind in ("phone", "other_phone") and f.chosen:
+            phones.add(f.chosen)
         if f.chosen and f.chosen not in headers:
             f.error = texts.NOT_A_COLUMN
-        elif not f.chosen and f.kind != "variable":
+        elif same_phone:
+            f.error = texts.SAME_COLUMN_TWICE
+        elif not f.chosen and f.required and f.role:
             f.error = texts.CHOOSE_COLUMN
         elif f.has_default and len(f.default) > MAX_FIELD_CHARS:
             f.error = texts.DEFAULT_TOO_LONG.format(n=MAX_FIELD_CHARS)
@@ -326,22 +465,37 @@ def _save_choice(campaign: Campaign, fields: list[ColumnField], probe: Probe) ->
     that edit, so nothing is written and the user is asked to check again."""
     if file_sha256(campaign.path) != campaign.source_sha256:
         raise UsageError(texts.CAMPAIGN_EDITED_MEANWHILE)
+    # The phone columns in the page's order: the campaign's names still chosen (read through
+    # `columns` when the header differs), then the sheet's own headers for the new ones.
+    phones = tuple(
+        f.name or f.chosen for f in fields if f.kind in ("phone", "other_phone") and f.chosen
+    )
+    country = next((f.name or f.chosen for f in fields if f.kind == "country" and f.chosen), None)
     columns = {
         f.name: f.chosen
         for f in fields
-        if f.chosen and normalise_header(f.chosen) != normalise_header(f.name)
+        if f.name and f.chosen and normalise_header(f.chosen) != normalise_header(f.name)
     }
     defaults = {f.name: f.default for f in fields if f.has_default and f.default}
     form = form_from_campaign(campaign)
     sheet = form.sheet
     if probe.tab is not None and (probe.asked_tab_missing or probe.tab != (sheet or probe.tabs[0])):
         sheet = probe.tab
-    if (columns, defaults, sheet) == (form.columns, form.defaults, form.sheet):
+    before = (form.columns, form.defaults, form.sheet, form.phone_columns, form.country_column)
+    if (columns, defaults, sheet, phones, country) == before:
         return None
     folder = campaign.folder
     if campaign.path.name != f"{campaign.name}.toml":
         raise UsageError(texts.renamed_file(campaign.path.name, campaign.name))
-    return save_campaign(folder, replace(form, columns=columns, defaults=defaults, sheet=sheet))
+    chosen = replace(
+        form,
+        columns=columns,
+        defaults=defaults,
+        sheet=sheet,
+        phone_columns=phones,
+        country_column=country,
+    )
+    return save_campaign(folder, chosen)
 
 
 def render_page(
@@ -358,8 +512,7 @@ def render_page(
 ) -> web.Response:
     """The column page; `fields` carries what the user entered after a refusal."""
     if fields is None:
-        fields = _fields(campaign, needs(campaign))
-        _preselect(campaign, fields, probe)
+        fields = _page_fields(campaign, probe)
     if probe.asked_tab_missing and not tab_error:
         tab_error = texts.tab_missing(campaign.contacts.sheet or "")
     session = session_of(request)
@@ -393,7 +546,7 @@ def check_page_extras(
     1, as Excel shows them, not data-row numbers), the check's warnings, the tab read, and
     the way back to the column page for this very upload."""
     offset = int(dry.summary.get("header_row", 1) or 1)
-    kept = server.uploads.kept_for(dry.upload)
+    kept = server.uploads.kept_for(dry.upload, dry.campaign)
     return {
         "problems": [_excel_row(p, offset) for p in problems],
         "samples": [_excel_row(s, offset) for s in samples],

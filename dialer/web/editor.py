@@ -1,35 +1,42 @@
 """Campaigns on the page: create and edit a campaign, preview its greeting as it is typed, and
 place a test call to one's own phone (SPEC 11).
 
-    GET  /campaigns/new              the empty form (organisation and caller number of an
-                                     existing campaign pre-filled)
+    GET  /campaigns/new[?sheet=ID]   the empty form (organisation and caller number of an
+                                     existing campaign pre-filled; with an upload's id, that
+                                     sheet chosen: its columns guessed, its headers offered)
     POST /campaigns/new              create campaigns/<name>.toml (an existing name is refused)
     GET  /campaigns/{name}/edit      the form of a campaign
     POST /campaigns/{name}/edit      save it (the previous file kept as <name>.toml.bak)
     POST /campaigns/preview          JSON: the first rows of a checked sheet rendered (app.js)
     POST /test-call                  one call with a row's personalisation to the typed number
+                                     (JSON with reply=json: app.js shows it by the button)
     GET  /agents?organization_id=N   JSON: the organisation's agents, for the menu (app.js)
 
 Saving and creating post to the page's own URL, so no campaign name (not even "new" or
 "preview") can collide with a route. The form is the whole page: the test-call button submits
-it to /test-call (`formaction`), so the call uses exactly what is on screen, checked as if
-saved, and the page comes back with every value kept. What a marketer does not set (endpoint,
-key variable, [contacts] paths, dispatch concurrency) comes from the file on the server,
-never from the browser.
+it to /test-call (`formaction`; app.js posts the same form with fetch), so the call uses
+exactly what is on screen, checked as if saved. A new campaign's name may be any title
+("Spring sale 2026"): its file name is derived from it (`file_name_for`). The sheet to
+preview with is any kept upload or checked sheet, each file listed once. What a marketer
+does not set (endpoint, key variable, [contacts] paths, dispatch concurrency) comes from the
+file on the server, never from the browser.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from dialer.agents import Agent, AgentsError, agents_url, fetch_agents
-from dialer.campaign import DEFAULT_API_KEY_ENV, Campaign
+from dialer.campaign import DEFAULT_API_KEY_ENV, WEEKDAYS, Campaign, file_name_for
 from dialer.campaign_toml import (
     CampaignForm,
     check_form,
@@ -40,9 +47,10 @@ from dialer.campaign_toml import (
     without_unused_columns,
 )
 from dialer.phones import normalise_phone
+from dialer.sheet import normalise_header
 from dialer.statuses import DialerError, Kind, UsageError
 from dialer.tabbly import Secret
-from dialer.web import texts
+from dialer.web import columns, texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.campaign_fields import (
     REDIAL_OUTCOMES,
@@ -53,8 +61,9 @@ from dialer.web.campaign_fields import (
     posted_values,
     values_of,
 )
-from dialer.web.jobs import DryRun
+from dialer.web.campaigns import remember_campaign
 from dialer.web.preview import contact_of, in_child, place_test_call
+from dialer.web.uploads import Kept
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
@@ -63,6 +72,20 @@ if TYPE_CHECKING:
 _PLACEHOLDER_CALLER = "+14156801215"
 _BLANK = CampaignForm(name="", organization_id=0, agent_id=0, call_from="", first_line="")
 _PREVIEW_NAME = "preview"  # a new campaign's preview is parsed as campaigns/preview.toml
+# "{{ Total Spent }}": a header with spaces written as it is in the sheet.
+_SPACED_NAME = re.compile(r"\{\{\s*([^\s{}|]+(?:[ \t]+[^\s{}|]+)+)\s*\}\}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SheetChoice:
+    """A sheet the form previews and test-calls with: a kept upload or a checked sheet."""
+
+    id: str
+    path: Path
+    name: str  # the uploader's file name: shown, never used as a path
+
+    def as_kept(self) -> Kept:
+        return Kept(self.id, self.path, self.name, "")
 
 
 def add_routes(app: web.Application, server: Server) -> None:
@@ -95,14 +118,15 @@ class Editor:
     # ---- pages ----
 
     async def new_page(self, request: web.Request) -> web.Response:
-        return await self._page(request, "", values_of(self._new_form()))
+        sheet = request.query.get("sheet", "")
+        return await self._page(request, "", values_of(self._new_form()), sheet=sheet)
 
     async def edit_page(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         campaign = self._editable(name)
         notice = ""
         if request.query.get("saved") == "created":
-            notice = texts.CAMPAIGN_CREATED.format(name=name)
+            notice = texts.CAMPAIGN_CREATED.format(name=campaign.shown_name)
         elif request.query.get("saved"):
             notice = texts.CAMPAIGN_SAVED.format(name=name)
         return await self._page(
@@ -123,18 +147,25 @@ class Editor:
 
     async def _save(self, request: web.Request, original: str) -> web.Response:
         posted = await self._checked_post(request)
+        choice = self._sheet(_first(posted, "preview_sheet"))
         try:
-            form = self._form(posted, original)
+            form = self._form(posted, original, await self._guessed(original, choice))
             if not original and form.name in self.server.campaigns.all():
                 raise FieldError("name", texts.NAME_TAKEN.format(name=form.name))
             await asyncio.to_thread(save_campaign, self.folder, form, create=not original)
         except FieldError as exc:
             return await self._refused(request, original, posted, exc.field, exc.message)
         except DialerError as exc:
-            message = str(exc)
-            return await self._refused(request, original, posted, field_of(message), message)
+            field, message = _plain(str(exc), posted)
+            return await self._refused(request, original, posted, field, message)
+        remember_campaign(self.server, request, form.name)
+        if not original and choice is not None:
+            # Made from a sheet: its columns next (pre-chosen), then its check.
+            kept = self.server.uploads.keep(choice.path, choice.name, form.name)
+            raise web.HTTPSeeOther(columns.page_url(kept))
         saved = "yes" if original else "created"
-        raise web.HTTPSeeOther(f"/campaigns/{form.name}/edit?saved={saved}")
+        where = f"&sheet={choice.id}" if choice is not None else ""
+        raise web.HTTPSeeOther(f"/campaigns/{form.name}/edit?saved={saved}{where}")
 
     async def _refused(
         self,
@@ -169,41 +200,60 @@ class Editor:
     async def _preview(
         self, original: str, posted: Mapping[str, Sequence[str]], sheet_id: str
     ) -> dict[str, Any]:
-        """{"rows": [...]} or {"error": ..., "field": ...}: never an exception."""
-        dry = self._sheet(sheet_id)
-        if dry is None:
-            return {"rows": [], "field": "preview_sheet", "error": self._no_sheet(sheet_id)}
-        base = self._base(original)
+        """{"rows": [...], "headers": [...]} or {"error": ..., "field": ...}: never raises."""
+        choice = self._sheet(sheet_id)
+        if choice is None:
+            return {
+                "rows": [],
+                "headers": [],
+                "field": "preview_sheet",
+                "error": self._no_sheet(sheet_id),
+            }
+        headers = await self._headers(choice)
+        base = await self._guessed(original, choice)
         if not original:
             base = self._placeholders(base)
         form = without_unused_columns(parse_templates(posted, base))
+        menu = _header_menu(headers)
         async with self._previews:
             try:
                 campaign = await asyncio.to_thread(check_form, self.folder, form)
                 answer = await self._in_child(
-                    campaign, form, dry, {"count": self.settings.preview_rows}
+                    campaign, form, choice, {"count": self.settings.preview_rows}
                 )
                 rows = answer.get("rows", [])
             except DialerError as exc:
-                message = self._shown(str(exc), dry)
-                field = field_of(message)
-                return {"rows": [], "field": field, "error": texts.labelled(field, message)}
-        return {"rows": rows, "field": "", "error": ""}
+                field, message = _plain(self._shown(str(exc), choice), posted)
+                return {
+                    "rows": [],
+                    "headers": menu,
+                    "field": field,
+                    "error": texts.labelled(field, message),
+                }
+        return {"rows": rows, "headers": menu, "field": "", "error": ""}
 
     # ---- test call ----
 
     async def test_call(self, request: web.Request) -> web.Response:
         posted = await self._checked_post(request)
         original = _first(posted, "original")
+        as_json = _first(posted, "reply") == "json"
         if original:
             self._editable(original)
         try:
             outcome_text = await self._test_call(original, posted)
-        except FieldError as exc:
-            return await self._refused(request, original, posted, exc.field, exc.message)
-        except DialerError as exc:
-            message = self._shown(str(exc), self._sheet(_first(posted, "preview_sheet")))
-            return await self._refused(request, original, posted, field_of(message), message)
+        except (FieldError, DialerError) as exc:
+            if isinstance(exc, FieldError):
+                field, message = exc.field, exc.message
+            else:
+                choice = self._sheet(_first(posted, "preview_sheet"))
+                field, message = _plain(self._shown(str(exc), choice), posted)
+            if as_json:
+                shown = texts.labelled(field, message)
+                return web.json_response({"ok": False, "field": field, "message": shown})
+            return await self._refused(request, original, posted, field, message)
+        if as_json:  # app.js shows it beside the button: no reload to the page's top
+            return web.json_response({"ok": True, "field": "", "message": outcome_text})
         return await self._page(
             request,
             original,
@@ -214,10 +264,10 @@ class Editor:
         )
 
     async def _test_call(self, original: str, posted: Mapping[str, Sequence[str]]) -> str:
-        form = self._form(posted, original)
-        dry = self._sheet(_first(posted, "preview_sheet"))
-        if dry is None:
+        choice = self._sheet(_first(posted, "preview_sheet"))
+        if choice is None:
             raise FieldError("preview_sheet", self._no_sheet(_first(posted, "preview_sheet")))
+        form = self._form(posted, original, await self._guessed(original, choice))
         number = normalise_phone(_first(posted, "test_number"), form.default_region)
         if number.e164 is None:
             raise FieldError("test_number", texts.labelled("test_number", number.reason))
@@ -232,10 +282,10 @@ class Editor:
         }
         try:
             async with self._previews:
-                answer = await self._in_child(campaign, form, dry, ask)
+                answer = await self._in_child(campaign, form, choice, ask)
             contact = contact_of(answer["contact"])
         except DialerError as exc:
-            reason = self._shown(str(exc), dry)
+            reason = self._shown(str(exc), choice)
             field = "test_number" if reason.startswith("invalid phone") else "test_row"
             field = "test_number" if "do-not-call" in reason else field
             raise FieldError(field, texts.labelled(field, reason)) from None
@@ -245,13 +295,13 @@ class Editor:
         if jobs.busy(campaign.name):
             raise UsageError(texts.TEST_CALL_WHILE_RUNNING.format(name=campaign.name))
         with jobs.holding(campaign.name):
-            outcome = await place_test_call(campaign, contact, jobs.environ, dry.sheet_name)
+            outcome = await place_test_call(campaign, contact, jobs.environ, choice.name)
         if outcome.kind is Kind.TRIGGERED:
             return texts.TEST_CALL_PLACED.format(number=number.e164, row=row)
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)
 
     async def _in_child(
-        self, campaign: Campaign, form: CampaignForm, dry: DryRun, ask: dict[str, Any]
+        self, campaign: Campaign, form: CampaignForm, choice: SheetChoice, ask: dict[str, Any]
     ) -> dict[str, Any]:
         """The sheet read by a memory-capped child (dialer.web.preview), never in the server."""
         return await in_child(
@@ -259,7 +309,7 @@ class Editor:
             self.server.jobs.child_failure,
             campaign,
             render_toml(form),
-            dry.upload,
+            choice.path,
             ask,
         )
 
@@ -329,12 +379,36 @@ class Editor:
         campaign = self.server.campaigns.get(original) if original else None
         return form_from_campaign(campaign) if campaign is not None else _BLANK
 
+    async def _guessed(self, original: str, choice: SheetChoice | None) -> CampaignForm:
+        """`_base`; for a new campaign with a sheet chosen, that sheet's phone columns and
+        country column as the column page would pre-choose them."""
+        base = self._base(original)
+        if original or choice is None:
+            return base
+        phones, country = columns.sheet_guesses(await self._headers(choice))
+        if not phones:
+            return base
+        return dataclasses.replace(base, phone_columns=phones, country_column=country)
+
+    async def _headers(self, choice: SheetChoice) -> tuple[str, ...]:
+        """The sheet's header, probed once per file by a memory-capped child; () if unread."""
+        cache = self.server.uploads.headers
+        if choice.path not in cache:
+            try:
+                async with self._previews:
+                    probe = await columns.probe_upload(self.server, choice.as_kept(), None)
+            except DialerError:
+                return ()
+            cache[choice.path] = tuple(probe.headers)
+        return cache[choice.path]
+
     def _new_form(self) -> CampaignForm:
         """A new campaign's form: the organisation and caller number of an existing one
-        (one organisation is the usual case), nothing else."""
+        (one organisation is the usual case), every day ticked (the legal hours guard the
+        hours), nothing else."""
         usable = [c for c in self.server.campaigns.all().values() if isinstance(c, Campaign)]
         if not usable:
-            return _BLANK
+            return dataclasses.replace(_BLANK, window_days=WEEKDAYS)
         first = usable[0]
         return CampaignForm(
             name="",
@@ -343,11 +417,13 @@ class Editor:
             call_from=first.call_from,
             first_line="",
             default_region=first.contacts.default_region,
+            window_days=WEEKDAYS,
         )
 
     @staticmethod
     def _placeholders(base: CampaignForm) -> CampaignForm:
-        """A new campaign's preview needs only its templates: the rest made loadable."""
+        """A new campaign's preview needs only its templates and columns: the rest made
+        loadable."""
         return CampaignForm(
             name=_PREVIEW_NAME,
             organization_id=1,
@@ -355,35 +431,77 @@ class Editor:
             call_from=_PLACEHOLDER_CALLER,
             first_line=base.first_line,
             source=base.source,
+            phone_columns=base.phone_columns,
+            country_column=base.country_column,
         )
 
-    def _form(self, posted: Mapping[str, Sequence[str]], original: str) -> CampaignForm:
-        form = without_unused_columns(parse_fields(posted, self._base(original)))
+    def _form(
+        self, posted: Mapping[str, Sequence[str]], original: str, base: CampaignForm
+    ) -> CampaignForm:
+        form = without_unused_columns(parse_fields(posted, base))
         if original and form.name != original:
             raise FieldError("name", texts.NAME_IS_FIXED)
+        if not original:  # any title: the file name is made from it, the title kept
+            typed = " ".join(form.name.split())
+            name = file_name_for(typed)
+            if not name:
+                raise FieldError("name", texts.labelled("name", texts.NAME_NEEDS_LETTERS))
+            form = dataclasses.replace(form, name=name, title=typed if typed != name else "")
         return form
 
-    def _sheets(self) -> list[DryRun]:
-        """The checked sheets still on the server, newest first."""
-        runs = reversed(list(self.server.jobs.dry_runs.values()))
-        return [d for d in runs if d.upload.is_file()]
+    def _sheets(self) -> list[SheetChoice]:
+        """The sheets still on the server, newest first, each file once: a file uploaded
+        again (same name, same size) is the newest of them only."""
+        found: list[tuple[float, SheetChoice]] = []
+        seen: set[Path] = set()
+        kept = [SheetChoice(k.id, k.path, k.name) for k in self.server.uploads.all_kept()]
+        checked = [
+            SheetChoice(d.id, d.upload, d.sheet_name)
+            for d in reversed(list(self.server.jobs.dry_runs.values()))
+        ]
+        for choice in (*kept, *checked):
+            if choice.path in seen:
+                continue
+            seen.add(choice.path)
+            try:
+                st = choice.path.stat()
+            except OSError:
+                continue
+            found.append((st.st_mtime, choice))
+        found.sort(key=lambda pair: -pair[0])
+        sizes: set[tuple[str, int]] = set()
+        unique = []
+        for _, choice in found:
+            same = (choice.name, choice.path.stat().st_size)
+            if same not in sizes:
+                sizes.add(same)
+                unique.append(choice)
+        return unique
 
-    def _sheet(self, sheet_id: str) -> DryRun | None:
+    def _sheet(self, sheet_id: str) -> SheetChoice | None:
+        """The kept upload or the checked sheet `sheet_id`, if its file is still there."""
+        if not sheet_id:
+            return None
+        kept = self.server.uploads.kept(sheet_id)
+        if kept is not None:
+            return SheetChoice(kept.id, kept.path, kept.name)
         dry = self.server.jobs.dry_runs.get(sheet_id)
-        return dry if dry is not None and dry.upload.is_file() else None
+        if dry is not None and dry.upload.is_file():
+            return SheetChoice(dry.id, dry.upload, dry.sheet_name)
+        return None
 
-    def _shown(self, message: str, dry: DryRun | None) -> str:
+    def _shown(self, message: str, choice: SheetChoice | None) -> str:
         """An error as the page shows it: the uploader's file name for the upload, the file
         name for the campaign, paths under the project relative to it; never the server's
         own folders."""
-        if dry is not None:
-            message = message.replace(str(dry.upload), dry.sheet_name)
+        if choice is not None:
+            message = message.replace(str(choice.path), choice.name)
         for folder in (self.folder, self.server.root):
             message = message.replace(f"{folder}{os.sep}", "")
         return message
 
     def _no_sheet(self, sheet_id: str) -> str:
-        return texts.PREVIEW_SHEET_GONE if sheet_id else texts.NO_PREVIEW_SHEET
+        return texts.PREVIEW_SHEET_GONE if sheet_id else texts.NO_SHEET_YET
 
     async def _page(
         self,
@@ -401,21 +519,37 @@ class Editor:
     ) -> web.Response:
         base = self._base(original)
         sheets = self._sheets()
-        chosen = sheet if self._sheet(sheet) else _default_sheet(sheets, original)
+        chosen_sheet = self._sheet(sheet)
+        if chosen_sheet is not None and all(c.path != chosen_sheet.path for c in sheets):
+            sheets.insert(0, chosen_sheet)
+        chosen = chosen_sheet.id if chosen_sheet else _default_sheet(sheets, self.server, original)
+        if chosen_sheet is not None:  # listed under the id asked for, once
+            sheets = [chosen_sheet if c.path == chosen_sheet.path else c for c in sheets]
         agents, agents_problem = await self._agent_menu(values["organization_id"], base)
-        preview: dict[str, Any] = {"rows": [], "error": "", "field": ""}
+        preview: dict[str, Any] = {"rows": [], "error": "", "field": "", "headers": []}
         if chosen and values.get("first_line", "").strip():
             as_posted = {k: [v] for k, v in values.items() if isinstance(v, str)}
             preview = await self._preview(original, as_posted, chosen)
+        elif chosen:
+            choice = self._sheet(chosen)
+            if choice is not None:
+                preview["headers"] = _header_menu(await self._headers(choice))
         elif not sheets:
-            preview["error"] = texts.NO_PREVIEW_SHEET
+            preview["error"] = texts.NO_SHEET_YET
         tests = test_values or {}
         ready = [r["row"] for r in preview["rows"] if r["status"] == "ready"]
+        # The way on from a saved campaign: this sheet's page (this campaign preselected).
+        upload_page = ""
+        if notice and chosen_sheet is not None:
+            kept = self.server.uploads.keep(chosen_sheet.path, chosen_sheet.name, "")
+            upload_page = f"/uploads/{kept.id}"
         session = session_of(request)
         html = self.server.templates.get_template("campaign_form.html").render(
             csrf=session.csrf if session else "",
             original=original,
             action=f"/campaigns/{original}/edit" if original else "/campaigns/new",
+            title=base.title or original,
+            upload_page=upload_page,
             v=values,
             errors=errors or {},
             error=error,
@@ -425,7 +559,7 @@ class Editor:
             redial_outcomes=[(o, _OUTCOME_WORDS.get(o, o)) for o in REDIAL_OUTCOMES],
             agents=_menu(agents, values["agent_id"]),
             agents_problem=agents_problem,
-            sheets=[(d.id, f"{d.sheet_name} (checked for {d.campaign})") for d in sheets],
+            sheets=[(c.id, c.name) for c in sheets],
             sheet=chosen,
             preview=preview,
             test_number=_first(tests, "test_number"),
@@ -458,12 +592,40 @@ def _first(posted: Mapping[str, Sequence[str]], name: str) -> str:
     return given[0]
 
 
-def _default_sheet(sheets: list[DryRun], campaign: str) -> str:
-    """The newest check of this campaign, else the newest check."""
-    for dry in sheets:
-        if dry.campaign == campaign:
-            return dry.id
+def _default_sheet(sheets: list[SheetChoice], server: Server, campaign: str) -> str:
+    """The newest sheet checked for or kept with this campaign, else the newest sheet."""
+    for choice in sheets:
+        dry = server.jobs.dry_runs.get(choice.id)
+        kept = server.uploads.kept(choice.id)
+        owner = dry.campaign if dry is not None else kept.campaign if kept is not None else ""
+        if campaign and owner == campaign:
+            return choice.id
     return sheets[0].id if sheets else ""
+
+
+def _header_menu(headers: Sequence[str]) -> list[dict[str, str]]:
+    """The "Insert a column" menu: each header and what inserting it writes."""
+    menu = []
+    for header in headers:
+        name = columns.template_name(header)
+        if header and name:
+            menu.append({"header": header, "insert": f"{{{{ {name} }}}}"})
+    return menu
+
+
+def _plain(message: str, posted: Mapping[str, Sequence[str]]) -> tuple[str | None, str]:
+    """The field a loader error is about, and the error as the page says it: a template's
+    syntax error in one plain sentence (never jinja's "expected token 'end of print
+    statement', got 'Spent'"), any other message as it is."""
+    field = field_of(message)
+    if "is not a valid template" not in message or field is None:
+        return field, message
+    spaced = _SPACED_NAME.search(_first(posted, field))
+    if spaced:
+        written = spaced.group(1)
+        name = columns.template_name(written) or normalise_header(written)
+        return field, texts.labelled(field, texts.TEMPLATE_SPACED.format(header=written, name=name))
+    return field, texts.labelled(field, texts.TEMPLATE_BROKEN)
 
 
 def _menu(agents: list[Agent], chosen: str) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
@@ -17,9 +18,10 @@ from dialer.countries import country_name
 from dialer.statuses import DialerError, Status
 from dialer.web import columns, reports, results, texts
 from dialer.web.auth import check_csrf, session_of
+from dialer.web.campaigns import last_campaign, remember_campaign
 from dialer.web.jobs import AlreadyRunning, ChecksBusy, CheckStale, DryRun, WebRun
 from dialer.web.settings import MB
-from dialer.web.uploads import BadUpload, UploadForm, UploadTooLarge
+from dialer.web.uploads import BadUpload, Kept, UploadForm, UploadTooLarge
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
@@ -75,7 +77,13 @@ class Pages:
     async def index(self, request: web.Request, error: str = "", status: int = 200) -> web.Response:
         found = self.server.campaigns.all()
         campaigns = [
-            {"name": n, "ok": True, "agent_id": c.agent_id, "call_from": c.call_from}
+            {
+                "name": n,
+                "title": c.title,
+                "ok": True,
+                "agent_id": c.agent_id,
+                "call_from": c.call_from,
+            }
             if isinstance(c, Campaign)
             else {"name": n, "ok": False, "problem": c}
             for n, c in found.items()
@@ -89,6 +97,7 @@ class Pages:
             active=self.jobs.running(),
             past=past,
             limit_mb=self.settings.upload_limit // MB,
+            last=last_campaign(self.server, request),
             error=error,
         )
 
@@ -102,30 +111,25 @@ class Pages:
             return response
 
     async def _upload(self, request: web.Request) -> web.Response:
+        """A sheet alone goes to its own page (choose the campaign there); a sheet with a
+        campaign (the form of earlier versions, scripts) goes on to its columns or check."""
         uploads = self.server.uploads
         form: UploadForm | None = None
         kept = False
         try:
             form = await uploads.receive(request, lambda given: check_csrf(request, given))
-            if form.sheet is None or form.campaign is None:
+            if form.sheet is None:
                 return await self.index(request, texts.CHOOSE_BOTH, 400)
+            await self.server.prune()  # room for this one; never the sheets in use
+            if not form.campaign:
+                named = uploads.keep(form.sheet, form.sheet_name, "")
+                kept = True
+                raise web.HTTPSeeOther(f"/uploads/{named.id}")
             campaign = self.server.campaigns.get(form.campaign)
             if campaign is None:
                 raise web.HTTPBadRequest(text="unknown campaign")
-            await self.server.prune()  # room for this one; never the sheets in use
-            named = uploads.keep(form.sheet, form.sheet_name, campaign.name)
-            probe = await columns.probe_upload(self.server, named, campaign.contacts.sheet)
-            if columns.needs_matching(campaign, named, probe):
-                kept = True  # the column page shows it: the user never picks it again
-                raise web.HTTPSeeOther(columns.page_url(named))
-            try:
-                dry = await self.jobs.check(campaign, form.sheet, form.sheet_name)
-            except DialerError as exc:
-                kept = True  # still chosen: the column page shows it with the error
-                return columns.render_page(
-                    self.server, request, named, campaign, probe, error=str(exc), status=400
-                )
-            kept = True  # the check and a launch use it
+            kept = True  # the column page or the check shows it: never picked again
+            return await self._columns_or_check(request, form.sheet, form.sheet_name, campaign)
         except UploadTooLarge:
             return await self.index(request, texts.too_large(self.settings), 413)
         except BadUpload as exc:
@@ -133,11 +137,79 @@ class Pages:
         except TimeoutError:
             return await self.index(request, texts.UPLOAD_TOO_SLOW, 408)
         except DialerError as exc:  # the message names the file once, as the user named it
+            kept = False
             return await self.index(request, str(exc), 400)
         finally:
             if form is not None and form.sheet is not None:
                 uploads.release(form.sheet, keep=kept)
+
+    async def _columns_or_check(
+        self, request: web.Request, sheet: Path, sheet_name: str, campaign: Campaign
+    ) -> web.Response:
+        """The sheet for `campaign`: its column page when a column must be chosen, else its
+        check. The campaign is remembered as this session's last used."""
+        self._remember(request, campaign.name)
+        named = self.server.uploads.keep(sheet, sheet_name, campaign.name)
+        probe = await columns.probe_upload(self.server, named, campaign.contacts.sheet)
+        if columns.needs_matching(campaign, named, probe):
+            raise web.HTTPSeeOther(columns.page_url(named))
+        try:
+            dry = await self.jobs.check(campaign, sheet, sheet_name)
+        except DialerError as exc:  # still chosen: the column page shows it with the error
+            return columns.render_page(
+                self.server, request, named, campaign, probe, error=str(exc), status=400
+            )
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
+
+    def _remember(self, request: web.Request, name: str) -> None:
+        remember_campaign(self.server, request, name)
+
+    def _upload_of(self, request: web.Request) -> Kept:
+        kept = self.server.uploads.kept(request.match_info["id"])
+        if kept is None:
+            raise web.HTTPNotFound(text=texts.UPLOAD_GONE)
+        return kept
+
+    async def upload_page(
+        self, request: web.Request, error: str = "", status: int = 200
+    ) -> web.Response:
+        """A sheet just uploaded: a new campaign from it, or an existing one (preselected:
+        the one this session created, saved or used last; else none)."""
+        kept = self._upload_of(request)
+        found = self.server.campaigns.all()
+        usable = [n for n, c in found.items() if isinstance(c, Campaign)]
+        last = last_campaign(self.server, request)
+        return self.render(
+            request,
+            "upload.html",
+            status,
+            kept=kept,
+            campaigns=[(n, found[n]) for n in usable],
+            chosen=last if last in usable else "",
+            error=error,
+        )
+
+    async def use_upload(self, request: web.Request) -> web.Response:
+        """The sheet with an existing campaign: its columns, or its check."""
+        form = await request.post()
+        check_csrf(request, str(form.get("csrf", "")))
+        kept = self._upload_of(request)
+        campaign = self.server.campaigns.get(str(form.get("campaign", "")))
+        if campaign is None:
+            return await self.upload_page(request, texts.CHOOSE_CAMPAIGN, 400)
+        uploads = self.server.uploads
+        uploads.in_use.add(kept.path)  # not pruned while it is matched and checked
+        try:
+            async with self.jobs.check_slot():
+                return await self._columns_or_check(request, kept.path, kept.name, campaign)
+        except ChecksBusy:
+            response = await self.upload_page(request, texts.checks_busy(self.settings), 503)
+            response.headers["Retry-After"] = str(self.settings.busy_retry_after)
+            return response
+        except DialerError as exc:
+            return await self.upload_page(request, str(exc), 400)
+        finally:
+            uploads.in_use.discard(kept.path)
 
     # ---- checks ----
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from dialer.campaign import Campaign, parse_campaign
 from dialer.contacts import Contact
+from dialer.countries import country_name, country_of
 from dialer.masking import mask_phone, mask_text
 from dialer.pipeline import open_contacts
 from dialer.rebuild import open_for_run
@@ -66,6 +67,8 @@ def preview_rows(campaign: Campaign, upload: Path, count: int) -> list[dict[str,
                 "row": c.row,
                 # Masked as on the check page: the page shows whose row it is, not the number.
                 "called_to": mask_phone(c.called_to) if c.called_to else mask_text(c.phone_raw),
+                # Beside the masked number: a number read as the wrong country's is seen.
+                "country": country_text(c.called_to) if c.called_to else "",
                 "status": str(c.status),
                 "reason": mask_text(c.reason),
                 "first_line": c.first_line,
@@ -75,6 +78,12 @@ def preview_rows(campaign: Campaign, upload: Path, count: int) -> list[dict[str,
         )
         for c in first[:count]
     ]
+
+
+def country_text(e164: str) -> str:
+    """'+14155550100' -> 'US United States': the number's country, code and name."""
+    region = country_of(e164)
+    return f"{region} {country_name(region)}" if region != "??" else "?"
 
 
 def test_contact(campaign: Campaign, upload: Path, row: int, number: str, max_row: int) -> Contact:

@@ -1,7 +1,8 @@
 """The `reports/` folder as the page reads it: past runs and checks, the rows a check will
-not call, a sync's newest results, and downloads (an XLSX is made from the CSV on first
-request). Reports are named `<UTC time>.csv` by the CLI and `<campaign>_<sheet>_<UTC time>.csv`
-by the page; both are served, no other file."""
+not call, a sync's newest results, and downloads (an XLSX is made from the CSV on request,
+typed as the CLI types it, and made again whenever the data behind it changed). Reports are
+named `<UTC time>.csv` by the CLI and `<campaign>_<sheet>_<UTC time>.csv` by the page; both are
+served, no other file."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from dialer.cell_types import Kind, column_kind, kinds_of
 from dialer.paths import PAGE_REPORT_STEM, REPORT_STEM, RESULTS_SUFFIX, SUMMARY_SUFFIX, summary_path
-from dialer.report import undefuse, write_xlsx
+from dialer.report import REPORT_COLUMNS, REPORT_KINDS, undefuse, write_xlsx
+from dialer.results import RESULT_COLUMNS, outcome_kinds
 from dialer.statuses import Status
 from dialer.web import texts
 
@@ -98,9 +101,63 @@ async def download(csv_path: Path, kind: str, filename: str = "") -> web.StreamR
         raise web.HTTPNotFound(text="no such report")
     path = csv_path
     if kind == "xlsx":
-        path = csv_path.with_suffix(".xlsx")
-        if not path.exists() or path.stat().st_mtime < csv_path.stat().st_mtime:
-            # Off the event loop: a big report takes seconds, and the page must stay live.
-            await asyncio.to_thread(write_xlsx, csv_path, path)
+        # Off the event loop: a big report takes seconds, and the page must stay live.
+        path = await asyncio.to_thread(xlsx_of, csv_path)
     name = f"{filename}.{kind}" if filename else path.name
     return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# The data each XLSX beside a CSV was made from (`_freshness`): a download serves it again only
+# while that data is unchanged. Kept in memory: after a restart each XLSX is made once more.
+_MADE: dict[Path, tuple[int, ...]] = {}
+
+
+def xlsx_of(csv_path: Path) -> Path:
+    """The XLSX beside `csv_path`, made now unless the one there was made from this very data
+    (the CSV and its summary as they are now: a run's summary, written after its report,
+    brings the sheet's column types). Blocking."""
+    path = csv_path.with_suffix(".xlsx")
+    key = _freshness(csv_path)
+    if _MADE.get(csv_path) != key or not path.is_file():
+        # The key is taken before reading: a CSV that changes meanwhile is made again next time.
+        write_xlsx(csv_path, path, kinds=csv_kinds(csv_path), title=csv_path.parent.name)
+        _MADE[csv_path] = key
+    return path
+
+
+def _freshness(csv_path: Path) -> tuple[int, ...]:
+    """What changes when the data changes: the CSV's file (a rewrite is a new inode), size and
+    time to the nanosecond, and its summary's time (0 while there is none)."""
+    stat = csv_path.stat()
+    try:
+        summary = summary_path(csv_path).stat().st_mtime_ns
+    except OSError:
+        summary = 0
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, summary)
+
+
+def csv_kinds(csv_path: Path) -> list[Kind]:
+    """Each column's type for the XLSX of a report or results CSV, by its header: dialer's own
+    columns by name, the sheet's as the run summaries keep them (SPEC 4.3b); any other CSV is
+    text. Blocking."""
+    with open(csv_path, encoding="utf-8", newline="") as f:
+        header = [undefuse(h) for h in next(csv.reader(f), [])]
+    if tuple(header[: len(REPORT_COLUMNS)]) == REPORT_COLUMNS:
+        rest = header[len(REPORT_COLUMNS) :]
+        typed = None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            typed = read_summary(csv_path).get("column_types")
+        return [*REPORT_KINDS, *kinds_of(rest, typed)]
+    if tuple(header[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS:
+        # A results sheet's columns come from the campaign's runs: typed as the runs' summaries
+        # type them, text if two disagree (a summary names only its typed columns).
+        found: dict[str, list[Kind]] = {}
+        rest = header[len(RESULT_COLUMNS) :]
+        for summary in csv_path.parent.glob(f"*.csv{SUMMARY_SUFFIX}"):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                typed = json.loads(summary.read_text("utf-8")).get("column_types")
+                for name, kind in zip(rest, kinds_of(rest, typed), strict=True):
+                    if typed and name in typed:
+                        found.setdefault(name, []).append(kind)
+        return [*outcome_kinds(RESULT_COLUMNS), *(column_kind(found.get(n, ())) for n in rest)]
+    return [Kind.TEXT] * len(header)

@@ -26,6 +26,7 @@ def people(n: int) -> str:
 NOT_LAUNCHED = "Not launched, nobody was called."
 CONFIRM_COUNT = "Tick the box to confirm how many people are called."
 CHOOSE_BOTH = "Choose a campaign and a sheet."
+CHOOSE_CAMPAIGN = "Choose a campaign for this sheet, or make a new one from it."
 WRONG_SUFFIX = "Upload a .csv or .xlsx file."
 CONTROL_CHARACTERS = "The file name has control characters: rename the file and upload it."
 MALFORMED_FORM = "The form is malformed: reload the page and try again."
@@ -220,6 +221,16 @@ NAME_TAKEN = "A campaign called {name} exists already: edit it instead."
 FILE_NOT_NAMED = "This campaign is in {file}, not {name}.toml: rename the file to edit it here."
 EDIT_IN_FILE = "This campaign's file does not load ({problem}); fix it in the file itself."
 NO_PREVIEW_SHEET = "Check a sheet on the start page first: the preview uses its rows."
+NO_SHEET_YET = "Upload a sheet on the start page first: the preview and the test call use its rows."
+NAME_NEEDS_LETTERS = "give the campaign a name with letters or digits"
+TEMPLATE_SPACED = (
+    'the column "{header}" is written {{{{ {name} }}}}, with no spaces in the name; '
+    'pick it from "Insert a column" to have it written for you.'
+)
+TEMPLATE_BROKEN = (
+    "something between {{ and }} is not a column name, or a {{ is never closed; pick "
+    'columns from "Insert a column" to have them written for you.'
+)
 PREVIEW_SHEET_GONE = "That sheet is no longer on the server: check it again on the start page."
 NO_API_KEY = "The server has no API key ({env}): no call can be placed."
 TEST_CALL_PLACED = "Test call placed to {number} with row {row}'s greeting: your phone should ring."
@@ -488,6 +499,8 @@ SCHEDULE_SHEET_CHANGED = (
 # Column matching (dialer/web/columns.py).
 COLUMN_LABELS = {
     "phone": "Phone number",
+    "other_phone": "Other phone number",
+    "country": "Country",
     "id": "Customer id",
     "zone": "Time zone",
 }
@@ -496,7 +509,11 @@ COLUMN_HINTS = {
     "id": "A value unique to each person; the report and Tabbly carry it. "
     "No such column? Choose the phone column.",
     "zone": "The person's time zone, like Asia/Kolkata, for the calling window.",
+    "other_phone": "Called when the first phone column has no valid number. Optional.",
+    "country": "The person's country (US, United States or +1): says whose number a "
+    "number without +country code is. Optional.",
 }
+SAME_COLUMN_TWICE = "This column is chosen for another phone number already."
 NOT_IN_SHEET = "(not in this sheet)"
 CHOOSE_COLUMN = "Choose the column that holds it."
 NOT_A_COLUMN = "That is not a column of this sheet: choose again."

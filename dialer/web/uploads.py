@@ -2,8 +2,12 @@
 check reads them, and deleted after `upload_keep_seconds` or beyond the size and count caps.
 
     form = await uploads.receive(request, check_csrf=...)   # UploadForm(campaign, sheet, ...)
+    kept = uploads.keep(form.sheet, form.sheet_name, "")    # /uploads/{kept.id}: choose next
     ...
     uploads.release(form.sheet, keep=True)                  # the check and a launch use it
+
+A sheet is uploaded before a campaign is chosen (SPEC 11, issue 16): it is kept with no
+campaign, and each campaign then chosen for it gets its own `Kept` (its column page).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class Kept:
     id: str
     path: Path
     name: str  # the uploader's file name: shown, never used as a path
-    campaign: str
+    campaign: str  # "" until a campaign is chosen for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,8 @@ class Uploads:
         self.settings = settings
         self.in_use: set[Path] = set()  # the sheets of the checks under way
         self._kept: dict[str, Kept] = {}  # id -> upload, while its file lasts
+        # Each kept sheet's header, once probed (the campaign form's column menu and guesses).
+        self.headers: dict[Path, tuple[str, ...]] = {}
 
     async def receive(self, request: web.Request, check_csrf: Callable[[str], None]) -> UploadForm:
         """Read the upload form, streaming its sheet to disk once the CSRF token is checked.
@@ -103,9 +109,10 @@ class Uploads:
             self._forget({sheet})
 
     def keep(self, sheet: Path, name: str, campaign: str) -> Kept:
-        """Name a stored sheet for the pages that come back to it (same one if named before)."""
-        found = self.kept_for(sheet)
-        if found is None or found.campaign != campaign:
+        """Name a stored sheet, for `campaign` ("" for none yet), for the pages that come back
+        to it (the same one if named so before)."""
+        found = self.kept_for(sheet, campaign)
+        if found is None:
             found = Kept(secrets.token_urlsafe(12), sheet, name, campaign)
             self._kept[found.id] = found
         return found
@@ -118,12 +125,32 @@ class Uploads:
             return None
         return found
 
-    def kept_for(self, sheet: Path) -> Kept | None:
-        return next((k for k in self._kept.values() if k.path == sheet), None)
+    def kept_for(self, sheet: Path, campaign: str | None = None) -> Kept | None:
+        """The kept upload of `sheet` (for `campaign`, when given)."""
+        return next(
+            (
+                k
+                for k in self._kept.values()
+                if k.path == sheet and (campaign is None or k.campaign == campaign)
+            ),
+            None,
+        )
+
+    def all_kept(self) -> list[Kept]:
+        """Every kept upload whose file is still there, newest first, each file once."""
+        seen: set[Path] = set()
+        found = []
+        for kept in reversed(list(self._kept.values())):
+            if kept.path not in seen and kept.path.is_file():
+                seen.add(kept.path)
+                found.append(kept)
+        return found
 
     def _forget(self, deleted: set[Path]) -> None:
         for key in [k for k, v in self._kept.items() if v.path in deleted]:
             del self._kept[key]
+        for path in deleted:
+            self.headers.pop(path, None)
 
     async def prune(self, also_keep: set[Path]) -> set[Path]:
         """Delete old uploads, never those in use or in `also_keep`; the deleted paths."""
