@@ -423,7 +423,7 @@ class SheetFirstStory:
         page.click("#launch-form button[type=submit]")
         self.expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"))
         self.expect(page.locator("#run-state")).to_have_text(
-            re.compile(r"^finished"), timeout=RUN_BOUND_MS
+            re.compile(r"^Finished"), timeout=RUN_BOUND_MS
         )
         self.expect(page.locator("#progress-text")).to_contain_text(f"{ready} of {ready}")
         self.snap("7-run")
