@@ -19,6 +19,7 @@ from dialer import web
 from dialer.campaign import load_campaign
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from tests.test_web import ROOT, _checked, _login, _run
+from tests.test_web_hardening import _fake_env, _until
 
 ROWS = (
     b"customer_id,first_name,phone,order_id,order_date\n"
@@ -394,7 +395,7 @@ def _test_call_fields(dry_id: str, **changes: str) -> dict[str, str]:
     } | changes
 
 
-def test_a_test_call_keeps_launches_off_while_it_holds_the_ledger(tmp_path):
+def test_a_launch_waits_for_a_test_call_that_holds_the_ledger(tmp_path):
     arrived, release = asyncio.Event(), asyncio.Event()
     busy_seen: list[bool] = []
 
@@ -424,19 +425,56 @@ def test_a_test_call_keeps_launches_off_while_it_holds_the_ledger(tmp_path):
             )
             await arrived.wait()
             ready = server.jobs.dry_runs[dry_id].summary["counts"]["ready"]
-            launch = await client.post(
-                f"/dry-runs/{dry_id}/launch",
-                data={"csrf": csrf, "confirm": "yes", "count": str(ready)},
-                allow_redirects=False,
+            launch = asyncio.ensure_future(
+                client.post(
+                    f"/dry-runs/{dry_id}/launch",
+                    data={"csrf": csrf, "confirm": "yes", "count": str(ready)},
+                    allow_redirects=False,
+                )
             )
-            assert launch.status == 409  # refused as starting, not failed on the ledger lock
-            assert server.jobs.dry_runs[dry_id].run_id is None  # the check is not used up
+            # The launch waits for the test call to let go of the ledger: it neither fails on
+            # the lock nor starts a run meanwhile (a wait that may only ever find it waiting).
+            done, _ = await asyncio.wait({launch}, timeout=0.3)
+            assert not done and server.jobs.runs == {}
+            assert server.jobs.dry_runs[dry_id].run_id is None
             release.set()
             answer = await call
             assert answer.status == 200 and "Test call placed" in await answer.text()
-            assert busy_seen == [True] and not server.jobs.busy("example")
+            launched = await launch
+            assert launched.status == 303, await launched.text()
+            assert launched.headers["Location"].startswith("/runs/")
+            assert busy_seen[0] is True
 
     _run(tmp_path, body, {"TABBLY_API_KEY": DEFAULT_API_KEY})
+
+
+def test_a_launch_pressed_while_outcomes_are_read_waits_and_then_calls(tmp_path):
+    """After a wallet stop the run page reads outcomes on its own, just when "Resume" leads
+    to a launch: the launch waits for that sync to let go of the ledger, then runs (it was
+    a bare 409 "already running" page); the sync itself is refused nothing."""
+    with FakeTabblyThread(balance=10) as fake:
+        env = _fake_env(fake)
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf, dry_id = await _checked(client, ROWS)
+            ready = server.jobs.dry_runs[dry_id].summary["counts"]["ready"]
+            with server.jobs.holding("example"):  # a sync has the ledger
+                launch = asyncio.ensure_future(
+                    client.post(
+                        f"/dry-runs/{dry_id}/launch",
+                        data={"csrf": csrf, "confirm": "yes", "count": str(ready)},
+                        allow_redirects=False,
+                    )
+                )
+                done, _ = await asyncio.wait({launch}, timeout=0.3)
+                assert not done and server.jobs.runs == {} and fake.received == []
+            launched = await launch
+            assert launched.status == 303, await launched.text()
+            run_id = launched.headers["Location"].rsplit("/", 1)[1]
+            await _until(lambda: server.jobs.runs[run_id].finished, "the run's end")
+            assert len(fake.received) == ready
+
+        _run(tmp_path, body, env)
 
 
 def test_preview_and_test_call_read_the_sheet_in_a_memory_capped_child(tmp_path):

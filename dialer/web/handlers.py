@@ -293,7 +293,9 @@ class Pages:
         try:
             run = await self.jobs.launch(dry)
         except AlreadyRunning:
-            raise web.HTTPConflict(text=f"campaign {dry.campaign} is already running") from None
+            return await self._check_page(
+                request, dry, error=texts.launch_busy(dry.campaign), status=409
+            )
         except CheckStale as exc:
             return await self._check_page(
                 request,

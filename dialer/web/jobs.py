@@ -225,6 +225,9 @@ class Jobs:
         self._checks = 0
         self._epochs: dict[str, int] = {}  # campaign -> runs started + runs ended, from here
         self._launching: set[str] = set()
+        # Campaigns whose ledger a sync or a test call holds, each with the event set when it
+        # lets go: a launch waits for it rather than being refused as "already running".
+        self._held: dict[str, asyncio.Event] = {}
 
     # ---- checks ----
 
@@ -394,10 +397,13 @@ class Jobs:
     async def launch(self, dry: DryRun) -> WebRun:
         """Start the run this check previewed; CheckStale says why it may not, AlreadyRunning
         that the campaign is running (or starting: two quick clicks start one run)."""
-        if self.active_run(dry.campaign) or dry.campaign in self._launching:
+        held = self._held.get(dry.campaign)
+        if self.active_run(dry.campaign) or (dry.campaign in self._launching and not held):
             raise AlreadyRunning(dry.campaign)
         if dry.run_id is not None:
             raise CheckStale(texts.LAUNCHED_ALREADY)
+        if held is not None:  # a sync or a test call has the ledger: the launch waits its end
+            await self._let_go(dry.campaign, held)
         self._launching.add(dry.campaign)  # before any await: two quick clicks start one run
         try:
             if reason := await self.stale(dry):
@@ -481,13 +487,28 @@ class Jobs:
     @contextlib.contextmanager
     def holding(self, campaign: str) -> Iterator[None]:
         """Keep launches of `campaign` off while something else takes its ledger (a sync,
-        whose lock would refuse the run): a launch meanwhile is refused as if one were starting.
-        The caller checks `busy` first, with no await between."""
+        whose lock would refuse the run): a launch meanwhile waits for it to let go (the run
+        page syncs on its own after a stop, just when "Resume" is pressed). The caller checks
+        `busy` first, with no await between."""
+        released = asyncio.Event()
         self._launching.add(campaign)
+        self._held[campaign] = released
         try:
             yield
         finally:
             self._launching.discard(campaign)
+            del self._held[campaign]
+            released.set()
+
+    async def _let_go(self, campaign: str, held: asyncio.Event) -> None:
+        """Wait (bounded by the sync's own deadline) for the holder of `campaign`'s ledger;
+        still held after that, or taken by another launch meanwhile: AlreadyRunning."""
+        try:
+            await asyncio.wait_for(held.wait(), self.settings.sync_timeout)
+        except TimeoutError:
+            raise AlreadyRunning(campaign) from None
+        if self.busy(campaign):
+            raise AlreadyRunning(campaign)
 
     def _new_epoch(self, campaign: str) -> None:
         self._epochs[campaign] = self._epochs.get(campaign, 0) + 1

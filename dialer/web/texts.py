@@ -278,6 +278,14 @@ NO_OUTCOMES = "No outcomes yet: nobody has been called, or the calls were never 
 PENDING_HINT = "pending: Tabbly has no log of the call yet (it writes one when the call ends)"
 
 
+def launch_busy(campaign: str) -> str:
+    """A launch that found the campaign running, starting, or still reading its outcomes."""
+    return (
+        f"Not launched: campaign {campaign} is running, starting, or still reading its "
+        "outcomes from Tabbly. Nobody was called; try Launch again when it has finished."
+    )
+
+
 def sync_refused_running(campaign: str) -> str:
     return f"Campaign {campaign} is calling now: its outcomes are read when the run ends."
 
