@@ -27,13 +27,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from dialer.campaign import ENDPOINT_ENV, endpoint_problem
+from dialer.campaign import ENDPOINT_ENV, beside_trigger, endpoint_problem
 from dialer.statuses import DialerError
 from dialer.tabbly import Scrubber, Secret
 
 AGENTS_ENV = "TABBLY_AGENTS_URL"
 DEFAULT_AGENTS_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/get-agents"
-_TRIGGER_NAME = "trigger-call"
 _AGENTS_NAME = "get-agents"
 PAGE_SIZE = 100
 MAX_PAGES = 10  # 1,000 agents: far more than a menu can show
@@ -64,13 +63,9 @@ def agents_url(environ: Mapping[str, str], endpoint: str | None = None) -> str:
     the campaign's `endpoint`): Tabbly serves both from one folder, and so does the fake."""
     if environ.get(AGENTS_ENV):
         return environ[AGENTS_ENV]
-    trigger = environ.get(ENDPOINT_ENV) or endpoint
-    if trigger:
-        parts = urlsplit(trigger)
-        head, _, last = parts.path.rpartition("/")
-        if last == _TRIGGER_NAME:
-            return parts._replace(path=f"{head}/{_AGENTS_NAME}", query="", fragment="").geturl()
-    return DEFAULT_AGENTS_ENDPOINT
+    return beside_trigger(environ.get(ENDPOINT_ENV) or endpoint, _AGENTS_NAME) or (
+        DEFAULT_AGENTS_ENDPOINT
+    )
 
 
 async def fetch_agents(

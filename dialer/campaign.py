@@ -31,6 +31,8 @@ DEFAULT_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-cal
 DEFAULT_API_KEY_ENV = "TABBLY_API_KEY"
 ENDPOINT_ENV = "TABBLY_API_URL"
 DEFAULT_LOGS_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/call-logs-v2"
+TRIGGER_NAME = "trigger-call"  # the last part of the trigger-call URL's path
+LOGS_NAME = "call-logs-v2"
 LOGS_ENDPOINT_ENV = "TABBLY_LOGS_URL"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = {
@@ -182,14 +184,24 @@ class Campaign:
         self, environ: Mapping[str, str] = os.environ, *, logs: bool = False
     ) -> str:
         """The trigger-call URL (or the call-logs URL): the environment, the file, Tabbly's."""
+        trigger = environ.get(ENDPOINT_ENV) or self.endpoint
         if logs:
-            return environ.get(LOGS_ENDPOINT_ENV) or self.logs_endpoint or DEFAULT_LOGS_ENDPOINT
-        return environ.get(ENDPOINT_ENV) or self.endpoint or DEFAULT_ENDPOINT
+            # Calls sent elsewhere than Tabbly (a fake, a proxy) read their logs there too,
+            # never from tabbly.io with the key, unless a logs URL is given.
+            return (
+                environ.get(LOGS_ENDPOINT_ENV)
+                or self.logs_endpoint
+                or beside_trigger(trigger, LOGS_NAME)
+                or DEFAULT_LOGS_ENDPOINT
+            )
+        return trigger or DEFAULT_ENDPOINT
 
     def checked_endpoint(self, environ: Mapping[str, str], *, logs: bool = False) -> str:
         """The trigger (or call-logs) URL, checked before anything is sent or read: a typo
         must not look like a timeout. The error names where the URL came from."""
         env, key = (LOGS_ENDPOINT_ENV, "logs_endpoint") if logs else (ENDPOINT_ENV, "endpoint")
+        if logs and not (environ.get(env) or self.logs_endpoint):  # beside the trigger URL
+            env, key = ENDPOINT_ENV, "endpoint"
         url = self.resolved_endpoint(environ, logs=logs)
         problem = endpoint_problem(url)  # scheme, host and port: `http://[::1`, `:99999`
         if problem:
@@ -631,6 +643,19 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
         currency=currency,
         source_sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def beside_trigger(trigger: str | None, name: str) -> str | None:
+    """The Tabbly endpoint `name` in the trigger-call URL's folder (Tabbly serves trigger-call,
+    call-logs-v2 and get-agents from one folder, and so does the fake); None when `trigger`
+    is not a trigger-call URL."""
+    if not trigger:
+        return None
+    parts = urlsplit(trigger)
+    head, _, last = parts.path.rpartition("/")
+    if last != TRIGGER_NAME:
+        return None
+    return parts._replace(path=f"{head}/{name}", query="", fragment="").geturl()
 
 
 def endpoint_problem(url: str) -> str | None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dialer.campaign import DEFAULT_ENDPOINT, load_campaign
-from dialer.statuses import CampaignError, ExitCode
+from dialer.campaign import DEFAULT_ENDPOINT, DEFAULT_LOGS_ENDPOINT, load_campaign
+from dialer.statuses import CampaignError, ExitCode, UsageError
 from tests.conftest import KEY_ENV, contact_rows
 
 GOOD = """
@@ -44,6 +44,26 @@ def test_endpoint_precedence_env_then_file_then_default(tmp_path: Path):
     c = load_campaign(_write(tmp_path, 'endpoint = "http://127.0.0.1:1/x"\n' + GOOD))
     assert c.resolved_endpoint({}) == "http://127.0.0.1:1/x"
     assert c.resolved_endpoint({"TABBLY_API_URL": "http://127.0.0.1:2/y"}) == "http://127.0.0.1:2/y"
+
+
+def test_call_logs_are_read_where_the_calls_were_sent_unless_a_logs_url_is_given(tmp_path):
+    """A campaign (often a page-made one) whose calls go to a fake or a proxy read its call
+    logs from tabbly.io, carrying the key there; they now come from the trigger URL's folder."""
+    folder = "http://127.0.0.1:9/dashboard/agents/endpoints"
+    trigger = {"TABBLY_API_URL": f"{folder}/trigger-call"}
+    c = load_campaign(_write(tmp_path, GOOD))
+    assert c.resolved_endpoint({}, logs=True) == DEFAULT_LOGS_ENDPOINT
+    assert c.resolved_endpoint(trigger, logs=True) == f"{folder}/call-logs-v2"
+    given = trigger | {"TABBLY_LOGS_URL": "http://127.0.0.1:8/logs"}
+    assert c.resolved_endpoint(given, logs=True) == "http://127.0.0.1:8/logs"
+    # Not a trigger-call URL: nothing to stand beside, Tabbly's own logs URL.
+    assert c.resolved_endpoint({"TABBLY_API_URL": "http://127.0.0.1:2/y"}, logs=True) == (
+        DEFAULT_LOGS_ENDPOINT
+    )
+    in_file = load_campaign(_write(tmp_path, f'endpoint = "{folder}/trigger-call"\n' + GOOD))
+    assert in_file.resolved_endpoint({}, logs=True) == f"{folder}/call-logs-v2"
+    with pytest.raises(UsageError, match="TABBLY_API_URL in the environment"):
+        c.checked_endpoint({"TABBLY_API_URL": "http://127.0.0.1:99999/a/trigger-call"}, logs=True)
 
 
 def test_every_documented_key_is_accepted(tmp_path: Path):
