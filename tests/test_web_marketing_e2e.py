@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
+import urllib.request
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 
-from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyProcess
+from dialer.countries import country_name, country_of
+from dialer.fake_tabbly import DEFAULT_API_KEY, TOPUP_PATH, TRIGGER_PATH, FakeTabblyProcess
+from dialer.statuses import Status
 from tests.test_web_e2e import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -31,6 +38,7 @@ from tests.test_web_e2e import (
     _record_errors,
     _serve,
 )
+from tests.test_web_words import assert_plain
 
 SHEET = SAMPLES / "marketing.csv"
 OWN_PHONE = "+919812300077"  # the marketer's own mobile, for the test call
@@ -311,6 +319,7 @@ class SheetFirstStory:
         # Nothing used yet in this session: no campaign silently chosen.
         self.expect(page.locator("#use-campaign")).to_have_value("")
         _readable(page)
+        self.plain("the upload's page")
         self.snap("2-uploaded")
 
     def new_campaign_from_sheet(self, name: str) -> None:
@@ -326,6 +335,7 @@ class SheetFirstStory:
             agent.fill("33")
         page.fill("#default-region", "")
         _labelled(page, "#campaign-form")
+        self.plain("the new campaign's form")
 
     def header_as_written_is_explained(self) -> None:
         """ "{{ Total Spent }}" typed as the sheet writes it: one plain sentence saying how."""
@@ -407,6 +417,7 @@ class SheetFirstStory:
         self.expect(page.locator("#column-total_spent")).to_have_value("Total Spent")
         _labelled(page, "#columns-form")
         _readable(page)
+        self.plain("the column page")
         self.snap("5-columns")
 
     def check(self, ready: int) -> None:
@@ -420,13 +431,91 @@ class SheetFirstStory:
     def launch(self, ready: int) -> None:
         page = self.page
         page.check("#launch-form input[name=confirm]")
-        page.click("#launch-form button[type=submit]")
-        self.expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"))
+        # A launch waits for a sync the run page started on its own to let go of the ledger.
+        page.click("#launch-form button[type=submit]", no_wait_after=True)
+        self.expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"), timeout=RUN_BOUND_MS)
         self.expect(page.locator("#run-state")).to_have_text(
             re.compile(r"^Finished"), timeout=RUN_BOUND_MS
         )
         self.expect(page.locator("#progress-text")).to_contain_text(f"{ready} of {ready}")
+        self.plain("the finished run")
         self.snap("7-run")
+
+    def plain(self, where: str) -> None:
+        """The page as it is now says no status code, file name or engineering word."""
+        assert_plain(self.page.content(), where)
+
+    def check_counts_countries(self, ready: int, countries: Counter[str]) -> None:
+        """The check: the ready people counted per country, before anyone is called."""
+        said = self.page.locator("#countries").inner_text()
+        for name, n in countries.items():
+            assert f"{name} {n}" in said, said
+        assert sum(countries.values()) == ready
+        self.plain("the check")
+
+    def launch_until_the_wallet_is_empty(self, ready: int) -> int:
+        """The wallet runs dry mid-run: the page says to top up, then Resume, and its counts
+        add up to the people of the check. Returns how many were not called."""
+        page = self.page
+        page.check("#launch-form input[name=confirm]")
+        # A launch waits for a sync the run page started on its own to let go of the ledger.
+        page.click("#launch-form button[type=submit]", no_wait_after=True)
+        self.expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"), timeout=RUN_BOUND_MS)
+        state = page.locator("#run-state")
+        self.expect(state).to_contain_text(
+            "top up your Tabbly wallet, then Resume", timeout=RUN_BOUND_MS
+        )
+        self.expect(page.locator("#resume")).to_be_visible()
+        counts = {
+            row.get_attribute("data-status"): int(row.locator("td").inner_text())
+            for row in page.locator("#live-counts tr").all()
+        }
+        assert sum(counts.values()) == ready, counts
+        left = int(page.locator("#resume-count").inner_text())
+        called = counts.get(Status.TRIGGERED, 0)
+        assert 0 < called < ready and left == counts.get(Status.NOT_ATTEMPTED), counts
+        self.expect(state).to_contain_text(f"Of the {ready} people in this run: {called} called")
+        self.plain("the wallet stop")
+        self.snap("8-wallet-stop")
+        return left
+
+    def top_up_and_resume(self, left: int) -> None:
+        """Topped up, "Resume the N not called": a new check of the rest, then the launch."""
+        request = urllib.request.Request(
+            self.fake.url.removesuffix(TRIGGER_PATH) + TOPUP_PATH,
+            data=json.dumps({"amount": 100}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+        page = self.page
+        page.click("#resume")
+        self.expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
+        self.expect(page.locator("#ready-count")).to_have_text(str(left))
+        self.launch(left)
+
+    def sync_with_feedback(self) -> None:
+        """Sync says what it did; the chart counts the outcomes."""
+        page = self.page
+        page.click("#sync")
+        self.expect(page.locator("#sync-message")).to_contain_text("Synced:")
+        self.expect(page.locator("svg#outcome-chart")).to_be_visible()
+        self.plain("the results after a sync")
+        self.snap("9-results")
+
+    def results_xlsx(self) -> list[dict[str, Any]]:
+        """The results sheet as XLSX, opened as Excel would: the campaign's tab, numbers as
+        numbers, dates as dates, a phone number as text."""
+        page = self.page
+        with page.expect_download() as info:
+            page.click("#results-xlsx")
+        assert info.value.suggested_filename.endswith(".xlsx")
+        book = openpyxl.load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()))
+        sheet = book.worksheets[0]
+        assert sheet.title == self.campaign
+        rows = list(sheet.iter_rows(values_only=True))
+        header = [str(h) for h in rows[0]]
+        return [dict(zip(header, row, strict=True)) for row in rows[1:]]
 
     def next_sheet_preselects(self, sheet: Path) -> None:
         """The next upload: the campaign just made is the one chosen."""
@@ -437,21 +526,46 @@ class SheetFirstStory:
         self.expect(page.locator("#use-campaign")).to_have_value(self.campaign)
 
 
+def _shop_workbook(path: Path, rows: list[Any]) -> Path:
+    """The shop export as an XLSX, as a marketer's spreadsheet holds it: "Total Spent" real
+    numbers, "Customer Since" real dates, phone numbers written as text each country's way."""
+    from tests.test_web_flow import SHOP_COLUMNS
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Customers"
+    sheet.append([*SHOP_COLUMNS, "Customer Since"])
+    for i, r in enumerate(rows):
+        since = datetime(2025, 1 + i % 12, 1 + i)
+        sheet.append(
+            [r.first, "Smith", r.country, r.other or None, r.phone or None, 120 + i * 7.5, since]
+        )
+    book.save(path)
+    return path
+
+
+# Each call costs the fake 0.1 and it refuses below 0.2: 0.85 pays the test call and 6 more.
+WALLET = 0.85
+PAID_CALLS = 6
+
+
 def test_a_marketer_starts_from_their_shop_export_and_calls_the_right_countries(
     tmp_path: Path,
 ) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    from tests.test_web_flow import FLOW_ROWS, expected_countries, write_flow_sheet
+    from tests.test_web_flow import FLOW_ROWS, expected_countries
 
     shots = SHOTS if os.environ.get("DIALER_SCREENSHOTS") == "1" else None
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-    sheet = write_flow_sheet(tmp_path / "shop-customers.csv")
+    sheet = _shop_workbook(tmp_path / "shop-customers.xlsx", FLOW_ROWS)
+    ready = len(FLOW_ROWS)
+    countries = Counter(country_name(country_of(r.true)) for r in FLOW_ROWS)
     root = _project(tmp_path / "project")
     # Latency: the test call takes long enough to see its button off.
-    options = ("--latency", "0.4", "--balance", "100", "--log-delay", "0", "--seed", "7")
+    options = ("--latency", "0.4", "--balance", str(WALLET), "--log-delay", "0", "--seed", "7")
     with FakeTabblyProcess(*options) as fake:
         with (
             _serve(root, fake.url, tmp_path / "serve.log") as base,
@@ -473,12 +587,32 @@ def test_a_marketer_starts_from_their_shop_export_and_calls_the_right_countries(
                 story.call_me_first(OWN_PHONE)
                 story.create("spring-sale-2026")
                 story.columns_prechosen()
-                story.check(len(FLOW_ROWS))
-                story.launch(len(FLOW_ROWS))
+                story.check(ready)
+                story.check_counts_countries(ready, countries)
+                left = story.launch_until_the_wallet_is_empty(ready)
+                story.top_up_and_resume(left)
+                story.sync_with_feedback()
+                results = story.results_xlsx()
                 story.next_sheet_preselects(sheet)
                 assert errors == []
             finally:
                 browser.close()
-        received = fake.state()["received"]
-    called = sorted(r["body"]["called_to"] for r in received[1:])
-    assert called == sorted(r.true for r in FLOW_ROWS if r.true)
+        state = fake.state()
+    received = state["received"]
+    placed = [r["body"]["called_to"] for r in received[1:] if r["status"] == 200]
+    # Everyone once, each with their own country's number, across the stop and the resume.
+    assert sorted(placed) == sorted(r.true for r in FLOW_ROWS)
+    assert left == ready - PAID_CALLS
+    # The results sheet opens typed: dialer's counts and costs are numbers, the last call's
+    # time a date-time (UTC, says the header), the marketer's numbers and dates stay so, and
+    # the number called stays text with its +.
+    assert len(results) == ready
+    drawn = {c["called_to"]: c["outcome"] for c in state["calls"] if c["called_to"] != OWN_PHONE}
+    for row in results:
+        assert row["outcome"] == drawn[row["called_to"]]
+        assert isinstance(row["called_to"], str) and row["called_to"].startswith("+")
+        assert type(row["calls"]) is int and row["calls"] == 1
+        assert isinstance(row["last_called_at (UTC)"], datetime)
+        assert row["cost"] is None or isinstance(row["cost"], int | float)
+        assert isinstance(row["Total Spent"], int | float)
+        assert isinstance(row["Customer Since"], datetime)
