@@ -439,7 +439,7 @@ class SheetFirstStory:
         )
         self.expect(page.locator("#progress-text")).to_contain_text(f"{ready} of {ready}")
         self.plain("the finished run")
-        self.snap("7-run")
+        self.snap("8-run")
 
     def plain(self, where: str) -> None:
         """The page as it is now says no status code, file name or engineering word."""
@@ -476,7 +476,7 @@ class SheetFirstStory:
         assert 0 < called < ready and left == counts.get(Status.NOT_ATTEMPTED), counts
         self.expect(state).to_contain_text(f"Of the {ready} people in this run: {called} called")
         self.plain("the wallet stop")
-        self.snap("8-wallet-stop")
+        self.snap("7-wallet-stop")
         return left
 
     def top_up_and_resume(self, left: int) -> None:
