@@ -249,16 +249,22 @@ def test_sync_is_refused_in_a_sentence_while_the_campaign_runs_or_its_ledger_is_
         _run(tmp_path, body, _env(fake))
 
 
-def test_no_launch_starts_while_the_campaign_syncs(tmp_path):
+def test_a_launch_held_off_by_a_sync_past_its_deadline_starts_nothing_and_says_why(tmp_path):
+    """A launch waits for a sync to let go of the ledger (tests/test_web_editor.py), but no
+    longer than a sync may take: then it is refused in a sentence, and no run starts."""
+
     async def body(client: TestClient, server: web.Server) -> None:
         csrf, dry_id = await _checked(client, SHEET)
         form = {"csrf": csrf, "confirm": "yes", "count": str(READY)}
         with server.jobs.holding("example"):  # what a sync holds while its child runs
             refused = await client.post(f"/dry-runs/{dry_id}/launch", data=form)
-            assert refused.status == 409
+            page = await refused.text()
+            assert refused.status == 409, page
+            assert "Not launched: campaign example is running, starting, or still reading" in page
         assert server.jobs.runs == {}
+        assert server.jobs.dry_runs[dry_id].run_id is None  # the check can still be launched
 
-    _run(tmp_path, body)
+    _run(tmp_path, body, settings=replace(web.DEFAULTS, sync_timeout=0.5))
 
 
 def test_history_lists_runs_and_checks_apart_with_utc_times_and_page_report_names(tmp_path):
