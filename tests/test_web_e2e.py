@@ -119,6 +119,23 @@ def _serve(
         _stop(proc)
 
 
+@contextlib.contextmanager
+def _browser_page(
+    pw: Any, *, height: int = 900, timeout_ms: int = 15_000
+) -> Iterator[tuple[Any, list[str]]]:
+    """Debian's Chromium with one page and the console errors it collects (every page, the
+    login form included, must load its script and style cleanly); closed however it ends."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_context(viewport={"width": 1100, "height": height}).new_page()
+        page.set_default_timeout(timeout_ms)
+        errors: list[str] = []
+        _record_errors(page, errors)
+        yield page, errors
+    finally:
+        browser.close()
+
+
 def _record_errors(page: Any, errors: list[str]) -> None:
     """Collect script errors and failed loads; the browser's own favicon probe is not the page's."""
 
@@ -146,14 +163,7 @@ def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: P
         _serve(root, fake.url, tmp_path / "serve.log") as base,
         sync_api.sync_playwright() as pw,
     ):
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
-            page.set_default_timeout(10_000)
-            # Every page, the login form included, must load its script and style cleanly.
-            errors: list[str] = []
-            _record_errors(page, errors)
-
+        with _browser_page(pw, height=800, timeout_ms=10_000) as (page, errors):
             page.goto(base + "/")
             expect(page).to_have_url(base + "/login")
             page.fill("input[name=token]", TOKEN)
@@ -210,8 +220,6 @@ def test_marketing_runs_the_sample_campaign_from_the_page_end_to_end(tmp_path: P
             assert download.suggested_filename.endswith(".csv")
             report = list(csv.DictReader(io.StringIO(Path(download.path()).read_text("utf-8"))))
             assert errors == []
-        finally:
-            browser.close()
 
         assert len(report) == SHEET_ROWS
         assert sum(r["status"] == "triggered" for r in report) == CALLABLE

@@ -395,6 +395,17 @@ def _test_call_fields(dry_id: str, **changes: str) -> dict[str, str]:
     } | changes
 
 
+def _launch_soon(
+    client: TestClient, server: web.Server, csrf: str, dry_id: str
+) -> asyncio.Future[Any]:
+    """The check's launch, confirmed, posted in the background: it may have to wait."""
+    ready = server.jobs.dry_runs[dry_id].summary["counts"]["ready"]
+    form = {"csrf": csrf, "confirm": "yes", "count": str(ready)}
+    return asyncio.ensure_future(
+        client.post(f"/dry-runs/{dry_id}/launch", data=form, allow_redirects=False)
+    )
+
+
 def test_a_launch_waits_for_a_test_call_that_holds_the_ledger(tmp_path):
     arrived, release = asyncio.Event(), asyncio.Event()
     busy_seen: list[bool] = []
@@ -424,14 +435,7 @@ def test_a_launch_waits_for_a_test_call_that_holds_the_ledger(tmp_path):
                 client.post("/test-call", data=_form(csrf, _test_call_fields(dry_id)))
             )
             await arrived.wait()
-            ready = server.jobs.dry_runs[dry_id].summary["counts"]["ready"]
-            launch = asyncio.ensure_future(
-                client.post(
-                    f"/dry-runs/{dry_id}/launch",
-                    data={"csrf": csrf, "confirm": "yes", "count": str(ready)},
-                    allow_redirects=False,
-                )
-            )
+            launch = _launch_soon(client, server, csrf, dry_id)
             # The launch waits for the test call to let go of the ledger: it neither fails on
             # the lock nor starts a run meanwhile (a wait that may only ever find it waiting).
             done, _ = await asyncio.wait({launch}, timeout=0.3)
@@ -459,13 +463,7 @@ def test_a_launch_pressed_while_outcomes_are_read_waits_and_then_calls(tmp_path)
             csrf, dry_id = await _checked(client, ROWS)
             ready = server.jobs.dry_runs[dry_id].summary["counts"]["ready"]
             with server.jobs.holding("example"):  # a sync has the ledger
-                launch = asyncio.ensure_future(
-                    client.post(
-                        f"/dry-runs/{dry_id}/launch",
-                        data={"csrf": csrf, "confirm": "yes", "count": str(ready)},
-                        allow_redirects=False,
-                    )
-                )
+                launch = _launch_soon(client, server, csrf, dry_id)
                 done, _ = await asyncio.wait({launch}, timeout=0.3)
                 assert not done and server.jobs.runs == {} and fake.received == []
             launched = await launch

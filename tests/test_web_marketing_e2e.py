@@ -30,12 +30,11 @@ from dialer.fake_tabbly import DEFAULT_API_KEY, TOPUP_PATH, TRIGGER_PATH, FakeTa
 from dialer.statuses import Status
 from tests.test_web_e2e import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     SAMPLES,
     SHOTS,
     TOKEN,
+    _browser_page,
     _project,
-    _record_errors,
     _serve,
 )
 from tests.test_web_words import assert_plain
@@ -134,129 +133,121 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
         with (
             _serve(root, fake.url, tmp_path / "serve.log", env) as base,
             sync_api.sync_playwright() as pw,
+            _browser_page(pw) as (page, errors),
         ):
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
-                page.set_default_timeout(15_000)
-                errors: list[str] = []
-                _record_errors(page, errors)
+            # Log in with the keyboard alone: the token field has the focus; then Enter.
+            page.goto(base + "/")
+            expect(page.locator("input[name=token]")).to_be_focused()
+            page.keyboard.type(TOKEN)
+            page.keyboard.press("Enter")
+            expect(page).to_have_url(base + "/")
 
-                # Log in with the keyboard alone: the token field has the focus; then Enter.
-                page.goto(base + "/")
-                expect(page.locator("input[name=token]")).to_be_focused()
-                page.keyboard.type(TOKEN)
-                page.keyboard.press("Enter")
-                expect(page).to_have_url(base + "/")
+            # 1. A new campaign, made on the page.
+            page.click("#new-campaign")
+            _labelled(page, "#campaign-form")
+            _readable(page)
+            page.fill("#name", "spring")
+            agent = page.locator("#agent-id")
+            if agent.evaluate("el => el.tagName") == "SELECT":
+                agent.select_option("33")
+            else:
+                agent.fill("33")
+            page.fill("#first-line", GREETING)
+            page.fill("#instruction", "{{ first_name }} ordered {{ order_id }}.")
+            page.fill("#default-region", "IN")
+            snap(page, "1-new-campaign.png")
+            page.click("#save-campaign")
+            expect(page.locator("#notice")).to_be_visible()
+            assert (root / "campaigns" / "spring.toml").exists()
 
-                # 1. A new campaign, made on the page.
-                page.click("#new-campaign")
-                _labelled(page, "#campaign-form")
-                _readable(page)
-                page.fill("#name", "spring")
-                agent = page.locator("#agent-id")
-                if agent.evaluate("el => el.tagName") == "SELECT":
-                    agent.select_option("33")
-                else:
-                    agent.fill("33")
-                page.fill("#first-line", GREETING)
-                page.fill("#instruction", "{{ first_name }} ordered {{ order_id }}.")
-                page.fill("#default-region", "IN")
-                snap(page, "1-new-campaign.png")
-                page.click("#save-campaign")
-                expect(page.locator("#notice")).to_be_visible()
-                assert (root / "campaigns" / "spring.toml").exists()
+            # 2. Their own sheet, whose headers match nothing the campaign names.
+            page.goto(base + "/")
+            page.set_input_files("input[name=sheet]", str(SHEET))
+            page.click("#upload-form button[type=submit]")
+            # The campaign just created is the one preselected for the sheet.
+            expect(page.locator("#use-campaign")).to_have_value("spring")
+            page.click("#use-campaign-button")
+            expect(page.locator("#upload-name")).to_have_text(SHEET.name)
+            # 3. Every column the campaign needs, at once, pre-chosen by close match.
+            expect(page.locator("#column-phone")).to_have_value("Mobile No.")
+            expect(page.locator("#column-first_name")).to_have_value("Customer Name")
+            expect(page.locator("#column-order_id")).to_have_value("Order #")
+            _labelled(page, "#columns-form")
+            _readable(page)
+            snap(page, "2-columns.png")
+            page.click("#save-columns")
+            expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
+            ready = int(page.locator("#ready-count").inner_text())
+            assert ready == len(people)
+            expect(page.locator("#cost-estimate")).to_be_visible()
 
-                # 2. Their own sheet, whose headers match nothing the campaign names.
-                page.goto(base + "/")
-                page.set_input_files("input[name=sheet]", str(SHEET))
-                page.click("#upload-form button[type=submit]")
-                # The campaign just created is the one preselected for the sheet.
-                expect(page.locator("#use-campaign")).to_have_value("spring")
-                page.click("#use-campaign-button")
-                expect(page.locator("#upload-name")).to_have_text(SHEET.name)
-                # 3. Every column the campaign needs, at once, pre-chosen by close match.
-                expect(page.locator("#column-phone")).to_have_value("Mobile No.")
-                expect(page.locator("#column-first_name")).to_have_value("Customer Name")
-                expect(page.locator("#column-order_id")).to_have_value("Order #")
-                _labelled(page, "#columns-form")
-                _readable(page)
-                snap(page, "2-columns.png")
-                page.click("#save-columns")
-                expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
-                ready = int(page.locator("#ready-count").inner_text())
-                assert ready == len(people)
-                expect(page.locator("#cost-estimate")).to_be_visible()
+            # 4. The live preview follows the greeting as it is typed.
+            page.click("#edit-with-sheet")
+            greeting = page.locator("#preview-greeting")
+            expect(greeting).to_have_text(re.compile(r"^Hello Aarav Sharma, this is Spring"))
+            page.fill("#first-line", EDITED)
+            expect(greeting).to_have_text(re.compile(r"^Hi Aarav Sharma! Spring Sale here"))
+            snap(page, "3-preview.png")
 
-                # 4. The live preview follows the greeting as it is typed.
-                page.click("#edit-with-sheet")
-                greeting = page.locator("#preview-greeting")
-                expect(greeting).to_have_text(re.compile(r"^Hello Aarav Sharma, this is Spring"))
-                page.fill("#first-line", EDITED)
-                expect(greeting).to_have_text(re.compile(r"^Hi Aarav Sharma! Spring Sale here"))
-                snap(page, "3-preview.png")
+            # 5. "Call me first": one call with row 2's words, to their own phone.
+            page.fill("#test-number", OWN_PHONE)
+            page.click("#test-call")
+            expect(page.locator("#test-call-result")).to_be_visible()
+            tests = [r["body"] for r in fake.state()["received"]]
+            assert [b["called_to"] for b in tests] == [OWN_PHONE]
+            assert tests[0]["custom_first_line"].startswith("Hi Aarav Sharma!")
+            page.click("#save-campaign")
+            expect(page.locator("#notice")).to_be_visible()
 
-                # 5. "Call me first": one call with row 2's words, to their own phone.
-                page.fill("#test-number", OWN_PHONE)
-                page.click("#test-call")
-                expect(page.locator("#test-call-result")).to_be_visible()
-                tests = [r["body"] for r in fake.state()["received"]]
-                assert [b["called_to"] for b in tests] == [OWN_PHONE]
-                assert tests[0]["custom_first_line"].startswith("Hi Aarav Sharma!")
-                page.click("#save-campaign")
-                expect(page.locator("#notice")).to_be_visible()
+            # 6. The campaign changed since the check: check the sheet again, then launch.
+            page.goto(base + "/")
+            page.set_input_files("input[name=sheet]", str(SHEET))
+            page.click("#upload-form button[type=submit]")
+            expect(page.locator("#use-campaign")).to_have_value("spring")
+            page.click("#use-campaign-button")
+            expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
+            expect(page.locator("#ready-count")).to_have_text(str(len(people)))
+            assert DEFAULT_API_KEY not in page.content()
+            _readable(page)
+            # Confirmed and launched with the keyboard alone.
+            _tab_to(page, "#launch-form input[name=confirm]")
+            page.keyboard.press("Space")
+            expect(page.locator("#launch-form input[name=confirm]")).to_be_checked()
+            snap(page, "4-check.png")
+            _tab_to(page, "#launch-form button[type=submit]")
+            page.keyboard.press("Enter")
+            expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"))
 
-                # 6. The campaign changed since the check: check the sheet again, then launch.
-                page.goto(base + "/")
-                page.set_input_files("input[name=sheet]", str(SHEET))
-                page.click("#upload-form button[type=submit]")
-                expect(page.locator("#use-campaign")).to_have_value("spring")
-                page.click("#use-campaign-button")
-                expect(page).to_have_url(re.compile(r"/dry-runs/[\w-]+$"))
-                expect(page.locator("#ready-count")).to_have_text(str(len(people)))
-                assert DEFAULT_API_KEY not in page.content()
-                _readable(page)
-                # Confirmed and launched with the keyboard alone.
-                _tab_to(page, "#launch-form input[name=confirm]")
-                page.keyboard.press("Space")
-                expect(page.locator("#launch-form input[name=confirm]")).to_be_checked()
-                snap(page, "4-check.png")
-                _tab_to(page, "#launch-form button[type=submit]")
-                page.keyboard.press("Enter")
-                expect(page).to_have_url(re.compile(r"/runs/[\w-]+$"))
+            # 7. Progress to the end: "x of N".
+            expect(page.locator("#run-state")).to_have_text(
+                re.compile(r"^Finished"), timeout=RUN_BOUND_MS
+            )
+            expect(page.locator("#progress-text")).to_contain_text(
+                f"{len(people)} of {len(people)}"
+            )
+            snap(page, "5-run.png")
+            # 8. Who answered: a sync, then the chart of outcomes.
+            page.click("#sync")
+            chart = page.locator("svg#outcome-chart")
+            expect(chart).to_be_visible()
+            counts = {
+                g.get_attribute("data-outcome"): int(g.get_attribute("data-count") or 0)
+                for g in page.locator("svg#outcome-chart g[data-outcome]").all()
+            }
+            expect(page.locator("#answer-rate")).to_be_visible()
+            assert chart.get_attribute("role") == "img" and chart.get_attribute("aria-label")
+            _readable(page)
+            snap(page, "6-results.png")
 
-                # 7. Progress to the end: "x of N".
-                expect(page.locator("#run-state")).to_have_text(
-                    re.compile(r"^Finished"), timeout=RUN_BOUND_MS
-                )
-                expect(page.locator("#progress-text")).to_contain_text(
-                    f"{len(people)} of {len(people)}"
-                )
-                snap(page, "5-run.png")
-                # 8. Who answered: a sync, then the chart of outcomes.
-                page.click("#sync")
-                chart = page.locator("svg#outcome-chart")
-                expect(chart).to_be_visible()
-                counts = {
-                    g.get_attribute("data-outcome"): int(g.get_attribute("data-count") or 0)
-                    for g in page.locator("svg#outcome-chart g[data-outcome]").all()
-                }
-                expect(page.locator("#answer-rate")).to_be_visible()
-                assert chart.get_attribute("role") == "img" and chart.get_attribute("aria-label")
-                _readable(page)
-                snap(page, "6-results.png")
-
-                # 9. Both downloads, opened and read.
-                with page.expect_download() as info:
-                    page.click("#report-csv")
-                report_text = Path(info.value.path()).read_text("utf-8")
-                with page.expect_download() as info:
-                    page.click("#results-csv")
-                results_text = Path(info.value.path()).read_text("utf-8")
-                assert DEFAULT_API_KEY not in page.content()
-                assert errors == []
-            finally:
-                browser.close()
+            # 9. Both downloads, opened and read.
+            with page.expect_download() as info:
+                page.click("#report-csv")
+            report_text = Path(info.value.path()).read_text("utf-8")
+            with page.expect_download() as info:
+                page.click("#results-csv")
+            results_text = Path(info.value.path()).read_text("utf-8")
+            assert DEFAULT_API_KEY not in page.content()
+            assert errors == []
 
         received = fake.state()
     report = list(csv.DictReader(io.StringIO(report_text)))
@@ -570,33 +561,26 @@ def test_a_marketer_starts_from_their_shop_export_and_calls_the_right_countries(
         with (
             _serve(root, fake.url, tmp_path / "serve.log") as base,
             sync_api.sync_playwright() as pw,
+            _browser_page(pw) as (page, errors),
         ):
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
-                page.set_default_timeout(15_000)
-                errors: list[str] = []
-                _record_errors(page, errors)
-                story = SheetFirstStory(page, base, fake, root, sync_api.expect, shots)
-                story.log_in()
-                story.upload(sheet)
-                story.new_campaign_from_sheet("Spring sale 2026")
-                story.header_as_written_is_explained()
-                story.greeting_from_the_menu()
-                story.preview_shows_countries(expected_countries())
-                story.call_me_first(OWN_PHONE)
-                story.create("spring-sale-2026")
-                story.columns_prechosen()
-                story.check(ready)
-                story.check_counts_countries(ready, countries)
-                left = story.launch_until_the_wallet_is_empty(ready)
-                story.top_up_and_resume(left)
-                story.sync_with_feedback()
-                results = story.results_xlsx()
-                story.next_sheet_preselects(sheet)
-                assert errors == []
-            finally:
-                browser.close()
+            story = SheetFirstStory(page, base, fake, root, sync_api.expect, shots)
+            story.log_in()
+            story.upload(sheet)
+            story.new_campaign_from_sheet("Spring sale 2026")
+            story.header_as_written_is_explained()
+            story.greeting_from_the_menu()
+            story.preview_shows_countries(expected_countries())
+            story.call_me_first(OWN_PHONE)
+            story.create("spring-sale-2026")
+            story.columns_prechosen()
+            story.check(ready)
+            story.check_counts_countries(ready, countries)
+            left = story.launch_until_the_wallet_is_empty(ready)
+            story.top_up_and_resume(left)
+            story.sync_with_feedback()
+            results = story.results_xlsx()
+            story.next_sheet_preselects(sheet)
+            assert errors == []
         state = fake.state()
     received = state["received"]
     placed = [r["body"]["called_to"] for r in received[1:] if r["status"] == 200]

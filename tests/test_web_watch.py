@@ -18,7 +18,10 @@ from dialer.statuses import ExitCode
 from dialer.web.jobs import WebRun
 
 
-def _web_run(total: int, state: dict[str, Any], exit_code: int | None = None) -> WebRun:
+def web_run(
+    total: int, state: dict[str, Any], exit_code: int | None = None, **fields: Any
+) -> WebRun:
+    """A run as the page holds it, with no process behind it: what `view()` shows."""
     run = WebRun(
         id="r",
         campaign="example",
@@ -29,6 +32,7 @@ def _web_run(total: int, state: dict[str, Any], exit_code: int | None = None) ->
         messages=deque(),
         state=state,
         total=total,
+        **fields,
     )
     run.exit_code = exit_code
     return run
@@ -37,7 +41,7 @@ def _web_run(total: int, state: dict[str, Any], exit_code: int | None = None) ->
 def test_x_of_n_counts_people_called_not_rows_read():
     """The issue's case: 7 people called, 293 never tried, 10 invalid rows read on the way."""
     counts = {"triggered": 7, "not_attempted": 293, "invalid": 10}
-    view = _web_run(300, {"done": 310, "counts": counts}, ExitCode.INSUFFICIENT_BALANCE).view()
+    view = web_run(300, {"done": 310, "counts": counts}, ExitCode.INSUFFICIENT_BALANCE).view()
     assert view["progress_text"] == "7 of 300 called"
     assert (view["called"], view["total"]) == (7, 300)
     assert view["not_called"] == [[293, "not called yet: your Tabbly wallet is empty"]]
@@ -50,7 +54,7 @@ def test_x_of_n_counts_people_called_not_rows_read():
 
 def test_failed_and_maybe_called_count_as_tried_and_the_stop_is_named():
     counts = {"triggered": 5, "failed": 2, "unknown": 1, "not_attempted": 12}
-    view = _web_run(20, {"counts": counts}, ExitCode.INTERRUPTED).view()
+    view = web_run(20, {"counts": counts}, ExitCode.INTERRUPTED).view()
     assert view["progress_text"] == "8 of 20 called"
     assert view["not_called"] == [[12, "not called yet: the run was stopped"]]
     assert [n for _, n, _ in view["counts"]] == [5, 2, 1, 12]
@@ -59,23 +63,23 @@ def test_failed_and_maybe_called_count_as_tried_and_the_stop_is_named():
 
 def test_no_resume_when_the_campaign_itself_is_refused_or_the_run_finished():
     counts = {"triggered": 1, "not_attempted": 9}
-    refused = _web_run(10, {"counts": counts}, ExitCode.CAMPAIGN_REFUSED).view()
+    refused = web_run(10, {"counts": counts}, ExitCode.CAMPAIGN_REFUSED).view()
     assert refused["resume"] == 0
     assert refused["not_called"] == [[9, "not called yet: Tabbly refused the campaign"]]
-    finished = _web_run(10, {"counts": {"triggered": 9, "outside_window": 1}}, 0).view()
+    finished = web_run(10, {"counts": {"triggered": 9, "outside_window": 1}}, 0).view()
     assert finished["resume"] == 0
     assert finished["not_called"] == [[1, "not called yet: outside the calling hours"]]
 
 
 def test_time_left_comes_from_the_rate_so_far():
     running = {"counts": {"triggered": 20, "invalid": 50}, "elapsed": 60.0}
-    view = _web_run(100, running).view()
+    view = web_run(100, running).view()
     # 20 people in 60 s: the 80 left take 240 s.
     assert view["time_left"] == "about 4 minutes left"
     assert view["not_called"] == [[80, "waiting to be called"]]
     assert view["state_text"] == "calling"
-    assert _web_run(100, {"counts": {}, "elapsed": 1.0}).view()["time_left"] == ""
-    assert _web_run(100, {"counts": {"triggered": 90}, "elapsed": 90.0}).view()["time_left"] == (
+    assert web_run(100, {"counts": {}, "elapsed": 1.0}).view()["time_left"] == ""
+    assert web_run(100, {"counts": {"triggered": 90}, "elapsed": 90.0}).view()["time_left"] == (
         "less than a minute left"
     )
 

@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from test_web_hardening import READY, _check, _fake_env, _launch, _login, _run, _until
 from test_web_results import _env
+from test_web_watch import web_run
 
 from dialer import web
 from dialer.campaign import WEEKDAYS, load_campaign
@@ -284,23 +285,9 @@ def test_sync_says_how_many_calls_it_updated():
 def test_the_issues_wallet_stop_adds_up_to_the_people_of_the_check():
     """20 called + 38 not called for 57 people: the one row the check had already found
     "called by an earlier run" was counted again among the run's not called."""
-    from collections import deque
-
-    from dialer.web.jobs import WebRun
-
-    run = WebRun(
-        id="r",
-        campaign="example",
-        report=Path("r.csv"),
-        proc=None,  # type: ignore[arg-type]  # view() never touches the process
-        started="",
-        upload=Path("u.csv"),
-        messages=deque(),
-        total=57,
-        checked={Status.READY: 57, Status.ALREADY_CALLED: 1, Status.INVALID: 3},
-        final={Status.TRIGGERED: 20, Status.NOT_ATTEMPTED: 37, Status.ALREADY_CALLED: 1},
-    )
-    run.exit_code = ExitCode.INSUFFICIENT_BALANCE
+    checked = {Status.READY: 57, Status.ALREADY_CALLED: 1, Status.INVALID: 3}
+    final = {Status.TRIGGERED: 20, Status.NOT_ATTEMPTED: 37, Status.ALREADY_CALLED: 1}
+    run = web_run(57, {}, ExitCode.INSUFFICIENT_BALANCE, checked=checked, final=final)
     view = run.view()
     assert [[k, n] for k, n, _ in view["counts"]] == [["triggered", 20], ["not_attempted", 37]]
     assert view["state_text"] == (
