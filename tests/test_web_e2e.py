@@ -121,10 +121,15 @@ def _serve(
 
 @contextlib.contextmanager
 def _browser_page(
-    pw: Any, *, height: int = 900, timeout_ms: int = 15_000
+    pw: Any, *, height: int = 900, timeout_ms: int = 20_000
 ) -> Iterator[tuple[Any, list[str]]]:
     """Debian's Chromium with one page and the console errors it collects (every page, the
-    login form included, must load its script and style cleanly); closed however it ends."""
+    login form included, must load its script and style cleanly); closed however it ends.
+    `timeout_ms` bounds both actions and `expect` (whose own default, 5 s, is too short for a
+    preview's child process on a loaded 2-core machine)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=timeout_ms)
     browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     try:
         page = browser.new_context(viewport={"width": 1100, "height": height}).new_page()
