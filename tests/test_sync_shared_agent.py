@@ -9,14 +9,16 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import KEY_ENV, Project, contact_rows, wait_for
 
-from dialer.campaign import LOGS_ENDPOINT_ENV
-from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
+from dialer.campaign import LOGS_ENDPOINT_ENV, load_campaign
+from dialer.clock import stamp
+from dialer.fake_tabbly import DEFAULT_AGENT_ID, FakeTabbly, FakeTabblyThread
+from dialer.shared_agent import other_dials
 from dialer.statuses import ExitCode
 from dialer.sync import UPDATED_LINE
 
@@ -35,9 +37,10 @@ def fake() -> Iterator[FakeTabbly]:
         yield server
 
 
-def _campaign(project: Project, fake: FakeTabbly, name: str, extra: str = "") -> Path:
+def _campaign(project: Project, name: str, endpoint: str = "", extra: str = "") -> Path:
     """campaigns/<name>.toml over the one sheet, with the fake's agent (the same for all)."""
-    project.write_campaign(fake.url, name=name, extra=extra, dispatch="concurrency = 2")
+    endpoint = endpoint or "http://127.0.0.1:9/unused"
+    project.write_campaign(endpoint, name=name, extra=extra, dispatch="concurrency = 2")
     return project.campaign.rename(project.campaign.with_name(f"{name}.toml"))
 
 
@@ -60,9 +63,9 @@ def test_a_sync_never_takes_another_campaigns_rows_and_waits_for_its_own(
 ) -> None:
     env = {**KEY_ENV, LOGS_ENDPOINT_ENV: fake.logs_url}
     project.write_sheet(contact_rows(PEOPLE))
-    e = _campaign(project, fake, "e")
+    e = _campaign(project, "e", fake.url)
     redial = '[redial]\noutcomes = ["no_answer", "busy"]\nafter_minutes = 0\nmax_calls = 3\n'
-    d = _campaign(project, fake, "d", extra=redial)
+    d = _campaign(project, "d", fake.url, extra=redial)
 
     assert cli(["run", str(e), "--yes"], env).code == ExitCode.OK
     assert len(fake.accepted()) == PEOPLE
@@ -104,3 +107,41 @@ def test_a_sync_never_takes_another_campaigns_rows_and_waits_for_its_own(
     # And e, synced now with every row out, finds its own outcomes, none of d's.
     assert cli(["sync", str(e)], env).code == ExitCode.OK
     assert {x["called_to"]: x["outcome"] for x in _dials(project, "e")} == e_calls
+
+
+def _ledger(project: Project, name: str, *numbers: str) -> None:
+    """A ledger with one dial per number, placed now (the tables `other_dials` reads)."""
+    path = project.root / "state" / f"{name}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('campaign', ?)", (name,))
+        conn.execute(
+            "CREATE TABLE dials (id INTEGER PRIMARY KEY, called_to TEXT, custom_identifiers "
+            "TEXT, placed_at TEXT, room_name TEXT, participant_identity TEXT)"
+        )
+        conn.executemany(
+            "INSERT INTO dials VALUES (NULL, ?, 'C', ?, ?, '')",
+            [(n, stamp(datetime.now(UTC)), f"room-{name}-{n}") for n in numbers],
+        )
+    conn.close()
+
+
+def test_other_dials_are_the_folders_other_campaigns_with_this_agent(project: Project) -> None:
+    for name in ("d", "e", "x"):
+        _campaign(project, name)
+    x = project.root / "campaigns" / "x.toml"
+    agent = f"agent_id = {DEFAULT_AGENT_ID}\n"
+    x.write_text(x.read_text().replace(agent, f"agent_id = {DEFAULT_AGENT_ID + 1}\n"))
+    for name in ("d", "e", "x", "gone"):  # gone: a ledger whose campaign file was removed
+        _ledger(project, name, f"+9100{name}")
+    _ledger(project, "contacts", "+9100contacts")  # the shared counts, never a campaign's
+    (project.root / "state" / "junk.sqlite").write_bytes(b"not a database")
+    d = load_campaign(project.root / "campaigns" / "d.toml")
+
+    found = {(x.campaign, x.called_to, x.room_name) for x in other_dials(d, None)}
+
+    assert found == {("e", "+9100e", "room-e-+9100e"), ("gone", "+9100gone", "room-gone-+9100gone")}
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert list(other_dials(d, later)) == []  # only calls placed in the range read
