@@ -5,9 +5,9 @@ log rows come back in this campaign's logs, and a row belongs to at most one cal
     >>> Matcher(own_dials, campaign.agent_id, others=others)
 
 Each other ledger (`state/*.sqlite` but this campaign's and the shared contact counts) is read
-without writing (`ledger.readonly_uri`). Its campaign's agent is read from its campaign file
-beside this one (`campaigns/<name>.toml`); a ledger whose campaign file is gone or unreadable
-counts as the same agent: a row wrongly left to another campaign's call keeps this call
+without writing (`ledger.readonly_uri`). Its campaign's agent is read from the campaign file
+beside this one whose `name` is the ledger's; a ledger with no such file that loads counts
+as the same agent: a row wrongly left to another campaign's call keeps this call
 pending (read again by the next sync, never redialled), while a row wrongly taken would
 give this call another call's outcome. A ledger that cannot be read has no calls here.
 """
