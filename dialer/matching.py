@@ -1,19 +1,22 @@
-"""Which call dialer placed a log row speaks of (SPEC 10), and what a call's rows add up to.
+"""Which call of the state folder a log row speaks of (SPEC 10), and what a call's rows add up to.
 
-    >>> matcher = Matcher(dials, agent_id=33)
+    >>> matcher = Matcher(dials, agent_id=33, others=other_dials)   # others: shared_agent
     >>> for page in pages:
     ...     for row in page:
     ...         matcher.feed(row)             # the dial_id it matched, or None: someone else's
     >>> matcher.results()[dial_id].best.outcome
 
-First rule that applies: `room_name` equal, or `participant_identity` equal when it names
-exactly one dial (Tabbly answers `sip_<number>`, the same for every call to a number); else
-`custom_identifiers` and `called_to` equal (of several dials, the one placed nearest before the
-row, else the latest); else `called_to` equal (the nearest in time). Except by room, a row is
-only ever matched to a dial whose time window holds it (2 minutes before to 6 hours after the
-dial): two campaigns calling one person with one agent read the same rows. A row naming a
-room or identifiers that a candidate dial does not have is another call's row. Rows of
-another agent are ignored.
+A row belongs to at most one call: the campaign's own `dials` and `others`, the calls the
+other campaigns of the folder placed with the same agent (a row of theirs is never this
+campaign's, so a call whose only candidate row is another campaign's stays pending). First
+rule that applies: `room_name` equal, or `participant_identity` equal when it names exactly
+one call (Tabbly answers `sip_<number>`, the same for every call to a number); else
+`custom_identifiers` and `called_to` equal; else `called_to` equal; of several calls, the one
+placed nearest the row's time. Except by room, a row is only ever matched to a call whose time
+window holds it: from `skew` before the call was stamped (clocks disagree a little; a row
+logged earlier than that is an earlier call's) to 6 hours after. A row naming a room or
+identifiers that a candidate call does not have is another call's. Rows of another agent are
+ignored.
 
 Memory is O(dials): rows are folded into one `Resolved` per dial as they arrive. A kept row's
 transcript can be long (up to `log_transcript_chars`): `Matcher(..., transcripts=False)` drops
@@ -25,13 +28,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import chain
 
 from dialer.outcomes import LogRow, better
+from dialer.settings import DEFAULTS
 
-# How far a row's time may be from the dial's: clocks disagree (and Tabbly's `called_time`
-# is cut to the second), and a call is logged when it is dialled, not hours later.
-BEFORE_PLACED = timedelta(minutes=2)
+# How long after its call a row may be logged: a call is logged when it is dialled, not
+# hours later. How far before: `Settings.logs_clock_skew_seconds` (the Matcher's `skew`).
 AFTER_PLACED = timedelta(hours=6)
+_SECOND = timedelta(seconds=1)
 # Distinct raw statuses kept per dial: a hostile upstream cannot grow one without bound.
 _MAX_STATUSES = 8
 # Log ids remembered per dial to count a row repeated across pages once.
@@ -40,14 +45,15 @@ _MAX_IDS = 64
 
 @dataclass(frozen=True, slots=True)
 class Dial:
-    """One call dialer placed, as the ledger's `dials` table holds it."""
+    """One call dialer placed, as a ledger's `dials` table holds it."""
 
-    dial_id: int
+    dial_id: int  # unique within its campaign's ledger only
     called_to: str
     custom_identifiers: str
     placed_at: datetime  # aware UTC
     room_name: str
     participant_identity: str
+    campaign: str = ""  # another campaign's call (its name); "": the syncing campaign's
 
 
 @dataclass(slots=True)
@@ -70,12 +76,24 @@ class Matcher:
         "_by_room",
         "_ids",
         "_resolved",
+        "_skew",
         "_transcripts",
+        "others_rows",
     )
 
-    def __init__(self, dials: Iterable[Dial], agent_id: int, *, transcripts: bool = True) -> None:
+    def __init__(
+        self,
+        dials: Iterable[Dial],
+        agent_id: int,
+        *,
+        others: Iterable[Dial] = (),
+        transcripts: bool = True,
+        skew: timedelta = timedelta(seconds=DEFAULTS.logs_clock_skew_seconds),
+    ) -> None:
         self._agent_id = agent_id
         self._transcripts = transcripts
+        self._skew = skew
+        self.others_rows = 0  # rows fed that are other campaigns' calls'
         self._by_room: dict[str, Dial] = {}
         self._by_identity: dict[str, Dial | None] = {}  # None: shared by several dials
         self._by_key: dict[tuple[str, str], list[Dial]] = {}
@@ -83,7 +101,7 @@ class Matcher:
         self._resolved: dict[int, Resolved] = {}
         # Log ids seen per dial, to count a row once: a tuple, as most calls have one or two.
         self._ids: dict[int, tuple[str, ...]] = {}
-        for dial in dials:
+        for dial in chain(dials, others):
             if dial.room_name:
                 self._by_room[dial.room_name] = dial
             if dial.participant_identity:
@@ -100,6 +118,9 @@ class Matcher:
             return None
         dial = self.match(row)
         if dial is None:
+            return None
+        if dial.campaign:
+            self.others_rows += 1
             return None
         if row.log_id:
             ids = self._ids.get(dial.dial_id, ())
@@ -150,29 +171,21 @@ class Matcher:
                 self._by_key.get((row.custom_identifiers, row.called_to)), row
             )
             if candidates:
-                return _nearest_before(candidates, row.called_at)
+                return _nearest(candidates, row.called_at)
         if row.called_at is None:
             return None
         candidates = self._candidates(self._by_number.get(row.called_to), row)
-        within = [
-            d
-            for d in candidates
-            if d.placed_at - BEFORE_PLACED <= row.called_at <= d.placed_at + AFTER_PLACED
-        ]
-        if not within:
-            return None
-        return min(within, key=lambda d: abs(d.placed_at - row.called_at))  # type: ignore[operator]
+        return _nearest(candidates, row.called_at) if candidates else None
 
     def _candidates(self, dials: list[Dial] | None, row: LogRow) -> list[Dial]:
         if not dials:
             return []
         return [d for d in dials if self._compatible(d, row)]
 
-    @staticmethod
-    def _compatible(dial: Dial, row: LogRow) -> bool:
+    def _compatible(self, dial: Dial, row: LogRow) -> bool:
         """Whether `row` may be this dial's at all: a row naming another room, or other
         identifiers, is another call's, and so is a row logged outside the dial's time window
-        (2 minutes before to 6 hours after), whatever it shares with this one: another
+        (`skew` before to 6 hours after), whatever it shares with this one: another
         campaign's call to the same person with the same agent, or an earlier call of this."""
         if row.room_name and dial.room_name and row.room_name != dial.room_name:
             return False
@@ -180,17 +193,22 @@ class Matcher:
         if ids and dial.custom_identifiers and ids != dial.custom_identifiers:
             return False  # the row names another row of a sheet
         at = row.called_at
-        return at is None or dial.placed_at - BEFORE_PLACED <= at <= dial.placed_at + AFTER_PLACED
+        return at is None or dial.placed_at - self._skew <= at <= dial.placed_at + AFTER_PLACED
 
 
-def _nearest_before(dials: list[Dial], called_at: datetime | None) -> Dial:
-    """Of several dials with the same person and number, the one placed nearest before the row
-    (allowing the clock slack of BEFORE_PLACED: the dial is stamped after Tabbly's answer, and
-    `called_time` is cut to the second), else the latest."""
-    latest = max(dials, key=lambda d: d.placed_at)
+def _nearest(dials: list[Dial], called_at: datetime | None) -> Dial:
+    """Of the calls a row may be, the one placed nearest its time (a row is logged when its
+    call is dialled; the window already kept out calls placed well after it); with no time,
+    the latest."""
     if called_at is None or len(dials) == 1:
-        return latest
-    before = [d for d in dials if d.placed_at - BEFORE_PLACED <= called_at]
-    if not before:
-        return latest
-    return min(before, key=lambda d: abs(d.placed_at - called_at))
+        return max(dials, key=lambda d: d.placed_at)
+    return min(dials, key=lambda d: _distance(d.placed_at, called_at))
+
+
+def _distance(placed_at: datetime, called_at: datetime) -> tuple[timedelta, timedelta]:
+    """How far a call's stamp is from a row's time, nearest first. A time cut to the second
+    (Tabbly's `called_time`) means somewhere in that second: a stamp inside it is at 0, so a
+    call placed a second or more before or after is never nearer than the row's own."""
+    within = _SECOND if called_at.microsecond == 0 else timedelta(0)
+    gap = max(called_at - placed_at, placed_at - (called_at + within), timedelta(0))
+    return gap, abs(placed_at - called_at)

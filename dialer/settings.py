@@ -54,6 +54,11 @@ class Settings:
     logs_max_attempts: int = 6
     logs_timeout_seconds: float = 60.0
     logs_lookback_days: int = 30
+    # How far a log row's time may precede the stamp of the call it speaks of: Tabbly's clock
+    # and ours disagree a little, `called_time` is cut to the second and a dial is stamped
+    # when Tabbly answers (after the trigger's 30 s timeout at worst). An earlier row is an
+    # earlier call's (maybe another campaign's to the same person), never this one's.
+    logs_clock_skew_seconds: float = 60.0
     # Texts kept from a log row, cut to these many characters (the ledger stays small).
     log_text_chars: int = 2_000
     log_transcript_chars: int = 100_000

@@ -7,7 +7,9 @@
 The logs are read for the campaign's agent from the day before the oldest `pending` call
 (no further back than `logs_lookback_days`; or from `--since`) to tomorrow, in the campaign's
 `logs_timezone`; with nothing pending and no `--since` nothing is read. Each row is matched to
-a call this campaign placed (`dialer.matching`) and what the rows say is stored in one
+a call this campaign placed (`dialer.matching`), unless a call another campaign of the folder
+placed with the same agent is nearer it (`dialer.shared_agent`): a call whose only candidate
+row is another's stays pending and is read again. What the rows say is stored in one
 transaction at the end: a sync that cannot read every page stores nothing and writes no file.
 `dialer run` calls `sync_ledger` with the ledger it holds; the command holds it the same way
 (`open_for_run`), so a sync while a run of the campaign is going is refused.
@@ -56,6 +58,7 @@ class SyncResult:
     answer_rate: float | None
     dates: tuple[date, date] | None = None  # the logs' days read; None: nothing was pending
     updated: int = 0  # calls whose outcome this sync stored or improved
+    others_rows: int = 0  # of the ignored rows, those of other campaigns' calls (same agent)
 
 
 # How `dialer sync` says what it stored; the page reads the number back (dialer/web/results).
@@ -112,18 +115,26 @@ async def sync_ledger(
     conn = ledger.connection
     zone = ZoneInfo(campaign.logs_timezone)
     dates = date_range(since, dials.oldest_pending(conn), clock(), zone, settings)
-    matched = ignored = pages = updated = 0
+    matched = ignored = pages = updated = others = 0
     if dates is not None:
         from dialer.call_logs import LogsQuery, read_logs  # aiohttp: only when logs are read
         from dialer.matching import Matcher
+        from dialer.shared_agent import other_dials
         from dialer.tabbly import Scrubber
 
         url = campaign.checked_endpoint(environ, logs=True)
         # Dials from a day before the first day read: a row is logged when its call is placed.
         first = datetime.combine(dates[0], time(), zone) - timedelta(days=1)
         dialled = dials.dials_from(conn, first)
-        # Without --transcripts none is kept, not even in memory while the pages come.
-        matcher = Matcher(dialled, campaign.agent_id, transcripts=transcripts)
+        # Without --transcripts none is kept, not even in memory while the pages come. The
+        # other campaigns' calls with this agent are there so that their rows stay theirs.
+        matcher = Matcher(
+            dialled,
+            campaign.agent_id,
+            others=other_dials(campaign, first),
+            transcripts=transcripts,
+            skew=timedelta(seconds=settings.logs_clock_skew_seconds),
+        )
         query = LogsQuery(
             url=url,
             organization_id=campaign.organization_id,
@@ -140,6 +151,7 @@ async def sync_ledger(
                     ignored += 1
                 else:
                     matched += 1
+        others = matcher.others_rows
         try:
             updated = dials.store(
                 conn,
@@ -160,6 +172,7 @@ async def sync_ledger(
         answer_rate=dials.answer_rate(counts),
         dates=dates,
         updated=updated,
+        others_rows=others,
     )
 
 
@@ -261,6 +274,12 @@ def _never_run(campaign: Campaign) -> bool:
     return found is None
 
 
+def _others(result: SyncResult) -> str:
+    if not result.others_rows:
+        return ""
+    return f" ({result.others_rows} of them other campaigns' calls with this agent)"
+
+
 def _print(campaign: Campaign, result: SyncResult, out: TextIO) -> None:
     if result.dates is None:
         print(
@@ -273,7 +292,8 @@ def _print(campaign: Campaign, result: SyncResult, out: TextIO) -> None:
         print(
             f"campaign {campaign.name}: call logs {first.isoformat()} to {last.isoformat()}, "
             f"{result.pages} page(s): {result.matched_rows} row(s) matched this campaign's "
-            f"calls, {result.ignored_rows} ignored; {UPDATED.format(n=result.updated)}",
+            f"calls, {result.ignored_rows} ignored{_others(result)}; "
+            f"{UPDATED.format(n=result.updated)}",
             file=out,
         )
     print("each person's last call:", file=out)

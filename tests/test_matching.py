@@ -7,6 +7,7 @@ from typing import Any
 
 from dialer.matching import Dial, Matcher
 from dialer.outcomes import PLACEHOLDER_TRANSCRIPT, LogRow, parse_row
+from dialer.settings import DEFAULTS
 from dialer.statuses import CallOutcome
 
 AGENT = 33
@@ -83,7 +84,7 @@ def test_identifiers_and_number_pick_the_dial_placed_nearest_before() -> None:
         matcher.feed(row(T0 + timedelta(hours=2) - timedelta(seconds=1), custom_identifiers="C"))
         == 2
     )
-    # Outside every dial's window (6 hours after, 2 minutes before): someone else's call,
+    # Outside every dial's window (6 hours after, the clock skew before): someone else's call,
     # for example another campaign's to the same person with the same agent.
     assert matcher.feed(row(T0 + timedelta(days=5), custom_identifiers="C")) is None
     assert matcher.feed(row(T0 - timedelta(days=1), custom_identifiers="C")) is None
@@ -97,11 +98,12 @@ def test_identifiers_must_match_with_the_number() -> None:
     assert matcher.feed(row(far, called_to=OTHER, custom_identifiers="C1")) is None
 
 
-def test_number_and_time_within_two_minutes_before_to_six_hours_after() -> None:
+def test_number_and_time_within_the_clock_skew_before_to_six_hours_after() -> None:
     matcher = Matcher([dial(1, custom_identifiers="", room_name="")], AGENT)
-    assert matcher.feed(row(T0 - timedelta(minutes=2))) == 1
+    skew = timedelta(seconds=DEFAULTS.logs_clock_skew_seconds)
+    assert matcher.feed(row(T0 - skew)) == 1
     assert matcher.feed(row(T0 + timedelta(hours=6))) == 1
-    assert matcher.feed(row(T0 - timedelta(minutes=2, seconds=1))) is None
+    assert matcher.feed(row(T0 - skew - timedelta(seconds=1))) is None
     assert matcher.feed(row(T0 + timedelta(hours=6, seconds=1))) is None
     assert matcher.feed(row(T0 + timedelta(hours=1), called_to=OTHER)) is None
     assert matcher.feed(row(called_time=None)) is None
@@ -172,3 +174,38 @@ def test_transcripts_can_be_left_out_of_the_kept_rows() -> None:
     kept = Matcher([dial(1)], AGENT)
     kept.feed(row(room_name="room-1"))
     assert kept.results()[1].best.transcript == "Agent: hello"
+
+
+def _rival(dial_id: int, **fields: Any) -> Dial:
+    return dial(dial_id, campaign="e", **fields)
+
+
+def test_a_row_nearer_another_campaigns_call_is_not_this_campaigns() -> None:
+    # Campaign e called the person at T0, this campaign 2 s later, same agent, same ids:
+    # Tabbly's rows differ only in time, cut to the second.
+    own = dial(1, custom_identifiers="C", placed_at=T0 + timedelta(seconds=2.3), room_name="")
+    theirs = _rival(1, custom_identifiers="C", placed_at=T0 + timedelta(seconds=0.3), room_name="")
+    matcher = Matcher([own], AGENT, others=[theirs])
+    shared = f"sip_{NUMBER}"
+    assert matcher.feed(row(T0, participant_identity=shared, custom_identifiers="C")) is None
+    assert matcher.results() == {} and matcher.others_rows == 1  # still pending: read again
+    later = T0 + timedelta(seconds=2)
+    assert matcher.feed(row(later, participant_identity=shared, custom_identifiers="C")) == 1
+    assert matcher.feed(row(later, participant_identity=shared, custom_identifiers="")) == 1
+    assert matcher.results()[1].rows == 2
+
+
+def test_a_room_names_its_call_in_any_campaign_of_the_folder() -> None:
+    matcher = Matcher([dial(1, room_name="room-d")], AGENT, others=[_rival(1, room_name="room-e")])
+    assert matcher.feed(row(room_name="room-e")) is None
+    assert matcher.feed(row(room_name="room-d")) == 1
+
+
+def test_a_row_well_before_the_trigger_is_never_the_calls() -> None:
+    # The only call of the folder to this person was placed 67 s after the row: the row is
+    # some earlier call's (a campaign whose ledger is not here), not this one's.
+    late = dial(1, custom_identifiers="C", placed_at=T0 + timedelta(seconds=67), room_name="")
+    matcher = Matcher([late], AGENT)
+    assert matcher.feed(row(T0, custom_identifiers="C")) is None
+    assert matcher.feed(row(T0, custom_identifiers="")) is None
+    assert matcher.feed(row(T0 + timedelta(seconds=66), custom_identifiers="C")) == 1

@@ -4,6 +4,8 @@
     logs.record(body, success)          # the trigger handler, per accepted call: outcome drawn
     logs.script("429", "error")         # the next log requests misbehave, in that order
     logs.outcomes()                     # {room_name: outcome}: the truth, for tests
+    logs.hold()                         # rows of calls accepted from now on are held back
+    logs.hold(False)                    # ... until this: a test's log delay, no clock needed
 
 Both documented paths are served (`call-logs-v2`, `get-call-logs`); the `shape` picks the
 envelope and the field names for both:
@@ -122,6 +124,7 @@ class CallLogs:
         self._row_at: list[float] = []  # the row's call time, never decreasing
         self._last_at = 0.0
         self._cache: tuple[tuple[Any, ...], Sequence[int]] | None = None
+        self._shown_rows: int | None = None  # set by hold: rows served at most
 
     # --- what the tests and the trigger handler call -------------------------------------
 
@@ -154,6 +157,13 @@ class CallLogs:
                 )
         with self._lock:
             self._script.extend(names)
+
+    def hold(self, on: bool = True) -> None:
+        """Hold back the rows of every call accepted from now on (as a log delay ending just
+        now would), on top of `log_delay`, until `hold(False)`: a test says which calls' rows
+        are out without waiting for the clock."""
+        with self._lock:
+            self._shown_rows = len(self._rows) if on else None
 
     @property
     def pending(self) -> int:
@@ -207,6 +217,8 @@ class CallLogs:
         self, agent: int | None, first: date | None, last: date | None, limit: int, offset: int
     ) -> web.Response:
         visible = bisect.bisect_right(self._row_at, time.time() - self.log_delay)
+        if self._shown_rows is not None:
+            visible = min(visible, self._shown_rows)
         rows = self._filtered(agent, first, last, visible)
         total = len(rows)
         start, stop = max(total - offset - limit, 0), max(total - offset, 0)
