@@ -87,6 +87,7 @@ class FakeCall:
     status: str  # the real row's call_status
     duration: int
     attempt: str  # a first attempt row's call_status; '' when none
+    call_from: str = ""  # the caller's number the request named: tells campaigns apart in soaks
 
 
 class CallLogs:
@@ -128,10 +129,13 @@ class CallLogs:
 
     # --- what the tests and the trigger handler call -------------------------------------
 
-    def record(self, called_to: str, custom_identifiers: str, room_name: str) -> None:
+    def record(
+        self, called_to: str, custom_identifiers: str, room_name: str, call_from: str = ""
+    ) -> None:
         """A call the trigger endpoint accepted: its outcome and its rows are drawn now."""
         with self._lock:
-            self._add(called_to, custom_identifiers, room_name, self.account.agent_id)
+            call = self._add(called_to, custom_identifiers, room_name, self.account.agent_id)
+            call.call_from = call_from
 
     def seed_calls(
         self, n: int, *, numbers: Sequence[str] | None = None, prefix: str = "seed"
@@ -175,8 +179,8 @@ class CallLogs:
         return {c.room_name: c.outcome for c in list(self._calls) if c.outcome}
 
     def calls(self) -> list[dict[str, str]]:
-        """The accepted calls, oldest first: called_to, custom_identifiers, room_name, outcome,
-        called_at."""
+        """The accepted calls, oldest first: called_to, custom_identifiers, room_name,
+        call_from, outcome, called_at."""
         return [_describe(c) for c in list(self._calls) if c.outcome]
 
     # --- the HTTP side ---------------------------------------------------------------------
@@ -410,6 +414,7 @@ def _describe(call: FakeCall) -> dict[str, str]:
         "called_to": call.called_to,
         "custom_identifiers": call.custom_identifiers,
         "room_name": call.room_name,
+        "call_from": call.call_from,
         "outcome": call.outcome,
         "called_at": datetime.fromtimestamp(call.at, UTC).isoformat().replace("+00:00", "Z"),
     }

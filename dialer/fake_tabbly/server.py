@@ -255,7 +255,9 @@ class FakeTabbly:
         if number is None:
             return json_response(402, error_body(STATUS_ERRORS[402]))
         success = self.account.success(body["called_to"], number)
-        self.logs.record(body["called_to"], body["custom_identifiers"], success["room_name"])
+        self.logs.record(
+            body["called_to"], body["custom_identifiers"], success["room_name"], body["call_from"]
+        )
         return json_response(200, json.dumps(success).encode())
 
     async def _state(self, _request: web.Request) -> web.Response:
