@@ -1,0 +1,149 @@
+"""A lost -wal in a `[redial]` campaign (issue 17, parts 1 and 4), through the real CLI and
+`dialer fake-tabbly` in its own process: a redial run killed with -9, its ledger's -wal and
+-shm deleted. The ledger still knows everyone as called (the first run was checkpointed), so
+only counting calls, not people, notices that the redials are missing; the rebuild must bring
+every call back, once, so no one is ever called more than `max_calls` times. What the fake
+received is the truth every assertion compares to."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, wait_for
+
+from dialer.campaign import LOGS_ENDPOINT_ENV
+from dialer.clock import stamp
+from dialer.fake_tabbly import FakeTabblyProcess
+from dialer.fake_tabbly.rules import LOGS_V2_PATH, TRIGGER_PATH
+from dialer.statuses import ExitCode
+
+MAX_CALLS = 3
+REDIAL = (
+    f'[redial]\noutcomes = ["no_answer", "busy"]\nafter_minutes = 0.05\nmax_calls = {MAX_CALLS}\n'
+)
+
+
+def _env(fake: FakeTabblyProcess) -> dict[str, str]:
+    logs = fake.url.removesuffix(TRIGGER_PATH) + LOGS_V2_PATH
+    return {**KEY_ENV, LOGS_ENDPOINT_ENV: logs}
+
+
+def _accepted(fake: FakeTabblyProcess) -> Counter[str]:
+    """Calls the fake accepted, per number."""
+    return Counter(r["body"]["called_to"] for r in fake.state()["received"] if r["status"] == 200)
+
+
+def _rooms(fake: FakeTabblyProcess) -> dict[str, str]:
+    """Each accepted call's room, and the number it went to."""
+    return {c["room_name"]: c["called_to"] for c in fake.state()["calls"]}
+
+
+def _age_calls(project: Project) -> None:
+    """As if `after_minutes` had passed since every call (no test sleeps on the clock); the
+    WAL checkpointed, so what a lost -wal takes away is the next run's alone."""
+    conn = sqlite3.connect(project.ledger)
+    ago = stamp(datetime.now(UTC) - timedelta(minutes=1))
+    with conn:
+        conn.execute("UPDATE dials SET placed_at = ? WHERE placed_at > ?", (ago, ago))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def _dials(project: Project) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(project.ledger)
+    try:
+        return conn.execute("SELECT called_to, room_name FROM dials ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def _statuses(project: Project) -> dict[str, str]:
+    conn = sqlite3.connect(project.ledger)
+    try:
+        return dict(conn.execute("SELECT called_to, status FROM calls"))
+    finally:
+        conn.close()
+
+
+def test_lost_wal_after_killed_redial_run_is_refused_and_rebuilt_with_every_call(
+    project: Project, cli
+):
+    options = ("--outcomes", "no_answer=1", "--latency", "0.3", "--balance", "1000")
+    with FakeTabblyProcess(*options, "--log-delay", "0") as fake:
+        env = _env(fake)
+        project.write_sheet(contact_rows(20))
+        project.write_campaign(
+            fake.url, extra=REDIAL, dispatch="rate_per_second = 20\nconcurrency = 2"
+        )
+        campaign = str(project.campaign)
+        first = cli(["run", campaign, "--yes"], env)
+        assert first.code == ExitCode.OK, first.err
+        synced = cli(["sync", campaign], env)
+        assert synced.code == ExitCode.OK, synced.err
+        _age_calls(project)
+
+        proc = dialer_subprocess(
+            ["run", campaign, "--yes"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+
+            def redials() -> bool:
+                assert proc.poll() is None, "the redial run ended before 8 redials"
+                return len(fake.state()["received"]) >= 20 + 8
+
+            wait_for(redials, 60, "8 redials at the fake")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        wait_for(
+            lambda: all(r["status"] is not None for r in fake.state()["received"]),
+            10,
+            "answers to the requests in flight at the kill",
+        )
+        for suffix in ("-wal", "-shm"):
+            project.ledger.with_name(project.ledger.name + suffix).unlink(missing_ok=True)
+        before = _accepted(fake)
+        assert sum(before.values()) >= 28
+
+        for command in (["status", campaign], ["validate", campaign], ["run", campaign, "--yes"]):
+            refused = cli(command, env)
+            assert refused.code == ExitCode.INPUT_ERROR, (command, refused.code, refused.out)
+            assert "dialer ledger rebuild" in refused.err and "Traceback" not in refused.err
+        assert _accepted(fake) == before  # today: `run` called all 20 again
+
+        rebuilt = cli(["ledger", "rebuild", campaign])
+        assert rebuilt.code == ExitCode.OK, rebuilt.err
+        # The redial history is whole: every call a report shows is one dials row, and
+        # everyone whose every call is known has as many dials as the fake took calls.
+        dials = _dials(project)
+        rooms = [room for _, room in dials]
+        assert len(rooms) == len(set(rooms)), "a call in dials twice"
+        truth = _rooms(fake)
+        assert all(truth[room] == number for number, room in dials)
+        held = Counter(number for number, _ in dials)
+        statuses = _statuses(project)
+        maybe = {n for n, s in statuses.items() if s == "unknown"}  # in flight at the kill
+        for number, calls in before.items():
+            if number not in maybe:
+                assert held[number] == calls, (number, held[number], calls)
+
+        for _ in range(MAX_CALLS):  # as many more runs as it could take to reach max_calls
+            _age_calls(project)
+            again = cli(["run", campaign, "--yes"], env)
+            assert again.code in (ExitCode.OK, ExitCode.ROW_PROBLEMS), again.err
+        after = _accepted(fake)
+        dials = _dials(project)
+    over = {n: c for n, c in after.items() if c > MAX_CALLS}
+    assert not over, f"called over max_calls: {over}"
+    assert all(after[n] == before[n] for n in maybe)  # maybe called: never again unasked
+    rooms = [room for _, room in dials]
+    assert len(rooms) == len(set(rooms)), "a call in dials twice"
+    held = Counter(number for number, _ in dials)
+    assert all(held[n] == c for n, c in after.items() if n not in maybe)  # one row per call
