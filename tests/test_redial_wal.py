@@ -147,3 +147,44 @@ def test_lost_wal_after_killed_redial_run_is_refused_and_rebuilt_with_every_call
     assert len(rooms) == len(set(rooms)), "a call in dials twice"
     held = Counter(number for number, _ in dials)
     assert all(held[n] == c for n, c in after.items() if n not in maybe)  # one row per call
+
+
+def test_a_rebuild_then_a_rerun_leave_one_dials_row_per_call(project: Project, cli, fake):
+    """A killed redial run whose WAL was partly checkpointed: A's claim survived, B's call did
+    not. The rebuild restores both calls from the report; the rerun adopts A's claim without
+    a second row for the same call (issue 17 part 4: a NULL-run row and an adopted one)."""
+    project.write_sheet(contact_rows(2))
+    project.write_campaign(fake.url, extra=REDIAL)
+    campaign = str(project.campaign)
+    a, b = (r[2] for r in contact_rows(2))
+    assert cli(["run", campaign, "--yes"], KEY_ENV).code == ExitCode.OK
+    conn = sqlite3.connect(project.ledger)
+    with conn:
+        conn.execute("UPDATE dials SET outcome = 'no_answer'")
+    conn.close()
+    _age_calls(project)
+    assert cli(["run", campaign, "--yes", "--no-sync"], KEY_ENV).code == ExitCode.OK
+    assert len(fake.accepted()) == 4
+    conn = sqlite3.connect(project.ledger)
+    with conn:  # what a partial checkpoint of the killed run 2 left in the main file
+        conn.execute("UPDATE runs SET finished_at = NULL WHERE id = 2")
+        conn.execute("DELETE FROM dials WHERE run_id = 2")
+        conn.execute("UPDATE calls SET run_id = 1")
+        conn.execute(
+            "INSERT INTO sending (called_to, row, run_id, started_at) VALUES (?, 1, 2, ?)",
+            (a, stamp(datetime.now(UTC))),
+        )
+    conn.close()
+
+    refused = cli(["run", campaign, "--yes", "--no-sync"], KEY_ENV)
+    assert refused.code == ExitCode.INPUT_ERROR and "dialer ledger rebuild" in refused.err
+    rebuilt = cli(["ledger", "rebuild", campaign])
+    assert rebuilt.code == ExitCode.OK, rebuilt.err
+    assert "calls restored from the reports: 2" in rebuilt.out
+    again = cli(["run", campaign, "--yes", "--no-sync"], KEY_ENV)
+    assert again.code == ExitCode.OK, again.err
+
+    dials = _dials(project)
+    assert Counter(n for n, _ in dials) == {a: 2, b: 2}
+    assert sorted(room for _, room in dials) == sorted(fake.call_outcomes())
+    assert len(fake.accepted()) == 4  # nobody called a third time: the last call is pending
