@@ -188,3 +188,44 @@ def test_a_rebuild_then_a_rerun_leave_one_dials_row_per_call(project: Project, c
     assert Counter(n for n, _ in dials) == {a: 2, b: 2}
     assert sorted(room for _, room in dials) == sorted(fake.call_outcomes())
     assert len(fake.accepted()) == 4  # nobody called a third time: the last call is pending
+
+
+def test_a_newer_unknown_in_a_report_wins_over_an_older_triggered_in_a_rebuild(
+    project: Project, cli, fake
+):
+    """The old ledger (its -wal lost) says A was triggered and is due again; the lost run's
+    report says A's redial is `unknown` (maybe placed). The newest evidence wins: A is not
+    called again unasked, while B's redial history comes back and B is called a third time."""
+    project.write_sheet(contact_rows(2))
+    project.write_campaign(fake.url, extra=REDIAL, dispatch="concurrency = 1")
+    campaign = str(project.campaign)
+    a, b = (r[2] for r in contact_rows(2))
+    assert cli(["run", campaign, "--yes"], KEY_ENV).code == ExitCode.OK
+    conn = sqlite3.connect(project.ledger)
+    with conn:
+        conn.execute("UPDATE dials SET outcome = 'no_answer'")
+    conn.close()
+    _age_calls(project)
+    checkpointed = project.ledger.read_bytes()  # the main file, as a lost -wal leaves it
+    fake.script("504")  # A's redial: sent, no answer (maybe placed)
+    second = cli(["run", campaign, "--yes", "--no-sync"], KEY_ENV)
+    assert second.code == ExitCode.ROW_PROBLEMS, second.err
+    for suffix in ("-wal", "-shm"):
+        project.ledger.with_name(project.ledger.name + suffix).unlink(missing_ok=True)
+    project.ledger.write_bytes(checkpointed)
+
+    refused = cli(["validate", campaign])
+    assert refused.code == ExitCode.INPUT_ERROR and "dialer ledger rebuild" in refused.err
+    rebuilt = cli(["ledger", "rebuild", campaign])
+    assert rebuilt.code == ExitCode.OK, rebuilt.err
+    assert _statuses(project) == {a: "unknown", b: "triggered"}
+    conn = sqlite3.connect(project.ledger)
+    with conn:  # B's restored redial: what a sync would read in the logs
+        conn.execute("UPDATE dials SET outcome = 'no_answer'")
+    conn.close()
+    _age_calls(project)
+    third = cli(["run", campaign, "--yes", "--no-sync"], KEY_ENV)
+    assert third.code in (ExitCode.OK, ExitCode.ROW_PROBLEMS), third.err
+    sent = Counter(body["called_to"] for body in fake.accepted())
+    assert sent == {a: 1, b: 3}  # A's 504 is not among the accepted: 2 requests, 1 call
+    assert len([r for r in fake.received if r.body["called_to"] == a]) == 2
