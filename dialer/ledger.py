@@ -146,6 +146,12 @@ _NOT_SENT = frozenset(
 _KEEP = (Status.TRIGGERED.value, Status.UNKNOWN.value)  # plain text, for the SQL below
 _CLAIM = "INSERT OR REPLACE INTO sending (called_to, row, run_id, started_at) VALUES (?, ?, ?, ?)"
 _UNCLAIM = "DELETE FROM sending WHERE called_to = ?"
+# A claim answered "not sent" (a 402 on a redial) keeps the person's earlier call, but the
+# record names this run: its claims-journal line is accounted for, not taken for a lost -wal.
+_MARK_RUN = """
+UPDATE calls SET run_id = ?1 WHERE called_to = ?2
+AND EXISTS (SELECT 1 FROM sending WHERE called_to = ?2 AND run_id = ?1)
+"""
 _UPSERT = """
 INSERT INTO calls (called_to, status, reason, retryable, http_status, attempts, call_id,
                    custom_identifiers, row, run_id, updated_at)
@@ -946,10 +952,9 @@ class Ledger:
                 conn.executemany(
                     _UPSERT, [e.params(run_id, now) for e in outcomes if e.status not in _NOT_SENT]
                 )
-                conn.executemany(
-                    _UPSERT_UNLESS_CALLED,
-                    [e.params(run_id, now) for e in outcomes if e.status in _NOT_SENT],
-                )
+                unsent = [e for e in outcomes if e.status in _NOT_SENT]
+                conn.executemany(_UPSERT_UNLESS_CALLED, [e.params(run_id, now) for e in unsent])
+                conn.executemany(_MARK_RUN, [(run_id, e.called_to) for e in unsent])
                 conn.executemany(_UNCLAIM, [(e.called_to,) for e in outcomes])
                 conn.executemany(
                     _DIAL,

@@ -229,3 +229,27 @@ def test_a_newer_unknown_in_a_report_wins_over_an_older_triggered_in_a_rebuild(
     sent = Counter(body["called_to"] for body in fake.accepted())
     assert sent == {a: 1, b: 3}  # A's 504 is not among the accepted: 2 requests, 1 call
     assert len([r for r in fake.received if r.body["called_to"] == a]) == 2
+
+
+def test_a_redial_refused_402_after_its_claim_is_no_evidence_of_loss(project: Project, cli, fake):
+    """A redial claimed, then answered 402 (no call placed, the person still `triggered` from
+    the call before): a kill before the journal is emptied leaves its journal line, which the
+    ledger accounts for by the run's record of the person, so it is not taken for a lost -wal."""
+    project.write_sheet(contact_rows(1))
+    project.write_campaign(fake.url, extra=REDIAL)
+    campaign = str(project.campaign)
+    number = contact_rows(1)[0][2]
+    assert cli(["run", campaign, "--yes"], KEY_ENV).code == ExitCode.OK
+    conn = sqlite3.connect(project.ledger)
+    with conn:
+        conn.execute("UPDATE dials SET outcome = 'no_answer'")
+    conn.close()
+    _age_calls(project)
+    fake.script("402")
+    stopped = cli(["run", campaign, "--yes", "--no-sync"], KEY_ENV)
+    assert stopped.code == ExitCode.INSUFFICIENT_BALANCE, stopped.err
+    journal = project.ledger.with_name("test.claims")
+    journal.write_text(f"2\t{number}\t1\n", encoding="utf-8")  # as a kill before close leaves it
+
+    checked = cli(["validate", campaign])
+    assert checked.code == ExitCode.OK, checked.err
