@@ -126,13 +126,21 @@ class Evidence:
     reports: list[ReportFile]
     people: dict[str, CalledRow]
     claims: list[Claim]
-    rows: list[CalledRow]  # every called row, oldest report first: the calls to restore
+    calls: list[CalledRow]  # the `triggered` rows, one per call placed: the calls to restore
 
     @classmethod
     def read(cls, campaign: Campaign) -> Evidence:
         reports = campaign_reports(reports_folder(campaign))
-        rows = list(_all_rows(reports))
-        return cls(reports, _newest(rows), _claims(campaign), rows)
+        calls: list[CalledRow] = []
+
+        def noting_calls() -> Iterator[CalledRow]:
+            for row in _all_rows(reports):
+                if row.placed:  # kept apart: the rows that place no call are not held
+                    calls.append(row)
+                yield row
+
+        people = _newest(noting_calls())
+        return cls(reports, people, _claims(campaign), calls)
 
 
 def loss_when_new(campaign: Campaign, why: str, evidence: Evidence | None = None) -> Loss | None:
@@ -343,8 +351,9 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
             runs = old.run_reports() if old is not None else []
             run_of = {report_key(stored, folder): run for run, stored, _ in runs}
             finished = {report_key(stored, folder) for _, stored, done in runs if done}
-            # A claim's answer is in its own run's report: one the old ledger never saw end.
-            shown = {row.called_to for row in evidence.rows if row.report not in finished}
+            # A claim's answer is in its own run's report: one the old ledger never saw end
+            # (such a run is newer than every finished one: the journal holds no older claim).
+            shown = {phone for phone, row in people.items() if row.report not in finished}
             # Claims whose request may have left but that no report of their run and no
             # surviving part of the old ledger shows: maybe called, so `unknown` (the newest
             # record of the person), never sent again unasked.
@@ -356,7 +365,7 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
             }
             entries += [_journal_entry(c) for c in journal.values()]
             now = system_clock()
-            dials = [_dial(row, run_of.get(row.report), now) for row in evidence.rows if row.placed]
+            dials = [_dial(row, run_of.get(row.report), now) for row in evidence.calls]
             tmp = path.with_name(path.name + ".rebuilding")
             tmp.unlink(missing_ok=True)  # our own output from a rebuild that was interrupted
             done = write_rebuilt(
