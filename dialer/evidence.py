@@ -41,7 +41,7 @@ CALLED = {
 # In the campaign's reports folder: one absolute path a line, each a report written elsewhere.
 OTHER_REPORTS = "other-reports.txt"
 _COLUMNS = ("row", "custom_identifiers", "called_to", "status", "reason", "http_status")
-_MORE = ("attempts", "call_id")
+_MORE = ("attempts", "call_id", "started_at", "finished_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,14 @@ class CalledRow:
     call_id: str = ""
     custom_identifiers: str = ""
     row: int | None = None
+    placed: bool = False  # the row is a call that run placed (`triggered`), not an earlier one
+    started_at: str = ""
+    finished_at: str = ""
+
+    @property
+    def at(self) -> str:
+        """When the row's run recorded it (its answer), else when its request started."""
+        return self.finished_at or self.started_at
 
 
 def _file_time(path: Path) -> str:
@@ -249,7 +257,8 @@ def _rows(name: str, records: Iterator[Sequence[str]]) -> Iterator[CalledRow]:
     for record in records:
         if len(record) < need:
             continue  # the last line of a killed run's report may be cut short
-        status = CALLED.get(record[at["status"]])
+        shown = record[at["status"]]
+        status = CALLED.get(shown)
         called_to = record[at["called_to"]].strip()
         if status is None or not called_to:
             continue
@@ -260,7 +269,10 @@ def _rows(name: str, records: Iterator[Sequence[str]]) -> Iterator[CalledRow]:
             reason=cell(record, "reason"),
             http_status=_int(cell(record, "http_status")),
             attempts=_int(cell(record, "attempts")) or 0,
-            call_id=cell(record, "call_id"),
+            call_id=undefuse(cell(record, "call_id")),
             custom_identifiers=undefuse(cell(record, "custom_identifiers")),
             row=_int(cell(record, "row")),
+            placed=shown == Status.TRIGGERED,
+            started_at=cell(record, "started_at"),
+            finished_at=cell(record, "finished_at"),
         )

@@ -34,7 +34,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -146,6 +146,12 @@ _NOT_SENT = frozenset(
 _KEEP = (Status.TRIGGERED.value, Status.UNKNOWN.value)  # plain text, for the SQL below
 _CLAIM = "INSERT OR REPLACE INTO sending (called_to, row, run_id, started_at) VALUES (?, ?, ?, ?)"
 _UNCLAIM = "DELETE FROM sending WHERE called_to = ?"
+# A claim answered "not sent" (a 402 on a redial) keeps the person's earlier call, but the
+# record names this run: its claims-journal line is accounted for, not taken for a lost -wal.
+_MARK_RUN = """
+UPDATE calls SET run_id = ?1 WHERE called_to = ?2
+AND EXISTS (SELECT 1 FROM sending WHERE called_to = ?2 AND run_id = ?1)
+"""
 _UPSERT = """
 INSERT INTO calls (called_to, status, reason, retryable, http_status, attempts, call_id,
                    custom_identifiers, row, run_id, updated_at)
@@ -157,12 +163,29 @@ ON CONFLICT(called_to) DO UPDATE SET
     run_id = excluded.run_id, updated_at = excluded.updated_at
 """
 _UPSERT_UNLESS_CALLED = _UPSERT + f"WHERE calls.status NOT IN {_KEEP!r}"
+# A rebuild's record from a report: it replaces what the old ledger holds when that is no
+# call, or older than the report's row (a newer `unknown` is a newer maybe-call: it wins,
+# and the calls before it stay in `dials`). A tie keeps the ledger's own record.
+_UPSERT_UNLESS_NEWER = _UPSERT + (
+    f"WHERE calls.status NOT IN {_KEEP!r} OR calls.updated_at < excluded.updated_at"
+)
 # One row per call placed (SPEC 10): what the call logs are matched against, and how many
 # times, and when, this campaign called a person (the redial rule).
 _DIAL = (
     "INSERT INTO dials (called_to, custom_identifiers, row, run_id, placed_at, room_name, "
     "participant_identity) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+# A call already held (the same room, or the same run: one call per person per run) is never
+# written twice: adopting a killed run's claim after a rebuild restored its dial from the
+# report must not make one call two.
+_DIAL_ONCE = """
+INSERT INTO dials (called_to, custom_identifiers, row, run_id, placed_at, room_name,
+                   participant_identity)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (
+    SELECT 1 FROM dials WHERE called_to = ?1
+    AND ((?6 != '' AND room_name = ?6) OR (?4 IS NOT NULL AND run_id = ?4)
+         OR (?6 = '' AND ?4 IS NULL AND placed_at BETWEEN ?8 AND ?9)))
+"""
 # Ledgers from before `dials`: each person recorded `triggered` is one call, pending.
 _BACKFILL_DIALS = f"""
 INSERT INTO dials (called_to, custom_identifiers, row, run_id, placed_at, room_name)
@@ -186,6 +209,7 @@ class Entry:
     custom_identifiers: str = ""
     row: int | None = None
     participant_identity: str = ""  # a triggered call's, with call_id (room_name): `dials`
+    at: str = ""  # a rebuild's: when its report row was written (else: the time of the write)
 
     def params(self, run_id: int | None, now: str) -> tuple[Any, ...]:
         return (
@@ -199,7 +223,34 @@ class Entry:
             self.custom_identifiers,
             self.row,
             run_id,
-            now,
+            self.at or now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PastDial:
+    """A call a report shows (a `triggered` row), for a rebuild to restore into `dials`."""
+
+    called_to: str
+    custom_identifiers: str
+    row: int | None
+    run_id: int | None  # the run that placed it, when the old ledger still names its report
+    placed_at: str
+    room_name: str
+    started_at: str = ""  # with no room and no run, a dial placed from here ...
+    until: str = ""  # ... to here is this call
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.called_to,
+            self.custom_identifiers,
+            self.row,
+            self.run_id,
+            self.placed_at,
+            self.room_name,
+            "",
+            self.started_at or self.placed_at,
+            self.until or self.placed_at,
         )
 
 
@@ -596,7 +647,9 @@ class Ledger:
                 reported = [(self._reported.get(p), run) for p, _, run in orphans]
                 conn.executemany(_UPSERT, [e.params(run, now) for e, run in reported if e])
                 # A call placed: its dial too, or the redial rule would count one call short.
-                conn.executemany(_DIAL, [_dial_params(e, run, now) for e, run in reported if e])
+                conn.executemany(
+                    _DIAL_ONCE, [(*_dial_params(e, run, now), "", "") for e, run in reported if e]
+                )
                 conn.executemany(
                     _UPSERT,
                     [
@@ -686,13 +739,53 @@ class Ledger:
         ]
 
     def accounts_for(self, called_to: str, run_id: int) -> bool:
-        """True when the ledger holds what run `run_id` did with this person: a claim, an
-        outcome recorded by that run or a later one, or a record that they were (maybe)
-        called. One statement, so one snapshot even while a run is writing."""
+        """True when the ledger holds what run `run_id` did with this person: a claim, that
+        run's call, or an outcome recorded by that run or a later one. Calls, not people: an
+        earlier call (a person `triggered` before a redial) does not account for this run's.
+        One statement, so one snapshot even while a run is writing."""
+        dial = (
+            " OR EXISTS (SELECT 1 FROM dials WHERE called_to = ?1 AND run_id = ?2)"
+            if self.has_dials
+            else ""
+        )
         found = self._conn.execute(
             "SELECT EXISTS (SELECT 1 FROM sending WHERE called_to = ?1) OR EXISTS (SELECT 1 "
-            "FROM calls WHERE called_to = ?1 AND (run_id >= ?2 OR status IN (?3, ?4)))",
-            (called_to, run_id, *_KEEP),
+            f"FROM calls WHERE called_to = ?1 AND run_id >= ?2){dial}",
+            (called_to, run_id),
+        )
+        return bool(found.fetchone()[0])
+
+    def holds_call(
+        self, called_to: str, *, room: str, run_id: int | None, started_at: str, at: str
+    ) -> bool:
+        """True when `dials` holds the call a report row shows (or its claim is still left):
+        the same room, else the same run (one call per person per run), else, with neither
+        known, a call of the person recorded from the row's start on."""
+        if self._orphans and self._is_orphan(called_to):
+            return True
+        if not self.has_dials:
+            return self.knows(called_to)
+        if room:
+            query, params = "room_name = ?", (room,)
+        elif run_id is not None:
+            query, params = "run_id = ?", (run_id,)
+        else:
+            query, params = "placed_at >= ?", (started_at or at,)
+        found = self._conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM dials WHERE called_to = ? AND {query})",
+            (called_to, *params),
+        )
+        return bool(found.fetchone()[0])
+
+    def holds_maybe(self, called_to: str, at: str) -> bool:
+        """True when the ledger holds a report's `unknown` row (maybe called): the person is
+        `unknown` here, or was recorded again from the row's time on."""
+        if self._orphans and self._is_orphan(called_to):
+            return True
+        found = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM calls WHERE called_to = ?1 "
+            "AND (status = ?2 OR updated_at >= ?3))",
+            (called_to, Status.UNKNOWN.value, at),
         )
         return bool(found.fetchone()[0])
 
@@ -859,10 +952,9 @@ class Ledger:
                 conn.executemany(
                     _UPSERT, [e.params(run_id, now) for e in outcomes if e.status not in _NOT_SENT]
                 )
-                conn.executemany(
-                    _UPSERT_UNLESS_CALLED,
-                    [e.params(run_id, now) for e in outcomes if e.status in _NOT_SENT],
-                )
+                unsent = [e for e in outcomes if e.status in _NOT_SENT]
+                conn.executemany(_UPSERT_UNLESS_CALLED, [e.params(run_id, now) for e in unsent])
+                conn.executemany(_MARK_RUN, [(run_id, e.called_to) for e in unsent])
                 conn.executemany(_UNCLAIM, [(e.called_to,) for e in outcomes])
                 conn.executemany(
                     _DIAL,
@@ -979,7 +1071,8 @@ class Ledger:
 @dataclass(frozen=True, slots=True)
 class Rebuilt:
     kept: int  # people copied from the old ledger
-    from_reports: int  # people only the reports knew, or whom the old ledger would have re-sent
+    from_reports: int  # people only the reports knew, or whose newest record is a report's
+    dials: int = 0  # calls restored from the reports that the old ledger did not hold
 
 
 def write_rebuilt(
@@ -989,12 +1082,15 @@ def write_rebuilt(
     old: Ledger | None,
     entries: list[Entry],
     reports: dict[str, int],
+    dials: Sequence[PastDial] = (),
     clock: Clock = system_clock,
 ) -> Rebuilt:
     """A new ledger at `path` (a fresh file): the old ledger's rows if it can be read, then
-    every entry whose person it does not hold as `triggered` or `unknown` (reports may be
-    older than the ledger's own record, but never make it forget a call), and the names of
-    the reports read, so the loss check accounts for them. Synced to disk before returning."""
+    every entry whose person it does not hold as `triggered` or `unknown`, or holds by an
+    older record than the entry's (`Entry.at`: the newest evidence wins, and a record never
+    makes `dials` forget a call), every call of `dials` it does not hold (one row per call,
+    in the order placed: the redial history whole), and the names of the reports read, so
+    the loss check accounts for them. Synced to disk before returning."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous = FULL")
@@ -1003,8 +1099,13 @@ def write_rebuilt(
             _create_schema(conn, campaign, now)
             kept = old._copy_into(conn) if old is not None else 0
             before = conn.total_changes
-            conn.executemany(_UPSERT_UNLESS_CALLED, [e.params(None, now) for e in entries])
+            conn.executemany(_UPSERT_UNLESS_NEWER, [e.params(None, now) for e in entries])
             from_reports = conn.total_changes - before
+            before = conn.total_changes
+            conn.executemany(_DIAL_ONCE, [d.params() for d in dials])
+            restored = conn.total_changes - before
+            if restored:
+                _order_dials(conn)
             conn.executemany(
                 "INSERT OR REPLACE INTO rebuilt_from (report, people, read_at) VALUES (?, ?, ?)",
                 [(name, people, now) for name, people in reports.items()],
@@ -1022,4 +1123,16 @@ def write_rebuilt(
         conn.close()
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-    return Rebuilt(kept, from_reports)
+    return Rebuilt(kept, from_reports, restored)
+
+
+def _order_dials(conn: sqlite3.Connection) -> None:
+    """Renumber `dials` in the order the calls were placed: a person's last call is their
+    dial with the highest id, and restored calls may be older than those copied."""
+    columns = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(dials)") if r[1] != "id")
+    conn.execute("CREATE TEMP TABLE placed AS SELECT * FROM dials")
+    conn.execute("DELETE FROM dials")
+    conn.execute(
+        f"INSERT INTO dials ({columns}) SELECT {columns} FROM temp.placed ORDER BY placed_at, id"
+    )
+    conn.execute("DROP TABLE temp.placed")

@@ -20,14 +20,15 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from dialer.campaign import Campaign
 from dialer.claims import Claim, claims_path, read_claims
-from dialer.clock import Clock, system_clock
+from dialer.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.evidence import (
     CalledRow,
     ReportFile,
@@ -41,6 +42,7 @@ from dialer.ledger import (
     CorruptLedger,
     Entry,
     Ledger,
+    PastDial,
     blank_reason,
     fresh_reason,
     rebuild_advice,
@@ -84,13 +86,32 @@ class Loss:
         )
 
 
-def _newest(reports: list[ReportFile]) -> dict[str, CalledRow]:
+def _newest(rows: Iterable[CalledRow]) -> dict[str, CalledRow]:
     """Each person's row from the newest report showing them called."""
     people: dict[str, CalledRow] = {}
-    for report in reports:  # oldest first: a newer row replaces an older one
-        for row in called_rows(report):
-            people[row.called_to] = row
+    for row in rows:  # oldest report first: a newer row replaces an older one
+        people[row.called_to] = row
     return people
+
+
+def _all_rows(reports: list[ReportFile]) -> Iterator[CalledRow]:
+    for report in reports:
+        yield from called_rows(report)
+
+
+def _held(ledger: Ledger, row: CalledRow, run: int | None) -> bool:
+    """Does the ledger hold what this report row shows? A call (`triggered`) by its room,
+    its run or its time in `dials`; an `unknown` by the person's record; a row that places
+    no call (`already_called`, `redial_later`) by the person being accounted for."""
+    if row.placed:
+        return ledger.holds_call(
+            row.called_to, room=row.call_id, run_id=run, started_at=row.started_at, at=row.at
+        )
+    if row.status is Status.UNKNOWN:
+        if run is not None:
+            return ledger.accounts_for(row.called_to, run)
+        return ledger.holds_maybe(row.called_to, row.at)
+    return ledger.knows(row.called_to)
 
 
 def _claims(campaign: Campaign) -> list[Claim]:
@@ -105,11 +126,21 @@ class Evidence:
     reports: list[ReportFile]
     people: dict[str, CalledRow]
     claims: list[Claim]
+    calls: list[CalledRow]  # the `triggered` rows, one per call placed: the calls to restore
 
     @classmethod
     def read(cls, campaign: Campaign) -> Evidence:
         reports = campaign_reports(reports_folder(campaign))
-        return cls(reports, _newest(reports), _claims(campaign))
+        calls: list[CalledRow] = []
+
+        def noting_calls() -> Iterator[CalledRow]:
+            for row in _all_rows(reports):
+                if row.placed:  # kept apart: the rows that place no call are not held
+                    calls.append(row)
+                yield row
+
+        people = _newest(noting_calls())
+        return cls(reports, people, _claims(campaign), calls)
 
 
 def loss_when_new(campaign: Campaign, why: str, evidence: Evidence | None = None) -> Loss | None:
@@ -144,7 +175,7 @@ def loss_when_existing(
             skip.add(key)
         else:
             unfinished[key] = run
-    missed_runs = partly = 0
+    missed_runs = partly = calls = 0
     missing: set[str] = set()
     for report in campaign_reports(folder, skip=frozenset(skip)):
         run = unfinished.get(report.name)
@@ -154,8 +185,9 @@ def loss_when_existing(
             orphans = ledger.orphans_of(run) if killed_rows is not None else frozenset()
             lost, reported = set(), []
             for row in called_rows(report):
-                if not ledger.accounts_for(row.called_to, run):
+                if not _held(ledger, row, run):
                     lost.add(row.called_to)
+                    calls += row.placed
                 if row.called_to in orphans and row.status is Status.TRIGGERED:
                     reported.append(row)
             if killed_rows is not None:
@@ -164,14 +196,20 @@ def loss_when_existing(
         elif report.dry_run or report.called_in_summary == 0:
             continue
         else:
-            lost = {r.called_to for r in called_rows(report) if not ledger.knows(r.called_to)}
+            lost = set()
+            for row in called_rows(report):
+                if not _held(ledger, row, None):
+                    lost.add(row.called_to)
+                    calls += row.placed
             missed_runs += bool(lost)
         missing |= lost
     journal_claims = evidence.claims if evidence is not None else _claims(campaign)
     claims = [c for c in journal_claims if not ledger.accounts_for(c.called_to, c.run_id)]
     if not missing and not claims:
         return None
-    people = evidence.people if evidence is not None else _newest(campaign_reports(folder))
+    people = (
+        evidence.people if evidence is not None else _newest(_all_rows(campaign_reports(folder)))
+    )
     missing |= {phone for phone in people if not ledger.knows(phone)}
     journal = {c.called_to for c in claims} - people.keys()
     causes = []
@@ -179,6 +217,8 @@ def loss_when_existing(
         causes.append(f"does not know {missed_runs} of the campaign's runs")
     if partly:
         causes.append(f"misses calls of {partly} run(s) it knows, which never finished")
+    if calls:
+        causes.append(f"does not hold {calls} call(s) the reports show placed")
     if claims:
         causes.append(f"misses {len(claims)} claim(s) of its claims journal")
     why = f"the ledger {', and '.join(causes)} (was its -wal file lost, or an older copy restored?)"
@@ -306,16 +346,26 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
         try:
             reports, people = evidence.reports, evidence.people
             per_report = Counter(row.report for row in people.values())
-            entries = [_entry(row) for row in people.values()]
-            # Claims whose request may have left but that no report and no surviving part
-            # of the old ledger shows: maybe called, so `unknown`, never sent again unasked.
+            # Each stamped with its row's time: newer than the old ledger's record, it wins.
+            entries = [replace(_entry(row), at=row.at) for row in people.values()]
+            runs = old.run_reports() if old is not None else []
+            run_of = {report_key(stored, folder): run for run, stored, _ in runs}
+            finished = {report_key(stored, folder) for _, stored, done in runs if done}
+            # A claim's answer is in its own run's report: one the old ledger never saw end
+            # (such a run is newer than every finished one: the journal holds no older claim).
+            shown = {phone for phone, row in people.items() if row.report not in finished}
+            # Claims whose request may have left but that no report of their run and no
+            # surviving part of the old ledger shows: maybe called, so `unknown` (the newest
+            # record of the person), never sent again unasked.
             journal = {
                 c.called_to: c
                 for c in evidence.claims
-                if c.called_to not in people
+                if c.called_to not in shown
                 and (old is None or not old.accounts_for(c.called_to, c.run_id))
             }
             entries += [_journal_entry(c) for c in journal.values()]
+            now = system_clock()
+            dials = [_dial(row, run_of.get(row.report), now) for row in evidence.calls]
             tmp = path.with_name(path.name + ".rebuilding")
             tmp.unlink(missing_ok=True)  # our own output from a rebuild that was interrupted
             done = write_rebuilt(
@@ -324,6 +374,7 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
                 old=old,
                 entries=entries,
                 reports={r.name: per_report.get(r.name, 0) for r in reports},
+                dials=dials,
             )
         finally:
             if old is not None:
@@ -346,6 +397,8 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
     if old is not None:
         print(f"  people kept from the old ledger: {done.kept}", file=out)
     print(f"  people recorded from the reports: {done.from_reports - len(journal)}", file=out)
+    if done.dials:
+        print(f"  calls restored from the reports: {done.dials}", file=out)
     if journal:
         print(
             f"  people recorded from the claims journal as unknown (maybe called; in no "
@@ -375,6 +428,28 @@ def _entry(row: CalledRow, note: str = "") -> Entry:
         call_id=row.call_id,
         custom_identifiers=row.custom_identifiers,
         row=row.row,
+    )
+
+
+# A report row's `finished_at` is stamped just before the ledger commits its dial: a dial
+# without room or run placed this long after the row's start is taken to be the same call.
+_SAME_CALL = timedelta(seconds=5)
+
+
+def _dial(row: CalledRow, run: int | None, now: datetime) -> PastDial:
+    """The call a report's `triggered` row shows, as `dials` holds it (pending: the next
+    sync reads its outcome again)."""
+    placed = row.at or stamp(now)
+    ended = parse_stamp(placed)
+    return PastDial(
+        called_to=row.called_to,
+        custom_identifiers=row.custom_identifiers,
+        row=row.row,
+        run_id=run,
+        placed_at=placed,
+        room_name=row.call_id,
+        started_at=row.started_at or placed,
+        until=stamp(ended + _SAME_CALL) if ended else placed,
     )
 
 
