@@ -108,8 +108,10 @@ def _held(ledger: Ledger, row: CalledRow, run: int | None) -> bool:
             row.called_to, room=row.call_id, run_id=run, started_at=row.started_at, at=row.at
         )
     if row.status is Status.UNKNOWN:
-        if run is not None:
-            return ledger.accounts_for(row.called_to, run)
+        # A killed run's report also carries `unknown` rows of earlier runs (not sent again):
+        # held by this run's record of the person, or by the person still being `unknown`.
+        if run is not None and ledger.accounts_for(row.called_to, run):
+            return True
         return ledger.holds_maybe(row.called_to, row.at)
     return ledger.knows(row.called_to)
 

@@ -253,3 +253,58 @@ def test_a_redial_refused_402_after_its_claim_is_no_evidence_of_loss(project: Pr
 
     checked = cli(["validate", campaign])
     assert checked.code == ExitCode.OK, checked.err
+
+
+def _killed_after(
+    cli_args: list[str], env: dict[str, str], fake: FakeTabblyProcess, n: int
+) -> None:
+    """A run killed with -9 once the fake has received `n` requests in all."""
+    proc = dialer_subprocess(
+        cli_args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+
+        def reached() -> bool:
+            assert proc.poll() is None, f"the run ended before {n} requests"
+            return len(fake.state()["received"]) >= n
+
+        wait_for(reached, 60, f"{n} requests at the fake")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    wait_for(
+        lambda: all(r["status"] is not None for r in fake.state()["received"]),
+        10,
+        "answers to the requests in flight at the kill",
+    )
+
+
+def test_a_plain_kill_of_a_run_that_carries_earlier_unknowns_is_no_evidence_of_loss(
+    project: Project, cli
+):
+    """The soak's false alarm: a killed run's report also lists the people an earlier killed
+    run left `unknown` (not sent again); counted as this run's own maybe-calls, the next
+    command refused the ledger as lost though no file was lost."""
+    options = ("--outcomes", "no_answer=1", "--latency", "0.3", "--balance", "1000")
+    with FakeTabblyProcess(*options, "--log-delay", "0") as fake:
+        env = _env(fake)
+        project.write_sheet(contact_rows(20))
+        project.write_campaign(
+            fake.url, extra=REDIAL, dispatch="rate_per_second = 20\nconcurrency = 2"
+        )
+        campaign = str(project.campaign)
+        _killed_after(["run", campaign, "--yes"], env, fake, 3)
+        _killed_after(["run", campaign, "--yes"], env, fake, len(fake.state()["received"]) + 3)
+        carried = [
+            line
+            for report in project.reports()
+            for line in report.read_text("utf-8").splitlines()
+            if ",unknown,earlier run" in line
+        ]
+        assert carried, "no earlier unknown in the second run's report: nothing tested"
+        status = cli(["status", campaign], env)
+        assert status.code == ExitCode.OK, status.err
+        finished = cli(["run", campaign, "--yes"], env)
+        assert finished.code in (ExitCode.OK, ExitCode.ROW_PROBLEMS), finished.err
+        over = {n: c for n, c in _accepted(fake).items() if c > MAX_CALLS}
+    assert not over, f"called over max_calls: {over}"
