@@ -180,7 +180,7 @@ class CallLogs:
 
     def calls(self) -> list[dict[str, str]]:
         """The accepted calls, oldest first: called_to, custom_identifiers, room_name,
-        call_from, outcome, called_at."""
+        call_from, outcome, attempt (a first attempt row's status, or ''), called_at."""
         return [_describe(c) for c in list(self._calls) if c.outcome]
 
     # --- the HTTP side ---------------------------------------------------------------------
@@ -416,6 +416,7 @@ def _describe(call: FakeCall) -> dict[str, str]:
         "room_name": call.room_name,
         "call_from": call.call_from,
         "outcome": call.outcome,
+        "attempt": call.attempt,
         "called_at": datetime.fromtimestamp(call.at, UTC).isoformat().replace("+00:00", "Z"),
     }
 
