@@ -39,8 +39,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 # 30 kill -9 at random moments, each followed by a rerun: nobody called twice, no row lost.
+# Then 10 minutes of the outcome loop (redial, limits, shared numbers, kills, lost -wal files),
+# judged by the fake's record: no rule of [redial] or [limits] broken.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.soak_redial --minutes 10
 
 clean:
 	rm -rf $(VENV) reports state .pytest_cache
