@@ -17,6 +17,17 @@ every campaign's claims are recorded in it, limits or not. A line is removed aga
 when the call was certainly not placed (`release`); a process killed between this commit and
 the ledger's keeps a line for a call never made, which can only hold a person back, never
 call them more.
+
+The book summarises the ledgers, so it is checked against them as a ledger is checked
+against its reports (SPEC 6.3): a lost `contacts.sqlite-wal` rolls it back to its last
+checkpoint, and the calls made since would no longer count. Every open compares each ledger
+of the folder with what the book has verified of it (`ledger_marks`: the ledger's files'
+size and time, its newest `dials` id). An unchanged ledger costs one `stat`; a changed one is
+read from its high-water mark on, and each person it shows must have at least as many lines
+here as the ledger holds calls of the last 7 days. If anyone is short, the book is topped up
+from every ledger of the folder (read-only) before anyone is judged: it is never trusted
+while it could be behind. The marks live in the book itself, so they are lost with the lines
+they vouch for. A dry run makes the same check and tops up a copy in memory.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -48,7 +60,16 @@ CREATE TABLE IF NOT EXISTS contact_calls (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS contact_calls_by_number ON contact_calls (called_to, at);
+CREATE TABLE IF NOT EXISTS ledger_marks (
+    ledger TEXT PRIMARY KEY,
+    files TEXT NOT NULL,
+    dial_id INTEGER NOT NULL,
+    checked_at TEXT NOT NULL
+);
 """
+_MARK = (
+    "INSERT OR REPLACE INTO ledger_marks (ledger, files, dial_id, checked_at) VALUES (?, ?, ?, ?)"
+)
 _RECENT = (
     "SELECT COUNT(*) FILTER (WHERE at >= ?2), COUNT(*) FROM contact_calls "
     "WHERE called_to = ?1 AND at >= ?3"
@@ -70,18 +91,15 @@ class ContactBook:
     def open(
         cls, state: Path, now: datetime, *, create: bool, readonly: bool = False
     ) -> ContactBook | None:
-        """The folder's book; None when there is none and `create` is False (or read-only)."""
+        """The folder's book, checked against every ledger here and topped up from them if
+        it is behind; None when there is none and `create` is False. Read-only: what the
+        book would hold after a run opened it, writing nothing (in memory when it differs)."""
         path = book_path(state)
-        if not path.exists():
-            if readonly:
-                return cls._in_memory(state, now, path)
-            if not create:
-                return None
+        if readonly:
+            return cls._for_reading(state, now, path)
+        if not path.exists() and not create:
+            return None
         try:
-            if readonly:
-                conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
-                conn.execute("PRAGMA busy_timeout = 5000")
-                return cls(path, conn)
             state.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
@@ -94,19 +112,47 @@ class ContactBook:
         except sqlite3.Error as exc:
             raise LedgerError(f"{path}: cannot open the shared contact counts: {exc}") from None
         book = cls(path, conn)
-        book._fill_from_ledgers(state, now)
+        try:
+            # One write transaction: no claim of another campaign interleaves with a top-up.
+            with transaction(conn):
+                if not book._holds_every_ledger(state, now, keep_marks=True):
+                    book._top_up(state, now, keep_marks=True)
+        except sqlite3.Error as exc:
+            book.close()
+            raise LedgerError(
+                f"{path}: cannot check the shared contact counts against the ledgers: {exc}"
+            ) from None
         book.prune(now)
         return book
 
     @classmethod
-    def _in_memory(cls, state: Path, now: datetime, path: Path) -> ContactBook:
-        """What the file would hold if a run created it now: for a dry run, which writes nothing."""
-        conn = sqlite3.connect(":memory:", isolation_level=None)
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            conn.execute(statement)
-        book = cls(path, conn)
-        book._fill_from_ledgers(state, now)
-        return book
+    def _for_reading(cls, state: Path, now: datetime, path: Path) -> ContactBook:
+        """For a dry run: the file itself when it holds every ledger's calls, else a copy
+        in memory topped up as a run would (none, or no tables: filled from the ledgers)."""
+        disk: sqlite3.Connection | None = None
+        try:
+            if path.exists():
+                disk = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+                disk.execute("PRAGMA busy_timeout = 5000")
+                if "contact_calls" not in _tables(disk):
+                    # Made by a run killed before its schema was kept: the next run fills it.
+                    disk.close()
+                    disk = None
+            if disk is not None and cls(path, disk)._holds_every_ledger(state, now):
+                return cls(path, disk)
+            memory = sqlite3.connect(":memory:", isolation_level=None)
+            if disk is not None:
+                disk.backup(memory)
+                disk.close()
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                memory.execute(statement)
+            book = cls(path, memory)
+            book._top_up(state, now)
+            return book
+        except sqlite3.Error as exc:
+            if disk is not None:
+                disk.close()
+            raise LedgerError(f"{path}: cannot read the shared contact counts: {exc}") from None
 
     def close(self) -> None:
         self._conn.close()
@@ -117,30 +163,71 @@ class ContactBook:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _fill_from_ledgers(self, state: Path, now: datetime) -> None:
-        """Once, when the book is new: the last 7 days of calls from every ledger here."""
+    def _holds_every_ledger(self, state: Path, now: datetime, *, keep_marks: bool = False) -> bool:
+        """Whether every call of the last 7 days that a ledger here shows has its line.
+        Ledgers unchanged since they were last verified are not read; a changed one is read
+        from its newest verified dial on. With `keep_marks`, what was verified is noted."""
         conn = self._conn
-        try:
-            with transaction(conn):
-                done = conn.execute("SELECT 1 FROM meta WHERE key = 'filled_from_ledgers'")
-                if done.fetchone() is not None:
-                    return
-                since = stamp(now - WEEK)
-                for ledger in sorted(state.glob("*.sqlite")):
-                    if ledger.name == BOOK_NAME:
-                        continue
-                    conn.executemany(
-                        "INSERT INTO contact_calls (called_to, campaign, run, at) VALUES (?,?,?,?)",
-                        _ledger_dials(ledger, since),
-                    )
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('filled_from_ledgers', ?)",
-                    (stamp(now),),
+        marks: dict[str, tuple[str, int]] = {}
+        if "ledger_marks" in _tables(conn):  # a book from before the marks has none
+            marks = {
+                name: (files, dial_id)
+                for name, files, dial_id in conn.execute(
+                    "SELECT ledger, files, dial_id FROM ledger_marks"
                 )
-        except sqlite3.Error as exc:
-            raise LedgerError(
-                f"{self.path}: cannot fill the shared contact counts: {exc}"
-            ) from None
+            }
+        verified: list[tuple[str, str, int, str]] = []
+        for ledger in _ledgers(state):
+            files = _fingerprint(ledger)  # before reading: a later write is read next time
+            mark = marks.get(ledger.name)
+            if mark is not None and mark[0] == files:
+                continue
+            calls = _ledger_calls(ledger, now, after_dial=mark[1] if mark else 0)
+            if calls is None:
+                continue
+            if self._missing(calls, now):
+                return False
+            verified.append((ledger.name, files, calls.top_dial, stamp(now)))
+        if keep_marks:
+            conn.executemany(_MARK, verified)
+        return True
+
+    def _missing(self, calls: LedgerCalls, now: datetime) -> dict[str, int]:
+        """{number: how many of the ledger's calls have no line here}."""
+        # A line is written just before its call's `placed_at`; lines live a day past a week.
+        kept = stamp(now - _KEEP_FOR)
+        missing: dict[str, int] = {}
+        for number, times in calls.times.items():
+            (held,) = self._conn.execute(
+                "SELECT COUNT(*) FROM contact_calls WHERE called_to = ? AND campaign = ? "
+                "AND at >= ?",
+                (number, calls.campaign, kept),
+            ).fetchone()
+            if held < len(times):
+                missing[number] = len(times) - held
+        return missing
+
+    def _top_up(self, state: Path, now: datetime, *, keep_marks: bool = False) -> None:
+        """Every ledger read whole (its last 7 days): each call without a line gets one, at
+        the ledger's time (the newest when some are there: the stricter guess). Never
+        removes a line: one more than the ledger shows can only hold a person back."""
+        conn = self._conn
+        for ledger in _ledgers(state):
+            files = _fingerprint(ledger)
+            calls = _ledger_calls(ledger, now)
+            if calls is None:
+                continue
+            missing = self._missing(calls, now)
+            conn.executemany(
+                "INSERT INTO contact_calls (called_to, campaign, run, at) VALUES (?, ?, ?, ?)",
+                [
+                    (number, calls.campaign, "ledger", at)
+                    for number, count in missing.items()
+                    for at in sorted(calls.times[number])[-count:]
+                ],
+            )
+            if keep_marks:
+                conn.execute(_MARK, (ledger.name, files, calls.top_dial, stamp(now)))
 
     def recent(self, called_to: str, now: datetime) -> Recent:
         try:
@@ -204,31 +291,101 @@ class ContactBook:
             self._conn.execute("DELETE FROM contact_calls WHERE at < ?", (stamp(now - _KEEP_FOR),))
 
 
-def _ledger_dials(ledger: Path, since: str) -> list[tuple[str, str, str, str]]:
-    """A ledger's calls since `since`, read without writing: its dials, its claims in flight
-    (a run going now), and people recorded `unknown` (maybe called); a ledger from before
-    `dials` gives its `triggered` people at their last record's time. None if unreadable:
-    a file here that is no ledger cannot hold anyone's calls."""
+@dataclass(frozen=True, slots=True)
+class LedgerCalls:
+    """One ledger's calls of the last 7 days per person (dials, claims in flight, people
+    `unknown`), the campaign that made them, and its newest `dials` id."""
+
+    campaign: str
+    times: dict[str, list[str]]
+    top_dial: int
+
+
+def _ledgers(state: Path) -> list[Path]:
+    return [p for p in sorted(state.glob("*.sqlite")) if p.name != BOOK_NAME]
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _fingerprint(ledger: Path) -> str:
+    """The ledger's file and its -wal, size and time: any commit changes one of them."""
+    parts = []
+    for path in (ledger, ledger.with_name(ledger.name + "-wal")):
+        try:
+            info = path.stat()
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{info.st_size}:{info.st_mtime_ns}")
+    return " ".join(parts)
+
+
+def _ledger_calls(ledger: Path, now: datetime, after_dial: int = 0) -> LedgerCalls | None:
+    """A ledger's calls since a week ago, read without writing, for everyone it called after
+    its dial `after_dial` (0: everyone): its dials, its claims in flight (a run going now),
+    and people recorded `unknown` (maybe called); a ledger from before `dials` gives its
+    `triggered` people at their last record's time. None if unreadable: a file here that is
+    no ledger cannot hold anyone's calls."""
+    since = stamp(now - WEEK)
     try:
         conn = sqlite3.connect(readonly_uri(ledger), uri=True)
     except sqlite3.Error:
-        return []
+        return None
     try:
+        conn.execute("PRAGMA busy_timeout = 5000")
         campaign = conn.execute("SELECT value FROM meta WHERE key = 'campaign'").fetchone()
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        called = "('unknown')" if "dials" in tables else "('unknown', 'triggered')"
-        rows = conn.execute(
-            "SELECT called_to, updated_at FROM calls WHERE updated_at >= ? AND status IN " + called,
-            (since,),
-        ).fetchall()
-        rows += conn.execute("SELECT called_to, started_at FROM sending").fetchall()
-        if "dials" in tables:
-            rows += conn.execute(
-                "SELECT called_to, placed_at FROM dials WHERE placed_at >= ?", (since,)
-            ).fetchall()
+        has_dials = "dials" in _tables(conn)
+        called = "('unknown')" if has_dials else "('unknown', 'triggered')"
+        top = conn.execute("SELECT MAX(id) FROM dials").fetchone()[0] or 0 if has_dials else 0
+        if top < after_dial:  # a new or rebuilt ledger: its ids started again
+            after_dial = 0
+        people = (
+            "SELECT called_to, updated_at FROM calls WHERE status IN " + called,
+            "SELECT called_to, started_at FROM sending",
+        )
+        dials = "SELECT called_to, placed_at FROM dials"
+        times: dict[str, list[str]] = {}
+        if after_dial == 0:
+            queries = [(people[0] + " AND updated_at >= ?1", (since,)), (people[1], ())]
+            if has_dials:
+                queries.append((dials + " WHERE placed_at >= ?1", (since,)))
+            for sql, args in queries:
+                for number, at in conn.execute(sql, args):
+                    times.setdefault(number, []).append(at)
+        else:
+            # Who could be new since the mark; then each of them in full, by index.
+            new = {r[0] for r in conn.execute(dials + " WHERE id > ?", (after_dial,))}
+            new.update(r[0] for r in conn.execute(people[1]))
+            new.update(r[0] for r in conn.execute(people[0] + " AND updated_at >= ?", (since,)))
+            for number in new:
+                found = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT updated_at FROM calls WHERE called_to = ?1 AND updated_at >= ?2 "
+                        "AND status IN " + called,
+                        (number, since),
+                    )
+                ]
+                found += [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT started_at FROM sending WHERE called_to = ?", (number,)
+                    )
+                ]
+                found += [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT placed_at FROM dials WHERE called_to = ?1 AND placed_at >= ?2",
+                        (number, since),
+                    )
+                ]
+                if found:
+                    times[number] = found
     except sqlite3.Error:
-        return []
+        return None
     finally:
         conn.close()
     name = campaign[0] if campaign else ledger.stem
-    return [(number, name, "ledger", at) for number, at in rows]
+    return LedgerCalls(name, times, top)
