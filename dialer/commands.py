@@ -498,6 +498,8 @@ def run(
     finally:
         _keep_first(errors, ledger.close)
         if book is not None:
+            if not errors:  # every claim of this run went through the book first
+                book.vouch_for(ledger.path, clock())
             book.close()
     code = exit_code_for(report.counts, result.stop, errors[0] if errors else None)
     if errors:

@@ -229,6 +229,19 @@ class ContactBook:
             if keep_marks:
                 conn.execute(_MARK, (ledger.name, files, calls.top_dial, stamp(now)))
 
+    def vouch_for(self, ledger: Path, now: datetime) -> None:
+        """After a run that recorded every claim here first: its ledger holds no call this
+        book lacks, so the next open need not read it (best effort: else it is read)."""
+        files = _fingerprint(ledger)
+        with contextlib.suppress(sqlite3.Error):
+            conn = sqlite3.connect(readonly_uri(ledger), uri=True)
+            try:
+                top = conn.execute("SELECT MAX(id) FROM dials").fetchone()[0] or 0
+            finally:
+                conn.close()
+            with transaction(self._conn):
+                self._conn.execute(_MARK, (ledger.name, files, top, stamp(now)))
+
     def recent(self, called_to: str, now: datetime) -> Recent:
         try:
             found = self._conn.execute(
@@ -316,9 +329,9 @@ def _fingerprint(ledger: Path) -> str:
         try:
             info = path.stat()
         except OSError:
-            parts.append("-")
-            continue
-        parts.append(f"{info.st_size}:{info.st_mtime_ns}")
+            info = None
+        # An empty -wal holds nothing (a reader may leave one): the same as none.
+        parts.append(f"{info.st_size}:{info.st_mtime_ns}" if info and info.st_size else "-")
     return " ".join(parts)
 
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import csv
 import signal
+import sqlite3
 import subprocess
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from unittest.mock import patch
 
+from dialer.contact_limits import ContactBook, _fingerprint
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from tests.conftest import (
     KEY_ENV,
@@ -129,3 +133,21 @@ def test_a_killed_run_that_created_the_shared_file_then_lost_its_wal(project: Pr
         record = Counter(body["called_to"] for body in fake.accepted())
     assert max(record.values()) == 1, [n for n, c in record.items() if c > 1]
     assert by_p <= limited
+
+
+def test_a_finished_run_vouches_for_its_ledger_so_the_next_open_reads_nothing(
+    project: Project, cli, fake
+):
+    project.write_sheet(contact_rows(5), name="shared.csv")
+    q = _campaign(project, "q", fake.url, "shared.csv")
+    assert cli(["run", str(q), "--yes"], KEY_ENV).code == 0
+    state = project.root / "state"
+    with sqlite3.connect(state / "contacts.sqlite") as conn:
+        marks = dict(conn.execute("SELECT ledger, files FROM ledger_marks"))
+    # The ledger's files as they are now: an open compares a `stat`, reads no ledger.
+    assert marks == {"q.sqlite": _fingerprint(state / "q.sqlite")}
+    book = ContactBook.open(state, datetime.now(UTC), create=False)
+    assert book is not None
+    with book, patch("dialer.contact_limits._ledger_calls") as read:
+        assert book._holds_every_ledger(state, datetime.now(UTC))
+    read.assert_not_called()
