@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS ledger_marks (
     checked_at TEXT NOT NULL
 );
 """
+# Above this many people, one grouped read of the book beats a lookup each.
+_ONE_BY_ONE = 2000
 _MARK = (
     "INSERT OR REPLACE INTO ledger_marks (ledger, files, dial_id, checked_at) VALUES (?, ?, ?, ?)"
 )
@@ -115,7 +117,12 @@ class ContactBook:
         try:
             # One write transaction: no claim of another campaign interleaves with a top-up.
             with transaction(conn):
-                if not book._holds_every_ledger(state, now, keep_marks=True):
+                # No marks (a new book, or one from before them): nothing verified, top up.
+                marked = (
+                    "ledger_marks" in _tables(conn)
+                    and conn.execute("SELECT 1 FROM ledger_marks LIMIT 1").fetchone()
+                )
+                if not marked or not book._holds_every_ledger(state, now, keep_marks=True):
                     book._top_up(state, now, keep_marks=True)
         except sqlite3.Error as exc:
             book.close()
@@ -196,16 +203,28 @@ class ContactBook:
         """{number: how many of the ledger's calls have no line here}."""
         # A line is written just before its call's `placed_at`; lines live a day past a week.
         kept = stamp(now - _KEEP_FOR)
-        missing: dict[str, int] = {}
-        for number, times in calls.times.items():
-            (held,) = self._conn.execute(
-                "SELECT COUNT(*) FROM contact_calls WHERE called_to = ? AND campaign = ? "
-                "AND at >= ?",
-                (number, calls.campaign, kept),
-            ).fetchone()
-            if held < len(times):
-                missing[number] = len(times) - held
-        return missing
+        if len(calls.times) > _ONE_BY_ONE:
+            held = dict(
+                self._conn.execute(
+                    "SELECT called_to, COUNT(*) FROM contact_calls WHERE campaign = ? AND at >= ? "
+                    "GROUP BY called_to",
+                    (calls.campaign, kept),
+                )
+            )
+        else:
+            held = {
+                number: self._conn.execute(
+                    "SELECT COUNT(*) FROM contact_calls WHERE called_to = ? AND campaign = ? "
+                    "AND at >= ?",
+                    (number, calls.campaign, kept),
+                ).fetchone()[0]
+                for number in calls.times
+            }
+        return {
+            number: len(times) - held.get(number, 0)
+            for number, times in calls.times.items()
+            if held.get(number, 0) < len(times)
+        }
 
     def _top_up(self, state: Path, now: datetime, *, keep_marks: bool = False) -> None:
         """Every ledger read whole (its last 7 days): each call without a line gets one, at
