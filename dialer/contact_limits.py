@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dialer.campaign import RESERVED_NAME, Limits
+from dialer.claims import claims_path, read_claims
 from dialer.clock import stamp
 from dialer.gate import NONE_RECENT, Recent, over_limit
 from dialer.ledger import readonly_uri, transaction
@@ -342,9 +344,10 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def _fingerprint(ledger: Path) -> str:
-    """The ledger's file and its -wal, size and time: any commit changes one of them."""
+    """The ledger's file, its -wal and its claims journal, size and time: any commit
+    changes one of them, and so does the loss of a -wal."""
     parts = []
-    for path in (ledger, ledger.with_name(ledger.name + "-wal")):
+    for path in (ledger, ledger.with_name(ledger.name + "-wal"), claims_path(ledger)):
         try:
             info = path.stat()
         except OSError:
@@ -358,8 +361,32 @@ def _ledger_calls(ledger: Path, now: datetime, after_dial: int = 0) -> LedgerCal
     """A ledger's calls since a week ago, read without writing, for everyone it called after
     its dial `after_dial` (0: everyone): its dials, its claims in flight (a run going now),
     and people recorded `unknown` (maybe called); a ledger from before `dials` gives its
-    `triggered` people at their last record's time. None if unreadable: a file here that is
-    no ledger cannot hold anyone's calls."""
+    `triggered` people at their last record's time. Its claims journal counts too: a run
+    killed and then its ledger's -wal lost leaves its calls there alone (at the journal's
+    time). None if neither can be read: a file here that is no ledger holds no calls."""
+    journal: Counter[str] = Counter()
+    journal_at = ""
+    path = claims_path(ledger)
+    with contextlib.suppress(OSError):
+        journal_at = stamp(datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        if journal_at >= stamp(now - WEEK):
+            journal = Counter(c.called_to for c in read_claims(path))
+    calls = _ledger_rows(ledger, now, after_dial, set(journal))
+    if not journal:
+        return calls
+    if calls is None:
+        calls = LedgerCalls(ledger.stem, {}, 0)
+    # One claim is one call, in the ledger or not: the larger count of the two, never both.
+    for number, count in journal.items():
+        times = calls.times.setdefault(number, [])
+        times += [journal_at] * (count - len(times))
+    return calls
+
+
+def _ledger_rows(
+    ledger: Path, now: datetime, after_dial: int, also: set[str]
+) -> LedgerCalls | None:
+    """`_ledger_calls` from the ledger alone; `also`: people to read in full in any case."""
     since = stamp(now - WEEK)
     try:
         conn = sqlite3.connect(readonly_uri(ledger), uri=True)
@@ -388,7 +415,8 @@ def _ledger_calls(ledger: Path, now: datetime, after_dial: int = 0) -> LedgerCal
                     times.setdefault(number, []).append(at)
         else:
             # Who could be new since the mark; then each of them in full, by index.
-            new = {r[0] for r in conn.execute(dials + " WHERE id > ?", (after_dial,))}
+            new = set(also)
+            new.update(r[0] for r in conn.execute(dials + " WHERE id > ?", (after_dial,)))
             new.update(r[0] for r in conn.execute(people[1]))
             new.update(r[0] for r in conn.execute(people[0] + " AND updated_at >= ?", (since,)))
             for number in new:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from unittest.mock import patch
 
+import pytest
+
 from dialer.contact_limits import ContactBook, _fingerprint
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from tests.conftest import (
@@ -92,7 +94,11 @@ def _validate_then_run_agree(project: Project, cli, campaign: Path, fake: FakeTa
     return {n for n, s in done.items() if s == "limited"}
 
 
-def test_lost_shared_wal_after_a_killed_run_still_limits_the_other_campaign(project: Project, cli):
+@pytest.mark.parametrize("p_wal", ["kept", "lost-too"])
+def test_lost_shared_wal_after_a_killed_run_still_limits_the_other_campaign(
+    project: Project, cli, p_wal: str
+):
+    """p_wal lost-too: p's own ledger lost its -wal as well; p's claims journal remains."""
     project.write_sheet(contact_rows(SHARED), name="shared.csv")
     project.write_sheet(contact_rows(SHARED, start=100), name="z.csv")
     with FakeTabblyThread(balance=1000, latency=0.3) as fake:
@@ -109,6 +115,9 @@ def test_lost_shared_wal_after_a_killed_run_still_limits_the_other_campaign(proj
         by_p = {r.body["called_to"] for r in fake.received[SHARED:]}
         assert 10 <= len(by_p) < SHARED
         _lose_book_wal(project)
+        if p_wal == "lost-too":
+            for suffix in ("-wal", "-shm"):
+                (project.root / "state" / f"p.sqlite{suffix}").unlink(missing_ok=True)
 
         limited = _validate_then_run_agree(project, cli, q, fake)
 
