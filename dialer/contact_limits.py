@@ -65,14 +65,14 @@ CREATE INDEX IF NOT EXISTS contact_calls_by_number ON contact_calls (called_to, 
 CREATE TABLE IF NOT EXISTS ledger_marks (
     ledger TEXT PRIMARY KEY,
     files TEXT NOT NULL,
-    dial_id INTEGER NOT NULL,
+    dial_mark TEXT NOT NULL,
     checked_at TEXT NOT NULL
 );
 """
 # Above this many people, one grouped read of the book beats a lookup each.
 _ONE_BY_ONE = 2000
 _MARK = (
-    "INSERT OR REPLACE INTO ledger_marks (ledger, files, dial_id, checked_at) VALUES (?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO ledger_marks (ledger, files, dial_mark, checked_at) VALUES (?, ?, ?, ?)"
 )
 _RECENT = (
     "SELECT COUNT(*) FILTER (WHERE at >= ?2), COUNT(*) FROM contact_calls "
@@ -177,12 +177,12 @@ class ContactBook:
         Ledgers unchanged since they were last verified are not read; a changed one is read
         from its newest verified dial on. With `keep_marks`, what was verified is noted."""
         conn = self._conn
-        marks: dict[str, tuple[str, int]] = {}
+        marks: dict[str, tuple[str, str]] = {}
         if "ledger_marks" in _tables(conn):  # a book from before the marks has none
             marks = {
-                name: (files, dial_id)
-                for name, files, dial_id in conn.execute(
-                    "SELECT ledger, files, dial_id FROM ledger_marks"
+                name: (files, dial_mark)
+                for name, files, dial_mark in conn.execute(
+                    "SELECT ledger, files, dial_mark FROM ledger_marks"
                 )
             }
         verified: list[tuple[str, str, int, str]] = []
@@ -191,12 +191,12 @@ class ContactBook:
             mark = marks.get(ledger.name)
             if mark is not None and mark[0] == files:
                 continue
-            calls = _ledger_calls(ledger, now, after_dial=mark[1] if mark else 0)
+            calls = _ledger_calls(ledger, now, after=mark[1] if mark else "")
             if calls is None:
                 continue
             if self._missing(calls, now):
                 return False
-            verified.append((ledger.name, files, calls.top_dial, stamp(now)))
+            verified.append((ledger.name, files, calls.dial_mark, stamp(now)))
         if keep_marks:
             conn.executemany(_MARK, verified)
         return True
@@ -248,7 +248,7 @@ class ContactBook:
                 ],
             )
             if keep_marks:
-                conn.execute(_MARK, (ledger.name, files, calls.top_dial, stamp(now)))
+                conn.execute(_MARK, (ledger.name, files, calls.dial_mark, stamp(now)))
 
     def vouch_for(self, ledger: Path, now: datetime) -> None:
         """After a run that recorded every claim here first: its ledger holds no call this
@@ -257,11 +257,11 @@ class ContactBook:
         with contextlib.suppress(sqlite3.Error):
             conn = sqlite3.connect(readonly_uri(ledger), uri=True)
             try:
-                top = conn.execute("SELECT MAX(id) FROM dials").fetchone()[0] or 0
+                mark = _dial_mark(conn, "dials" in _tables(conn))
             finally:
                 conn.close()
             with transaction(self._conn):
-                self._conn.execute(_MARK, (ledger.name, files, top, stamp(now)))
+                self._conn.execute(_MARK, (ledger.name, files, mark, stamp(now)))
 
     def recent(self, called_to: str, now: datetime) -> Recent:
         try:
@@ -332,7 +332,7 @@ class LedgerCalls:
 
     campaign: str
     times: dict[str, list[str]]
-    top_dial: int
+    dial_mark: str  # the ledger's identity and newest dials id: `ledger_id#id`
 
 
 def _ledgers(state: Path) -> list[Path]:
@@ -357,10 +357,18 @@ def _fingerprint(ledger: Path) -> str:
     return " ".join(parts)
 
 
-def _ledger_calls(ledger: Path, now: datetime, after_dial: int = 0) -> LedgerCalls | None:
+def _dial_mark(conn: sqlite3.Connection, has_dials: bool) -> str:
+    """`ledger_id#newest dials id`: where a later check of this ledger starts reading."""
+    identity = conn.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()
+    top = (conn.execute("SELECT MAX(id) FROM dials").fetchone()[0] or 0) if has_dials else 0
+    return f"{identity[0] if identity else ''}#{top}"
+
+
+def _ledger_calls(ledger: Path, now: datetime, after: str = "") -> LedgerCalls | None:
     """A ledger's calls since a week ago, read without writing, for everyone it called after
-    its dial `after_dial` (0: everyone): its dials, its claims in flight (a run going now),
-    and people recorded `unknown` (maybe called); a ledger from before `dials` gives its
+    the dial of mark `after` ("", or another ledger's: everyone): its dials, its claims in
+    flight (a run going now), and people recorded `unknown` (maybe called); a ledger from
+    before `dials` gives its
     `triggered` people at their last record's time. Its claims journal counts too: a run
     killed and then its ledger's -wal lost leaves its calls there alone (at the journal's
     time). None if neither can be read: a file here that is no ledger holds no calls."""
@@ -371,11 +379,11 @@ def _ledger_calls(ledger: Path, now: datetime, after_dial: int = 0) -> LedgerCal
         journal_at = stamp(datetime.fromtimestamp(path.stat().st_mtime, UTC))
         if journal_at >= stamp(now - WEEK):
             journal = Counter(c.called_to for c in read_claims(path))
-    calls = _ledger_rows(ledger, now, after_dial, set(journal))
+    calls = _ledger_rows(ledger, now, after, set(journal))
     if not journal:
         return calls
     if calls is None:
-        calls = LedgerCalls(ledger.stem, {}, 0)
+        calls = LedgerCalls(ledger.stem, {}, "")
     # One claim is one call, in the ledger or not: the larger count of the two, never both.
     for number, count in journal.items():
         times = calls.times.setdefault(number, [])
@@ -383,9 +391,7 @@ def _ledger_calls(ledger: Path, now: datetime, after_dial: int = 0) -> LedgerCal
     return calls
 
 
-def _ledger_rows(
-    ledger: Path, now: datetime, after_dial: int, also: set[str]
-) -> LedgerCalls | None:
+def _ledger_rows(ledger: Path, now: datetime, after: str, also: set[str]) -> LedgerCalls | None:
     """`_ledger_calls` from the ledger alone; `also`: people to read in full in any case."""
     since = stamp(now - WEEK)
     try:
@@ -397,9 +403,12 @@ def _ledger_rows(
         campaign = conn.execute("SELECT value FROM meta WHERE key = 'campaign'").fetchone()
         has_dials = "dials" in _tables(conn)
         called = "('unknown')" if has_dials else "('unknown', 'triggered')"
-        top = conn.execute("SELECT MAX(id) FROM dials").fetchone()[0] or 0 if has_dials else 0
-        if top < after_dial:  # a new or rebuilt ledger: its ids started again
-            after_dial = 0
+        dial_mark = _dial_mark(conn, has_dials)
+        top = int(dial_mark.rpartition("#")[2])
+        # A mark of another ledger (new, rebuilt: its own id, its ids begun again) is none.
+        mark_id, _, mark_dial = after.rpartition("#")
+        same = bool(after) and mark_id == dial_mark.rpartition("#")[0] and mark_dial.isdigit()
+        after_dial = int(mark_dial) if same and int(mark_dial) <= top else 0
         people = (
             "SELECT called_to, updated_at FROM calls WHERE status IN " + called,
             "SELECT called_to, started_at FROM sending",
@@ -448,4 +457,4 @@ def _ledger_rows(
     finally:
         conn.close()
     name = campaign[0] if campaign else ledger.stem
-    return LedgerCalls(name, times, top)
+    return LedgerCalls(name, times, dial_mark)

@@ -15,6 +15,7 @@ from unittest.mock import patch
 
 import pytest
 
+from dialer.clock import stamp
 from dialer.contact_limits import ContactBook, _fingerprint
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
 from tests.conftest import (
@@ -160,3 +161,28 @@ def test_a_finished_run_vouches_for_its_ledger_so_the_next_open_reads_nothing(
     with book, patch("dialer.contact_limits._ledger_calls") as read:
         assert book._holds_every_ledger(state, datetime.now(UTC))
     read.assert_not_called()
+
+
+def test_a_rebuilt_ledger_is_read_whole_whatever_its_dial_ids(project: Project, cli, fake):
+    project.write_sheet(contact_rows(5), name="shared.csv")
+    q = _campaign(project, "q", fake.url, "shared.csv")
+    assert cli(["run", str(q), "--yes"], KEY_ENV).code == 0
+    state = project.root / "state"
+    stranger = indian_mobile(99)
+    now = datetime.now(UTC)
+    # As a rebuild leaves it: a new identity, and its dials numbered afresh past the old mark
+    # with a call the shared counts never saw among the first ids.
+    with sqlite3.connect(state / "q.sqlite") as conn:
+        placed = [r[0] for r in conn.execute("SELECT called_to FROM dials ORDER BY id")]
+        conn.execute("DELETE FROM dials")
+        conn.executemany(
+            "INSERT INTO dials (id, called_to, placed_at) VALUES (?, ?, ?)",
+            [(i, n, stamp(now)) for i, n in enumerate([stranger, *placed], start=1)],
+        )
+        conn.execute("UPDATE meta SET value = 'rebuilt' WHERE key = 'ledger_id'")
+    conn.close()
+    book = ContactBook.open(state, now, create=False)
+    assert book is not None
+    with book:
+        assert book.recent(stranger, now).day == 1
+        assert all(book.recent(n, now).day == 1 for n in placed)
