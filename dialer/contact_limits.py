@@ -185,7 +185,7 @@ class ContactBook:
                     "SELECT ledger, files, dial_mark FROM ledger_marks"
                 )
             }
-        verified: list[tuple[str, str, int, str]] = []
+        verified: list[tuple[str, str, str, str]] = []
         for ledger in _ledgers(state):
             files = _fingerprint(ledger)  # before reading: a later write is read next time
             mark = marks.get(ledger.name)
