@@ -90,6 +90,8 @@ class ContactBook:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self._conn = conn
+        # Calls the ledgers show that a book checked before lacked (a lost -wal): restored.
+        self.restored = 0
 
     @classmethod
     def open(
@@ -124,8 +126,10 @@ class ContactBook:
                     "ledger_marks" in _tables(conn)
                     and conn.execute("SELECT 1 FROM ledger_marks LIMIT 1").fetchone()
                 )
-                if not marked or not book._holds_every_ledger(state, now, keep_marks=True):
+                if not marked:
                     book._top_up(state, now, keep_marks=True)
+                elif not book._holds_every_ledger(state, now, keep_marks=True):
+                    book.restored = book._top_up(state, now, keep_marks=True)
         except sqlite3.Error as exc:
             book.close()
             raise LedgerError(
@@ -147,7 +151,8 @@ class ContactBook:
                     # Made by a run killed before its schema was kept: the next run fills it.
                     disk.close()
                     disk = None
-            if disk is not None and cls(path, disk)._holds_every_ledger(state, now):
+            behind = disk is not None and not cls(path, disk)._holds_every_ledger(state, now)
+            if disk is not None and not behind:
                 return cls(path, disk)
             memory = sqlite3.connect(":memory:", isolation_level=None)
             if disk is not None:
@@ -156,7 +161,8 @@ class ContactBook:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 memory.execute(statement)
             book = cls(path, memory)
-            book._top_up(state, now)
+            added = book._top_up(state, now)
+            book.restored = added if behind else 0
             return book
         except sqlite3.Error as exc:
             if disk is not None:
@@ -228,17 +234,19 @@ class ContactBook:
             if held.get(number, 0) < len(times)
         }
 
-    def _top_up(self, state: Path, now: datetime, *, keep_marks: bool = False) -> None:
+    def _top_up(self, state: Path, now: datetime, *, keep_marks: bool = False) -> int:
         """Every ledger read whole (its last 7 days): each call without a line gets one, at
         the ledger's time (the newest when some are there: the stricter guess). Never
-        removes a line: one more than the ledger shows can only hold a person back."""
-        conn = self._conn
+        removes a line: one more than the ledger shows can only hold a person back. Returns
+        how many lines were added."""
+        conn, added = self._conn, 0
         for ledger in _ledgers(state):
             files = _fingerprint(ledger)
             calls = _ledger_calls(ledger, now)
             if calls is None:
                 continue
             missing = self._missing(calls, now)
+            added += sum(missing.values())
             conn.executemany(
                 "INSERT INTO contact_calls (called_to, campaign, run, at) VALUES (?, ?, ?, ?)",
                 [
@@ -249,6 +257,17 @@ class ContactBook:
             )
             if keep_marks:
                 conn.execute(_MARK, (ledger.name, files, calls.dial_mark, stamp(now)))
+        return added
+
+    def restored_warning(self) -> str | None:
+        """What a run or dry run says when the book was found behind its ledgers."""
+        if not self.restored:
+            return None
+        return (
+            f"{self.path}: the shared contact counts were behind the folder's ledgers (its "
+            f"-wal lost?): {self.restored} call(s) restored from the ledgers before any limit "
+            "was checked"
+        )
 
     def vouch_for(self, ledger: Path, now: datetime) -> None:
         """After a run that recorded every claim here first: its ledger holds no call this

@@ -77,8 +77,11 @@ def _start(campaign: Path) -> subprocess.Popen[str]:
     )
 
 
-def _validate_then_run_agree(project: Project, cli, campaign: Path, fake: FakeTabbly) -> set[str]:
-    """The dry run's verdicts are the run's: ready → triggered, limited → limited."""
+def _validate_then_run_agree(
+    project: Project, cli, campaign: Path, fake: FakeTabbly
+) -> tuple[set[str], str]:
+    """The dry run's verdicts are the run's: ready → triggered, limited → limited. Also
+    what both said (stdout of the dry run, stderr of the run)."""
     check = cli(["validate", str(campaign)])
     assert check.code == 0, check.err
     planned = _statuses(project, campaign.stem)
@@ -92,7 +95,7 @@ def _validate_then_run_agree(project: Project, cli, campaign: Path, fake: FakeTa
     assert {n for n, s in planned.items() if s == "ready"} == {
         n for n, s in done.items() if s == "triggered"
     }
-    return {n for n, s in done.items() if s == "limited"}
+    return {n for n, s in done.items() if s == "limited"}, check.out + run.err
 
 
 @pytest.mark.parametrize("p_wal", ["kept", "lost-too"])
@@ -120,9 +123,11 @@ def test_lost_shared_wal_after_a_killed_run_still_limits_the_other_campaign(
             for suffix in ("-wal", "-shm"):
                 (project.root / "state" / f"p.sqlite{suffix}").unlink(missing_ok=True)
 
-        limited = _validate_then_run_agree(project, cli, q, fake)
+        limited, said = _validate_then_run_agree(project, cli, q, fake)
 
         record = Counter(body["called_to"] for body in fake.accepted())
+    # The loss is said, by the dry run and the run, not only survived.
+    assert said.count("the shared contact counts were behind the folder's ledgers") == 2
     # From the fake's own record: nobody over per_day = 1, and everyone p reached is limited.
     assert max(record.values()) == 1, [n for n, c in record.items() if c > 1]
     assert by_p <= limited
@@ -138,7 +143,7 @@ def test_a_killed_run_that_created_the_shared_file_then_lost_its_wal(project: Pr
         by_p = {r.body["called_to"] for r in fake.received}
         _lose_book_wal(project)  # its tables were only in the -wal
 
-        limited = _validate_then_run_agree(project, cli, q, fake)
+        limited, _said = _validate_then_run_agree(project, cli, q, fake)
 
         record = Counter(body["called_to"] for body in fake.accepted())
     assert max(record.values()) == 1, [n for n, c in record.items() if c > 1]
