@@ -171,7 +171,11 @@ def _verdicts(
 
 @contextlib.contextmanager
 def _reading_gate(
-    campaign: Campaign, options: RunOptions, clock: Clock, outcomes_known: bool = True
+    campaign: Campaign,
+    options: RunOptions,
+    clock: Clock,
+    outcomes_known: bool = True,
+    warnings: list[str] | None = None,
 ) -> Iterator[Gate]:
     """The gate of a dry run: the ledger (None: none yet) and the folder's contact counts,
     read without writing, closed on leaving. A lost ledger is refused here (SPEC 6.3):
@@ -185,6 +189,9 @@ def _reading_gate(
             book = ContactBook.open(state_folder(campaign), clock(), create=False, readonly=True)
             if book is not None:
                 stack.enter_context(book)
+                restored = book.restored_warning()
+                if restored and warnings is not None:
+                    warnings.append(restored)
         yield Gate.for_campaign(
             campaign, options, ledger, book=book, clock=clock, outcomes_known=outcomes_known
         )
@@ -208,7 +215,7 @@ def validate(
     samples = Samples()
     tally = Tally()
     with (
-        _reading_gate(campaign, options, clock) as gate,
+        _reading_gate(campaign, options, clock, warnings=prepared.warnings) as gate,
         ReportWriter(
             report_path,
             prepared.stream.sheet.headers,
@@ -437,6 +444,10 @@ def run(
         book = ContactBook.open(state_folder(campaign), now, create=campaign.limits is not None)
         orphans = ledger.adopt_orphans()
         warnings = list(prepared.warnings)
+        restored = book.restored_warning() if book is not None else None
+        if restored:
+            print(f"warning: {restored}", file=err)
+            warnings.append(restored)
         if unread is not None:
             warnings.append(unread)
         if orphans:
@@ -498,6 +509,8 @@ def run(
     finally:
         _keep_first(errors, ledger.close)
         if book is not None:
+            if not errors:  # every claim of this run went through the book first
+                book.vouch_for(ledger.path, clock())
             book.close()
     code = exit_code_for(report.counts, result.stop, errors[0] if errors else None)
     if errors:
