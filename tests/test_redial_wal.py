@@ -86,27 +86,7 @@ def test_lost_wal_after_killed_redial_run_is_refused_and_rebuilt_with_every_call
         assert synced.code == ExitCode.OK, synced.err
         _age_calls(project)
 
-        proc = dialer_subprocess(
-            ["run", campaign, "--yes"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-
-            def redials() -> bool:
-                assert proc.poll() is None, "the redial run ended before 8 redials"
-                return len(fake.state()["received"]) >= 20 + 8
-
-            wait_for(redials, 60, "8 redials at the fake")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-        wait_for(
-            lambda: all(r["status"] is not None for r in fake.state()["received"]),
-            10,
-            "answers to the requests in flight at the kill",
-        )
+        _killed_after(["run", campaign, "--yes"], env, fake, 20 + 8)  # 8 redials
         for suffix in ("-wal", "-shm"):
             project.ledger.with_name(project.ledger.name + suffix).unlink(missing_ok=True)
         before = _accepted(fake)
