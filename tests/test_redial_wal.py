@@ -27,6 +27,18 @@ REDIAL = (
 )
 
 
+# Every call unanswered, answered slowly enough to kill a run with requests in flight.
+NO_ANSWER_FAKE = ("--outcomes", "no_answer=1", "--latency", "0.3", "--balance", "1000")
+NO_ANSWER_FAKE += ("--log-delay", "0")
+
+
+def _redial_campaign(project: Project, fake: FakeTabblyProcess) -> tuple[dict[str, str], str]:
+    """20 people, the issue's `[redial]`, two calls at a time: the environment and the file."""
+    project.write_sheet(contact_rows(20))
+    project.write_campaign(fake.url, extra=REDIAL, dispatch="rate_per_second = 20\nconcurrency = 2")
+    return _env(fake), str(project.campaign)
+
+
 def _env(fake: FakeTabblyProcess) -> dict[str, str]:
     logs = fake.url.removesuffix(TRIGGER_PATH) + LOGS_V2_PATH
     return {**KEY_ENV, LOGS_ENDPOINT_ENV: logs}
@@ -72,14 +84,8 @@ def _statuses(project: Project) -> dict[str, str]:
 def test_lost_wal_after_killed_redial_run_is_refused_and_rebuilt_with_every_call(
     project: Project, cli
 ):
-    options = ("--outcomes", "no_answer=1", "--latency", "0.3", "--balance", "1000")
-    with FakeTabblyProcess(*options, "--log-delay", "0") as fake:
-        env = _env(fake)
-        project.write_sheet(contact_rows(20))
-        project.write_campaign(
-            fake.url, extra=REDIAL, dispatch="rate_per_second = 20\nconcurrency = 2"
-        )
-        campaign = str(project.campaign)
+    with FakeTabblyProcess(*NO_ANSWER_FAKE) as fake:
+        env, campaign = _redial_campaign(project, fake)
         first = cli(["run", campaign, "--yes"], env)
         assert first.code == ExitCode.OK, first.err
         synced = cli(["sync", campaign], env)
@@ -265,14 +271,8 @@ def test_a_plain_kill_of_a_run_that_carries_earlier_unknowns_is_no_evidence_of_l
     """The soak's false alarm: a killed run's report also lists the people an earlier killed
     run left `unknown` (not sent again); counted as this run's own maybe-calls, the next
     command refused the ledger as lost though no file was lost."""
-    options = ("--outcomes", "no_answer=1", "--latency", "0.3", "--balance", "1000")
-    with FakeTabblyProcess(*options, "--log-delay", "0") as fake:
-        env = _env(fake)
-        project.write_sheet(contact_rows(20))
-        project.write_campaign(
-            fake.url, extra=REDIAL, dispatch="rate_per_second = 20\nconcurrency = 2"
-        )
-        campaign = str(project.campaign)
+    with FakeTabblyProcess(*NO_ANSWER_FAKE) as fake:
+        env, campaign = _redial_campaign(project, fake)
         _killed_after(["run", campaign, "--yes"], env, fake, 3)
         _killed_after(["run", campaign, "--yes"], env, fake, len(fake.state()["received"]) + 3)
         carried = [
