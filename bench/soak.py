@@ -95,11 +95,15 @@ def _received(fake: FakeTabblyProcess) -> list[dict[str, object]]:
     return fake.state()["received"]
 
 
+def cli_env() -> dict[str, str]:
+    """The soaks' commands' environment: the fake's key."""
+    return {**os.environ, "TABBLY_API_KEY": DEFAULT_API_KEY}
+
+
 def _start(campaign: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TABBLY_API_KEY": DEFAULT_API_KEY}
     return subprocess.Popen(
         [sys.executable, "-m", "dialer", "run", str(campaign), "--yes", "--progress", "log"],
-        env=env,
+        env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -129,11 +133,11 @@ def _kill_round(campaign: Path, fake: FakeTabblyProcess, rng: random.Random) -> 
     return when
 
 
-def _dialer(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TABBLY_API_KEY": DEFAULT_API_KEY}
+def run_dialer(*args: str) -> subprocess.CompletedProcess[str]:
+    """One dialer command to its end (bounded), its output kept."""
     return subprocess.run(
         [sys.executable, "-m", "dialer", *args],
-        env=env,
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=ROUND_BOUND_SECONDS,
@@ -148,12 +152,12 @@ def _lose_wal(root: Path, campaign: Path) -> str:
     frames = held.stat().st_size if held.exists() else 0
     for suffix in ("-wal", "-shm"):
         ledger.with_name(ledger.name + suffix).unlink(missing_ok=True)
-    status = _dialer("status", str(campaign))
+    status = run_dialer("status", str(campaign))
     if status.returncode == 0:
         return f"WAL ({frames} bytes) lost: not refused"
     if "dialer ledger rebuild" not in status.stderr:
         raise SystemExit(f"soak: status after a lost WAL: {status.stderr.strip()}")
-    rebuilt = _dialer("ledger", "rebuild", str(campaign))
+    rebuilt = run_dialer("ledger", "rebuild", str(campaign))
     if rebuilt.returncode != 0:
         raise SystemExit(f"soak: rebuild failed: {rebuilt.stderr.strip()}")
     return f"WAL ({frames} bytes) lost: refused, rebuilt"

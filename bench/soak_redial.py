@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import random
 import signal
 import subprocess
@@ -37,9 +36,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bench.soak import ROUND_BOUND_SECONDS, cli_env, run_dialer
 from dialer.fake_tabbly import (
     DEFAULT_AGENT_ID,
-    DEFAULT_API_KEY,
     DEFAULT_ORGANIZATION_ID,
     FakeTabblyProcess,
 )
@@ -52,7 +51,6 @@ LIMITED = 2  # the first campaigns carry [limits]
 # The fake's time of acceptance and dialer's own time of the call differ by the request's
 # latency on either side: a redial may arrive this much short of AFTER_SECONDS and be right.
 EARLY_SLACK = 0.5
-ROUND_BOUND_SECONDS = 120.0
 RULES = ("over max_calls", "after answered", "unlisted", "early", "over per_day")
 OUTCOMES = "answered=0.3,no_answer=0.35,busy=0.2,voicemail=0.1,failed=0.05"
 
@@ -124,10 +122,6 @@ class Folder:
         self.rows[name] = self.rows.get(name, 0) + n
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "TABBLY_API_KEY": DEFAULT_API_KEY}
-
-
 def _accepted(fake: FakeTabblyProcess) -> int:
     return int(fake.state()["accepted"])
 
@@ -138,7 +132,7 @@ def _killed(args: list[str], fake: FakeTabblyProcess, rng: random.Random, kill: 
     before = _accepted(fake)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dialer", *args],
-        env=_env(),
+        env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -168,17 +162,6 @@ def _killed(args: list[str], fake: FakeTabblyProcess, rng: random.Random, kill: 
     return said
 
 
-def _dialer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dialer", *args],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=ROUND_BOUND_SECONDS,
-        check=False,
-    )
-
-
 def _lose_wal(folder: Folder, name: str, shared: bool) -> str:
     """Delete a -wal and -shm; a ledger then refused as lost is rebuilt, as its refusal says."""
     base = folder.root / "state" / ("contacts.sqlite" if shared else f"{name}.sqlite")
@@ -187,9 +170,9 @@ def _lose_wal(folder: Folder, name: str, shared: bool) -> str:
     what = "shared -wal lost" if shared else "ledger -wal lost"
     rebuilt = 0
     for other, campaign in folder.campaigns.items():
-        status = _dialer("status", str(campaign))
+        status = run_dialer("status", str(campaign))
         if status.returncode != 0 and "dialer ledger rebuild" in status.stderr:
-            done = _dialer("ledger", "rebuild", str(campaign))
+            done = run_dialer("ledger", "rebuild", str(campaign))
             if done.returncode != 0:
                 raise SystemExit(f"soak: rebuild of {other} failed: {done.stderr.strip()}")
             rebuilt += 1
