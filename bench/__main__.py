@@ -19,6 +19,7 @@ PARTS = (
     "growth",
     "cpu",
     "sync",
+    "limits",
 )
 
 
@@ -120,6 +121,8 @@ def main() -> None:
         lines += cpu.cpu(s.cpu)
     if "sync" in parts:
         lines += sync.sync(s.sync)
+    if "limits" in parts:
+        lines += dispatch.limits(s.latency)
     save(lines, info, notes(s, args.quick), time.monotonic() - t0)
 
 

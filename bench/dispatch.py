@@ -47,11 +47,18 @@ async def bare_loop(url: str, bodies: list[bytes]) -> None:
 
 
 def run_against_fake(
-    sheet: Path, *extra: str, latency: float = 0.0, rate: float = 1e4, concurrency: int = WORKERS
+    sheet: Path,
+    *extra: str,
+    latency: float = 0.0,
+    rate: float = 1e4,
+    concurrency: int = WORKERS,
+    tables: str = "",
 ) -> tuple[Run, list[float]]:
     """`dialer run --yes` on a fresh fake and project; the run and the fake's arrival times."""
     with Fake(latency) as fake, tempfile.TemporaryDirectory(prefix="dialer-bench-") as tmp:
-        campaign = project(Path(tmp), sheet, rate=rate, concurrency=concurrency, endpoint=fake.url)
+        campaign = project(
+            Path(tmp), sheet, rate=rate, concurrency=concurrency, endpoint=fake.url, tables=tables
+        )
         run = dialer("run", campaign, "--yes", *extra, cwd=Path(tmp))
         return run, fake.receive_times()
 
@@ -90,6 +97,24 @@ def latency(n: int) -> list[Line]:
             bare / ideal,
             "",
         ),
+    ]
+
+
+def limits(n: int) -> list[Line]:
+    """`[limits]` writes each batch of claims to the shared counts (and marks the calls
+    placed after): what that costs the run, against the same run without limits."""
+    plain = rate(run_against_fake(csv_sheet(n))[1])
+    got = rate(run_against_fake(csv_sheet(n), tables="\n[limits]\nper_day = 5\n")[1])
+    what = f"dialer run, {n:,} rows, concurrency 64, [limits] per_day = 5"
+    return [
+        line(
+            "limits",
+            what,
+            f"{got:,.0f} req/s",
+            f"without [limits] {plain:,.0f} req/s",
+            got / plain,
+            "≥ 0.70",
+        )
     ]
 
 

@@ -105,6 +105,7 @@ def project(
     rate: float = 1e4,
     concurrency: int = 64,
     endpoint: str = "http://127.0.0.1:9/unused",
+    tables: str = "",
 ) -> Path:
     """A fresh campaign folder around `sheet` (linked, not copied); returns the campaign file."""
     for folder in ("campaigns", "data", "reports", "state"):
@@ -130,7 +131,7 @@ rate_per_second = {float(rate)}
 concurrency = {concurrency}
 max_attempts = 4
 timeout_seconds = 30
-""")
+{tables}""")
     return campaign
 
 

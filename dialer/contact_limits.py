@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS contact_calls (
     called_to TEXT NOT NULL,
     campaign TEXT NOT NULL,
     run TEXT NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    placed INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS contact_calls_by_number ON contact_calls (called_to, at);
 CREATE TABLE IF NOT EXISTS ledger_marks (
@@ -75,9 +76,15 @@ _MARK = (
     "INSERT OR REPLACE INTO ledger_marks (ledger, files, dial_mark, checked_at) VALUES (?, ?, ?, ?)"
 )
 _RECENT = (
-    "SELECT COUNT(*) FILTER (WHERE at >= ?2), COUNT(*) FROM contact_calls "
-    "WHERE called_to = ?1 AND at >= ?3"
+    "SELECT COUNT(*) FILTER (WHERE at >= ?2), COUNT(*), "
+    "COUNT(*) FILTER (WHERE at >= ?2 AND NOT placed), COUNT(*) FILTER (WHERE NOT placed) "
+    "FROM contact_calls WHERE called_to = ?1 AND at >= ?3"
 )
+_PLACED = (
+    "UPDATE contact_calls SET placed = 1 WHERE id = (SELECT MAX(id) FROM contact_calls "
+    "WHERE called_to = ? AND campaign = ? AND run = ?)"
+)
+_ADD = "INSERT INTO contact_calls (called_to, campaign, run, at, placed) VALUES (?, ?, ?, ?, ?)"
 
 
 def book_path(state: Path) -> Path:
@@ -113,8 +120,7 @@ class ContactBook:
             # FULL: a line committed before a request leaves survives a power cut.
             conn.execute("PRAGMA synchronous = FULL")
             with transaction(conn):
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    conn.execute(statement)
+                _make_schema(conn)
         except sqlite3.Error as exc:
             raise LedgerError(f"{path}: cannot open the shared contact counts: {exc}") from None
         book = cls(path, conn)
@@ -151,15 +157,16 @@ class ContactBook:
                     # Made by a run killed before its schema was kept: the next run fills it.
                     disk.close()
                     disk = None
+            # A book from before `placed`: read through a copy that has the column.
+            old = disk is not None and "placed" not in _columns(disk, "contact_calls")
             behind = disk is not None and not cls(path, disk)._holds_every_ledger(state, now)
-            if disk is not None and not behind:
+            if disk is not None and not behind and not old:
                 return cls(path, disk)
             memory = sqlite3.connect(":memory:", isolation_level=None)
             if disk is not None:
                 disk.backup(memory)
                 disk.close()
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                memory.execute(statement)
+            _make_schema(memory)
             book = cls(path, memory)
             added = book._top_up(state, now)
             book.restored = added if behind else 0
@@ -236,7 +243,8 @@ class ContactBook:
 
     def _top_up(self, state: Path, now: datetime, *, keep_marks: bool = False) -> int:
         """Every ledger read whole (its last 7 days): each call without a line gets one, at
-        the ledger's time (the newest when some are there: the stricter guess). Never
+        the ledger's time (the newest when some are there: the stricter guess), placed or a
+        maybe as the ledger says (a `dials` row, or a claim or `unknown` person). Never
         removes a line: one more than the ledger shows can only hold a person back. Returns
         how many lines were added."""
         conn, added = self._conn, 0
@@ -248,11 +256,11 @@ class ContactBook:
             missing = self._missing(calls, now)
             added += sum(missing.values())
             conn.executemany(
-                "INSERT INTO contact_calls (called_to, campaign, run, at) VALUES (?, ?, ?, ?)",
+                _ADD,
                 [
-                    (number, calls.campaign, "ledger", at)
+                    (number, calls.campaign, "ledger", at, placed)
                     for number, count in missing.items()
-                    for at in sorted(calls.times[number])[-count:]
+                    for at, placed in sorted(calls.times[number])[-count:]
                 ],
             )
             if keep_marks:
@@ -291,7 +299,7 @@ class ContactBook:
             raise LedgerError(
                 f"{self.path}: cannot read the shared contact counts: {exc}"
             ) from None
-        return Recent(found[0], found[1]) if found and found[1] else NONE_RECENT
+        return Recent(*found) if found and found[1] else NONE_RECENT
 
     def reserve(
         self,
@@ -300,23 +308,27 @@ class ContactBook:
         run: str,
         now: datetime,
         limits: Limits | None,
+        *,
+        placed: Iterable[str] = (),
     ) -> dict[str, str]:
         """Record these calls about to leave, except those over `limits`: {number: why}.
-        Checked and recorded in one write transaction, so no other process interleaves."""
+        Checked and recorded in one write transaction, so no other process interleaves;
+        the run's calls the upstream accepted since (`placed`) are marked in it too."""
         refused: dict[str, str] = {}
         at, day, week = stamp(now), stamp(now - DAY), stamp(now - WEEK)
         conn = self._conn
         try:
             with transaction(conn):
+                conn.executemany(_PLACED, [(n, campaign, run) for n in placed])
                 if limits is not None:
                     for number in numbers:
                         found = conn.execute(_RECENT, (number, day, week)).fetchone()
-                        why = over_limit(Recent(found[0], found[1]), limits)
+                        why = over_limit(Recent(*found), limits)
                         if why is not None:
                             refused[number] = why
+                # A maybe until the ledger records the call placed (`placed`).
                 conn.executemany(
-                    "INSERT INTO contact_calls (called_to, campaign, run, at) VALUES (?, ?, ?, ?)",
-                    [(n, campaign, run, at) for n in numbers if n not in refused],
+                    _ADD, [(n, campaign, run, at, 0) for n in numbers if n not in refused]
                 )
         except sqlite3.Error as exc:
             raise LedgerError(
@@ -338,6 +350,20 @@ class ContactBook:
                 f"{self.path}: cannot write the shared contact counts: {exc}"
             ) from None
 
+    def placed(self, numbers: Iterable[str], campaign: str, run: str) -> None:
+        """Calls the ledger recorded placed, in a batch without claims to carry the mark: no
+        longer a maybe in a limit's reason. Only the wording depends on it (a maybe counts as a
+        call), so it is written without waiting for the disk, best effort: a kill just before
+        it leaves these few saying "maybe", the more cautious word."""
+        conn = self._conn
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with transaction(conn):
+                    conn.executemany(_PLACED, [(n, campaign, run) for n in numbers])
+            finally:
+                conn.execute("PRAGMA synchronous = FULL")
+
     def prune(self, now: datetime) -> None:
         """Forget lines no limit can count any more (best effort)."""
         with contextlib.suppress(sqlite3.Error), transaction(self._conn):
@@ -350,12 +376,24 @@ class LedgerCalls:
     `unknown`), the campaign that made them, and its newest `dials` id."""
 
     campaign: str
-    times: dict[str, list[str]]
+    times: dict[str, list[tuple[str, bool]]]  # per number: (when, placed: else a maybe)
     dial_mark: str  # the ledger's identity and newest dials id: `ledger_id#id`
 
 
 def _ledgers(state: Path) -> list[Path]:
     return [p for p in sorted(state.glob("*.sqlite")) if p.name != BOOK_NAME]
+
+
+def _make_schema(conn: sqlite3.Connection) -> None:
+    for statement in filter(str.strip, _SCHEMA.split(";")):
+        conn.execute(statement)
+    if "placed" not in _columns(conn, "contact_calls"):
+        # Lines of a book from before: calls it counted as made, as it always said.
+        conn.execute("ALTER TABLE contact_calls ADD COLUMN placed INTEGER NOT NULL DEFAULT 1")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}  # fixed table names
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -406,7 +444,7 @@ def _ledger_calls(ledger: Path, now: datetime, after: str = "") -> LedgerCalls |
     # One claim is one call, in the ledger or not: the larger count of the two, never both.
     for number, count in journal.items():
         times = calls.times.setdefault(number, [])
-        times += [journal_at] * (count - len(times))
+        times += [(journal_at, False)] * (count - len(times))
     return calls
 
 
@@ -428,46 +466,35 @@ def _ledger_rows(ledger: Path, now: datetime, after: str, also: set[str]) -> Led
         mark_id, _, mark_dial = after.rpartition("#")
         same = bool(after) and mark_id == dial_mark.rpartition("#")[0] and mark_dial.isdigit()
         after_dial = int(mark_dial) if same and int(mark_dial) <= top else 0
-        people = (
-            "SELECT called_to, updated_at FROM calls WHERE status IN " + called,
-            "SELECT called_to, started_at FROM sending",
-        )
-        dials = "SELECT called_to, placed_at FROM dials"
-        times: dict[str, list[str]] = {}
+        # (number, when, placed): a dial was placed; a claim in flight or an `unknown`
+        # person is a maybe (a ledger from before `dials`: its `triggered` people were placed).
+        queries = [
+            "SELECT called_to, updated_at, status = 'triggered' FROM calls "
+            f"WHERE status IN {called} AND updated_at >= :since",
+            "SELECT called_to, started_at, 0 FROM sending WHERE 1",
+        ]
+        if has_dials:
+            queries.append("SELECT called_to, placed_at, 1 FROM dials WHERE placed_at >= :since")
+        times: dict[str, list[tuple[str, bool]]] = {}
         if after_dial == 0:
-            queries = [(people[0] + " AND updated_at >= ?1", (since,)), (people[1], ())]
-            if has_dials:
-                queries.append((dials + " WHERE placed_at >= ?1", (since,)))
-            for sql, args in queries:
-                for number, at in conn.execute(sql, args):
-                    times.setdefault(number, []).append(at)
+            for sql in queries:
+                for number, at, placed in conn.execute(sql, {"since": since}):
+                    times.setdefault(number, []).append((at, bool(placed)))
         else:
             # Who could be new since the mark; then each of them in full, by index.
             new = set(also)
-            new.update(r[0] for r in conn.execute(dials + " WHERE id > ?", (after_dial,)))
-            new.update(r[0] for r in conn.execute(people[1]))
-            new.update(r[0] for r in conn.execute(people[0] + " AND updated_at >= ?", (since,)))
+            new.update(
+                r[0]
+                for r in conn.execute("SELECT called_to FROM dials WHERE id > ?", (after_dial,))
+            )
+            for sql in queries[:2]:
+                new.update(r[0] for r in conn.execute(sql, {"since": since}))
             for number in new:
+                args = {"since": since, "number": number}
                 found = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT updated_at FROM calls WHERE called_to = ?1 AND updated_at >= ?2 "
-                        "AND status IN " + called,
-                        (number, since),
-                    )
-                ]
-                found += [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT started_at FROM sending WHERE called_to = ?", (number,)
-                    )
-                ]
-                found += [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT placed_at FROM dials WHERE called_to = ?1 AND placed_at >= ?2",
-                        (number, since),
-                    )
+                    (at, bool(placed))
+                    for sql in queries
+                    for _, at, placed in conn.execute(sql + " AND called_to = :number", args)
                 ]
                 if found:
                     times[number] = found

@@ -42,28 +42,37 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Recent:
-    """Calls to one person across campaigns: in the last 24 hours, and in the last 7 days."""
+    """Calls to one person across campaigns: in the last 24 hours, and in the last 7 days;
+    of each, the maybes (a claim whose request may never have left: a kill, an `unknown`)."""
 
     day: int = 0
     week: int = 0
+    day_maybe: int = 0
+    week_maybe: int = 0
 
 
 NONE_RECENT = Recent()
 
 
-def _plural(n: int) -> str:
-    return f"{n} call" if n == 1 else f"{n} calls"
+def _calls(n: int, maybe: int) -> str:
+    """`2 calls`, `1 call, 1 maybe` or `1 maybe`: a maybe (a call another run is placing
+    now, or one cut off by a kill) counts toward a limit, as it may have rung."""
+    placed = n - maybe
+    said = [f"{placed} call" if placed == 1 else f"{placed} calls"] if placed else []
+    return ", ".join([*said, f"{maybe} maybe"] if maybe else said)
 
 
 def over_limit(recent: Recent, limits: Limits) -> str | None:
     """Why one more call would break a limit (the row's reason), or None."""
     if limits.per_day is not None and recent.day >= limits.per_day:
         return (
-            f"{_plural(recent.day)} in the last 24 hours across campaigns, limit {limits.per_day}"
+            f"{_calls(recent.day, recent.day_maybe)} in the last 24 hours across campaigns, "
+            f"limit {limits.per_day}"
         )
     if limits.per_week is not None and recent.week >= limits.per_week:
         return (
-            f"{_plural(recent.week)} in the last 7 days across campaigns, limit {limits.per_week}"
+            f"{_calls(recent.week, recent.week_maybe)} in the last 7 days across campaigns, "
+            f"limit {limits.per_week}"
         )
     return None
 

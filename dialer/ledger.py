@@ -499,6 +499,9 @@ class Ledger:
         self._book_limits: Limits | None = None
         self._book_names = ("", "")  # campaign, run key
         self._refused: dict[str, str] = {}
+        # Calls the upstream accepted whose line in the book still says maybe: marked in
+        # the same batch's claims transaction, or on their own after a batch without claims.
+        self._placed: list[str] = []
 
     @classmethod
     def open(
@@ -586,6 +589,9 @@ class Ledger:
             if self._pending:
                 batch, self._pending = self._pending, []
                 self._commit(batch)
+            if self._placed and self._book is not None and self._error is None:
+                self._book.placed(self._placed, *self._book_names)
+                self._placed = []
             if self._lock_fd is not None and self._error is None:
                 # The WAL's contents into the main file: a finished run's ledger is one file,
                 # so a copy or backup of `x.sqlite` alone holds every call (SPEC 6.3). Best
@@ -925,6 +931,10 @@ class Ledger:
         # per person (a claim is committed before its request leaves, the outcome comes after).
         claimed = [c for c in batch if isinstance(c, Claim)]
         book_error: LedgerError | None = None
+        if self._book is not None:  # accepted by the upstream: placed, committed or not
+            self._placed += [
+                e.called_to for e in batch if isinstance(e, Entry) and e.status is Status.TRIGGERED
+            ]
         if claimed and self._book is not None:
             try:
                 refused = self._book.reserve(
@@ -933,7 +943,9 @@ class Ledger:
                     self._book_names[1],
                     self.clock(),
                     self._book_limits,
+                    placed=self._placed,
                 )
+                self._placed = []
             except LedgerError as exc:
                 # No claim of this batch may leave, but the outcomes of calls already placed
                 # are still recorded: the run stops with this error after the commit.
@@ -979,6 +991,10 @@ class Ledger:
                 self._error = LedgerError(
                     f"{self._journal.path}: cannot write the claims journal: {exc.strerror}"
                 )
+                return
+        if self._placed and self._book is not None:  # no claims carried them
+            self._book.placed(self._placed, *self._book_names)
+            self._placed = []
 
     def _copy_into(self, conn: sqlite3.Connection) -> int:
         """Every call, claim and run of this ledger into `conn` (a rebuild); people copied."""

@@ -68,7 +68,11 @@ def test_two_campaigns_at_the_same_moment_call_each_person_once(project: Project
         for row in _rows(_reports(project, name)[-1]):
             statuses[row["status"]] += 1
             if row["status"] == "limited":
-                assert row["reason"] == "1 call in the last 24 hours across campaigns, limit 1"
+                # "maybe": the other campaign's call was still awaiting its answer.
+                assert row["reason"] in {
+                    f"1 {what} in the last 24 hours across campaigns, limit 1"
+                    for what in ("call", "maybe")
+                }
     assert statuses == Counter({"triggered": n, "limited": n})
 
 

@@ -191,3 +191,84 @@ def test_a_rebuilt_ledger_is_read_whole_whatever_its_dial_ids(project: Project, 
     with book:
         assert book.recent(stranger, now).day == 1
         assert all(book.recent(n, now).day == 1 for n in placed)
+
+
+def _reasons(project: Project, name: str) -> dict[str, str]:
+    folder = project.root / "reports" / name
+    reports = sorted(
+        (p for p in folder.glob("*.csv") if not p.name.endswith(".partial.csv")),
+        key=lambda p: p.stat().st_mtime_ns,
+    )
+    with open(reports[-1], encoding="utf-8", newline="") as f:
+        return {row["called_to"]: row["reason"] for row in csv.DictReader(f)}
+
+
+def test_claims_cut_off_by_a_kill_are_said_to_be_maybes(project: Project, cli):
+    """Issue 17 part 4: a claim in flight at a kill counts toward per_day (it may have
+    rung), and the reason says so: "1 call, 1 maybe", not "2 calls"."""
+    per_day_2 = "[limits]\nper_day = 2\n"
+    project.write_sheet(contact_rows(SHARED), name="shared.csv")
+    with FakeTabblyThread(balance=1000) as fake:
+
+        def campaign(name: str, dispatch: str = "") -> Path:
+            written = project.write_campaign(
+                fake.url,
+                name=name,
+                extra=per_day_2,
+                source="../data/shared.csv",
+                dispatch=dispatch,
+            )
+            return written.rename(written.with_name(f"{name}.toml"))
+
+        p, r = campaign("p"), campaign("r")
+        q = campaign("q", "rate_per_second = 5\nconcurrency = 2")
+        assert cli(["run", str(p), "--yes"], KEY_ENV).code == 0
+        fake.latency = 1.0  # q's last requests are still awaiting their answers at the kill
+        _kill_after(_start(q), fake, SHARED + 8)
+        with sqlite3.connect(f"file:{project.root / 'state' / 'q.sqlite'}?mode=ro", uri=True) as c:
+            in_flight = {row[0] for row in c.execute("SELECT called_to FROM sending")}
+            placed = {row[0] for row in c.execute("SELECT called_to FROM dials")}
+        c.close()
+        assert in_flight and placed and not in_flight & placed
+        fake.latency = 0.0
+        before = len(fake.accepted())
+        for command in ("validate", "run"):
+            assert (
+                cli([command, str(r), *(["--yes"] if command == "run" else [])], KEY_ENV).code == 0
+            )
+            reasons = _reasons(project, "r")
+            maybe = "1 call, 1 maybe in the last 24 hours across campaigns, limit 2"
+            assert {n for n, why in reasons.items() if why == maybe} == in_flight, command
+            two = "2 calls in the last 24 hours across campaigns, limit 2"
+            assert {n for n, why in reasons.items() if why == two} == placed, command
+        # The two rule: r placed a call only to people with one call before.
+        assert {b["called_to"] for b in fake.accepted()[before:]} == (
+            {indian_mobile(i) for i in range(SHARED)} - in_flight - placed
+        )
+
+
+def test_a_book_from_before_maybes_counts_its_lines_as_calls(project: Project, cli, fake):
+    """A book written before `placed` existed: its lines read as calls, as they always did,
+    by the dry run (through a copy) and by the run (the column added in place)."""
+    project.write_sheet(contact_rows(3), name="shared.csv")
+    q = _campaign(project, "q", fake.url, "shared.csv")
+    state = project.root / "state"
+    state.mkdir(exist_ok=True)
+    with sqlite3.connect(state / "contacts.sqlite") as conn:
+        conn.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE contact_calls (id INTEGER PRIMARY KEY, called_to TEXT NOT NULL, "
+            "campaign TEXT NOT NULL, run TEXT NOT NULL, at TEXT NOT NULL);"
+        )
+        conn.execute(
+            "INSERT INTO contact_calls (called_to, campaign, run, at) VALUES (?, 'old', 'x', ?)",
+            (indian_mobile(0), stamp(datetime.now(UTC))),
+        )
+    conn.close()
+    for command in (["validate", str(q)], ["run", str(q), "--yes"]):
+        assert cli(command, KEY_ENV).code == 0
+        reasons = {n: why for n, why in _reasons(project, "q").items() if why.startswith("1 ")}
+        assert reasons == {
+            indian_mobile(0): "1 call in the last 24 hours across campaigns, limit 1"
+        }
+    assert {b["called_to"] for b in fake.accepted()} == {indian_mobile(1), indian_mobile(2)}
