@@ -16,7 +16,9 @@ empty page, the total, or (no total given) a short page.
 A read is safe to repeat: connection failures, timeouts, 429 and 5xx are asked again with the
 project's backoff (`RetryPolicy`), never sooner than a Retry-After says (capped). An error
 envelope or another 4xx is a `LogsError` at once. A whole read is bounded by
-`sync_deadline_seconds`, a page by `logs_max_page_bytes`, the pages by `logs_max_pages`.
+`sync_deadline_seconds`, a page by `logs_max_page_bytes`, the pages by `logs_max_pages`. A page's
+JSON values are counted before they are decoded (`logs_max_page_values`: 60 MB of `{}` would be
+20 million objects) and its rows after (`logs_max_page_rows`); past either the read fails.
 
 The key travels in the query string, and aiohttp's exceptions carry the URL: no message here is
 ever built from one. Messages name the host and path only, and pass the `Scrubber`.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, tzinfo
 from typing import Any
@@ -35,7 +37,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from dialer.outcomes import LogRow, parse_row
+from dialer.outcomes import INT_DIGITS, LogRow, ascii_int, parse_row
 from dialer.retry_policy import RetryPolicy
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import RETRYABLE_LOGS_HTTP, LogsError
@@ -212,14 +214,34 @@ class _Reader:
         if status in RETRYABLE_LOGS_HTTP:
             cap = settings.max_retry_after
             return _Retry(f"HTTP {status}", parse_retry_after(retry_after, cap))
-        payload = _json(body)
+        payload = self._decode(body)
         if not 200 <= status < 300:
             raise self.error(f"{self._detail(payload, body) or 'refused'} (HTTP {status})")
         return self._envelope(payload, body, status)
 
+    def _decode(self, body: bytes) -> Any:
+        """The page's JSON (None: not JSON), refused past `logs_max_page_values` values."""
+        limit = self._settings.logs_max_page_values
+        try:
+            return _json(body, limit)
+        except _TooDense:
+            raise self.error(
+                f"a page from {self.where} holds more than {limit} JSON values "
+                "(logs_max_page_values); read a shorter period with --since"
+            ) from None
+
+    def _bounded(self, rows: list[Any]) -> list[Any]:
+        limit = self._settings.logs_max_page_rows
+        if len(rows) > limit:
+            raise self.error(
+                f"a page from {self.where} holds {len(rows)} rows, more than {limit} "
+                f"(logs_max_page_rows; {self._settings.logs_page_size} were asked)"
+            )
+        return rows
+
     def _envelope(self, payload: Any, body: bytes, status: int) -> tuple[list[Any], int | None]:
         if isinstance(payload, list):
-            return payload, None
+            return self._bounded(payload), None
         if not isinstance(payload, dict):
             raise self.error(f"the answer from {self.where} is not JSON (HTTP {status})")
         if payload.get("status") == "error" or payload.get("success") is False:
@@ -229,7 +251,7 @@ class _Reader:
             if isinstance(rows, dict):  # a nested envelope: {"data": {"calls": [...]}}
                 payload, rows = rows, rows.get("calls", rows.get("data"))
             if isinstance(rows, list):
-                return rows, _total(payload)
+                return self._bounded(rows), _total(payload)
         raise self.error(f"the answer from {self.where} holds no rows (HTTP {status})")
 
     def _detail(self, payload: Any, body: bytes) -> str:
@@ -261,11 +283,40 @@ async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes |
     return bytes(body)
 
 
-def _json(body: bytes) -> Any:
+class _TooDense(Exception):
+    """A page holding more JSON values than a sync decodes."""
+
+
+def _json(body: bytes, max_values: int) -> Any:
+    """The decoded body, None when it is not JSON; `_TooDense` past `max_values` values.
+
+    Objects, arrays and strings are counted from the bytes before anything is decoded (each
+    `{`, `[` and pair of quotes may be one: an upper bound, cheap), numbers as they are decoded.
+    A number too long for int() is read as a float (inf, say): a bad value, not a bad page."""
+    if not body:
+        return None
+    values = body.count(b"{") + body.count(b"[") + body.count(b'"') // 2
+    if values > max_values:
+        raise _TooDense
+
+    def counted(read: Callable[[str], Any]) -> Callable[[str], Any]:
+        def number(text: str) -> Any:
+            nonlocal values
+            values += 1
+            if values > max_values:
+                raise _TooDense
+            return read(text)
+
+        return number
+
     try:
-        return json.loads(body) if body else None
+        return json.loads(body, parse_int=counted(_json_int), parse_float=counted(float))
     except (ValueError, RecursionError):
         return None
+
+
+def _json_int(text: str) -> int | float:
+    return int(text) if len(text) <= INT_DIGITS else float(text)
 
 
 def _total(payload: dict[str, Any]) -> int | None:
@@ -275,6 +326,6 @@ def _total(payload: dict[str, Any]) -> int | None:
             continue
         if isinstance(value, int) and value >= 0:
             return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
+        if isinstance(value, str) and (number := ascii_int(value)) is not None:
+            return number
     return None

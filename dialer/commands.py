@@ -49,7 +49,6 @@ from dialer.statuses import (
     CallOutcome,
     DialerError,
     ExitCode,
-    LogsError,
     Status,
     StopReason,
     UsageError,
@@ -361,6 +360,9 @@ def retry_unknown_warning(maybe_called: int, *, upper_bound: bool = False) -> st
     )
 
 
+_NOBODY_REDIALED = "nobody is redialed this run (new rows are still called)"
+
+
 def _sync_first(
     campaign: Campaign,
     api_key: Secret,
@@ -371,7 +373,8 @@ def _sync_first(
 ) -> str | None:
     """A campaign with `[redial]` reads the call logs before it runs (SPEC 10); None when
     they were read, else why not: then nobody is redialed (an unknown outcome is never a
-    reason to call again), while new rows are still called."""
+    reason to call again), while new rows are still called. A sync failing in any way,
+    a defect of ours included, is such a why: the nightly run still calls its new rows."""
     from dialer.sync import describe, synced
 
     try:
@@ -381,8 +384,10 @@ def _sync_first(
             if done is None:
                 return None  # never run: nobody to redial
             result = done[1]
-    except LogsError as exc:
-        return f"{exc}; nobody is redialed this run (new rows are still called)"
+    except DialerError as exc:
+        return f"{exc}; {_NOBODY_REDIALED}"
+    except Exception as exc:  # its text may hold the logs URL, so the key: its type only
+        return f"call logs: the sync failed ({type(exc).__name__}); {_NOBODY_REDIALED}"
     print(f"call outcomes synced: {describe(result)}", file=out)
     return None
 

@@ -26,10 +26,14 @@ from itertools import groupby
 from dialer.clock import parse_stamp, stamp
 from dialer.ledger import transaction
 from dialer.matching import Dial, Resolved
+from dialer.settings import DEFAULTS
 from dialer.statuses import OUTCOME_RANK, CallOutcome, stored_outcome
 
 # A `placed_at` that is not a stamp (never written so by dialer): matched by id, not by time.
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+# A dial's cost as sums take it: a sync keeps none outside 0 to log_max_call_cost, and one a
+# ledger holds from before that rule (1e308) must not make every total "inf" either.
+_COST = f"(CASE WHEN cost BETWEEN 0 AND {DEFAULTS.log_max_call_cost!r} THEN cost END)"
 # Between the raw statuses of a call's log rows, in the order they arrived.
 RAW_STATUS_JOIN = " | "
 # The SQL text of an outcome's rank, best first (0), for a comparison inside one UPDATE.
@@ -51,11 +55,11 @@ UPDATE dials SET transcript = :transcript, synced_at = :synced_at
 WHERE id = :id AND outcome = :outcome AND transcript IS NULL AND :transcript IS NOT NULL
 """
 # Each person once, with their last call's columns and the totals over their calls.
-_PEOPLE = """
+_PEOPLE = f"""
 SELECT d.called_to, d.custom_identifiers, p.calls, d.placed_at, d.outcome, d.raw_status,
        d.duration_s, p.cost, d.summary, d.recording_url, d.run_id, d.row
-FROM (SELECT called_to, MAX(id) AS last, COUNT(*) AS calls, SUM(cost) AS cost
-      FROM dials {where} GROUP BY called_to) p
+FROM (SELECT called_to, MAX(id) AS last, COUNT(*) AS calls, SUM{_COST} AS cost
+      FROM dials {{where}} GROUP BY called_to) p
 JOIN dials d ON d.id = p.last
 """
 
@@ -165,8 +169,8 @@ def answer_rate(counts: Mapping[CallOutcome, int]) -> float | None:
 def total_cost(conn: sqlite3.Connection, run_id: int | None = None) -> float:
     """What every call the logs priced cost, added up (with `run_id`: that run's calls)."""
     if run_id is None:
-        return conn.execute("SELECT COALESCE(SUM(cost), 0) FROM dials").fetchone()[0]
-    query = "SELECT COALESCE(SUM(cost), 0) FROM dials WHERE run_id = ?"
+        return conn.execute(f"SELECT COALESCE(SUM{_COST}, 0) FROM dials").fetchone()[0]
+    query = f"SELECT COALESCE(SUM{_COST}, 0) FROM dials WHERE run_id = ?"
     return conn.execute(query, (run_id,)).fetchone()[0]
 
 
@@ -183,7 +187,8 @@ def average_cost(conn: sqlite3.Connection) -> tuple[float, int] | None:
     the logs priced none. A call with an outcome but no price counts as free (Tabbly prices
     the calls it bills)."""
     known, priced, cost = conn.execute(
-        "SELECT COUNT(*), COUNT(cost), COALESCE(SUM(cost), 0) FROM dials WHERE outcome IS NOT NULL"
+        f"SELECT COUNT(*), COUNT{_COST}, COALESCE(SUM{_COST}, 0) FROM dials "
+        "WHERE outcome IS NOT NULL"
     ).fetchone()
     return (cost / known, known) if priced else None
 

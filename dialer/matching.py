@@ -12,10 +12,12 @@ campaign's, so a call whose only candidate row is another campaign's stays pendi
 rule that applies: `room_name` equal, or `participant_identity` equal when it names exactly
 one call (Tabbly answers `sip_<number>`, the same for every call to a number); else
 `custom_identifiers` and `called_to` equal; else `called_to` equal; of several calls, the one
-placed nearest the row's time. Except by room, a row is only ever matched to a call whose time
-window holds it: from `skew` before the call was stamped (clocks disagree a little; a row
-logged earlier than that is an earlier call's) to 6 hours after. A row naming a room or
-identifiers that a candidate call does not have is another call's. Rows of another agent are
+placed nearest the row's time. Whatever the rule, a row is only ever matched to a call whose
+time window holds it: from `skew` before the call was stamped (clocks disagree a little; a row
+logged earlier than that is an earlier call's) to 6 hours after; and to a call of its number.
+A room is no proof alone: an upstream that names one room for every call must not send every
+row to one call, nor a row of yesterday to today's call. A row naming a room, identifiers or
+a number that a candidate call does not have is another call's. Rows of another agent are
 ignored.
 
 Memory is O(dials): rows are folded into one `Resolved` per dial as they arrive. A kept row's
@@ -41,6 +43,8 @@ _SECOND = timedelta(seconds=1)
 _MAX_STATUSES = 8
 # Log ids remembered per dial to count a row repeated across pages once.
 _MAX_IDS = 64
+# Fewer digits than this in a differently written number cannot say it is the same number.
+_MIN_DIGITS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +98,7 @@ class Matcher:
         self._transcripts = transcripts
         self._skew = skew
         self.others_rows = 0  # rows fed that are other campaigns' calls'
-        self._by_room: dict[str, Dial] = {}
+        self._by_room: dict[str, list[Dial]] = {}
         self._by_identity: dict[str, Dial | None] = {}  # None: shared by several dials
         self._by_key: dict[tuple[str, str], list[Dial]] = {}
         self._by_number: dict[str, list[Dial]] = {}
@@ -103,7 +107,7 @@ class Matcher:
         self._ids: dict[int, tuple[str, ...]] = {}
         for dial in chain(dials, others):
             if dial.room_name:
-                self._by_room[dial.room_name] = dial
+                self._by_room.setdefault(dial.room_name, []).append(dial)
             if dial.participant_identity:
                 seen = dial.participant_identity in self._by_identity
                 self._by_identity[dial.participant_identity] = None if seen else dial
@@ -157,9 +161,10 @@ class Matcher:
     def match(self, row: LogRow) -> Dial | None:
         """The dial `row` speaks of by the first rule that applies, else None."""
         if row.room_name:
-            dial = self._by_room.get(row.room_name)
-            if dial is not None:  # the trigger's own answer named this room: no doubt left
-                return dial
+            # The trigger's own answer named this room, if the number and the time agree.
+            candidates = self._candidates(self._by_room.get(row.room_name), row)
+            if candidates:
+                return _nearest(candidates, row.called_at)
         if row.participant_identity:
             dial = self._by_identity.get(row.participant_identity)
             if dial is not None and self._compatible(dial, row):
@@ -183,17 +188,36 @@ class Matcher:
         return [d for d in dials if self._compatible(d, row)]
 
     def _compatible(self, dial: Dial, row: LogRow) -> bool:
-        """Whether `row` may be this dial's at all: a row naming another room, or other
-        identifiers, is another call's, and so is a row logged outside the dial's time window
-        (`skew` before to 6 hours after), whatever it shares with this one: another
-        campaign's call to the same person with the same agent, or an earlier call of this."""
+        """Whether `row` may be this dial's at all: a row naming another room, other
+        identifiers or another number is another call's, and so is a row logged outside the
+        dial's time window (`skew` before to 6 hours after), whatever it shares with this one:
+        another campaign's call to the same person with the same agent, or an earlier call."""
         if row.room_name and dial.room_name and row.room_name != dial.room_name:
+            return False
+        if not same_number(row.called_to, dial.called_to):
             return False
         ids = row.custom_identifiers
         if ids and dial.custom_identifiers and ids != dial.custom_identifiers:
             return False  # the row names another row of a sheet
         at = row.called_at
         return at is None or dial.placed_at - self._skew <= at <= dial.placed_at + AFTER_PLACED
+
+
+def same_number(logged: str, called: str) -> bool:
+    """Whether a row's `called_to` may be the number a call was placed to: equal, or the
+    same national digits when the row writes it another way ("07359043943" for
+    "+917359043943"); a row or call without a number does not disagree."""
+    if not logged or not called or logged == called:
+        return True
+    mine, theirs = _digits(logged), _digits(called)
+    if len(mine) < _MIN_DIGITS or len(theirs) < _MIN_DIGITS:
+        return False
+    return mine.endswith(theirs) or theirs.endswith(mine)
+
+
+def _digits(number: str) -> str:
+    """A number's ASCII digits, without the trunk prefix's leading zeros."""
+    return "".join(c for c in number if c in "0123456789").lstrip("0")
 
 
 def _nearest(dials: list[Dial], called_at: datetime | None) -> Dial:

@@ -10,13 +10,16 @@
 Tabbly documents two spellings of a row (`id`/`call_id`, `called_time`/`timestamp`,
 `call_transcript`/`transcript`, ...) and either may come back; any field may be missing or
 null. Both spellings give equal `LogRow`s. Every text is scrubbed of the key (an upstream
-may echo it) before it is cut and kept.
+may echo it) before it is cut and kept. A value given but unreadable or out of range (a
+duration of "1:²" or 1e300 s, a cost of 1e308, an agent "²") is ignored as if missing, and
+its field named in `LogRow.bad_values`: the sync counts such rows, never fails on one.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,7 +53,11 @@ _STATUS_OUTCOMES: Mapping[str, CallOutcome] = {
 }
 _PLACEHOLDER_KEY = "".join(c for c in PLACEHOLDER_TRANSCRIPT.casefold() if c.isalnum())
 # A bare number this long is taken as one written without its "+" (Tabbly's own rows have it).
-_BARE_E164_DIGITS = range(11, 16)
+_BARE_E164 = re.compile(r"[0-9]{11,15}")
+# A whole number as an upstream writes one: ASCII digits only (`str.isdigit` takes "²", which
+# int() refuses) and short enough for int() (4,300 digits) and SQLite's 64-bit INTEGER.
+INT_DIGITS = 18
+_ASCII_INT = re.compile(f"[0-9]{{1,{INT_DIGITS}}}")
 
 
 def _no_scrub(text: str) -> str:
@@ -76,6 +83,7 @@ class LogRow:
     custom_identifiers: str
     agent_id: int | None  # `use_agent_id` | `agent_id`; rows of other agents are ignored
     call_outcome: str  # `call_outcome`, raw
+    bad_values: tuple[str, ...] = ()  # fields given but unreadable or out of range: ignored
 
 
 @lru_cache(maxsize=1024)  # a handful of distinct statuses over 100k rows
@@ -121,10 +129,16 @@ def parse_row(
     chars = settings.log_text_chars
 
     def text(*keys: str, limit: int = chars) -> str:
-        return scrub(_first_text(obj, keys))[:limit]
+        return scrub(_encodable(_first_text(obj, keys)))[:limit]
 
     raw_status = sys.intern(text("call_status"))  # a few distinct strings over 100k rows
-    duration = _duration(_first(obj, ("call_duration",)))
+    given = {name: _first(obj, keys) for name, keys in _CHECKED.items()}
+    duration = _duration(given["call_duration"], settings)
+    cost = _cost(given["total_call_cost"], settings)
+    agent_id = _agent(given["use_agent_id"])
+    called_at = _when(given["called_time"], zone)
+    read = (duration, cost, agent_id, called_at)
+    bad = tuple(n for (n, v), r in zip(given.items(), read, strict=True) if r is None and _given(v))
     transcript = text("call_transcript", "transcript", limit=settings.log_transcript_chars)
     real_transcript = is_real_transcript(transcript)
     outcome = outcome_of_status(raw_status)
@@ -134,20 +148,43 @@ def parse_row(
     return LogRow(
         log_id=text("id", "call_id"),
         called_to=_called_to(text("called_to")),
-        called_at=_when(_first(obj, ("called_time", "timestamp")), zone),
+        called_at=called_at,
         raw_status=raw_status,
         outcome=outcome,
         duration_s=duration,
-        cost=_number(_first(obj, ("total_call_cost",))),
+        cost=cost,
         summary=text("call_summary"),
         transcript=transcript if real_transcript else "",
         recording_url=text("call_recording", "call_recording_url", "recording_url"),
         participant_identity=text("participant_identity"),
         room_name=text("room_name"),
         custom_identifiers=text("custom_identifiers"),
-        agent_id=_agent(_first(obj, ("use_agent_id", "agent_id"))),
+        agent_id=agent_id,
         call_outcome=sys.intern(text("call_outcome")),
+        bad_values=bad,
     )
+
+
+# The fields read as numbers or times, by the name a bad one is reported under (in the order
+# parse_row reads them), and the keys each may come by.
+_CHECKED: Mapping[str, tuple[str, ...]] = {
+    "call_duration": ("call_duration",),
+    "total_call_cost": ("total_call_cost",),
+    "use_agent_id": ("use_agent_id", "agent_id"),
+    "called_time": ("called_time", "timestamp"),
+}
+
+
+def _given(value: Any) -> bool:
+    """Whether a value says something: not missing, null nor blank."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def ascii_int(value: str) -> int | None:
+    """A whole number from text of ASCII digits (surrounding blanks allowed), at most 18 of
+    them; None for anything else: "²" or a 5,000-digit number must not reach int()."""
+    value = value.strip()
+    return int(value) if _ASCII_INT.fullmatch(value) else None
 
 
 def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -166,7 +203,10 @@ def _first_text(obj: dict[str, Any], keys: tuple[str, ...]) -> str:
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, int | float):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # an int past Python's digit limit for str()
+            return ""
     # A transcript as a list of turns, say: kept as its JSON rather than lost.
     try:
         return json.dumps(value, ensure_ascii=False)
@@ -174,31 +214,51 @@ def _first_text(obj: dict[str, Any], keys: tuple[str, ...]) -> str:
         return ""
 
 
+def _encodable(text: str) -> str:
+    """`text` with lone surrogates (JSON's "\\ud800") made "?": the ledger and every file
+    take UTF-8, which has no such character."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _called_to(text: str) -> str:
     if not text:
         return ""
     phone = normalise_phone(text, None)
-    if phone.e164 is None and text.isdigit() and len(text) in _BARE_E164_DIGITS:
+    if phone.e164 is None and _BARE_E164.fullmatch(text):
         phone = normalise_phone("+" + text, None)
     return phone.e164 or text
 
 
-def _duration(value: Any) -> int | None:
-    """Seconds from 140, "140", "140.6" or "2:20" (mm:ss, h:mm:ss); None when unreadable."""
+def _duration(value: Any, settings: Settings) -> int | None:
+    """Seconds from 140, "140", "140.6" or "2:20" (mm:ss, h:mm:ss); None when unreadable or
+    outside 0 to `log_max_call_seconds` (no call lasts days: 1e300 s is a broken row)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str) and ":" in value:
-        parts = value.strip().split(":")
-        if len(parts) > 3 or not all(p.isdigit() for p in parts):
+        parts = value.split(":")
+        if len(parts) > 3:
             return None
-        seconds = 0
-        for part in parts:
-            seconds = seconds * 60 + int(part)
-        return seconds
-    number = _number(value)
-    if number is None or number < 0:
+        number = 0.0
+        for part in map(ascii_int, parts):
+            if part is None:
+                return None
+            number = number * 60 + part
+    else:
+        number = _number(value)
+    if number is None or not 0 <= number <= settings.log_max_call_seconds:
         return None
     return round(number)
+
+
+def _cost(value: Any, settings: Settings) -> float | None:
+    """A call's cost; None when unreadable or outside 0 to `log_max_call_cost` (1e308 would
+    make every total "inf")."""
+    number = _number(value)
+    if number is None or not 0 <= number <= settings.log_max_call_cost:
+        return None
+    return number
 
 
 def _number(value: Any) -> float | None:
@@ -218,8 +278,8 @@ def _agent(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        return ascii_int(value)
     return None
 
 
@@ -231,8 +291,8 @@ def _when(value: Any, zone: tzinfo) -> datetime | None:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             return None
-        seconds = value / 1000 if abs(value) >= 1e11 else value
         try:
+            seconds = value / 1000 if abs(value) >= 1e11 else value
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
             return None

@@ -54,6 +54,11 @@ class Settings:
     logs_max_attempts: int = 6
     logs_timeout_seconds: float = 60.0
     logs_lookback_days: int = 30
+    # A page is refused (the sync fails, nothing stored) past this many rows (the page asked
+    # for logs_page_size), or past this many JSON values, counted before they are decoded:
+    # 60 MB of `{}` must not become 20 million objects (a sync stays within ~300 MB).
+    logs_max_page_rows: int = 10_000
+    logs_max_page_values: int = 1_000_000
     # How far a log row's time may precede the stamp of the call it speaks of: Tabbly's clock
     # and ours disagree a little, `called_time` is cut to the second and a dial is stamped
     # when Tabbly answers (after the trigger's 30 s timeout at worst). An earlier row is an
@@ -62,6 +67,10 @@ class Settings:
     # Texts kept from a log row, cut to these many characters (the ledger stays small).
     log_text_chars: int = 2_000
     log_transcript_chars: int = 100_000
+    # A log row's duration or cost outside 0 to these is a broken value, ignored (and the row
+    # counted): 1e300 s does not fit the ledger, a cost of 1e308 makes every total "inf".
+    log_max_call_seconds: int = 86_400
+    log_max_call_cost: float = 1_000_000.0
 
 
 DEFAULTS = Settings()

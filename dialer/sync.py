@@ -59,6 +59,8 @@ class SyncResult:
     dates: tuple[date, date] | None = None  # the logs' days read; None: nothing was pending
     updated: int = 0  # calls whose outcome this sync stored or improved
     others_rows: int = 0  # of the ignored rows, those of other campaigns' calls (same agent)
+    bad_rows: int = 0  # rows with a value unreadable or out of range (ignored, the row kept)
+    bad_fields: tuple[str, ...] = ()  # which fields those were, sorted
 
 
 # How `dialer sync` says what it stored; the page reads the number back (dialer/web/results).
@@ -75,7 +77,17 @@ def describe(result: SyncResult) -> str:
         if result.dates is not None
         else "no call waiting for its outcome, logs not read"
     )
-    return f"{said}; answer rate {rate}; total cost {result.cost:.2f} ({read})"
+    return f"{said}; answer rate {rate}; total cost {result.cost:.2f} ({read}){_bad(result)}"
+
+
+def _bad(result: SyncResult) -> str:
+    """What a sync says of rows with values it ignored; '' when there were none."""
+    if not result.bad_rows:
+        return ""
+    return (
+        f"; {result.bad_rows} row(s) with unreadable or out-of-range values, those values "
+        f"ignored ({', '.join(result.bad_fields)})"
+    )
 
 
 def date_range(
@@ -115,7 +127,8 @@ async def sync_ledger(
     conn = ledger.connection
     zone = ZoneInfo(campaign.logs_timezone)
     dates = date_range(since, dials.oldest_pending(conn), clock(), zone, settings)
-    matched = ignored = pages = updated = others = 0
+    matched = ignored = pages = updated = others = bad_rows = 0
+    bad_fields: set[str] = set()
     if dates is not None:
         from dialer.call_logs import LogsQuery, read_logs  # aiohttp: only when logs are read
         from dialer.matching import Matcher
@@ -147,6 +160,9 @@ async def sync_ledger(
         async for page in read_logs(query, settings):
             pages += 1
             for row in page:
+                if row.bad_values:
+                    bad_rows += 1
+                    bad_fields.update(row.bad_values)
                 if matcher.feed(row) is None:
                     ignored += 1
                 else:
@@ -173,6 +189,8 @@ async def sync_ledger(
         dates=dates,
         updated=updated,
         others_rows=others,
+        bad_rows=bad_rows,
+        bad_fields=tuple(sorted(bad_fields)),
     )
 
 
@@ -293,7 +311,7 @@ def _print(campaign: Campaign, result: SyncResult, out: TextIO) -> None:
             f"campaign {campaign.name}: call logs {first.isoformat()} to {last.isoformat()}, "
             f"{result.pages} page(s): {result.matched_rows} row(s) matched this campaign's "
             f"calls, {result.ignored_rows} ignored{_others(result)}; "
-            f"{UPDATED.format(n=result.updated)}",
+            f"{UPDATED.format(n=result.updated)}{_bad(result)}",
             file=out,
         )
     print("each person's last call:", file=out)
