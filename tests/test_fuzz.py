@@ -1,4 +1,5 @@
-"""Property-based fuzzing of what a user hands dialer: sheets, campaign files, templates.
+"""Property-based fuzzing of what a user hands dialer (sheets, campaign files, templates) and
+of what an upstream answers (call-log pages: `dialer sync` must end 0 or 2, see the end).
 
 For every generated project, `dialer validate`:
   * ends with exit 0, 1 or 2, within a time bound and a memory bound;
@@ -14,6 +15,7 @@ code prints (a Rust panic) is seen too. Deterministic (`derandomize`): CI cannot
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -102,9 +104,10 @@ for line in sys.stdin:
 
 
 class Runner:
-    def __init__(self) -> None:
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if k != "DIALER_DEBUG"}
         env["PYTHONIOENCODING"] = "utf-8"
+        env.update(extra_env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _RUNNER, str(_MEMORY_LIMIT), str(_CASE_TIMEOUT)],
             stdin=subprocess.PIPE,
@@ -600,3 +603,215 @@ def test_fuzz_campaign_files(runner: Runner, case: Case):
 @given(case=template_cases())
 def test_fuzz_templates(runner: Runner, case: Case):
     check_validate(runner, case)
+
+
+# -- the upstream side: call-log pages --------------------------------------------------------
+#
+# `dialer sync --since` of a campaign that called three people, against pages drawn from a
+# grammar of hostile JSON: wrong types, numbers Python cannot hold, unicode digits, missing
+# keys, nested junk, non-JSON bytes. Whatever the page, the sync ends 0 or 2 (one line), never
+# 70 nor a traceback, within the runner's time and memory bounds.
+
+
+class Raw(str):
+    """JSON text written as is: numbers json.dumps cannot write (5,000 digits, 1e400)."""
+
+
+def _dump(value: Any) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_dump(str(k))}:{_dump(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(map(_dump, value)) + "]"
+    return json.dumps(value)  # NaN and Infinity as Python's json reads them
+
+
+_LOG_KEYS = [
+    "id", "call_id", "called_to", "called_time", "timestamp", "call_status", "call_duration",
+    "call_summary", "call_transcript", "transcript", "call_recording", "recording_url",
+    "total_call_cost", "use_agent_id", "agent_id", "participant_identity", "room_name",
+    "custom_identifiers", "call_outcome",
+]  # fmt: skip
+_LOG_NUMBERS = ["+917359000000", "+917359000001", "+917359000002", "07359000001", "917359000002"]
+_ODD_NUMBERS = ["9" * 5000, "1e400", "-1e400", "1e-400", "-0", "1E+308", "9" * 25, "NaN"]
+_ODD_TEXTS = [
+    "1:²", "²", "١٢", "1:2:3:4", "9" * 20, "1e300", "-5", "$1,000", " 42 ", "", "nan", "inf",
+    "\ud800", "a\x00b", "9" * 5000, "1:" + "9" * 5000, "2026-13-45", "9999-12-31T23:59:59+14:00",
+    "\x1b[31mred", "Call Answered", "No Call Transcript Available", "33", "0:00:59",
+]  # fmt: skip
+
+
+@st.composite
+def _log_times(draw: st.DrawFn) -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime.now(UTC) - timedelta(seconds=draw(st.integers(-86_400, 86_400)))
+    return draw(
+        st.sampled_from(
+            [
+                at.strftime("%Y-%m-%d %H:%M:%S"),
+                at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                at.isoformat(),
+                int(at.timestamp()),
+                int(at.timestamp() * 1000),
+                at.timestamp(),
+            ]
+        )
+    )
+
+
+_log_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=20),
+    st.sampled_from(_ODD_NUMBERS).map(Raw),
+    st.sampled_from(_ODD_TEXTS),
+    st.sampled_from(_LOG_NUMBERS),
+    _log_times(),
+)
+_log_values = st.recursive(
+    _log_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+_log_rows = st.lists(
+    st.dictionaries(st.sampled_from(_LOG_KEYS) | st.text(max_size=6), _log_values, max_size=14)
+    | _log_values,
+    max_size=10,
+)
+_log_totals = st.one_of(_log_values, st.sampled_from(["²", "9" * 5000, Raw("9" * 5000)]))
+
+
+@st.composite
+def log_pages(draw: st.DrawFn) -> tuple[int, bytes]:
+    """One hostile answer to the first page: an HTTP status and a body."""
+    rows = draw(_log_rows)
+    kind = draw(st.sampled_from(["v2", "docs", "list", "nested", "junk", "bytes"]))
+    if kind == "bytes":
+        return 200, draw(st.binary(max_size=200))
+    page: Any = {
+        "v2": lambda: {"status": "success", "data": rows, "total_records": draw(_log_totals)},
+        "docs": lambda: {"success": True, "calls": rows, "total": draw(_log_totals)},
+        "list": lambda: rows,
+        "nested": lambda: {"status": "success", "data": {"calls": rows}},
+        "junk": lambda: draw(_log_values),
+    }[kind]()
+    body = _dump(page)
+    if draw(st.integers(0, 9)) == 0:  # cut short
+        body = body[: draw(st.integers(0, len(body)))]
+    status = draw(st.sampled_from([200] * 8 + [400, 401, 404, 422]))
+    return status, body.encode("utf-8", "surrogatepass")
+
+
+class _LogPages:
+    """The drawn answer for the first page (offset 0), an empty page after it: a lying total
+    must not make each case read thousands of pages."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        from aiohttp import web
+
+        self.answer: tuple[int, bytes] = (200, b"[]")
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+
+        async def serve(request: web.Request) -> web.Response:
+            status, body = self.answer if request.query.get("offset") == "0" else (200, b"[]")
+            return web.Response(status=status, body=body, content_type="application/json")
+
+        async def start() -> str:
+            app = web.Application()
+            app.router.add_get("/logs", serve)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+            return f"http://127.0.0.1:{self._runner.addresses[0][1]}/logs"
+
+        self.url = asyncio.run_coroutine_threadsafe(start(), self._loop).result(10)
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+@dataclass
+class _Synced:
+    runner: Runner
+    pages: _LogPages
+    root: Path
+    since: str
+    cases: int = 0
+
+
+@pytest.fixture(scope="module")
+def synced_project() -> Iterator[_Synced]:
+    """A campaign that called three people on the fake, and a runner whose sync reads the
+    drawn pages (warmed by one sync, so each forked case starts with aiohttp loaded)."""
+    from datetime import UTC, datetime, timedelta
+
+    from dialer.cli import main
+    from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
+
+    pages = _LogPages()
+    case = Case(sheet_bytes=_GOOD_CSV + b"C2,Ravi,+917359000002,O2\nC3,Mira,+917359000000,O3\n")
+    env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_LOGS_URL": pages.url}
+    runner = None
+    with FakeTabblyThread() as fake:
+        case.campaign["endpoint"] = fake.url
+        root = _write_project(case)
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+                code = main(["run", str(root / "campaigns" / "fuzz.toml"), "--yes"])
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    try:
+        assert code == ExitCode.OK
+        since = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        runner = Runner(env)
+        synced = _Synced(runner, pages, root, since)
+        _sync_case(synced, warm=True)
+        yield synced
+    finally:
+        if runner is not None:
+            runner.close()
+        pages.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _sync_case(synced: _Synced, *, warm: bool = False) -> tuple[dict[str, Any], str, str]:
+    synced.cases += 1
+    results = synced.root / "reports" / f"fuzz-{synced.cases}.results.csv"
+    argv = ["sync", str(synced.root / "campaigns" / "fuzz.toml"), "--since", synced.since]
+    return synced.runner.run(synced.root, [*argv, "--results", str(results)], warm=warm)
+
+
+@settings(FUZZ, max_examples=80)
+@given(answer=log_pages())
+def test_fuzz_call_log_pages(synced_project: _Synced, answer: tuple[int, bytes]):
+    synced_project.pages.answer = answer
+
+    result, out, err = _sync_case(synced_project)
+
+    console = out + err
+    assert "timeout" not in result, f"still running after {_CASE_TIMEOUT} s"
+    assert "died" not in result, f"killed (status {result.get('died')}): memory bound?"
+    assert "crash" not in result, result.get("crash")
+    code = result["code"]
+    assert code in (ExitCode.OK, ExitCode.INPUT_ERROR), (code, err)
+    assert "Traceback" not in console and "internal error" not in console, err
+    if code == ExitCode.INPUT_ERROR:
+        assert err.count("\n") == 1 and err.startswith("dialer: error: call logs: "), err
+    else:
+        assert re.search(r"^total cost: \d+\.\d\d$", out, re.MULTILINE), out
