@@ -194,7 +194,7 @@ class Matcher:
         another campaign's call to the same person with the same agent, or an earlier call."""
         if row.room_name and dial.room_name and row.room_name != dial.room_name:
             return False
-        if not same_number(row.called_to, dial.called_to):
+        if not _same_number(row.called_to, dial.called_to):
             return False
         ids = row.custom_identifiers
         if ids and dial.custom_identifiers and ids != dial.custom_identifiers:
@@ -203,7 +203,7 @@ class Matcher:
         return at is None or dial.placed_at - self._skew <= at <= dial.placed_at + AFTER_PLACED
 
 
-def same_number(logged: str, called: str) -> bool:
+def _same_number(logged: str, called: str) -> bool:
     """Whether a row's `called_to` may be the number a call was placed to: equal, or the
     same national digits when the row writes it another way ("07359043943" for
     "+917359043943"); a row or call without a number does not disagree."""

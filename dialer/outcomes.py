@@ -132,13 +132,19 @@ def parse_row(
         return scrub(_encodable(_first_text(obj, keys)))[:limit]
 
     raw_status = sys.intern(text("call_status"))  # a few distinct strings over 100k rows
-    given = {name: _first(obj, keys) for name, keys in _CHECKED.items()}
-    duration = _duration(given["call_duration"], settings)
-    cost = _cost(given["total_call_cost"], settings)
-    agent_id = _agent(given["use_agent_id"])
-    called_at = _when(given["called_time"], zone)
-    read = (duration, cost, agent_id, called_at)
-    bad = tuple(n for (n, v), r in zip(given.items(), read, strict=True) if r is None and _given(v))
+    given = (
+        _first(obj, ("call_duration",)),
+        _first(obj, ("total_call_cost",)),
+        _first(obj, ("use_agent_id", "agent_id")),
+        _first(obj, ("called_time", "timestamp")),
+    )
+    read = (
+        duration := _duration(given[0], settings),
+        cost := _cost(given[1], settings),
+        agent_id := _agent(given[2]),
+        called_at := _when(given[3], zone),
+    )
+    bad = _bad_values(given, read) if None in read else ()
     transcript = text("call_transcript", "transcript", limit=settings.log_transcript_chars)
     real_transcript = is_real_transcript(transcript)
     outcome = outcome_of_status(raw_status)
@@ -165,19 +171,18 @@ def parse_row(
     )
 
 
-# The fields read as numbers or times, by the name a bad one is reported under (in the order
-# parse_row reads them), and the keys each may come by.
-_CHECKED: Mapping[str, tuple[str, ...]] = {
-    "call_duration": ("call_duration",),
-    "total_call_cost": ("total_call_cost",),
-    "use_agent_id": ("use_agent_id", "agent_id"),
-    "called_time": ("called_time", "timestamp"),
-}
+# The fields parse_row reads as numbers or times, in its order, by the name a bad one is
+# reported under.
+_CHECKED = ("call_duration", "total_call_cost", "use_agent_id", "called_time")
 
 
-def _given(value: Any) -> bool:
-    """Whether a value says something: not missing, null nor blank."""
-    return value is not None and not (isinstance(value, str) and not value.strip())
+def _bad_values(given: tuple[Any, ...], read: tuple[Any, ...]) -> tuple[str, ...]:
+    """The fields whose value was given (not missing, null nor blank) but could not be read."""
+    return tuple(
+        name
+        for name, value, found in zip(_CHECKED, given, read, strict=True)
+        if found is None and value is not None and (not isinstance(value, str) or value.strip())
+    )
 
 
 def ascii_int(value: str) -> int | None:
