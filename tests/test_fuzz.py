@@ -797,7 +797,7 @@ def _sync_case(synced: _Synced, *, warm: bool = False) -> tuple[dict[str, Any], 
     return synced.runner.run(synced.root, [*argv, "--results", str(results)], warm=warm)
 
 
-@settings(FUZZ, max_examples=80)
+@settings(FUZZ, max_examples=50)
 @given(answer=log_pages())
 def test_fuzz_call_log_pages(synced_project: _Synced, answer: tuple[int, bytes]):
     synced_project.pages.answer = answer
