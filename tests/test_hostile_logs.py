@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -132,16 +131,15 @@ def test_a_page_of_60_mb_of_empty_rows_is_refused_within_the_memory_bound(called
     # address space is capped so that a regression fails here, not the machine.
     tiny_rows = b'{"status":"success","data":[' + b"{}," * 20_000_000 + b"{}]}"  # 60 MB
     assert len(tiny_rows) < DEFAULTS.logs_max_page_bytes
+    # The sync runs in a child of a small parent that caps its address space (1.5 GiB) and
+    # then reports its peak RSS (KiB) as the last line of stderr.
     measure = (
         "import resource, subprocess, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 * 2**29, 3 * 2**29))\n"
         "done = subprocess.run([sys.executable, '-m', 'dialer', *sys.argv[1:]])\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
         "sys.exit(done.returncode)\n"
     )
-
-    def capped() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**29, 3 * 2**29))  # 1.5 GiB
-
     with LogPages(tiny_rows) as pages:
         child = subprocess.run(
             [sys.executable, "-c", measure, "sync", str(called.campaign)],
@@ -149,7 +147,6 @@ def test_a_page_of_60_mb_of_empty_rows_is_refused_within_the_memory_bound(called
             capture_output=True,
             text=True,
             timeout=120,
-            preexec_fn=capped,
         )
     *lines, peak_kib = child.stderr.strip().splitlines()
     assert child.returncode == ExitCode.INPUT_ERROR, child.stderr
