@@ -29,7 +29,8 @@ from dialer.matching import Dial, Resolved
 from dialer.settings import DEFAULTS
 from dialer.statuses import OUTCOME_RANK, CallOutcome, stored_outcome
 
-# A `placed_at` that is not a stamp (never written so by dialer): matched by id, not by time.
+# A `placed_at` that is not a stamp (never written so by dialer): long ago, so no row of the
+# logs read falls in its time window and none is taken for it, even naming its room.
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 # A dial's cost as sums take it: a sync keeps none outside 0 to log_max_call_cost, and one a
 # ledger holds from before that rule (1e308) must not make every total "inf" either.
