@@ -38,6 +38,7 @@ from python_calamine import (
 )
 
 from dialer.cell_types import Kind, cells_kind, merge, text_of
+from dialer.console import BIDI_CONTROLS
 from dialer.csv_stream import MAX_CSV_BYTES, CsvReader, scan_encoding
 from dialer.settings import DEFAULTS
 from dialer.sheet_files import human_size, open_regular, shown, shown_names
@@ -60,7 +61,6 @@ _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180
 # Blank-looking letters and joiners (Hangul fillers, braille blank, grapheme joiner): they
 # make an empty name look filled in ("Hello ㅤ,").
 _BLANK_LOOKING = "\u115f\u1160\u3164\uffa0\u2800\u034f"
-_BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _CONTROL_WHITESPACE = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
 # Characters a reader cannot see: C0/C1 controls, zero-width and bidi controls, and Unicode tag
 # characters (U+E0000..U+E007F, used to smuggle invisible text into AI prompts).
@@ -68,7 +68,7 @@ INVISIBLE_CHARS = (
     "".join(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in _CONTROL_WHITESPACE)
     + _ZERO_WIDTH
     + _BLANK_LOOKING
-    + _BIDI
+    + BIDI_CONTROLS
     + "".join(chr(c) for c in range(0xE0000, 0xE0080))
 )
 _DROP_INVISIBLE = str.maketrans("", "", INVISIBLE_CHARS)

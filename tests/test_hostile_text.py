@@ -1,0 +1,215 @@
+"""Text and files nobody expected (issue 18, items 7 and 16-19): an upstream's control
+characters, cells out of Python's range, report names that break a line, files that are pipes
+or folders, a ledger from a newer dialer, a console that is not UTF-8. Each through the real CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from subprocess import PIPE
+
+import pytest
+from aiohttp import web
+from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, sent_once_each
+
+from dialer.campaign import LOGS_ENDPOINT_ENV
+from dialer.fake_tabbly import DEFAULT_AGENT_ID
+from dialer.statuses import ExitCode
+
+# What a hostile upstream puts in its text: a control character and an ANSI clear-screen.
+NASTY = "\x01\x1b[2J\x1b[31m"
+
+
+class Hostile:
+    """Trigger-call and call logs on 127.0.0.1 whose every text carries `NASTY`."""
+
+    def __init__(self) -> None:
+        self.called: list[str] = []
+        self.url = ""
+        self.logs_url = ""
+        self.logs_error = False  # answer the logs with an error envelope holding NASTY
+
+    async def trigger(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.called.append(body["called_to"])
+        return web.json_response({"success": True, "room_name": f"room-{len(self.called)}{NASTY}"})
+
+    async def logs(self, request: web.Request) -> web.Response:
+        if self.logs_error:
+            return web.json_response({"status": "error", "message": f"bad{NASTY}"}, status=400)
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        rows = [
+            {
+                "id": i + 1,
+                "called_to": to,
+                "called_time": now,
+                "call_status": f"completed{NASTY}",
+                "call_duration": "30",
+                "call_summary": f"Spoke{NASTY} about it",
+                "call_transcript": "Agent: Hello.\nUser: Yes, speaking.",
+                "total_call_cost": "0.1",
+                "use_agent_id": DEFAULT_AGENT_ID,
+                "room_name": f"room-{i + 1}{NASTY}",
+            }
+            for i, to in enumerate(self.called)
+        ]
+        offset = int(request.query.get("offset", "0"))
+        page = rows[offset:] if offset < len(rows) else []
+        return web.json_response({"status": "success", "data": page, "total_records": len(rows)})
+
+
+@contextmanager
+def hostile_upstream() -> Iterator[Hostile]:
+    """`Hostile` served from its own event loop in a thread, on a free port."""
+    upstream = Hostile()
+    app = web.Application()
+    app.router.add_post("/trigger", upstream.trigger)
+    app.router.add_get("/logs", upstream.logs)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+
+    async def start() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        upstream.url = f"http://127.0.0.1:{port}/trigger"
+        upstream.logs_url = f"http://127.0.0.1:{port}/logs"
+
+    loop.run_until_complete(start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield upstream
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture
+def hostile() -> Iterator[Hostile]:
+    with hostile_upstream() as upstream:
+        yield upstream
+
+
+def _env(upstream: Hostile) -> dict[str, str]:
+    return {**KEY_ENV, LOGS_ENDPOINT_ENV: upstream.logs_url}
+
+
+def _xlsx_texts(path: Path) -> list[str]:
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(path, read_only=True).worksheets[0]
+    return [str(c) for row in sheet.iter_rows(values_only=True) for c in row if c is not None]
+
+
+def _assert_shown_not_obeyed(*texts: str) -> None:
+    for text in texts:
+        assert "\x1b" not in text and "\x01" not in text, text
+
+
+# --- 7: control characters from upstream text ----------------------------------------------
+
+
+def test_upstream_control_characters_leave_every_xlsx_whole(project: Project, cli, hostile):
+    project.write_sheet(contact_rows(3))
+    project.write_campaign(hostile.url)
+    report = project.root / "reports" / "test" / "mine.xlsx"
+
+    run = cli(["run", str(project.campaign), "--yes", "--report", str(report)], env=_env(hostile))
+    results = project.root / "out" / "results.xlsx"
+    out = project.root / "out" / "sheet.xlsx"
+    synced = cli(
+        [
+            "sync",
+            str(project.campaign),
+            "--results",
+            str(results),
+            "--sheet",
+            str(project.root / "data" / "contacts.csv"),
+            "--out",
+            str(out),
+        ],
+        env=_env(hostile),
+    )
+
+    assert run.code == ExitCode.OK, run.err
+    assert synced.code == ExitCode.OK, synced.err
+    assert len(hostile.called) == 3
+    rooms = [t for t in _xlsx_texts(report) if t.startswith("room-")]
+    assert sorted(rooms) == ["room-1[2J[31m", "room-2[2J[31m", "room-3[2J[31m"]
+    for path in (results, out):
+        texts = _xlsx_texts(path)
+        assert "Spoke[2J[31m about it" in texts and f"completed{NASTY}" not in texts
+    _assert_shown_not_obeyed(run.out, run.err, synced.out, synced.err)
+
+
+def test_an_upstreams_error_is_printed_with_its_control_characters_escaped(
+    project: Project, cli, hostile
+):
+    project.write_sheet(contact_rows(1))
+    project.write_campaign(hostile.url)
+    assert cli(["run", str(project.campaign), "--yes"], env=_env(hostile)).code == 0
+    hostile.logs_error = True
+
+    synced = cli(["sync", str(project.campaign)], env=_env(hostile))
+
+    assert synced.code == ExitCode.INPUT_ERROR
+    assert "bad\\x01\\x1b[2J\\x1b[31m" in synced.err and synced.err.count("\n") == 1
+    _assert_shown_not_obeyed(synced.out, synced.err)
+
+
+def test_the_pages_xlsx_download_of_a_report_with_control_characters_is_served(tmp_path):
+    from test_web import _login, _run
+
+    from dialer.report import REPORT_COLUMNS
+
+    async def body(client, server) -> None:
+        await _login(client)
+        folder = server.root / "reports" / "example"
+        folder.mkdir(parents=True)
+        stem = "20260101T000000.000Z"
+        row = {c: "" for c in REPORT_COLUMNS} | {"row": "2", "status": "triggered"}
+        row["call_id"] = f"room-1{NASTY}"
+        lines = [",".join(REPORT_COLUMNS), ",".join(row[c] for c in REPORT_COLUMNS)]
+        (folder / f"{stem}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        answer = await client.get(f"/reports/example/{stem}.xlsx")
+
+        assert answer.status == 200, await answer.text()
+        (tmp_path / "got.xlsx").write_bytes(await answer.read())
+        assert "room-1[2J[31m" in _xlsx_texts(tmp_path / "got.xlsx")
+
+    _run(tmp_path, body)
+
+
+# --- 19: a console that is not UTF-8 ---------------------------------------------------------
+
+
+def test_a_console_that_cannot_print_a_character_keeps_the_runs_exit_code(tmp_path, fake):
+    project = Project(tmp_path / "prøjekt-ünï")
+    project.write_sheet(contact_rows(3))
+    project.write_campaign(fake.url, first_line="Grüß dich {{ first_name }} ✓")
+    env = {**KEY_ENV, "PYTHONIOENCODING": "ascii", "LANG": "C", "LC_ALL": "C"}
+
+    proc = dialer_subprocess(
+        ["run", str(project.campaign), "--yes"], env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == ExitCode.OK, err
+    assert len(sent_once_each(fake)) == 3
+    assert "pr\\xf8jekt-\\xfcn\\xef" in out and "Traceback" not in err
+    conn = sqlite3.connect(project.ledger)
+    try:
+        assert conn.execute("SELECT exit_code FROM runs").fetchall() == [(0,)]
+    finally:
+        conn.close()
