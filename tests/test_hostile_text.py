@@ -213,3 +213,63 @@ def test_a_console_that_cannot_print_a_character_keeps_the_runs_exit_code(tmp_pa
         assert conn.execute("SELECT exit_code FROM runs").fetchall() == [(0,)]
     finally:
         conn.close()
+
+
+# --- 16: XLSX cells out of Python's range ------------------------------------------------------
+
+
+def _xlsx_sheet(path: Path, rows: list[list[object]], formats: dict[str, str]) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    for ref, number_format in formats.items():
+        sheet[ref].number_format = number_format
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(path)
+    return path
+
+
+def test_xlsx_cells_out_of_pythons_range_make_their_row_invalid_not_the_run_crash(
+    project: Project, cli
+):
+    (good, huge, negative, last, early) = (
+        [f"C{i}", f"Name{i}", f"+9173590{i:05d}", f"O{i}"] for i in range(5)
+    )
+    huge[3], negative[3] = 1e15, -1e15  # durations of 1e15 days: beyond Python's timedelta
+    last[3] = 2958465.99999999  # 9999-12-31 23:59:59.999: rounding to the second overflows
+    early[3] = -5  # before 1900
+    sheet = _xlsx_sheet(
+        project.root / "data" / "contacts.xlsx",
+        [["customer_id", "first_name", "phone", "order_id"], good, huge, negative, last, early],
+        {"D3": "[h]:mm:ss", "D4": "[h]:mm:ss", "D5": "yyyy-mm-dd hh:mm:ss", "D6": "yyyy-mm-dd"},
+    )
+    project.write_campaign(source="../data/contacts.xlsx")
+
+    result = cli(["validate", str(project.campaign)])
+
+    assert result.code == ExitCode.ROW_PROBLEMS, result.err
+    rows = {r["row"]: r for r in project.report_rows()}
+    assert [rows[n]["status"] for n in "12345"] == ["ready", "invalid", "invalid", "ready", "ready"]
+    for n in "23":
+        assert "could not be read" in rows[n]["reason"] and "out of range" in rows[n]["reason"]
+    assert rows["4"]["order_id"] == "9999-12-31 23:59:59"
+    assert sheet.exists()
+
+
+def test_an_xlsx_header_row_out_of_range_is_one_line_exit_2(project: Project, cli):
+    _xlsx_sheet(
+        project.root / "data" / "contacts.xlsx",
+        [[1e15, "first_name", "phone", "order_id"]],
+        {"A1": "[h]:mm:ss"},
+    )
+    project.write_campaign(source="../data/contacts.xlsx")
+
+    result = cli(["validate", str(project.campaign)])
+
+    assert result.code == ExitCode.INPUT_ERROR
+    assert "row 1" in result.err and "out of range" in result.err
+    assert result.err.count("\n") == 1
+
