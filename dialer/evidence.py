@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from dialer.cell_types import UTC_SUFFIX, plain_header, written_text
 from dialer.clock import stamp
 from dialer.paths import JOURNAL_SUFFIX, is_results_name, journal_path, summary_path
 from dialer.report import cannot_write, undefuse
+from dialer.sheet_files import regular_fd
 from dialer.statuses import LedgerError, Status
 
 # Report statuses that show a person (maybe) called, and what the ledger records for them.
@@ -40,6 +42,7 @@ CALLED = {
 }
 # In the campaign's reports folder: one absolute path a line, each a report written elsewhere.
 OTHER_REPORTS = "other-reports.txt"
+_NOT_A_FILE = "the index of reports kept elsewhere must be a file: move it out of the way"
 _COLUMNS = ("row", "custom_identifiers", "called_to", "status", "reason", "http_status")
 _MORE = ("attempts", "call_id", "started_at", "finished_at")
 
@@ -119,19 +122,22 @@ def note_report(folder: Path, report: Path) -> None:
     index = folder / OTHER_REPORTS
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(index, "a", encoding="utf-8") as f:
+        fd = regular_fd(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LedgerError, _NOT_A_FILE)
+        with open(fd, "a", encoding="utf-8") as f:
             f.write(key + "\n")
     except OSError as exc:
         raise cannot_write(index, exc, "the index of reports kept outside this folder") from None
 
 
 def _other_reports(folder: Path) -> list[Path]:
+    index = folder / OTHER_REPORTS
     try:
-        text = (folder / OTHER_REPORTS).read_text("utf-8", errors="replace")
+        with open(regular_fd(index, os.O_RDONLY, LedgerError, _NOT_A_FILE), "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise LedgerError(f"{folder / OTHER_REPORTS}: cannot read: {exc.strerror}") from None
+        raise LedgerError(f"{index}: cannot read: {exc.strerror}") from None
     paths = {Path(line) for line in text.splitlines() if line.startswith("/")}
     return sorted(p for p in paths if p.parent.resolve() != folder.resolve())
 

@@ -6,13 +6,14 @@ or folders, a ledger from a newer dialer, a console that is not UTF-8. Each thro
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from subprocess import PIPE
+from subprocess import PIPE, TimeoutExpired
 
 import pytest
 from aiohttp import web
@@ -273,3 +274,80 @@ def test_an_xlsx_header_row_out_of_range_is_one_line_exit_2(project: Project, cl
     assert "row 1" in result.err and "out of range" in result.err
     assert result.err.count("\n") == 1
 
+
+# --- 18: a pipe or a folder where a file belongs; a ledger from a newer dialer ---------------
+
+
+def _run_child(project: Project, fake, *more: str) -> tuple[int, str]:
+    """`dialer run` in a child, bounded: a run that blocks on a pipe fails the test."""
+    proc = dialer_subprocess(
+        ["run", str(project.campaign), "--yes", *more],
+        env={**KEY_ENV, "TABBLY_API_URL": fake.url},
+        stdout=PIPE,
+        stderr=PIPE,
+    )
+    try:
+        _, err = proc.communicate(timeout=30)
+    except TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the run hung")
+    return proc.returncode, err
+
+
+def _make(kind: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_claims_journal_that_is_not_a_file_is_refused_before_any_call(
+    project: Project, fake, kind
+):
+    project.write_sheet(contact_rows(2))
+    project.write_campaign(fake.url)
+    assert _run_child(project, fake)[0] == ExitCode.OK
+    project.write_sheet(contact_rows(4))
+    _make(kind, project.root / "state" / "test.claims")
+
+    code, err = _run_child(project, fake)
+
+    assert code == ExitCode.INPUT_ERROR, err
+    assert "test.claims" in err and "not a regular file" in err and err.count("\n") == 1
+    assert len(sent_once_each(fake)) == 2  # nobody new called
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_an_index_of_other_reports_that_is_not_a_file_is_refused_before_any_call(
+    project: Project, fake, tmp_path, kind
+):
+    project.write_sheet(contact_rows(2))
+    project.write_campaign(fake.url)
+    _make(kind, project.root / "reports" / "test" / "other-reports.txt")
+
+    code, err = _run_child(project, fake, "--report", str(tmp_path / "elsewhere.csv"))
+
+    assert code == ExitCode.INPUT_ERROR, err
+    assert "other-reports.txt" in err and "not a regular file" in err and err.count("\n") == 1
+    assert fake.received == []
+
+
+def test_a_ledger_made_by_a_newer_dialer_is_refused(project: Project, cli, fake):
+    project.write_sheet(contact_rows(2))
+    project.write_campaign(fake.url)
+    assert cli(["run", str(project.campaign), "--yes"], env=KEY_ENV).code == ExitCode.OK
+    conn = sqlite3.connect(project.ledger)
+    with conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    project.write_sheet(contact_rows(4))
+
+    for command in (["run", str(project.campaign), "--yes"], ["status", str(project.campaign)]):
+        result = cli(command, env=KEY_ENV)
+        assert result.code == ExitCode.INPUT_ERROR, result
+        assert "made by a newer dialer" in result.err and result.err.count("\n") == 1
+    assert len(sent_once_each(fake)) == 2
