@@ -40,7 +40,8 @@ CALLED = {
     Status.ALREADY_CALLED: Status.TRIGGERED,
     Status.REDIAL_LATER: Status.TRIGGERED,  # called before, due again later (SPEC 10)
 }
-# In the campaign's reports folder: one absolute path a line, each a report written elsewhere.
+# In the campaign's reports folder: one absolute path a line as a JSON string, each a report
+# written elsewhere.
 OTHER_REPORTS = "other-reports.txt"
 _NOT_A_FILE = "the index of reports kept elsewhere must be a file: move it out of the way"
 _COLUMNS = ("row", "custom_identifiers", "called_to", "status", "reason", "http_status")
@@ -123,8 +124,8 @@ def note_report(folder: Path, report: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = regular_fd(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LedgerError, _NOT_A_FILE)
-        with open(fd, "a", encoding="utf-8") as f:
-            f.write(key + "\n")
+        with open(fd, "a", encoding="ascii") as f:
+            f.write(json.dumps(key) + "\n")
     except OSError as exc:
         raise cannot_write(index, exc, "the index of reports kept outside this folder") from None
 
@@ -138,8 +139,20 @@ def _other_reports(folder: Path) -> list[Path]:
         return []
     except OSError as exc:
         raise LedgerError(f"{index}: cannot read: {exc.strerror}") from None
-    paths = {Path(line) for line in text.splitlines() if line.startswith("/")}
+    paths = {Path(name) for name in map(_indexed, text.split("\n")) if name.startswith("/")}
     return sorted(p for p in paths if p.parent.resolve() != folder.resolve())
+
+
+def _indexed(line: str) -> str:
+    """A line of the index as the path it names: a JSON string (any name survives: a line
+    break, U+2028 or U+0085 in it is escaped), or a bare path as dialer once wrote them."""
+    if not line.startswith('"'):
+        return line
+    try:
+        name = json.loads(line)
+    except ValueError:
+        return ""  # a line cut short (a full disk): its run's first call never left
+    return name if isinstance(name, str) else ""
 
 
 def _found(path: Path, name: str, report: Path) -> ReportFile | None:

@@ -275,6 +275,29 @@ def test_an_xlsx_header_row_out_of_range_is_one_line_exit_2(project: Project, cl
     assert result.err.count("\n") == 1
 
 
+# --- 17: report names that break a line ------------------------------------------------------
+
+
+@pytest.mark.parametrize("odd", ["\n", "\u2028", "\x85", "\r"])
+def test_a_report_elsewhere_whose_name_breaks_a_line_is_found_when_the_ledger_is_lost(
+    project: Project, cli, fake, tmp_path, odd
+):
+    project.write_sheet(contact_rows(3))
+    project.write_campaign(fake.url)
+    elsewhere = tmp_path / "out" / f"odd{odd}/name{odd}.csv"
+    first = cli(["run", str(project.campaign), "--yes", "--report", str(elsewhere)], env=KEY_ENV)
+    assert first.code == ExitCode.OK and elsewhere.is_file(), first.err
+    project.ledger.write_bytes(b"")  # the ledger is lost
+
+    again = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
+
+    assert again.code == ExitCode.INPUT_ERROR and "show 3 people called" in again.err
+    rebuilt = cli(["ledger", "rebuild", str(project.campaign)])
+    assert rebuilt.code == ExitCode.OK and "called: 3 (triggered 3)" in rebuilt.out, rebuilt
+    assert cli(["run", str(project.campaign), "--yes"], env=KEY_ENV).code == ExitCode.OK
+    assert len(sent_once_each(fake)) == 3
+
+
 # --- 18: a pipe or a folder where a file belongs; a ledger from a newer dialer ---------------
 
 
