@@ -6,6 +6,7 @@ or folders, a ledger from a newer dialer, a console that is not UTF-8. Each thro
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import threading
@@ -192,6 +193,27 @@ def test_the_pages_xlsx_download_of_a_report_with_control_characters_is_served(t
     _run(tmp_path, body)
 
 
+def test_the_progress_bar_still_draws_on_a_terminal_that_escapes_outside_text():
+    import io
+
+    from dialer.console import Printable
+    from dialer.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    shown = Printable(terminal)
+    bar = Progress(out=shown, total=3)
+    bar.close()
+    shown.write(f"summary: {NASTY}\r\n")
+
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\r  0%|") and "\x1b" not in drawn
+    assert drawn.endswith("summary: \\x01\\x1b[2J\\x1b[31m\\x0d\n")
+
+
 # --- 19: a console that is not UTF-8 ---------------------------------------------------------
 
 
@@ -295,6 +317,25 @@ def test_a_report_elsewhere_whose_name_breaks_a_line_is_found_when_the_ledger_is
     rebuilt = cli(["ledger", "rebuild", str(project.campaign)])
     assert rebuilt.code == ExitCode.OK and "called: 3 (triggered 3)" in rebuilt.out, rebuilt
     assert cli(["run", str(project.campaign), "--yes"], env=KEY_ENV).code == ExitCode.OK
+    assert len(sent_once_each(fake)) == 3
+
+
+def test_an_index_line_an_older_dialer_wrote_as_a_bare_path_still_counts(
+    project: Project, cli, fake, tmp_path
+):
+    project.write_sheet(contact_rows(3))
+    project.write_campaign(fake.url)
+    elsewhere = tmp_path / "out" / "old.csv"
+    first = cli(["run", str(project.campaign), "--yes", "--report", str(elsewhere)], env=KEY_ENV)
+    assert first.code == ExitCode.OK, first.err
+    index = project.root / "reports" / "test" / "other-reports.txt"
+    assert index.read_text("ascii") == json.dumps(str(elsewhere)) + "\n"
+    index.write_text(f"{elsewhere}\n", encoding="utf-8")  # as dialer wrote it before
+    project.ledger.write_bytes(b"")
+
+    again = cli(["run", str(project.campaign), "--yes"], env=KEY_ENV)
+
+    assert again.code == ExitCode.INPUT_ERROR and "show 3 people called" in again.err
     assert len(sent_once_each(fake)) == 3
 
 
