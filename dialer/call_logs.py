@@ -25,7 +25,6 @@ ever built from one. Messages name the host and path only, and pass the `Scrubbe
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from dialer.outcomes import LogRow, parse_row
 from dialer.retry_policy import RetryPolicy
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import RETRYABLE_LOGS_HTTP, LogsError
-from dialer.tabbly import Scrubber, Secret, parse_retry_after
+from dialer.tabbly import Scrubber, Secret, parse_retry_after, upstream_json
 
 _DETAIL_CHARS = 200
 _CHUNK = 64 * 1024
@@ -262,10 +261,7 @@ async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes |
 
 
 def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        return None
+    return upstream_json(body)
 
 
 def _total(payload: dict[str, Any]) -> int | None:

@@ -32,6 +32,7 @@ class Hostile:
     """Trigger-call and call logs on 127.0.0.1 whose every text carries `NASTY`."""
 
     def __init__(self) -> None:
+        self.text = NASTY  # what every text of its answers carries
         self.called: list[str] = []
         self.url = ""
         self.logs_url = ""
@@ -40,24 +41,25 @@ class Hostile:
     async def trigger(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.called.append(body["called_to"])
-        return web.json_response({"success": True, "room_name": f"room-{len(self.called)}{NASTY}"})
+        room = f"room-{len(self.called)}{self.text}"
+        return web.json_response({"success": True, "room_name": room})
 
     async def logs(self, request: web.Request) -> web.Response:
         if self.logs_error:
-            return web.json_response({"status": "error", "message": f"bad{NASTY}"}, status=400)
+            return web.json_response({"status": "error", "message": f"bad{self.text}"}, status=400)
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         rows = [
             {
                 "id": i + 1,
                 "called_to": to,
                 "called_time": now,
-                "call_status": f"completed{NASTY}",
+                "call_status": f"completed{self.text}",
                 "call_duration": "30",
-                "call_summary": f"Spoke{NASTY} about it",
+                "call_summary": f"Spoke{self.text} about it",
                 "call_transcript": "Agent: Hello.\nUser: Yes, speaking.",
                 "total_call_cost": "0.1",
                 "use_agent_id": DEFAULT_AGENT_ID,
-                "room_name": f"room-{i + 1}{NASTY}",
+                "room_name": f"room-{i + 1}{self.text}",
             }
             for i, to in enumerate(self.called)
         ]
@@ -152,6 +154,28 @@ def test_upstream_control_characters_leave_every_xlsx_whole(project: Project, cl
         texts = _xlsx_texts(path)
         assert "Spoke[2J[31m about it" in texts and f"completed{NASTY}" not in texts
     _assert_shown_not_obeyed(run.out, run.err, synced.out, synced.err)
+
+
+def test_a_lone_surrogate_from_the_upstream_reaches_no_file_nor_the_console(
+    project: Project, cli, hostile
+):
+    hostile.text = "\ud800"  # JSON "\\ud800": a string no file or ledger can hold
+    project.write_sheet(contact_rows(2))
+    project.write_campaign(hostile.url)
+
+    run = cli(["run", str(project.campaign), "--yes"], env=_env(hostile))
+    results = project.root / "out" / "results.xlsx"
+    synced = cli(["sync", str(project.campaign), "--results", str(results)], env=_env(hostile))
+
+    assert run.code == ExitCode.OK, run.err
+    assert synced.code == ExitCode.OK, synced.err
+    assert "Spoke\ufffd about it" in _xlsx_texts(results)
+    conn = sqlite3.connect(project.ledger)
+    try:
+        rooms = sorted(r[0] for r in conn.execute("SELECT room_name FROM dials"))
+    finally:
+        conn.close()
+    assert rooms == ["room-1\ufffd", "room-2\ufffd"]
 
 
 def test_an_upstreams_error_is_printed_with_its_control_characters_escaped(
