@@ -394,11 +394,11 @@ def _make(kind: str, path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["fifo", "folder"])
 def test_a_claims_journal_that_is_not_a_file_is_refused_before_any_call(
-    project: Project, fake, kind
+    project: Project, cli, fake, kind
 ):
     project.write_sheet(contact_rows(2))
     project.write_campaign(fake.url)
-    assert _run_child(project, fake)[0] == ExitCode.OK
+    assert cli(["run", str(project.campaign), "--yes"], env=KEY_ENV).code == ExitCode.OK
     project.write_sheet(contact_rows(4))
     _make(kind, project.root / "state" / "test.claims")
 
