@@ -18,7 +18,6 @@ exceptions carry the URL: no message here is ever built from one.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import aiohttp
 
 from dialer.campaign import ENDPOINT_ENV, beside_trigger, endpoint_problem
 from dialer.statuses import DialerError
-from dialer.tabbly import Scrubber, Secret
+from dialer.tabbly import Scrubber, Secret, upstream_json
 
 AGENTS_ENV = "TABBLY_AGENTS_URL"
 DEFAULT_AGENTS_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/get-agents"
@@ -134,10 +133,7 @@ async def _page(
         failure = f"cannot connect ({type(exc).__name__})"
     if failure is not None:  # raised outside the handler: no chained exception with the URL
         raise AgentsError(f"agents: {failure} from {where}")
-    try:
-        payload = json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        payload = None
+    payload = upstream_json(body)
     if not 200 <= status < 300 or not isinstance(payload, dict):
         detail = _detail(payload, scrub) or ("not JSON" if 200 <= status < 300 else "refused")
         raise AgentsError(f"agents: {detail} (HTTP {status}) from {where}")

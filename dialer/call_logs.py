@@ -27,7 +27,6 @@ ever built from one. Messages name the host and path only, and pass the `Scrubbe
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from dialer.outcomes import INT_DIGITS, LogRow, ascii_int, parse_row
 from dialer.retry_policy import RetryPolicy
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import RETRYABLE_LOGS_HTTP, LogsError
-from dialer.tabbly import Scrubber, Secret, parse_retry_after
+from dialer.tabbly import Scrubber, Secret, parse_retry_after, upstream_json
 
 _DETAIL_CHARS = 200
 _CHUNK = 64 * 1024
@@ -309,10 +308,7 @@ def _json(body: bytes, max_values: int) -> Any:
 
         return number
 
-    try:
-        return json.loads(body, parse_int=counted(_json_int), parse_float=counted(float))
-    except (ValueError, RecursionError):
-        return None
+    return upstream_json(body, parse_int=counted(_json_int), parse_float=counted(float))
 
 
 def _json_int(text: str) -> int | float:

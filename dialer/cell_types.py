@@ -189,9 +189,9 @@ def text_of(value: Any) -> str:
     if kind is int:
         return str(value)
     if kind is dt.datetime:
-        if value.microsecond:
-            value = (value + dt.timedelta(microseconds=500_000)).replace(microsecond=0)
-        return value.isoformat(sep=" ")
+        if value.microsecond >= 500_000 and value < dt.datetime.max.replace(microsecond=0):
+            value += dt.timedelta(microseconds=500_000)  # to the nearest second, as Excel shows it
+        return value.replace(microsecond=0).isoformat(sep=" ")
     if kind is dt.date:
         return value.isoformat()
     if kind is dt.time:

@@ -26,6 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialer.sheet_files import regular_fd
+from dialer.statuses import LedgerError
+
+# What to do about a journal that is not a file: no run reads or writes through a pipe.
+NOT_A_FILE = "the claims journal must be a file: move it out of the way (nothing was sent)"
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -43,9 +49,11 @@ def read_claims(path: Path) -> list[Claim]:
     """Every whole line of the journal; a line cut short (a disk that filled mid-write) is
     skipped: its batch's requests never left, as the write failed before they could."""
     try:
-        data = path.read_bytes()
+        fd = regular_fd(path, os.O_RDONLY, LedgerError, NOT_A_FILE)
     except FileNotFoundError:
         return []
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
     found = []
     for line in data.decode("utf-8", "replace").split("\n")[:-1]:
         parts = line.split("\t")
@@ -70,8 +78,9 @@ class ClaimsJournal:
 
     @classmethod
     def open(cls, path: Path) -> ClaimsJournal:
-        """Raises OSError when the journal cannot be opened for appending."""
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        """Raises OSError when the journal cannot be opened for appending, LedgerError when
+        something else than a file (a pipe, a folder) has its name."""
+        fd = regular_fd(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, LedgerError, NOT_A_FILE)
         try:
             return cls(path, fd)
         except BaseException:

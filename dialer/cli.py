@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from dialer import commands
+from dialer import commands, console
 from dialer.campaign import Campaign, load_campaign
 from dialer.progress import MODES
 from dialer.run_options import RunOptions
@@ -373,6 +373,12 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command's exit code; whatever it prints is shown, never obeyed (`console`)."""
+    with console.guarded():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return run_command(args)

@@ -25,7 +25,15 @@ from dialer.column_map import resolve
 from dialer.countries import NANP_REGIONS, looks_north_american
 from dialer.phones import normalise_phone
 from dialer.row_phone import PhoneColumns
-from dialer.sheet import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
+from dialer.sheet import (
+    UNREADABLE_CELL,
+    UNREADABLE_REASON,
+    Sheet,
+    clean_cell,
+    iter_rows,
+    normalise_header,
+    open_sheet,
+)
 from dialer.sheet_files import shown_names
 from dialer.statuses import CampaignError, SheetError, Status
 from dialer.templating import (
@@ -288,6 +296,8 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
         first_line = instruction = ""
         if e164 is None:
             status, reason = Status.INVALID, phone.reason
+            if cells[phone_at] == UNREADABLE_CELL:
+                reason = UNREADABLE_REASON
         elif id_index is not None and not ident:
             status, reason = Status.INVALID, "empty id"
         else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from dialer.cell_types import UTC_SUFFIX, plain_header, written_text
 from dialer.clock import stamp
 from dialer.paths import JOURNAL_SUFFIX, is_results_name, journal_path, summary_path
 from dialer.report import cannot_write, undefuse
+from dialer.sheet_files import regular_fd
 from dialer.statuses import LedgerError, Status
 
 # Report statuses that show a person (maybe) called, and what the ledger records for them.
@@ -38,8 +40,10 @@ CALLED = {
     Status.ALREADY_CALLED: Status.TRIGGERED,
     Status.REDIAL_LATER: Status.TRIGGERED,  # called before, due again later (SPEC 10)
 }
-# In the campaign's reports folder: one absolute path a line, each a report written elsewhere.
+# In the campaign's reports folder: one absolute path a line as a JSON string, each a report
+# written elsewhere.
 OTHER_REPORTS = "other-reports.txt"
+_NOT_A_FILE = "the index of reports kept elsewhere must be a file: move it out of the way"
 _COLUMNS = ("row", "custom_identifiers", "called_to", "status", "reason", "http_status")
 _MORE = ("attempts", "call_id", "started_at", "finished_at")
 
@@ -119,21 +123,36 @@ def note_report(folder: Path, report: Path) -> None:
     index = folder / OTHER_REPORTS
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(index, "a", encoding="utf-8") as f:
-            f.write(key + "\n")
+        fd = regular_fd(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LedgerError, _NOT_A_FILE)
+        with open(fd, "a", encoding="ascii") as f:
+            f.write(json.dumps(key) + "\n")
     except OSError as exc:
         raise cannot_write(index, exc, "the index of reports kept outside this folder") from None
 
 
 def _other_reports(folder: Path) -> list[Path]:
+    index = folder / OTHER_REPORTS
     try:
-        text = (folder / OTHER_REPORTS).read_text("utf-8", errors="replace")
+        with open(regular_fd(index, os.O_RDONLY, LedgerError, _NOT_A_FILE), "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise LedgerError(f"{folder / OTHER_REPORTS}: cannot read: {exc.strerror}") from None
-    paths = {Path(line) for line in text.splitlines() if line.startswith("/")}
+        raise LedgerError(f"{index}: cannot read: {exc.strerror}") from None
+    paths = {Path(name) for name in map(_indexed, text.split("\n")) if name.startswith("/")}
     return sorted(p for p in paths if p.parent.resolve() != folder.resolve())
+
+
+def _indexed(line: str) -> str:
+    """A line of the index as the path it names: a JSON string (any name survives: a line
+    break, U+2028 or U+0085 in it is escaped), or a bare path as dialer once wrote them."""
+    if not line.startswith('"'):
+        return line
+    try:
+        name = json.loads(line)
+    except ValueError:
+        return ""  # a line cut short (a full disk): its run's first call never left
+    return name if isinstance(name, str) else ""
 
 
 def _found(path: Path, name: str, report: Path) -> ReportFile | None:

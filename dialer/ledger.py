@@ -380,7 +380,27 @@ def _connect(
             f"{path}: an SQLite database but not a dialer ledger (its tables: {shown}); "
             "refusing to use it, and it was left untouched: move it out of the way"
         )
+    if tables:
+        try:
+            _known_schema(path, _meta(conn, "schema_version"))
+        except BaseException:
+            conn.close()
+            raise
     return conn, tables
+
+
+def _known_schema(path: Path, version: str | None) -> None:
+    """A ledger whose schema is newer than this code knows may record calls where this code
+    never looks (and this code would write it wrongly): refused, left untouched."""
+    if version is None or version == SCHEMA_VERSION:
+        return  # a ledger from before the version was stored is version 1
+    newer = not (version.isascii() and version.isdigit()) or int(version) > int(SCHEMA_VERSION)
+    if newer:
+        raise LedgerError(
+            f"{path}: this ledger was made by a newer dialer (schema {version[:20]!r}; this "
+            f"one knows {SCHEMA_VERSION}); refusing to use it, and it was left untouched: "
+            "run the newer dialer"
+        )
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import time
 from collections import Counter, deque
 from typing import TYPE_CHECKING, TextIO
 
+from dialer.console import unfiltered
 from dialer.masking import mask_phone, mask_text
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import SEND_PROBLEMS, Status
@@ -48,7 +49,10 @@ class Progress:
         if mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, file=self._out, unit="row", dynamic_ncols=True)
+            # Only our counts are drawn: the bar's carriage returns go to the terminal as they are.
+            self._bar = tqdm(
+                total=total, file=unfiltered(self._out), unit="row", dynamic_ncols=True
+            )
 
     def row_done(self, result: RowResult) -> None:
         status = result.status

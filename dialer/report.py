@@ -434,13 +434,16 @@ def write_xlsx(
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.utils import get_column_letter
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(tab_name(title))
 
     def text_cell(text: str) -> WriteOnlyCell:
-        cell = WriteOnlyCell(ws, value=text)
+        # The control characters XML cannot hold (an upstream's "\x01", an ANSI escape's ESC)
+        # are dropped, as the sheet reader drops them: the CSV keeps them, the XLSX survives.
+        cell = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub("", text))
         cell.data_type = "s"  # never read as a formula or a number, whatever it starts with
         return cell
 

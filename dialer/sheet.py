@@ -38,6 +38,7 @@ from python_calamine import (
 )
 
 from dialer.cell_types import Kind, cells_kind, merge, text_of
+from dialer.console import BIDI_CONTROLS
 from dialer.csv_stream import MAX_CSV_BYTES, CsvReader, scan_encoding
 from dialer.settings import DEFAULTS
 from dialer.sheet_files import human_size, open_regular, shown, shown_names
@@ -60,7 +61,6 @@ _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180
 # Blank-looking letters and joiners (Hangul fillers, braille blank, grapheme joiner): they
 # make an empty name look filled in ("Hello ㅤ,").
 _BLANK_LOOKING = "\u115f\u1160\u3164\uffa0\u2800\u034f"
-_BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _CONTROL_WHITESPACE = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
 # Characters a reader cannot see: C0/C1 controls, zero-width and bidi controls, and Unicode tag
 # characters (U+E0000..U+E007F, used to smuggle invisible text into AI prompts).
@@ -68,7 +68,7 @@ INVISIBLE_CHARS = (
     "".join(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in _CONTROL_WHITESPACE)
     + _ZERO_WIDTH
     + _BLANK_LOOKING
-    + _BIDI
+    + BIDI_CONTROLS
     + "".join(chr(c) for c in range(0xE0000, 0xE0080))
 )
 _DROP_INVISIBLE = str.maketrans("", "", INVISIBLE_CHARS)
@@ -378,7 +378,12 @@ def _checked_parse(path: Path, sheet_name: str | None) -> tuple[str, CalamineShe
 def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
     name, parsed = _checked_parse(path, sheet_name)
     reading = f"reading sheet '{shown(name)}'"
-    for index, raw in enumerate(_calamine(path, reading, parsed.iter_rows)):
+    for index, raw in enumerate(_readable(path, parsed, reading)):
+        if type(raw) is _UnreadableRow:
+            raise SheetError(
+                f"{path}: row {index + 1} of sheet '{shown(name)}', before the data, "
+                f"could not be read: {UNREADABLE_REASON.split(': ', 1)[1]}"
+            )
         cells = [clean_cell(text_of(v)) for v in raw]
         if any(cells):
             header, offset = _trim_header(cells)
@@ -394,6 +399,57 @@ def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
                 _parse=_ParsedXlsx(path, parsed),
             )
     raise SheetError(f"{path}: sheet '{shown(name)}' is empty (no header row)")
+
+
+# What each cell of a row calamine could not convert (a date past 9999, a duration of 1e15 days:
+# beyond Python's datetime) reads as: the row is kept, and reported invalid (`contacts`).
+UNREADABLE_CELL = "#OUT-OF-RANGE!"
+UNREADABLE_REASON = (
+    "this row could not be read: a cell holds a date, time or duration out of range "
+    "(before 1900, after 9999 or a huge duration); fix that cell in the sheet"
+)
+
+
+class _UnreadableRow(list):  # type: ignore[type-arg]
+    """A row calamine failed to convert, as `UNREADABLE_CELL`s."""
+
+    __slots__ = ()
+
+
+def _readable(path: Path, parsed: CalamineSheet, doing: str) -> Iterator[list[Any]]:
+    """calamine's rows (from the sheet's first row); one it fails to convert to Python values
+    (OverflowError, or a Rust panic) comes as an `_UnreadableRow` of the rows' width, and the
+    next rows follow: calamine has moved past it. No more rows than the sheet has, so a reader
+    stuck on one row cannot loop."""
+    rows = _calamine(path, doing, parsed.iter_rows)
+    width = parsed.width
+    limit = parsed.end[0] + 1 if parsed.end is not None else 0
+    given = 0
+    while given < limit:
+        try:
+            for row in rows:
+                yield row
+                given += 1
+            return
+        except BaseException as exc:
+            if not _unconvertible(exc):
+                raise
+        yield _UnreadableRow([UNREADABLE_CELL] * width)
+        given += 1
+    try:
+        more = next(rows, None) is not None
+    except BaseException as exc:
+        if not _unconvertible(exc):
+            raise
+        more = True
+    if more:
+        raise SheetError(f"{path}: the .xlsx reader gave more rows than the sheet has")
+
+
+def _unconvertible(exc: BaseException) -> bool:
+    """calamine failed on a cell's value, not on the file: past Python's range, or a Rust panic
+    (pyo3's PanicException, a BaseException) converting it."""
+    return isinstance(exc, OverflowError) or type(exc).__name__ == "PanicException"
 
 
 def _calamine(path: Path, doing: str, call: Any) -> Any:
@@ -517,7 +573,7 @@ def _iter_xlsx(
         _, parsed = _checked_parse(sheet.path, sheet.sheet_name)
     start, width = sheet.first_column, len(sheet.columns)
     numeric = sorted(raw_columns)
-    rows = _calamine(sheet.path, "reading rows", parsed.iter_rows)
+    rows = _readable(sheet.path, parsed, "reading rows")
     for _ in range(sheet.header_row + 1):
         next(rows, None)
     number = 1

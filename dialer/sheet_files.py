@@ -1,4 +1,4 @@
-"""Opening a contact sheet safely, and the words its error messages share.
+"""Opening a contact sheet (or any file of ours) safely, and the words its error messages share.
 
     >>> with open_regular(Path("data/contacts.csv")) as f:
     ...     head = f.read(1024)
@@ -10,6 +10,7 @@ sheet would otherwise be read without end or hang. Messages built from sheet tex
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterable
@@ -33,18 +34,38 @@ def open_regular(
     O_NONBLOCK keeps a FIFO from blocking the open; it changes nothing for a regular file.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = regular_fd(path, os.O_RDONLY, error, f"give {wanted}")
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
-            raise error(f"{path}: not a regular file ({kind}); give {wanted}")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def regular_fd(path: Path, flags: int, error: type[DialerError], advice: str) -> int:
+    """`os.open(path, flags)` (0600 if created) of a regular file only, else `error` saying
+    what is there and `advice`: a pipe would block the open or the read for ever, a folder
+    or a device is no file of ours. The open's own OSErrors are raised as they are.
+
+    Checked before the open (a write-only open of a pipe nobody reads fails with a cryptic
+    ENXIO under O_NONBLOCK, of a folder with EISDIR) and after it, on what was opened."""
+    with contextlib.suppress(FileNotFoundError):
+        _refuse_unless_regular(path, os.stat(path).st_mode, error, advice)
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    try:
+        _refuse_unless_regular(path, os.fstat(fd).st_mode, error, advice)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refuse_unless_regular(path: Path, mode: int, error: type[DialerError], advice: str) -> None:
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
+        raise error(f"{path}: not a regular file ({kind}); {advice}")
 
 
 def shown(text: str, limit: int = SHOWN_CHARS) -> str:

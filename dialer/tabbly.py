@@ -197,6 +197,52 @@ def _error_text(payload: Any, text: str) -> str:
     return text or "empty body"
 
 
+# A UTF-16 surrogate, or a JSON escape of one: paired ones decode to one character, a lone one
+# stays a surrogate, which no file, ledger or console can hold (UnicodeEncodeError).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED = r"\\u[dD][89a-fA-F]"
+_MAY_HOLD = re.compile(f"{_ESCAPED}|[\ud800-\udfff]")
+_MAY_HOLD_BYTES = re.compile(_ESCAPED.encode())
+
+
+def upstream_json(body: str | bytes, **loads: Any) -> Any:
+    """An upstream's answer decoded as JSON (None if it is not), every lone surrogate in its
+    strings (an escape like "\\ud800" in a room_name) made U+FFFD: text from Tabbly is written
+    to the ledger, reports and the console, and must never make one of them fail. `loads`:
+    json.loads' own hooks (the call logs count the values they decode)."""
+    try:
+        payload = json.loads(body, **loads) if body else None
+    except (ValueError, RecursionError):
+        return None
+    may_hold = _MAY_HOLD.search(body) if isinstance(body, str) else _MAY_HOLD_BYTES.search(body)
+    return _mended(payload) if may_hold else payload
+
+
+def _mended(payload: Any) -> Any:
+    """`payload` with its strings' lone surrogates replaced, walked without recursion (the
+    nesting JSON allowed could exceed Python's stack)."""
+
+    def mend(value: Any) -> Any:
+        return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+    root = [mend(payload)]
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for i, value in enumerate(node):
+                node[i] = mend(value)
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(node, dict):
+            for key in list(node):
+                value = node.pop(key)
+                node[mend(key)] = mend(value)
+                if isinstance(value, dict | list):
+                    stack.append(value)
+    return root[0]
+
+
 def classify(
     status: int, text: str, retry_after: str | None, scrub: Callable[[str], str] = _no_scrub
 ) -> Outcome:
@@ -205,10 +251,7 @@ def classify(
     `scrub` runs on every text taken from the answer once it is decoded (JSON escapes
     undone), before it is cut: a key escaped or straddling the cut must not survive.
     """
-    try:
-        payload: Any = json.loads(text) if text else None
-    except (ValueError, RecursionError):
-        payload = None
+    payload = upstream_json(text)
     if 200 <= status < 300:
         if isinstance(payload, dict) and payload.get("success") is True:
             call_id, identity = payload.get("room_name"), payload.get("participant_identity")
