@@ -129,7 +129,7 @@ def parse_row(
     chars = settings.log_text_chars
 
     def text(*keys: str, limit: int = chars) -> str:
-        return scrub(_encodable(_first_text(obj, keys)))[:limit]
+        return scrub(_first_text(obj, keys))[:limit]
 
     raw_status = sys.intern(text("call_status"))  # a few distinct strings over 100k rows
     given = (
@@ -217,14 +217,6 @@ def _first_text(obj: dict[str, Any], keys: tuple[str, ...]) -> str:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
         return ""
-
-
-def _encodable(text: str) -> str:
-    """`text` with lone surrogates (JSON's "\\ud800") made "?": the ledger and every file
-    take UTF-8, which has no such character."""
-    if text.isascii():
-        return text
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _called_to(text: str) -> str:
