@@ -29,7 +29,7 @@ import aiohttp
 
 from dialer.campaign import ENDPOINT_ENV, beside_trigger, endpoint_problem
 from dialer.statuses import DialerError
-from dialer.tabbly import Scrubber, Secret
+from dialer.tabbly import Scrubber, Secret, key_problem, read_bounded
 
 AGENTS_ENV = "TABBLY_AGENTS_URL"
 DEFAULT_AGENTS_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/get-agents"
@@ -72,6 +72,8 @@ async def fetch_agents(
     url: str, organization_id: int, api_key: Secret, *, timeout: float = 5.0
 ) -> list[Agent]:
     """The organisation's agents, in the order Tabbly lists them; raises `AgentsError`."""
+    if key_problem(api_key.reveal()):
+        raise AgentsError("agents: the API key is too long to be one")
     scrub = Scrubber(api_key)
     where = _where(url)
     problem = endpoint_problem(url)
@@ -120,14 +122,14 @@ async def _page(
     failure: str | None = None
     status, body = 0, b""
     try:
-        async with session.get(url, params=params) as response:
+        # Never a redirect: it would carry the key in the query string to its Location.
+        async with session.get(url, params=params, allow_redirects=False) as response:
             status = response.status
-            if (response.content_length or 0) > MAX_PAGE_BYTES:
+            read = await read_bounded(response, MAX_PAGE_BYTES)
+            if read is None:
                 failure = "the answer is too large"
             else:
-                body = await response.content.read(MAX_PAGE_BYTES + 1)
-                if len(body) > MAX_PAGE_BYTES:
-                    failure = "the answer is too large"
+                body = read
     except TimeoutError:
         failure = "no answer in time"
     except (aiohttp.ClientError, OSError, ValueError) as exc:
@@ -138,6 +140,8 @@ async def _page(
         payload = json.loads(body) if body else None
     except (ValueError, RecursionError):
         payload = None
+    if 300 <= status < 400:
+        raise AgentsError(f"agents: a redirect, not followed (HTTP {status}) from {where}")
     if not 200 <= status < 300 or not isinstance(payload, dict):
         detail = _detail(payload, scrub) or ("not JSON" if 200 <= status < 300 else "refused")
         raise AgentsError(f"agents: {detail} (HTTP {status}) from {where}")

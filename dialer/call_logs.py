@@ -39,10 +39,9 @@ from dialer.outcomes import LogRow, parse_row
 from dialer.retry_policy import RetryPolicy
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import RETRYABLE_LOGS_HTTP, LogsError
-from dialer.tabbly import Scrubber, Secret, parse_retry_after
+from dialer.tabbly import Scrubber, Secret, parse_retry_after, read_bounded
 
 _DETAIL_CHARS = 200
-_CHUNK = 64 * 1024
 # A URL's query string in an upstream's text: dropped from messages, whatever it holds.
 _URL_QUERY = re.compile(r"(https?://[^\s?#]*)[?#]\S*", re.IGNORECASE)
 
@@ -186,12 +185,16 @@ class _Reader:
         fatal: str | None = None
         status, retry_after, body = 0, None, None
         try:
+            # Never a redirect: it would carry the key in the query string to its Location.
             async with session.get(
-                self._query.url, params=self._params(offset, limit), timeout=timeout
+                self._query.url,
+                params=self._params(offset, limit),
+                timeout=timeout,
+                allow_redirects=False,
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-                body = await _read_bounded(response, settings.logs_max_page_bytes)
+                body = await read_bounded(response, settings.logs_max_page_bytes)
         except TimeoutError:
             failure = f"no answer within {timeout.total:g} s"
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
@@ -209,6 +212,8 @@ class _Reader:
                 f"a page from {self.where} is over {settings.logs_max_page_bytes} bytes "
                 "(logs_max_page_bytes)"
             )
+        if 300 <= status < 400:
+            raise self.error(f"a redirect from {self.where}, not followed (HTTP {status})")
         if status in RETRYABLE_LOGS_HTTP:
             cap = settings.max_retry_after
             return _Retry(f"HTTP {status}", parse_retry_after(retry_after, cap))
@@ -247,18 +252,6 @@ class _Reader:
             raw = body.decode("utf-8", "replace").strip()
             text = "HTML error page" if raw.startswith("<") else raw
         return " ".join(self._scrub(text).split())[:_DETAIL_CHARS]
-
-
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` bytes (decompressed: a zip bomb stops too)."""
-    if response.content_length is not None and response.content_length > limit:
-        return None
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def _json(body: bytes) -> Any:

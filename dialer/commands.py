@@ -288,8 +288,11 @@ def api_key_from(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
             f"environment variable {campaign.api_key_env} is not set: "
             "it must hold the Tabbly API key"
         )
-    from dialer.tabbly import Secret
+    from dialer.tabbly import Secret, key_problem
 
+    problem = key_problem(value)
+    if problem:
+        raise UsageError(f"environment variable {campaign.api_key_env} {problem}")
     return Secret(value)
 
 
