@@ -29,7 +29,7 @@ import aiohttp
 
 from dialer.campaign import ENDPOINT_ENV, beside_trigger, endpoint_problem
 from dialer.statuses import DialerError
-from dialer.tabbly import Scrubber, Secret, key_problem, read_bounded
+from dialer.tabbly import ACCEPT_ENCODING, Scrubber, Secret, Unread, key_problem, read_bounded
 
 AGENTS_ENV = "TABBLY_AGENTS_URL"
 DEFAULT_AGENTS_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/get-agents"
@@ -82,8 +82,15 @@ async def fetch_agents(
     agents: list[Agent] = []
     seen: set[int] = set()
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    headers = {"Accept": "application/json", "User-Agent": "dialer/0.1"}
-    async with aiohttp.ClientSession(timeout=client_timeout, headers=headers) as session:
+    headers = {
+        "Accept": "application/json",
+        "User-Agent": "dialer/0.1",
+        "Accept-Encoding": ACCEPT_ENCODING,
+    }
+    # read_bounded decodes, within the page's bound.
+    async with aiohttp.ClientSession(
+        timeout=client_timeout, headers=headers, auto_decompress=False
+    ) as session:
         for page in range(MAX_PAGES):
             params = {
                 "organization_id": str(organization_id),
@@ -125,11 +132,9 @@ async def _page(
         # Never a redirect: it would carry the key in the query string to its Location.
         async with session.get(url, params=params, allow_redirects=False) as response:
             status = response.status
-            read = await read_bounded(response, MAX_PAGE_BYTES)
-            if read is None:
-                failure = "the answer is too large"
-            else:
-                body = read
+            body = await read_bounded(response, MAX_PAGE_BYTES)
+    except Unread as exc:
+        failure = "the answer is too large" if exc.too_large else f"the answer is {exc}"
     except TimeoutError:
         failure = "no answer in time"
     except (aiohttp.ClientError, OSError, ValueError) as exc:

@@ -39,7 +39,14 @@ from dialer.outcomes import LogRow, parse_row
 from dialer.retry_policy import RetryPolicy
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import RETRYABLE_LOGS_HTTP, LogsError
-from dialer.tabbly import Scrubber, Secret, parse_retry_after, read_bounded
+from dialer.tabbly import (
+    ACCEPT_ENCODING,
+    Scrubber,
+    Secret,
+    Unread,
+    parse_retry_after,
+    read_bounded,
+)
 
 _DETAIL_CHARS = 200
 # A URL's query string in an upstream's text: dropped from messages, whatever it holds.
@@ -77,8 +84,15 @@ async def read_logs(query: LogsQuery, settings: Settings = DEFAULTS) -> AsyncIte
     offset = 0
     pages = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.logs_timeout_seconds)
-    headers = {"Accept": "application/json", "User-Agent": "dialer/0.1"}
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+    headers = {
+        "Accept": "application/json",
+        "User-Agent": "dialer/0.1",
+        "Accept-Encoding": ACCEPT_ENCODING,
+    }
+    # read_bounded decodes, within the page's bound.
+    async with aiohttp.ClientSession(
+        timeout=timeout, headers=headers, auto_decompress=False
+    ) as session:
         while True:
             if pages >= settings.logs_max_pages:
                 raise reader.error(
@@ -183,7 +197,8 @@ class _Reader:
         # their text, and a chained __context__, would carry the URL with the key.
         failure: str | None = None
         fatal: str | None = None
-        status, retry_after, body = 0, None, None
+        unread: Unread | None = None
+        status, retry_after, body = 0, None, b""
         try:
             # Never a redirect: it would carry the key in the query string to its Location.
             async with session.get(
@@ -195,6 +210,8 @@ class _Reader:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 body = await read_bounded(response, settings.logs_max_page_bytes)
+        except Unread as exc:
+            unread = exc
         except TimeoutError:
             failure = f"no answer within {timeout.total:g} s"
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
@@ -207,16 +224,14 @@ class _Reader:
             if loop.time() >= self._deadline:
                 raise self._deadline_error(f"; last: {failure}")
             return _Retry(failure)
-        if body is None:
-            raise self.error(
-                f"a page from {self.where} is over {settings.logs_max_page_bytes} bytes "
-                "(logs_max_page_bytes)"
-            )
         if 300 <= status < 400:
             raise self.error(f"a redirect from {self.where}, not followed (HTTP {status})")
         if status in RETRYABLE_LOGS_HTTP:
             cap = settings.max_retry_after
             return _Retry(f"HTTP {status}", parse_retry_after(retry_after, cap))
+        if unread is not None:
+            bound = " (logs_max_page_bytes)" if unread.too_large else ""
+            raise self.error(f"a page from {self.where} is {unread}{bound}")
         payload = _json(body)
         if not 200 <= status < 300:
             raise self.error(f"{self._detail(payload, body) or 'refused'} (HTTP {status})")

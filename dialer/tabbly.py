@@ -19,6 +19,7 @@ import html.entities
 import json
 import math
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -343,19 +344,56 @@ def classify(
     return Outcome(Kind.UNKNOWN, f"{status}: {detail}", status)
 
 
-async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` bytes: counted decompressed (a gzip bomb stops
-    too) and read in chunks (an endless body stops too). Past the bound the connection is
-    closed, not drained."""
-    if response.content_length is not None and response.content_length > limit:
-        response.close()
-        return None
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        body += chunk
-        if len(body) > limit:
+# What every upstream request accepts, and `read_bounded` decodes itself: aiohttp's own decoding
+# fails an answer in another encoding (br without Brotli) before its status can be read.
+ACCEPT_ENCODING = "gzip, deflate"
+_DECODED = frozenset({"gzip", "x-gzip", "deflate"})
+
+
+class Unread(Exception):
+    """An answer's body was not read: over the bound, in an encoding not decoded, corrupt."""
+
+    def __init__(self, reason: str, *, too_large: bool = False) -> None:
+        super().__init__(reason)
+        self.too_large = too_large
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body of a response from a session without `auto_decompress`, decoded (gzip,
+    deflate) and at most `limit` bytes once decoded: a gzip bomb and an endless body stop at
+    the bound, read in chunks. Raises `Unread`; the connection is then closed, not drained."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        decoder = None
+        if response.content_length is not None and response.content_length > limit:
             response.close()
-            return None
+            raise Unread(f"over {limit} bytes", too_large=True)
+    elif encoding in _DECODED:
+        decoder = zlib.decompressobj(wbits=47)  # a gzip or zlib header, told apart by zlib
+    else:
+        response.close()
+        raise Unread("in an unknown encoding")  # its name is upstream text: not shown
+    body = bytearray()
+    try:
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            while chunk:
+                if decoder is None:
+                    body += chunk
+                    chunk = b""
+                else:
+                    body += decoder.decompress(chunk, limit + 1 - len(body))
+                    chunk = b"" if decoder.eof else decoder.unconsumed_tail
+                if len(body) > limit:
+                    response.close()
+                    raise Unread(f"over {limit} bytes", too_large=True)
+            if decoder is not None and decoder.eof:  # what follows the data is not read
+                response.close()
+                break
+    except zlib.error:
+        response.close()
+        raise Unread(f"not valid {encoding} data") from None
+    if decoder is not None and not decoder.eof:
+        raise Unread(f"{encoding} data cut short")
     return bytes(body)
 
 
@@ -405,8 +443,12 @@ class TabblyClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
-            headers={"Content-Type": "application/json", "User-Agent": "dialer/0.1"},
-            auto_decompress=True,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "dialer/0.1",
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
+            auto_decompress=False,  # read_bounded decodes, within the bound
         )
         return self
 
@@ -446,13 +488,11 @@ class TabblyClient:
                     if 200 <= status < 300:
                         return Outcome(Kind.UNKNOWN, f"{status}, answer cut off", status)
                     raw = b""
-                if raw is None:
+                except Unread as exc:
                     if 200 <= status < 300:
+                        bound = " (max_answer_bytes)" if exc.too_large else ""
                         return Outcome(
-                            Kind.UNKNOWN,
-                            f"{status}, answer over {self._max_bytes} bytes "
-                            "(max_answer_bytes), not read",
-                            status,
+                            Kind.UNKNOWN, f"{status}, answer not read: {exc}{bound}", status
                         )
                     raw = b""  # the status alone says what became of the row
             # Scrubbed as received, and classify scrubs each text it takes from the answer

@@ -7,7 +7,8 @@
         cli(["run", ...])               # endpoint = upstream.url
     assert upstream.received == [...]  # what it really got: method, path, body
 
-The handler answers every request, whatever its method and path. A handler that streams
+The handler answers every request, whatever its method and path (a test may swap
+`upstream.handler` between requests). A handler that streams
 forever must end when the client goes (a write to a closed connection raises) or when
 `upstream.stopping` is set; the server gives handlers a short grace on exit.
 """
@@ -40,7 +41,7 @@ class Upstream:
     """A server that answers with `handler` and records every request it received."""
 
     def __init__(self, handler: Handler) -> None:
-        self._handler = handler
+        self.handler = handler
         self.received: list[Received] = []
         self.stopping = asyncio.Event()
         self.url = ""
@@ -51,7 +52,7 @@ class Upstream:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.received.append(Received(request.method, request.path, request.query_string, body))
-        return await self._handler(request)
+        return await self.handler(request)
 
     async def _start(self) -> int:
         self.stopping = asyncio.Event()

@@ -128,6 +128,39 @@ def test_a_gzip_bomb_is_counted_decompressed():
     assert outcome.kind is Kind.UNKNOWN and "max_answer_bytes" in outcome.reason
 
 
+def test_an_answer_in_an_encoding_not_decoded_keeps_its_status():
+    # aiohttp's own decoding failed such an answer before its status could be read.
+    def answer(status: int):
+        async def serve(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=status, body=b"\x00junk", headers={"Content-Encoding": "br"})
+
+        return serve
+
+    with Upstream(answer(429)) as upstream:
+        assert _post(upstream.url).kind is Kind.RETRY  # nothing placed: never unknown
+    with Upstream(answer(200)) as upstream:
+        outcome = _post(upstream.url)
+    assert outcome.kind is Kind.UNKNOWN and "unknown encoding" in outcome.reason
+
+
+def test_a_gzip_bomb_as_a_logs_page_fails_the_sync_at_the_page_bound():
+    bomb = gzip.compress(b" " * (16 * 1024 * 1024), compresslevel=9)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
+
+    with Upstream(answer) as upstream:
+        today = datetime.now(UTC).date()
+        query = LogsQuery(upstream.url, 244, 33, Secret(KEY), today, today, UTC)
+
+        async def logs() -> None:
+            async for _ in read_logs(query, replace(DEFAULTS, logs_max_page_bytes=1024 * 1024)):
+                pass
+
+        with pytest.raises(LogsError, match=r"over 1048576 bytes \(logs_max_page_bytes\)"):
+            asyncio.run(logs())
+
+
 def test_a_run_against_an_endless_answer_ends_with_the_row_unknown(project: Project):
     async def answer(request: web.Request) -> web.StreamResponse:
         return await stream_forever(request, upstream, b"[" * 65536, 0.01)
