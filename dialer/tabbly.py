@@ -144,17 +144,20 @@ class _Fragments:
         return "_Fragments(...)"
 
     def scrub(self, text: str) -> str:
-        spans = sorted(self._spans(text))
-        if not spans:
+        """`text` with each stretch covered by runs of the key (touching runs are one) as
+        `***`."""
+        merged: list[list[int]] = []
+        for start, end in sorted(self._spans(text)):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        if not merged:
             return text
         parts: list[str] = []
         done = 0
-        for start, end in spans:
-            if end <= done:
-                continue
-            if start >= done:
-                parts.append(text[done:start])
-                parts.append("***")
+        for start, end in merged:
+            parts += (text[done:start], "***")
             done = end
         parts.append(text[done:])
         return "".join(parts)
