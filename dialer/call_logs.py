@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from dialer.campaign import shown_url
 from dialer.outcomes import LogRow, parse_row
 from dialer.retry_policy import RetryPolicy
 from dialer.settings import DEFAULTS, Settings
@@ -68,7 +69,7 @@ class LogsQuery:
     zone: tzinfo
 
     def __repr__(self) -> str:
-        where = _URL_QUERY.sub(r"\1?...", self.url)
+        where = shown_url(self.url)
         return (
             f"LogsQuery({where!r}, organization_id={self.organization_id}, "
             f"agent_id={self.agent_id}, {self.date_from}..{self.date_to}, zone={self.zone})"

@@ -345,9 +345,13 @@ def test_an_endpoint_error_shows_no_userinfo_or_query(project: Project, cli, url
     assert "endpoint" in result.err and "SECRETPASS" not in result.err
 
 
-def test_the_client_repr_shows_no_userinfo_or_query():
-    client = TabblyClient("http://u:SECRETPASS@127.0.0.1/t?api_key=SECRETPASS", Secret(KEY), 1, 1)
-    assert "SECRETPASS" not in repr(client) and "127.0.0.1/t" in repr(client)
+def test_the_client_and_logs_query_reprs_show_no_userinfo_or_query():
+    url = "http://u:SECRETPASS@127.0.0.1/t?api_key=SECRETPASS"
+    client = TabblyClient(url, Secret(KEY), 1, 1)
+    assert "SECRETPASS" not in repr(client) and "127.0.0.1/t?..." in repr(client)
+    today = datetime.now(UTC).date()
+    query = LogsQuery(url, 244, 33, Secret(KEY), today, today, UTC)
+    assert "SECRETPASS" not in repr(query) and "127.0.0.1/t?..." in repr(query)
 
 
 @pytest.mark.parametrize("command", ["run", "sync"])
