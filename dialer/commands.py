@@ -559,7 +559,11 @@ async def _send_all(
     from dialer.tabbly import BodyBuilder, TabblyClient
 
     client = TabblyClient(
-        endpoint, api_key, campaign.dispatch.concurrency, campaign.dispatch.timeout_seconds
+        endpoint,
+        api_key,
+        campaign.dispatch.concurrency,
+        campaign.dispatch.timeout_seconds,
+        settings,
     )
     async with client:
         dispatcher = Dispatcher(

@@ -199,6 +199,25 @@ def test_an_answer_trickling_one_byte_at_a_time_ends_at_the_deadline():
     assert late.kind is Kind.RETRY and late.http_status == 429  # a 429 is never unknown
 
 
+def test_a_logs_page_trickling_one_byte_at_a_time_fails_the_sync_at_its_deadline():
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return await stream_forever(request, upstream, b" ", 0.02)
+
+    quick = replace(
+        DEFAULTS, logs_timeout_seconds=0.3, sync_deadline_seconds=1.0, backoff_first=0.01
+    )
+    with Upstream(answer) as upstream:
+        today = datetime.now(UTC).date()
+        query = LogsQuery(upstream.url, 244, 33, Secret(KEY), today, today, UTC)
+
+        async def logs() -> None:
+            async for _ in read_logs(query, quick):
+                pass
+
+        with pytest.raises(LogsError, match=r"no answer within 0\.3 s|not read within 1 s"):
+            asyncio.run(asyncio.wait_for(logs(), _GUARD))
+
+
 def test_a_run_against_trickling_answers_ends_with_its_rows_unknown(project: Project):
     async def answer(request: web.Request) -> web.StreamResponse:
         return await stream_forever(request, upstream, b"{", 0.02)
