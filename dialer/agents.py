@@ -28,7 +28,15 @@ import aiohttp
 
 from dialer.campaign import ENDPOINT_ENV, beside_trigger, endpoint_problem
 from dialer.statuses import DialerError
-from dialer.tabbly import Scrubber, Secret, upstream_json
+from dialer.tabbly import (
+    ACCEPT_ENCODING,
+    Scrubber,
+    Secret,
+    Unread,
+    key_problem,
+    read_bounded,
+    upstream_json,
+)
 
 AGENTS_ENV = "TABBLY_AGENTS_URL"
 DEFAULT_AGENTS_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/get-agents"
@@ -71,6 +79,8 @@ async def fetch_agents(
     url: str, organization_id: int, api_key: Secret, *, timeout: float = 5.0
 ) -> list[Agent]:
     """The organisation's agents, in the order Tabbly lists them; raises `AgentsError`."""
+    if key_problem(api_key.reveal()):
+        raise AgentsError("agents: the API key is too long to be one")
     scrub = Scrubber(api_key)
     where = _where(url)
     problem = endpoint_problem(url)
@@ -79,8 +89,15 @@ async def fetch_agents(
     agents: list[Agent] = []
     seen: set[int] = set()
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    headers = {"Accept": "application/json", "User-Agent": "dialer/0.1"}
-    async with aiohttp.ClientSession(timeout=client_timeout, headers=headers) as session:
+    headers = {
+        "Accept": "application/json",
+        "User-Agent": "dialer/0.1",
+        "Accept-Encoding": ACCEPT_ENCODING,
+    }
+    # read_bounded decodes, within the page's bound.
+    async with aiohttp.ClientSession(
+        timeout=client_timeout, headers=headers, auto_decompress=False
+    ) as session:
         for page in range(MAX_PAGES):
             params = {
                 "organization_id": str(organization_id),
@@ -119,14 +136,12 @@ async def _page(
     failure: str | None = None
     status, body = 0, b""
     try:
-        async with session.get(url, params=params) as response:
+        # Never a redirect: it would carry the key in the query string to its Location.
+        async with session.get(url, params=params, allow_redirects=False) as response:
             status = response.status
-            if (response.content_length or 0) > MAX_PAGE_BYTES:
-                failure = "the answer is too large"
-            else:
-                body = await response.content.read(MAX_PAGE_BYTES + 1)
-                if len(body) > MAX_PAGE_BYTES:
-                    failure = "the answer is too large"
+            body = await read_bounded(response, MAX_PAGE_BYTES)
+    except Unread as exc:
+        failure = "the answer is too large" if exc.too_large else f"the answer is {exc}"
     except TimeoutError:
         failure = "no answer in time"
     except (aiohttp.ClientError, OSError, ValueError) as exc:
@@ -134,6 +149,8 @@ async def _page(
     if failure is not None:  # raised outside the handler: no chained exception with the URL
         raise AgentsError(f"agents: {failure} from {where}")
     payload = upstream_json(body)
+    if 300 <= status < 400:
+        raise AgentsError(f"agents: a redirect, not followed (HTTP {status}) from {where}")
     if not 200 <= status < 300 or not isinstance(payload, dict):
         detail = _detail(payload, scrub) or ("not JSON" if 200 <= status < 300 else "refused")
         raise AgentsError(f"agents: {detail} (HTTP {status}) from {where}")

@@ -36,14 +36,22 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from dialer.campaign import shown_url
 from dialer.outcomes import INT_DIGITS, LogRow, ascii_int, parse_row
 from dialer.retry_policy import RetryPolicy
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import RETRYABLE_LOGS_HTTP, LogsError
-from dialer.tabbly import Scrubber, Secret, parse_retry_after, upstream_json
+from dialer.tabbly import (
+    ACCEPT_ENCODING,
+    Scrubber,
+    Secret,
+    Unread,
+    parse_retry_after,
+    read_bounded,
+    upstream_json,
+)
 
 _DETAIL_CHARS = 200
-_CHUNK = 64 * 1024
 # A URL's query string in an upstream's text: dropped from messages, whatever it holds.
 _URL_QUERY = re.compile(r"(https?://[^\s?#]*)[?#]\S*", re.IGNORECASE)
 
@@ -63,7 +71,7 @@ class LogsQuery:
     zone: tzinfo
 
     def __repr__(self) -> str:
-        where = _URL_QUERY.sub(r"\1?...", self.url)
+        where = shown_url(self.url)
         return (
             f"LogsQuery({where!r}, organization_id={self.organization_id}, "
             f"agent_id={self.agent_id}, {self.date_from}..{self.date_to}, zone={self.zone})"
@@ -79,8 +87,15 @@ async def read_logs(query: LogsQuery, settings: Settings = DEFAULTS) -> AsyncIte
     offset = 0
     pages = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.logs_timeout_seconds)
-    headers = {"Accept": "application/json", "User-Agent": "dialer/0.1"}
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+    headers = {
+        "Accept": "application/json",
+        "User-Agent": "dialer/0.1",
+        "Accept-Encoding": ACCEPT_ENCODING,
+    }
+    # read_bounded decodes, within the page's bound.
+    async with aiohttp.ClientSession(
+        timeout=timeout, headers=headers, auto_decompress=False
+    ) as session:
         while True:
             if pages >= settings.logs_max_pages:
                 raise reader.error(
@@ -185,14 +200,21 @@ class _Reader:
         # their text, and a chained __context__, would carry the URL with the key.
         failure: str | None = None
         fatal: str | None = None
-        status, retry_after, body = 0, None, None
+        unread: Unread | None = None
+        status, retry_after, body = 0, None, b""
         try:
+            # Never a redirect: it would carry the key in the query string to its Location.
             async with session.get(
-                self._query.url, params=self._params(offset, limit), timeout=timeout
+                self._query.url,
+                params=self._params(offset, limit),
+                timeout=timeout,
+                allow_redirects=False,
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-                body = await _read_bounded(response, settings.logs_max_page_bytes)
+                body = await read_bounded(response, settings.logs_max_page_bytes)
+        except Unread as exc:
+            unread = exc
         except TimeoutError:
             failure = f"no answer within {timeout.total:g} s"
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
@@ -205,14 +227,14 @@ class _Reader:
             if loop.time() >= self._deadline:
                 raise self._deadline_error(f"; last: {failure}")
             return _Retry(failure)
-        if body is None:
-            raise self.error(
-                f"a page from {self.where} is over {settings.logs_max_page_bytes} bytes "
-                "(logs_max_page_bytes)"
-            )
+        if 300 <= status < 400:
+            raise self.error(f"a redirect from {self.where}, not followed (HTTP {status})")
         if status in RETRYABLE_LOGS_HTTP:
             cap = settings.max_retry_after
             return _Retry(f"HTTP {status}", parse_retry_after(retry_after, cap))
+        if unread is not None:
+            bound = " (logs_max_page_bytes)" if unread.too_large else ""
+            raise self.error(f"a page from {self.where} is {unread}{bound}")
         payload = self._decode(body)
         if not 200 <= status < 300:
             raise self.error(f"{self._detail(payload, body) or 'refused'} (HTTP {status})")
@@ -268,18 +290,6 @@ class _Reader:
             raw = body.decode("utf-8", "replace").strip()
             text = "HTML error page" if raw.startswith("<") else raw
         return " ".join(self._scrub(text).split())[:_DETAIL_CHARS]
-
-
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` bytes (decompressed: a zip bomb stops too)."""
-    if response.content_length is not None and response.content_length > limit:
-        return None
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 class _TooDense(Exception):

@@ -658,6 +658,19 @@ def beside_trigger(trigger: str | None, name: str) -> str | None:
     return parts._replace(path=f"{head}/{name}", query="", fragment="").geturl()
 
 
+def shown_url(url: str) -> str:
+    """A URL as a message may show it: without user:password@ and without its query string
+    or fragment, where a key may be (`?...` says one was there)."""
+    marks = [i for i in (url.find("?"), url.find("#")) if i != -1]
+    head, cut = (url[: min(marks)], True) if marks else (url, False)
+    at = head.rfind("@")
+    if at != -1:
+        slashes = head.find("//")
+        start = slashes + 2 if -1 < slashes < at else 0
+        head = head[:start] + head[at + 1 :]
+    return f"{head}?..." if cut else head
+
+
 def endpoint_problem(url: str) -> str | None:
     """What is wrong with an endpoint URL (scheme, host, port), or None; checked before
     anything is sent, so a typo is one clear line rather than every row `failed`."""
@@ -667,17 +680,19 @@ def endpoint_problem(url: str) -> str | None:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
-        return f"is not a valid URL ({exc}): {url!r}"
+        # Other texts of urlsplit's (NFKC) quote the netloc, user:password@ included.
+        said = str(exc) if str(exc).startswith(("Invalid IPv6", "Port ")) else "bad host"
+        return f"is not a valid URL ({said}): {shown_url(url)!r}"
     if parts.scheme not in ("http", "https"):
-        return f"is not an http(s) URL: {url!r}"
+        return f"is not an http(s) URL: {shown_url(url)!r}"
     host = parts.hostname or ""
     if "[" in parts.netloc:
         try:
             ipaddress.IPv6Address(host.split("%")[0])
         except ValueError:
-            return f"has an invalid IPv6 address: {url!r}"
+            return f"has an invalid IPv6 address: {shown_url(url)!r}"
     elif not _HOST.fullmatch(host):
-        return f"has no valid host name: {url!r}"
+        return f"has no valid host name: {shown_url(url)!r}"
     if port == 0:
-        return f"has port 0, which nothing listens on: {url!r}"
+        return f"has port 0, which nothing listens on: {shown_url(url)!r}"
     return None

@@ -287,8 +287,11 @@ def api_key_from(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
             f"environment variable {campaign.api_key_env} is not set: "
             "it must hold the Tabbly API key"
         )
-    from dialer.tabbly import Secret
+    from dialer.tabbly import Secret, key_problem
 
+    problem = key_problem(value)
+    if problem:
+        raise UsageError(f"environment variable {campaign.api_key_env} {problem}")
     return Secret(value)
 
 
@@ -561,7 +564,11 @@ async def _send_all(
     from dialer.tabbly import BodyBuilder, TabblyClient
 
     client = TabblyClient(
-        endpoint, api_key, campaign.dispatch.concurrency, campaign.dispatch.timeout_seconds
+        endpoint,
+        api_key,
+        campaign.dispatch.concurrency,
+        campaign.dispatch.timeout_seconds,
+        settings,
     )
     async with client:
         dispatcher = Dispatcher(

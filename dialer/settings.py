@@ -26,6 +26,16 @@ class Settings:
     # A Retry-After longer than this is capped: a nightly run must not sleep for hours.
     max_retry_after: float = 300.0
 
+    # The trigger-call upstream (SPEC 6.1, 7). An answer's bytes read at most, decompressed
+    # (Tabbly's is a few hundred): past it a 2xx is `unknown`, as a cut-off answer is.
+    max_answer_bytes: int = 1024 * 1024
+    # One request's whole life, connecting included, in the campaign's `timeout_seconds`:
+    # connecting may take one, the answer gets the rest however slowly its bytes come.
+    request_deadline_timeouts: float = 2.0
+    # A longer API key is refused at start: no Tabbly key is near it, and the scrubber that
+    # keeps the key's fragments out of every text stays cheap.
+    max_api_key_chars: int = 512
+
     # Pacing (SPEC 6.1): slack added to the 1-second window, absorbing scheduling jitter
     # between this process and the upstream's clock (costs 1% of the rate).
     window_margin: float = 0.01

@@ -1,11 +1,19 @@
 """Property-based fuzzing of what a user hands dialer (sheets, campaign files, templates) and
-of what an upstream answers (call-log pages: `dialer sync` must end 0 or 2, see the end).
+of what an upstream answers: trigger-call answers (see `test_fuzz_trigger_call_answers`)
+and call-log pages (`dialer sync` must end 0 or 2, see the end).
 
 For every generated project, `dialer validate`:
   * ends with exit 0, 1 or 2, within a time bound and a memory bound;
   * on exit 2 prints exactly one line on stderr; never a traceback or an "internal error";
   * never shows a whole phone number from the sheet or the templates on the console;
   * writes nothing outside reports/ and state/.
+
+For every generated trigger-call answer (status, headers, body, encoding, timing, served by a
+small aiohttp app on 127.0.0.1), `dialer run`:
+  * ends with an exit code of SPEC 5 other than 70, within the time and memory bounds;
+  * prints no traceback, follows no redirect, and shows the key (or 8 of its characters in a
+    row) in no report, ledger or console line;
+  * never leaves `unknown` a row whose answer's status says no call was placed.
 
 Each case runs in a child forked from one long-lived runner process (dialer imported once,
 ~50 ms a case) with RLIMIT_AS and a timeout, so a hang or a memory bomb fails the test
@@ -49,6 +57,7 @@ FUZZ = settings(
 _RUNNER = r"""
 import json, os, resource, select, signal, sys
 import dialer.cli, dialer.commands, dialer.pipeline, dialer.contacts, dialer.sheet, dialer.report
+import dialer.dispatch, dialer.tabbly
 limit, timeout = int(sys.argv[1]), float(sys.argv[2])
 for line in sys.stdin:
     case = json.loads(line)
@@ -68,6 +77,7 @@ for line in sys.stdin:
         try:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             os.chdir(case["cwd"])
+            os.environ.update(case.get("env") or {})
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             for fd, path in ((1, case["out"]), (2, case["err"])):
@@ -127,11 +137,17 @@ class Runner:
                 shutil.rmtree(root, ignore_errors=True)
 
     def run(
-        self, cwd: Path, argv: list[str], *, warm: bool = False
+        self,
+        cwd: Path,
+        argv: list[str],
+        *,
+        warm: bool = False,
+        env: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], str, str]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         out, err = cwd / ".fuzz-out", cwd / ".fuzz-err"
         case = {"cwd": str(cwd), "argv": argv, "out": str(out), "err": str(err), "warm": warm}
+        case["env"] = env or {}
         self.proc.stdin.write(json.dumps(case) + "\n")
         self.proc.stdin.flush()
         answer = json.loads(self.proc.stdout.readline())
@@ -815,3 +831,221 @@ def test_fuzz_call_log_pages(synced_project: _Synced, answer: tuple[int, bytes])
         assert err.count("\n") == 1 and err.startswith("dialer: error: call logs: "), err
     else:
         assert re.search(r"^total cost: \d+\.\d\d$", out, re.MULTILINE), out
+
+
+# -- a hostile trigger-call upstream ------------------------------------------------------------
+
+_KEY = "sk-fuzz-Q7f9ZpX2kLm4wR8tYb3N"
+_SINK = "<sink>"  # where a redirect points: a second server, which must receive nothing
+# Answers whose status says no call was placed (a redirect is a refusal): never `unknown`.
+_NO_CALL = frozenset(range(300, 500)) | {500, 502, 503}
+_STATUSES = [200, 201, 204, 299, 301, 302, 303, 307, 308, 399, 400, 401, 402, 403, 404, 408]
+_STATUSES += [418, 429, 499, 500, 502, 503, 504, 599]
+_texts = st.sampled_from(
+    [
+        _KEY,
+        f"invalid api_key {_KEY[:14]}..",
+        f"key ..{_KEY[6:20]}",
+        "\x01\x1b[31mred\x1b[0m\x7f",
+        '=HYPERLINK("http://evil.example/","x")',
+        "a" * 5000,
+        "²\u202e\u200b",
+        "\ud800",
+        "",
+        "\n",
+    ]
+)
+_values = st.one_of(_texts, st.sampled_from([1, None, [], {"a": 1}, True, 1e308]))
+_escaped = st.sampled_from(
+    [
+        "".join(f"\\u{ord(c):04x}" for c in _KEY),
+        "".join(f"%{b:02X}" for b in _KEY.encode()),
+        "".join(f"&#{ord(c)};" for c in _KEY),
+    ]
+)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()  # ASCII: a lone surrogate travels as its \u escape
+
+
+_bodies = st.one_of(
+    st.just(b""),
+    st.builds(
+        lambda r, p: _json({"success": True, "room_name": r, "participant_identity": p}),
+        _values,
+        _values,
+    ),
+    st.builds(lambda t: _json({"success": False, "error": t}), _values),
+    st.builds(lambda k, t: _json({k: t}), st.sampled_from(["error", "message", "detail"]), _values),
+    _escaped.map(lambda e: b'{"error": "' + e.encode() + b'", "room_name": "' + e.encode() + b'"}'),
+    _texts.map(lambda t: f"<!DOCTYPE html><html><body>{t}</body></html>".encode(errors="replace")),
+    st.binary(max_size=300),
+    st.sampled_from([b"[" * 50_000, b'{"a":' * 50_000, b"x" * (1024 * 1024 + 1), b"NaN"]),
+    st.sampled_from([b"[1, 2]", b'"success"', b"1e999", b'\xff\xfe{"success": true}']),
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One hostile answer: what every trigger request of a run gets."""
+
+    status: int
+    body: bytes
+    encoding: str  # identity, gzip, deflate, or a header that lies about the body
+    timing: str  # now, chunks, trickle, cut (closed mid-body), endless
+    retry_after: str | None
+    location: str | None
+
+
+def _encoded(answer: Answer) -> tuple[bytes, dict[str, str]]:
+    import gzip
+    import zlib
+
+    body, encoding = answer.body, answer.encoding
+    if encoding == "gzip":
+        return gzip.compress(body), {"Content-Encoding": "gzip"}
+    if encoding == "deflate":
+        return zlib.compress(body), {"Content-Encoding": "deflate"}
+    if encoding.startswith("lie:"):
+        return body, {"Content-Encoding": encoding[4:]}
+    return body, {}
+
+
+async def _serve(answer: Answer, request: Any, sink: str, stopping: Any) -> Any:
+    import asyncio
+
+    from aiohttp import web
+
+    data, headers = _encoded(answer)
+    headers["Content-Type"] = "application/json"
+    if answer.retry_after is not None:
+        headers["Retry-After"] = answer.retry_after
+    if answer.location is not None:
+        headers["Location"] = answer.location.replace(_SINK, sink)
+    if answer.timing == "now":
+        return web.Response(status=answer.status, body=data, headers=headers)
+    response = web.StreamResponse(status=answer.status, headers=headers)
+    if answer.timing == "cut":
+        response.content_length = len(data) + 100
+    await response.prepare(request)
+    try:
+        if answer.timing == "chunks":
+            for at in range(0, len(data), max(1, len(data) // 3)):
+                await response.write(data[at : at + max(1, len(data) // 3)])
+                await asyncio.sleep(0)
+        elif answer.timing == "trickle":
+            for at in range(len(data)):
+                await response.write(data[at : at + 1])
+                await asyncio.sleep(0.03)
+        elif answer.timing == "cut":
+            await response.write(data)
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        elif answer.timing == "endless":
+            while not stopping.is_set():
+                await response.write(data or b"x" * 4096)
+                await asyncio.sleep(0.002)
+        await response.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass  # the client went
+    return response
+
+
+answers = st.builds(
+    Answer,
+    status=st.sampled_from(_STATUSES),
+    body=_bodies,
+    encoding=st.sampled_from(["identity", "gzip", "deflate", "lie:gzip", "lie:br", "lie:x-y"]),
+    timing=st.sampled_from(["now", "now", "chunks", "trickle", "cut", "endless"]),
+    retry_after=st.sampled_from(
+        [
+            None,
+            "0",
+            "1",
+            "-1",
+            "0.2",
+            "nan",
+            "-inf",
+            "soon",
+            "",
+            "Wed, 21 Oct 2015 07:28:00 -0000",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Thu, 01 Jan 1970 00:00:00 +9999",
+            "Wed, 21 Oct 99999999999 07:28:00 GMT",
+        ]
+    ),
+    location=st.sampled_from([None, _SINK, "/elsewhere", "http://[::1", "ftp://x/"]),
+)
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[tuple[Any, Any]]:
+    from aiohttp import web
+
+    from tests.hostile import Upstream
+
+    async def placed(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"success": True, "room_name": "room-of-the-sink"})
+
+    with Upstream(placed) as sink, Upstream(placed) as upstream:
+        yield upstream, sink
+
+
+def _key_runs(text: str) -> list[str]:
+    from dialer.tabbly import KEY_FRAGMENT_CHARS
+
+    size = KEY_FRAGMENT_CHARS
+    return [_KEY[i : i + size] for i in range(len(_KEY) - size + 1) if _KEY[i : i + size] in text]
+
+
+@settings(FUZZ, max_examples=20)
+@given(answer=answers)
+def test_fuzz_trigger_call_answers(runner: Runner, upstreams: tuple[Any, Any], answer: Answer):
+    upstream, sink = upstreams
+    upstream.handler = lambda request: _serve(answer, request, sink.url, upstream.stopping)
+    upstream.received.clear()
+    sink.received.clear()
+    sheet = "customer_id,first_name,phone,order_id\nC1,Asha,+917359000001,O1\n"
+    sheet += "C2,Ravi,+917359000002,O2\n"
+    case = Case(sheet_bytes=sheet.encode())
+    case.campaign["endpoint"] = upstream.url
+    case.campaign["dispatch"] = {
+        "timeout_seconds": 0.3,
+        "max_attempts": 2,
+        "concurrency": 2,
+        "rate_per_second": 100,
+    }
+    root = _write_project(case)
+    try:
+        result, out, err = runner.run(
+            root,
+            ["run", str(root / "campaigns" / "fuzz.toml"), "--yes"],
+            env={"TABBLY_API_KEY": _KEY},
+        )
+
+        assert "timeout" not in result, f"still running after {_CASE_TIMEOUT} s"
+        assert "died" not in result, f"killed (status {result.get('died')}): memory bound?"
+        assert "crash" not in result, result.get("crash")
+        code = result["code"]
+        assert code in (0, 1, 3, 4), (code, err)
+        console = out + err
+        assert "Traceback" not in console and "internal error" not in console, err
+        assert sink.received == [], "a redirect was followed"
+        assert 1 <= len(upstream.received) <= 4
+        shown = {"console": console}
+        for path in root.rglob("*"):
+            if path.is_file() and path.parts[-2] not in ("data", "campaigns"):
+                shown[str(path)] = path.read_bytes().decode("utf-8", "replace")
+        for where, text in shown.items():
+            assert not _key_runs(text), f"the key ({_key_runs(text)}) is in {where}"
+        [report] = [p for p in (root / "reports").rglob("*.csv")]
+        with open(report, encoding="utf-8", newline="") as f:
+            statuses = [row["status"] for row in csv.DictReader(f)]
+        if answer.status in _NO_CALL:
+            assert "unknown" not in statuses, (answer, statuses)
+        if "triggered" in statuses:
+            assert 200 <= answer.status < 300, (answer, statuses)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

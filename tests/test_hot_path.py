@@ -102,10 +102,34 @@ _KEYS = ["sk-live/ABC+d é&1", "fake-key-0000", "k y", "a%b"]
 
 
 def _pattern_scrub(key: str, text: str) -> str:
-    """The full pattern over the whole text: what the scrubber must always give."""
+    """The full pattern over the whole text, then every run of 8 or more of the key's
+    characters, found the obvious way: what the scrubber must always give."""
     from dialer.tabbly import _char_forms
 
-    return re.compile("".join(map(_char_forms, key))).sub("***", text)
+    return _runs_scrub(key, re.compile("".join(map(_char_forms, key))).sub("***", text))
+
+
+def _runs_scrub(key: str, text: str) -> str:
+    from dialer.tabbly import KEY_FRAGMENT_CHARS
+
+    covered = [False] * len(text)
+    for i in range(len(text)):
+        for j in (j for j, c in enumerate(key) if c == text[i]):
+            size = 0
+            while i + size < len(text) and j + size < len(key) and text[i + size] == key[j + size]:
+                size += 1
+            if size >= KEY_FRAGMENT_CHARS:
+                covered[i : i + size] = [True] * size
+    out, i = [], 0
+    while i < len(text):
+        if covered[i]:
+            while i < len(text) and covered[i]:
+                i += 1
+            out.append("***")
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def _forms(char: str) -> list[str]:
@@ -133,6 +157,25 @@ def test_scrubber_shortcut_equals_the_full_pattern(case: tuple[str, str]) -> Non
     every_form = [form + key[1:] for form in _forms(key[0])]
     for candidate in (text, text + key, *(f"{text}{form}{text}" for form in every_form)):
         assert Scrubber(Secret(key))(candidate) == _pattern_scrub(key, candidate)
+
+
+@st.composite
+def _key_runs(draw: st.DrawFn) -> tuple[str, str]:
+    """A key (periodic ones too), and text made of stretches of it and noise."""
+    key = draw(st.sampled_from([*_KEYS, "sk-live-ZZTOPSECRET1234abcd", "a" * 12, "ab" * 9]))
+    ends = st.tuples(st.integers(0, len(key)), st.integers(0, len(key)))
+    stretch = ends.map(lambda e: key[min(e) : max(e)])
+    pieces = st.one_of(stretch, st.sampled_from(["x", " ", "a", "b", "-", "ab"]))
+    return key, "".join(draw(st.lists(pieces, max_size=12)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(case=_key_runs())
+def test_scrubber_removes_runs_of_the_key_as_the_obvious_search_does(
+    case: tuple[str, str],
+) -> None:
+    key, text = case
+    assert Scrubber(Secret(key))(text) == _pattern_scrub(key, text)
 
 
 def test_scrubber_shortcut_removes_the_plain_key_and_leaves_other_text() -> None:

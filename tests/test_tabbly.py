@@ -139,7 +139,8 @@ def test_scrubber_removes_the_key_in_every_encoding(form: str):
 def test_scrubber_leaves_other_text_and_an_empty_key_alone():
     from dialer.tabbly import Scrubber
 
-    assert Scrubber(Secret(_KEY))("sk-live/ABC+def&1 %41") == "sk-live/ABC+def&1 %41"
+    # Runs of fewer than 8 of the key's characters are not the key.
+    assert Scrubber(Secret(_KEY))("sk-live ABC+def 0 %41") == "sk-live ABC+def 0 %41"
     assert Scrubber(Secret(""))("anything") == "anything"
     assert "sk-live" not in repr(Scrubber(Secret(_KEY)))
 

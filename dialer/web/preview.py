@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dialer.campaign import Campaign, parse_campaign
+from dialer.commands import api_key_from
 from dialer.contacts import Contact
 from dialer.countries import country_name, country_of
 from dialer.masking import mask_phone, mask_text
@@ -37,7 +38,7 @@ from dialer.pipeline import open_contacts
 from dialer.rebuild import open_for_run
 from dialer.sheet import iter_rows
 from dialer.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
-from dialer.tabbly import BodyBuilder, Outcome, Secret, TabblyClient
+from dialer.tabbly import BodyBuilder, Outcome, TabblyClient
 from dialer.web import texts
 from dialer.web.columns import _excel_row
 from dialer.web.jobs import communicate_within, limited_python
@@ -202,7 +203,7 @@ async def place_test_call(
     key = environ.get(campaign.api_key_env, "")
     if not key:
         raise UsageError(texts.NO_API_KEY.format(env=campaign.api_key_env))
-    secret = Secret(key)
+    secret = api_key_from(campaign, environ)  # refuses an absurdly long key
     endpoint = campaign.checked_endpoint(environ)
     ledger = await asyncio.to_thread(open_for_run, campaign)
     try:
