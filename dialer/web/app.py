@@ -20,7 +20,7 @@ from dialer.web import columns, editor, results, schedules
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
 from dialer.web.campaigns import CampaignShelf, LastUsed, Loader
 from dialer.web.handlers import Pages
-from dialer.web.headers import security_headers
+from dialer.web.headers import guard_parser_errors, security_headers
 from dialer.web.jobs import Jobs
 from dialer.web.settings import DEFAULTS, Settings
 from dialer.web.uploads import Uploads
@@ -74,6 +74,7 @@ class Server:
             client_max_size=self.settings.small_body,
         )
         app.on_response_prepare.append(security_headers)
+        guard_parser_errors(app)
         add_get, add_post = app.router.add_get, app.router.add_post
         add_get("/login", pages.login_page)
         add_post("/login", pages.login)
