@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from dialer import web
 from dialer.web.headers import SECURITY_HEADERS
-from tests.test_web_hardening import BOUND, _run
+from dialer.web.jobs import WebRun
+from tests.test_web_hardening import BOUND, _login, _run
 
 
 async def _raw_answer(port: int, request: bytes) -> tuple[int, dict[str, str]]:
@@ -54,3 +60,47 @@ def test_aiohttps_own_400s_carry_the_security_headers(tmp_path, request_bytes):
             assert headers.get(name.lower()) == value, (name, status, headers)
 
     _run(tmp_path, body)
+
+
+# ---- 15 (a): the event stream after logout ----
+
+
+@contextlib.asynccontextmanager
+async def _endless_run(server: web.Server, folder: Path) -> AsyncIterator[WebRun]:
+    """A run that never ends by itself, known to the page as "r1"."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; sys.stdin.read()", stdin=asyncio.subprocess.PIPE
+    )
+    run = WebRun(
+        id="r1",
+        campaign="example",
+        report=folder / "r.csv",
+        proc=proc,
+        started="2026-01-01 00:00:00",
+        upload=folder / "u.csv",
+        messages=deque(),
+        total=5,
+    )
+    server.jobs.runs[run.id] = run
+    try:
+        yield run
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+def test_the_event_stream_ends_once_its_session_is_logged_out(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        async with _endless_run(server, tmp_path):
+            csrf = await _login(client)
+            stream = await client.get("/runs/r1/events")
+            assert b"event: progress" in await stream.content.readline()
+            out = await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+            assert out.status == 303
+            # The stream ends (end of body) instead of sending the run's view every second.
+            await asyncio.wait_for(stream.content.read(), BOUND)
+            assert stream.content.at_eof()
+            again = await client.get("/runs/r1/events", allow_redirects=False)
+            assert again.status == 303  # and a new one is refused like any page
+
+    _run(tmp_path, body, settings=replace(web.DEFAULTS, events_every=0.05))

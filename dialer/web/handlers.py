@@ -334,12 +334,16 @@ class Pages:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """The run page's live view; a browser closing the page ends it quietly (aiohttp's
-        ClientConnectionResetError is a ConnectionResetError): nothing to log."""
+        ClientConnectionResetError is a ConnectionResetError): nothing to log. The session is
+        looked at before every event (at least every `events_every`): once it is gone (logged
+        out, expired) the stream ends, as any other page would be refused."""
         run = self._run(request)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         try:
             while True:
+                if self.server.auth.session(request) is None:
+                    return response
                 run.changed.clear()
                 view = run.view()
                 await response.write(f"event: progress\ndata: {json.dumps(view)}\n\n".encode())
