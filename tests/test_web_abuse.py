@@ -16,9 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from dialer import web
+from dialer.fake_tabbly import FakeTabblyThread
 from dialer.web.headers import SECURITY_HEADERS
 from dialer.web.jobs import WebRun
-from tests.test_web_hardening import BOUND, _login, _run
+from tests.test_web_hardening import BOUND, _fake_env, _login, _run
 
 
 async def _raw_answer(port: int, request: bytes) -> tuple[int, dict[str, str]]:
@@ -104,3 +105,29 @@ def test_the_event_stream_ends_once_its_session_is_logged_out(tmp_path):
             assert again.status == 303  # and a new one is refused like any page
 
     _run(tmp_path, body, settings=replace(web.DEFAULTS, events_every=0.05))
+
+
+# ---- 15 (c): /agents asked for many organisations ----
+
+
+def test_agents_of_many_organisations_are_throttled_per_session_and_cached(tmp_path):
+    capacity = int(web.DEFAULTS.agents_per_session[0])
+    with FakeTabblyThread() as fake:
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            await _login(client)
+            answers = [
+                await client.get("/agents", params={"organization_id": str(244 + i)})
+                for i in range(200)
+            ]
+            refused = [a for a in answers if a.status == 429]
+            assert len(refused) == 200 - capacity
+            assert all(int(a.headers["Retry-After"]) >= 1 for a in refused)
+            assert "type the agent's number" in (await refused[0].json())["problem"]
+            assert fake.agents.requests == capacity
+            # Answers already had come from the cache, throttled or not.
+            again = await client.get("/agents", params={"organization_id": "244"})
+            assert again.status == 200 and [a["id"] for a in (await again.json())["agents"]]
+            assert fake.agents.requests == capacity
+
+        _run(tmp_path, body, _fake_env(fake))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import re
 import time
@@ -51,7 +52,7 @@ from dialer.sheet import normalise_header
 from dialer.statuses import DialerError, Kind, UsageError
 from dialer.tabbly import Secret
 from dialer.web import columns, texts
-from dialer.web.auth import check_csrf, session_of
+from dialer.web.auth import LoginThrottle, check_csrf, session_of
 from dialer.web.campaign_fields import (
     REDIAL_OUTCOMES,
     FieldError,
@@ -114,6 +115,13 @@ class Editor:
         self._previews = asyncio.Semaphore(server.settings.previews_at_once)
         # (agents URL, key variable, organisation) -> (when, agents or why not); oldest first.
         self._agents: dict[tuple[str, str, int], tuple[float, list[Agent] | str]] = {}
+        # Each ask of get-agents the cache cannot answer spends one of its session's tokens:
+        # a page asking for 200 organisations must not make 200 upstream calls.
+        self._agent_asks = LoginThrottle(
+            server.settings.agents_per_session,
+            server.settings.agents_overall,
+            server.settings.login_clients_kept,
+        )
 
     # ---- pages ----
 
@@ -317,14 +325,24 @@ class Editor:
 
     async def agents_json(self, request: web.Request) -> web.Response:
         original = request.query.get("campaign", "")
-        agents, problem = await self._agent_menu(
-            request.query.get("organization_id", ""), self._base(original)
-        )
+        try:
+            agents, problem = await self._agent_menu(
+                request, request.query.get("organization_id", ""), self._base(original)
+            )
+        except _AgentsThrottled as exc:
+            answer = web.json_response(
+                {"agents": [], "problem": texts.AGENTS_THROTTLED}, status=429
+            )
+            answer.headers["Retry-After"] = str(exc.seconds)
+            return answer
         listed = [{"id": a.id, "label": a.label} for a in agents or []]
         return web.json_response({"agents": listed, "problem": problem})
 
-    async def _agent_menu(self, organization: str, base: CampaignForm) -> tuple[list[Agent], str]:
-        """The organisation's agents, or the one line saying why there is no menu."""
+    async def _agent_menu(
+        self, request: web.Request, organization: str, base: CampaignForm
+    ) -> tuple[list[Agent], str]:
+        """The organisation's agents, or the one line saying why there is no menu;
+        _AgentsThrottled when this session (or everyone) asked upstream too often."""
         org = id_number(organization)
         if org is None:
             return [], ""
@@ -339,6 +357,7 @@ class Editor:
         cached = self._agents.get(entry)
         now = time.monotonic()
         if cached is None or now - cached[0] >= self.settings.agents_cache_seconds:
+            self._spend_agent_ask(request)
             try:
                 found: list[Agent] | str = await fetch_agents(
                     url, org, Secret(key), timeout=self.settings.agents_timeout
@@ -353,6 +372,13 @@ class Editor:
         if isinstance(found, str):
             return [], texts.AGENTS_UNAVAILABLE.format(problem=found)
         return found, ""
+
+    def _spend_agent_ask(self, request: web.Request) -> None:
+        session = session_of(request)
+        asker = session.csrf if session is not None else str(request.remote)
+        if wait := self._agent_asks.retry_after(asker):
+            raise _AgentsThrottled(max(1, math.ceil(wait)))
+        self._agent_asks.failed(asker)  # spent: the login throttle's buckets, counting asks
 
     # ---- the parts ----
 
@@ -525,7 +551,12 @@ class Editor:
         chosen = chosen_sheet.id if chosen_sheet else _default_sheet(sheets, self.server, original)
         if chosen_sheet is not None:  # listed under the id asked for, once
             sheets = [chosen_sheet if c.path == chosen_sheet.path else c for c in sheets]
-        agents, agents_problem = await self._agent_menu(values["organization_id"], base)
+        try:
+            agents, agents_problem = await self._agent_menu(
+                request, values["organization_id"], base
+            )
+        except _AgentsThrottled:
+            agents, agents_problem = [], texts.AGENTS_THROTTLED
         preview: dict[str, Any] = {"rows": [], "error": "", "field": "", "headers": []}
         if chosen and values.get("first_line", "").strip():
             as_posted = {k: [v] for k, v in values.items() if isinstance(v, str)}
@@ -568,6 +599,14 @@ class Editor:
             has_key=bool(self.server.jobs.environ.get(base.api_key_env or DEFAULT_API_KEY_ENV)),
         )
         return web.Response(text=html, content_type="text/html", status=status)
+
+
+class _AgentsThrottled(Exception):
+    """Get-agents asked too often from this session (or from all): `seconds` to wait."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
 
 
 _WEEKDAY_NAMES = [

@@ -64,6 +64,10 @@ class Settings:
     agents_timeout: float = 5.0  # seconds the agent menu waits for Tabbly's get-agents
     agents_cache_seconds: float = 60.0  # an organisation's agents, reused this long
     agents_cache_entries: int = 64  # organisations (and keys) remembered; the oldest dropped
+    # Asks of get-agents not answered from that cache: 10 at once, then 12 a minute per
+    # session; 30 at once, then one a second, for all sessions together.
+    agents_per_session: tuple[float, float] = (10, 0.2)
+    agents_overall: tuple[float, float] = (30, 1.0)
     test_call_max_row: int = 100_000  # how far into a sheet a test call's row may be
     # Results (child `dialer sync`).
     auto_sync_every: float = 60.0  # an open page of a finished run syncs at most this often

@@ -241,6 +241,10 @@ TEST_CALL_WHILE_RUNNING = (
     "Campaign {name} is running or starting: place the test call when it has finished."
 )
 AGENTS_UNAVAILABLE = "The agents could not be listed ({problem}): type the agent's number."
+AGENTS_THROTTLED = (
+    "The agents of that many organisations cannot be listed at once: type the agent's number, "
+    "or wait a few seconds."
+)
 
 
 def labelled(field: str | None, message: str) -> str:
