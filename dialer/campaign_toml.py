@@ -362,12 +362,25 @@ def check_form(folder: Path, form: CampaignForm) -> Campaign:
     return campaign
 
 
-def save_campaign(folder: Path, form: CampaignForm, *, create: bool = False) -> Path:
+class ChangedMeanwhile(CampaignError):
+    """The file to be replaced is no longer the one the form was made from."""
+
+
+def save_campaign(
+    folder: Path, form: CampaignForm, *, create: bool = False, expect_sha256: str | None = None
+) -> Path:
     """Write `campaigns/<name>.toml` atomically, keeping the previous one as `.bak`; a form
-    that does not load is never written. With `create`, an existing file is an error."""
+    that does not load is never written. With `create`, an existing file is an error. With
+    `expect_sha256` (the SHA-256 of the file the form was made from), a file that changed
+    since (saved elsewhere, edited by hand) is not replaced: ChangedMeanwhile, so nobody's
+    edit is undone by a form opened before it."""
+    from dialer.binding import file_sha256
+
     target = campaign_path(folder, form.name)
     temp, _ = _checked_temp(folder, form)
     try:
+        if expect_sha256 is not None and file_sha256(target) != expect_sha256:
+            raise ChangedMeanwhile(f"{target.name} changed since this form was opened")
         if create:
             try:
                 os.link(temp, target)  # atomic "only if absent": two creators cannot clobber

@@ -6,20 +6,83 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import sys
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from dialer import web
+from dialer.campaign import load_campaign
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.web.headers import SECURITY_HEADERS
 from dialer.web.jobs import WebRun
 from tests.test_web_hardening import BOUND, _fake_env, _login, _run
+
+
+class _FormFields(HTMLParser):
+    """What a browser submits from the campaign form: its inputs (checked boxes only), text
+    areas and the chosen option of each menu."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, list[str]] = {}
+        self._in_form = False
+        self._text: str | None = None  # the text area being read
+        self._select: str | None = None
+
+    def _add(self, name: str | None, value: str) -> None:
+        if name:
+            self.fields.setdefault(name, []).append(value)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form" and a.get("id") == "campaign-form":
+            self._in_form = True
+        if not self._in_form:
+            return
+        if tag == "input" and (a.get("type") not in ("checkbox",) or "checked" in a):
+            self._add(a.get("name"), a.get("value") or "")
+        elif tag == "textarea":
+            self._text = a.get("name") or ""
+            self.fields[self._text] = [""]
+        elif tag == "select":
+            self._select = a.get("name")
+        elif tag == "option" and self._select and "selected" in a:
+            self._add(self._select, a.get("value") or "")
+
+    def handle_data(self, data: str) -> None:
+        if self._text:
+            self.fields[self._text][-1] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+        elif tag == "textarea":
+            if self._text:  # a browser drops the one newline right after <textarea>
+                self.fields[self._text][-1] = self.fields[self._text][-1].removeprefix("\n")
+            self._text = None
+        elif tag == "select":
+            self._select = None
+
+
+def _editor_fields(page: str) -> dict[str, list[str]]:
+    parser = _FormFields()
+    parser.feed(page)
+    return {k: v for k, v in parser.fields.items() if k != "csrf"}
+
+
+def _pairs(csrf: str, fields: dict[str, Any]) -> list[tuple[str, str]]:
+    pairs = [("csrf", csrf)]
+    for key, value in fields.items():
+        pairs += [(key, v) for v in (value if isinstance(value, list) else [value])]
+    return pairs
 
 
 async def _raw_answer(port: int, request: bytes) -> tuple[int, dict[str, str]]:
@@ -131,3 +194,43 @@ def test_agents_of_many_organisations_are_throttled_per_session_and_cached(tmp_p
             assert fake.agents.requests == capacity
 
         _run(tmp_path, body, _fake_env(fake))
+
+
+# ---- 15 (b): the editor never saves over a file changed since it was opened ----
+
+
+def test_saving_a_form_opened_before_a_hand_edit_is_refused_and_the_edit_kept(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        page = await (await client.get("/campaigns/example/edit")).text()
+        fields = _editor_fields(page)
+        path = server.root / "campaigns" / "example.toml"
+        # Meanwhile an admin adds limits by hand; the form on screen knows nothing of them.
+        path.write_text(path.read_text("utf-8") + "\n[limits]\nper_week = 3\n", "utf-8")
+        edited = path.read_bytes()
+        saved = await client.post(
+            "/campaigns/example/edit", data=_pairs(csrf, fields | {"first_line": "Hi"})
+        )
+        shown = html.unescape(await saved.text())
+        assert saved.status == 400 and "changed since you opened it" in shown
+        assert path.read_bytes() == edited  # the admin's [limits] are still there
+        assert load_campaign(path).limits is not None
+        assert not path.with_name("example.toml.bak").exists()
+        # Saving the refused page again is still refused: it is the same old form.
+        again = await client.post(
+            "/campaigns/example/edit",
+            data=_pairs(csrf, _editor_fields(await saved.text()) | {"first_line": "Hi"}),
+        )
+        assert again.status == 400 and path.read_bytes() == edited
+        # Opened again, it shows the file as it is now, and saves.
+        page = await (await client.get("/campaigns/example/edit")).text()
+        saved = await client.post(
+            "/campaigns/example/edit",
+            data=_pairs(csrf, _editor_fields(page) | {"first_line": "Hi"}),
+            allow_redirects=False,
+        )
+        assert saved.status == 303, await saved.text()
+        campaign = load_campaign(path)
+        assert campaign.first_line == "Hi" and campaign.limits.per_week == 3
+
+    _run(tmp_path, body)

@@ -40,6 +40,7 @@ from dialer.agents import Agent, AgentsError, agents_url, fetch_agents
 from dialer.campaign import DEFAULT_API_KEY_ENV, WEEKDAYS, Campaign, file_name_for
 from dialer.campaign_toml import (
     CampaignForm,
+    ChangedMeanwhile,
     check_form,
     field_of,
     form_from_campaign,
@@ -160,7 +161,14 @@ class Editor:
             form = self._form(posted, original, await self._guessed(original, choice))
             if not original and form.name in self.server.campaigns.all():
                 raise FieldError("name", texts.NAME_TAKEN.format(name=form.name))
-            await asyncio.to_thread(save_campaign, self.folder, form, create=not original)
+            # An edit replaces only the file its form was opened on (its SHA-256 rode along
+            # in the form): an admin's hand edit meanwhile is never silently undone.
+            opened = _first(posted, "opened") if original else None
+            await asyncio.to_thread(
+                save_campaign, self.folder, form, create=not original, expect_sha256=opened
+            )
+        except ChangedMeanwhile:
+            return await self._refused(request, original, posted, None, texts.CHANGED_SINCE_OPENED)
         except FieldError as exc:
             return await self._refused(request, original, posted, exc.field, exc.message)
         except DialerError as exc:
@@ -400,6 +408,11 @@ class Editor:
             )
         return found
 
+    def _opened(self, original: str) -> str:
+        """The SHA-256 of the file being edited, as the page read it ("" for a new one)."""
+        campaign = self.server.campaigns.get(original) if original else None
+        return campaign.source_sha256 if campaign is not None else ""
+
     def _base(self, original: str) -> CampaignForm:
         """What the browser does not send: the edited file's keys, or a new campaign's."""
         campaign = self.server.campaigns.get(original) if original else None
@@ -575,9 +588,12 @@ class Editor:
             kept = self.server.uploads.keep(chosen_sheet.path, chosen_sheet.name, "")
             upload_page = f"/uploads/{kept.id}"
         session = session_of(request)
+        # The file this form was opened on: kept through every re-render of the same form.
+        opened = _first(tests, "opened") if "opened" in tests else self._opened(original)
         html = self.server.templates.get_template("campaign_form.html").render(
             csrf=session.csrf if session else "",
             original=original,
+            opened=opened,
             action=f"/campaigns/{original}/edit" if original else "/campaigns/new",
             title=base.title or original,
             upload_page=upload_page,

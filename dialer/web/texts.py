@@ -536,6 +536,11 @@ DEFAULT_TOO_LONG = "A default may be at most {n} characters."
 DEFAULT_HAS_BRACES = "A default is said as written: no {{ or }}."
 NOT_A_TAB = "That tab is not in this workbook: choose again."
 BAD_TAB = "Tab: a tab's name has no control characters and at most {n} characters: choose again."
+CHANGED_SINCE_OPENED = (
+    "The campaign file changed since you opened it (saved elsewhere or edited by hand), so "
+    "nothing was saved: open the campaign again to see it as it is now, then make your "
+    "changes there."
+)
 CAMPAIGN_EDITED_MEANWHILE = (
     "The campaign was changed (saved elsewhere) while you chose the columns, so nothing was "
     "saved: open this page again to check the choices against it, then save."
