@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import os
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,22 @@ from aiohttp.test_utils import TestClient
 from dialer import web
 from dialer.campaign import load_campaign
 from dialer.fake_tabbly import FakeTabblyThread
+from dialer.paths import summary_path
 from dialer.web.headers import SECURITY_HEADERS
 from dialer.web.jobs import WebRun
-from tests.test_web_hardening import BOUND, _fake_env, _login, _run
+from dialer.web.schedules import Schedules
+from tests.test_web_hardening import (
+    BOUND,
+    _check,
+    _fake_env,
+    _launch,
+    _login,
+    _project,
+    _run,
+    _until,
+)
+from tests.test_web_schedules import _finished, _schedule, _serve, _soon, _stored, _wall
+from tests.test_web_schedules import _form as _sform
 
 
 class _FormFields(HTMLParser):
@@ -234,3 +250,106 @@ def test_saving_a_form_opened_before_a_hand_edit_is_refused_and_the_edit_kept(tm
         assert campaign.first_line == "Hi" and campaign.limits.per_week == 3
 
     _run(tmp_path, body)
+
+
+# ---- 12: a daily schedule never sends what nobody confirmed ----
+
+
+def test_a_daily_schedule_pauses_when_its_campaign_changes_until_confirmed_again(tmp_path):
+    at = _soon()
+    daily = {"when": "daily", "time": at.strftime("%H:%M"), "at": "", "sheet": "check"}
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            schedule_id = await _schedule(client, csrf, **daily)
+            path = server.root / "campaigns" / "example.toml"
+            before = path.read_bytes()
+            # The greeting edited on the page after scheduling.
+            page = await (await client.get("/campaigns/example/edit")).text()
+            fields = _editor_fields(page) | {"first_line": "NEW {{ first_name }}"}
+            saved = await client.post(
+                "/campaigns/example/edit", data=_pairs(csrf, fields), allow_redirects=False
+            )
+            assert saved.status == 303, await saved.text()
+            listing = html.unescape(await (await client.get("/schedules")).text())
+            assert "paused: the campaign changed since it was confirmed — check again" in listing
+            assert f'id="check-again-{schedule_id}"' in listing
+            assert await book.tick(at + timedelta(days=1, minutes=1)) == []
+            path.write_bytes(before)  # changed back: still paused until someone confirms
+            assert await book.tick(at + timedelta(days=2, minutes=1)) == []
+            assert fake.received == [] and server.jobs.runs == {}
+            assert _stored(server.root)[schedule_id]["state"] == "paused"
+            # Check again, read the new check, confirm: the paused schedule is replaced.
+            path.write_text(path.read_text("utf-8").replace("Hello", "Hi there"), "utf-8")
+            again = await client.post(
+                f"/schedules/{schedule_id}/check", data={"csrf": csrf}, allow_redirects=False
+            )
+            assert again.status == 303 and again.headers["Location"].endswith(schedule_id)
+            dry_id = again.headers["Location"].split("/")[2].split("?")[0]
+            check_page = await (await client.get(again.headers["Location"])).text()
+            assert f'name="replaces" value="{schedule_id}"' in check_page
+            answer = await client.post(
+                f"/dry-runs/{dry_id}/schedule",
+                data=_sform(csrf, **daily, replaces=schedule_id, count="0"),
+                allow_redirects=False,
+            )
+            assert answer.status == 303, await answer.text()
+            (new_id,) = _stored(server.root)
+            assert new_id != schedule_id and book.get(schedule_id) is None
+            (run_id,) = await book.tick(at + timedelta(days=3, minutes=1))
+            await _finished(server, run_id)
+            assert {r.body["custom_first_line"].split()[0] for r in fake.received} == {"Hi"}
+
+        _serve(_project(tmp_path), body, _fake_env(fake))
+
+
+# ---- 14: disk nobody prunes ----
+
+
+def test_schedules_of_one_sheet_share_one_kept_copy_deleted_with_the_last(tmp_path):
+    async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+        csrf = await _login(client)
+        ids = [
+            await _schedule(client, csrf, at=_wall(_soon() + timedelta(hours=i))) for i in range(3)
+        ]
+        ids.append(await _schedule(client, csrf, when="daily", time="09:00", at="", sheet="check"))
+        kept = server.root / "state" / "schedules"
+        assert len(list(kept.iterdir())) == 1  # four schedules, one copy of the sheet
+        for schedule_id in ids[:-1]:
+            await client.post(f"/schedules/{schedule_id}/remove", data={"csrf": csrf})
+            assert len(list(kept.iterdir())) == 1  # still used by the others
+        await client.post(f"/schedules/{ids[-1]}/remove", data={"csrf": csrf})
+        assert list(kept.iterdir()) == []
+
+    _serve(_project(tmp_path), body, {})
+
+
+def test_the_pages_check_reports_are_pruned_like_uploads_and_run_reports_kept(tmp_path):
+    week = web.DEFAULTS.upload_keep_seconds
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf = await _login(client)
+            launched = await _check(client, csrf)
+            started = await _launch(client, csrf, launched)
+            run = server.jobs.runs[started.headers["Location"].rsplit("/", 1)[1]]
+            await _until(lambda: run.finished, "the run ended")
+            old_check = await _check(client, csrf)
+            checked = [server.jobs.dry_runs[d].report for d in (launched, old_check)]
+            downloaded = await client.get(f"/reports/example/{checked[1].stem}.xlsx")
+            assert downloaded.status == 200
+            reports = server.root / "reports" / "example"
+            files = list(reports.iterdir())
+            for path in files:  # all of it over a week old, the run's report too
+                os.utime(path, (time.time() - week - 60,) * 2)
+            fresh = await _check(client, csrf)  # an upload prunes first
+            for report in checked:
+                gone = (report, summary_path(report), report.with_suffix(".xlsx"))
+                assert not any(p.exists() for p in gone), report
+            assert run.report.is_file() and summary_path(run.report).is_file()
+            assert server.jobs.dry_runs[fresh].report.is_file()
+            page = await client.get(f"/dry-runs/{old_check}")
+            assert page.status == 404  # its check is forgotten, never a 500
+
+        _run(tmp_path, body, _fake_env(fake))

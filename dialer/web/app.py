@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dialer.campaign import load_campaign
 from dialer.statuses import ExitCode, UsageError
-from dialer.web import columns, editor, results, schedules
+from dialer.web import columns, editor, reports, results, schedules
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
 from dialer.web.campaigns import CampaignShelf, LastUsed, Loader
 from dialer.web.handlers import Pages
@@ -61,8 +61,11 @@ class Server:
         self._pruner: asyncio.Task[None] | None = None
 
     async def prune(self) -> None:
-        """Delete old uploads and the checks that relied on them."""
+        """Delete old uploads and check reports by the same rules, and the checks that
+        relied on them."""
         deleted = await self.uploads.prune(also_keep=self.jobs.running_uploads())
+        folder = self.root / "reports"
+        deleted |= set(await asyncio.to_thread(reports.prune_check_reports, folder, self.settings))
         self.jobs.forget_checks_of(deleted)
 
     def app(self) -> web.Application:

@@ -220,9 +220,16 @@ class Pages:
         return dry
 
     async def dry_run_page(self, request: web.Request) -> web.Response:
+        from dialer.web.schedules import again_form  # schedules builds on these handlers
+
         dry = self._dry_run(request)
         error = request.query.get("error", "")[: self.settings.error_text_chars]
-        return await self._check_page(request, dry, error=error, stale=await self.jobs.why_not(dry))
+        extra: dict[str, Any] = {}
+        if (again := again_form(request)) is not None:  # confirming a paused schedule
+            extra = {"schedule_form": again, "notice": texts.SCHEDULE_CONFIRM_AGAIN}
+        return await self._check_page(
+            request, dry, error=error, stale=await self.jobs.why_not(dry), **extra
+        )
 
     async def _check_page(
         self,

@@ -482,12 +482,18 @@ SCHEDULE_TOO_FAR = (
     "Date and time: {value} in {zone} is more than a year ahead; choose a sooner time."
 )
 # A schedule's state (dialer/web/schedules.py) as the schedules page says it.
+SCHEDULE_PAUSED = "paused: the campaign changed since it was confirmed — check again"
 SCHEDULE_STATES = {
     "waiting": "waiting for its time",
     "started": "started",
     "refused": "not started (the note says why)",
     "missed": "missed (the note says why)",
+    "paused": SCHEDULE_PAUSED,
 }
+SCHEDULE_CONFIRM_AGAIN = (
+    "Confirm the daily schedule again: this is a new check of what it calls, with the "
+    "campaign as it is now. Scheduling it replaces the paused one."
+)
 
 
 def cron_hint(zone: str) -> str:
