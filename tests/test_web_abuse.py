@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -30,7 +31,9 @@ from dialer.web.jobs import WebRun
 from dialer.web.schedules import Schedules
 from tests.test_web_hardening import (
     BOUND,
+    TOKEN,
     _check,
+    _csrf,
     _fake_env,
     _launch,
     _login,
@@ -92,6 +95,19 @@ def _editor_fields(page: str) -> dict[str, list[str]]:
     parser = _FormFields()
     parser.feed(page)
     return {k: v for k, v in parser.fields.items() if k != "csrf"}
+
+
+_csrf_of = _csrf
+ROWS = (
+    b"customer_id,first_name,phone,order_id,order_date\n"
+    b"C1,Asha,+917359043943,O1,May 1\nC2,Ravi,+917359043944,O2,May 2\n"
+)
+
+
+async def _checked_here(client: TestClient) -> tuple[str, str]:
+    """Log in and check ROWS for the example campaign: (csrf token, check id)."""
+    csrf = await _login(client)
+    return csrf, await _check(client, csrf, ROWS)
 
 
 def _pairs(csrf: str, fields: dict[str, Any]) -> list[tuple[str, str]]:
@@ -353,3 +369,114 @@ def test_the_pages_check_reports_are_pruned_like_uploads_and_run_reports_kept(tm
             assert page.status == 404  # its check is forgotten, never a 500
 
         _run(tmp_path, body, _fake_env(fake))
+
+
+# ---- 13: the form's children, bounded; no render in the server's threads ----
+
+
+def test_a_save_renders_its_templates_in_a_child_never_in_the_server(tmp_path, monkeypatch):
+    from dialer import contacts
+
+    rendered: list[str] = []
+    trial = contacts._trial_render
+
+    def spied(template: Any, names: set[str]) -> str:
+        rendered.append("here")  # this process: the server
+        return trial(template, names)
+
+    monkeypatch.setattr(contacts, "_trial_render", spied)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        page = await (await client.get("/campaigns/example/edit")).text()
+        fields = _editor_fields(page) | {"first_line": "Hi {{ first_name }}"}
+        saved = await client.post(
+            "/campaigns/example/edit", data=_pairs(csrf, fields), allow_redirects=False
+        )
+        assert saved.status == 303, await saved.text()
+        page = await (await client.get("/campaigns/example/edit")).text()
+        slow = "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}"
+        refused = await client.post(
+            "/campaigns/example/edit",
+            data=_pairs(csrf, _editor_fields(page) | {"first_line": slow}),
+        )
+        shown = html.unescape(await refused.text())
+        assert refused.status == 400 and "more than 10,000 steps" in shown  # said by the child
+        assert (
+            load_campaign(server.root / "campaigns" / "example.toml").first_line
+            == "Hi {{ first_name }}"
+        )
+        assert rendered == []
+
+    _run(tmp_path, body)
+
+
+async def _second_session(client: TestClient) -> tuple[aiohttp.ClientSession, str]:
+    """Another logged-in browser on the same page: its own cookie jar and CSRF token."""
+    other = aiohttp.ClientSession(
+        base_url=str(client.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    )
+    await other.post("/login", data={"token": TOKEN}, allow_redirects=False)
+    return other, _csrf_of(await (await other.get("/")).text())
+
+
+def _children_of(client: TestClient) -> Any:
+    """The campaign form's queue of children (previews, saves, test calls), found through
+    the route that uses it: the test holds its one place as a long preview would."""
+    route = next(
+        r for r in client.app.router.routes() if r.resource.canonical == "/campaigns/preview"
+    )
+    return route.handler.__self__._previews
+
+
+def test_previews_are_one_per_session_and_a_full_queue_is_answered_503(tmp_path):
+    settings = replace(web.DEFAULTS, previews_at_once=1, previews_waiting=1)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf, dry_id = await _checked_here(client)
+        fields = {"original": "example", "preview_sheet": dry_id}
+
+        async def preview(session: Any, token: str, first_line: str) -> aiohttp.ClientResponse:
+            data = _pairs(token, fields | {"first_line": first_line})
+            return await session.post("/campaigns/preview", data=data)
+
+        warm = await preview(client, csrf, "Hi")  # the sheet's header read, and cached
+        assert warm.status == 200
+        children = _children_of(client)
+        await children.__aenter__()  # every child busy (a slow template, a big sheet)
+        others = [await _second_session(client) for _ in range(2)]
+        held = True
+        try:
+            first = asyncio.ensure_future(preview(client, csrf, "One {{ first_name }}"))
+            await _until(lambda: children._waiting == 1, "the first preview waits its turn")
+            # Two more sessions: the queue has no room left, both are told to come back.
+            for session, token in others:
+                answer = await asyncio.wait_for(preview(session, token, "Two"), BOUND)
+                assert answer.status == 503 and int(answer.headers["Retry-After"]) >= 1
+            # The same session types on: its older preview is cancelled and says so; the
+            # newer one takes its place in the queue.
+            newest = asyncio.ensure_future(preview(client, csrf, "Three {{ first_name }}"))
+            old = await asyncio.wait_for(first, BOUND)
+            assert old.status == 409 and (await old.json())["superseded"]
+            await _until(lambda: children._waiting == 1, "the newest preview waits its turn")
+            # A save meanwhile: 503, the form shown again with what was typed, nothing saved.
+            page = await (await client.get("/campaigns/example/edit")).text()
+            typed = _editor_fields(page) | {"first_line": "Typed {{ first_name }}"}
+            path = server.root / "campaigns" / "example.toml"
+            before = path.read_bytes()
+            saved = await client.post("/campaigns/example/edit", data=_pairs(csrf, typed))
+            assert saved.status == 503 and int(saved.headers["Retry-After"]) >= 1
+            assert "Typed {{ first_name }}" in html.unescape(await saved.text())
+            assert path.read_bytes() == before
+            await children.__aexit__(None, None, None)
+            held = False
+            latest = await asyncio.wait_for(newest, BOUND)
+            result = await latest.json()
+            assert latest.status == 200 and result["rows"][0]["first_line"] == "Three Asha"
+        finally:
+            if held:
+                await children.__aexit__(None, None, None)
+            for session, _ in others:
+                await session.close()
+
+    _run(tmp_path, body, settings=settings)

@@ -64,7 +64,7 @@ from dialer.web.campaign_fields import (
     values_of,
 )
 from dialer.web.campaigns import remember_campaign
-from dialer.web.preview import contact_of, in_child, place_test_call
+from dialer.web.preview import ChildQueue, ChildrenBusy, contact_of, in_child, place_test_call
 from dialer.web.uploads import Kept
 
 if TYPE_CHECKING:
@@ -113,7 +113,11 @@ class Editor:
         self.server = server
         self.settings = server.settings
         self.folder = server.root / "campaigns"
-        self._previews = asyncio.Semaphore(server.settings.previews_at_once)
+        # Every child the form starts (previews, saves' template checks, test calls, header
+        # probes) takes a place here: bounded running and waiting, the rest answered 503.
+        self._previews = ChildQueue(server.settings)
+        # Each session's preview under way: a newer one from the same session cancels it.
+        self._preview_of: dict[str, asyncio.Task[dict[str, Any]]] = {}
         # (agents URL, key variable, organisation) -> (when, agents or why not); oldest first.
         self._agents: dict[tuple[str, str, int], tuple[float, list[Agent] | str]] = {}
         # Each ask of get-agents the cache cannot answer spends one of its session's tokens:
@@ -164,15 +168,31 @@ class Editor:
             # An edit replaces only the file its form was opened on (its SHA-256 rode along
             # in the form): an admin's hand edit meanwhile is never silently undone.
             opened = _first(posted, "opened") if original else None
+            # The templates compiled and trial-rendered by a capped child, as a preview's are:
+            # a template costing seconds per render never holds the server's threads.
+            campaign = check_form(self.folder, form, trial=False)
+            async with self._previews:
+                await self._in_child(campaign, form, None, {"check": True})
             await asyncio.to_thread(
-                save_campaign, self.folder, form, create=not original, expect_sha256=opened
+                save_campaign,
+                self.folder,
+                form,
+                create=not original,
+                expect_sha256=opened,
+                templates_checked=True,
             )
+        except ChildrenBusy as busy:
+            response = await self._refused(
+                request, original, posted, None, texts.PREVIEWS_BUSY, status=busy.status
+            )
+            response.headers["Retry-After"] = busy.headers["Retry-After"]
+            return response
         except ChangedMeanwhile:
             return await self._refused(request, original, posted, None, texts.CHANGED_SINCE_OPENED)
         except FieldError as exc:
             return await self._refused(request, original, posted, exc.field, exc.message)
         except DialerError as exc:
-            field, message = _plain(str(exc), posted)
+            field, message = _plain(self._shown(str(exc), None), posted)
             return await self._refused(request, original, posted, field, message)
         remember_campaign(self.server, request, form.name)
         if not original and choice is not None:
@@ -190,6 +210,7 @@ class Editor:
         posted: Mapping[str, Sequence[str]],
         field: str | None,
         message: str,
+        status: int = 400,
     ) -> web.Response:
         """The form again, as typed, with the error at the top and beside its field."""
         return await self._page(
@@ -200,23 +221,44 @@ class Editor:
             error=texts.labelled(field, message),
             sheet=_first(posted, "preview_sheet"),
             test_values=posted,
-            status=400,
+            status=status,
         )
 
     # ---- live preview ----
 
     async def preview(self, request: web.Request) -> web.Response:
+        """JSON for app.js. One preview per session at a time: a newer one (the user typed
+        on) cancels it, its child killed, and it answers 409 (app.js keeps only the newest).
+        All children busy and the queue full: 503 with Retry-After (ChildrenBusy)."""
         posted = await self._checked_post(request)
         original = _first(posted, "original")
         if original:
             self._editable(original)
-        result = await self._preview(original, posted, _first(posted, "preview_sheet"))
+        session = session_of(request)
+        mine = session.csrf if session is not None else ""
+        if (older := self._preview_of.get(mine)) is not None:
+            older.cancel()
+        task = asyncio.ensure_future(
+            self._preview(original, posted, _first(posted, "preview_sheet"))
+        )
+        self._preview_of[mine] = task
+        try:
+            result = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request itself is going away
+            return web.json_response({"superseded": True}, status=409)
+        finally:
+            if self._preview_of.get(mine) is task:
+                del self._preview_of[mine]
         return web.json_response(result)
 
     async def _preview(
         self, original: str, posted: Mapping[str, Sequence[str]], sheet_id: str
     ) -> dict[str, Any]:
-        """{"rows": [...], "headers": [...]} or {"error": ..., "field": ...}: never raises."""
+        """{"rows": [...], "headers": [...]} or {"error": ..., "field": ...}; raises only
+        ChildrenBusy."""
         choice = self._sheet(sheet_id)
         if choice is None:
             return {
@@ -233,7 +275,7 @@ class Editor:
         menu = _header_menu(headers)
         async with self._previews:
             try:
-                campaign = await asyncio.to_thread(check_form, self.folder, form)
+                campaign = check_form(self.folder, form, trial=False)  # the child renders
                 answer = await self._in_child(
                     campaign, form, choice, {"count": self.settings.preview_rows}
                 )
@@ -290,7 +332,7 @@ class Editor:
         row = id_number(_first(posted, "test_row").strip() or "1")
         if row is None:
             raise FieldError("test_row", texts.labelled("test_row", "enter a row number"))
-        campaign = await asyncio.to_thread(check_form, self.folder, form)
+        campaign = check_form(self.folder, form, trial=False)  # the child renders them
         ask = {
             "row": row,
             "number": number.e164,
@@ -317,15 +359,20 @@ class Editor:
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)
 
     async def _in_child(
-        self, campaign: Campaign, form: CampaignForm, choice: SheetChoice, ask: dict[str, Any]
+        self,
+        campaign: Campaign,
+        form: CampaignForm,
+        choice: SheetChoice | None,
+        ask: dict[str, Any],
     ) -> dict[str, Any]:
-        """The sheet read by a memory-capped child (dialer.web.preview), never in the server."""
+        """The sheet read, and the templates rendered, by a memory-capped child
+        (dialer.web.preview), never in the server."""
         return await in_child(
             self.settings,
             self.server.jobs.child_failure,
             campaign,
             render_toml(form),
-            choice.path,
+            choice.path if choice is not None else Path(),
             ask,
         )
 
@@ -436,8 +483,8 @@ class Editor:
             try:
                 async with self._previews:
                     probe = await columns.probe_upload(self.server, choice.as_kept(), None)
-            except DialerError:
-                return ()
+            except (DialerError, ChildrenBusy):
+                return ()  # no column menu this time; asked again next time
             cache[choice.path] = tuple(probe.headers)
         return cache[choice.path]
 
@@ -573,7 +620,10 @@ class Editor:
         preview: dict[str, Any] = {"rows": [], "error": "", "field": "", "headers": []}
         if chosen and values.get("first_line", "").strip():
             as_posted = {k: [v] for k, v in values.items() if isinstance(v, str)}
-            preview = await self._preview(original, as_posted, chosen)
+            try:
+                preview = await self._preview(original, as_posted, chosen)
+            except ChildrenBusy:  # the form itself still shows, with every value typed
+                preview["error"] = texts.PREVIEWS_BUSY
         elif chosen:
             choice = self._sheet(chosen)
             if choice is not None:

@@ -241,6 +241,7 @@ TEST_CALL_WHILE_RUNNING = (
     "Campaign {name} is running or starting: place the test call when it has finished."
 )
 AGENTS_UNAVAILABLE = "The agents could not be listed ({problem}): type the agent's number."
+PREVIEWS_BUSY = "The page is busy with other previews and saves: try again in a few seconds."
 AGENTS_THROTTLED = (
     "The agents of that many organisations cannot be listed at once: type the agent's number, "
     "or wait a few seconds."
