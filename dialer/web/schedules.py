@@ -347,7 +347,10 @@ class Schedules:
 
     async def look_for_changes(self) -> None:
         """Pause each daily schedule whose campaign (or kept sheet) changed since it was
-        confirmed; saved at once, so a restart keeps it paused."""
+        confirmed; saved at once, so a restart keeps it paused. Skipped while a tick runs
+        (it looks first itself, and may be checking a sheet for minutes)."""
+        if self._lock.locked():
+            return
         async with self._lock:
             if await self._pause_changed():
                 with contextlib.suppress(OSError):  # said again at the next look
@@ -421,7 +424,7 @@ class Schedules:
                     tuple(schedule.expect),
                 )
             else:
-                dry = await self._check_today(campaign, schedule)
+                dry = await self.check_today(campaign, schedule)
                 if any(schedule.fingerprint.get(k) != v for k, v in self._bound(dry).items()):
                     # Changed between the look above and today's check: that check (and the
                     # run bound to it) would say what nobody confirmed.
@@ -455,7 +458,7 @@ class Schedules:
         """Today's check's fingerprints of what a daily schedule is confirmed on."""
         return {str(dry.campaign_path): dry.fingerprint.get(str(dry.campaign_path), "")}
 
-    async def _check_today(self, campaign: Any, schedule: Schedule) -> DryRun:
+    async def check_today(self, campaign: Any, schedule: Schedule) -> DryRun:
         sheet = (
             Path(schedule.sheet)
             if schedule.sheet
@@ -732,7 +735,7 @@ class _Handlers:
             campaign = self.server.campaigns.load(Path(schedule.campaign_path))
             if schedule.sheet and not Path(schedule.sheet).is_file():
                 raise SheetChanged(texts.sheet_deleted(self.server.settings))
-            dry = await self.book._check_today(campaign, schedule)
+            dry = await self.book.check_today(campaign, schedule)
         except ChecksBusy:
             schedule.note = f"{texts.SCHEDULE_PAUSED} ({texts.checks_busy(self.server.settings)})"
             raise web.HTTPSeeOther(back) from None
