@@ -7,10 +7,11 @@ test call ("call me first"), through the very code a check and a run use.
     contact = contact_of(answer["contact"])         # test_contact's row, to the typed number
     outcome = await place_test_call(campaign, contact, environ, sheet_name="june.xlsx")
 
-`preview_rows`, `test_contact` and a form's template check ({"check": true}, before a save) run
-in a memory-capped child (`python -m
+`preview_rows` and `test_contact` run in a memory-capped child (`python -m
 dialer.web.preview`, with a check's memory cap and `preview_timeout`), like a check: calamine
 parses a whole XLSX sheet, and a 300,000-row workbook must cost that child, never the server.
+So does the trial render of a form's templates before a save ({"check": true}): a template
+costing a second per render must not hold the server's threads.
 
 Rows are read by `open_contacts` (the same sheet reading, column names, templates sandbox,
 phone rules, duplicates and do-not-call list as `dialer validate`), so a row the preview
@@ -215,12 +216,13 @@ def main() -> int:
         upload = Path(request["upload"])
         if request.get("check"):  # a save's templates: compiled and trial-rendered here
             Templates.compile(campaign)
-            answer: dict[str, Any] = {"ok": True}
-        elif "row" in request:
+            print(json.dumps({"ok": True}))
+            return int(ExitCode.OK)
+        if "row" in request:
             contact = test_contact(
                 campaign, upload, request["row"], request["number"], request["max_row"]
             )
-            answer = {
+            answer: dict[str, Any] = {
                 "contact": {
                     "row": contact.row,
                     "custom_identifiers": contact.custom_identifiers,
