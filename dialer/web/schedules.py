@@ -737,10 +737,10 @@ class _Handlers:
                 raise SheetChanged(texts.sheet_deleted(self.server.settings))
             dry = await self.book.check_today(campaign, schedule)
         except ChecksBusy:
-            schedule.note = f"{texts.SCHEDULE_PAUSED} ({texts.checks_busy(self.server.settings)})"
+            schedule.note = texts.checks_busy(self.server.settings)
             raise web.HTTPSeeOther(back) from None
-        except DialerError as exc:
-            schedule.note = f"{texts.SCHEDULE_PAUSED} ({str(exc)[:300]})"
+        except DialerError as exc:  # said beside "paused" until the next try
+            schedule.note = f"not checked: {exc}"[: self.server.settings.error_text_chars]
             raise web.HTTPSeeOther(back) from None
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}?again={schedule.id}")
 
