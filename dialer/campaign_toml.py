@@ -348,26 +348,47 @@ def campaign_path(folder: Path, name: str) -> Path:
     return folder / f"{name}.toml"
 
 
-def check_form(folder: Path, form: CampaignForm) -> Campaign:
-    """`form` as the CLI would load it from `folder/<name>.toml` (and its templates compiled,
-    as every check does), writing nothing; raises the loader's `CampaignError`."""
+def check_form(folder: Path, form: CampaignForm, *, trial: bool = True) -> Campaign:
+    """`form` as the CLI would load it from `folder/<name>.toml`, its templates compiled and
+    (with `trial`) trial-rendered, as every check does, writing nothing; raises the
+    loader's `CampaignError`. The page passes trial=False and leaves the trial render to
+    a child: a template costing seconds per render must cost that child, not the server."""
     from dialer.contacts import Templates
 
     path = campaign_path(folder, form.name)
     try:
         campaign = parse_campaign(path, render_toml(form).encode())
-        Templates.compile(campaign)
+        Templates.compile(campaign, trial=trial)
     except CampaignError as exc:  # the file's name, as save_campaign says it: not the server's
         raise CampaignError(str(exc).replace(str(path), path.name)) from None
     return campaign
 
 
-def save_campaign(folder: Path, form: CampaignForm, *, create: bool = False) -> Path:
+class ChangedMeanwhile(CampaignError):
+    """The file to be replaced is no longer the one the form was made from."""
+
+
+def save_campaign(
+    folder: Path,
+    form: CampaignForm,
+    *,
+    create: bool = False,
+    expect_sha256: str | None = None,
+    templates_checked: bool = False,
+) -> Path:
     """Write `campaigns/<name>.toml` atomically, keeping the previous one as `.bak`; a form
-    that does not load is never written. With `create`, an existing file is an error."""
+    that does not load is never written. With `create`, an existing file is an error. With
+    `expect_sha256` (the SHA-256 of the file the form was made from), a file that changed
+    since (saved elsewhere, edited by hand) is not replaced: ChangedMeanwhile, so nobody's
+    edit is undone by a form opened before it. `templates_checked`: the caller had the
+    templates trial-rendered elsewhere (the page: in a child), so they are only compiled."""
+    from dialer.binding import file_sha256
+
     target = campaign_path(folder, form.name)
-    temp, _ = _checked_temp(folder, form)
+    temp, _ = _checked_temp(folder, form, trial=not templates_checked)
     try:
+        if expect_sha256 is not None and file_sha256(target) != expect_sha256:
+            raise ChangedMeanwhile(f"{target.name} changed since this form was opened")
         if create:
             try:
                 os.link(temp, target)  # atomic "only if absent": two creators cannot clobber
@@ -385,7 +406,7 @@ def save_campaign(folder: Path, form: CampaignForm, *, create: bool = False) -> 
     return target
 
 
-def _checked_temp(folder: Path, form: CampaignForm) -> tuple[Path, Campaign]:
+def _checked_temp(folder: Path, form: CampaignForm, *, trial: bool = True) -> tuple[Path, Campaign]:
     """The form written to a temporary file in `folder` and loaded; removed if it fails."""
     from dialer.contacts import Templates
 
@@ -401,7 +422,7 @@ def _checked_temp(folder: Path, form: CampaignForm) -> tuple[Path, Campaign]:
             os.fsync(f.fileno())
         try:
             campaign = load_campaign(temp)
-            Templates.compile(campaign)
+            Templates.compile(campaign, trial=trial)
         except CampaignError as exc:
             raise CampaignError(str(exc).replace(str(temp), shown)) from None
     except BaseException:

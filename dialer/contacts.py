@@ -87,7 +87,10 @@ class Templates:
     variables: frozenset[str]
 
     @classmethod
-    def compile(cls, campaign: Campaign) -> Templates:
+    def compile(cls, campaign: Campaign, *, trial: bool = True) -> Templates:
+        """Both templates compiled, and (with `trial`) rendered once with a placeholder in
+        every column against the template bounds. Compiling is cheap; a render may cost
+        seconds, so the page's server compiles only and leaves the trial to a child."""
         env = _environment()
         compiled = []
         names: set[str] = set()
@@ -115,7 +118,7 @@ class Templates:
             except (RecursionError, SyntaxError, MemoryError):
                 # Python's own limits: ~100 nested brackets, ~20 nested blocks.
                 raise CampaignError(f"{where} is nested too deeply to compile") from None
-            problem = _trial_render(template, used - set(env.globals))
+            problem = _trial_render(template, used - set(env.globals)) if trial else ""
             if problem:
                 raise CampaignError(f"{where} breaks a template limit: {problem}")
             names |= used

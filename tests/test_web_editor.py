@@ -119,6 +119,7 @@ def test_an_edited_campaign_validates_exactly_as_before_and_keeps_a_backup(tmp_p
             "instruction": _text(page, "instruction"),
             "default_region": "IN",
             "window_days": ["mon", "tue", "wed", "thu", "fri", "sat"],
+            "opened": _value(page, "opened"),  # the file the form was opened on
         }
         path = server.root / "campaigns" / "example.toml"
         before_file = path.read_bytes()
@@ -331,9 +332,11 @@ def test_saving_from_the_page_keeps_and_sets_the_cost_per_call(tmp_path):
         assert "Cost per call (for the estimate before launch)" in page
         assert _value(page, "cost-per-call") == "0.25"
         fields = NEW | {"name": "example", "cost_per_call": _value(page, "cost-per-call")}
+        fields["opened"] = _value(page, "opened")
         saved = await client.post("/campaigns/example/edit", data=_form(csrf, fields))
         assert saved.status == 200, await saved.text()
         assert load_campaign(path).cost_per_call == 0.25
+        fields["opened"] = _value(await saved.text(), "opened")  # the page saved it showed
         cleared = await client.post(
             "/campaigns/example/edit", data=_form(csrf, fields | {"cost_per_call": ""})
         )
@@ -364,9 +367,11 @@ def test_a_variable_removed_from_the_templates_drops_its_columns_and_defaults(tm
         result = await answer.json()
         assert result["error"] == "", result
         assert result["rows"][0]["first_line"] == "Hello there, about O1."
+        page = await (await client.get("/campaigns/example/edit")).text()
+        opened = {"opened": _value(page, "opened")}
         saved = await client.post(
             "/campaigns/example/edit",
-            data=_form(csrf, NEW | {"name": "example"} | plain),
+            data=_form(csrf, NEW | {"name": "example"} | plain | opened),
             allow_redirects=False,
         )
         assert saved.status == 303, await saved.text()

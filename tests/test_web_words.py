@@ -24,7 +24,7 @@ from dialer.currencies import money
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.statuses import CallOutcome, ExitCode, Status, StopReason
 from dialer.web import texts
-from dialer.web.schedules import MISSED, REFUSED, WAITING
+from dialer.web.schedules import MISSED, PAUSED, REFUSED, WAITING
 
 # Words a marketer does not use, on any page: the report's status codes, file names and keys
 # of the campaign file, the scheduler's jargon, HTTP codes, and wrong plurals.
@@ -270,7 +270,7 @@ def test_plurals_and_the_schedule_states_are_words():
         "Not in this run (the check left them out): 1 row that cannot be called "
         "(number or details), 1 duplicate."
     )
-    assert {WAITING, REFUSED, MISSED, "started"} == set(texts.SCHEDULE_STATES)
+    assert {WAITING, REFUSED, MISSED, PAUSED, "started"} == set(texts.SCHEDULE_STATES)
     assert texts.days_text(range(7)) == "every day"
     assert texts.days_text(range(6)) == "Monday–Saturday"
     assert texts.days_text([0, 2, 4]) == "Monday, Wednesday and Friday"

@@ -16,11 +16,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dialer.campaign import load_campaign
 from dialer.statuses import ExitCode, UsageError
-from dialer.web import columns, editor, results, schedules
+from dialer.web import columns, editor, reports, results, schedules
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
 from dialer.web.campaigns import CampaignShelf, LastUsed, Loader
 from dialer.web.handlers import Pages
-from dialer.web.headers import security_headers
+from dialer.web.headers import guard_parser_errors, security_headers
 from dialer.web.jobs import Jobs
 from dialer.web.settings import DEFAULTS, Settings
 from dialer.web.uploads import Uploads
@@ -61,8 +61,11 @@ class Server:
         self._pruner: asyncio.Task[None] | None = None
 
     async def prune(self) -> None:
-        """Delete old uploads and the checks that relied on them."""
+        """Delete old uploads and check reports by the same rules, and the checks that
+        relied on them."""
         deleted = await self.uploads.prune(also_keep=self.jobs.running_uploads())
+        folder = self.root / "reports"
+        deleted |= set(await asyncio.to_thread(reports.prune_check_reports, folder, self.settings))
         self.jobs.forget_checks_of(deleted)
 
     def app(self) -> web.Application:
@@ -74,6 +77,7 @@ class Server:
             client_max_size=self.settings.small_body,
         )
         app.on_response_prepare.append(security_headers)
+        guard_parser_errors(app)
         add_get, add_post = app.router.add_get, app.router.add_post
         add_get("/login", pages.login_page)
         add_post("/login", pages.login)

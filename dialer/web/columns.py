@@ -34,7 +34,7 @@ from aiohttp import web
 
 from dialer.binding import file_sha256
 from dialer.campaign import MAX_FIELD_CHARS, MAX_PHONE_COLUMNS, Campaign
-from dialer.campaign_toml import form_from_campaign, save_campaign
+from dialer.campaign_toml import ChangedMeanwhile, form_from_campaign, save_campaign
 from dialer.column_map import Needs, country_header, guess, needs, phone_headers, resolve
 from dialer.sheet import Sheet, normalise_header
 from dialer.statuses import DialerError, SheetError, UsageError
@@ -463,7 +463,7 @@ def _save_choice(campaign: Campaign, fields: list[ColumnField], probe: Probe) ->
     `campaign` was read when the request began, before the seconds the sheet probe takes:
     if the file changed since (an edit saved meanwhile), writing from this copy would undo
     that edit, so nothing is written and the user is asked to check again."""
-    if file_sha256(campaign.path) != campaign.source_sha256:
+    if file_sha256(campaign.path) != campaign.source_sha256:  # and again as it is replaced
         raise UsageError(texts.CAMPAIGN_EDITED_MEANWHILE)
     # The phone columns in the page's order: the campaign's names still chosen (read through
     # `columns` when the header differs), then the sheet's own headers for the new ones.
@@ -495,7 +495,10 @@ def _save_choice(campaign: Campaign, fields: list[ColumnField], probe: Probe) ->
         phone_columns=phones,
         country_column=country,
     )
-    return save_campaign(folder, chosen)
+    try:
+        return save_campaign(folder, chosen, expect_sha256=campaign.source_sha256)
+    except ChangedMeanwhile:
+        raise UsageError(texts.CAMPAIGN_EDITED_MEANWHILE) from None
 
 
 def render_page(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import re
 import time
@@ -39,6 +40,7 @@ from dialer.agents import Agent, AgentsError, agents_url, fetch_agents
 from dialer.campaign import DEFAULT_API_KEY_ENV, WEEKDAYS, Campaign, file_name_for
 from dialer.campaign_toml import (
     CampaignForm,
+    ChangedMeanwhile,
     check_form,
     field_of,
     form_from_campaign,
@@ -51,7 +53,7 @@ from dialer.sheet import normalise_header
 from dialer.statuses import DialerError, Kind, UsageError
 from dialer.tabbly import Secret
 from dialer.web import columns, texts
-from dialer.web.auth import check_csrf, session_of
+from dialer.web.auth import LoginThrottle, check_csrf, session_of
 from dialer.web.campaign_fields import (
     REDIAL_OUTCOMES,
     FieldError,
@@ -62,7 +64,7 @@ from dialer.web.campaign_fields import (
     values_of,
 )
 from dialer.web.campaigns import remember_campaign
-from dialer.web.preview import contact_of, in_child, place_test_call
+from dialer.web.preview import ChildQueue, ChildrenBusy, contact_of, in_child, place_test_call
 from dialer.web.uploads import Kept
 
 if TYPE_CHECKING:
@@ -111,9 +113,20 @@ class Editor:
         self.server = server
         self.settings = server.settings
         self.folder = server.root / "campaigns"
-        self._previews = asyncio.Semaphore(server.settings.previews_at_once)
+        # Every child the form starts (previews, saves' template checks, test calls, header
+        # probes) takes a place here: bounded running and waiting, the rest answered 503.
+        self._previews = ChildQueue(server.settings)
+        # Each session's preview under way: a newer one from the same session cancels it.
+        self._preview_of: dict[str, asyncio.Task[dict[str, Any]]] = {}
         # (agents URL, key variable, organisation) -> (when, agents or why not); oldest first.
         self._agents: dict[tuple[str, str, int], tuple[float, list[Agent] | str]] = {}
+        # Each ask of get-agents the cache cannot answer spends one of its session's tokens:
+        # a page asking for 200 organisations must not make 200 upstream calls.
+        self._agent_asks = LoginThrottle(
+            server.settings.agents_per_session,
+            server.settings.agents_overall,
+            server.settings.login_clients_kept,
+        )
 
     # ---- pages ----
 
@@ -152,11 +165,34 @@ class Editor:
             form = self._form(posted, original, await self._guessed(original, choice))
             if not original and form.name in self.server.campaigns.all():
                 raise FieldError("name", texts.NAME_TAKEN.format(name=form.name))
-            await asyncio.to_thread(save_campaign, self.folder, form, create=not original)
+            # An edit replaces only the file its form was opened on (its SHA-256 rode along
+            # in the form): an admin's hand edit meanwhile is never silently undone.
+            opened = _first(posted, "opened") if original else None
+            # The templates compiled and trial-rendered by a capped child, as a preview's are:
+            # a template costing seconds per render never holds the server's threads.
+            campaign = check_form(self.folder, form, trial=False)
+            async with self._previews:
+                await self._in_child(campaign, form, None, {"check": True})
+            await asyncio.to_thread(
+                save_campaign,
+                self.folder,
+                form,
+                create=not original,
+                expect_sha256=opened,
+                templates_checked=True,
+            )
+        except ChildrenBusy as busy:
+            response = await self._refused(
+                request, original, posted, None, texts.PREVIEWS_BUSY, status=busy.status
+            )
+            response.headers["Retry-After"] = busy.headers["Retry-After"]
+            return response
+        except ChangedMeanwhile:
+            return await self._refused(request, original, posted, None, texts.CHANGED_SINCE_OPENED)
         except FieldError as exc:
             return await self._refused(request, original, posted, exc.field, exc.message)
         except DialerError as exc:
-            field, message = _plain(str(exc), posted)
+            field, message = _plain(self._shown(str(exc), None), posted)
             return await self._refused(request, original, posted, field, message)
         remember_campaign(self.server, request, form.name)
         if not original and choice is not None:
@@ -174,6 +210,7 @@ class Editor:
         posted: Mapping[str, Sequence[str]],
         field: str | None,
         message: str,
+        status: int = 400,
     ) -> web.Response:
         """The form again, as typed, with the error at the top and beside its field."""
         return await self._page(
@@ -184,23 +221,44 @@ class Editor:
             error=texts.labelled(field, message),
             sheet=_first(posted, "preview_sheet"),
             test_values=posted,
-            status=400,
+            status=status,
         )
 
     # ---- live preview ----
 
     async def preview(self, request: web.Request) -> web.Response:
+        """JSON for app.js. One preview per session at a time: a newer one (the user typed
+        on) cancels it, its child killed, and it answers 409 (app.js keeps only the newest).
+        All children busy and the queue full: 503 with Retry-After (ChildrenBusy)."""
         posted = await self._checked_post(request)
         original = _first(posted, "original")
         if original:
             self._editable(original)
-        result = await self._preview(original, posted, _first(posted, "preview_sheet"))
+        session = session_of(request)
+        mine = session.csrf if session is not None else ""
+        if (older := self._preview_of.get(mine)) is not None:
+            older.cancel()
+        task = asyncio.ensure_future(
+            self._preview(original, posted, _first(posted, "preview_sheet"))
+        )
+        self._preview_of[mine] = task
+        try:
+            result = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request itself is going away
+            return web.json_response({"superseded": True}, status=409)
+        finally:
+            if self._preview_of.get(mine) is task:
+                del self._preview_of[mine]
         return web.json_response(result)
 
     async def _preview(
         self, original: str, posted: Mapping[str, Sequence[str]], sheet_id: str
     ) -> dict[str, Any]:
-        """{"rows": [...], "headers": [...]} or {"error": ..., "field": ...}: never raises."""
+        """{"rows": [...], "headers": [...]} or {"error": ..., "field": ...}; raises only
+        ChildrenBusy."""
         choice = self._sheet(sheet_id)
         if choice is None:
             return {
@@ -217,7 +275,7 @@ class Editor:
         menu = _header_menu(headers)
         async with self._previews:
             try:
-                campaign = await asyncio.to_thread(check_form, self.folder, form)
+                campaign = check_form(self.folder, form, trial=False)  # the child renders
                 answer = await self._in_child(
                     campaign, form, choice, {"count": self.settings.preview_rows}
                 )
@@ -274,7 +332,7 @@ class Editor:
         row = id_number(_first(posted, "test_row").strip() or "1")
         if row is None:
             raise FieldError("test_row", texts.labelled("test_row", "enter a row number"))
-        campaign = await asyncio.to_thread(check_form, self.folder, form)
+        campaign = check_form(self.folder, form, trial=False)  # the child renders them
         ask = {
             "row": row,
             "number": number.e164,
@@ -301,15 +359,20 @@ class Editor:
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)
 
     async def _in_child(
-        self, campaign: Campaign, form: CampaignForm, choice: SheetChoice, ask: dict[str, Any]
+        self,
+        campaign: Campaign,
+        form: CampaignForm,
+        choice: SheetChoice | None,
+        ask: dict[str, Any],
     ) -> dict[str, Any]:
-        """The sheet read by a memory-capped child (dialer.web.preview), never in the server."""
+        """The sheet read, and the templates rendered, by a memory-capped child
+        (dialer.web.preview), never in the server."""
         return await in_child(
             self.settings,
             self.server.jobs.child_failure,
             campaign,
             render_toml(form),
-            choice.path,
+            choice.path if choice is not None else Path(),
             ask,
         )
 
@@ -317,14 +380,24 @@ class Editor:
 
     async def agents_json(self, request: web.Request) -> web.Response:
         original = request.query.get("campaign", "")
-        agents, problem = await self._agent_menu(
-            request.query.get("organization_id", ""), self._base(original)
-        )
+        try:
+            agents, problem = await self._agent_menu(
+                request, request.query.get("organization_id", ""), self._base(original)
+            )
+        except _AgentsThrottled as exc:
+            answer = web.json_response(
+                {"agents": [], "problem": texts.AGENTS_THROTTLED}, status=429
+            )
+            answer.headers["Retry-After"] = str(exc.seconds)
+            return answer
         listed = [{"id": a.id, "label": a.label} for a in agents or []]
         return web.json_response({"agents": listed, "problem": problem})
 
-    async def _agent_menu(self, organization: str, base: CampaignForm) -> tuple[list[Agent], str]:
-        """The organisation's agents, or the one line saying why there is no menu."""
+    async def _agent_menu(
+        self, request: web.Request, organization: str, base: CampaignForm
+    ) -> tuple[list[Agent], str]:
+        """The organisation's agents, or the one line saying why there is no menu;
+        _AgentsThrottled when this session (or everyone) asked upstream too often."""
         org = id_number(organization)
         if org is None:
             return [], ""
@@ -339,6 +412,7 @@ class Editor:
         cached = self._agents.get(entry)
         now = time.monotonic()
         if cached is None or now - cached[0] >= self.settings.agents_cache_seconds:
+            self._spend_agent_ask(request)
             try:
                 found: list[Agent] | str = await fetch_agents(
                     url, org, Secret(key), timeout=self.settings.agents_timeout
@@ -353,6 +427,13 @@ class Editor:
         if isinstance(found, str):
             return [], texts.AGENTS_UNAVAILABLE.format(problem=found)
         return found, ""
+
+    def _spend_agent_ask(self, request: web.Request) -> None:
+        session = session_of(request)
+        asker = session.csrf if session is not None else str(request.remote)
+        if wait := self._agent_asks.retry_after(asker):
+            raise _AgentsThrottled(max(1, math.ceil(wait)))
+        self._agent_asks.failed(asker)  # spent: the login throttle's buckets, counting asks
 
     # ---- the parts ----
 
@@ -373,6 +454,11 @@ class Editor:
                 text=texts.FILE_NOT_NAMED.format(file=found.path.name, name=name)
             )
         return found
+
+    def _opened(self, original: str) -> str:
+        """The SHA-256 of the file being edited, as the page read it ("" for a new one)."""
+        campaign = self.server.campaigns.get(original) if original else None
+        return campaign.source_sha256 if campaign is not None else ""
 
     def _base(self, original: str) -> CampaignForm:
         """What the browser does not send: the edited file's keys, or a new campaign's."""
@@ -397,8 +483,8 @@ class Editor:
             try:
                 async with self._previews:
                     probe = await columns.probe_upload(self.server, choice.as_kept(), None)
-            except DialerError:
-                return ()
+            except (DialerError, ChildrenBusy):
+                return ()  # no column menu this time; asked again next time
             cache[choice.path] = tuple(probe.headers)
         return cache[choice.path]
 
@@ -525,11 +611,19 @@ class Editor:
         chosen = chosen_sheet.id if chosen_sheet else _default_sheet(sheets, self.server, original)
         if chosen_sheet is not None:  # listed under the id asked for, once
             sheets = [chosen_sheet if c.path == chosen_sheet.path else c for c in sheets]
-        agents, agents_problem = await self._agent_menu(values["organization_id"], base)
+        try:
+            agents, agents_problem = await self._agent_menu(
+                request, values["organization_id"], base
+            )
+        except _AgentsThrottled:
+            agents, agents_problem = [], texts.AGENTS_THROTTLED
         preview: dict[str, Any] = {"rows": [], "error": "", "field": "", "headers": []}
         if chosen and values.get("first_line", "").strip():
             as_posted = {k: [v] for k, v in values.items() if isinstance(v, str)}
-            preview = await self._preview(original, as_posted, chosen)
+            try:
+                preview = await self._preview(original, as_posted, chosen)
+            except ChildrenBusy:  # the form itself still shows, with every value typed
+                preview["error"] = texts.PREVIEWS_BUSY
         elif chosen:
             choice = self._sheet(chosen)
             if choice is not None:
@@ -544,9 +638,12 @@ class Editor:
             kept = self.server.uploads.keep(chosen_sheet.path, chosen_sheet.name, "")
             upload_page = f"/uploads/{kept.id}"
         session = session_of(request)
+        # The file this form was opened on: kept through every re-render of the same form.
+        opened = _first(tests, "opened") if "opened" in tests else self._opened(original)
         html = self.server.templates.get_template("campaign_form.html").render(
             csrf=session.csrf if session else "",
             original=original,
+            opened=opened,
             action=f"/campaigns/{original}/edit" if original else "/campaigns/new",
             title=base.title or original,
             upload_page=upload_page,
@@ -568,6 +665,14 @@ class Editor:
             has_key=bool(self.server.jobs.environ.get(base.api_key_env or DEFAULT_API_KEY_ENV)),
         )
         return web.Response(text=html, content_type="text/html", status=status)
+
+
+class _AgentsThrottled(Exception):
+    """Get-agents asked too often from this session (or from all): `seconds` to wait."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
 
 
 _WEEKDAY_NAMES = [

@@ -220,9 +220,16 @@ class Pages:
         return dry
 
     async def dry_run_page(self, request: web.Request) -> web.Response:
+        from dialer.web.schedules import again_form  # schedules builds on these handlers
+
         dry = self._dry_run(request)
         error = request.query.get("error", "")[: self.settings.error_text_chars]
-        return await self._check_page(request, dry, error=error, stale=await self.jobs.why_not(dry))
+        extra: dict[str, Any] = {}
+        if (again := again_form(request)) is not None:  # confirming a paused schedule
+            extra = {"schedule_form": again, "notice": texts.SCHEDULE_CONFIRM_AGAIN}
+        return await self._check_page(
+            request, dry, error=error, stale=await self.jobs.why_not(dry), **extra
+        )
 
     async def _check_page(
         self,
@@ -334,12 +341,16 @@ class Pages:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """The run page's live view; a browser closing the page ends it quietly (aiohttp's
-        ClientConnectionResetError is a ConnectionResetError): nothing to log."""
+        ClientConnectionResetError is a ConnectionResetError): nothing to log. The session is
+        looked at before every event (at least every `events_every`): once it is gone (logged
+        out, expired) the stream ends, as any other page would be refused."""
         run = self._run(request)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         try:
             while True:
+                if self.server.auth.session(request) is None:
+                    return response
                 run.changed.clear()
                 view = run.view()
                 await response.write(f"event: progress\ndata: {json.dumps(view)}\n\n".encode())

@@ -372,8 +372,8 @@ class Jobs:
         return dry
 
     def forget_checks_of(self, deleted: set[Path]) -> None:
-        """Checks whose sheet was deleted can never launch: drop them."""
-        for key in [k for k, d in self.dry_runs.items() if d.upload in deleted]:
+        """Checks whose sheet (or report) was deleted can never launch: drop them."""
+        for key in [k for k, d in self.dry_runs.items() if {d.upload, d.report} & deleted]:
             del self.dry_runs[key]
 
     # ---- runs ----

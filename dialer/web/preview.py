@@ -10,6 +10,8 @@ test call ("call me first"), through the very code a check and a run use.
 `preview_rows` and `test_contact` run in a memory-capped child (`python -m
 dialer.web.preview`, with a check's memory cap and `preview_timeout`), like a check: calamine
 parses a whole XLSX sheet, and a 300,000-row workbook must cost that child, never the server.
+So does the trial render of a form's templates before a save ({"check": true}): a template
+costing a second per render must not hold the server's threads.
 
 Rows are read by `open_contacts` (the same sheet reading, column names, templates sandbox,
 phone rules, duplicates and do-not-call list as `dialer validate`), so a row the preview
@@ -29,9 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from dialer.campaign import Campaign, parse_campaign
 from dialer.commands import api_key_from
-from dialer.contacts import Contact
+from dialer.contacts import Contact, Templates
 from dialer.countries import country_name, country_of
 from dialer.masking import mask_phone, mask_text
 from dialer.pipeline import open_contacts
@@ -116,6 +120,43 @@ def test_contact(campaign: Campaign, upload: Path, row: int, number: str, max_ro
     raise UsageError(texts.NO_SUCH_ROW.format(row=row))
 
 
+class ChildrenBusy(web.HTTPServiceUnavailable):
+    """Every child slot taken and `previews_waiting` asks waiting already: 503, Retry-After."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            text=texts.PREVIEWS_BUSY,
+            headers={"Retry-After": str(settings.previews_retry_after)},
+        )
+
+
+class ChildQueue:
+    """The page's children for the campaign form (previews, saves' template checks, test
+    calls, header probes): `previews_at_once` at a time, `previews_waiting` more waiting in
+    turn; one more is refused at once (ChildrenBusy), so no ask queues without bound.
+
+        async with queue:          # ChildrenBusy when full
+            answer = await in_child(...)
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._running = asyncio.Semaphore(settings.previews_at_once)
+        self._waiting = 0
+
+    async def __aenter__(self) -> None:
+        if self._running.locked() and self._waiting >= self.settings.previews_waiting:
+            raise ChildrenBusy(self.settings)
+        self._waiting += 1
+        try:
+            await self._running.acquire()
+        finally:
+            self._waiting -= 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._running.release()
+
+
 async def in_child(
     settings: Settings,
     failure: Callable[[str, int | None], str],
@@ -126,7 +167,8 @@ async def in_child(
 ) -> dict[str, Any]:
     """`preview_rows` ({"count": n} -> {"rows": [...]}) or `test_contact` ({"row", "number",
     "max_row"} -> {"contact": {...}}) run by a child with a check's memory cap, stopped after
-    `preview_timeout`; a UsageError says why not, in the line `failure` makes of its stderr."""
+    `preview_timeout`; a UsageError says why not, in the line `failure` makes of its stderr.
+    {"check": True} -> {"ok": True}: the form's templates compiled and trial-rendered."""
     request = {"path": str(campaign.path), "toml": toml_text, "upload": str(upload), **ask}
     env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV}
     proc = await asyncio.create_subprocess_exec(
@@ -173,6 +215,10 @@ def main() -> int:
         request = json.loads(sys.stdin.buffer.read())
         campaign = parse_campaign(Path(request["path"]), request["toml"].encode())
         upload = Path(request["upload"])
+        if request.get("check"):  # a save's templates: compiled and trial-rendered here
+            Templates.compile(campaign)
+            print(json.dumps({"ok": True}))
+            return int(ExitCode.OK)
         if "row" in request:
             contact = test_contact(
                 campaign, upload, request["row"], request["number"], request["max_row"]

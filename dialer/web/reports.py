@@ -22,6 +22,8 @@ from dialer.report import REPORT_COLUMNS, REPORT_KINDS, undefuse, write_xlsx
 from dialer.results import RESULT_COLUMNS, outcome_kinds
 from dialer.statuses import Status
 from dialer.web import texts
+from dialer.web.settings import Settings
+from dialer.web.uploads import Aged, prune_oldest
 
 KINDS = ("csv", "xlsx")
 
@@ -71,6 +73,27 @@ def past_runs(folder: Path, campaigns: Iterable[str], shown: int) -> list[dict[s
     runs = [p for p in found if p["mode"] == "run"][:shown]
     checks = [p for p in found if p["mode"] == "check"][:shown]
     return runs + checks
+
+
+def prune_check_reports(folder: Path, settings: Settings) -> list[Path]:
+    """Delete the page's check reports (each ~1.6x its sheet) by the upload rules: older than
+    uploads are kept, or the oldest beyond the same caps; each with its summary and XLSX.
+    Run reports (who was called) and the CLI's own are never touched. Blocking."""
+    found = []
+    for summary in folder.glob(f"*/*.csv{SUMMARY_SUFFIX}"):
+        csv_path = summary.with_name(summary.name.removesuffix(SUMMARY_SUFFIX))
+        if not PAGE_REPORT_STEM.match(csv_path.stem):
+            continue
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(summary.read_text("utf-8")).get("mode") != "validate":
+                continue
+            group = (csv_path, summary, csv_path.with_suffix(".xlsx"))
+            stats = [p.stat() for p in group if p.exists()]
+            found.append(Aged(summary.stat().st_mtime, sum(st.st_size for st in stats), group))
+    deleted = prune_oldest(found, set(), settings)
+    for path in deleted:
+        _MADE.pop(path, None)
+    return deleted
 
 
 def newest_results(folder: Path) -> Path | None:

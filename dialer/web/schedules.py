@@ -22,6 +22,12 @@ The rules:
   and the page says why. **"every day"** checks its sheet afresh each day (the campaign's own
   `[contacts] source`, newest file, or the sheet it was made from), then launches bound to that
   day's check, so the run page has its "x of N" too.
+- **"every day" is bound to the campaign as confirmed**: the campaign file (and the schedule's
+  copy of its sheet) are fingerprinted when it is made; any change pauses it (a greeting edited
+  after scheduling is never sent to everyone unseen) until someone checks again and confirms.
+  A paused schedule never fires, even if the file is changed back.
+- **One copy per sheet**: the sheets schedules keep are named by their SHA-256, so a hundred
+  schedules of one sheet keep one copy, deleted with the last schedule using it.
 """
 
 from __future__ import annotations
@@ -53,15 +59,24 @@ from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.campaigns import CampaignShelf
 from dialer.web.handlers import Pages
-from dialer.web.jobs import AlreadyRunning, ChecksBusy, CheckStale, DryRun, Jobs, ledger_held
+from dialer.web.jobs import (
+    AlreadyRunning,
+    ChecksBusy,
+    CheckStale,
+    DryRun,
+    Jobs,
+    fingerprint,
+    ledger_held,
+)
 from dialer.web.settings import Settings
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
 
 ONCE, DAILY = "once", "daily"
-# A schedule's state: waiting for its (next) time; or, for "once", what became of it.
-WAITING, FIRED, REFUSED, MISSED = "waiting", "started", "refused", "missed"
+# A schedule's state: waiting for its (next) time; or, for "once", what became of it; or, for
+# "every day", paused because the campaign changed since it was confirmed.
+WAITING, FIRED, REFUSED, MISSED, PAUSED = "waiting", "started", "refused", "missed", "paused"
 OWN_SOURCE = "source"  # the form's sheet choice: the campaign's own [contacts] source
 
 
@@ -80,7 +95,9 @@ class Schedule:
     created: str  # stamp(): due times before it never fire
     ready: int = 0  # ONCE: the people its check said would be called
     report: str = ""  # ONCE: its check's report
-    fingerprint: dict[str, str] = field(default_factory=dict)  # ONCE: bound file -> SHA-256
+    # Bound file -> SHA-256. ONCE: what its run must find (campaign, lists, sheet); DAILY: the
+    # campaign file and its kept sheet as confirmed, a change pauses it.
+    fingerprint: dict[str, str] = field(default_factory=dict)
     expect: list[str] = field(default_factory=list)  # ONCE: `dialer run --expect-*` options
     last: str = ""  # stamp() of the last due time handled (fired, refused or missed)
     state: str = WAITING
@@ -93,6 +110,8 @@ class Schedule:
         if self.kind == ONCE:
             when = datetime.fromisoformat(self.at).replace(tzinfo=zone)
             return when if self.state == WAITING and when <= now else None
+        if self.state == PAUSED:
+            return None
         hour, minute = _time_of_day(self.at) or (0, 0)
         day = now.astimezone(zone).date()
         when = _at(day, hour, minute, zone)
@@ -106,6 +125,8 @@ class Schedule:
         zone = ZoneInfo(self.zone)
         if self.kind == ONCE:
             return datetime.fromisoformat(self.at).replace(tzinfo=zone) if self.waiting else None
+        if self.state == PAUSED:
+            return None
         hour, minute = _time_of_day(self.at) or (0, 0)
         day = now.astimezone(zone).date()
         when = _at(day, hour, minute, zone)
@@ -114,6 +135,14 @@ class Schedule:
     @property
     def waiting(self) -> bool:
         return self.state == WAITING
+
+    @property
+    def paused(self) -> bool:
+        return self.state == PAUSED
+
+    def bound_files(self) -> list[Path]:
+        """DAILY: what pauses it when it changes: the campaign file, its kept sheet."""
+        return [Path(self.campaign_path), *([Path(self.sheet)] if self.sheet else [])]
 
     def when_text(self) -> str:
         if self.kind == ONCE:
@@ -141,6 +170,7 @@ class ScheduleForm:
     sheet: str = "check"
     confirm: bool = False
     count: str = ""
+    replaces: str = ""  # a paused schedule this one confirms again (it goes once this is made)
 
     @classmethod
     def of(cls, form: Any) -> ScheduleForm:
@@ -155,6 +185,7 @@ class ScheduleForm:
             sheet=text("sheet") or "check",
             confirm=form.get("confirm") == "yes",
             count=text("count"),
+            replaces=text("replaces"),
         )
 
 
@@ -218,21 +249,26 @@ class Schedules:
             return texts.SCHEDULE_NEEDS_CONFIRM
         if self.problem:
             return self.problem
-        if len(self._items) >= self.settings.schedules_max:
+        replacing = int(bool(form.replaces) and form.replaces in self._items)
+        if len(self._items) - replacing >= self.settings.schedules_max:
             return f"There are {len(self._items)} schedules already: remove some first."
         return ""
 
     async def add(self, dry: DryRun, form: ScheduleForm) -> Schedule:
         """A schedule made from a check; the form was validated. UsageError-like DialerError
-        if the check's sheet can no longer be kept as it was checked."""
+        if the check's sheet can no longer be kept as it was checked. With `form.replaces`,
+        the paused schedule it confirms again goes (its kept sheet too, unless shared)."""
         async with self._lock:
             schedule_id = secrets.token_hex(8)
             own = form.when == DAILY and form.sheet == OWN_SOURCE
-            sheet = "" if own else str(await asyncio.to_thread(self._keep, schedule_id, dry))
+            sheet = "" if own else str(await asyncio.to_thread(self._keep, dry))
             prints = {k: v for k, v in dry.fingerprint.items() if k != str(dry.upload)}
             if sheet:
                 prints[sheet] = dry.fingerprint[str(dry.upload)]
             once = form.when == ONCE
+            if not once:  # the campaign file and the kept sheet, as this check read them
+                bound = {str(dry.campaign_path), sheet}
+                prints = {k: v for k, v in prints.items() if k in bound}
             if once:
                 at = (_wall_time(form.at) or datetime.min).strftime("%Y-%m-%dT%H:%M")
             else:
@@ -249,27 +285,44 @@ class Schedules:
                 created=stamp(self.clock()),
                 ready=int(dry.summary.get("counts", {}).get(Status.READY, 0)) if once else 0,
                 report=str(dry.report) if once else "",
-                fingerprint=prints if once else {},
+                fingerprint=prints,
                 expect=list(dry.expect) if once else [],
             )
             self._items[schedule.id] = schedule
+            old = self._items.get(form.replaces) if form.replaces else None
+            replaced = self._items.pop(old.id) if old is not None and old.paused else None
             try:
                 await asyncio.to_thread(self._save)
             except OSError:
                 del self._items[schedule.id]
+                if replaced is not None:
+                    self._items[replaced.id] = replaced
                 self._drop_sheet(schedule)
                 raise
+            if replaced is not None:
+                self._drop_sheet(replaced)
             return schedule
 
-    def _keep(self, schedule_id: str, dry: DryRun) -> Path:
-        """A copy of the checked sheet that upload pruning never deletes, still as checked."""
-        self.sheets.mkdir(parents=True, exist_ok=True)
-        kept = self.sheets / f"{schedule_id}{dry.upload.suffix.lower()}"
-        with contextlib.suppress(OSError):
-            shutil.copyfile(dry.upload, kept)
-        if file_sha256(kept) != dry.fingerprint.get(str(dry.upload)):
-            kept.unlink(missing_ok=True)
+    def _keep(self, dry: DryRun) -> Path:
+        """The checked sheet, kept where upload pruning never deletes it, still as checked:
+        named by its SHA-256, so schedules of one sheet share one copy."""
+        digest = dry.fingerprint.get(str(dry.upload), "")
+        if len(digest) != 64:
             raise SheetChanged(texts.SCHEDULE_SHEET_CHANGED)
+        self.sheets.mkdir(parents=True, exist_ok=True)
+        kept = self.sheets / f"{digest}{dry.upload.suffix.lower()}"
+        if file_sha256(kept) == digest:
+            return kept  # kept already, for another schedule (or this is that copy)
+        fd, temp = tempfile.mkstemp(prefix=".sheet-", dir=self.sheets)
+        os.close(fd)
+        try:
+            with contextlib.suppress(OSError):
+                shutil.copyfile(dry.upload, temp)
+            if file_sha256(Path(temp)) != digest:
+                raise SheetChanged(texts.SCHEDULE_SHEET_CHANGED)
+            os.replace(temp, kept)  # whole or not at all: another schedule may share it
+        finally:
+            Path(temp).unlink(missing_ok=True)
         return kept
 
     async def remove(self, schedule_id: str) -> None:
@@ -281,8 +334,43 @@ class Schedules:
             self._drop_sheet(schedule)
 
     def _drop_sheet(self, schedule: Schedule) -> None:
-        if schedule.sheet and Path(schedule.sheet) not in self.jobs.running_uploads():
+        """Its kept sheet goes with the last schedule using it (never under a run)."""
+        shared = any(s.sheet == schedule.sheet for s in self._items.values())
+        if (
+            schedule.sheet
+            and not shared
+            and Path(schedule.sheet) not in self.jobs.running_uploads()
+        ):
             Path(schedule.sheet).unlink(missing_ok=True)
+
+    # ---- pausing ----
+
+    async def look_for_changes(self) -> None:
+        """Pause each daily schedule whose campaign (or kept sheet) changed since it was
+        confirmed; saved at once, so a restart keeps it paused. Skipped while a tick runs
+        (it looks first itself, and may be checking a sheet for minutes)."""
+        if self._lock.locked():
+            return
+        async with self._lock:
+            if await self._pause_changed():
+                with contextlib.suppress(OSError):  # said again at the next look
+                    await asyncio.to_thread(self._save)
+
+    async def _pause_changed(self) -> bool:
+        daily = [s for s in self._items.values() if s.kind == DAILY and not s.paused]
+        changed = False
+        for schedule in daily:
+            files = schedule.bound_files()
+            now = await asyncio.to_thread(fingerprint, files)
+            if any(schedule.fingerprint.get(str(f)) != now[str(f)] for f in files):
+                self._pause(schedule)
+                changed = True
+        return changed
+
+    @staticmethod
+    def _pause(schedule: Schedule) -> None:
+        schedule.state = PAUSED  # its state words say why and what to do
+        schedule.note = ""
 
     # ---- firing ----
 
@@ -295,6 +383,9 @@ class Schedules:
             return started
         async with self._lock:
             await self._forget_old(now)
+            if await self._pause_changed():
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(self._save)
             for schedule in list(self._items.values()):
                 due = schedule.due(now)
                 if due is None:
@@ -333,7 +424,12 @@ class Schedules:
                     tuple(schedule.expect),
                 )
             else:
-                dry = await self._check_today(campaign, schedule)
+                dry = await self.check_today(campaign, schedule)
+                if any(schedule.fingerprint.get(k) != v for k, v in self._bound(dry).items()):
+                    # Changed between the look above and today's check: that check (and the
+                    # run bound to it) would say what nobody confirmed.
+                    self._pause(schedule)
+                    return ""
                 if dry.summary.get("counts", {}).get(Status.READY, 0) == 0:
                     schedule.note = f"{_at_text(due)}: checked, nobody to call"
                     return ""
@@ -357,7 +453,12 @@ class Schedules:
         schedule.note = f"{_at_text(due)}: started"
         return run.id
 
-    async def _check_today(self, campaign: Any, schedule: Schedule) -> DryRun:
+    @staticmethod
+    def _bound(dry: DryRun) -> dict[str, str]:
+        """Today's check's fingerprints of what a daily schedule is confirmed on."""
+        return {str(dry.campaign_path): dry.fingerprint.get(str(dry.campaign_path), "")}
+
+    async def check_today(self, campaign: Any, schedule: Schedule) -> DryRun:
         sheet = (
             Path(schedule.sheet)
             if schedule.sheet
@@ -557,6 +658,7 @@ def add_routes(app: web.Application, server: Server) -> None:
     app.router.add_get("/schedules", handlers.page)
     app.router.add_post("/dry-runs/{id}/schedule", handlers.add)
     app.router.add_post("/schedules/{id}/remove", handlers.remove)
+    app.router.add_post("/schedules/{id}/check", handlers.check_again)
     app.router.add_post("/runs/{id}/resume", handlers.resume)
     app.on_startup.append(book.start)
     app.on_shutdown.append(book.stop)
@@ -569,6 +671,7 @@ class _Handlers:
         self.pages = Pages(server)
 
     async def page(self, request: web.Request) -> web.Response:
+        await self.book.look_for_changes()  # an edit just saved shows as paused at once
         now = self.book.clock()
         rows = [
             {
@@ -619,6 +722,28 @@ class _Handlers:
         await self.book.remove(request.match_info["id"])
         raise web.HTTPSeeOther("/schedules")
 
+    async def check_again(self, request: web.Request) -> web.Response:
+        """A paused daily schedule: a new check of what it calls from, then the check page
+        with its schedule form filled in to confirm it again (the paused one replaced)."""
+        form = await request.post()
+        check_csrf(request, str(form.get("csrf", "")))
+        schedule = self.book.get(request.match_info["id"])
+        if schedule is None or not schedule.paused:
+            raise web.HTTPSeeOther("/schedules")
+        back = f"/schedules#schedule-{schedule.id}"
+        try:
+            campaign = self.server.campaigns.load(Path(schedule.campaign_path))
+            if schedule.sheet and not Path(schedule.sheet).is_file():
+                raise SheetChanged(texts.sheet_deleted(self.server.settings))
+            dry = await self.book.check_today(campaign, schedule)
+        except ChecksBusy:
+            schedule.note = texts.checks_busy(self.server.settings)
+            raise web.HTTPSeeOther(back) from None
+        except DialerError as exc:  # said beside "paused" until the next try
+            schedule.note = f"not checked: {exc}"[: self.server.settings.error_text_chars]
+            raise web.HTTPSeeOther(back) from None
+        raise web.HTTPSeeOther(f"/dry-runs/{dry.id}?again={schedule.id}")
+
     async def resume(self, request: web.Request) -> web.Response:
         """ "Resume the N not called": a new check of the same sheet, then its launch
         confirmation (the ledger knows who was called, so the check shows only the rest)."""
@@ -640,3 +765,19 @@ class _Handlers:
             error = str(exc)[: self.server.settings.error_text_chars]
             raise web.HTTPSeeOther(f"/runs/{run.id}?error={quote_plus(error)}") from None
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
+
+
+def again_form(request: web.Request) -> ScheduleForm | None:
+    """The check page's schedule form filled in from the paused daily schedule its `again`
+    query names (None if none): confirming it replaces that schedule."""
+    book = request.app.get(SCHEDULES)
+    schedule = book.get(request.query.get("again", "")) if book is not None else None
+    if schedule is None or not schedule.paused:
+        return None
+    return ScheduleForm(
+        when=DAILY,
+        time=schedule.at,
+        zone=schedule.zone,
+        sheet="check" if schedule.sheet else OWN_SOURCE,
+        replaces=schedule.id,
+    )

@@ -59,11 +59,17 @@ class Settings:
 
     # The campaign form (dialer/web/editor.py).
     preview_rows: int = 5  # rows of the chosen sheet the live preview renders
-    previews_at_once: int = 2  # previews and test calls reading a sheet at once (each a child)
+    previews_at_once: int = 2  # previews, saves and test calls in a child at once
+    previews_waiting: int = 8  # ... and waiting for one; more is answered 503
+    previews_retry_after: int = 5  # seconds, told with that 503
     preview_timeout: float = 60.0  # a preview's or test call's sheet reading stopped after this
     agents_timeout: float = 5.0  # seconds the agent menu waits for Tabbly's get-agents
     agents_cache_seconds: float = 60.0  # an organisation's agents, reused this long
     agents_cache_entries: int = 64  # organisations (and keys) remembered; the oldest dropped
+    # Asks of get-agents not answered from that cache: 10 at once, then 12 a minute per
+    # session; 30 at once, then one a second, for all sessions together.
+    agents_per_session: tuple[float, float] = (10, 0.2)
+    agents_overall: tuple[float, float] = (30, 1.0)
     test_call_max_row: int = 100_000  # how far into a sheet a test call's row may be
     # Results (child `dialer sync`).
     auto_sync_every: float = 60.0  # an open page of a finished run syncs at most this often

@@ -241,6 +241,11 @@ TEST_CALL_WHILE_RUNNING = (
     "Campaign {name} is running or starting: place the test call when it has finished."
 )
 AGENTS_UNAVAILABLE = "The agents could not be listed ({problem}): type the agent's number."
+PREVIEWS_BUSY = "The page is busy with other previews and saves: try again in a few seconds."
+AGENTS_THROTTLED = (
+    "The agents of that many organisations cannot be listed at once: type the agent's number, "
+    "or wait a few seconds."
+)
 
 
 def labelled(field: str | None, message: str) -> str:
@@ -478,12 +483,18 @@ SCHEDULE_TOO_FAR = (
     "Date and time: {value} in {zone} is more than a year ahead; choose a sooner time."
 )
 # A schedule's state (dialer/web/schedules.py) as the schedules page says it.
+SCHEDULE_PAUSED = "paused: the campaign changed since it was confirmed — check again"
 SCHEDULE_STATES = {
     "waiting": "waiting for its time",
     "started": "started",
     "refused": "not started (the note says why)",
     "missed": "missed (the note says why)",
+    "paused": SCHEDULE_PAUSED,
 }
+SCHEDULE_CONFIRM_AGAIN = (
+    "Confirm the daily schedule again: this is a new check of what it calls, with the "
+    "campaign as it is now. Scheduling it replaces the paused one."
+)
 
 
 def cron_hint(zone: str) -> str:
@@ -532,6 +543,11 @@ DEFAULT_TOO_LONG = "A default may be at most {n} characters."
 DEFAULT_HAS_BRACES = "A default is said as written: no {{ or }}."
 NOT_A_TAB = "That tab is not in this workbook: choose again."
 BAD_TAB = "Tab: a tab's name has no control characters and at most {n} characters: choose again."
+CHANGED_SINCE_OPENED = (
+    "The campaign file changed since you opened it (saved elsewhere or edited by hand), so "
+    "nothing was saved: open the campaign again to see it as it is now, then make your "
+    "changes there."
+)
 CAMPAIGN_EDITED_MEANWHILE = (
     "The campaign was changed (saved elsewhere) while you chose the columns, so nothing was "
     "saved: open this page again to check the choices against it, then save."

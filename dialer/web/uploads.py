@@ -13,6 +13,7 @@ campaign, and each campaign then chosen for it gets its own `Kept` (its column p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
@@ -205,8 +206,7 @@ def prune_uploads(
     longer matches), so nobody is called from a sheet that was deleted. Files in use (a check
     under way, a run calling) are never deleted. Blocking: run in a thread.
     """
-    now = time.time() if now is None else now
-    files: list[tuple[float, int, Path]] = []
+    files: list[Aged] = []
     try:
         entries = list(folder.iterdir())
     except OSError:
@@ -218,23 +218,46 @@ def prune_uploads(
             st = path.lstat()
         except OSError:
             continue
-        files.append((st.st_mtime, st.st_size, path))
-    files.sort()
+        files.append(Aged(st.st_mtime, st.st_size, (path,)))
+    return prune_oldest(files, in_use, settings, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Aged:
+    """Files kept and deleted together (an upload; a check's report and its summary), known
+    by the first."""
+
+    mtime: float
+    size: int
+    paths: tuple[Path, ...]
+
+
+def prune_oldest(
+    found: list[Aged], in_use: set[Path], settings: Settings, *, now: float | None = None
+) -> list[Path]:
+    """The upload rules, for uploads and for the page's check reports alike: delete what is
+    older than `upload_keep_seconds`, then the oldest until the rest fit `uploads_max_bytes`
+    and `uploads_max_files`; never what `in_use` holds. The first path of each deleted
+    group. Blocking: run in a thread."""
+    now = time.time() if now is None else now
     deleted: list[Path] = []
-    total = sum(size for _, size, _ in files)
-    count = len(files)
-    for mtime, size, path in files:
-        too_old = now - mtime > settings.upload_keep_seconds
+    total = sum(f.size for f in found)
+    count = len(found)
+    for aged in sorted(found, key=lambda f: (f.mtime, f.paths)):
+        too_old = now - aged.mtime > settings.upload_keep_seconds
         over = total > settings.uploads_max_bytes or count > settings.uploads_max_files
-        if path in in_use or not (too_old or over):
+        if aged.paths[0] in in_use or not (too_old or over):
             continue
         try:
-            path.unlink()
+            aged.paths[0].unlink()
         except FileNotFoundError:
             pass
         except OSError:
             continue
-        deleted.append(path)
-        total -= size
+        for other in aged.paths[1:]:
+            with contextlib.suppress(OSError):
+                other.unlink()
+        deleted.append(aged.paths[0])
+        total -= aged.size
         count -= 1
     return deleted
