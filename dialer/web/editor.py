@@ -62,7 +62,8 @@ from dialer.web.campaign_fields import (
     values_of,
 )
 from dialer.web.campaigns import remember_campaign
-from dialer.web.preview import contact_of, in_child, place_test_call
+from dialer.web.preview import contact_of, in_child
+from dialer.web.test_calls import TestCallsCapped
 from dialer.web.uploads import Kept
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ class Editor:
         posted: Mapping[str, Sequence[str]],
         field: str | None,
         message: str,
+        status: int = 400,
     ) -> web.Response:
         """The form again, as typed, with the error at the top and beside its field."""
         return await self._page(
@@ -184,7 +186,7 @@ class Editor:
             error=texts.labelled(field, message),
             sheet=_first(posted, "preview_sheet"),
             test_values=posted,
-            status=400,
+            status=status,
         )
 
     # ---- live preview ----
@@ -240,18 +242,25 @@ class Editor:
         as_json = _first(posted, "reply") == "json"
         if original:
             self._editable(original)
+        session = session_of(request)
         try:
-            outcome_text = await self._test_call(original, posted)
+            outcome_text = await self._test_call(original, posted, session.csrf if session else "")
         except (FieldError, DialerError) as exc:
             if isinstance(exc, FieldError):
                 field, message = exc.field, exc.message
             else:
                 choice = self._sheet(_first(posted, "preview_sheet"))
                 field, message = _plain(self._shown(str(exc), choice), posted)
+            capped = isinstance(exc, TestCallsCapped)  # 429: a cap, said in a sentence
+            status = 429 if capped else 400
+            headers = {"Retry-After": str(exc.retry_after)} if capped else {}
             if as_json:
                 shown = texts.labelled(field, message)
-                return web.json_response({"ok": False, "field": field, "message": shown})
-            return await self._refused(request, original, posted, field, message)
+                reply = {"ok": False, "field": field, "message": shown}
+                return web.json_response(reply, status=status, headers=headers)
+            page = await self._refused(request, original, posted, field, message, status)
+            page.headers.update(headers)
+            return page
         if as_json:  # app.js shows it beside the button: no reload to the page's top
             return web.json_response({"ok": True, "field": "", "message": outcome_text})
         return await self._page(
@@ -263,7 +272,9 @@ class Editor:
             test_result=outcome_text,
         )
 
-    async def _test_call(self, original: str, posted: Mapping[str, Sequence[str]]) -> str:
+    async def _test_call(
+        self, original: str, posted: Mapping[str, Sequence[str]], session: str
+    ) -> str:
         choice = self._sheet(_first(posted, "preview_sheet"))
         if choice is None:
             raise FieldError("preview_sheet", self._no_sheet(_first(posted, "preview_sheet")))
@@ -275,6 +286,11 @@ class Editor:
         if row is None:
             raise FieldError("test_row", texts.labelled("test_row", "enter a row number"))
         campaign = await asyncio.to_thread(check_form, self.folder, form)
+        guard = self.server.test_calls
+        try:
+            guard.judge_number(campaign, number.e164, guard.clock())
+        except UsageError as exc:
+            raise FieldError("test_number", texts.labelled("test_number", str(exc))) from None
         ask = {
             "row": row,
             "number": number.e164,
@@ -284,9 +300,10 @@ class Editor:
             async with self._previews:
                 answer = await self._in_child(campaign, form, choice, ask)
             contact = contact_of(answer["contact"])
+            guard.judge_country(campaign, contact.called_to, answer["contact"]["row_country"])
         except DialerError as exc:
             reason = self._shown(str(exc), choice)
-            field = "test_number" if reason.startswith("invalid phone") else "test_row"
+            field = "test_number" if reason.startswith(("invalid phone", "That is")) else "test_row"
             field = "test_number" if "do-not-call" in reason else field
             raise FieldError(field, texts.labelled(field, reason)) from None
         jobs = self.server.jobs
@@ -294,8 +311,9 @@ class Editor:
         # as "starting", not fail on the lock and use up its check. No await between the two.
         if jobs.busy(campaign.name):
             raise UsageError(texts.TEST_CALL_WHILE_RUNNING.format(name=campaign.name))
+        guard.take(session, guard.clock())  # counted once it is sure to be tried
         with jobs.holding(campaign.name):
-            outcome = await place_test_call(campaign, contact, jobs.environ, choice.name)
+            outcome = await guard.place(campaign, contact, jobs.environ, choice.name)
         if outcome.kind is Kind.TRIGGERED:
             return texts.TEST_CALL_PLACED.format(number=number.e164, row=row)
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)

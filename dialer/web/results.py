@@ -20,6 +20,7 @@ import contextlib
 import sqlite3
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +29,12 @@ from markupsafe import Markup, escape
 
 from dialer import dials
 from dialer.campaign import Campaign
+from dialer.clock import stamp
 from dialer.currencies import money
 from dialer.ledger import Ledger
+from dialer.masking import mask_phone, mask_text
 from dialer.paths import RESULTS_SUFFIX, ledger_path, reports_folder
-from dialer.statuses import ERROR_PREFIX, CallOutcome, DialerError
+from dialer.statuses import ERROR_PREFIX, CallOutcome, DialerError, Kind
 from dialer.sync import UPDATED_LINE
 from dialer.web import reports, texts
 from dialer.web.auth import check_csrf, session_of
@@ -115,6 +118,50 @@ def read_outcomes(
     finally:
         with contextlib.suppress(DialerError, sqlite3.Error, OSError):
             ledger.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TestCallLine:
+    """One test call as the campaign's page lists it: the number masked, its cost if known
+    (the campaign's cost per call, from synced calls or its file: "≈")."""
+
+    __test__ = False
+
+    at: str  # UTC, to the second
+    number: str
+    said: str
+    cost: str
+
+
+def read_test_calls(
+    campaign: Campaign, count: int, since: str
+) -> tuple[list[TestCallLine], int, str]:
+    """The newest `count` test calls, how many were placed since `since` (a stamp), and
+    about what those cost ("" when no cost per call is known). Blocking."""
+    estimate = estimate_cost(campaign, 1)
+    each = money(estimate.per_call, campaign.currency) if estimate.per_call is not None else ""
+    ledger = _open(campaign)
+    if ledger is None:
+        return [], 0, ""
+    try:
+        found = ledger.recent_test_calls(count)
+    except sqlite3.Error:  # a ledger from before test calls
+        return [], 0, ""
+    finally:
+        with contextlib.suppress(DialerError, sqlite3.Error, OSError):
+            ledger.close()
+    lines = [
+        TestCallLine(
+            at.replace("T", " ")[:19],
+            mask_phone(number),
+            texts.test_call_words(status, mask_text(reason)),
+            f"≈ {each}" if each and status == Kind.TRIGGERED.value else "",
+        )
+        for at, number, status, reason in found
+    ]
+    placed = sum(1 for at, _, status, _ in found if at >= since and status == Kind.TRIGGERED.value)
+    total = money(placed * estimate.per_call, campaign.currency) if each else ""
+    return lines, placed, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +424,14 @@ class ResultPages:
         """Everyone the campaign called: reachable when the run that called them is gone
         from memory (a restart of `dialer serve`), from the history on the start page."""
         campaign = self._campaign(request.match_info["campaign"])
-        return self._render(request, "results.html", await self.section(campaign))
+        res = await self.section(campaign)
+        since = stamp(self.server.test_calls.clock() - timedelta(days=1))
+        lines, placed, total = await asyncio.to_thread(
+            read_test_calls, campaign, self.settings.test_calls_shown, since
+        )
+        res["test_calls"] = lines
+        res["test_calls_spent"] = texts.test_calls_spent(placed, total)
+        return self._render(request, "results.html", res)
 
     async def sync(self, request: web.Request) -> web.Response:
         """The Sync button (a form: back to the page), or app.js's automatic sync (`auto`, at
