@@ -423,10 +423,11 @@ class Editor:
     def _new_form(self) -> CampaignForm:
         """A new campaign's form: the organisation and caller number of an existing one
         (one organisation is the usual case), every day ticked (the legal hours guard the
-        hours), nothing else."""
+        hours), `new_campaign_per_day` calls a day to one person (shown, editable)."""
+        per_day = self.settings.new_campaign_per_day
         usable = [c for c in self.server.campaigns.all().values() if isinstance(c, Campaign)]
         if not usable:
-            return dataclasses.replace(_BLANK, window_days=WEEKDAYS)
+            return dataclasses.replace(_BLANK, window_days=WEEKDAYS, limits_per_day=per_day)
         first = usable[0]
         return CampaignForm(
             name="",
@@ -436,6 +437,7 @@ class Editor:
             first_line="",
             default_region=first.contacts.default_region,
             window_days=WEEKDAYS,
+            limits_per_day=per_day,
         )
 
     @staticmethod

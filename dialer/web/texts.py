@@ -303,6 +303,11 @@ def test_calls_spent(placed: int, total: str) -> str:
     return f"{plural(placed, 'test call')} placed in the last 24 hours{cost}."
 
 
+def queued(ahead: int) -> str:
+    """A run or sync waiting for its turn (`runs_at_once`, `syncs_at_once`)."""
+    return f"queued, {ahead} ahead: it starts when one under way ends"
+
+
 AGENTS_UNAVAILABLE = "The agents could not be listed ({problem}): type the agent's number."
 
 
@@ -357,6 +362,17 @@ def sync_refused_locked(campaign: str) -> str:
     return (
         f"Campaign {campaign} is running elsewhere (perhaps from a terminal): its outcomes "
         "can be read when that run ends."
+    )
+
+
+def sync_queued(ahead: int) -> str:
+    return f"Reading outcomes is queued, {ahead} ahead: other campaigns' are being read now."
+
+
+def sync_needs_memory(settings: Settings) -> str:
+    return (
+        f"Reading the call logs needed more than {settings.sync_memory // MB} MB of memory "
+        "and was stopped: try again later, or sync this campaign from a terminal."
     )
 
 
