@@ -170,6 +170,26 @@ def test_a_test_call_counts_in_limits_and_a_person_over_them_is_refused(tmp_path
     assert lines == [("+917359099999", "example", 1)]
 
 
+def test_a_test_call_made_before_any_limits_counts_once_they_are_set(tmp_path):
+    """No campaign had `[limits]` (no contact book yet): the book made later is filled from
+    the ledgers, and a test call of theirs counts there like a run's call."""
+    root = _project(tmp_path)
+    toml = root / "campaigns" / "example.toml"
+    own = b"customer_id,first_name,phone,order_id,order_date\nC9,Me,+917359099999,O9,May 9\n"
+    with FakeTabblyThread(balance=10) as fake:
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf, dry_id = await _checked(client, ROWS)
+            status, page = await _call(client, csrf, dry_id)
+            assert status == 200, page
+            assert not (root / "state" / "contacts.sqlite").exists()
+            toml.write_text(toml.read_text() + "\n[limits]\nper_day = 1\n")
+            _, own_id = await _checked(client, own)
+            assert server.jobs.dry_runs[own_id].summary["counts"].get("limited") == 1
+
+        _serve(root, fake, body)
+
+
 def test_each_test_call_is_listed_with_its_cost_on_the_campaigns_page(tmp_path):
     root = _project(tmp_path)
     toml = root / "campaigns" / "example.toml"

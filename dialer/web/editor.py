@@ -300,7 +300,7 @@ class Editor:
             async with self._previews:
                 answer = await self._in_child(campaign, form, choice, ask)
             contact = contact_of(answer["contact"])
-            guard.judge_country(campaign, contact.called_to, answer["contact"]["row_country"])
+            guard.judge_country(campaign, contact.called_to, answer["contact"]["countries"])
         except DialerError as exc:
             reason = self._shown(str(exc), choice)
             field = "test_number" if reason.startswith(("invalid phone", "That is")) else "test_row"

@@ -234,7 +234,6 @@ class WebRun:
             "finished": self.finished,
             "exit_code": self.exit_code,
             "state_text": text,
-            "queued": self.ahead is not None,
             "total": self.total,
             "total_text": texts.people(self.total),
             "left_out": texts.left_out(self.checked),

@@ -4,7 +4,7 @@ test call ("call me first"), through the very code a check and a run use.
     answer = await in_child(settings, jobs.child_failure, campaign, toml_text, upload,
                             {"count": 5})           # {"rows": [...]}: preview_rows
     answer = await in_child(..., {"row": 3, "number": "+917359043943", "max_row": 100_000})
-    contact = contact_of(answer["contact"])         # answer["contact"]["row_country"]: "IN"
+    contact = contact_of(answer["contact"])         # answer["contact"]["countries"]: ["IN"]
 
 `preview_rows` and `test_contact` run in a memory-capped child (`python -m
 dialer.web.preview`, with a check's memory cap and `preview_timeout`), like a check: calamine
@@ -31,7 +31,7 @@ from dialer.campaign import Campaign, parse_campaign
 from dialer.contacts import Contact
 from dialer.countries import country_name, country_of
 from dialer.masking import mask_phone, mask_text
-from dialer.pipeline import open_contacts
+from dialer.pipeline import ContactStream, open_contacts
 from dialer.sheet import iter_rows
 from dialer.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
 from dialer.web import texts
@@ -84,35 +84,50 @@ def country_text(e164: str) -> str:
 
 def test_contact(
     campaign: Campaign, upload: Path, row: int, number: str, max_row: int
-) -> tuple[Contact, str]:
+) -> tuple[Contact, list[str]]:
     """Row `row` of the spreadsheet (numbered as the check page and the preview show it: the
-    header is row 1) personalised as the run would, but to `number`, and the country of the
-    row's own number ("??": none); the contact keeps its data-row number, as the ledger
+    header is row 1) personalised as the run would, but to `number`, and the countries the
+    campaign calls with this sheet (the row's own number's, and each one its country column
+    names in the first `max_row` rows); the contact keeps its data-row number, as the ledger
     counts rows. A UsageError says why it cannot be called (no such row, the row's template
     fails, the number is invalid or on the do-not-call list)."""
     stream = open_contacts(campaign, upload, parallel=False)
     data_row = row - stream.sheet.excel_header_row
     if not 1 <= data_row <= max_row:
         raise UsageError(texts.NO_SUCH_ROW.format(row=row))
-    plan = stream.preparer.plan
+    phones = stream.preparer.plan.phones
+    countries: set[str | None] = set()
+    found: Contact | None = None
     for chunk in iter_rows(stream.sheet):
         for number_in_sheet, cells in chunk:
-            if number_in_sheet == data_row:
-                (own,) = stream.preparer.build([(data_row, list(cells))])
-                cells = list(cells)
-                cells[plan.phone_index] = number
-                (built,) = stream.preparer.build([(data_row, cells)])
-                (contact,) = stream.preparer.deduper.apply([built])
-                if contact.status is not Status.READY:
-                    raise UsageError(contact.reason or str(contact.status))
-                ident = f"{TEST_ID_PREFIX}{contact.custom_identifiers}"
-                region = country_of(own.called_to) if own.called_to else "??"
-                return replace(contact, custom_identifiers=ident), region
-            if number_in_sheet > data_row:
+            if number_in_sheet > max_row:
                 break
-        if chunk[-1][0] >= data_row:
+            if phones.country_index is not None:
+                countries.add(phones.region(cells)[0])
+            if number_in_sheet == data_row:
+                found, own = _as_test(stream, data_row, list(cells), number)
+                countries.add(own)
+        if chunk[-1][0] >= max_row or (found is not None and phones.country_index is None):
             break
-    raise UsageError(texts.NO_SUCH_ROW.format(row=row))
+    if found is None:
+        raise UsageError(texts.NO_SUCH_ROW.format(row=row))
+    return found, sorted(c for c in countries if c and c != "??")
+
+
+def _as_test(
+    stream: ContactStream, data_row: int, cells: list[str], number: str
+) -> tuple[Contact, str]:
+    """The row built to `number` (a UsageError if it may not be called), and the country of
+    the row's own number ("??": none)."""
+    (own,) = stream.preparer.build([(data_row, list(cells))])
+    cells[stream.preparer.plan.phone_index] = number
+    (built,) = stream.preparer.build([(data_row, cells)])
+    (contact,) = stream.preparer.deduper.apply([built])
+    if contact.status is not Status.READY:
+        raise UsageError(contact.reason or str(contact.status))
+    ident = f"{TEST_ID_PREFIX}{contact.custom_identifiers}"
+    region = country_of(own.called_to) if own.called_to else "??"
+    return replace(contact, custom_identifiers=ident), region
 
 
 async def in_child(
@@ -173,7 +188,7 @@ def main() -> int:
         campaign = parse_campaign(Path(request["path"]), request["toml"].encode())
         upload = Path(request["upload"])
         if "row" in request:
-            contact, row_country = test_contact(
+            contact, countries = test_contact(
                 campaign, upload, request["row"], request["number"], request["max_row"]
             )
             answer: dict[str, Any] = {
@@ -183,7 +198,7 @@ def main() -> int:
                     "called_to": contact.called_to,
                     "first_line": contact.first_line,
                     "instruction": contact.instruction,
-                    "row_country": row_country,
+                    "countries": countries,
                 }
             }
         else:

@@ -4,15 +4,15 @@ its caps, and counts it in `[limits]` like any call.
 
     guard = TestCalls(settings, clock)
     guard.judge_number(campaign, "+19005550123", now)   # UsageError: premium rate
-    guard.judge_country(campaign, e164, row_country)    # UsageError: not a country it calls
+    guard.judge_country(campaign, e164, ["IN", "US"])   # UsageError: not a country it calls
     guard.take(session.csrf, now)                       # TestCallsCapped (429) past an hour's cap
     outcome = await guard.place(campaign, contact, environ, "june.xlsx")
 
 What may be called: a mobile or landline number (phonenumbers' type), never premium-rate,
 shared-cost, personal (forwarding), pager, UAN, VoIP or a number of no country (+881, +882,
-+870 satellites, +979 international premium); of the campaign's country for local numbers or
-the country of the row whose greeting it carries; at a time inside the campaign's window and
-`test_call_hours` in every zone of the number (`dialer.window`).
++870 satellites, +979 international premium); of the campaign's countries (its country for
+local numbers, the row's own number's, each its country column names); at a time inside the
+campaign's window and `test_call_hours` in every zone of the number (`dialer.window`).
 
 How many: per browser session and for every session together (one shared token is one user
 today) in any hour, counted here in memory; per campaign in any 24 hours, counted in the
@@ -123,12 +123,11 @@ class TestCalls:
                 raise UsageError(texts.test_call_outside_hours(check.reason))
 
     @staticmethod
-    def judge_country(campaign: Campaign, e164: str, row_country: str) -> None:
-        """A UsageError unless `e164` is of the campaign's country for local numbers or of
-        the country of the row whose greeting the call carries."""
+    def judge_country(campaign: Campaign, e164: str, countries: Iterable[str]) -> None:
+        """A UsageError unless `e164` is of the campaign's country for local numbers or one
+        of `countries`, those it calls with the sheet (`preview.test_contact`)."""
         region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
-        allowed = {r for r in (campaign.contacts.default_region, row_country) if r}
-        allowed.discard("??")
+        allowed = {r for r in (campaign.contacts.default_region, *countries) if r}
         if region not in allowed:
             raise UsageError(
                 texts.test_call_other_country(country_name(region), _names(sorted(allowed)))
