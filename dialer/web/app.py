@@ -139,15 +139,17 @@ def serve(
     environ: Mapping[str, str] | None = None,
     *,
     https_proxy: bool = False,
+    clock: Clock = system_clock,
 ) -> int:
-    """`dialer serve`: refuse a short token or a folder without campaigns/, then listen."""
+    """`dialer serve`: refuse a short token or a folder without campaigns/, then listen.
+    `clock`: what test calls are judged by (browser tests run the page at noon)."""
     env = dict(os.environ if environ is None else environ)
     token = require_token(env, DEFAULTS)
     if not (root / "campaigns").is_dir():
         raise UsageError(f"{root}: no campaigns/ folder here (use --root)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"dialer serve: warning: listening on {host}, not only this machine", file=sys.stderr)
-    server = Server(root, token, env, https=https_proxy)
+    server = Server(root, token, env, https=https_proxy, clock=clock)
     where: dict[str, Any] = {"host": host, "port": port}
     if port == 0:  # the system picks the port: bind first, so the line names the real one
         sock = _bind(host)
