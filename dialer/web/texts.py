@@ -299,6 +299,8 @@ def test_call_words(status: str, reason: str) -> str:
 
 def test_calls_spent(placed: int, total: str) -> str:
     """The line above the test calls: how many rang in the last day and about what cost."""
+    if not placed:
+        return "No test call placed in the last 24 hours."
     cost = f", about {total}" if total else " (cost unknown: no cost per call yet)"
     return f"{plural(placed, 'test call')} placed in the last 24 hours{cost}."
 
