@@ -45,7 +45,7 @@ from dialer.claims import claims_path, read_claims
 from dialer.clock import stamp
 from dialer.gate import NONE_RECENT, Recent, over_limit
 from dialer.ledger import readonly_uri, transaction
-from dialer.statuses import LedgerError
+from dialer.statuses import KIND_RULES, LedgerError
 
 BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is refused
 DAY = timedelta(days=1)
@@ -85,6 +85,13 @@ _PLACED = (
     "WHERE called_to = ? AND campaign = ? AND run = ?)"
 )
 _ADD = "INSERT INTO contact_calls (called_to, campaign, run, at, placed) VALUES (?, ?, ?, ?, ?)"
+# A ledger's test calls that may have rung: all but those the upstream certainly refused
+# before placing anything (released from the book at once, as a run's are).
+_NO_CALL = ", ".join(f"'{k.value}'" for k, rule in KIND_RULES.items() if rule.placed_no_call)
+_TEST_CALLS = (
+    "SELECT called_to, placed_at, status = 'triggered' FROM test_calls "
+    f"WHERE placed_at >= :since AND status NOT IN ({_NO_CALL})"
+)
 
 
 def book_path(state: Path) -> Path:
@@ -473,6 +480,9 @@ def _ledger_rows(ledger: Path, now: datetime, after: str, also: set[str]) -> Led
             f"WHERE status IN {called} AND updated_at >= :since",
             "SELECT called_to, started_at, 0 FROM sending WHERE 1",
         ]
+        if "test_calls" in _tables(conn):  # "call me first" on the page rings a person too
+            queries.append(_TEST_CALLS)
+        few = len(queries)  # small tables, read whole; `dials` is read from its mark on
         if has_dials:
             queries.append("SELECT called_to, placed_at, 1 FROM dials WHERE placed_at >= :since")
         times: dict[str, list[tuple[str, bool]]] = {}
@@ -487,7 +497,7 @@ def _ledger_rows(ledger: Path, now: datetime, after: str, also: set[str]) -> Led
                 r[0]
                 for r in conn.execute("SELECT called_to FROM dials WHERE id > ?", (after_dial,))
             )
-            for sql in queries[:2]:
+            for sql in queries[:few]:
                 new.update(r[0] for r in conn.execute(sql, {"since": since}))
             for number in new:
                 args = {"since": since, "number": number}

@@ -1060,6 +1060,21 @@ class Ledger:
         except sqlite3.Error as exc:
             raise self._write_error(exc) from None
 
+    def test_calls_since(self, since: str) -> tuple[int, str | None]:
+        """How many test calls were recorded at or after `since` (a stamp), whatever came of
+        them (a cap counts attempts), and when the oldest of them was."""
+        count, oldest = self._conn.execute(
+            "SELECT COUNT(*), MIN(placed_at) FROM test_calls WHERE placed_at >= ?", (since,)
+        ).fetchone()
+        return count, oldest
+
+    def recent_test_calls(self, count: int) -> list[tuple[str, str, str, str]]:
+        """The newest `count` test calls, newest first: (placed_at, called_to, status, reason)."""
+        return self._conn.execute(
+            "SELECT placed_at, called_to, status, reason FROM test_calls ORDER BY id DESC LIMIT ?",
+            (count,),
+        ).fetchall()
+
     # ---- reading, for `dialer status` ----
 
     def counts(self) -> dict[str, int]:

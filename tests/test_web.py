@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,14 @@ from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "correct-horse-battery-staple"
+# The page's clock in these tests moves with the wall clock but reads around noon in India
+# (06:30 UTC) today: test calls ring only by day in the number's zone, whenever tests run.
+_NOW = datetime.now(UTC)
+_TO_DAYTIME = _NOW.replace(hour=6, minute=30, second=0, microsecond=0) - _NOW
+
+
+def daytime() -> datetime:
+    return datetime.now(UTC) + _TO_DAYTIME
 
 
 def _project(tmp_path: Path) -> Path:
@@ -47,6 +56,7 @@ def _serve_on(
     **server_options: Any,
 ) -> None:
     """The real page's app over the project at `root`, on 127.0.0.1, driven by `body`."""
+    server_options.setdefault("clock", daytime)
     server = web.Server(root, token, env or {}, **server_options)
 
     async def go() -> None:

@@ -85,11 +85,31 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             proc.wait(timeout=5)
 
 
+# `dialer serve` whose clock moves with the wall clock but reads 06:30 UTC (noon in India) now.
+_SERVE_AT_DAYTIME = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from dialer.web.app import serve
+now = datetime.now(UTC)
+shift = now.replace(hour=6, minute=30, second=0, microsecond=0) - now
+root, port = Path(sys.argv[1]), int(sys.argv[2])
+sys.exit(serve(root, "127.0.0.1", port, clock=lambda: datetime.now(UTC) + shift))
+"""
+
+
 @contextmanager
 def _serve(
-    root: Path, fake_url: str, log: Path, extra_env: dict[str, str] | None = None
+    root: Path,
+    fake_url: str,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    daytime: bool = False,
 ) -> Iterator[str]:
-    """`dialer serve` as a process; yields its base URL once the port answers."""
+    """`dialer serve` as a process; yields its base URL once the port answers. `daytime`:
+    its clock reads around noon in India today (test calls ring only by day), else the
+    command itself."""
     port = _free_port()
     env = {
         **os.environ,
@@ -99,8 +119,11 @@ def _serve(
         **(extra_env or {}),
     }
     with open(log, "w", encoding="utf-8") as err:
+        command = ["-m", "dialer", "serve", "--root", str(root), "--port", str(port)]
+        if daytime:
+            command = ["-c", _SERVE_AT_DAYTIME, str(root), str(port)]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dialer", "serve", "--root", str(root), "--port", str(port)],
+            [sys.executable, *command],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env=env,

@@ -131,7 +131,7 @@ def test_a_marketer_goes_from_their_own_sheet_to_who_answered_on_the_page_alone(
         base_url = fake.url.split("/dashboard/")[0]
         env = {"TABBLY_LOGS_URL": f"{base_url}/dashboard/agents/endpoints/call-logs-v2"}
         with (
-            _serve(root, fake.url, tmp_path / "serve.log", env) as base,
+            _serve(root, fake.url, tmp_path / "serve.log", env, daytime=True) as base,
             sync_api.sync_playwright() as pw,
             _browser_page(pw) as (page, errors),
         ):
@@ -559,7 +559,7 @@ def test_a_marketer_starts_from_their_shop_export_and_calls_the_right_countries(
     options = ("--latency", "0.4", "--balance", str(WALLET), "--log-delay", "0", "--seed", "7")
     with FakeTabblyProcess(*options) as fake:
         with (
-            _serve(root, fake.url, tmp_path / "serve.log") as base,
+            _serve(root, fake.url, tmp_path / "serve.log", daytime=True) as base,
             sync_api.sync_playwright() as pw,
             _browser_page(pw) as (page, errors),
         ):

@@ -134,7 +134,9 @@
     body.set("reply", "json");
     try {
       const answer = await fetch(call.getAttribute("formaction"), { method: "POST", body, credentials: "same-origin" });
-      const result = answer.ok ? await answer.json() : { ok: false, message: `The test call was not placed (${answer.status}).` };
+      // A refusal (400, or 429 for a cap) still says why in JSON; anything else, its status.
+      const json = (answer.headers.get("Content-Type") || "").includes("json");
+      const result = json ? await answer.json() : { ok: false, message: `The test call was not placed (${answer.status}).` };
       said.textContent = result.message;
       said.className = result.ok ? "notice test-call-result" : "error test-call-result";
     } catch (e) {

@@ -15,6 +15,7 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dialer.campaign import load_campaign
+from dialer.clock import Clock, system_clock
 from dialer.statuses import ExitCode, UsageError
 from dialer.web import columns, editor, reports, results, schedules
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
@@ -23,6 +24,7 @@ from dialer.web.handlers import Pages
 from dialer.web.headers import guard_parser_errors, security_headers
 from dialer.web.jobs import Jobs
 from dialer.web.settings import DEFAULTS, Settings
+from dialer.web.test_calls import TestCalls
 from dialer.web.uploads import Uploads
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -34,7 +36,8 @@ PUBLIC = frozenset({"/login", "/app.css", "/app.js", "/favicon.ico"})
 class Server:
     """The page's state: sessions, checks and runs live in memory, reports and uploads on disk.
 
-    `load` reads a campaign file (tests count its calls); `settings` holds every limit.
+    `load` reads a campaign file (tests count its calls); `settings` holds every limit;
+    `clock` is what test calls are judged by (their hours, their caps).
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class Server:
         https: bool = False,
         settings: Settings = DEFAULTS,
         load: Loader = load_campaign,
+        clock: Clock = system_clock,
     ) -> None:
         self.root = root.resolve()
         self.settings = settings
@@ -54,6 +58,7 @@ class Server:
         self.last_used = LastUsed()  # per session: the campaign preselected for a new sheet
         self.uploads = Uploads(self.root / "uploads", settings)
         self.jobs = Jobs(os.environ if environ is None else environ, settings, self.campaigns.load)
+        self.test_calls = TestCalls(settings, clock)  # "call me first": its caps and rules
         self.templates = Environment(
             loader=PackageLoader("dialer", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -138,15 +143,17 @@ def serve(
     environ: Mapping[str, str] | None = None,
     *,
     https_proxy: bool = False,
+    clock: Clock = system_clock,
 ) -> int:
-    """`dialer serve`: refuse a short token or a folder without campaigns/, then listen."""
+    """`dialer serve`: refuse a short token or a folder without campaigns/, then listen.
+    `clock`: what test calls are judged by (browser tests run the page at noon)."""
     env = dict(os.environ if environ is None else environ)
     token = require_token(env, DEFAULTS)
     if not (root / "campaigns").is_dir():
         raise UsageError(f"{root}: no campaigns/ folder here (use --root)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"dialer serve: warning: listening on {host}, not only this machine", file=sys.stderr)
-    server = Server(root, token, env, https=https_proxy)
+    server = Server(root, token, env, https=https_proxy, clock=clock)
     where: dict[str, Any] = {"host": host, "port": port}
     if port == 0:  # the system picks the port: bind first, so the line names the real one
         sock = _bind(host)

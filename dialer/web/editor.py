@@ -64,7 +64,8 @@ from dialer.web.campaign_fields import (
     values_of,
 )
 from dialer.web.campaigns import remember_campaign
-from dialer.web.preview import ChildQueue, ChildrenBusy, contact_of, in_child, place_test_call
+from dialer.web.preview import ChildQueue, ChildrenBusy, contact_of, in_child
+from dialer.web.test_calls import TestCallsCapped
 from dialer.web.uploads import Kept
 
 if TYPE_CHECKING:
@@ -298,18 +299,25 @@ class Editor:
         as_json = _first(posted, "reply") == "json"
         if original:
             self._editable(original)
+        session = session_of(request)
         try:
-            outcome_text = await self._test_call(original, posted)
+            outcome_text = await self._test_call(original, posted, session.csrf if session else "")
         except (FieldError, DialerError) as exc:
             if isinstance(exc, FieldError):
                 field, message = exc.field, exc.message
             else:
                 choice = self._sheet(_first(posted, "preview_sheet"))
                 field, message = _plain(self._shown(str(exc), choice), posted)
+            capped = isinstance(exc, TestCallsCapped)  # 429: a cap, said in a sentence
+            status = 429 if capped else 400
+            headers = {"Retry-After": str(exc.retry_after)} if capped else {}
             if as_json:
                 shown = texts.labelled(field, message)
-                return web.json_response({"ok": False, "field": field, "message": shown})
-            return await self._refused(request, original, posted, field, message)
+                reply = {"ok": False, "field": field, "message": shown}
+                return web.json_response(reply, status=status, headers=headers)
+            page = await self._refused(request, original, posted, field, message, status)
+            page.headers.update(headers)
+            return page
         if as_json:  # app.js shows it beside the button: no reload to the page's top
             return web.json_response({"ok": True, "field": "", "message": outcome_text})
         return await self._page(
@@ -321,7 +329,9 @@ class Editor:
             test_result=outcome_text,
         )
 
-    async def _test_call(self, original: str, posted: Mapping[str, Sequence[str]]) -> str:
+    async def _test_call(
+        self, original: str, posted: Mapping[str, Sequence[str]], session: str
+    ) -> str:
         choice = self._sheet(_first(posted, "preview_sheet"))
         if choice is None:
             raise FieldError("preview_sheet", self._no_sheet(_first(posted, "preview_sheet")))
@@ -333,6 +343,11 @@ class Editor:
         if row is None:
             raise FieldError("test_row", texts.labelled("test_row", "enter a row number"))
         campaign = check_form(self.folder, form, trial=False)  # the child renders them
+        guard = self.server.test_calls
+        try:
+            guard.judge_number(campaign, number.e164, guard.clock())
+        except UsageError as exc:
+            raise FieldError("test_number", texts.labelled("test_number", str(exc))) from None
         ask = {
             "row": row,
             "number": number.e164,
@@ -342,9 +357,10 @@ class Editor:
             async with self._previews:
                 answer = await self._in_child(campaign, form, choice, ask)
             contact = contact_of(answer["contact"])
+            guard.judge_country(campaign, contact.called_to, answer["contact"]["countries"])
         except DialerError as exc:
             reason = self._shown(str(exc), choice)
-            field = "test_number" if reason.startswith("invalid phone") else "test_row"
+            field = "test_number" if reason.startswith(("invalid phone", "That is")) else "test_row"
             field = "test_number" if "do-not-call" in reason else field
             raise FieldError(field, texts.labelled(field, reason)) from None
         jobs = self.server.jobs
@@ -352,8 +368,9 @@ class Editor:
         # as "starting", not fail on the lock and use up its check. No await between the two.
         if jobs.busy(campaign.name):
             raise UsageError(texts.TEST_CALL_WHILE_RUNNING.format(name=campaign.name))
+        guard.take(session, guard.clock())  # counted once it is sure to be tried
         with jobs.holding(campaign.name):
-            outcome = await place_test_call(campaign, contact, jobs.environ, choice.name)
+            outcome = await guard.place(campaign, contact, jobs.environ, choice.name)
         if outcome.kind is Kind.TRIGGERED:
             return texts.TEST_CALL_PLACED.format(number=number.e164, row=row)
         return texts.TEST_CALL_FAILED.format(reason=outcome.reason)
@@ -491,10 +508,11 @@ class Editor:
     def _new_form(self) -> CampaignForm:
         """A new campaign's form: the organisation and caller number of an existing one
         (one organisation is the usual case), every day ticked (the legal hours guard the
-        hours), nothing else."""
+        hours), `new_campaign_per_day` calls a day to one person (shown, editable)."""
+        per_day = self.settings.new_campaign_per_day
         usable = [c for c in self.server.campaigns.all().values() if isinstance(c, Campaign)]
         if not usable:
-            return dataclasses.replace(_BLANK, window_days=WEEKDAYS)
+            return dataclasses.replace(_BLANK, window_days=WEEKDAYS, limits_per_day=per_day)
         first = usable[0]
         return CampaignForm(
             name="",
@@ -504,6 +522,7 @@ class Editor:
             first_line="",
             default_region=first.contacts.default_region,
             window_days=WEEKDAYS,
+            limits_per_day=per_day,
         )
 
     @staticmethod

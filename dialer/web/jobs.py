@@ -58,6 +58,63 @@ class CheckStale(Exception):
     """A launch refused because the check no longer shows what the run would do."""
 
 
+class Line:
+    """At most `size` children at once (runs, or syncs), first come first served; the rest
+    wait in line and the page says how many are ahead of each.
+
+        ticket = line.join(who)       # None: a place now; else wait for its turn:
+        await line.turn(ticket)       # (`ahead(who)`: how many wait before it)
+        ...
+        line.leave()                  # the place goes to the first in line
+
+    Joining takes no await, so the page says "queued" from the very request that queued.
+    A ticket cancelled (`ticket.cancel()`) leaves the line without ever taking a place.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self.busy = 0
+        self._waiting: list[tuple[object, asyncio.Future[None]]] = []  # in arrival order
+
+    @property
+    def free(self) -> bool:
+        """One more would start at once."""
+        return self.busy < self.size and not self._waiting
+
+    def ahead(self, who: object) -> int | None:
+        """How many wait before `who`; None when it is not waiting."""
+        return next((i for i, (key, _) in enumerate(self._waiting) if key is who), None)
+
+    def join(self, who: object) -> asyncio.Future[None] | None:
+        """A place now (None), or a ticket done when `who`'s turn comes."""
+        if self.free:
+            self.busy += 1
+            return None
+        ticket: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((who, ticket))
+        return ticket
+
+    async def turn(self, ticket: asyncio.Future[None] | None) -> None:
+        """Wait for the ticket's turn (handed over by `leave`); cancelled, out of line."""
+        if ticket is None:
+            return
+        try:
+            await ticket
+        except asyncio.CancelledError:
+            self._waiting = [w for w in self._waiting if w[1] is not ticket]
+            if ticket.done() and not ticket.cancelled():
+                self.leave()  # handed a place just as it was given up: pass it on
+            raise
+
+    def leave(self) -> None:
+        while self._waiting:
+            _, ticket = self._waiting.pop(0)
+            if not ticket.done():
+                ticket.set_result(None)  # the place passes on: `busy` unchanged
+                return
+        self.busy -= 1
+
+
 @dataclass(slots=True)
 class DryRun:
     id: str
@@ -85,7 +142,7 @@ class WebRun:
     id: str
     campaign: str
     report: Path
-    proc: asyncio.subprocess.Process
+    proc: asyncio.subprocess.Process | None  # None while it waits in line (`runs_at_once`)
     started: str
     upload: Path
     messages: deque[str]
@@ -99,13 +156,28 @@ class WebRun:
     sheet_name: str = ""  # the uploader's file name, for "Resume the N not called"
     campaign_path: Path | None = None
     checked: dict[str, int] = field(default_factory=dict)  # its check's counts
+    line: Line | None = None  # the runs' line
+    ticket: asyncio.Future[None] | None = None  # its place in line, while it waits
 
     def interrupt(self) -> None:
-        """SIGINT once: the same clean stop as one Ctrl-C (a second would abort calls)."""
-        if not self.stopping and not self.finished:
-            self.stopping = True
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGINT)
+        """SIGINT once: the same clean stop as one Ctrl-C (a second would abort calls). A run
+        still waiting in line leaves it: nobody was called (exit 130, "Resume" offered)."""
+        if self.stopping or self.finished:
+            return
+        self.stopping = True
+        if self.proc is None:  # in line (or just leaving it: started, then stopped)
+            if self.ticket is not None:
+                self.ticket.cancel()
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGINT)
+
+    @property
+    def ahead(self) -> int | None:
+        """Runs waiting in line before this one (None: it is not waiting)."""
+        if self.proc is not None or self.finished or self.line is None:
+            return None
+        return self.line.ahead(self)
 
     @property
     def finished(self) -> bool:
@@ -141,6 +213,8 @@ class WebRun:
         tried = sum(n for key, n, _ in parts if key in TRIED)
         if self.exit_code is not None:
             text = texts.run_state(self.exit_code, parts, self.total)
+        elif (ahead := self.ahead) is not None:
+            text = texts.queued(ahead)
         elif self.stopping:
             text = "stopping: calls in flight are finishing"
         elif self.state:
@@ -228,6 +302,7 @@ class Jobs:
         # Campaigns whose ledger a sync or a test call holds, each with the event set when it
         # lets go: a launch waits for it rather than being refused as "already running".
         self._held: dict[str, asyncio.Event] = {}
+        self.run_line = Line(settings.runs_at_once)  # runs of every campaign, however started
 
     # ---- checks ----
 
@@ -417,13 +492,11 @@ class Jobs:
         # now claims the campaign's name.
         campaign = self.load(dry.campaign_path)
         report = page_report_path(campaign, dry.sheet_name)
-        with _stop_signals_held:
-            proc = await self._spawn_run(campaign, dry, report)
         run = WebRun(
             id=secrets.token_urlsafe(12),
             campaign=dry.campaign,
             report=report,
-            proc=proc,
+            proc=None,
             started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             upload=dry.upload,
             messages=deque(maxlen=self.settings.run_messages_shown),
@@ -431,12 +504,56 @@ class Jobs:
             checked={str(k): int(v) for k, v in dry.summary.get("counts", {}).items()},
             sheet_name=dry.sheet_name,
             campaign_path=dry.campaign_path,
+            line=self.run_line,
         )
+        run.ticket = self.run_line.join(run)
+        if run.ticket is None:  # started here: a failure to start is the launch's own
+            try:
+                with _stop_signals_held:
+                    run.proc = await self._spawn_run(campaign, dry, report)
+            except BaseException:
+                self.run_line.leave()
+                raise
+            follow = self._follow(run)
+        else:  # in line: started when a run ends; the page says how many are ahead
+            follow = self._wait_then_follow(run, run.ticket, campaign, dry, report)
         dry.run_id = run.id
         self.runs[run.id] = run
         self._new_epoch(dry.campaign)
-        run.follower = asyncio.get_running_loop().create_task(self._follow(run))
+        run.follower = asyncio.get_running_loop().create_task(follow)
         return run
+
+    async def _wait_then_follow(
+        self,
+        run: WebRun,
+        ticket: asyncio.Future[None],
+        campaign: Campaign,
+        dry: DryRun,
+        report: Path,
+    ) -> None:
+        """A run in line: started when its turn comes (its child still checks the files
+        against the check, `--expect-*`); stopped meanwhile, it ends having called nobody."""
+        try:
+            await self.run_line.turn(ticket)
+        except asyncio.CancelledError:
+            if run.stopping:  # Stop pressed: it leaves the line, having called nobody
+                self._ended(run, ExitCode.INTERRUPTED)
+                return
+            raise
+        run.ticket = None
+        try:
+            with _stop_signals_held:
+                run.proc = await self._spawn_run(campaign, dry, report)
+        except OSError as exc:
+            self.run_line.leave()
+            run.messages.append(f"the run could not start: {exc.strerror or exc}")
+            self._ended(run, ExitCode.INTERNAL)
+            return
+        if run.stopping:  # Stop pressed as its turn came: the same clean stop as a Ctrl-C
+            with contextlib.suppress(ProcessLookupError):
+                run.proc.send_signal(signal.SIGINT)
+        run.changed.set()
+        await self._follow(run)
 
     async def _spawn_run(
         self, campaign: Campaign, dry: DryRun, report: Path
@@ -465,21 +582,28 @@ class Jobs:
         )
 
     async def _follow(self, run: WebRun) -> None:
-        """Read the run's JSON progress lines until it exits."""
-        assert run.proc.stderr is not None
-        async for raw in run.proc.stderr:
-            line = raw.decode("utf-8", "replace").strip()
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    run.state = json.loads(line)
-            elif line:
-                run.messages.append(line.removeprefix(ERROR_PREFIX))
-            run.changed.set()
-        exit_code = await run.proc.wait()
+        """Read the run's JSON progress lines until it exits; then its place in the runs'
+        line goes to the next run waiting."""
+        assert run.proc is not None and run.proc.stderr is not None
+        try:
+            async for raw in run.proc.stderr:
+                line = raw.decode("utf-8", "replace").strip()
+                if line.startswith("{"):
+                    with contextlib.suppress(ValueError):
+                        run.state = json.loads(line)
+                elif line:
+                    run.messages.append(line.removeprefix(ERROR_PREFIX))
+                run.changed.set()
+            exit_code = await run.proc.wait()
+        finally:
+            self.run_line.leave()
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
             counts = reports.read_summary(run.report).get("counts")
             if isinstance(counts, dict):
                 run.final = {str(k): int(v) for k, v in counts.items()}
+        self._ended(run, exit_code)
+
+    def _ended(self, run: WebRun, exit_code: int) -> None:
         run.exit_code = exit_code
         self._new_epoch(run.campaign)  # checks made while it ran no longer hold
         run.changed.set()

@@ -4,8 +4,7 @@ test call ("call me first"), through the very code a check and a run use.
     answer = await in_child(settings, jobs.child_failure, campaign, toml_text, upload,
                             {"count": 5})           # {"rows": [...]}: preview_rows
     answer = await in_child(..., {"row": 3, "number": "+917359043943", "max_row": 100_000})
-    contact = contact_of(answer["contact"])         # test_contact's row, to the typed number
-    outcome = await place_test_call(campaign, contact, environ, sheet_name="june.xlsx")
+    contact = contact_of(answer["contact"])         # answer["contact"]["countries"]: ["IN"]
 
 `preview_rows` and `test_contact` run in a memory-capped child (`python -m
 dialer.web.preview`, with a check's memory cap and `preview_timeout`), like a check: calamine
@@ -16,8 +15,7 @@ costing a second per render must not hold the server's threads.
 Rows are read by `open_contacts` (the same sheet reading, column names, templates sandbox,
 phone rules, duplicates and do-not-call list as `dialer validate`), so a row the preview
 calls invalid is invalid in the check too. A test call is one trigger request with the row's
-greeting and instruction to the number the user typed; it is recorded in the ledger's
-`test_calls` table only, under the run lock (a test call while the campaign runs is refused).
+greeting and instruction to the number the user typed (placed by `dialer.web.test_calls`).
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,15 +32,12 @@ from typing import Any
 from aiohttp import web
 
 from dialer.campaign import Campaign, parse_campaign
-from dialer.commands import api_key_from
 from dialer.contacts import Contact, Templates
 from dialer.countries import country_name, country_of
 from dialer.masking import mask_phone, mask_text
-from dialer.pipeline import open_contacts
-from dialer.rebuild import open_for_run
+from dialer.pipeline import ContactStream, open_contacts
 from dialer.sheet import iter_rows
 from dialer.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
-from dialer.tabbly import BodyBuilder, Outcome, TabblyClient
 from dialer.web import texts
 from dialer.web.columns import _excel_row
 from dialer.web.jobs import communicate_within, limited_python
@@ -91,33 +86,52 @@ def country_text(e164: str) -> str:
     return f"{region} {country_name(region)}" if region != "??" else "?"
 
 
-def test_contact(campaign: Campaign, upload: Path, row: int, number: str, max_row: int) -> Contact:
+def test_contact(
+    campaign: Campaign, upload: Path, row: int, number: str, max_row: int
+) -> tuple[Contact, list[str]]:
     """Row `row` of the spreadsheet (numbered as the check page and the preview show it: the
-    header is row 1) personalised as the run would, but to `number`; the contact keeps its
-    data-row number, as the ledger counts rows. A UsageError says why it cannot be called
-    (no such row, the row's template fails, the number is invalid or on the do-not-call
-    list)."""
+    header is row 1) personalised as the run would, but to `number`, and the countries the
+    campaign calls with this sheet (the row's own number's, and each one its country column
+    names in the first `max_row` rows); the contact keeps its data-row number, as the ledger
+    counts rows. A UsageError says why it cannot be called (no such row, the row's template
+    fails, the number is invalid or on the do-not-call list)."""
     stream = open_contacts(campaign, upload, parallel=False)
     data_row = row - stream.sheet.excel_header_row
     if not 1 <= data_row <= max_row:
         raise UsageError(texts.NO_SUCH_ROW.format(row=row))
-    plan = stream.preparer.plan
+    phones = stream.preparer.plan.phones
+    countries: set[str | None] = set()
+    found: Contact | None = None
     for chunk in iter_rows(stream.sheet):
         for number_in_sheet, cells in chunk:
-            if number_in_sheet == data_row:
-                cells = list(cells)
-                cells[plan.phone_index] = number
-                (built,) = stream.preparer.build([(data_row, cells)])
-                (contact,) = stream.preparer.deduper.apply([built])
-                if contact.status is not Status.READY:
-                    raise UsageError(contact.reason or str(contact.status))
-                ident = f"{TEST_ID_PREFIX}{contact.custom_identifiers}"
-                return replace(contact, custom_identifiers=ident)
-            if number_in_sheet > data_row:
+            if number_in_sheet > max_row:
                 break
-        if chunk[-1][0] >= data_row:
+            if phones.country_index is not None:
+                countries.add(phones.region(cells)[0])
+            if number_in_sheet == data_row:
+                found, own = _as_test(stream, data_row, list(cells), number)
+                countries.add(own)
+        if chunk[-1][0] >= max_row or (found is not None and phones.country_index is None):
             break
-    raise UsageError(texts.NO_SUCH_ROW.format(row=row))
+    if found is None:
+        raise UsageError(texts.NO_SUCH_ROW.format(row=row))
+    return found, sorted(c for c in countries if c and c != "??")
+
+
+def _as_test(
+    stream: ContactStream, data_row: int, cells: list[str], number: str
+) -> tuple[Contact, str]:
+    """The row built to `number` (a UsageError if it may not be called), and the country of
+    the row's own number ("??": none)."""
+    (own,) = stream.preparer.build([(data_row, list(cells))])
+    cells[stream.preparer.plan.phone_index] = number
+    (built,) = stream.preparer.build([(data_row, cells)])
+    (contact,) = stream.preparer.deduper.apply([built])
+    if contact.status is not Status.READY:
+        raise UsageError(contact.reason or str(contact.status))
+    ident = f"{TEST_ID_PREFIX}{contact.custom_identifiers}"
+    region = country_of(own.called_to) if own.called_to else "??"
+    return replace(contact, custom_identifiers=ident), region
 
 
 class ChildrenBusy(web.HTTPServiceUnavailable):
@@ -220,7 +234,7 @@ def main() -> int:
             print(json.dumps({"ok": True}))
             return int(ExitCode.OK)
         if "row" in request:
-            contact = test_contact(
+            contact, countries = test_contact(
                 campaign, upload, request["row"], request["number"], request["max_row"]
             )
             answer: dict[str, Any] = {
@@ -230,6 +244,7 @@ def main() -> int:
                     "called_to": contact.called_to,
                     "first_line": contact.first_line,
                     "instruction": contact.instruction,
+                    "countries": countries,
                 }
             }
         else:
@@ -239,43 +254,6 @@ def main() -> int:
         return int(ExitCode.INPUT_ERROR)
     print(json.dumps(answer, ensure_ascii=False))
     return int(ExitCode.OK)
-
-
-async def place_test_call(
-    campaign: Campaign, contact: Contact, environ: Mapping[str, str], sheet_name: str
-) -> Outcome:
-    """One trigger request, recorded in `test_calls` before it leaves and after it answers;
-    raises UsageError/LedgerError when it cannot be placed (no key, a run holds the lock)."""
-    key = environ.get(campaign.api_key_env, "")
-    if not key:
-        raise UsageError(texts.NO_API_KEY.format(env=campaign.api_key_env))
-    secret = api_key_from(campaign, environ)  # refuses an absurdly long key
-    endpoint = campaign.checked_endpoint(environ)
-    ledger = await asyncio.to_thread(open_for_run, campaign)
-    try:
-        test_id = await asyncio.to_thread(
-            ledger.start_test_call,
-            contact.called_to,
-            contact.row,
-            sheet_name,
-            contact.custom_identifiers,
-        )
-        body = BodyBuilder(campaign, secret).build(contact)
-        timeout = campaign.dispatch.timeout_seconds
-        async with TabblyClient(endpoint, secret, 1, timeout) as client:
-            outcome = await client.post(body)
-        status = outcome.kind.value
-        await asyncio.to_thread(
-            ledger.finish_test_call,
-            test_id,
-            status,
-            outcome.reason,
-            outcome.http_status,
-            outcome.call_id,
-        )
-    finally:
-        await asyncio.to_thread(ledger.close)
-    return outcome
 
 
 if __name__ == "__main__":

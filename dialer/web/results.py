@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,14 +28,16 @@ from markupsafe import Markup, escape
 
 from dialer import dials
 from dialer.campaign import Campaign
+from dialer.clock import stamp
 from dialer.currencies import money
 from dialer.ledger import Ledger
+from dialer.masking import mask_phone, mask_text
 from dialer.paths import RESULTS_SUFFIX, ledger_path, reports_folder
-from dialer.statuses import ERROR_PREFIX, CallOutcome, DialerError
+from dialer.statuses import ERROR_PREFIX, CallOutcome, DialerError, Kind
 from dialer.sync import UPDATED_LINE
 from dialer.web import reports, texts
 from dialer.web.auth import check_csrf, session_of
-from dialer.web.jobs import Jobs, WebRun, communicate_within
+from dialer.web.jobs import Jobs, Line, WebRun, communicate_within, limited_python
 from dialer.web.settings import Settings
 
 if TYPE_CHECKING:
@@ -115,6 +117,50 @@ def read_outcomes(
     finally:
         with contextlib.suppress(DialerError, sqlite3.Error, OSError):
             ledger.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TestCallLine:
+    """One test call as the campaign's page lists it: the number masked, its cost if known
+    (the campaign's cost per call, from synced calls or its file: "≈")."""
+
+    __test__ = False
+
+    at: str  # UTC, to the second
+    number: str
+    said: str
+    cost: str
+
+
+def read_test_calls(
+    campaign: Campaign, count: int, since: str
+) -> tuple[list[TestCallLine], int, str]:
+    """The newest `count` test calls, how many were placed since `since` (a stamp), and
+    about what those cost ("" when no cost per call is known). Blocking."""
+    estimate = estimate_cost(campaign, 1)
+    each = money(estimate.per_call, campaign.currency) if estimate.per_call is not None else ""
+    ledger = _open(campaign)
+    if ledger is None:
+        return [], 0, ""
+    try:
+        found = ledger.recent_test_calls(count)
+    except sqlite3.Error:  # a ledger from before test calls
+        return [], 0, ""
+    finally:
+        with contextlib.suppress(DialerError, sqlite3.Error, OSError):
+            ledger.close()
+    lines = [
+        TestCallLine(
+            at.replace("T", " ")[:19],
+            mask_phone(number),
+            texts.test_call_words(status, mask_text(reason)),
+            f"≈ {each}" if each and status == Kind.TRIGGERED.value else "",
+        )
+        for at, number, status, reason in found
+    ]
+    placed = sum(1 for at, _, status, _ in found if at >= since and status == Kind.TRIGGERED.value)
+    total = money(placed * estimate.per_call, campaign.currency) if each else ""
+    return lines, placed, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,12 +261,23 @@ class SyncState:
 
 
 class Syncs:
-    """`dialer sync` children, one at a time per campaign; a second request joins the first."""
+    """`dialer sync` children, one at a time per campaign (a second request joins the first)
+    and `syncs_at_once` in all (the rest wait in line, and the page says so), each with its
+    data memory capped like a check's."""
 
     def __init__(self, jobs: Jobs, settings: Settings) -> None:
         self.jobs = jobs
         self.settings = settings
         self.states: dict[str, SyncState] = {}
+        self.line = Line(settings.syncs_at_once)
+
+    def said(self, campaign: str) -> tuple[bool, str]:
+        """What the section says of the campaign's sync: waiting in line, or how it went."""
+        state = self.state(campaign)
+        ahead = self.line.ahead(state)
+        if state.running and ahead is not None:
+            return True, texts.sync_queued(ahead)
+        return state.ok, state.message
 
     def state(self, campaign: str) -> SyncState:
         return self.states.setdefault(campaign, SyncState())
@@ -244,15 +301,26 @@ class Syncs:
             # before it began): a launch meanwhile is refused, not left to fail on the lock.
             hold = contextlib.ExitStack()
             hold.enter_context(self.jobs.holding(campaign.name))
-            state.task = asyncio.get_running_loop().create_task(self._sync(campaign, state))
+            ticket = self.line.join(state)  # in line from now: the page says so at once
+            queued = ticket is not None
+            state.task = asyncio.get_running_loop().create_task(self._sync(campaign, state, ticket))
             state.task.add_done_callback(lambda _task: hold.close())
-        # Shielded: a visitor who leaves does not stop the sync others wait for.
-        await asyncio.shield(state.task)
+        else:
+            queued = self.line.ahead(state) is not None
+        if not queued:  # one in line is not waited for: the page says how many are ahead
+            # Shielded: a visitor who leaves does not stop the sync others wait for.
+            await asyncio.shield(state.task)
         return state
 
-    async def _sync(self, campaign: Campaign, state: SyncState) -> None:
+    async def _sync(
+        self, campaign: Campaign, state: SyncState, ticket: asyncio.Future[None] | None
+    ) -> None:
         try:
-            state.ok, state.message = await self._child(campaign)
+            await self.line.turn(ticket)
+            try:
+                state.ok, state.message = await self._child(campaign)
+            finally:
+                self.line.leave()
         except OSError as exc:
             state.ok, state.message = False, texts.sync_failed(exc.strerror or str(exc))
         finally:
@@ -261,9 +329,7 @@ class Syncs:
 
     async def _child(self, campaign: Campaign) -> tuple[bool, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dialer",
+            *limited_python(self.settings.sync_memory),
             "sync",
             str(campaign.path),
             stdin=asyncio.subprocess.DEVNULL,
@@ -286,6 +352,9 @@ class Syncs:
         reason = lines[-1].removeprefix(ERROR_PREFIX) if lines else f"exit code {proc.returncode}"
         if "another run of campaign" in reason:  # the ledger lock: a run from elsewhere
             return False, texts.sync_refused_locked(campaign.name)
+        ours = bool(lines) and lines[-1].startswith(ERROR_PREFIX)  # a sentence of dialer's
+        if not ours and ("memory" in reason.lower() or (proc.returncode or 0) < 0):
+            return False, texts.sync_needs_memory(self.settings)  # over sync_memory
         key = self.jobs.environ.get(campaign.api_key_env, "")
         if len(key) >= 8:  # the CLI never prints it; a second guard costs nothing
             reason = reason.replace(key, "[API key]")
@@ -319,6 +388,7 @@ class ResultPages:
         """What the results section shows: a run's calls (or the whole campaign's)."""
         name = campaign.name if campaign is not None else run.campaign if run else ""
         state = self.syncs.state(name)
+        ok, said = self.syncs.said(name)
         finished = run is None or run.finished
         outcomes = None
         if campaign is not None and finished:
@@ -357,8 +427,8 @@ class ResultPages:
             "calls_per_hour_later": texts.calls_per_hour_later(self.settings.calls_per_hour_after),
             "synced_at": (outcomes.synced_at if outcomes else None) or "",
             "syncing": state.running,
-            "message": state.message,
-            "ok": state.ok,
+            "message": said,
+            "ok": ok,
             "auto_every": int(self.settings.auto_sync_every),
             "has_sheet": sheet is not None,
             "pending_hint": texts.PENDING_HINT,
@@ -377,7 +447,14 @@ class ResultPages:
         """Everyone the campaign called: reachable when the run that called them is gone
         from memory (a restart of `dialer serve`), from the history on the start page."""
         campaign = self._campaign(request.match_info["campaign"])
-        return self._render(request, "results.html", await self.section(campaign))
+        res = await self.section(campaign)
+        since = stamp(self.server.test_calls.clock() - timedelta(days=1))
+        lines, placed, total = await asyncio.to_thread(
+            read_test_calls, campaign, self.settings.test_calls_shown, since
+        )
+        res["test_calls"] = lines
+        res["test_calls_spent"] = texts.test_calls_spent(placed, total)
+        return self._render(request, "results.html", res)
 
     async def sync(self, request: web.Request) -> web.Response:
         """The Sync button (a form: back to the page), or app.js's automatic sync (`auto`, at

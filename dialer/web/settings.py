@@ -42,6 +42,7 @@ class Settings:
     check_timeout: float = 600.0
 
     # Runs (child `dialer run`).
+    runs_at_once: int = 3  # runs calling at once, all campaigns; later launches wait in line
     stop_wait: float = 60.0  # a stopping run lets requests in flight finish (SPEC 6.2)
     events_every: float = 1.0  # the live view is re-sent at least this often
     run_messages_shown: int = 5
@@ -71,9 +72,21 @@ class Settings:
     agents_per_session: tuple[float, float] = (10, 0.2)
     agents_overall: tuple[float, float] = (30, 1.0)
     test_call_max_row: int = 100_000  # how far into a sheet a test call's row may be
+    # "Call me first" is a real call to a real person: a few, by day, to a phone.
+    test_calls_per_session_hour: int = 3  # from one logged-in browser in any hour
+    test_calls_per_hour: int = 10  # from every session together (one token: one user)
+    test_calls_per_campaign_day: int = 5  # of one campaign in any 24 hours (its ledger)
+    # Local hours (minutes of the day, every zone of the number) a test call may ring in,
+    # whatever the campaign's own window: the strictest legal hours (India 09:00-21:00).
+    test_call_hours: tuple[int, int] = (9 * 60, 21 * 60)
+    test_calls_shown: int = 20  # the newest test calls listed on the campaign's page
+    # `[limits] per_day` of a campaign made on the page (shown in its form; empty: none).
+    new_campaign_per_day: int | None = 1
     # Results (child `dialer sync`).
     auto_sync_every: float = 60.0  # an open page of a finished run syncs at most this often
     sync_timeout: float = 300.0  # a sync still reading the logs after this is stopped
+    syncs_at_once: int = 2  # syncs reading the logs at once, all campaigns; the rest wait
+    sync_memory: int = 1024**3  # data memory of a sync child (RLIMIT_DATA), like a check's
     # Calls per hour is shown once the runs it is measured over lasted this long: a rate
     # over a 20-second run (start-up, one burst) says nothing about an hour.
     calls_per_hour_after: float = 600.0

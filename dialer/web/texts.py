@@ -3,6 +3,7 @@ no longer be launched, and the messages of refused uploads. The HTML is in `temp
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 
@@ -240,6 +241,75 @@ PREVIEW_TOO_SLOW = "Reading the sheet's rows took too long: preview with a small
 TEST_CALL_WHILE_RUNNING = (
     "Campaign {name} is running or starting: place the test call when it has finished."
 )
+TEST_CALL_LIMITED = "This number may not be called now under the campaign's limits: {reason}."
+TEST_CALLS_YOURS = "from you"
+TEST_CALLS_EVERYONE = "from everyone on this page together"
+TEST_CALLS_CAMPAIGN = "of campaign {name}"
+
+
+def test_calls_capped(cap: int, whose: str, wait: float, *, day: bool = False) -> str:
+    """A test call refused by a cap (HTTP 429): how many, whose, and when another may go."""
+    span = "24 hours" if day else "hour"
+    minutes = max(1, math.ceil(wait / 60))
+    when = f"{minutes} minutes" if minutes < 120 else f"{math.ceil(minutes / 60)} hours"
+    return (
+        f"At most {plural(cap, 'test call')} {whose} in any {span}: "
+        f"the next one can be placed in about {when}."
+    )
+
+
+def test_call_no_country(prefix: str) -> str:
+    return (
+        f"{prefix} numbers belong to no country (satellite or international networks): a "
+        "test call goes only to a mobile or landline number of the campaign's countries."
+    )
+
+
+def test_call_not_personal(what: str) -> str:
+    return f"That is {what}: a test call goes only to a mobile or landline number."
+
+
+def test_call_other_country(country: str, allowed: str) -> str:
+    if not allowed:
+        return (
+            "The campaign has no country for local numbers and the row's own number is not "
+            "valid: set the country, or test with another row."
+        )
+    return f"That is a number of {country}; a test call of this campaign goes only to {allowed}."
+
+
+def test_call_outside_hours(reason: str) -> str:
+    return f"Not a time to ring that number: {reason}."
+
+
+_TEST_CALL_STATES = {
+    "triggered": "placed",
+    "unknown": "maybe placed (no usable answer)",
+    "sending": "being placed (or cut off)",
+}
+
+
+def test_call_words(status: str, reason: str) -> str:
+    """A test call's status on the campaign's page."""
+    said = _TEST_CALL_STATES.get(status)
+    if said is not None:
+        return said
+    return f"not placed: {reason}" if reason else "not placed"
+
+
+def test_calls_spent(placed: int, total: str) -> str:
+    """The line above the test calls: how many rang in the last day and about what cost."""
+    if not placed:
+        return "No test call placed in the last 24 hours."
+    cost = f", about {total}" if total else " (cost unknown: no cost per call yet)"
+    return f"{plural(placed, 'test call')} placed in the last 24 hours{cost}."
+
+
+def queued(ahead: int) -> str:
+    """A run or sync waiting for its turn (`runs_at_once`, `syncs_at_once`)."""
+    return f"queued, {ahead} ahead: it starts when one under way ends"
+
+
 AGENTS_UNAVAILABLE = "The agents could not be listed ({problem}): type the agent's number."
 PREVIEWS_BUSY = "The page is busy with other previews and saves: try again in a few seconds."
 AGENTS_THROTTLED = (
@@ -299,6 +369,17 @@ def sync_refused_locked(campaign: str) -> str:
     return (
         f"Campaign {campaign} is running elsewhere (perhaps from a terminal): its outcomes "
         "can be read when that run ends."
+    )
+
+
+def sync_queued(ahead: int) -> str:
+    return f"Reading outcomes is queued, {ahead} ahead: other campaigns' are being read now."
+
+
+def sync_needs_memory(settings: Settings) -> str:
+    return (
+        f"Reading the call logs needed more than {settings.sync_memory // MB} MB of memory "
+        "and was stopped: try again later, or sync this campaign from a terminal."
     )
 
 
