@@ -29,7 +29,7 @@ import aiohttp
 from dialer.campaign import ENDPOINT_ENV, beside_trigger, endpoint_problem
 from dialer.statuses import DialerError
 from dialer.tabbly import (
-    ACCEPT_ENCODING,
+    JSON_GET_HEADERS,
     Scrubber,
     Secret,
     Unread,
@@ -89,11 +89,7 @@ async def fetch_agents(
     agents: list[Agent] = []
     seen: set[int] = set()
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    headers = {
-        "Accept": "application/json",
-        "User-Agent": "dialer/0.1",
-        "Accept-Encoding": ACCEPT_ENCODING,
-    }
+    headers = JSON_GET_HEADERS
     # read_bounded decodes, within the page's bound.
     async with aiohttp.ClientSession(
         timeout=client_timeout, headers=headers, auto_decompress=False

@@ -42,7 +42,7 @@ from dialer.retry_policy import RetryPolicy
 from dialer.settings import DEFAULTS, Settings
 from dialer.statuses import RETRYABLE_LOGS_HTTP, LogsError
 from dialer.tabbly import (
-    ACCEPT_ENCODING,
+    JSON_GET_HEADERS,
     Scrubber,
     Secret,
     Unread,
@@ -87,11 +87,7 @@ async def read_logs(query: LogsQuery, settings: Settings = DEFAULTS) -> AsyncIte
     offset = 0
     pages = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.logs_timeout_seconds)
-    headers = {
-        "Accept": "application/json",
-        "User-Agent": "dialer/0.1",
-        "Accept-Encoding": ACCEPT_ENCODING,
-    }
+    headers = JSON_GET_HEADERS
     # read_bounded decodes, within the page's bound.
     async with aiohttp.ClientSession(
         timeout=timeout, headers=headers, auto_decompress=False

@@ -393,6 +393,12 @@ def classify(
 # What every upstream request accepts, and `read_bounded` decodes itself: aiohttp's own decoding
 # fails an answer in another encoding (br without Brotli) before its status can be read.
 ACCEPT_ENCODING = "gzip, deflate"
+# The headers of a GET of a JSON listing (call logs, agents).
+JSON_GET_HEADERS = {
+    "Accept": "application/json",
+    "User-Agent": "dialer/0.1",
+    "Accept-Encoding": ACCEPT_ENCODING,
+}
 _DECODED = frozenset({"gzip", "x-gzip", "deflate"})
 
 

@@ -42,14 +42,22 @@ def _campaign(project: Project, name: str, url: str, sheet: str, dispatch: str =
     return target
 
 
-def _statuses(project: Project, name: str) -> dict[str, str]:
+def _last_report(project: Project, name: str) -> list[dict[str, str]]:
     folder = project.root / "reports" / name
     reports = sorted(
         (p for p in folder.glob("*.csv") if not p.name.endswith(".partial.csv")),
         key=lambda p: p.stat().st_mtime_ns,
     )
     with open(reports[-1], encoding="utf-8", newline="") as f:
-        return {row["called_to"]: row["status"] for row in csv.DictReader(f)}
+        return list(csv.DictReader(f))
+
+
+def _statuses(project: Project, name: str) -> dict[str, str]:
+    return {row["called_to"]: row["status"] for row in _last_report(project, name)}
+
+
+def _reasons(project: Project, name: str) -> dict[str, str]:
+    return {row["called_to"]: row["reason"] for row in _last_report(project, name)}
 
 
 def _lose_book_wal(project: Project) -> None:
@@ -191,16 +199,6 @@ def test_a_rebuilt_ledger_is_read_whole_whatever_its_dial_ids(project: Project, 
     with book:
         assert book.recent(stranger, now).day == 1
         assert all(book.recent(n, now).day == 1 for n in placed)
-
-
-def _reasons(project: Project, name: str) -> dict[str, str]:
-    folder = project.root / "reports" / name
-    reports = sorted(
-        (p for p in folder.glob("*.csv") if not p.name.endswith(".partial.csv")),
-        key=lambda p: p.stat().st_mtime_ns,
-    )
-    with open(reports[-1], encoding="utf-8", newline="") as f:
-        return {row["called_to"]: row["reason"] for row in csv.DictReader(f)}
 
 
 def test_claims_cut_off_by_a_kill_are_said_to_be_maybes(project: Project, cli):
