@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m dialer.demo
+	$(BIN)/python -m dialer.commands.demo
 
 # The web page against a local fake Tabbly: prints the one URL to open and its token.
 serve-demo: $(STAMP)

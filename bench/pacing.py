@@ -6,7 +6,7 @@ from bench.data import csv_sheet
 from bench.dispatch import run_against_fake
 from bench.measure import max_in_window, rate
 from bench.results import Line, line
-from dialer.settings import DEFAULTS
+from dialer.core.settings import DEFAULTS
 
 # Above this the pacer stops spacing sends: bursts within a window are the documented allowance.
 SMOOTH_UP_TO = DEFAULTS.smooth_up_to

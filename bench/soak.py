@@ -36,6 +36,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from dialer.core.paths import JOURNAL_SUFFIX
+from dialer.core.statuses import Status
 from dialer.fake_tabbly import (
     DEFAULT_AGENT_ID,
     DEFAULT_API_KEY,
@@ -43,8 +45,6 @@ from dialer.fake_tabbly import (
     DEFAULT_ORGANIZATION_ID,
     FakeTabblyProcess,
 )
-from dialer.paths import JOURNAL_SUFFIX
-from dialer.statuses import Status
 
 # Statuses a row may end a run with (everything in the report but the dry run's `ready`).
 FINAL = frozenset(Status) - {Status.READY}

@@ -19,7 +19,7 @@ import aiohttp
 
 from bench.measure import API_KEY, dialer, project
 from bench.results import Line, line
-from dialer.clock import parse_stamp, stamp, system_clock
+from dialer.core.clock import parse_stamp, stamp, system_clock
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, DEFAULT_ORGANIZATION_ID, FakeTabblyProcess
 
 LOGS_PATH = "/dashboard/agents/endpoints/call-logs-v2"
@@ -31,8 +31,8 @@ BOUND_MB = 300.0
 def _ledger_with_dials(campaign: Path, calls: list[dict]) -> None:
     """The ledger a run of these calls leaves: one `calls` and one `dials` row per call,
     in a ledger made by the product's own code (as a run opens it)."""
-    from dialer.campaign import load_campaign
-    from dialer.rebuild import open_for_run
+    from dialer.campaign.model import load_campaign
+    from dialer.ledger.rebuild import open_for_run
 
     with open_for_run(load_campaign(campaign), system_clock) as ledger:
         conn = ledger.connection

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from dialer import interrupts  # the standard library's signal only
+from dialer.core import interrupts  # the standard library's signal only
 
 
 def entry_point() -> None:
@@ -16,7 +16,7 @@ def entry_point() -> None:
         interrupts.install()  # first: a signal held back by the parent is delivered here
         from dialer.cli import main
     except KeyboardInterrupt:
-        from dialer.statuses import ExitCode  # light: the standard library's enum only
+        from dialer.core.statuses import ExitCode  # light: the standard library's enum only
 
         print("dialer: interrupted", file=sys.stderr)
         sys.exit(int(ExitCode.INTERRUPTED))

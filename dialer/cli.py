@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from dialer import commands, console
-from dialer.campaign import Campaign, load_campaign
-from dialer.progress import MODES
-from dialer.run_options import RunOptions
-from dialer.statuses import (
+from dialer.campaign.model import Campaign, load_campaign
+from dialer.commands import run as commands
+from dialer.core import console
+from dialer.core.statuses import (
     EXIT_MEANINGS,
     DialerError,
     ExitCode,
@@ -21,6 +20,8 @@ from dialer.statuses import (
     error_line,
     internal_error,
 )
+from dialer.engine.options import RunOptions
+from dialer.engine.progress import MODES
 
 EPILOG = "exit codes:\n" + "\n".join(
     f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_MEANINGS.items()
@@ -312,10 +313,10 @@ def run_command(args: argparse.Namespace) -> int:
         return serve(args.root, args.host, args.port, https_proxy=args.https_proxy)
     if args.command == "demo":
         if args.page:
-            from dialer.demo_page import serve_demo
+            from dialer.commands.demo_page import serve_demo
 
             return serve_demo(args.folder)
-        from dialer.demo import main as demo
+        from dialer.commands.demo import main as demo
 
         return demo()
     if args.command == "fake-tabbly":
@@ -326,7 +327,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "status":
         return commands.status(campaign)
     if args.command == "sync":
-        from dialer import sync
+        from dialer.outcomes import sync
 
         return sync.sync(
             campaign,
@@ -337,15 +338,15 @@ def run_command(args: argparse.Namespace) -> int:
             out=args.out,
         )
     if args.command == "ledger":
-        from dialer.rebuild import rebuild
+        from dialer.ledger.rebuild import rebuild
 
         return rebuild(campaign)
     if args.command == "validate" or args.dry_run:
         return commands.validate(campaign, contacts=args.contacts, report_path=args.report)
     contacts = args.contacts
     if args.expect_campaign_sha256 is not None or args.expect_contacts_sha256 is not None:
-        from dialer.binding import enforce
-        from dialer.pipeline import sheet_path
+        from dialer.campaign.binding import enforce
+        from dialer.sheets.pipeline import sheet_path
 
         # Resolved once: the run reads the very sheet that was hashed, even if a newer file
         # matching the campaign's `source` glob appears meanwhile.

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from dialer.call_logs import LogsQuery, read_logs
+from dialer.core.settings import DEFAULTS, Settings
+from dialer.core.statuses import LogsError
 from dialer.fake_tabbly import (
     DEFAULT_AGENT_ID,
     DEFAULT_API_KEY,
@@ -27,11 +28,10 @@ from dialer.fake_tabbly import (
     FakeTabblyThread,
     add_arguments,
 )
-from dialer.matching import Dial, Matcher
-from dialer.outcomes import LogRow
-from dialer.settings import DEFAULTS, Settings
-from dialer.statuses import LogsError
-from dialer.tabbly import Secret
+from dialer.outcomes.log_rows import LogRow
+from dialer.outcomes.matching import Dial, Matcher
+from dialer.tabbly.call_logs import LogsQuery, read_logs
+from dialer.tabbly.client import Secret
 from tests.conftest import indian_mobile
 
 # Retries at once: the fake's scripted 429 asks for 0.01 s.

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dialer.campaign import load_campaign
-from dialer.campaign_toml import (
+from dialer.campaign.model import load_campaign
+from dialer.campaign.toml_text import (
     CampaignForm,
     check_form,
     field_of,
@@ -20,7 +20,7 @@ from dialer.campaign_toml import (
     save_campaign,
     without_unused_columns,
 )
-from dialer.statuses import CampaignError
+from dialer.core.statuses import CampaignError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dialer.campaign import DEFAULT_API_KEY_ENV
+from dialer.campaign.model import DEFAULT_API_KEY_ENV
 from dialer.cli import build_parser, main
 
 COMMANDS = ("validate", "run", "status", "sync", "ledger", "serve", "demo", "fake-tabbly")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import KEY_ENV, Project
 
-from dialer.campaign import load_campaign
-from dialer.column_map import guess, needs, similarity
-from dialer.sheet import open_sheet
-from dialer.statuses import CampaignError, ExitCode
+from dialer.campaign.model import load_campaign
+from dialer.core.statuses import CampaignError, ExitCode
+from dialer.sheets.columns import guess, needs, similarity
+from dialer.sheets.reader import open_sheet
 
 # The marketing person's own sheet from issue 12.
 THEIR_HEADER = ["Customer Name", "Mobile No.", "Order #", "City", "Ref"]

@@ -14,18 +14,18 @@ import pytest
 from conftest import KEY_ENV, Project, sent_once_each
 from exports import CRM, CRM_HEADER, SHOP, SHOP_HEADER, expected, write_crm, write_shop
 
-from dialer.campaign import LOGS_ENDPOINT_ENV
-from dialer.column_map import country_header, guess, phone_headers
-from dialer.countries import country_name, country_of, looks_north_american, region_of_cell
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import (
     DEFAULT_AGENT_ID,
     DEFAULT_CALL_FROM,
     DEFAULT_ORGANIZATION_ID,
     FakeTabblyThread,
 )
-from dialer.phones import normalise_phone
-from dialer.row_phone import PhoneColumns
-from dialer.statuses import ExitCode
+from dialer.sheets.columns import country_header, guess, phone_headers
+from dialer.sheets.countries import country_name, country_of, looks_north_american, region_of_cell
+from dialer.sheets.phones import normalise_phone
+from dialer.sheets.row_phone import PhoneColumns
 
 SHOP_CONTACTS = """source = "../data/shop.csv"
 phone_column = ["Phone", "Default Address Phone"]

@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from dialer.demo_page import PAGE_LINE
+from dialer.commands.demo_page import PAGE_LINE
 
 START_BOUND = 60.0
 FAKE_LINE = re.compile(r"^demo: fake Tabbly at http://127\.0\.0\.1:(\d+)/")

@@ -14,15 +14,15 @@ from datetime import UTC, datetime
 import pytest
 from conftest import HEADER, KEY_ENV, Project, indian_mobile, wait_for
 
-from dialer import commands
-from dialer.campaign import load_campaign
-from dialer.claims import Claim
+from dialer.campaign.model import load_campaign
+from dialer.commands import run as commands
+from dialer.core.settings import DEFAULTS
+from dialer.core.statuses import ExitCode, Status
+from dialer.engine.options import RunOptions
+from dialer.engine.pacing import Pacer
 from dialer.fake_tabbly import FakeTabbly
-from dialer.ledger import Entry, Ledger
-from dialer.pacing import Pacer
-from dialer.run_options import RunOptions
-from dialer.settings import DEFAULTS
-from dialer.statuses import ExitCode, Status
+from dialer.ledger.claims import Claim
+from dialer.ledger.store import Entry, Ledger
 
 # 14:29 UTC: 19:59 in India (inside "09:00-20:00"), 06:29 in Los Angeles (outside).
 INSIDE_INDIA = datetime(2026, 11, 25, 14, 29, tzinfo=UTC)

@@ -42,7 +42,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dialer.statuses import ExitCode
+from dialer.core.statuses import ExitCode
 
 _MEMORY_LIMIT = 1 << 30  # well under what the machine has; SPEC 7 asks "well under 1 GB"
 _CASE_TIMEOUT = 20.0
@@ -56,8 +56,9 @@ FUZZ = settings(
 # The runner: reads one JSON case per line, forks a child per case, answers one JSON line.
 _RUNNER = r"""
 import json, os, resource, select, signal, sys
-import dialer.cli, dialer.commands, dialer.pipeline, dialer.contacts, dialer.sheet, dialer.report
-import dialer.dispatch, dialer.tabbly
+import dialer.cli, dialer.commands.run, dialer.sheets.pipeline, dialer.sheets.contacts
+import dialer.sheets.reader, dialer.reports.writer
+import dialer.engine.dispatch, dialer.tabbly.client
 limit, timeout = int(sys.argv[1]), float(sys.argv[2])
 for line in sys.stdin:
     case = json.loads(line)
@@ -994,7 +995,7 @@ def upstreams() -> Iterator[tuple[Any, Any]]:
 
 
 def _key_runs(text: str) -> list[str]:
-    from dialer.tabbly import KEY_FRAGMENT_CHARS
+    from dialer.tabbly.client import KEY_FRAGMENT_CHARS
 
     size = KEY_FRAGMENT_CHARS
     return [_KEY[i : i + size] for i in range(len(_KEY) - size + 1) if _KEY[i : i + size] in text]

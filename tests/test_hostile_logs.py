@@ -20,14 +20,14 @@ import pytest
 from aiohttp import web
 from conftest import KEY_ENV, Project, contact_rows, error_lines, indian_mobile
 
-from dialer import dials
-from dialer.campaign import LOGS_ENDPOINT_ENV
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.core.settings import DEFAULTS
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, DEFAULT_API_KEY, FakeTabbly
-from dialer.matching import Dial, Matcher
-from dialer.outcomes import parse_row
-from dialer.settings import DEFAULTS
-from dialer.statuses import ExitCode
-from dialer.sync import SyncResult, describe
+from dialer.ledger import dials
+from dialer.outcomes.log_rows import parse_row
+from dialer.outcomes.matching import Dial, Matcher
+from dialer.outcomes.sync import SyncResult, describe
 
 Body = bytes | Callable[[web.Request], bytes]
 

@@ -20,9 +20,9 @@ import pytest
 from aiohttp import web
 from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, sent_once_each
 
-from dialer.campaign import LOGS_ENDPOINT_ENV
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import DEFAULT_AGENT_ID
-from dialer.statuses import ExitCode
 
 # What a hostile upstream puts in its text: a control character and an ANSI clear-screen.
 NASTY = "\x01\x1b[2J\x1b[31m"
@@ -196,7 +196,7 @@ def test_an_upstreams_error_is_printed_with_its_control_characters_escaped(
 def test_the_pages_xlsx_download_of_a_report_with_control_characters_is_served(tmp_path):
     from test_web import _login, _run
 
-    from dialer.report import REPORT_COLUMNS
+    from dialer.reports.writer import REPORT_COLUMNS
 
     async def body(client, server) -> None:
         await _login(client)
@@ -220,8 +220,8 @@ def test_the_pages_xlsx_download_of_a_report_with_control_characters_is_served(t
 def test_the_progress_bar_still_draws_on_a_terminal_that_escapes_outside_text():
     import io
 
-    from dialer.console import Printable
-    from dialer.progress import Progress
+    from dialer.core.console import Printable
+    from dialer.engine.progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp import web
 
-from dialer.agents import AgentsError, fetch_agents
-from dialer.call_logs import LogsQuery, read_logs
-from dialer.settings import DEFAULTS, Settings
-from dialer.statuses import ExitCode, LogsError
-from dialer.tabbly import KEY_FRAGMENT_CHARS, Kind, Outcome, Scrubber, Secret, TabblyClient
-from dialer.tabbly import parse_retry_after as retry_after_of
+from dialer.core.settings import DEFAULTS, Settings
+from dialer.core.statuses import ExitCode, LogsError
+from dialer.tabbly.agents import AgentsError, fetch_agents
+from dialer.tabbly.call_logs import LogsQuery, read_logs
+from dialer.tabbly.client import KEY_FRAGMENT_CHARS, Kind, Outcome, Scrubber, Secret, TabblyClient
+from dialer.tabbly.client import parse_retry_after as retry_after_of
 from tests.conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, error_lines
 from tests.hostile import Upstream, stream_forever
 

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.campaign import Campaign, load_campaign
-from dialer.contacts import Contact
-from dialer.pacing import Pacer
-from dialer.report import REPORT_COLUMNS, ReportWriter, RowResult
-from dialer.statuses import Status
-from dialer.tabbly import BodyBuilder, Scrubber, Secret
+from dialer.campaign.model import Campaign, load_campaign
+from dialer.core.statuses import Status
+from dialer.engine.pacing import Pacer
+from dialer.reports.writer import REPORT_COLUMNS, ReportWriter, RowResult
+from dialer.sheets.contacts import Contact
+from dialer.tabbly.client import BodyBuilder, Scrubber, Secret
 
 TRICKY = [
     "",
@@ -104,13 +104,13 @@ _KEYS = ["sk-live/ABC+d é&1", "fake-key-0000", "k y", "a%b"]
 def _pattern_scrub(key: str, text: str) -> str:
     """The full pattern over the whole text, then every run of 8 or more of the key's
     characters, found the obvious way: what the scrubber must always give."""
-    from dialer.tabbly import _char_forms
+    from dialer.tabbly.client import _char_forms
 
     return _runs_scrub(key, re.compile("".join(map(_char_forms, key))).sub("***", text))
 
 
 def _runs_scrub(key: str, text: str) -> str:
-    from dialer.tabbly import KEY_FRAGMENT_CHARS
+    from dialer.tabbly.client import KEY_FRAGMENT_CHARS
 
     covered = [False] * len(text)
     for i in range(len(text)):

@@ -18,10 +18,10 @@ from typing import Any
 import openpyxl
 import pytest
 
-from dialer import sheet as sheet_module
-from dialer.contacts import RowPlan, build_contacts
-from dialer.row_phone import PhoneColumns
-from dialer.sheet import iter_rows, open_sheet
+from dialer.sheets import reader as sheet_module
+from dialer.sheets.contacts import RowPlan, build_contacts
+from dialer.sheets.reader import iter_rows, open_sheet
+from dialer.sheets.row_phone import PhoneColumns
 
 ROOT = Path(__file__).resolve().parent.parent
 # Declared but never imported, on purpose: the reason is the value.

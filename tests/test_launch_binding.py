@@ -13,9 +13,9 @@ import pytest
 from conftest import KEY_ENV, Project, contact_rows
 from test_web_hardening import _check, _fake_env, _login, _run, _until
 
-from dialer.binding import contacts_sha256
+from dialer.campaign.binding import contacts_sha256
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import FakeTabblyThread
-from dialer.statuses import ExitCode
 
 
 def _sha(path: Path) -> str:

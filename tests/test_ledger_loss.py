@@ -16,8 +16,8 @@ from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess
 from conftest import sent_once_each as _sent_once_each
 from conftest import wait_for as _wait_for
 
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
-from dialer.statuses import ExitCode
 
 
 def _run(project: Project, cli, *extra: str):

@@ -15,9 +15,9 @@ from unittest.mock import patch
 
 import pytest
 
-from dialer.clock import stamp
-from dialer.contact_limits import ContactBook, _fingerprint
+from dialer.core.clock import stamp
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
+from dialer.ledger.contact_limits import ContactBook, _fingerprint
 from tests.conftest import (
     KEY_ENV,
     Project,
@@ -171,7 +171,7 @@ def test_a_finished_run_vouches_for_its_ledger_so_the_next_open_reads_nothing(
     assert marks == {"q.sqlite": _fingerprint(state / "q.sqlite")}
     book = ContactBook.open(state, datetime.now(UTC), create=False)
     assert book is not None
-    with book, patch("dialer.contact_limits._ledger_calls") as read:
+    with book, patch("dialer.ledger.contact_limits._ledger_calls") as read:
         assert book._holds_every_ledger(state, datetime.now(UTC))
     read.assert_not_called()
 

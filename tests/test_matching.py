@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dialer.matching import Dial, Matcher
-from dialer.outcomes import PLACEHOLDER_TRANSCRIPT, LogRow, parse_row
-from dialer.settings import DEFAULTS
-from dialer.statuses import CallOutcome
+from dialer.core.settings import DEFAULTS
+from dialer.core.statuses import CallOutcome
+from dialer.outcomes.log_rows import PLACEHOLDER_TRANSCRIPT, LogRow, parse_row
+from dialer.outcomes.matching import Dial, Matcher
 
 AGENT = 33
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)

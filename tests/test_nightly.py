@@ -19,9 +19,9 @@ from conftest import (
 )
 from conftest import wait_for as _wait_for
 
+from dialer.core.statuses import ExitCode, LedgerError
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
-from dialer.ledger import Ledger
-from dialer.statuses import ExitCode, LedgerError
+from dialer.ledger.store import Ledger
 
 
 def test_second_run_skips_people_already_called(project: Project, cli, fake):
@@ -224,7 +224,7 @@ def test_a_stopped_recall_run_does_not_make_the_next_run_forget_who_was_called(
 
 
 def test_ledger_write_failure_stops_the_run_cleanly(project: Project, cli, fake, monkeypatch):
-    from dialer.statuses import LedgerError
+    from dialer.core.statuses import LedgerError
 
     calls = {"n": 0}
     real_claim = Ledger.claim

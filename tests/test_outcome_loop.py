@@ -26,10 +26,10 @@ from conftest import (
     wait_for_requests,
 )
 
-from dialer.campaign import LOGS_ENDPOINT_ENV
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.core.statuses import CallOutcome, ExitCode
+from dialer.engine.gate import LOGS_UNREAD
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabbly, FakeTabblyThread
-from dialer.gate import LOGS_UNREAD
-from dialer.statuses import CallOutcome, ExitCode
 
 # No `failed`: an attempt row ("Not Answered") outranks it, so what the ledger finds for such
 # a call is not what the fake drew. Every other outcome, redialed or not, is drawn.

@@ -8,10 +8,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialer.outcomes import PLACEHOLDER_TRANSCRIPT, LogRow, better, outcome_of_status, parse_row
-from dialer.settings import DEFAULTS
-from dialer.statuses import CallOutcome
-from dialer.tabbly import Scrubber, Secret
+from dialer.core.settings import DEFAULTS
+from dialer.core.statuses import CallOutcome
+from dialer.outcomes.log_rows import (
+    PLACEHOLDER_TRANSCRIPT,
+    LogRow,
+    better,
+    outcome_of_status,
+    parse_row,
+)
+from dialer.tabbly.client import Scrubber, Secret
 
 A = CallOutcome
 

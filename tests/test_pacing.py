@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from dialer.pacing import WINDOW_MARGIN, Pacer
+from dialer.engine.pacing import WINDOW_MARGIN, Pacer
 
 
 class FakeTime:

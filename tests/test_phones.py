@@ -1,4 +1,5 @@
-"""dialer.phones: spreadsheet-damaged cells -> E.164, or a reason starting "invalid phone: "."""
+"""dialer.sheets.phones: spreadsheet-damaged cells -> E.164, or a reason that starts
+"invalid phone: "."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dialer.masking import mask_text
-from dialer.phones import Phone, normalise_phone
-from dialer.sheet import iter_rows, open_sheet
+from dialer.core.masking import mask_text
+from dialer.sheets.phones import Phone, normalise_phone
+from dialer.sheets.reader import iter_rows, open_sheet
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 E164 = "+917359043943"
@@ -298,7 +299,7 @@ def _random_numbers(seed: int, count: int) -> list[phonenumbers.PhoneNumber]:
 
 
 def test_fast_validity_agrees_with_phonenumbers_everywhere():
-    from dialer.phones import _is_valid
+    from dialer.sheets.phones import _is_valid
 
     numbers = _random_numbers(seed=7, count=10_000)
     disagree = [

@@ -1,4 +1,4 @@
-"""The fast path of dialer.phones gives phonenumbers' answer, or none: a differential test.
+"""The fast path of dialer.sheets.phones gives phonenumbers' answer, or none: a differential test.
 
 Every number is generated (no file): phonenumbers' example number for each type of each region,
 then mutated (a digit dropped, added or changed, trailing zeros), then written the ways people and
@@ -16,10 +16,10 @@ import phonenumbers
 import pytest
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
-from dialer import phones_fast
-from dialer.phones import normalise_phone
-from dialer.phones_fast import fast_parse, is_valid
-from dialer.sheet import NumericText
+from dialer.sheets import phones_fast
+from dialer.sheets.phones import normalise_phone
+from dialer.sheets.phones_fast import fast_parse, is_valid
+from dialer.sheets.reader import NumericText
 
 # The regions whose numbers a campaign most often holds: every mangling of SPEC 4.3 is tried on
 # them. Every other region still gets every shape of a cleaned number (test 1).
@@ -284,7 +284,7 @@ def test_a_fast_path_that_skips_validation_is_caught_end_to_end(
 ) -> None:
     """A wrong parse of an invalid number only sends it to phonenumbers; a wrong "valid" is
     what would call a stranger, and the mangled corpus must catch it."""
-    monkeypatch.setattr("dialer.phones.is_valid", lambda code, nsn: True)
+    monkeypatch.setattr("dialer.sheets.phones.is_valid", lambda code, nsn: True)
     assert next(phone_disagreements(mangled_cases), None) is not None
 
 

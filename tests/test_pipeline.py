@@ -6,8 +6,8 @@ from pathlib import Path
 
 from conftest import Project
 
-from dialer.campaign import load_campaign
-from dialer.pipeline import open_contacts
+from dialer.campaign.model import load_campaign
+from dialer.sheets.pipeline import open_contacts
 
 ROOT = Path(__file__).resolve().parent.parent
 

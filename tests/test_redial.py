@@ -8,7 +8,7 @@ import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from dialer.clock import stamp
+from dialer.core.clock import stamp
 from tests.conftest import KEY_ENV, Project, contact_rows, indian_mobile
 
 

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, wait_for
 
-from dialer.campaign import LOGS_ENDPOINT_ENV
-from dialer.clock import stamp
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.core.clock import stamp
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import FakeTabblyProcess
 from dialer.fake_tabbly.rules import LOGS_V2_PATH, TRIGGER_PATH
-from dialer.statuses import ExitCode
 
 MAX_CALLS = 3
 REDIAL = (

@@ -19,8 +19,8 @@ from conftest import (
     wait_for_requests,
 )
 
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabbly, FakeTabblyThread
-from dialer.statuses import ExitCode
 
 
 def _sent_numbers(fake: FakeTabbly) -> list[str]:
@@ -297,9 +297,9 @@ def test_sigterm_mid_run_exits_130_with_a_complete_report(project: Project, tmp_
 def test_window_is_checked_again_as_the_request_leaves(project: Project, fake, monkeypatch):
     from datetime import UTC, datetime
 
-    from dialer import commands
-    from dialer.campaign import load_campaign
-    from dialer.pacing import Pacer
+    from dialer.campaign.model import load_campaign
+    from dialer.commands import run as commands
+    from dialer.engine.pacing import Pacer
 
     project.write_sheet(contact_rows(2))
     project.write_campaign(fake.url, dispatch="concurrency = 1")
@@ -348,7 +348,7 @@ def test_api_key_echoed_by_the_upstream_is_scrubbed_before_truncation():
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
-    from dialer.tabbly import Secret, TabblyClient
+    from dialer.tabbly.client import Secret, TabblyClient
 
     key = "sk-live-ABCDEFGHIJKLMNOP"
 
@@ -375,8 +375,8 @@ class _Terminal(io.StringIO):
 
 
 def test_terminal_run_asks_first_and_sends_nothing_on_no(project: Project, fake):
-    from dialer import commands
-    from dialer.campaign import load_campaign
+    from dialer.campaign.model import load_campaign
+    from dialer.commands import run as commands
 
     project.write_sheet(contact_rows(3))
     project.write_campaign(fake.url)
@@ -397,8 +397,8 @@ def test_terminal_run_asks_first_and_sends_nothing_on_no(project: Project, fake)
 
 
 def test_terminal_run_calls_after_yes(project: Project, fake):
-    from dialer import commands
-    from dialer.campaign import load_campaign
+    from dialer.campaign.model import load_campaign
+    from dialer.commands import run as commands
 
     project.write_sheet(contact_rows(3))
     project.write_campaign(fake.url)
@@ -419,7 +419,7 @@ def test_terminal_run_calls_after_yes(project: Project, fake):
 def test_rate_limit_holds_when_ledger_commits_are_slow(
     project: Project, cli, fake_process, monkeypatch
 ):
-    from dialer.ledger import Ledger
+    from dialer.ledger.store import Ledger
 
     real_commit = Ledger._commit
     calls = {"n": 0}
@@ -446,11 +446,11 @@ def test_rate_limit_holds_when_ledger_commits_are_slow(
 def test_progress_survives_its_reader_going_away():
     from dataclasses import replace
 
-    from dialer.contacts import Contact
-    from dialer.progress import Progress
-    from dialer.report import RowResult
-    from dialer.settings import DEFAULTS
-    from dialer.statuses import Status
+    from dialer.core.settings import DEFAULTS
+    from dialer.core.statuses import Status
+    from dialer.engine.progress import Progress
+    from dialer.reports.writer import RowResult
+    from dialer.sheets.contacts import Contact
 
     class GoneReader(io.StringIO):
         attempts = 0

@@ -11,8 +11,8 @@ import subprocess
 from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, error_lines
 from test_run_faults import mount_tmpfs  # noqa: F401  (a fixture)
 
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import FakeTabblyThread
-from dialer.statuses import ExitCode
 
 
 def test_xlsx_report_on_a_full_disk_gives_one_line_and_names_the_file_with_the_rows(

@@ -27,8 +27,8 @@ from conftest import (
     wait_for_requests,
 )
 
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import FakeTabbly, FakeTabblyThread
-from dialer.statuses import ExitCode
 
 CONCURRENCY = 8  # the project fixture's default
 
@@ -358,9 +358,9 @@ class _Terminal(io.StringIO):
 
 
 def test_retry_unknown_says_how_many_may_already_have_been_called(project: Project, cli, fake):
-    from dialer import commands
-    from dialer.campaign import load_campaign
-    from dialer.run_options import RunOptions
+    from dialer.campaign.model import load_campaign
+    from dialer.commands import run as commands
+    from dialer.engine.options import RunOptions
 
     project.write_sheet(contact_rows(5))
     project.write_campaign(fake.url, dispatch="concurrency = 1")

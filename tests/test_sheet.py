@@ -1,4 +1,4 @@
-"""dialer.sheet: real CSV/XLSX files in tmp_path -> header checks and clean text rows."""
+"""dialer.sheets.reader: real CSV/XLSX files in tmp_path -> header checks and clean text rows."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from dialer import sheet as sheet_module
-from dialer import xlsx_bounds
-from dialer.sheet import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
-from dialer.statuses import SheetError
+from dialer.core.statuses import SheetError
+from dialer.sheets import reader as sheet_module
+from dialer.sheets import xlsx_bounds
+from dialer.sheets.reader import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -475,7 +475,7 @@ def test_xlsx_far_declared_dimension_or_empty_styled_cell_is_read_normally(tmp_p
 
 
 def test_xlsx_numeric_phone_cells_come_as_numeric_text_only_in_raw_columns(tmp_path: Path) -> None:
-    from dialer.sheet import NumericText
+    from dialer.sheets.reader import NumericText
 
     path = write_xlsx(tmp_path / "n.xlsx", {"S": [["phone", "n"], [7834410000, 5], ["78344", 6]]})
     rows = rows_of(open_sheet(path), raw_columns=frozenset({0}))

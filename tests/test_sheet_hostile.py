@@ -18,8 +18,8 @@ import openpyxl
 import pytest
 from conftest import HEADER, Project, contact_rows
 
-from dialer.phones import normalise_phone
-from dialer.statuses import ExitCode
+from dialer.core.statuses import ExitCode
+from dialer.sheets.phones import normalise_phone
 
 ONE_GIB = 1 << 30
 
@@ -395,7 +395,7 @@ def test_other_scripts_digits_are_noted_and_mixed_scripts_or_a_minus_refused(
 
 def test_numeric_text_marker_is_what_the_general_format_rule_reads() -> None:
     """The rule is for numeric cells only: the same digits as text are the user's."""
-    from dialer.sheet import NumericText
+    from dialer.sheets.reader import NumericText
 
     assert normalise_phone(NumericText("7834410000"), "IN").e164 is None
     assert normalise_phone("7834410000", "IN").e164 == "+917834410000"

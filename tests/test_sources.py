@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dialer.sources import resolve_source
-from dialer.statuses import SheetError
+from dialer.core.statuses import SheetError
+from dialer.sheets.sources import resolve_source
 
 T0 = 1_700_000_000  # fixed epoch seconds; files get mtimes relative to it, no sleeping
 

@@ -12,20 +12,20 @@ from pathlib import Path
 import pytest
 from conftest import HEADER, KEY_ENV, Project, contact_rows, indian_mobile
 
-from dialer import dials
-from dialer.campaign import LOGS_ENDPOINT_ENV, load_campaign
-from dialer.cell_types import plain_header
-from dialer.clock import stamp
+from dialer.campaign.model import LOGS_ENDPOINT_ENV, load_campaign
+from dialer.core.clock import stamp
+from dialer.core.statuses import CallOutcome, ExitCode
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabbly, FakeTabblyThread
-from dialer.ledger import Ledger, transaction
-from dialer.matching import Resolved
-from dialer.outcomes import LogRow
-from dialer.rebuild import open_for_run
-from dialer.report import undefuse
-from dialer.results import RESULT_COLUMNS
-from dialer.statuses import CallOutcome, ExitCode
-from dialer.sync import SyncResult, date_range, describe
-from dialer.writeback import OUTCOME_COLUMNS
+from dialer.ledger import dials
+from dialer.ledger.rebuild import open_for_run
+from dialer.ledger.store import Ledger, transaction
+from dialer.outcomes.log_rows import LogRow
+from dialer.outcomes.matching import Resolved
+from dialer.outcomes.results_file import RESULT_COLUMNS
+from dialer.outcomes.sync import SyncResult, date_range, describe
+from dialer.outcomes.writeback import OUTCOME_COLUMNS
+from dialer.reports.writer import undefuse
+from dialer.sheets.cell_types import plain_header
 
 # Every outcome the fake draws here leaves a row that says it (no `failed`, which an attempt
 # row "Not Answered" would outrank): what sync finds is what the fake drew.

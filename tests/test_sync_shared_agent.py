@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import KEY_ENV, Project, contact_rows, wait_for
 
-from dialer.campaign import LOGS_ENDPOINT_ENV, load_campaign
-from dialer.clock import stamp
+from dialer.campaign.model import LOGS_ENDPOINT_ENV, load_campaign
+from dialer.core.clock import stamp
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, FakeTabbly, FakeTabblyThread
-from dialer.shared_agent import other_dials
-from dialer.statuses import ExitCode
-from dialer.sync import UPDATED_LINE
+from dialer.outcomes.shared_agent import other_dials
+from dialer.outcomes.sync import UPDATED_LINE
 
 # No `failed` and no `voicemail`: what a sync stores for a call is what the fake drew.
 OUTCOMES = {"answered": 0.5, "no_answer": 0.3, "busy": 0.2}

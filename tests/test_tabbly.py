@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from dialer.campaign import load_campaign
-from dialer.contacts import Contact
-from dialer.statuses import Status
-from dialer.tabbly import BodyBuilder, Kind, Secret, classify, parse_retry_after
+from dialer.campaign.model import load_campaign
+from dialer.core.statuses import Status
+from dialer.sheets.contacts import Contact
+from dialer.tabbly.client import BodyBuilder, Kind, Secret, classify, parse_retry_after
 
 OK_BODY = json.dumps(
     {
@@ -130,14 +130,14 @@ def _forms(key: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("form", list(_forms(_KEY)))
 def test_scrubber_removes_the_key_in_every_encoding(form: str):
-    from dialer.tabbly import Scrubber
+    from dialer.tabbly.client import Scrubber
 
     text = f"before {_forms(_KEY)[form]} after"
     assert Scrubber(Secret(_KEY))(text) == "before *** after"
 
 
 def test_scrubber_leaves_other_text_and_an_empty_key_alone():
-    from dialer.tabbly import Scrubber
+    from dialer.tabbly.client import Scrubber
 
     # Runs of fewer than 8 of the key's characters are not the key.
     assert Scrubber(Secret(_KEY))("sk-live ABC+def 0 %41") == "sk-live ABC+def 0 %41"
@@ -146,7 +146,7 @@ def test_scrubber_leaves_other_text_and_an_empty_key_alone():
 
 
 def test_classify_scrubs_the_decoded_text_before_cutting_it():
-    from dialer.tabbly import Scrubber
+    from dialer.tabbly.client import Scrubber
 
     scrub = Scrubber(Secret(_KEY))
     escaped = "".join(f"\\u{ord(c):04x}" for c in _KEY)

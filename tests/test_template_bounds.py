@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-from dialer import templating
-from dialer.campaign import load_campaign
-from dialer.pipeline import open_contacts
-from dialer.statuses import ExitCode
+from dialer.campaign.model import load_campaign
+from dialer.core.statuses import ExitCode
+from dialer.sheets.pipeline import open_contacts
+from dialer.templating import sandbox as templating
 from tests.conftest import Project, contact_rows
 
 _LIMIT_BYTES = 1 << 30

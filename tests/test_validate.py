@@ -13,11 +13,11 @@ import pytest
 from conftest import HEADER, Project, contact_rows
 from openpyxl import Workbook, load_workbook
 
-from dialer import commands
-from dialer.campaign import load_campaign
-from dialer.cell_types import plain_header
-from dialer.report import REPORT_COLUMNS
-from dialer.statuses import ExitCode
+from dialer.campaign.model import load_campaign
+from dialer.commands import run as commands
+from dialer.core.statuses import ExitCode
+from dialer.reports.writer import REPORT_COLUMNS
+from dialer.sheets.cell_types import plain_header
 
 
 def _messy_rows() -> list[list[str]]:
@@ -84,7 +84,7 @@ def test_cells_are_cleaned_and_blank_looking_values_count_as_empty(project: Proj
     project.write_sheet(rows)
     project.write_campaign()
     campaign = load_campaign(project.campaign)
-    from dialer.pipeline import open_contacts
+    from dialer.sheets.pipeline import open_contacts
 
     contacts = {
         c.custom_identifiers: c for chunk in open_contacts(campaign).chunks() for c in chunk
@@ -236,7 +236,7 @@ def test_long_cells_are_cut_before_reaching_the_prompt(project: Project, cli):
     project.write_sheet([["C1", "A" * 5000, "+917359043943", "O1"]])
     project.write_campaign()
     campaign = load_campaign(project.campaign)
-    from dialer.pipeline import open_contacts
+    from dialer.sheets.pipeline import open_contacts
 
     (contact,) = next(open_contacts(campaign).chunks())
     assert contact.first_line == f"Hello {'A' * 200}, about order O1."

@@ -17,9 +17,9 @@ import pytest
 from conftest import Project, contact_rows
 from jinja2 import TemplateSyntaxError
 
-from dialer import contacts, pipeline
-from dialer.campaign import load_campaign
-from dialer.report import _csv_text
+from dialer.campaign.model import load_campaign
+from dialer.reports.writer import _csv_text
+from dialer.sheets import contacts, pipeline
 
 
 @pytest.fixture

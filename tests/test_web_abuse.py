@@ -23,9 +23,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from dialer import web
-from dialer.campaign import load_campaign
+from dialer.campaign.model import load_campaign
+from dialer.core.paths import summary_path
 from dialer.fake_tabbly import FakeTabblyThread
-from dialer.paths import summary_path
 from dialer.web.headers import SECURITY_HEADERS
 from dialer.web.jobs import WebRun
 from dialer.web.schedules import Schedules
@@ -375,7 +375,7 @@ def test_the_pages_check_reports_are_pruned_like_uploads_and_run_reports_kept(tm
 
 
 def test_a_save_renders_its_templates_in_a_child_never_in_the_server(tmp_path, monkeypatch):
-    from dialer import contacts
+    from dialer.sheets import contacts
 
     rendered: list[str] = []
     trial = contacts._trial_render

@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from dialer import web
-from dialer.campaign import Campaign, load_campaign
+from dialer.campaign.model import Campaign, load_campaign
 from dialer.web.campaigns import CampaignShelf
 
 ROOT = Path(__file__).resolve().parent.parent

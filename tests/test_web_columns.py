@@ -17,7 +17,7 @@ from openpyxl import Workbook
 from test_web import _login, _run, _upload_form
 
 from dialer import web
-from dialer.statuses import ExitCode
+from dialer.core.statuses import ExitCode
 from dialer.web import columns
 
 # Issue 12: "Customer Name, Mobile No., Order #, City" against the example campaign.

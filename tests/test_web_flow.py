@@ -19,8 +19,8 @@ from exports import SHOP, Row
 from test_web import _checked, _login, _run, _wait_finished
 
 from dialer import web
-from dialer.countries import country_of
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
+from dialer.sheets.countries import country_of
 from dialer.web import columns
 
 # A shop's export as the marketer has it: the number in "Phone" or only in the address.
@@ -252,8 +252,8 @@ def test_the_campaign_used_last_is_remembered_per_session_never_a_default(tmp_pa
 
 
 def test_every_phone_column_and_the_country_are_roles_not_template_variables(tmp_path):
-    from dialer.campaign import load_campaign
-    from dialer.column_map import needs
+    from dialer.campaign.model import load_campaign
+    from dialer.sheets.columns import needs
 
     folder = tmp_path / "campaigns"
     folder.mkdir()

@@ -25,9 +25,9 @@ from typing import Any
 import openpyxl
 import pytest
 
-from dialer.countries import country_name, country_of
+from dialer.core.statuses import Status
 from dialer.fake_tabbly import DEFAULT_API_KEY, TOPUP_PATH, TRIGGER_PATH, FakeTabblyProcess
-from dialer.statuses import Status
+from dialer.sheets.countries import country_name, country_of
 from tests.test_web_e2e import (
     CHROMIUM,
     SAMPLES,

@@ -26,9 +26,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from test_web_hardening import READY, TOKEN, _check, _fake_env, _launch, _login, _project, _until
 
 from dialer import web
+from dialer.core.statuses import FINISHED_CODES
 from dialer.fake_tabbly import FakeTabblyThread
-from dialer.ledger import take_lock
-from dialer.statuses import FINISHED_CODES
+from dialer.ledger.store import take_lock
 from dialer.web.schedules import SCHEDULES, Schedules
 
 # The loop's own ticks (real clock) never fire these tests' schedules: they are due minutes

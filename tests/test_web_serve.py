@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from test_web_hardening import BOUND, SERVE, TOKEN, _project
 
-from dialer.statuses import ExitCode
+from dialer.core.statuses import ExitCode
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from typing import Any
 
 from test_web_hardening import READY, _check, _fake_env, _launch, _login, _run, _until
 
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import FakeTabblyThread
-from dialer.statuses import ExitCode
 from dialer.web.jobs import WebRun
 
 

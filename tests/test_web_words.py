@@ -18,11 +18,11 @@ from test_web_results import _env
 from test_web_watch import web_run
 
 from dialer import web
-from dialer.campaign import WEEKDAYS, load_campaign
-from dialer.campaign_toml import form_from_campaign, save_campaign
-from dialer.currencies import money
+from dialer.campaign.model import WEEKDAYS, load_campaign
+from dialer.campaign.toml_text import form_from_campaign, save_campaign
+from dialer.core.currencies import money
+from dialer.core.statuses import CallOutcome, ExitCode, Status, StopReason
 from dialer.fake_tabbly import FakeTabblyThread
-from dialer.statuses import CallOutcome, ExitCode, Status, StopReason
 from dialer.web import texts
 from dialer.web.schedules import MISSED, PAUSED, REFUSED, WAITING
 
@@ -228,7 +228,7 @@ def test_costs_are_said_in_the_campaigns_currency_and_a_bad_code_is_refused(tmp_
 
 @pytest.mark.parametrize("bad", ["usd", "US", "DOLLARS", "XYZ", ""])
 def test_a_currency_that_is_not_an_iso_code_is_refused(tmp_path, bad):
-    from dialer.statuses import CampaignError
+    from dialer.core.statuses import CampaignError
 
     root = tmp_path / "c"
     root.mkdir()
@@ -247,7 +247,7 @@ def test_a_currency_that_is_not_an_iso_code_is_refused(tmp_path, bad):
 def test_calls_per_hour_waits_for_ten_minutes_of_calls():
     import sqlite3
 
-    from dialer import dials
+    from dialer.ledger import dials
 
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, started_at TEXT, finished_at TEXT)")

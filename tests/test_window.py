@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialer.campaign import Window, load_campaign
-from dialer.window import check_window, zones_for_number
+from dialer.campaign.model import Window, load_campaign
+from dialer.engine.window import check_window, zones_for_number
 
 INDIA = "+919876543210"
 NEW_YORK = "+12125551234"

@@ -14,15 +14,15 @@ import pytest
 from conftest import KEY_ENV, Project
 from openpyxl import Workbook, load_workbook
 
-from dialer.campaign import LOGS_ENDPOINT_ENV
-from dialer.cell_types import Kind, excel_value, tab_name
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.core.paths import summary_path
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, DEFAULT_CALL_FROM, DEFAULT_ORGANIZATION_ID
 from dialer.fake_tabbly.rules import LOGS_V2_PATH, TRIGGER_PATH
 from dialer.fake_tabbly.runners import FakeTabblyProcess
-from dialer.paths import summary_path
-from dialer.report import REPORT_COLUMNS
-from dialer.sheet import open_sheet
-from dialer.statuses import ExitCode
+from dialer.reports.writer import REPORT_COLUMNS
+from dialer.sheets.cell_types import Kind, excel_value, tab_name
+from dialer.sheets.reader import open_sheet
 from dialer.web import reports
 
 CAMPAIGN = "june-winback_vip-gold-customers-2024"  # past Excel's 31 characters for a tab

@@ -10,6 +10,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly.rules import (
     DEFAULT_AGENT_ID,
     DEFAULT_API_KEY,
@@ -19,7 +20,6 @@ from dialer.fake_tabbly.rules import (
     format_outcomes,
     parse_outcomes,
 )
-from dialer.statuses import ExitCode
 
 if TYPE_CHECKING:  # the server (aiohttp.web) loads only to serve, not to build `dialer --help`
     from dialer.fake_tabbly.server import FakeTabbly

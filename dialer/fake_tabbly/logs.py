@@ -50,7 +50,7 @@ from dialer.fake_tabbly.rules import (
     Account,
     check_outcomes,
 )
-from dialer.outcomes import PLACEHOLDER_TRANSCRIPT
+from dialer.outcomes.log_rows import PLACEHOLDER_TRANSCRIPT
 
 LOG_FAULT_NAMES = ("429", "429:S", "500", "error", "echo", "drop")
 MAX_LIMIT = 1000

@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dialer.campaign import load_campaign
-from dialer.clock import Clock, system_clock
-from dialer.statuses import ExitCode, UsageError
+from dialer.campaign.model import load_campaign
+from dialer.core.clock import Clock, system_clock
+from dialer.core.statuses import ExitCode, UsageError
 from dialer.web import columns, editor, reports, results, schedules
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
 from dialer.web.campaigns import CampaignShelf, LastUsed, Loader
@@ -27,7 +27,7 @@ from dialer.web.settings import DEFAULTS, Settings
 from dialer.web.test_calls import TestCalls
 from dialer.web.uploads import Uploads
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 UPLOAD_ROUTE = "/dry-runs"
 # What the login page itself needs; none of it holds anything secret.
 PUBLIC = frozenset({"/login", "/app.css", "/app.js", "/favicon.ico"})
@@ -60,7 +60,7 @@ class Server:
         self.jobs = Jobs(os.environ if environ is None else environ, settings, self.campaigns.load)
         self.test_calls = TestCalls(settings, clock)  # "call me first": its caps and rules
         self.templates = Environment(
-            loader=PackageLoader("dialer", "templates"),
+            loader=PackageLoader("dialer.web", "templates"),
             autoescape=select_autoescape(["html"]),
         )
         self._pruner: asyncio.Task[None] | None = None

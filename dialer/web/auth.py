@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.statuses import UsageError
+from dialer.core.statuses import UsageError
 from dialer.web.settings import DEFAULTS, Settings
 
 TOKEN_ENV = "DIALER_UI_TOKEN"

@@ -17,9 +17,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dialer.campaign import MAX_ID, WEEKDAYS
-from dialer.campaign_toml import CampaignForm
-from dialer.statuses import REDIALABLE
+from dialer.campaign.model import MAX_ID, WEEKDAYS
+from dialer.campaign.toml_text import CampaignForm
+from dialer.core.statuses import REDIALABLE
 from dialer.web.texts import FIELD_LABELS
 
 REDIAL_OUTCOMES = tuple(sorted(REDIALABLE))

@@ -12,7 +12,7 @@ does not, or whose check fails, comes here with the file still chosen. Besides w
 campaign names, the page offers the sheet's other phone columns and its country column
 (SPEC 4.3a), pre-chosen by their words (`column_map.phone_headers`, `country_header`), and
 saves them as `phone_column = [...]` and `country_column`. Which column a name
-reads is `dialer.column_map`'s rule, the one `dialer validate` and `dialer run` apply, so
+reads is `dialer.sheets.columns`'s rule, the one `dialer validate` and `dialer run` apply, so
 what the page matched is what the CLI reads. The sheet is read by a memory-capped child
 (`sheet_probe`), like a check: a hostile workbook fails that child, not the server.
 """
@@ -32,13 +32,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from dialer.binding import file_sha256
-from dialer.campaign import MAX_FIELD_CHARS, MAX_PHONE_COLUMNS, Campaign
-from dialer.campaign_toml import ChangedMeanwhile, form_from_campaign, save_campaign
-from dialer.column_map import Needs, country_header, guess, needs, phone_headers, resolve
-from dialer.sheet import Sheet, normalise_header
-from dialer.statuses import DialerError, SheetError, UsageError
-from dialer.templating import template_variables
+from dialer.campaign.binding import file_sha256
+from dialer.campaign.model import MAX_FIELD_CHARS, MAX_PHONE_COLUMNS, Campaign
+from dialer.campaign.toml_text import ChangedMeanwhile, form_from_campaign, save_campaign
+from dialer.core.statuses import DialerError, SheetError, UsageError
+from dialer.sheets.columns import Needs, country_header, guess, needs, phone_headers, resolve
+from dialer.sheets.reader import Sheet, normalise_header
+from dialer.templating.sandbox import template_variables
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.campaigns import remember_campaign

@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from dialer.agents import Agent, AgentsError, agents_url, fetch_agents
-from dialer.campaign import DEFAULT_API_KEY_ENV, WEEKDAYS, Campaign, file_name_for
-from dialer.campaign_toml import (
+from dialer.campaign.model import DEFAULT_API_KEY_ENV, WEEKDAYS, Campaign, file_name_for
+from dialer.campaign.toml_text import (
     CampaignForm,
     ChangedMeanwhile,
     check_form,
@@ -48,10 +47,11 @@ from dialer.campaign_toml import (
     save_campaign,
     without_unused_columns,
 )
-from dialer.phones import normalise_phone
-from dialer.sheet import normalise_header
-from dialer.statuses import DialerError, Kind, UsageError
-from dialer.tabbly import Secret
+from dialer.core.statuses import DialerError, Kind, UsageError
+from dialer.sheets.phones import normalise_phone
+from dialer.sheets.reader import normalise_header
+from dialer.tabbly.agents import Agent, AgentsError, agents_url, fetch_agents
+from dialer.tabbly.client import Secret
 from dialer.web import columns, texts
 from dialer.web.auth import LoginThrottle, check_csrf, session_of
 from dialer.web.campaign_fields import (

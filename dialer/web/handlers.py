@@ -13,9 +13,9 @@ from urllib.parse import quote_plus
 
 from aiohttp import web
 
-from dialer.campaign import Campaign
-from dialer.countries import country_name
-from dialer.statuses import DialerError, Status
+from dialer.campaign.model import Campaign
+from dialer.core.statuses import DialerError, Status
+from dialer.sheets.countries import country_name
 from dialer.web import columns, reports, results, texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.campaigns import last_campaign, remember_campaign

@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dialer.binding import MISSING, contacts_sha256, file_sha256
-from dialer.campaign import Campaign
-from dialer.interrupts import STOP_SIGNALS
-from dialer.paths import ledger_path, page_report_path
-from dialer.statuses import (
+from dialer.campaign.binding import MISSING, contacts_sha256, file_sha256
+from dialer.campaign.model import Campaign
+from dialer.core.interrupts import STOP_SIGNALS
+from dialer.core.paths import ledger_path, page_report_path
+from dialer.core.statuses import (
     ERROR_PREFIX,
     FINISHED_CODES,
     SEND_PROBLEMS,

@@ -31,13 +31,13 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.campaign import Campaign, parse_campaign
-from dialer.contacts import Contact, Templates
-from dialer.countries import country_name, country_of
-from dialer.masking import mask_phone, mask_text
-from dialer.pipeline import ContactStream, open_contacts
-from dialer.sheet import iter_rows
-from dialer.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
+from dialer.campaign.model import Campaign, parse_campaign
+from dialer.core.masking import mask_phone, mask_text
+from dialer.core.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
+from dialer.sheets.contacts import Contact, Templates
+from dialer.sheets.countries import country_name, country_of
+from dialer.sheets.pipeline import ContactStream, open_contacts
+from dialer.sheets.reader import iter_rows
 from dialer.web import texts
 from dialer.web.columns import _excel_row
 from dialer.web.jobs import communicate_within, limited_python

@@ -16,11 +16,17 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.cell_types import Kind, column_kind, kinds_of
-from dialer.paths import PAGE_REPORT_STEM, REPORT_STEM, RESULTS_SUFFIX, SUMMARY_SUFFIX, summary_path
-from dialer.report import REPORT_COLUMNS, REPORT_KINDS, undefuse, write_xlsx
-from dialer.results import RESULT_COLUMNS, outcome_kinds
-from dialer.statuses import Status
+from dialer.core.paths import (
+    PAGE_REPORT_STEM,
+    REPORT_STEM,
+    RESULTS_SUFFIX,
+    SUMMARY_SUFFIX,
+    summary_path,
+)
+from dialer.core.statuses import Status
+from dialer.outcomes.results_file import RESULT_COLUMNS, outcome_kinds
+from dialer.reports.writer import REPORT_COLUMNS, REPORT_KINDS, undefuse, write_xlsx
+from dialer.sheets.cell_types import Kind, column_kind, kinds_of
 from dialer.web import texts
 from dialer.web.settings import Settings
 from dialer.web.uploads import Aged, prune_oldest

@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from dialer import dials
-from dialer.campaign import Campaign
-from dialer.clock import stamp
-from dialer.currencies import money
-from dialer.ledger import Ledger
-from dialer.masking import mask_phone, mask_text
-from dialer.paths import RESULTS_SUFFIX, ledger_path, reports_folder
-from dialer.statuses import ERROR_PREFIX, CallOutcome, DialerError, Kind
-from dialer.sync import UPDATED_LINE
+from dialer.campaign.model import Campaign
+from dialer.core.clock import stamp
+from dialer.core.currencies import money
+from dialer.core.masking import mask_phone, mask_text
+from dialer.core.paths import RESULTS_SUFFIX, ledger_path, reports_folder
+from dialer.core.statuses import ERROR_PREFIX, CallOutcome, DialerError, Kind
+from dialer.ledger import dials
+from dialer.ledger.store import Ledger
+from dialer.outcomes.sync import UPDATED_LINE
 from dialer.web import reports, texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.jobs import Jobs, Line, WebRun, communicate_within, limited_python

@@ -51,10 +51,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from dialer.binding import file_sha256
-from dialer.clock import Clock, parse_stamp, stamp, system_clock
-from dialer.sources import resolve_source
-from dialer.statuses import DialerError, Status
+from dialer.campaign.binding import file_sha256
+from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
+from dialer.core.statuses import DialerError, Status
+from dialer.sheets.sources import resolve_source
 from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.campaigns import CampaignShelf

@@ -18,9 +18,9 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dialer.sheet import iter_rows, open_sheet, sheet_tabs
-from dialer.sheet_files import shown
-from dialer.statuses import ERROR_PREFIX, DialerError, ExitCode
+from dialer.core.statuses import ERROR_PREFIX, DialerError, ExitCode
+from dialer.sheets.files import shown
+from dialer.sheets.reader import iter_rows, open_sheet, sheet_tabs
 
 EXAMPLES = 3  # example cells shown per column
 EXAMPLE_ROWS = 20  # data rows looked through for them

@@ -12,7 +12,7 @@ What may be called: a mobile or landline number (phonenumbers' type), never prem
 shared-cost, personal (forwarding), pager, UAN, VoIP or a number of no country (+881, +882,
 +870 satellites, +979 international premium); of the campaign's countries (its country for
 local numbers, the row's own number's, each its country column names); at a time inside the
-campaign's window and `test_call_hours` in every zone of the number (`dialer.window`).
+campaign's window and `test_call_hours` in every zone of the number (`dialer.engine.window`).
 
 How many: per browser session and for every session together (one shared token is one user
 today) in any hour, counted here in memory; per campaign in any 24 hours, counted in the
@@ -35,20 +35,20 @@ from datetime import datetime, timedelta
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from dialer.campaign import Campaign, Window
-from dialer.clock import Clock, parse_stamp, stamp, system_clock
-from dialer.commands import api_key_from
-from dialer.contact_limits import ContactBook
-from dialer.contacts import Contact
-from dialer.countries import country_name
-from dialer.ledger import Ledger
-from dialer.paths import state_folder
-from dialer.rebuild import open_for_run
-from dialer.statuses import KIND_RULES, Kind, UsageError
-from dialer.tabbly import BodyBuilder, Outcome, TabblyClient
+from dialer.campaign.model import Campaign, Window
+from dialer.commands.run import api_key_from
+from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
+from dialer.core.paths import state_folder
+from dialer.core.statuses import KIND_RULES, Kind, UsageError
+from dialer.engine.window import check_window
+from dialer.ledger.contact_limits import ContactBook
+from dialer.ledger.rebuild import open_for_run
+from dialer.ledger.store import Ledger
+from dialer.sheets.contacts import Contact
+from dialer.sheets.countries import country_name
+from dialer.tabbly.client import BodyBuilder, Outcome, TabblyClient
 from dialer.web import texts
 from dialer.web.settings import Settings
-from dialer.window import check_window
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

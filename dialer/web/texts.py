@@ -7,11 +7,11 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from dialer.campaign import Campaign, Window
-from dialer.commands import MATCH_COLUMNS
-from dialer.currencies import money
-from dialer.gate import RETRY_UNKNOWN
-from dialer.statuses import ExitCode, Status, StopReason
+from dialer.campaign.model import Campaign, Window
+from dialer.commands.run import MATCH_COLUMNS
+from dialer.core.currencies import money
+from dialer.core.statuses import ExitCode, Status, StopReason
+from dialer.engine.gate import RETRY_UNKNOWN
 from dialer.web.settings import DAY, MB, Settings
 
 

@@ -1,0 +1,1 @@
+"""What each command does, wired from the rooms below it."""

@@ -1,0 +1,1 @@
+"""What every room may use: statuses and exit codes, settings, the clock, masking, paths."""

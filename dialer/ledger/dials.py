@@ -1,0 +1,257 @@
+"""The ledger's `dials` table: one row per call placed, and what the call logs said of it.
+
+    >>> oldest = oldest_pending(conn)                      # where a sync's date range starts
+    >>> matcher = Matcher(dials_from(conn, since), agent_id)
+    >>> store(conn, matcher.results(), transcripts=False, synced_at=stamp(now))
+    >>> last_outcomes(conn)                                # {answered: 5, pending: 1, ...}
+    >>> for run_id, group in people_by_run(conn): ...      # the results file, a run at a time
+
+`conn` is the campaign's `Ledger.connection` (autocommit): a sync's results are stored in one
+transaction. A dial is `pending` until a log row speaks of it; a resolved dial changes only
+when a later sync finds a better row (answered > voicemail > busy > no_answer > failed), so a
+sync over a shorter date range never makes an answered call look unanswered.
+
+A person is a `called_to`; their last call is their dial with the highest id (dials are
+written in the order they were placed).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import groupby
+
+from dialer.core.clock import parse_stamp, stamp
+from dialer.core.settings import DEFAULTS
+from dialer.core.statuses import OUTCOME_RANK, CallOutcome, stored_outcome
+from dialer.ledger.store import transaction
+from dialer.outcomes.matching import Dial, Resolved
+
+# A `placed_at` that is not a stamp (never written so by dialer): long ago, so no row of the
+# logs read falls in its time window and none is taken for it, even naming its room.
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+# A dial's cost as sums take it: a sync keeps none outside 0 to log_max_call_cost, and one a
+# ledger holds from before that rule (1e308) must not make every total "inf" either.
+_COST = f"(CASE WHEN cost BETWEEN 0 AND {DEFAULTS.log_max_call_cost!r} THEN cost END)"
+# Between the raw statuses of a call's log rows, in the order they arrived.
+RAW_STATUS_JOIN = " | "
+# The SQL text of an outcome's rank, best first (0), for a comparison inside one UPDATE.
+_RANK_SQL = (
+    "CASE outcome "
+    + " ".join(f"WHEN '{o.value}' THEN {rank}" for o, rank in OUTCOME_RANK.items())
+    + f" ELSE {len(OUTCOME_RANK)} END"
+)
+# A pending dial, or one whose stored outcome ranks below the new one, takes the new row whole;
+# an equal outcome only gains a transcript it lacks (a later `sync --transcripts`).
+_STORE = f"""
+UPDATE dials SET outcome = :outcome, raw_status = :raw_status, duration_s = :duration_s,
+    cost = :cost, summary = :summary, recording_url = :recording_url,
+    transcript = :transcript, log_rows = :log_rows, synced_at = :synced_at
+WHERE id = :id AND (outcome IS NULL OR ({_RANK_SQL}) > :rank)
+"""
+_ADD_TRANSCRIPT = """
+UPDATE dials SET transcript = :transcript, synced_at = :synced_at
+WHERE id = :id AND outcome = :outcome AND transcript IS NULL AND :transcript IS NOT NULL
+"""
+# Each person once, with their last call's columns and the totals over their calls.
+_PEOPLE = f"""
+SELECT d.called_to, d.custom_identifiers, p.calls, d.placed_at, d.outcome, d.raw_status,
+       d.duration_s, p.cost, d.summary, d.recording_url, d.run_id, d.row
+FROM (SELECT called_to, MAX(id) AS last, COUNT(*) AS calls, SUM{_COST} AS cost
+      FROM dials {{where}} GROUP BY called_to) p
+JOIN dials d ON d.id = p.last
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person the campaign called: their last call, and totals over all their calls."""
+
+    called_to: str
+    custom_identifiers: str
+    calls: int
+    last_called_at: str  # the last call's `placed_at` stamp (UTC)
+    outcome: CallOutcome  # the last call's; `pending` until a log row speaks of it
+    raw_status: str
+    duration_s: int | None
+    cost: float | None  # every call's known cost added up; None when no call's is known
+    summary: str
+    recording_url: str
+    run_id: int | None  # the run that placed the last call, and its row in that run's sheet
+    row: int | None
+
+
+def oldest_pending(conn: sqlite3.Connection) -> datetime | None:
+    """When the oldest call without an outcome was placed; None when none is pending."""
+    found = conn.execute("SELECT MIN(placed_at) FROM dials WHERE outcome IS NULL").fetchone()[0]
+    return parse_stamp(found) if found else None
+
+
+def dials_from(conn: sqlite3.Connection, placed_from: datetime | None = None) -> Iterator[Dial]:
+    """The dials placed at or after `placed_from` (every one when None), for the Matcher:
+    resolved ones too, so a row of an answered call is never taken for a pending call's."""
+    query = (
+        "SELECT id, called_to, custom_identifiers, placed_at, room_name, participant_identity "
+        "FROM dials"
+    )
+    params: tuple[str, ...] = ()
+    if placed_from is not None:
+        query += " WHERE placed_at >= ?"  # stamps sort as text
+        params = (stamp(placed_from),)
+    for dial_id, called_to, ids, placed_at, room, identity in conn.execute(query, params):
+        placed = parse_stamp(placed_at) or _LONG_AGO
+        yield Dial(dial_id, called_to, ids, placed, room, identity)
+
+
+def store(
+    conn: sqlite3.Connection,
+    results: Mapping[int, Resolved],
+    *,
+    transcripts: bool,
+    synced_at: str,
+    scrub: Callable[[str], str] = str,
+) -> int:
+    """Each dial's resolved log rows into the ledger, in one transaction; how many dials
+    changed. A dial already resolved changes only for a better outcome; `transcripts`: keep
+    the best row's transcript too (else none is stored). `scrub` takes the key out of every
+    text once more before it is stored (the call-logs reader has, already)."""
+    params = []
+    for dial_id, resolved in results.items():
+        best = resolved.best
+        transcript = scrub(best.transcript) if transcripts and best.transcript else None
+        params.append(
+            {
+                "id": dial_id,
+                "outcome": best.outcome.value,
+                "rank": OUTCOME_RANK[best.outcome],
+                "raw_status": scrub(RAW_STATUS_JOIN.join(resolved.raw_statuses)),
+                "duration_s": best.duration_s,
+                "cost": best.cost,
+                "summary": scrub(best.summary),
+                "recording_url": scrub(best.recording_url),
+                "transcript": transcript,
+                "log_rows": resolved.rows,
+                "synced_at": synced_at,
+            }
+        )
+    with transaction(conn):
+        before = conn.total_changes
+        conn.executemany(_STORE, params)
+        changed = conn.total_changes - before
+        if transcripts:
+            conn.executemany(_ADD_TRANSCRIPT, params)
+    return changed
+
+
+def last_outcomes(conn: sqlite3.Connection, run_id: int | None = None) -> dict[CallOutcome, int]:
+    """How many people's last call ended each way, every outcome present (zeros included);
+    with `run_id`, the people that run called, by their last call in that run."""
+    counts = dict.fromkeys(CallOutcome, 0)
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
+    found = conn.execute(
+        "SELECT d.outcome, COUNT(*) FROM dials d "
+        f"JOIN (SELECT MAX(id) AS last FROM dials {where} GROUP BY called_to) p ON d.id = p.last "
+        "GROUP BY d.outcome",
+        params,
+    )
+    for outcome, n in found:
+        counts[stored_outcome(outcome)] += n
+    return counts
+
+
+def answer_rate(counts: Mapping[CallOutcome, int]) -> float | None:
+    """Answered over the people whose last call has a known outcome; None when nobody's has."""
+    known = sum(n for outcome, n in counts.items() if outcome is not CallOutcome.PENDING)
+    return counts.get(CallOutcome.ANSWERED, 0) / known if known else None
+
+
+def total_cost(conn: sqlite3.Connection, run_id: int | None = None) -> float:
+    """What every call the logs priced cost, added up (with `run_id`: that run's calls)."""
+    if run_id is None:
+        return conn.execute(f"SELECT COALESCE(SUM{_COST}, 0) FROM dials").fetchone()[0]
+    query = f"SELECT COALESCE(SUM{_COST}, 0) FROM dials WHERE run_id = ?"
+    return conn.execute(query, (run_id,)).fetchone()[0]
+
+
+def last_synced_at(conn: sqlite3.Connection, run_id: int | None = None) -> str | None:
+    """When a sync last stored an outcome (of that run's calls, with `run_id`); None: never."""
+    if run_id is None:
+        return conn.execute("SELECT MAX(synced_at) FROM dials").fetchone()[0]
+    query = "SELECT MAX(synced_at) FROM dials WHERE run_id = ?"
+    return conn.execute(query, (run_id,)).fetchone()[0]
+
+
+def average_cost(conn: sqlite3.Connection) -> tuple[float, int] | None:
+    """What a call whose outcome is known cost on average, and over how many calls; None when
+    the logs priced none. A call with an outcome but no price counts as free (Tabbly prices
+    the calls it bills)."""
+    known, priced, cost = conn.execute(
+        f"SELECT COUNT(*), COUNT{_COST}, COALESCE(SUM{_COST}, 0) FROM dials "
+        "WHERE outcome IS NOT NULL"
+    ).fetchone()
+    return (cost / known, known) if priced else None
+
+
+def calls_per_hour(
+    conn: sqlite3.Connection, run_id: int | None = None, *, min_seconds: float = 0.0
+) -> float | None:
+    """Calls placed per hour of the finished runs' wall time (with `run_id`: that run's);
+    None when no finished run placed a call over a measurable time, or over less than
+    `min_seconds` of it."""
+    query = (
+        "SELECT r.started_at, r.finished_at, (SELECT COUNT(*) FROM dials d WHERE d.run_id = r.id) "
+        "FROM runs r WHERE r.finished_at IS NOT NULL"
+    )
+    params: tuple[int, ...] = ()
+    if run_id is not None:
+        query += " AND r.id = ?"
+        params = (run_id,)
+    calls, seconds = 0, 0.0
+    for started, finished, placed in conn.execute(query, params):
+        begun, ended = parse_stamp(started or ""), parse_stamp(finished or "")
+        if begun is not None and ended is not None and placed:
+            calls += placed
+            seconds += max((ended - begun).total_seconds(), 0.0)
+    if not calls or seconds <= 0 or seconds < min_seconds:
+        return None
+    return calls * 3600 / seconds
+
+
+def person(conn: sqlite3.Connection, called_to: str) -> Person | None:
+    """One person's record (None: never called by this campaign)."""
+    found = conn.execute(_PEOPLE.format(where="WHERE called_to = ?"), (called_to,)).fetchone()
+    return _person(found) if found else None
+
+
+def people_by_run(conn: sqlite3.Connection) -> Iterator[tuple[int | None, list[Person]]]:
+    """Every person, grouped by the run that placed their last call (in run order, each
+    group in sheet-row order; None first: calls no run recorded, e.g. a rebuilt ledger's).
+    One group is in memory at a time."""
+    rows = conn.execute(_PEOPLE.format(where="") + " ORDER BY d.run_id, d.row, d.id")
+    for run_id, group in groupby(map(_person, rows), key=lambda p: p.run_id):
+        yield run_id, list(group)
+
+
+def last_call_runs(conn: sqlite3.Connection) -> list[int]:
+    """The runs that placed someone's last call, in run order."""
+    found = conn.execute(
+        "SELECT DISTINCT d.run_id FROM dials d "
+        "JOIN (SELECT MAX(id) AS last FROM dials GROUP BY called_to) p ON d.id = p.last "
+        "WHERE d.run_id IS NOT NULL ORDER BY d.run_id"
+    )
+    return [r[0] for r in found]
+
+
+def run_reports(conn: sqlite3.Connection) -> dict[int, str]:
+    """The report each run named (as the `runs` table holds it)."""
+    return {
+        run_id: report
+        for run_id, report in conn.execute("SELECT id, report FROM runs WHERE report IS NOT NULL")
+    }
+
+
+def _person(row: tuple) -> Person:
+    called_to, ids, calls, placed_at, outcome, *rest = row
+    return Person(called_to, ids, calls, placed_at, stored_outcome(outcome), *rest)

@@ -1,0 +1,1 @@
+"""The per-row report and the end-of-run summary."""

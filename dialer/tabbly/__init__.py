@@ -1,0 +1,1 @@
+"""Tabbly's API as the dialer speaks it: trigger-call, call logs, agents (mirrors `fake_tabbly`)."""
