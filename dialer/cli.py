@@ -397,10 +397,3 @@ def _main(argv: Sequence[str] | None) -> int:
         error = internal_error(exc)
         print(f"dialer: {error} (set DIALER_DEBUG=1 for details)", file=sys.stderr)
         return int(error.exit_code)
-
-
-def entry_point() -> None:
-    """Kept for installs made before the console script moved to `dialer.__main__`."""
-    from dialer.__main__ import entry_point
-
-    entry_point()

@@ -280,21 +280,6 @@ def _summary(
     return summary
 
 
-def api_key_from(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
-    value = environ.get(campaign.api_key_env, "").strip()
-    if not value:
-        raise UsageError(
-            f"environment variable {campaign.api_key_env} is not set: "
-            "it must hold the Tabbly API key"
-        )
-    from dialer.tabbly.client import Secret, key_problem
-
-    problem = key_problem(value)
-    if problem:
-        raise UsageError(f"environment variable {campaign.api_key_env} {problem}")
-    return Secret(value)
-
-
 def _ask_consent(
     campaign: Campaign,
     contacts: Path | None,
@@ -423,6 +408,8 @@ def run(
     """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code."""
     options = options or RunOptions()
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
+    from dialer.tabbly.client import api_key_from  # aiohttp: loaded by `run` alone
+
     api_key = api_key_from(campaign, environ)
     endpoint = campaign.checked_endpoint(environ)
     if report_path is not None:

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from dialer.campaign.model import Campaign
-from dialer.commands.run import api_key_from
 from dialer.core.clock import Clock, stamp, system_clock
 from dialer.core.paths import default_results_path, ledger_path
 from dialer.core.settings import DEFAULTS, Settings
@@ -247,6 +246,8 @@ def sync(
     out_stream = out_stream or sys.stdout
     if (sheet is None) != (out is None):
         raise UsageError("--sheet and --out go together: the sheet to read and the file to write")
+    from dialer.tabbly.client import api_key_from
+
     api_key = api_key_from(campaign, environ)
     campaign.checked_endpoint(environ, logs=True)
     now = clock()

@@ -20,7 +20,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,6 +35,7 @@ from dialer.core.statuses import (
     CAMPAIGN_REFUSED_HTTP,
     RETRYABLE_HTTP,
     Kind,
+    UsageError,
 )
 from dialer.sheets.contacts import Contact
 
@@ -82,6 +83,21 @@ def key_problem(key: str, settings: Settings = DEFAULTS) -> str | None:
             f"{settings.max_api_key_chars} (max_api_key_chars)"
         )
     return None
+
+
+def api_key_from(campaign: Campaign, environ: Mapping[str, str]) -> Secret:
+    """The campaign's key from the environment (never from a file): one line, exit 2, when
+    it is missing or absurd."""
+    value = environ.get(campaign.api_key_env, "").strip()
+    if not value:
+        raise UsageError(
+            f"environment variable {campaign.api_key_env} is not set: "
+            "it must hold the Tabbly API key"
+        )
+    problem = key_problem(value)
+    if problem:
+        raise UsageError(f"environment variable {campaign.api_key_env} {problem}")
+    return Secret(value)
 
 
 # JSON's two-character escapes, for the characters that have one.

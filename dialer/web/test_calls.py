@@ -36,7 +36,6 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from dialer.campaign.model import Campaign, Window
-from dialer.commands.run import api_key_from
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.paths import state_folder
 from dialer.core.statuses import KIND_RULES, Kind, UsageError
@@ -46,7 +45,7 @@ from dialer.ledger.rebuild import open_for_run
 from dialer.ledger.store import Ledger
 from dialer.sheets.contacts import Contact
 from dialer.sheets.countries import country_name
-from dialer.tabbly.client import BodyBuilder, Outcome, TabblyClient
+from dialer.tabbly.client import BodyBuilder, Outcome, TabblyClient, api_key_from
 from dialer.web import texts
 from dialer.web.settings import Settings
 
