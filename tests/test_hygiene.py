@@ -18,6 +18,7 @@ from typing import Any
 import openpyxl
 import pytest
 
+import dialer
 from dialer.sheets import reader as sheet_module
 from dialer.sheets.contacts import RowPlan, build_contacts
 from dialer.sheets.reader import iter_rows, open_sheet
@@ -163,3 +164,29 @@ def test_commands_other_than_run_and_the_fake_load_no_aiohttp(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_sync_loads_no_geocoder_data(tmp_path: Path) -> None:
+    """phonenumbers' geocoder data is ~95 MB resident: `dialer sync` (its memory bound is
+    300 MB over 100,000 calls) never shows a country's name, so it must not load it; a name
+    asked for still loads it."""
+    probe = (
+        "import sys\n"
+        "import dialer.cli, dialer.commands.run, dialer.outcomes.sync, dialer.tabbly.call_logs\n"
+        "import dialer.outcomes.matching, dialer.outcomes.shared_agent\n"
+        "import dialer.outcomes.results_file, dialer.outcomes.writeback\n"
+        "print('phonenumbers.geodata' in sys.modules)\n"
+        "from dialer.sheets.countries import country_name\n"
+        "print(country_name('US'))\n"
+    )
+    root = Path(dialer.__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["False", "United States"]

@@ -117,12 +117,13 @@ def store(
     changed. A dial already resolved changes only for a better outcome; `transcripts`: keep
     the best row's transcript too (else none is stored). `scrub` takes the key out of every
     text once more before it is stored (the call-logs reader has, already)."""
-    params = []
-    for dial_id, resolved in results.items():
-        best = resolved.best
-        transcript = scrub(best.transcript) if transcripts and best.transcript else None
-        params.append(
-            {
+
+    def params() -> Iterator[dict[str, object]]:
+        # One dial's at a time: 100,000 dials' parameters at once would be ~45 MB.
+        for dial_id, resolved in results.items():
+            best = resolved.best
+            transcript = scrub(best.transcript) if transcripts and best.transcript else None
+            yield {
                 "id": dial_id,
                 "outcome": best.outcome.value,
                 "rank": OUTCOME_RANK[best.outcome],
@@ -135,13 +136,13 @@ def store(
                 "log_rows": resolved.rows,
                 "synced_at": synced_at,
             }
-        )
+
     with transaction(conn):
         before = conn.total_changes
-        conn.executemany(_STORE, params)
+        conn.executemany(_STORE, params())
         changed = conn.total_changes - before
         if transcripts:
-            conn.executemany(_ADD_TRANSCRIPT, params)
+            conn.executemany(_ADD_TRANSCRIPT, params())
     return changed
 
 

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import chain
+from typing import TypeVar
 
 from dialer.core.settings import DEFAULTS
 from dialer.outcomes.log_rows import LogRow, better
@@ -45,6 +46,7 @@ _MAX_STATUSES = 8
 _MAX_IDS = 64
 # Fewer digits than this in a differently written number cannot say it is the same number.
 _MIN_DIGITS = 7
+_K = TypeVar("_K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,23 +100,25 @@ class Matcher:
         self._transcripts = transcripts
         self._skew = skew
         self.others_rows = 0  # rows fed that are other campaigns' calls'
-        self._by_room: dict[str, list[Dial]] = {}
+        # One Dial, or a list of them when several share the key: a list per dial would be
+        # ~40 MB over 100,000 dials, most of them alone under their room, key and number.
+        self._by_room: dict[str, _Listed] = {}
         self._by_identity: dict[str, Dial | None] = {}  # None: shared by several dials
-        self._by_key: dict[tuple[str, str], list[Dial]] = {}
-        self._by_number: dict[str, list[Dial]] = {}
+        self._by_key: dict[tuple[str, str], _Listed] = {}
+        self._by_number: dict[str, _Listed] = {}
         self._resolved: dict[int, Resolved] = {}
         # Log ids seen per dial, to count a row once: a tuple, as most calls have one or two.
         self._ids: dict[int, tuple[str, ...]] = {}
         for dial in chain(dials, others):
             if dial.room_name:
-                self._by_room.setdefault(dial.room_name, []).append(dial)
+                _add(self._by_room, dial.room_name, dial)
             if dial.participant_identity:
                 seen = dial.participant_identity in self._by_identity
                 self._by_identity[dial.participant_identity] = None if seen else dial
             if dial.custom_identifiers:
                 key = (dial.custom_identifiers, dial.called_to)
-                self._by_key.setdefault(key, []).append(dial)
-            self._by_number.setdefault(dial.called_to, []).append(dial)
+                _add(self._by_key, key, dial)
+            _add(self._by_number, dial.called_to, dial)
 
     def feed(self, row: LogRow) -> int | None:
         """Fold `row` into its dial's result; the dial_id it matched, or None (someone else's)."""
@@ -182,9 +186,11 @@ class Matcher:
         candidates = self._candidates(self._by_number.get(row.called_to), row)
         return _nearest(candidates, row.called_at) if candidates else None
 
-    def _candidates(self, dials: list[Dial] | None, row: LogRow) -> list[Dial]:
-        if not dials:
+    def _candidates(self, dials: _Listed | None, row: LogRow) -> list[Dial]:
+        if dials is None:
             return []
+        if isinstance(dials, Dial):
+            return [dials] if self._compatible(dials, row) else []
         return [d for d in dials if self._compatible(d, row)]
 
     def _compatible(self, dial: Dial, row: LogRow) -> bool:
@@ -201,6 +207,20 @@ class Matcher:
             return False  # the row names another row of a sheet
         at = row.called_at
         return at is None or dial.placed_at - self._skew <= at <= dial.placed_at + AFTER_PLACED
+
+
+_Listed = Dial | list[Dial]
+
+
+def _add(index: dict[_K, _Listed], key: _K, dial: Dial) -> None:
+    """`dial` under `key`: alone, or appended to the dials already there."""
+    found = index.get(key)
+    if found is None:
+        index[key] = dial
+    elif isinstance(found, Dial):
+        index[key] = [found, dial]
+    else:
+        found.append(dial)
 
 
 def _same_number(logged: str, called: str) -> bool:

@@ -24,7 +24,6 @@ import re
 import unicodedata
 
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 # The +1 plan: a number written in its shape belongs to one of these regions.
@@ -121,6 +120,10 @@ def looks_north_american(text: str) -> bool:
 @functools.cache
 def country_name(region: str) -> str:
     """'US' -> 'United States'; the code itself for a region without a name."""
+    # Imported here: the geocoder's data is ~95 MB resident, for a name that only some
+    # commands show (a sync never does).
+    from phonenumbers import geocoder
+
     example = phonenumbers.example_number(region)
     name = geocoder.country_name_for_number(example, "en") if example else ""
     return name or _NAMES.get(region, region)
