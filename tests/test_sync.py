@@ -18,7 +18,8 @@ from dialer.core.statuses import CallOutcome, ExitCode
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabbly, FakeTabblyThread
 from dialer.ledger import dials
 from dialer.ledger.rebuild import open_for_run
-from dialer.ledger.store import Ledger, transaction
+from dialer.ledger.sqlite import transaction
+from dialer.ledger.store import Ledger
 from dialer.outcomes.log_rows import LogRow
 from dialer.outcomes.matching import Resolved
 from dialer.outcomes.results_file import RESULT_COLUMNS

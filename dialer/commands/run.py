@@ -36,11 +36,12 @@ from dialer.core.statuses import (
     close_reason,
     exit_code_for,
 )
-from dialer.engine.gate import Facts, Gate
+from dialer.engine.gate import Gate
 from dialer.engine.options import RunOptions
 from dialer.engine.progress import Progress
 from dialer.ledger.contact_limits import ContactBook
 from dialer.ledger.evidence import note_report
+from dialer.ledger.facts import Facts
 from dialer.ledger.rebuild import open_for_reading, open_for_run
 from dialer.ledger.store import Ledger
 from dialer.reports.summary import (

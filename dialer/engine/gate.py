@@ -33,72 +33,13 @@ from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import CallOutcome, Status
 from dialer.engine.options import RunOptions
 from dialer.engine.window import check_window
+from dialer.ledger.contact_limits import over_limit
+from dialer.ledger.facts import NO_FACTS, Facts, History
 
 if TYPE_CHECKING:
     from dialer.campaign.model import Campaign, Limits, Redial, Window
     from dialer.ledger.contact_limits import ContactBook
     from dialer.sheets.contacts import Contact
-
-
-@dataclass(frozen=True, slots=True)
-class Recent:
-    """Calls to one person across campaigns: in the last 24 hours, and in the last 7 days;
-    of each, the maybes (a claim whose request may never have left: a kill, an `unknown`)."""
-
-    day: int = 0
-    week: int = 0
-    day_maybe: int = 0
-    week_maybe: int = 0
-
-
-NONE_RECENT = Recent()
-
-
-def _calls(n: int, maybe: int) -> str:
-    """`2 calls`, `1 call, 1 maybe` or `1 maybe`: a maybe (a call another run is placing
-    now, or one cut off by a kill) counts toward a limit, as it may have rung."""
-    placed = n - maybe
-    said = [f"{placed} call" if placed == 1 else f"{placed} calls"] if placed else []
-    return ", ".join([*said, f"{maybe} maybe"] if maybe else said)
-
-
-def over_limit(recent: Recent, limits: Limits) -> str | None:
-    """Why one more call would break a limit (the row's reason), or None."""
-    if limits.per_day is not None and recent.day >= limits.per_day:
-        return (
-            f"{_calls(recent.day, recent.day_maybe)} in the last 24 hours across campaigns, "
-            f"limit {limits.per_day}"
-        )
-    if limits.per_week is not None and recent.week >= limits.per_week:
-        return (
-            f"{_calls(recent.week, recent.week_maybe)} in the last 7 days across campaigns, "
-            f"limit {limits.per_week}"
-        )
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    """This campaign's calls to one person (the ledger's `dials`): how many, the last one."""
-
-    calls: int
-    last_at: datetime | None
-    last_outcome: CallOutcome  # `pending` until a sync reads its log
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """What is known of one number: its last record (`status` None: none yet), and when asked
-    for, this campaign's calls to it and every campaign's recent calls to it."""
-
-    status: Status | None = None
-    reason: str = ""
-    retryable: bool = False  # a failure whose cause placed no call (a later run may send)
-    history: History | None = None
-    recent: Recent | None = None
-
-
-NO_FACTS = Facts()
 
 
 class FactSource(Protocol):

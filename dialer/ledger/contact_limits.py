@@ -43,9 +43,9 @@ from pathlib import Path
 from dialer.campaign.model import RESERVED_NAME, Limits
 from dialer.core.clock import stamp
 from dialer.core.statuses import KIND_RULES, LedgerError
-from dialer.engine.gate import NONE_RECENT, Recent, over_limit
 from dialer.ledger.claims import claims_path, read_claims
-from dialer.ledger.store import readonly_uri, transaction
+from dialer.ledger.facts import NONE_RECENT, Recent
+from dialer.ledger.sqlite import readonly_uri, transaction
 
 BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is refused
 DAY = timedelta(days=1)
@@ -96,6 +96,29 @@ _TEST_CALLS = (
 
 def book_path(state: Path) -> Path:
     return state / BOOK_NAME
+
+
+def _calls(n: int, maybe: int) -> str:
+    """`2 calls`, `1 call, 1 maybe` or `1 maybe`: a maybe (a call another run is placing
+    now, or one cut off by a kill) counts toward a limit, as it may have rung."""
+    placed = n - maybe
+    said = [f"{placed} call" if placed == 1 else f"{placed} calls"] if placed else []
+    return ", ".join([*said, f"{maybe} maybe"] if maybe else said)
+
+
+def over_limit(recent: Recent, limits: Limits) -> str | None:
+    """Why one more call would break a limit (the row's reason), or None."""
+    if limits.per_day is not None and recent.day >= limits.per_day:
+        return (
+            f"{_calls(recent.day, recent.day_maybe)} in the last 24 hours across campaigns, "
+            f"limit {limits.per_day}"
+        )
+    if limits.per_week is not None and recent.week >= limits.per_week:
+        return (
+            f"{_calls(recent.week, recent.week_maybe)} in the last 7 days across campaigns, "
+            f"limit {limits.per_week}"
+        )
+    return None
 
 
 class ContactBook:

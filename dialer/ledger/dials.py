@@ -26,7 +26,7 @@ from itertools import groupby
 from dialer.core.clock import parse_stamp, stamp
 from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import OUTCOME_RANK, CallOutcome, stored_outcome
-from dialer.ledger.store import transaction
+from dialer.ledger.sqlite import transaction
 from dialer.outcomes.matching import Dial, Resolved
 
 # A `placed_at` that is not a stamp (never written so by dialer): long ago, so no row of the

@@ -34,23 +34,22 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.statuses import CLAIM, LedgerError, Status, stored_outcome
-from dialer.engine.gate import NO_FACTS, Facts, Gate, History
 from dialer.ledger.claims import Claim, ClaimsJournal, claims_path
+from dialer.ledger.facts import NO_FACTS, Facts, History
+from dialer.ledger.sqlite import readonly_uri, transaction
 
 if TYPE_CHECKING:
     from dialer.campaign.model import Limits
     from dialer.ledger.contact_limits import ContactBook
 
 SCHEMA_VERSION = "1"
-# The record rules under default options: what "accounted for" means in `knows`.
-_DEFAULT_GATE = Gate(None)
 # Why a claim left by an earlier run is `unknown`: it may have reached the person.
 ORPHAN_REASON = "an earlier run stopped before recording this call's answer"
 _SCHEMA = """
@@ -332,17 +331,6 @@ def blank_reason(path: Path) -> str:
     return BLANK_WAL if header[18:20] == b"\x02\x02" else BLANK
 
 
-def readonly_uri(path: Path) -> str:
-    """Read without writing. In a folder nobody can write (a read-only mount), SQLite cannot
-    create the -shm a WAL reader needs; with no WAL content left the main file is the whole
-    ledger and is read as immutable (no locks: nobody can be writing it there)."""
-    uri = f"{path.absolute().as_uri()}?mode=ro"
-    wal = path.with_name(path.name + "-wal")
-    if not os.access(path.parent, os.W_OK) and (not wal.exists() or wal.stat().st_size == 0):
-        uri += "&immutable=1"
-    return uri
-
-
 def _connect(
     path: Path, readonly: bool, campaign_file: Path | str
 ) -> tuple[sqlite3.Connection, set[str]]:
@@ -401,19 +389,6 @@ def _known_schema(path: Path, version: str | None) -> None:
             f"one knows {SCHEMA_VERSION}); refusing to use it, and it was left untouched: "
             "run the newer dialer"
         )
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taken at once (IMMEDIATE): committed whole, or rolled back."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _prepare(conn: sqlite3.Connection, path: Path, campaign: str, now: str) -> None:
@@ -716,7 +691,7 @@ class Ledger:
 
     def knows(self, called_to: str) -> bool:
         """True when the next run would not send this person again (they are accounted for)."""
-        return _DEFAULT_GATE.judge(self.facts(called_to)) is not None
+        return self.facts(called_to).accounted_for
 
     def facts(self, called_to: str) -> Facts:
         """The person's last record, for `dialer.engine.gate` to judge."""

@@ -25,7 +25,7 @@ from dialer.core.paths import ledger_path, state_folder
 from dialer.core.statuses import DialerError
 from dialer.ledger.contact_limits import BOOK_NAME
 from dialer.ledger.dials import dials_from
-from dialer.ledger.store import readonly_uri
+from dialer.ledger.sqlite import readonly_uri
 from dialer.outcomes.matching import Dial
 
 
