@@ -235,6 +235,18 @@ def judge(calls: list[Call], limited: set[str]) -> Counter[str]:
     return found
 
 
+def _show_breaches(calls: list[Call]) -> None:
+    """Each campaign-person pair that broke a rule, with its calls: what to look for first."""
+    by_person: dict[tuple[str, str], list[Call]] = defaultdict(list)
+    for call in calls:
+        by_person[call.campaign, call.number].append(call)
+    t0 = calls[0].at if calls else 0.0
+    for (campaign, number), mine in sorted(by_person.items()):
+        if judge(mine, set()) or len(mine) > MAX_CALLS:
+            story = ", ".join(f"{c.outcome} at {c.at - t0:.1f}s" for c in mine)
+            print(f"    {campaign} {number}: {story}")
+
+
 def soak(minutes: float, n: int, rows: int, seed: int, lose_wal: float = 0.3) -> int:
     rng = random.Random(seed)
     names = [f"c{i}" for i in range(n)]
@@ -291,6 +303,8 @@ def soak(minutes: float, n: int, rows: int, seed: int, lose_wal: float = 0.3) ->
         after = (f"{k} {v}" for k, v in found.items() if k.startswith("unlisted "))
         print(f"    ({', '.join(after)})")
     ok = not any(found[rule] for rule in RULES)
+    if not ok:
+        _show_breaches(calls)
     print("soak-redial: PASS" if ok else "soak-redial: FAIL")
     return 0 if ok else 1
 
