@@ -584,9 +584,6 @@ class Ledger:
             if self._pending:
                 batch, self._pending = self._pending, []
                 self._commit(batch)
-            if self._placed and self._book is not None and self._error is None:
-                self._book.placed(self._placed, *self._book_names)
-                self._placed = []
             if self._lock_fd is not None and self._error is None:
                 # The WAL's contents into the main file: a finished run's ledger is one file,
                 # so a copy or backup of `x.sqlite` alone holds every call (SPEC 6.3). Best
