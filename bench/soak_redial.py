@@ -235,19 +235,21 @@ def judge(calls: list[Call], limited: set[str]) -> Counter[str]:
     return found
 
 
-def _show_breaches(calls: list[Call]) -> None:
-    """Each campaign-person pair that broke a rule, with its calls: what to look for first."""
+def _show_breaches(calls: list[Call], t0: float) -> None:
+    """Each campaign-person pair that broke a rule, with its calls (seconds on the clock of
+    the action log above): what to look for first."""
     by_person: dict[tuple[str, str], list[Call]] = defaultdict(list)
     for call in calls:
         by_person[call.campaign, call.number].append(call)
-    t0 = calls[0].at if calls else 0.0
     for (campaign, number), mine in sorted(by_person.items()):
         if any(judge(mine, set()).values()):  # its own calls alone (per_day aside)
             story = ", ".join(f"{c.outcome} at {c.at - t0:.1f}s" for c in mine)
             print(f"    {campaign} {number}: {story}")
 
 
-def soak(minutes: float, n: int, rows: int, seed: int, lose_wal: float = 0.3) -> int:
+def soak(
+    minutes: float, n: int, rows: int, seed: int, lose_wal: float = 0.3, keep: Path | None = None
+) -> int:
     rng = random.Random(seed)
     names = [f"c{i}" for i in range(n)]
     callers = {_caller(i): name for i, name in enumerate(names)}
@@ -257,7 +259,7 @@ def soak(minutes: float, n: int, rows: int, seed: int, lose_wal: float = 0.3) ->
         options += ["--call-from", caller]
     actions: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="dialer-soak-redial-") as tmp:
-        root = Path(tmp)
+        root = keep or Path(tmp)
         for sub in ("campaigns", "data", "state", "reports"):
             (root / sub).mkdir()
         folder = Folder(root, rng, names)
@@ -266,7 +268,7 @@ def soak(minutes: float, n: int, rows: int, seed: int, lose_wal: float = 0.3) ->
             for i, name in enumerate(names):
                 folder.campaigns[name] = _campaign(root, name, i, fake.url, logs)
                 folder.grow(name, rows)
-            t0 = time.monotonic()
+            t0, t0_wall = time.monotonic(), time.time()
             end = t0 + minutes * 60
             while time.monotonic() < end:
                 name = rng.choice(names)
@@ -304,7 +306,7 @@ def soak(minutes: float, n: int, rows: int, seed: int, lose_wal: float = 0.3) ->
         print(f"    ({', '.join(after)})")
     ok = not any(found[rule] for rule in RULES)
     if not ok:
-        _show_breaches(calls)
+        _show_breaches(calls, t0_wall)
     print("soak-redial: PASS" if ok else "soak-redial: FAIL")
     return 0 if ok else 1
 
@@ -318,8 +320,13 @@ def main() -> int:
     parser.add_argument(
         "--lose-wal", type=float, default=0.3, help="kills followed by a lost -wal (0.3)"
     )
+    parser.add_argument(
+        "--keep", type=Path, help="an empty folder to run in and keep, to read a breach after"
+    )
     args = parser.parse_args()
-    return soak(args.minutes, args.campaigns, args.rows, args.seed, args.lose_wal)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    return soak(args.minutes, args.campaigns, args.rows, args.seed, args.lose_wal, args.keep)
 
 
 if __name__ == "__main__":
