@@ -43,7 +43,7 @@ _DAY_NAMES = {
     for name in (full, full[:3])
 }
 # The name names the ledger and the reports' folder: a short, safe file name on every system.
-MAX_NAME_CHARS = 64
+MAX_CAMPAIGN_NAME_CHARS = 64
 MAX_TITLE_CHARS = 120  # the name as typed on the page; `name` is derived from it
 # `state/contacts.sqlite` is the folder's shared contact counts (dialer.ledger.contact_limits).
 RESERVED_NAME = "contacts"
@@ -53,11 +53,24 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
 
 
+def name_problem(name: str) -> str | None:
+    """What is wrong with a campaign's name, None when nothing: the one rule of it. It names
+    files (`campaigns/<name>.toml`, its ledger, its reports folder)."""
+    if len(name) <= MAX_CAMPAIGN_NAME_CHARS and _NAME.fullmatch(name):
+        return None
+    cut = MAX_CAMPAIGN_NAME_CHARS
+    shown = name if len(name) <= cut else f"{name[:cut]}..."
+    return (
+        f"key 'name' must be at most {cut} letters, digits, '.', '_' or '-', starting with a "
+        f"letter or digit (it names files), got {shown!r} ({len(name)} characters)"
+    )
+
+
 def file_name_for(title: str) -> str:
     """The campaign name (it names the file, the ledger and the reports) for a title typed on
     the page: "Spring sale 2026" -> "spring-sale-2026"; "" when nothing of it is usable."""
     folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
-    return _NOT_NAME_CHARS.sub("-", folded).strip("-")[:MAX_NAME_CHARS].strip("-")
+    return _NOT_NAME_CHARS.sub("-", folded).strip("-")[:MAX_CAMPAIGN_NAME_CHARS].strip("-")
 
 
 # Ids go into JSON: above 2**53 - 1 a JavaScript upstream silently rounds them to another
@@ -266,7 +279,7 @@ _LIMITS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "per_week": (int, False),
 }
 # A default stands in for a sheet cell: no longer than a cell may put into the prompt (SPEC 7).
-MAX_FIELD_CHARS = 200
+MAX_DEFAULT_CHARS = 200
 # A header longer than this is not a header (dialer.sheets.reader.MAX_HEADER_CHARS).
 MAX_COLUMN_NAME_CHARS = 1_000
 # Shop and CRM exports have two or three phone columns (mobile, phone, address phone).
@@ -425,7 +438,7 @@ def _with_column_tables(
     names = [n for n in roles if n] + sorted(variables - set(roles))
     columns = _string_table(path, "columns", table.get("columns", {}), names, MAX_COLUMN_NAME_CHARS)
     defaults = _string_table(
-        path, "defaults", table.get("defaults", {}), sorted(variables), MAX_FIELD_CHARS
+        path, "defaults", table.get("defaults", {}), sorted(variables), MAX_DEFAULT_CHARS
     )
     for key, value in defaults:
         if _TEMPLATE_MARKS.search(value):
@@ -516,12 +529,9 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
     _check_table(path, "limits.", data.get("limits", {}), _LIMITS)
 
     name = data["name"].strip()
-    if not _NAME.fullmatch(name) or len(name) > MAX_NAME_CHARS:
-        shown = name if len(name) <= MAX_NAME_CHARS else f"{name[:MAX_NAME_CHARS]}..."
-        raise CampaignError(
-            f"{path}: key 'name' must be at most {MAX_NAME_CHARS} letters, digits, '.', '_' "
-            f"or '-' (it names files), got {shown!r} ({len(name)} characters)"
-        )
+    problem = name_problem(name)
+    if problem:
+        raise CampaignError(f"{path}: {problem}")
     if name.lower() == RESERVED_NAME:
         raise CampaignError(
             f"{path}: key 'name' cannot be {name!r}: state/{RESERVED_NAME}.sqlite holds the "

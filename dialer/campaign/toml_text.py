@@ -17,7 +17,6 @@ user must not be able to send the API key to another host.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -34,14 +33,15 @@ from dialer.campaign.model import (
     Dispatch,
     Redial,
     load_campaign,
+    name_problem,
     parse_campaign,
 )
+from dialer.core.atomic import replacing, sync_folder
 from dialer.core.statuses import CampaignError
 
 BACKUP_SUFFIX = ".bak"
 _TEMP_SUFFIX = ".toml.tmp"  # never `*.toml`: the page lists campaigns by that glob
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KEY_IN_ERROR = re.compile(r"(?:key|table) '([^']+)'")
 _DEFAULT_REDIAL = Redial()
 _DEFAULT_DISPATCH = Dispatch()
@@ -239,12 +239,26 @@ def _float(value: float) -> str:
     return repr(float(value))
 
 
+def toml_value(value: object) -> str:
+    """A TOML value for text, whole numbers (a bool as 0 or 1), lists and tables of them: the
+    one writer of TOML values (campaign files, the page's schedules)."""
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return (
+            "{ " + ", ".join(f"{_key(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
+        )
+    return toml_string(str(value))
+
+
 def _strings(items: Iterable[str]) -> str:
-    return "[" + ", ".join(toml_string(i) for i in items) + "]"
+    return toml_value(list(items))
 
 
 def _inline(table: Mapping[str, str]) -> str:
-    return "{ " + ", ".join(f"{_key(k)} = {toml_string(v)}" for k, v in table.items()) + " }"
+    return toml_value(table)
 
 
 def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
@@ -340,11 +354,9 @@ def field_of(message: str) -> str | None:
 
 def campaign_path(folder: Path, name: str) -> Path:
     """`campaigns/<name>.toml`; a name that is no safe file name is the loader's error."""
-    if not _SAFE_NAME.fullmatch(name):
-        raise CampaignError(
-            "key 'name' must be 1 to 64 letters, digits, '.', '_' or '-' starting with a "
-            f"letter or digit (it names files), got {name!r}"
-        )
+    problem = name_problem(name)
+    if problem:
+        raise CampaignError(problem)
     return folder / f"{name}.toml"
 
 
@@ -400,7 +412,9 @@ def save_campaign(
             if target.exists():
                 _backup(target)
             os.replace(temp, target)
-        _sync_folder(folder)
+        sync_folder(folder)
+    except OSError as exc:
+        raise CampaignError(f"{target}: cannot write the campaign file: {exc.strerror}") from None
     finally:
         temp.unlink(missing_ok=True)
     return target
@@ -433,23 +447,5 @@ def _checked_temp(folder: Path, form: CampaignForm, *, trial: bool = True) -> tu
 
 def _backup(target: Path) -> None:
     """The current file as `<name>.toml.bak`, itself replaced atomically."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".bak.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(target.read_bytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, target.with_name(target.name + BACKUP_SUFFIX))
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-
-
-def _sync_folder(folder: Path) -> None:
-    """The renames themselves on disk (a power cut must not bring the old file back)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    with replacing(target.with_name(target.name + BACKUP_SUFFIX)) as f:
+        f.write(target.read_bytes())

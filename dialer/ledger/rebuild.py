@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from dialer.campaign.model import Campaign
+from dialer.core.atomic import sync_folder
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.paths import ledger_path, reports_folder
 from dialer.core.statuses import ExitCode, LedgerError, Status
@@ -383,7 +384,7 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
                 old.close()
         aside = _keep_aside(path)
         os.replace(tmp, path)
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
         # Its claims are in the rebuilt ledger (synced): the journal starts afresh.
         claims_path(path).unlink(missing_ok=True)
     except OSError as exc:
@@ -480,11 +481,3 @@ def _keep_aside(path: Path) -> Path | None:
         if extra.exists():
             os.rename(extra, aside.with_name(aside.name + suffix))
     return aside
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -421,11 +421,15 @@ def _create_schema(conn: sqlite3.Connection, campaign: str, now: str) -> None:
     )
 
 
+def _lock_path(ledger: Path) -> str:
+    return f"{ledger}.lock"
+
+
 def take_lock(path: Path, campaign: str) -> int:
     """The run lock beside the ledger: a second run (or a rebuild) of a campaign is refused."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock_fd = os.open(_lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise cannot_write(path, exc) from None
     try:
@@ -436,6 +440,22 @@ def take_lock(path: Path, campaign: str) -> int:
             f"{path}: another run of campaign '{campaign}' is going; refusing to start a second"
         ) from None
     return lock_fd
+
+
+def lock_held(path: Path) -> bool:
+    """Whether another process (a cron run, a second server) holds the run lock of the ledger
+    at `path` now. Probed without creating the lock file and let go at once."""
+    try:
+        fd = os.open(_lock_path(path), os.O_RDWR)
+    except OSError:
+        return False  # no lock file: no run ever took it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing lets our probe's lock go too
+    return False
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:

@@ -11,7 +11,6 @@ not the rows themselves, so memory stays flat on a million-row sheet.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import errno
@@ -20,14 +19,14 @@ import json
 import mmap
 import os
 import stat
-import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dialer.core.atomic import TEMP_EXTRA, replacing
 from dialer.core.paths import SUMMARY_SUFFIX, journal_path, summary_path
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.cell_types import Kind, excel_header, excel_value, number_format, tab_name
@@ -63,9 +62,8 @@ REPORT_KINDS = tuple(
     for i, name in enumerate(REPORT_COLUMNS)
 )
 # Private temp files beside a report (its summary and XLSX journal are named in `paths`).
-_TEMP_SUFFIX = ".tmp"
 # Longest addition to a report's (or its journal's) name: the summary, or a private temp file.
-_LONGEST_EXTRA = max(len(SUMMARY_SUFFIX), len(".XXXXXXXX" + _TEMP_SUFFIX))
+_LONGEST_EXTRA = max(len(SUMMARY_SUFFIX), TEMP_EXTRA)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _MINUS_ONES = array("q", [-1]) * 1024
 _ZEROS = array("l", [0]) * 1024
@@ -362,18 +360,14 @@ class ReportWriter:
         return self.path if self._made or not self.xlsx else self.journal_path
 
     def _rewrite_in_order(self) -> None:
-        folder, name = self.journal_path.parent, self.journal_path.name
-        temp = _private_temp(folder, name, like=self.journal_path)
-        with open(self.journal_path, "rb") as src, temp as (dst, tmp):
+        mode = _mode_of(self.journal_path)
+        with open(self.journal_path, "rb") as src, replacing(self.journal_path, mode=mode) as dst:
             size = os.fstat(src.fileno()).st_size
             with mmap.mmap(src.fileno(), size, access=mmap.ACCESS_READ) as mm:
                 dst.write(mm[: self._data_start])
                 for offset, length in zip(self._offsets, self._lengths, strict=True):
                     if offset >= 0:
                         dst.write(mm[offset : offset + length])
-            dst.flush()
-            os.fsync(dst.fileno())
-            os.replace(tmp, self.journal_path)
 
 
 def _csv_text(rows: list[list[str]], buffer: io.StringIO, writer: Any) -> str:
@@ -399,21 +393,10 @@ def _csv_text(rows: list[list[str]], buffer: io.StringIO, writer: Any) -> str:
     return "\r\n".join(lines) + "\r\n" if lines else ""
 
 
-@contextlib.contextmanager
-def _private_temp(folder: Path, name: str, like: Path) -> Iterator[tuple[BinaryIO, Path]]:
-    """A new file beside `name` in `folder`, created O_EXCL (mkstemp): a symlink or file
-    planted at a predictable temp name is never followed or overwritten. It gets the mode of
-    `like` (mkstemp's 0600 would hide the report from a reader the journal allowed); it is
-    removed if the block fails."""
-    fd, raw = tempfile.mkstemp(prefix=f"{name}.", suffix=_TEMP_SUFFIX, dir=folder)
-    path = Path(raw)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), stat.S_IMODE(os.stat(like).st_mode))
-            yield f, path
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+def _mode_of(like: Path) -> int:
+    """The permissions a report's file takes from `like` (its journal): a private temp
+    file's 0600 would hide the report from a reader the journal allowed."""
+    return stat.S_IMODE(os.stat(like).st_mode)
 
 
 def write_xlsx(
@@ -476,13 +459,11 @@ def write_xlsx(
             rows += 1
     if rows and width:
         ws.auto_filter.ref = f"A1:{get_column_letter(width)}{rows}"
-    with _private_temp(xlsx_path.parent, xlsx_path.name, like=csv_path) as (f, tmp):
-        _save(wb, f)
-        f.flush()
-        if not replace:
-            _link_new(tmp, xlsx_path)
-        else:
-            os.replace(tmp, xlsx_path)
+    try:
+        with replacing(xlsx_path, mode=_mode_of(csv_path), exclusive=not replace) as f:
+            _save(wb, f)
+    except FileExistsError:
+        raise ReportExists(f"{xlsx_path}: report already exists; it is never overwritten") from None
 
 
 def _save(wb: Any, f: BinaryIO) -> None:
@@ -497,20 +478,6 @@ def _save(wb: Any, f: BinaryIO) -> None:
     wb.properties.modified = datetime.datetime.now(tz=datetime.UTC).replace(tzinfo=None)
     with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
         ExcelWriter(wb, archive).save()
-
-
-def _link_new(tmp: Path, path: Path) -> None:
-    """Move `tmp` to `path` only if nothing (a symlink included) is there."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise ReportExists(f"{path}: report already exists; it is never overwritten") from None
-    except OSError:  # a file system without hard links: check, then rename
-        if path.exists() or path.is_symlink():
-            raise ReportExists(f"{path}: report already exists; it is never overwritten") from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
 
 
 def write_summary(report_path: Path, summary: dict[str, Any]) -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError, TemplateError
 
-from dialer.campaign.model import MAX_FIELD_CHARS, Campaign
+from dialer.campaign.model import MAX_DEFAULT_CHARS, Campaign
 from dialer.core.statuses import CampaignError, SheetError, Status
 from dialer.sheets.columns import resolve
 from dialer.sheets.countries import NANP_REGIONS, looks_north_american
@@ -309,9 +309,9 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
             context = {name: cells[i] for name, i in template_columns if _HAS_WORD(cells[i])}
             for name, value in defaults:
                 context.setdefault(name, value)
-            cut = [name for name, value in context.items() if len(value) > MAX_FIELD_CHARS]
+            cut = [name for name, value in context.items() if len(value) > MAX_DEFAULT_CHARS]
             for name in cut:
-                context[name] = context[name][:MAX_FIELD_CHARS]
+                context[name] = context[name][:MAX_DEFAULT_CHARS]
             first_line, reason = first_t.render(context)
             if not reason and not first_line:
                 reason = "first line renders empty"
@@ -336,7 +336,7 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
                 if phone.note:
                     notes.append(phone.note)
                 if cut:
-                    notes.append(f"cut to {MAX_FIELD_CHARS} characters: {', '.join(cut)}")
+                    notes.append(f"cut to {MAX_DEFAULT_CHARS} characters: {', '.join(cut)}")
                 reason = "; ".join(notes)
         append(
             Contact(

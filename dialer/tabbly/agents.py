@@ -44,7 +44,7 @@ _AGENTS_NAME = "get-agents"
 PAGE_SIZE = 100
 MAX_PAGES = 10  # 1,000 agents: far more than a menu can show
 MAX_PAGE_BYTES = 1024 * 1024
-MAX_NAME_CHARS = 100  # the documented maximum of agent_name
+MAX_AGENT_NAME_CHARS = 100  # the documented maximum of agent_name
 _DETAIL_CHARS = 160
 _ID_TEXT = re.compile(r"[0-9]{1,16}")  # an id in JSON is at most 2**53 - 1: 16 digits
 
@@ -186,7 +186,7 @@ def _agent(item: Any, scrub: Scrubber) -> Agent | None:
     if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident <= 2**53 - 1:
         return None
     name = item.get("agent_name")
-    name = " ".join(scrub(name).split())[:MAX_NAME_CHARS] if isinstance(name, str) else ""
+    name = " ".join(scrub(name).split())[:MAX_AGENT_NAME_CHARS] if isinstance(name, str) else ""
     status = item.get("status")
     status = status.strip().lower()[:20] if isinstance(status, str) else ""
     return Agent(ident, name or f"Agent {ident}", status)

@@ -45,7 +45,7 @@ LIST_FIELDS = ("window_days", "redial_outcomes")
 FLAG_FIELDS = ("redial",)
 MAX_ID_DIGITS = len(str(MAX_ID))  # 16: no id, count or row of a campaign is longer
 # A posted text longer than this is no campaign setting (a template is at most 5,000).
-MAX_FIELD_CHARS = 10_000
+MAX_FORM_FIELD_CHARS = 10_000
 
 Posted = Mapping[str, Sequence[str]]
 
@@ -93,7 +93,7 @@ def posted_values(posted: Posted) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in TEXT_FIELDS:
         given = posted.get(name) or [""]
-        values[name] = given[0][:MAX_FIELD_CHARS]
+        values[name] = given[0][:MAX_FORM_FIELD_CHARS]
     for name in LIST_FIELDS:
         values[name] = [v for v in posted.get(name, []) if isinstance(v, str)]
     for name in FLAG_FIELDS:

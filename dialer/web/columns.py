@@ -33,7 +33,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from dialer.campaign.binding import file_sha256
-from dialer.campaign.model import MAX_FIELD_CHARS, MAX_PHONE_COLUMNS, Campaign
+from dialer.campaign.model import MAX_DEFAULT_CHARS, MAX_PHONE_COLUMNS, Campaign
 from dialer.campaign.toml_text import ChangedMeanwhile, form_from_campaign, save_campaign
 from dialer.core.statuses import DialerError, SheetError, UsageError
 from dialer.sheets.columns import Needs, country_header, guess, needs, phone_headers, resolve
@@ -445,8 +445,8 @@ def _judge(fields: list[ColumnField], probe: Probe, tab: str | None) -> str:
             f.error = texts.SAME_COLUMN_TWICE
         elif not f.chosen and f.required and f.role:
             f.error = texts.CHOOSE_COLUMN
-        elif f.has_default and len(f.default) > MAX_FIELD_CHARS:
-            f.error = texts.DEFAULT_TOO_LONG.format(n=MAX_FIELD_CHARS)
+        elif f.has_default and len(f.default) > MAX_DEFAULT_CHARS:
+            f.error = texts.DEFAULT_TOO_LONG.format(n=MAX_DEFAULT_CHARS)
         elif f.has_default and _BRACES.search(f.default):
             f.error = texts.DEFAULT_HAS_BRACES
         elif f.has_default and not f.chosen and not f.default and f.required:

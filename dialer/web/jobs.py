@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -41,6 +40,7 @@ from dialer.core.statuses import (
     Status,
     UsageError,
 )
+from dialer.ledger.store import lock_held
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.settings import Settings
@@ -685,19 +685,8 @@ def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:
 
 
 def ledger_held(campaign: Campaign) -> bool:
-    """Another process (a cron run, a second server) holds the campaign's run lock now.
-    Probed without creating the lock file and let go at once. Blocking: run in a thread."""
-    try:
-        fd = os.open(f"{ledger_path(campaign)}.lock", os.O_RDWR)
-    except OSError:
-        return False  # no lock file: no run ever took it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing lets our probe's lock go too
-    return False
+    """Another process holds the campaign's run lock now. Blocking: run in a thread."""
+    return lock_held(ledger_path(campaign))
 
 
 def fingerprint(paths: Iterable[Path]) -> dict[str, str]:

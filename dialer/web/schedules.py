@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import shlex
@@ -52,6 +51,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from dialer.campaign.binding import file_sha256
+from dialer.campaign.toml_text import toml_value
+from dialer.core.atomic import replace_text
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.sources import resolve_source
@@ -533,22 +534,12 @@ class Schedules:
 
     def _save(self) -> None:
         """The whole file, atomically: a crash leaves the old file or the new, never half."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = "# Written by `dialer serve` (its /schedules page); edits here are overwritten.\n"
         for item in self._items.values():
             text += "\n[[schedule]]\n" + "".join(
-                f"{key} = {_toml(value)}\n" for key, value in asdict(item).items()
+                f"{key} = {toml_value(value)}\n" for key, value in asdict(item).items()
             )
-        fd, tmp = tempfile.mkstemp(prefix=".schedules-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_text(self.path, text)
 
     # ---- the cron line ----
 
@@ -630,18 +621,6 @@ def _missed(due: datetime) -> str:
         f"{_at_text(due)}: missed: the page's server was not running then, or the campaign "
         "was still running, and it is past the grace window"
     )
-
-
-def _toml(value: object) -> str:
-    """A TOML value for what a Schedule holds: text, whole numbers, lists and tables of text."""
-    if isinstance(value, bool | int):
-        return str(int(value))
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml(str(k))} = {_toml(v)}" for k, v in value.items()) + " }"
-    # JSON's escapes are TOML's; DEL is the one control character JSON leaves bare.
-    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 # ---- the page ----
