@@ -145,3 +145,54 @@ def test_other_dials_are_the_folders_other_campaigns_with_this_agent(project: Pr
     assert found == {("e", "+9100e", "room-e-+9100e"), ("gone", "+9100gone", "room-gone-+9100gone")}
     later = datetime.now(UTC) + timedelta(minutes=1)
     assert list(other_dials(d, later)) == []  # only calls placed in the range read
+
+
+def test_a_killed_runs_calls_keep_their_rows_from_every_other_call_of_the_person(
+    project: Project, cli, fake: FakeTabbly
+) -> None:
+    """e's run was killed with every request answered by the fake but no answer recorded: its
+    calls are claims (`sending`), not dials. Their log rows are still theirs: d's sync must not
+    fold them into d's own calls to the same people (a better outcome taken from e's row), and
+    e's next run holds each as a maybe-call (never sent again), which its own row resolves."""
+    env = {**KEY_ENV, LOGS_ENDPOINT_ENV: fake.logs_url}
+    project.write_sheet(contact_rows(PEOPLE))
+    d = _campaign(project, "d", fake.url)
+    e = _campaign(project, "e", fake.url)
+    assert cli(["run", str(d), "--yes"], env).code == ExitCode.OK
+    d_last = datetime.fromisoformat(fake.logs.calls()[-1]["called_at"]).timestamp()
+    wait_for(lambda: time.time() >= d_last + GAP_SECONDS, 10, "e's calls 2 s after d's")
+    assert cli(["run", str(e), "--yes"], env).code == ExitCode.OK
+    assert len(fake.accepted()) == 2 * PEOPLE
+    # What a kill -9 after every request had left leaves: claims, no dials, no records.
+    conn = sqlite3.connect(project.root / "state" / "e.sqlite")
+    with conn:
+        conn.execute(
+            "INSERT INTO sending (called_to, row, run_id, started_at) "
+            "SELECT called_to, row, run_id, placed_at FROM dials"
+        )
+        conn.execute("DELETE FROM dials")
+        conn.execute("DELETE FROM calls")
+    conn.close()
+    for report in (project.root / "reports" / "e").iterdir():
+        report.unlink()  # its rows came with the answers, which were never recorded
+    drawn = _drawn(fake)
+    # The recipe bites: people whose call with e ended better than their call with d.
+    rank = ["answered", "busy", "no_answer"]
+    d_calls = {x["called_to"]: drawn[str(x["room_name"])] for x in _dials(project, "d")}
+    e_truth = {c["called_to"]: c["outcome"] for c in fake.logs.calls()[PEOPLE:]}
+    assert any(rank.index(e_truth[n]) < rank.index(o) for n, o in d_calls.items())
+
+    synced = cli(["sync", str(d)], env)
+
+    assert synced.code == ExitCode.OK, synced.err
+    assert {x["called_to"]: x["outcome"] for x in _dials(project, "d")} == d_calls
+    again = cli(["run", str(e), "--yes"], env)  # adopts the claims: maybe called, not sent
+    assert again.code in (ExitCode.OK, ExitCode.ROW_PROBLEMS), again.err
+    assert len(fake.accepted()) == 2 * PEOPLE
+    # A maybe-call alone never makes a sync read the logs (its request may never have
+    # left); read on purpose, its own row resolves it.
+    since = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    assert cli(["sync", str(e), "--since", since], env).code == ExitCode.OK
+    e_dials = _dials(project, "e")
+    assert all(x["maybe"] for x in e_dials) and len(e_dials) == PEOPLE
+    assert {x["called_to"]: x["outcome"] for x in e_dials} == e_truth

@@ -1,7 +1,7 @@
 """The claims journal: a line per call about to leave, kept outside SQLite (SPEC 6.3).
 
     >>> journal = ClaimsJournal.open(claims_path(ledger_path))   # by the run holding the lock
-    >>> journal.append([Claim(run_id, "+917359043943", 12)])      # one write(2) per batch
+    >>> journal.append([Claim(run_id, "+917359043943", 12)], at)  # one write(2) per batch
     >>> read_claims(claims_path(ledger_path))                     # at start: what may be lost
 
 A run's claims live in the ledger's WAL until it is checkpointed; an operator who copies or
@@ -38,6 +38,7 @@ class Claim:
     run_id: int
     called_to: str
     row: int | None
+    at: str = ""  # when it was committed (a stamp); "" in lines written before it was kept
 
 
 def claims_path(ledger: Path) -> Path:
@@ -57,9 +58,10 @@ def read_claims(path: Path) -> list[Claim]:
     found = []
     for line in data.decode("utf-8", "replace").split("\n")[:-1]:
         parts = line.split("\t")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].startswith("+"):
+        if len(parts) not in (3, 4) or not parts[0].isdigit() or not parts[1].startswith("+"):
             continue
-        found.append(Claim(int(parts[0]), parts[1], int(parts[2]) if parts[2].isdigit() else None))
+        row = int(parts[2]) if parts[2].isdigit() else None
+        found.append(Claim(int(parts[0]), parts[1], row, parts[3] if len(parts) == 4 else ""))
     return found
 
 
@@ -87,10 +89,11 @@ class ClaimsJournal:
             os.close(fd)
             raise
 
-    def append(self, claims: Iterable[Claim]) -> None:
-        """One write(2) for the batch; raises OSError (disk full) so no request leaves."""
+    def append(self, claims: Iterable[Claim], at: str) -> None:
+        """One write(2) for the batch committed at `at`; raises OSError (disk full) so no
+        request leaves."""
         data = self._lead + b"".join(
-            f"{c.run_id}\t{c.called_to}\t{'' if c.row is None else c.row}\n".encode()
+            f"{c.run_id}\t{c.called_to}\t{'' if c.row is None else c.row}\t{at}\n".encode()
             for c in claims
         )
         view = memoryview(data)

@@ -84,8 +84,12 @@ class Person:
 
 
 def oldest_pending(conn: sqlite3.Connection) -> datetime | None:
-    """When the oldest call without an outcome was placed; None when none is pending."""
-    found = conn.execute("SELECT MIN(placed_at) FROM dials WHERE outcome IS NULL").fetchone()[0]
+    """When the oldest call without an outcome was placed; None when none is pending. A
+    maybe-call does not count: its request may never have left, so no row may ever come, and
+    it would hold every later sync to its day; it is matched whenever its days are read."""
+    found = conn.execute(
+        "SELECT MIN(placed_at) FROM dials WHERE outcome IS NULL AND NOT maybe"
+    ).fetchone()[0]
     return parse_stamp(found) if found else None
 
 
@@ -103,6 +107,22 @@ def dials_from(conn: sqlite3.Connection, placed_from: datetime | None = None) ->
     for dial_id, called_to, ids, placed_at, room, identity in conn.execute(query, params):
         placed = parse_stamp(placed_at) or _LONG_AGO
         yield Dial(dial_id, called_to, ids, placed, room, identity)
+
+
+def claims_in_flight(
+    conn: sqlite3.Connection, placed_from: datetime | None, campaign: str
+) -> Iterator[Dial]:
+    """The claims a ledger holds (`sending`: a run going, or one killed and not yet opened
+    again) as calls of `campaign` (never ""): a log row of such a call is that call's, and is
+    never taken for an earlier call of the same person."""
+    query = "SELECT called_to, row, started_at FROM sending"
+    params: tuple[str, ...] = ()
+    if placed_from is not None:
+        query += " WHERE started_at >= ?"
+        params = (stamp(placed_from),)
+    for n, (called_to, _row, started_at) in enumerate(conn.execute(query, params), 1):
+        placed = parse_stamp(started_at) or _LONG_AGO
+        yield Dial(-n, called_to, "", placed, "", "", campaign=campaign)
 
 
 def store(

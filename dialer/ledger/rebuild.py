@@ -21,7 +21,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -130,20 +130,25 @@ class Evidence:
     people: dict[str, CalledRow]
     claims: list[Claim]
     calls: list[CalledRow]  # the `triggered` rows, one per call placed: the calls to restore
+    # The `unknown` rows whose run sent the request (it has a start): maybe-calls to restore.
+    maybes: list[CalledRow] = field(default_factory=list)
 
     @classmethod
     def read(cls, campaign: Campaign) -> Evidence:
         reports = campaign_reports(reports_folder(campaign))
         calls: list[CalledRow] = []
+        maybes: list[CalledRow] = []
 
         def noting_calls() -> Iterator[CalledRow]:
             for row in _all_rows(reports):
                 if row.placed:  # kept apart: the rows that place no call are not held
                     calls.append(row)
+                elif row.status is Status.UNKNOWN and row.started_at:
+                    maybes.append(row)
                 yield row
 
         people = _newest(noting_calls())
-        return cls(reports, people, _claims(campaign), calls)
+        return cls(reports, people, _claims(campaign), calls, maybes)
 
 
 def loss_when_new(campaign: Campaign, why: str, evidence: Evidence | None = None) -> Loss | None:
@@ -354,21 +359,23 @@ def rebuild(campaign: Campaign, out: TextIO | None = None) -> int:
             runs = old.run_reports() if old is not None else []
             run_of = {report_key(stored, folder): run for run, stored, _ in runs}
             finished = {report_key(stored, folder) for _, stored, done in runs if done}
-            # A claim's answer is in its own run's report: one the old ledger never saw end
-            # (such a run is newer than every finished one: the journal holds no older claim).
-            shown = {phone for phone, row in people.items() if row.report not in finished}
             # Claims whose request may have left but that no report of their run and no
             # surviving part of the old ledger shows: maybe called, so `unknown` (the newest
-            # record of the person), never sent again unasked.
+            # record of the person), never sent again unasked, and a maybe-call in `dials`.
             journal = {
                 c.called_to: c
                 for c in evidence.claims
-                if c.called_to not in shown
+                if not _shown(c, people.get(c.called_to), finished, run_of)
                 and (old is None or not old.accounts_for(c.called_to, c.run_id))
             }
             entries += [_journal_entry(c) for c in journal.values()]
             now = system_clock()
             dials = [_dial(row, run_of.get(row.report), now) for row in evidence.calls]
+            dials += [
+                replace(_dial(row, run_of.get(row.report), now), maybe=True)
+                for row in evidence.maybes
+            ]
+            dials += [_journal_dial(c, now) for c in journal.values()]
             tmp = path.with_name(path.name + ".rebuilding")
             tmp.unlink(missing_ok=True)  # our own output from a rebuild that was interrupted
             done = write_rebuilt(
@@ -453,6 +460,37 @@ def _dial(row: CalledRow, run: int | None, now: datetime) -> PastDial:
         room_name=row.call_id,
         started_at=row.started_at or placed,
         until=stamp(ended + _SAME_CALL) if ended else placed,
+    )
+
+
+def _shown(claim: Claim, row: CalledRow | None, finished: set[str], run_of: dict[str, int]) -> bool:
+    """Whether the person's newest report row is this claim's answer, written by the claim's
+    own run (one the old ledger never saw end). With a redial, an earlier run's row of the
+    person is no answer to a later run's claim: by time when the journal line has one (an
+    answer is recorded after its claim), else by the run, when the old ledger names the
+    report's run, else (a run it never knew) only for a claim of a run it never knew."""
+    if row is None or row.report in finished:
+        return False
+    if claim.at and row.at:
+        return row.at >= claim.at
+    run = run_of.get(row.report)
+    return run == claim.run_id if run is not None else claim.run_id not in run_of.values()
+
+
+def _journal_dial(claim: Claim, now: datetime) -> PastDial:
+    """A claim only the journal shows, as a maybe-call placed when it was claimed (else now)."""
+    placed = claim.at or stamp(now)
+    ended = parse_stamp(placed)
+    return PastDial(
+        called_to=claim.called_to,
+        custom_identifiers="",
+        row=claim.row,
+        run_id=None,
+        placed_at=placed,
+        room_name="",
+        started_at=placed,
+        until=stamp(ended + _SAME_CALL) if ended else placed,
+        maybe=True,
     )
 
 

@@ -100,7 +100,8 @@ CREATE TABLE IF NOT EXISTS dials (
     recording_url TEXT NOT NULL DEFAULT '',
     transcript TEXT,
     log_rows INTEGER NOT NULL DEFAULT 0,
-    synced_at TEXT
+    synced_at TEXT,
+    maybe INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS dials_by_number ON dials (called_to, id);
 CREATE TABLE IF NOT EXISTS test_calls (
@@ -143,6 +144,8 @@ _NOT_SENT = frozenset(
 )
 # ... may never replace these: the person may have been called.
 _KEEP = (Status.TRIGGERED.value, Status.UNKNOWN.value)  # plain text, for the SQL below
+# Records of a request that left: each is a call in `dials` (an `unknown` one a maybe).
+_DIALLED = frozenset({Status.TRIGGERED, Status.UNKNOWN})
 _CLAIM = "INSERT OR REPLACE INTO sending (called_to, row, run_id, started_at) VALUES (?, ?, ?, ?)"
 _UNCLAIM = "DELETE FROM sending WHERE called_to = ?"
 # A claim answered "not sent" (a 402 on a redial) keeps the person's earlier call, but the
@@ -169,21 +172,23 @@ _UPSERT_UNLESS_NEWER = _UPSERT + (
     f"WHERE calls.status NOT IN {_KEEP!r} OR calls.updated_at < excluded.updated_at"
 )
 # One row per call placed (SPEC 10): what the call logs are matched against, and how many
-# times, and when, this campaign called a person (the redial rule).
+# times, and when, this campaign called a person (the redial rule). A maybe-call (`unknown`:
+# its request left without a usable answer, or a killed run's claim) is one too, `maybe`:
+# its log rows are its own, never an earlier call's, and it counts toward `max_calls`.
 _DIAL = (
     "INSERT INTO dials (called_to, custom_identifiers, row, run_id, placed_at, room_name, "
-    "participant_identity) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "participant_identity, maybe) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A call already held (the same room, or the same run: one call per person per run) is never
 # written twice: adopting a killed run's claim after a rebuild restored its dial from the
 # report must not make one call two.
 _DIAL_ONCE = """
 INSERT INTO dials (called_to, custom_identifiers, row, run_id, placed_at, room_name,
-                   participant_identity)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (
+                   participant_identity, maybe)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (
     SELECT 1 FROM dials WHERE called_to = ?1
     AND ((?6 != '' AND room_name = ?6) OR (?4 IS NOT NULL AND run_id = ?4)
-         OR (?6 = '' AND ?4 IS NULL AND placed_at BETWEEN ?8 AND ?9)))
+         OR (?6 = '' AND ?4 IS NULL AND placed_at BETWEEN ?9 AND ?10)))
 """
 # Ledgers from before `dials`: each person recorded `triggered` is one call, pending.
 _BACKFILL_DIALS = f"""
@@ -228,7 +233,8 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class PastDial:
-    """A call a report shows (a `triggered` row), for a rebuild to restore into `dials`."""
+    """A call a report shows (a `triggered` row, or a maybe: an `unknown` row its run sent, a
+    claims-journal line), for a rebuild to restore into `dials`."""
 
     called_to: str
     custom_identifiers: str
@@ -238,6 +244,7 @@ class PastDial:
     room_name: str
     started_at: str = ""  # with no room and no run, a dial placed from here ...
     until: str = ""  # ... to here is this call
+    maybe: bool = False  # a claim or an `unknown` row: the request may have placed it
 
     def params(self) -> tuple[Any, ...]:
         return (
@@ -248,6 +255,7 @@ class PastDial:
             self.placed_at,
             self.room_name,
             "",
+            int(self.maybe),
             self.started_at or self.placed_at,
             self.until or self.placed_at,
         )
@@ -262,6 +270,7 @@ def _dial_params(entry: Entry, run_id: int | None, now: str) -> tuple[Any, ...]:
         now,
         entry.call_id,
         entry.participant_identity,
+        int(entry.status is Status.UNKNOWN),
     )
 
 
@@ -408,6 +417,9 @@ def _create_schema(conn: sqlite3.Connection, campaign: str, now: str) -> None:
     """The tables and the ledger's identity, where they are not yet (inside a transaction)."""
     for statement in filter(str.strip, _SCHEMA.split(";")):
         conn.execute(statement)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(dials)")}
+    if "maybe" not in columns:  # a ledger from before maybe-calls had their dial
+        conn.execute("ALTER TABLE dials ADD COLUMN maybe INTEGER NOT NULL DEFAULT 0")
     conn.executemany(
         "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
         [
@@ -659,21 +671,31 @@ class Ledger:
         conn = self._conn
         try:
             with transaction(conn):
-                orphans = conn.execute("SELECT called_to, row, run_id FROM sending").fetchall()
+                orphans = conn.execute(
+                    "SELECT called_to, row, run_id, started_at FROM sending"
+                ).fetchall()
                 # A claim whose run wrote `triggered` (with its call id) in its report, but
                 # could not record it here (disk full): recorded as the report says.
-                reported = [(self._reported.get(p), run) for p, _, run in orphans]
+                reported = [(self._reported.get(p), run) for p, _, run, _ in orphans]
                 conn.executemany(_UPSERT, [e.params(run, now) for e, run in reported if e])
                 # A call placed: its dial too, or the redial rule would count one call short.
                 conn.executemany(
                     _DIAL_ONCE, [(*_dial_params(e, run, now), "", "") for e, run in reported if e]
                 )
+                maybes = [o for o in orphans if o[0] not in self._reported]
                 conn.executemany(
                     _UPSERT,
                     [
                         (phone, Status.UNKNOWN, reason, 0, None, 1, "", "", row, run, now)
-                        for phone, row, run in orphans
-                        if phone not in self._reported
+                        for phone, row, run, _ in maybes
+                    ],
+                )
+                # Each a maybe-call from its claim's time: its log rows are its own.
+                conn.executemany(
+                    _DIAL_ONCE,
+                    [
+                        (phone, "", row, run, at, "", "", 1, "", "")
+                        for phone, row, run, at in maybes
                     ],
                 )
                 conn.execute("DELETE FROM sending")
@@ -682,7 +704,7 @@ class Ledger:
         if orphans:
             self._empty = False
         self._orphans = False
-        return sum(1 for phone, _, _ in orphans if phone not in self._reported)
+        return len(maybes)
 
     def _now(self) -> str:
         return stamp(self.clock())
@@ -982,11 +1004,7 @@ class Ledger:
                 conn.executemany(_UNCLAIM, [(e.called_to,) for e in outcomes])
                 conn.executemany(
                     _DIAL,
-                    [
-                        _dial_params(e, run_id, now)
-                        for e in outcomes
-                        if e.status is Status.TRIGGERED
-                    ],
+                    [_dial_params(e, run_id, now) for e in outcomes if e.status in _DIALLED],
                 )
         except sqlite3.Error as exc:
             self._error = self._write_error(exc)
@@ -998,7 +1016,7 @@ class Ledger:
             # After the commit and before any of these requests leaves (their claims await
             # this flush): see `dialer.ledger.claims` for why this order.
             try:
-                self._journal.append(claimed)
+                self._journal.append(claimed, now)
             except OSError as exc:
                 self._error = LedgerError(
                     f"{self._journal.path}: cannot write the claims journal: {exc.strerror}"

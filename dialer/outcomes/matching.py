@@ -10,9 +10,11 @@ A row belongs to at most one call: the campaign's own `dials` and `others`, the 
 other campaigns of the folder placed with the same agent (a row of theirs is never this
 campaign's, so a call whose only candidate row is another campaign's stays pending). First
 rule that applies: `room_name` equal, or `participant_identity` equal when it names exactly
-one call (Tabbly answers `sip_<number>`, the same for every call to a number); else
-`custom_identifiers` and `called_to` equal; else `called_to` equal; of several calls, the one
-placed nearest the row's time. Whatever the rule, a row is only ever matched to a call whose
+one call (Tabbly answers `sip_<number>`, the same for every call to a number; a call that
+does not know its own is a candidate too); else
+`custom_identifiers` and `called_to` equal (a call whose identifiers are not known, a killed
+run's claim, is a candidate too); else `called_to` equal; of several calls, the one placed
+nearest the row's time. Whatever the rule, a row is only ever matched to a call whose
 time window holds it: from `skew` before the call was stamped (clocks disagree a little; a row
 logged earlier than that is an earlier call's) to 6 hours after; and to a call of its number.
 A room is no proof alone: an upstream that names one room for every call must not send every
@@ -172,7 +174,14 @@ class Matcher:
         if row.participant_identity:
             dial = self._by_identity.get(row.participant_identity)
             if dial is not None and self._compatible(dial, row):
-                return dial
+                # Unique among the calls that know theirs: a call that does not (a killed
+                # run's claim, a call restored from a report) may be this row's, the nearer.
+                unnamed = [
+                    d
+                    for d in self._candidates(self._by_number.get(row.called_to), row)
+                    if not d.participant_identity
+                ]
+                return _nearest([dial, *unnamed], row.called_at) if unnamed else dial
         if not row.called_to:
             return None
         if row.custom_identifiers:
@@ -180,6 +189,9 @@ class Matcher:
                 self._by_key.get((row.custom_identifiers, row.called_to)), row
             )
             if candidates:
+                # A claim (a killed run's call) keeps no identifiers: it may be this row's too.
+                unnamed = self._candidates(self._by_number.get(row.called_to), row)
+                candidates += [d for d in unnamed if not d.custom_identifiers]
                 return _nearest(candidates, row.called_at)
         if row.called_at is None:
             return None

@@ -24,7 +24,7 @@ from dialer.campaign.model import Campaign, load_campaign
 from dialer.core.paths import ledger_path, state_folder
 from dialer.core.statuses import DialerError
 from dialer.ledger.contact_limits import BOOK_NAME
-from dialer.ledger.dials import dials_from
+from dialer.ledger.dials import claims_in_flight, dials_from
 from dialer.ledger.sqlite import readonly_uri
 from dialer.outcomes.matching import Dial
 
@@ -73,7 +73,10 @@ def _ledger_dials(
         name = (named[0] if named else "") or path.stem
         if agents.get(name, agent) != agent:
             return []  # another agent: its rows never come in this agent's logs
-        return [replace(d, campaign=name) for d in dials_from(conn, placed_from)]
+        placed = [replace(d, campaign=name) for d in dials_from(conn, placed_from)]
+        if "sending" in tables:  # its claims left by a killed run: calls of its own too
+            placed += claims_in_flight(conn, placed_from, name)
+        return placed
     except sqlite3.Error:
         return []
     finally:

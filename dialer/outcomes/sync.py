@@ -26,6 +26,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
@@ -42,6 +43,11 @@ from dialer.outcomes.results_file import check_output, write_results
 if TYPE_CHECKING:
     from dialer.ledger.store import Ledger
     from dialer.tabbly.client import Secret
+
+
+# What a claim of this campaign left by a killed run is, to the Matcher: a call of its own
+# that is not yet a dial (the next run adopts it as a maybe-call).
+IN_FLIGHT = "(this campaign's claim)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +149,10 @@ async def sync_ledger(
         matcher = Matcher(
             dialled,
             campaign.agent_id,
-            others=other_dials(campaign, first),
+            # This campaign's own claims left by a killed run: their rows are theirs.
+            others=chain(
+                other_dials(campaign, first), dials.claims_in_flight(conn, first, IN_FLIGHT)
+            ),
             transcripts=transcripts,
             skew=timedelta(seconds=settings.logs_clock_skew_seconds),
         )
