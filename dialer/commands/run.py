@@ -232,7 +232,7 @@ def _ask_consent(request: Run, io: IOContext, outcomes_known: bool) -> int | Non
     samples = Samples()
     tally = Tally()
     with reading_gate(campaign, options, io.clock, outcomes_known) as gate:
-        for results in verdicts(campaign, prepared, gate, io.clock(), samples, tally):
+        for results in verdicts(prepared, gate, io.clock(), samples, tally):
             counts.update(r.status for r in results)
     to_call = counts[Status.READY]
     if options.limit is not None:

@@ -109,7 +109,6 @@ class Tally:
 
 
 def verdicts(
-    campaign: Campaign,
     prepared: Prepared,
     gate: Gate,
     now: datetime,
@@ -208,7 +207,7 @@ def validate(
             sheet_kinds=prepared.stream.column_kinds,
         ) as report,
     ):
-        for results in verdicts(campaign, prepared, gate, now, samples, tally):
+        for results in verdicts(prepared, gate, now, samples, tally):
             report.write_in_order(results)
     code = exit_code_for(report.counts, None)
     notes = tally_notes(campaign, tally)
