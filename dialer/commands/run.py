@@ -191,8 +191,16 @@ def handle(args: argparse.Namespace) -> int:
         retry_unknown=args.retry_unknown,
         sync=not args.no_sync,
     )
-    request = Run(campaign, contacts, args.report, options, args.yes, args.progress)
-    return run(request)
+    return run(
+        Run(
+            campaign,
+            contacts=contacts,
+            report_path=args.report,
+            options=options,
+            yes=args.yes,
+            progress_mode=args.progress,
+        )
+    )
 
 
 def run(request: Run, io: IOContext | None = None) -> int:
@@ -203,8 +211,8 @@ def run(request: Run, io: IOContext | None = None) -> int:
 
     api_key = api_key_from(campaign, io.environ)
     endpoint = campaign.checked_endpoint(io.environ)
-    if request.report_path is not None:
-        check_report_path(request.report_path)  # before the question: a run that cannot report
+    if request.report_path is not None:  # before the question: a run that cannot report is refused
+        check_report_path(request.report_path)
     if not request.yes and not io.stdin.isatty():
         raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
     unread = None
