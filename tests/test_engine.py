@@ -15,7 +15,8 @@ import pytest
 from conftest import HEADER, KEY_ENV, Project, indian_mobile, wait_for
 
 from dialer.campaign.model import load_campaign
-from dialer.commands import run as commands
+from dialer.commands.run import IOContext, Run, run
+from dialer.commands.validate import validate
 from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import ExitCode, Status
 from dialer.engine.options import RunOptions
@@ -88,19 +89,13 @@ def test_dry_run_and_run_give_every_row_the_same_status(
     clock = lambda: INSIDE_INDIA  # noqa: E731
 
     dry_report, run_report = project.root / "dry.csv", project.root / "run.csv"
-    dry_code = commands.validate(
+    dry_code = validate(
         campaign, report_path=dry_report, options=options, clock=clock, out=io.StringIO()
     )
     dry = {r["row"]: (r["status"], r["reason"]) for r in project.report_rows(dry_report)}
-    code = commands.run(
-        campaign,
-        report_path=run_report,
-        options=options,
-        yes=True,
-        environ=KEY_ENV,
-        clock=clock,
-        out=io.StringIO(),
-        err=io.StringIO(),
+    code = run(
+        Run(campaign, report_path=run_report, options=options, yes=True),
+        IOContext(environ=KEY_ENV, clock=clock, out=io.StringIO(), err=io.StringIO()),
     )
     ran = {r["row"]: (r["status"], r["reason"]) for r in project.report_rows(run_report)}
 
@@ -132,7 +127,7 @@ def test_status_counts_who_the_next_run_sends_again_as_the_gate_does(
     # unknown and the two claims a killed run left.
     assert "waiting: 3 row(s) the next run sends again" in result.out, result.out
     assert "unknown: 3 maybe called" in result.out
-    dry = commands.validate(load_campaign(project.campaign), clock=lambda: INSIDE_INDIA)
+    dry = validate(load_campaign(project.campaign), clock=lambda: INSIDE_INDIA)
     assert dry == ExitCode.ROW_PROBLEMS
     again = {r["called_to"] for r in project.report_rows() if r["status"] == Status.READY}
     assert {indian_mobile(i) for i in (3, 4, 5)} <= again
@@ -170,13 +165,13 @@ def _interrupted_run(project: Project, fake: FakeTabbly, grace: float, signals: 
 
     sender = threading.Thread(target=interrupt, daemon=True)
     sender.start()
-    code = commands.run(
-        load_campaign(project.campaign),
-        yes=True,
-        environ=KEY_ENV,
-        out=io.StringIO(),
-        err=io.StringIO(),
-        settings=replace(DEFAULTS, stop_grace_seconds=grace),
+    code = run(
+        Run(
+            load_campaign(project.campaign),
+            yes=True,
+            settings=replace(DEFAULTS, stop_grace_seconds=grace),
+        ),
+        IOContext(environ=KEY_ENV, out=io.StringIO(), err=io.StringIO()),
     )
     sender.join(timeout=5)
     assert code == ExitCode.INTERRUPTED
@@ -254,11 +249,9 @@ def test_outside_window_is_recorded_one_way_whenever_the_window_closes(
 
     monkeypatch.setattr(Pacer, "wait", wait_past_the_end)
 
-    commands.run(
-        load_campaign(project.campaign),
-        yes=True,
-        environ=KEY_ENV,
-        clock=lambda: outside if held else INSIDE_INDIA,
+    run(
+        Run(load_campaign(project.campaign), yes=True),
+        IOContext(environ=KEY_ENV, clock=lambda: outside if held else INSIDE_INDIA),
     )
 
     rows = project.report_rows()

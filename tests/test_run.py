@@ -298,7 +298,7 @@ def test_window_is_checked_again_as_the_request_leaves(project: Project, fake, m
     from datetime import UTC, datetime
 
     from dialer.campaign.model import load_campaign
-    from dialer.commands import run as commands
+    from dialer.commands.run import IOContext, Run, run
     from dialer.engine.pacing import Pacer
 
     project.write_sheet(contact_rows(2))
@@ -319,11 +319,9 @@ def test_window_is_checked_again_as_the_request_leaves(project: Project, fake, m
 
     monkeypatch.setattr(Pacer, "wait", wait_past_the_end)
 
-    code = commands.run(
-        load_campaign(project.campaign),
-        yes=True,
-        environ=KEY_ENV,
-        clock=lambda: outside if held else inside,
+    code = run(
+        Run(load_campaign(project.campaign), yes=True),
+        IOContext(environ=KEY_ENV, clock=lambda: outside if held else inside),
     )
 
     assert code == ExitCode.OK
@@ -376,19 +374,21 @@ class _Terminal(io.StringIO):
 
 def test_terminal_run_asks_first_and_sends_nothing_on_no(project: Project, fake):
     from dialer.campaign.model import load_campaign
-    from dialer.commands import run as commands
+    from dialer.commands.run import IOContext, Run, run
 
     project.write_sheet(contact_rows(3))
     project.write_campaign(fake.url)
     asked: list[str] = []
     out = io.StringIO()
 
-    code = commands.run(
-        load_campaign(project.campaign),
-        environ=KEY_ENV,
-        stdin=_Terminal(),
-        out=out,
-        ask=lambda prompt: asked.append(prompt) or "n",
+    code = run(
+        Run(load_campaign(project.campaign)),
+        IOContext(
+            environ=KEY_ENV,
+            stdin=_Terminal(),
+            out=out,
+            ask=lambda prompt: asked.append(prompt) or "n",
+        ),
     )
 
     assert code == ExitCode.OK and asked == ["Start calling? [y/N] "]
@@ -398,18 +398,20 @@ def test_terminal_run_asks_first_and_sends_nothing_on_no(project: Project, fake)
 
 def test_terminal_run_calls_after_yes(project: Project, fake):
     from dialer.campaign.model import load_campaign
-    from dialer.commands import run as commands
+    from dialer.commands.run import IOContext, Run, run
 
     project.write_sheet(contact_rows(3))
     project.write_campaign(fake.url)
 
-    code = commands.run(
-        load_campaign(project.campaign),
-        environ=KEY_ENV,
-        stdin=_Terminal(),
-        out=io.StringIO(),
-        err=io.StringIO(),
-        ask=lambda prompt: "y",
+    code = run(
+        Run(load_campaign(project.campaign)),
+        IOContext(
+            environ=KEY_ENV,
+            stdin=_Terminal(),
+            out=io.StringIO(),
+            err=io.StringIO(),
+            ask=lambda prompt: "y",
+        ),
     )
 
     assert code == ExitCode.OK

@@ -359,7 +359,7 @@ class _Terminal(io.StringIO):
 
 def test_retry_unknown_says_how_many_may_already_have_been_called(project: Project, cli, fake):
     from dialer.campaign.model import load_campaign
-    from dialer.commands import run as commands
+    from dialer.commands.run import IOContext, Run, run
     from dialer.engine.options import RunOptions
 
     project.write_sheet(contact_rows(5))
@@ -371,13 +371,9 @@ def test_retry_unknown_says_how_many_may_already_have_been_called(project: Proje
     sent_before = len(fake.received)
 
     out = io.StringIO()
-    code = commands.run(
-        load_campaign(project.campaign),
-        options=RunOptions(retry_unknown=True),
-        environ=KEY_ENV,
-        stdin=_Terminal(),
-        out=out,
-        ask=lambda prompt: "n",
+    code = run(
+        Run(load_campaign(project.campaign), options=RunOptions(retry_unknown=True)),
+        IOContext(environ=KEY_ENV, stdin=_Terminal(), out=out, ask=lambda prompt: "n"),
     )
 
     assert code == ExitCode.OK and len(fake.received) == sent_before

@@ -14,7 +14,7 @@ from conftest import HEADER, Project, contact_rows
 from openpyxl import Workbook, load_workbook
 
 from dialer.campaign.model import load_campaign
-from dialer.commands import run as commands
+from dialer.commands.validate import validate
 from dialer.core.statuses import ExitCode
 from dialer.reports.writer import REPORT_COLUMNS
 from dialer.sheets.cell_types import plain_header
@@ -253,7 +253,7 @@ def test_validate_shows_outside_window_with_an_injected_clock(project: Project):
     night = datetime(2026, 11, 25, 20, 30, tzinfo=UTC)
     out = io.StringIO()
 
-    code = commands.validate(campaign, clock=lambda: night, out=out)
+    code = validate(campaign, clock=lambda: night, out=out)
 
     assert code == ExitCode.OK
     assert Counter(r["status"] for r in project.report_rows()) == {"outside_window": 3}

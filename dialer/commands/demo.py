@@ -10,10 +10,12 @@ of `campaigns/example.toml` with a short `[redial]`:
     dialer run        syncs first, then calls again exactly the no-answer and busy people
 
 and checks that last point against what the fake says it drew. Nothing leaves this machine.
+With `--page` (`make serve-demo`), the web page against the fake instead: `demo_page.py`.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -21,8 +23,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dialer.commands.arguments import Subparsers, command_parser
 from dialer.core.statuses import FINISHED_CODES, CallOutcome, ExitCode
-from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyProcess
+from dialer.fake_tabbly import DEFAULT_API_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "campaigns" / "example.toml"
@@ -44,6 +47,38 @@ FAKE_OPTIONS = (
 )
 
 
+def add_parser(subparsers: Subparsers) -> None:
+    parser = command_parser(
+        subparsers,
+        "demo",
+        "Try dialer against a local fake Tabbly: the sample campaign, or the web page.",
+        "dialer demo --page",
+        description="Without --page: the sample campaign's whole loop (check, run, sync, "
+        "redial) against a local fake Tabbly. With --page: the fake and the web page on free "
+        "ports of 127.0.0.1, with a new token printed once; Ctrl-C stops both. Nothing reaches "
+        "tabbly.io.",
+        epilog=None,
+    )
+    parser.add_argument(
+        "--page", action="store_true", help="serve the web page against the fake (make serve-demo)"
+    )
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        metavar="DIR",
+        help="with --page: the project folder (campaigns/, reports/); default demo/<UTC time>",
+    )
+    parser.set_defaults(handle=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.page:
+        from dialer.commands.demo_page import serve_demo
+
+        return serve_demo(args.folder)
+    return main()
+
+
 def demo_campaign() -> Path:
     """A fresh project folder, so every demo starts with nobody called: the example campaign
     with its sheet paths made absolute and the demo's `[redial]` added."""
@@ -63,6 +98,8 @@ def dialer(*args: str, env: dict[str, str]) -> int:
 
 
 def main() -> int:
+    from dialer.fake_tabbly import FakeTabblyProcess  # its aiohttp server: only when it runs
+
     campaign = str(demo_campaign())
     with FakeTabblyProcess(*FAKE_OPTIONS) as fake:
         print(f"demo: fake Tabbly at {fake.url}", flush=True)

@@ -1,11 +1,19 @@
-"""What each command does, wired from the parts: `validate`, `run`, `status`.
+"""`dialer run`: the campaign called, from the command line's request to the report's summary.
 
-The CLI parses options and turns exceptions into exit codes; this module holds the order of
-operations, so that a dry run and a real run read, check and report a sheet the same way.
+    code = run(Run(campaign, yes=True), IOContext(out=buffer, clock=fixed))
+
+A `Run` is what was asked (campaign, sheet, report, options); an `IOContext` is where the run
+prints and asks, and what it reads of the machine (environment, clock). The order of
+operations: the API key and endpoint checked, the call logs synced first for a campaign with
+`[redial]` (`outcomes/sync.py`), the question (judged by the dry run's own parts,
+`commands/validate.py`), then under the ledger's lock the dispatcher (`engine/`) sends and the
+report is written (`reports/`), and the summary closes it. aiohttp is loaded by this command
+alone, when it runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -14,292 +22,225 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from itertools import chain
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from dialer.campaign.model import Campaign
+from dialer.campaign.model import Campaign, load_campaign
+from dialer.commands.arguments import Subparsers, add_campaign, add_sheet_options, command_parser
+from dialer.commands.validate import (
+    MATCH_COLUMNS,  # noqa: F401  (`web/texts.py` imports it from here)
+    Prepared,
+    Tally,
+    prepare,
+    reading_gate,
+    summary_of,
+    tally_notes,
+    validate,
+    verdicts,
+)
 from dialer.core.clock import Clock, stamp, system_clock
 from dialer.core.interrupts import STOP_SIGNALS, honoured
 from dialer.core.masking import mask_phone, mask_text
-from dialer.core.paths import default_report_path, ledger_path, reports_folder, state_folder
+from dialer.core.paths import default_report_path, reports_folder, state_folder
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import (
-    CallOutcome,
     DialerError,
     ExitCode,
     Status,
-    StopReason,
     UsageError,
     close_reason,
     exit_code_for,
 )
 from dialer.engine.gate import Gate
 from dialer.engine.options import RunOptions
-from dialer.engine.progress import Progress
+from dialer.engine.progress import MODES, Progress
 from dialer.ledger.contact_limits import ContactBook
 from dialer.ledger.evidence import note_report
-from dialer.ledger.facts import Facts
-from dialer.ledger.rebuild import open_for_reading, open_for_run
+from dialer.ledger.rebuild import open_for_run
 from dialer.ledger.store import Ledger
-from dialer.reports.summary import (
-    SAMPLE_MESSAGES,
-    Samples,
-    build_summary,
-    print_summary,
-)
-from dialer.reports.writer import (
-    ReportWriter,
-    RowResult,
-    check_report_path,
-    status_counts,
-    write_summary,
-)
-from dialer.sheets.cell_types import typed_columns
+from dialer.reports.summary import Samples, print_summary
+from dialer.reports.writer import ReportWriter, check_report_path, status_counts, write_summary
 from dialer.sheets.contacts import Contact
-from dialer.sheets.countries import country_name, country_of
-from dialer.sheets.files import shown_names
-from dialer.sheets.pipeline import ContactStream, open_contacts
 
 if TYPE_CHECKING:  # aiohttp and the dispatcher are loaded only by `run`
     from dialer.engine.dispatch import RunResult
     from dialer.tabbly.client import Secret
 
 
-@dataclass(slots=True)
-class Prepared:
-    """A sheet opened and checked, ready to be reported or sent."""
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What a run was asked to do: `dialer run`'s arguments, or a test's."""
 
-    stream: ContactStream
-    chunks: Iterator[list[Contact]]
-    warnings: list[str]
-
-
-# What to do about template variables the sheet lacks, as the CLI's warning says it.
-MATCH_COLUMNS = "match them in [contacts] columns or give [contacts] defaults"
-
-
-def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:
-    """Open the sheet and read its first chunk, so a bad sheet fails before anything is written."""
-    stream = open_contacts(campaign, contacts)
-    chunks = stream.chunks()
-    first = next(chunks)  # raises SheetError for a sheet without data rows
-    warnings = []
-    missing = stream.preparer.missing_columns()
-    if missing:
-        warnings.append(
-            f"the templates use {', '.join(missing)}, not columns of this sheet "
-            f"(columns: {shown_names(stream.sheet.named_headers)}); {MATCH_COLUMNS}"
-        )
-    return Prepared(stream, chain([first], chunks), warnings)
+    campaign: Campaign
+    contacts: Path | None = None  # a sheet instead of the campaign's [contacts] source
+    report_path: Path | None = None  # default: reports/<campaign>/<UTC time>.csv
+    options: RunOptions = field(default_factory=RunOptions)
+    yes: bool = False  # no question: required when stdin is not a terminal
+    progress_mode: str = "auto"  # one of `engine.progress.MODES`
+    settings: Settings = DEFAULTS
 
 
-@dataclass(slots=True)
-class Tally:
-    """What the consent step and the dry run tell besides the statuses: ready rows that only
-    `--retry-unknown` lets through (an earlier call to them may have been placed), the
-    ready rows that are redials, by their last call's outcome, and the `redial_later` rows
-    whose last outcome is not synced (the run reads the logs first; the dry run reads none)."""
+@dataclass(frozen=True, slots=True)
+class IOContext:
+    """Where a run prints and asks, and what it reads of the machine: the process's own unless
+    given (a test passes its streams, answers, environment or clock)."""
 
-    maybe_called: int = 0
-    redials: Counter[str] = field(default_factory=Counter)
-    unsynced: int = 0  # `redial_later` only because their last call's outcome is not read yet
-    countries: Counter[str] = field(default_factory=Counter)  # ready rows by their number's
-
-    def country_line(self) -> str | None:
-        """ "ready by country: India 8, United States 5": a number read as the wrong
-        country's shows here before anyone is called."""
-        if not self.countries:
-            return None
-        shown = ", ".join(f"{country_name(c)} {n}" for c, n in self.countries.most_common())
-        return f"ready by country: {shown}"
-
-    def redial_line(self, max_calls: int) -> str | None:
-        n = sum(self.redials.values())
-        if not n:
-            return None
-        kinds = ", ".join(f"{k} {words}" for words, k in self.redials.most_common())
-        return f"{n} will be called again ({kinds}; at most {max_calls} calls per person)"
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    ask: Callable[[str], str] = input
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    clock: Clock = system_clock
 
 
-def _verdicts(
-    campaign: Campaign,
-    prepared: Prepared,
-    gate: Gate,
-    now: datetime,
-    samples: Samples,
-    tally: Tally | None = None,
-) -> Iterator[list[RowResult]]:
-    """Each chunk's rows with the status the gate gives them if the run started now (no
-    network); the first ready ones go to `samples`. Shared by the dry run and the consent step."""
-    options = gate.options
-    # The same rules without --retry-unknown: which ready rows only that option lets through.
-    strict = None
-    if tally is not None and options.retry_unknown:
-        strict = gate.with_options(replace(options, retry_unknown=False))
-    for chunk in prepared.chunks:
-        results = []
-        for contact in chunk:
-            verdict, facts = gate.read(contact)
-            verdict = verdict or gate.on_send(contact, now)
-            if verdict is not None:
-                results.append(RowResult(contact, verdict.status, verdict.reason))
-                if tally is not None and verdict.status is Status.REDIAL_LATER:
-                    history = facts.history
-                    if history is None or history.last_outcome is CallOutcome.PENDING:
-                        tally.unsynced += 1
-                continue
-            if strict is not None and tally is not None:
-                again = strict.judge(facts)  # the same facts, judged without the option
-                if again is not None and again.status is Status.UNKNOWN:
-                    tally.maybe_called += 1
-            reason = contact.reason
-            note = gate.note(facts)
-            if note:
-                if tally is not None:
-                    tally.redials[note.rsplit("last: ", 1)[-1]] += 1
-                reason = f"{note}; {reason}" if reason else note
-            if len(samples.items) < SAMPLE_MESSAGES:
-                samples.offer(contact)
-            if tally is not None:
-                tally.countries[country_of(contact.called_to)] += 1
-            results.append(RowResult(contact, Status.READY, reason))
-        yield results
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where the calls go: the endpoint and key, checked before anyone is asked."""
+
+    endpoint: str
+    api_key: Secret  # its repr never shows the key
 
 
-@contextlib.contextmanager
-def _reading_gate(
-    campaign: Campaign,
-    options: RunOptions,
-    clock: Clock,
-    outcomes_known: bool = True,
-    warnings: list[str] | None = None,
-) -> Iterator[Gate]:
-    """The gate of a dry run: the ledger (None: none yet) and the folder's contact counts,
-    read without writing, closed on leaving. A lost ledger is refused here (SPEC 6.3):
-    called before the report is created, so a refusal leaves no report."""
-    with contextlib.ExitStack() as stack:
-        ledger = open_for_reading(campaign)
-        if ledger is not None:
-            stack.enter_context(ledger)
-        book = None
-        if campaign.limits is not None:
-            book = ContactBook.open(state_folder(campaign), clock(), create=False, readonly=True)
-            if book is not None:
-                stack.enter_context(book)
-                restored = book.restored_warning()
-                if restored and warnings is not None:
-                    warnings.append(restored)
-        yield Gate.for_campaign(
-            campaign, options, ledger, book=book, clock=clock, outcomes_known=outcomes_known
-        )
-
-
-def validate(
-    campaign: Campaign,
-    *,
-    contacts: Path | None = None,
-    report_path: Path | None = None,
-    options: RunOptions | None = None,
-    clock: Clock = system_clock,
-    out: TextIO | None = None,
-) -> int:
-    """The dry run: every row's verdict in a report, a summary, the first messages; no network."""
-    options = options or RunOptions()
-    out = out or sys.stdout
-    now, t0 = clock(), time.monotonic()
-    prepared = prepare(campaign, contacts)
-    report_path = report_path or default_report_path(campaign, now)
-    samples = Samples()
-    tally = Tally()
-    with (
-        _reading_gate(campaign, options, clock, warnings=prepared.warnings) as gate,
-        ReportWriter(
-            report_path,
-            prepared.stream.sheet.headers,
-            flush_each=False,
-            title=campaign.name,
-            sheet_kinds=prepared.stream.column_kinds,
-        ) as report,
-    ):
-        for results in _verdicts(campaign, prepared, gate, now, samples, tally):
-            report.write_in_order(results)
-    code = exit_code_for(report.counts, None)
-    notes = _notes(campaign, tally)
-    if tally.unsynced:  # the run reads the logs first (SPEC 10); this dry run reads none
-        notes.append(
-            f"{tally.unsynced} with their last call's outcome not synced yet: `dialer run` "
-            "reads the call logs first and may call them again (`dialer sync` first shows whom)"
-        )
-    summary = _summary(
-        campaign, "validate", prepared, report, stamp(now), t0, code, prepared.warnings, clock
+def add_parser(subparsers: Subparsers) -> None:
+    parser = command_parser(
+        subparsers,
+        "run",
+        "Run the campaign: call every ready row once, write the report.",
+        "TABBLY_API_KEY=... dialer run campaigns/example.toml --yes",
     )
-    summary["notes"] = notes
-    summary["countries"] = dict(tally.countries.most_common())
-    summary["samples"] = samples.as_json()
-    # The page shows spreadsheet row numbers (data row N is row header_row + N there).
-    summary["header_row"] = prepared.stream.sheet.excel_header_row
-    summary["tab"] = prepared.stream.sheet.sheet_name
-    write_summary(report.path, summary)
-    print_summary(summary, samples, out)
-    return int(code)
-
-
-def _summary(
-    campaign: Campaign,
-    mode: str,
-    prepared: Prepared,
-    report: ReportWriter,
-    started: str,
-    t0: float,
-    code: ExitCode,
-    warnings: list[str],
-    clock: Clock,
-    requests_sent: int = 0,
-    stop: StopReason | None = None,
-) -> dict[str, object]:
-    summary = build_summary(
-        campaign=campaign,
-        mode=mode,
-        sheet_path=prepared.stream.sheet.path,
-        report_path=report.rows_path,
-        counts=report.counts,
-        started_at=started,
-        finished_at=stamp(clock()),
-        wall_seconds=time.monotonic() - t0,
-        requests_sent=requests_sent,
-        stop=stop,
-        exit_code=code,
-        warnings=warnings,
+    add_campaign(parser)
+    add_sheet_options(parser)
+    add = parser.add_argument
+    add("--dry-run", action="store_true", help="only validate (same as `dialer validate`)")
+    add("--limit", type=_positive_int, metavar="N", help="call at most N people this run")
+    add("--recall", action="store_true", help="call again people an earlier run already triggered")
+    add(
+        "--retry-unknown",
+        action="store_true",
+        help="send again rows whose earlier call may or may not have been placed "
+        "(no answer, dropped connection, 504, killed run)",
     )
-    # The sheet's typed columns: an XLSX made later from the CSV report keeps them (SPEC 4.3b).
-    summary["column_types"] = typed_columns(
-        prepared.stream.sheet.headers, prepared.stream.column_kinds()
+    add(
+        "--no-sync",
+        action="store_true",
+        help="a campaign with [redial] reads the call logs first to know who answered; "
+        "skip that and redial on the outcomes the ledger already holds",
     )
-    return summary
+    add(
+        "--progress",
+        choices=MODES,
+        default="auto",
+        help="progress on stderr: a bar on a terminal, log lines otherwise (auto), "
+        "or JSON lines for a program watching the run (jsonl)",
+    )
+    bound = (
+        "for programs, such as the web page, that bind a launch to the check they showed: "
+        "refuse to run (exit 2, nothing sent) unless "
+    )
+    add(
+        "--expect-campaign-sha256",
+        metavar="HEX",
+        help=bound + "the campaign file read has this SHA-256 (as sha256sum prints it)",
+    )
+    add(
+        "--expect-contacts-sha256",
+        metavar="HEX",
+        help=bound + "the contact sheet has this SHA-256; when the campaign has do-not-call "
+        "lists, the SHA-256 of the sheet's and each list's hex SHA-256, one a line",
+    )
+    add(
+        "--yes",
+        action="store_true",
+        help="do not ask for confirmation (required when stdin is not a terminal)",
+    )
+    parser.set_defaults(handle=handle)
 
 
-def _ask_consent(
-    campaign: Campaign,
-    contacts: Path | None,
-    options: RunOptions,
-    clock: Clock,
-    out: TextIO,
-    ask: Callable[[str], str],
-    outcomes_known: bool = True,
-) -> int | None:
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def handle(args: argparse.Namespace) -> int:
+    campaign = load_campaign(args.campaign)
+    if args.dry_run:
+        return validate(campaign, contacts=args.contacts, report_path=args.report)
+    contacts = args.contacts
+    if args.expect_campaign_sha256 is not None or args.expect_contacts_sha256 is not None:
+        from dialer.campaign.binding import enforce
+        from dialer.sheets.pipeline import sheet_path
+
+        # Resolved once: the run reads the very sheet that was hashed, even if a newer file
+        # matching the campaign's `source` glob appears meanwhile.
+        contacts = sheet_path(campaign, args.contacts)
+        enforce(
+            campaign,
+            contacts,
+            expect_campaign=args.expect_campaign_sha256,
+            expect_contacts=args.expect_contacts_sha256,
+        )
+    options = RunOptions(
+        limit=args.limit,
+        recall=args.recall,
+        retry_unknown=args.retry_unknown,
+        sync=not args.no_sync,
+    )
+    return run(
+        Run(
+            campaign,
+            contacts=contacts,
+            report_path=args.report,
+            options=options,
+            yes=args.yes,
+            progress_mode=args.progress,
+        )
+    )
+
+
+def run(request: Run, io: IOContext | None = None) -> int:
+    """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code."""
+    io = io or IOContext()
+    campaign = request.campaign
+    from dialer.tabbly.client import api_key_from  # aiohttp: loaded by `run` alone
+
+    api_key = api_key_from(campaign, io.environ)
+    endpoint = campaign.checked_endpoint(io.environ)
+    if request.report_path is not None:  # before the question: a run that cannot report is refused
+        check_report_path(request.report_path)
+    if not request.yes and not io.stdin.isatty():
+        raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
+    unread = None
+    if campaign.redial is not None and request.options.sync:
+        unread = _sync_first(request, api_key, io)
+        if unread is not None:
+            print(f"warning: {unread}", file=io.err)
+    rows: int | None = None
+    if not request.yes:
+        rows = _ask_consent(request, io, outcomes_known=unread is None)
+        if rows is None:
+            print("Nothing sent.", file=io.out)
+            return int(ExitCode.OK)
+    return _call(request, io, Upstream(endpoint, api_key), unread, rows)
+
+
+def _ask_consent(request: Run, io: IOContext, outcomes_known: bool) -> int | None:
     """Show who would be called and ask; reads the whole sheet once (no network, no report).
 
     The number of rows in the sheet when the answer is yes (the progress bar's total), else None.
     """
-    prepared = prepare(campaign, contacts)
+    campaign, options, out = request.campaign, request.options, io.out
+    prepared = prepare(campaign, request.contacts)
     counts: Counter[str] = Counter()
     samples = Samples()
     tally = Tally()
-    with _reading_gate(campaign, options, clock, outcomes_known) as gate:
-        for results in _verdicts(campaign, prepared, gate, clock(), samples, tally):
+    with reading_gate(campaign, options, io.clock, outcomes_known) as gate:
+        for results in verdicts(prepared, gate, io.clock(), samples, tally):
             counts.update(r.status for r in results)
     to_call = counts[Status.READY]
     if options.limit is not None:
@@ -308,7 +249,7 @@ def _ask_consent(
     for status, n in status_counts(counts).items():
         if n:
             print(f"  {status:<15} {n}", file=out)
-    for note in _notes(campaign, tally):
+    for note in tally_notes(campaign, tally):
         print(f"  {note}", file=out)
     for warning in prepared.warnings:
         print(f"  warning: {warning}", file=out)
@@ -327,17 +268,11 @@ def _ask_consent(
     if resent:
         print(retry_unknown_warning(resent), file=out)
     try:
-        answer = ask("Start calling? [y/N] ")
+        answer = io.ask("Start calling? [y/N] ")
     except EOFError:  # Ctrl-D, or the terminal's input closed: the default answer, no
         print(file=out)
         answer = ""
     return sum(counts.values()) if answer.strip().lower() in ("y", "yes") else None
-
-
-def _notes(campaign: Campaign, tally: Tally) -> list[str]:
-    """The dry run's lines on redials (SPEC 10): who is called again, and why."""
-    redials = tally.redial_line(campaign.redial.max_calls) if campaign.redial else None
-    return [line for line in (tally.country_line(), redials) if line]
 
 
 def retry_unknown_warning(maybe_called: int, *, upper_bound: bool = False) -> str:
@@ -352,14 +287,7 @@ def retry_unknown_warning(maybe_called: int, *, upper_bound: bool = False) -> st
 _NOBODY_REDIALED = "nobody is redialed this run (new rows are still called)"
 
 
-def _sync_first(
-    campaign: Campaign,
-    api_key: Secret,
-    environ: Mapping[str, str],
-    clock: Clock,
-    settings: Settings,
-    out: TextIO,
-) -> str | None:
+def _sync_first(request: Run, api_key: Secret, io: IOContext) -> str | None:
     """A campaign with `[redial]` reads the call logs before it runs (SPEC 10); None when
     they were read, else why not: then nobody is redialed (an unknown outcome is never a
     reason to call again), while new rows are still called. A sync failing in any way,
@@ -368,7 +296,11 @@ def _sync_first(
 
     try:
         with synced(
-            campaign, api_key=api_key, environ=environ, clock=clock, settings=settings
+            request.campaign,
+            api_key=api_key,
+            environ=io.environ,
+            clock=io.clock,
+            settings=request.settings,
         ) as done:
             if done is None:
                 return None  # never run: nobody to redial
@@ -377,7 +309,7 @@ def _sync_first(
         return f"{exc}; {_NOBODY_REDIALED}"
     except Exception as exc:  # its text may hold the logs URL, so the key: its type only
         return f"call logs: the sync failed ({type(exc).__name__}); {_NOBODY_REDIALED}"
-    print(f"call outcomes synced: {describe(result)}", file=out)
+    print(f"call outcomes synced: {describe(result)}", file=io.out)
     return None
 
 
@@ -390,74 +322,26 @@ def _keep_first(errors: list[DialerError], action: Callable[[], object]) -> None
         errors.append(exc)
 
 
-def run(
-    campaign: Campaign,
-    *,
-    contacts: Path | None = None,
-    report_path: Path | None = None,
-    options: RunOptions | None = None,
-    yes: bool = False,
-    environ: Mapping[str, str] = os.environ,
-    clock: Clock = system_clock,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-    stdin: TextIO | None = None,
-    ask: Callable[[str], str] = input,
-    progress_mode: str = "auto",
-    settings: Settings = DEFAULTS,
+def _call(
+    request: Run,
+    io: IOContext,
+    upstream: Upstream,
+    unread: str | None,
+    rows: int | None,
 ) -> int:
-    """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code."""
-    options = options or RunOptions()
-    out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
-    from dialer.tabbly.client import api_key_from  # aiohttp: loaded by `run` alone
-
-    api_key = api_key_from(campaign, environ)
-    endpoint = campaign.checked_endpoint(environ)
-    if report_path is not None:
-        check_report_path(report_path)  # before the question: a run that cannot report is refused
-    rows: int | None = None
-    if not yes and not stdin.isatty():
-        raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
-    unread = None
-    if campaign.redial is not None and options.sync:
-        unread = _sync_first(campaign, api_key, environ, clock, settings, out)
-        if unread is not None:
-            print(f"warning: {unread}", file=err)
-    if not yes:
-        rows = _ask_consent(campaign, contacts, options, clock, out, ask, unread is None)
-        if rows is None:
-            print("Nothing sent.", file=out)
-            return int(ExitCode.OK)
-
-    now, t0 = clock(), time.monotonic()
-    prepared = prepare(campaign, contacts)
-    report_path = report_path or default_report_path(campaign, now)
+    """The sending, under the ledger's lock: from the sheet's first chunk to the summary.
+    `unread` says why the call logs were not read (None: read, or no [redial])."""
+    campaign = request.campaign
+    now, t0 = io.clock(), time.monotonic()
+    prepared = prepare(campaign, request.contacts)
+    report_path = request.report_path or default_report_path(campaign, now)
     errors: list[DialerError] = []  # files that could not be written; the first is reported
-    ledger = open_for_run(campaign, clock)  # refuses a lost, foreign or unwritable ledger
+    ledger = open_for_run(campaign, io.clock)  # refuses a lost, foreign or unwritable ledger
     book: ContactBook | None = None
     try:
         # The folder's contact counts: made by the first campaign with [limits] (SPEC 10).
         book = ContactBook.open(state_folder(campaign), now, create=campaign.limits is not None)
-        orphans = ledger.adopt_orphans()
-        warnings = list(prepared.warnings)
-        restored = book.restored_warning() if book is not None else None
-        if restored:
-            print(f"warning: {restored}", file=err)
-            warnings.append(restored)
-        if unread is not None:
-            warnings.append(unread)
-        if orphans:
-            warnings.append(
-                f"{orphans} row(s) were being sent when an earlier run stopped before "
-                "recording the answer (killed, or its ledger could not be written): now "
-                "'unknown' (maybe called); --retry-unknown sends them again"
-            )
-        # Nobody was asked (--yes): say it before the first call, and keep it in the summary.
-        unknown = ledger.counts().get(Status.UNKNOWN, 0) if options.retry_unknown and yes else 0
-        if unknown:
-            warning = retry_unknown_warning(unknown, upper_bound=True)
-            print(warning, file=err)
-            warnings.append(warning)
+        warnings = _opening_warnings(request, io, ledger, book, prepared, unread)
         note_report(reports_folder(campaign), report_path)  # found again if the ledger is lost
         report = ReportWriter(
             report_path,
@@ -470,23 +354,20 @@ def run(
             if book is not None:
                 ledger.use_book(book, campaign.name, campaign.limits)
             gate = Gate.for_campaign(
-                campaign, options, ledger, book=book, clock=clock, outcomes_known=unread is None
+                campaign,
+                request.options,
+                ledger,
+                book=book,
+                clock=io.clock,
+                outcomes_known=unread is None,
             )
-            progress = Progress(err, progress_mode, total=rows, settings=settings)
+            progress = Progress(
+                io.err, request.progress_mode, total=rows, settings=request.settings
+            )
             try:
                 result = asyncio.run(
                     _send_all(
-                        campaign,
-                        endpoint,
-                        api_key,
-                        ledger,
-                        gate,
-                        report,
-                        options,
-                        progress,
-                        prepared.chunks,
-                        clock,
-                        settings,
+                        request, io, upstream, ledger, gate, report, progress, prepared.chunks
                     )
                 )
             finally:
@@ -506,12 +387,12 @@ def run(
         _keep_first(errors, ledger.close)
         if book is not None:
             if not errors:  # every claim of this run went through the book first
-                book.vouch_for(ledger.path, clock())
+                book.vouch_for(ledger.path, io.clock())
             book.close()
     code = exit_code_for(report.counts, result.stop, errors[0] if errors else None)
     if errors:
         warnings.append(f"stopped by an error: {errors[0]}")
-    summary = _summary(
+    summary = summary_of(
         campaign,
         "run",
         prepared,
@@ -520,7 +401,7 @@ def run(
         t0,
         code,
         warnings,
-        clock,
+        io.clock,
         requests_sent=result.requests_sent,
         stop=result.stop,
     )
@@ -528,32 +409,64 @@ def run(
     summary.update(ledger_id=ledger.ledger_id, run_id=ledger.run_id)
     _keep_first(errors, lambda: write_summary(report.path, summary))
     with contextlib.suppress(OSError):  # a terminal gone with its SSH session: files hold it
-        print_summary(summary, Samples(), out)
+        print_summary(summary, Samples(), io.out)
     if errors:
         raise errors[0]  # the CLI prints it in one line, with its exit code
     return int(code)
 
 
+def _opening_warnings(
+    request: Run,
+    io: IOContext,
+    ledger: Ledger,
+    book: ContactBook | None,
+    prepared: Prepared,
+    unread: str | None,
+) -> list[str]:
+    """The summary's warnings as the ledger is opened; those nobody saw yet go to stderr
+    before the first call. Adopts the rows an earlier run left being sent."""
+    orphans = ledger.adopt_orphans()
+    warnings = list(prepared.warnings)
+    restored = book.restored_warning() if book is not None else None
+    if restored:
+        print(f"warning: {restored}", file=io.err)
+        warnings.append(restored)
+    if unread is not None:
+        warnings.append(unread)
+    if orphans:
+        warnings.append(
+            f"{orphans} row(s) were being sent when an earlier run stopped before "
+            "recording the answer (killed, or its ledger could not be written): now "
+            "'unknown' (maybe called); --retry-unknown sends them again"
+        )
+    # Nobody was asked (--yes): say it before the first call, and keep it in the summary.
+    options = request.options
+    unknown = ledger.counts().get(Status.UNKNOWN, 0) if options.retry_unknown and request.yes else 0
+    if unknown:
+        warning = retry_unknown_warning(unknown, upper_bound=True)
+        print(warning, file=io.err)
+        warnings.append(warning)
+    return warnings
+
+
 async def _send_all(
-    campaign: Campaign,
-    endpoint: str,
-    api_key: Secret,
+    request: Run,
+    io: IOContext,
+    upstream: Upstream,
     ledger: Ledger,
     gate: Gate,
     report: ReportWriter,
-    options: RunOptions,
     progress: Progress,
     chunks: Iterator[list[Contact]],
-    clock: Clock,
-    settings: Settings,
 ) -> RunResult:
     """The event loop's part of `run`: one client, the dispatcher, the stop signals."""
     from dialer.engine.dispatch import Dispatcher
     from dialer.tabbly.client import BodyBuilder, TabblyClient
 
+    campaign, settings = request.campaign, request.settings
     client = TabblyClient(
-        endpoint,
-        api_key,
+        upstream.endpoint,
+        upstream.api_key,
         campaign.dispatch.concurrency,
         campaign.dispatch.timeout_seconds,
         settings,
@@ -562,13 +475,13 @@ async def _send_all(
         dispatcher = Dispatcher(
             campaign,
             client,
-            BodyBuilder(campaign, api_key),
+            BodyBuilder(campaign, upstream.api_key),
             ledger,
             report,
-            options,
+            request.options,
             progress=progress,
             gate=gate,
-            clock=clock,
+            clock=io.clock,
             settings=settings,
         )
         loop = asyncio.get_running_loop()
@@ -587,78 +500,3 @@ async def _send_all(
                 loop.remove_signal_handler(sig)
                 if previous is not None:  # the CLI's start-up handler, back for the summary
                     signal.signal(sig, previous)
-
-
-def status(campaign: Campaign, out: TextIO | None = None) -> int:
-    """What the ledger holds: counts by status, the last run, rows waiting."""
-    out = out or sys.stdout
-    path = ledger_path(campaign)
-    ledger = open_for_reading(campaign)
-    if ledger is None:
-        print(f"campaign {campaign.name}: no ledger yet at {path} (never run)", file=out)
-        return int(ExitCode.OK)
-    with ledger:
-        counts = ledger.counts()
-        last = ledger.last_run()
-        groups = ledger.fact_groups()
-        rebuilt = ledger.rebuilt()
-        histories = ledger.histories()
-    # The gate says who the next run sends again, and who only `--retry-unknown` would.
-    plain = Gate.for_campaign(campaign, RunOptions(), None)
-    retry = plain.with_options(RunOptions(retry_unknown=True))
-    waiting: Counter[str] = Counter()
-    unknown = 0
-    for facts, n in groups:
-        if campaign.redial is not None and facts.status is Status.TRIGGERED:
-            continue  # judged one person at a time below
-        if plain.judge(facts) is None:
-            waiting[_label(facts)] += n
-        elif retry.judge(facts) is None:
-            unknown += n
-    outcomes: Counter[str] = Counter(h.last_outcome.value for h in histories)
-    later = 0
-    if campaign.redial is not None:
-        for history in histories:
-            verdict = plain.judge(Facts(Status.TRIGGERED, history=history))
-            if verdict is None:
-                waiting["redial due"] += 1
-            elif verdict.status is Status.REDIAL_LATER:
-                later += 1
-    print(f"campaign {campaign.name}: ledger {path}", file=out)
-    if rebuilt:
-        print(f"  rebuilt {rebuilt[0]} from {rebuilt[1]} report(s)", file=out)
-    print(f"  people in ledger: {sum(counts.values())}", file=out)
-    for name, n in sorted(counts.items()):
-        print(f"  {name:<15} {n}", file=out)
-    if last:
-        finished = last["finished_at"] or "never finished (killed?)"
-        print(
-            f"last run: #{last['id']} started {last['started_at']}, finished {finished}, "
-            f"exit {last['exit_code'] if last['exit_code'] is not None else '-'} "
-            f"({last['close_reason'] or 'unknown'})",
-            file=out,
-        )
-        if last["report"]:
-            print(f"  report: {last['report']}", file=out)
-    kinds = ", ".join(f"{n} {label}" for label, n in sorted(waiting.items()))
-    print(
-        f"waiting: {sum(waiting.values())} row(s) the next run sends again"
-        f"{f' ({kinds})' if kinds else ''}, plus any new rows in the sheet",
-        file=out,
-    )
-    if unknown:
-        print(
-            f"unknown: {unknown} maybe called; `dialer run --retry-unknown` calls them again",
-            file=out,
-        )
-    if outcomes:
-        said = ", ".join(f"{outcomes[o]} {o}" for o in CallOutcome if outcomes[o])
-        print(f"last call per person: {said} (`dialer sync` reads new outcomes)", file=out)
-    if later:
-        print(f"redial later: {later} (not due yet, or outcome not synced)", file=out)
-    return int(ExitCode.OK)
-
-
-def _label(facts: Facts) -> str:
-    """How `status` names a kind of record the next run sends again."""
-    return f"{facts.status} (retryable)" if facts.retryable else str(facts.status)

@@ -1,0 +1,68 @@
+"""What every command's parser shares: the parser class, the exit-code epilog, the campaign
+positional, the sheet and report options. Standard library and `core.statuses` only, so that
+building a parser loads none of the work behind it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dialer.core.statuses import EXIT_MEANINGS, UsageError
+
+EPILOG = "exit codes:\n" + "\n".join(
+    f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_MEANINGS.items()
+)
+
+# What `add_subparsers` hands each command's `add_parser`.
+Subparsers = Any  # argparse._SubParsersAction[Parser]: a private type of argparse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so the one-line error path is shared.
+
+    Subparsers made from it are of this class too (argparse's default `parser_class`)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def command_parser(
+    subparsers: Subparsers,
+    name: str,
+    help_text: str,
+    example: str,
+    *,
+    description: str | None = None,
+    epilog: str | None = EPILOG,
+) -> argparse.ArgumentParser:
+    """A command's parser: its one-line help, its description (the help unless longer) with an
+    example, the exit codes."""
+    return subparsers.add_parser(
+        name,
+        help=help_text,
+        description=f"{description or help_text}\n\nexample:\n  {example}",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_campaign(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("campaign", type=Path, metavar="CAMPAIGN", help="the campaign TOML file")
+
+
+def add_sheet_options(parser: argparse.ArgumentParser) -> None:
+    """--contacts and --report: `validate` and `run` read and report a sheet the same way."""
+    parser.add_argument(
+        "--contacts",
+        type=Path,
+        metavar="FILE",
+        help="contact sheet (.csv/.xlsx) instead of the campaign's [contacts] source",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="report path (.csv, or .xlsx for Excel); default "
+        "reports/<campaign>/<UTC time>.csv beside the campaigns folder",
+    )
