@@ -49,6 +49,52 @@ class Settings:
     chunk_rows: int = 5_000
     # Below this size one process prepares the sheet quicker than starting workers.
     parallel_from_bytes: int = 1024 * 1024
+    # A header wider or a column name longer than this is not a header row (nor a contact sheet).
+    max_header_columns: int = 1_000
+    max_header_chars: int = 1_000
+
+    # A CSV (SPEC 4, 7): its size; one cell (csv.field_size_limit) and one physical line, far
+    # beyond any contact's data. Rows are parsed `csv_batch_rows` at a time and a batch may hold
+    # at most `max_csv_batch_chars` of text: many tiny cells cost ~50 bytes each in Python, so
+    # this bounds the worst case to ~150 MB. The delimiter is guessed from the first
+    # `csv_sniff_bytes`, and at most `csv_sniff_records` records of them.
+    max_csv_bytes: int = 1 << 30
+    max_csv_cell_chars: int = 1 << 20
+    max_csv_line_chars: int = 1 << 20
+    csv_batch_rows: int = 256
+    max_csv_batch_chars: int = 8 << 20
+    csv_sniff_bytes: int = 1 << 20
+    csv_sniff_records: int = 50
+
+    # An XLSX (SPEC 7), judged before python-calamine reads it: the file, its parts; every part
+    # unpacked together, the sheets' XML (streamed by calamine: costs time, not memory), the
+    # shared strings (held in memory whole) and any other part calamine reads (workbook,
+    # styles). A part over `xlsx_ratio_from_bytes` this much bigger than its compressed size is
+    # a zip bomb (real sheet XML is ~5-30x). The sheet range calamine allocates: 16,000,000
+    # cells is ~510 MB; a range over `xlsx_sparse_from` cells must also be at least
+    # 1/`xlsx_sparse_ratio` filled (a real table is dense, a stray cell is not).
+    max_xlsx_bytes: int = 512 << 20
+    max_xlsx_parts: int = 10_000
+    max_xlsx_uncompressed: int = 3 << 29
+    max_xlsx_sheet_part: int = 1 << 30
+    max_xlsx_strings_part: int = 256 << 20
+    max_xlsx_other_part: int = 16 << 20
+    max_xlsx_ratio: int = 200
+    xlsx_ratio_from_bytes: int = 1 << 20
+    max_xlsx_cells: int = 16_000_000
+    xlsx_sparse_from: int = 1_000_000
+    xlsx_sparse_ratio: int = 16
+
+    # Templates (SPEC 7, `templating.sandbox`): a template's source (first_line, instruction);
+    # any text built while rendering, and the whole output; any list or range built, and what a
+    # loop may go through; any integer (4,096 bits is about 1,200 digits); steps (loop
+    # iterations, calls, filters, operators) and CPU seconds per render.
+    max_template_chars: int = 5_000
+    max_template_text_chars: int = 20_000
+    max_template_items: int = 1_000
+    max_template_int_bits: int = 4_096
+    max_template_steps: int = 10_000
+    template_cpu_seconds: float = 1.0
 
     # Progress on stderr: a log line (cron) or a JSON line (`dialer serve`) this often.
     log_every_seconds: float = 5.0

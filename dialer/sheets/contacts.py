@@ -21,6 +21,7 @@ from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError, TemplateError
 
 from dialer.campaign.model import MAX_DEFAULT_CHARS, Campaign
+from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import CampaignError, SheetError, Status
 from dialer.sheets.columns import resolve
 from dialer.sheets.countries import NANP_REGIONS, looks_north_american
@@ -37,7 +38,6 @@ from dialer.sheets.reader import (
 )
 from dialer.sheets.row_phone import PhoneColumns
 from dialer.templating.sandbox import (
-    MAX_TEMPLATE_CHARS,
     BoundedEnvironment,
     TemplateBoundError,
     compile_template,
@@ -87,11 +87,13 @@ class Templates:
     variables: frozenset[str]
 
     @classmethod
-    def compile(cls, campaign: Campaign, *, trial: bool = True) -> Templates:
+    def compile(
+        cls, campaign: Campaign, *, trial: bool = True, settings: Settings = DEFAULTS
+    ) -> Templates:
         """Both templates compiled, and (with `trial`) rendered once with a placeholder in
-        every column against the template bounds. Compiling is cheap; a render may cost
-        seconds, so the page's server compiles only and leaves the trial to a child."""
-        env = _environment()
+        every column against the template bounds of `settings`. Compiling is cheap; a render
+        may cost seconds, so the page's server compiles only and leaves the trial to a child."""
+        env = _environment(settings)
         compiled = []
         names: set[str] = set()
         from jinja2 import meta
@@ -105,10 +107,10 @@ class Templates:
                     f"{where} has {single.group(0)}: placeholders are "
                     f"written {{{{ {single.group(1)} }}}}"
                 )
-            if len(source) > MAX_TEMPLATE_CHARS:
+            if len(source) > settings.max_template_chars:
                 raise CampaignError(
                     f"{where} is {len(source):,} characters long; a template may have at most "
-                    f"{MAX_TEMPLATE_CHARS:,}"
+                    f"{settings.max_template_chars:,}"
                 )
             try:
                 used = meta.find_undeclared_variables(env.parse(source))
@@ -145,10 +147,10 @@ def _bound_reason(exc: BaseException) -> str:
     return str(exc)
 
 
-def _environment() -> BoundedEnvironment:
+def _environment(settings: Settings) -> BoundedEnvironment:
     # Immutable sandbox: a sheet or campaign cannot reach Python objects or files (SPEC 7);
     # bounded: nor make a run hang or run out of memory (see dialer.templating.sandbox).
-    return BoundedEnvironment()
+    return BoundedEnvironment(settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,7 @@ class RowPlan:
     defaults: tuple[tuple[str, str], ...] = ()  # [contacts] defaults: for a missing or empty cell
     labels: tuple[tuple[str, str], ...] = ()  # variable -> its header as written, for reasons
     missing: tuple[str, ...] = ()  # template variables the sheet lacks and no default covers
+    settings: Settings = DEFAULTS  # the template bounds, in worker processes too
 
     @property
     def phone_index(self) -> int:
@@ -172,7 +175,7 @@ class RowPlan:
         return self.phones.indexes[0]
 
 
-def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str]) -> RowPlan:
+def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str], settings: Settings) -> RowPlan:
     found = resolve(campaign, sheet, names)
     return RowPlan(
         template_columns=found.template_columns,
@@ -187,10 +190,11 @@ def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str]) -> RowPlan:
         defaults=found.defaults,
         labels=found.labels,
         missing=found.missing,
+        settings=settings,
     )
 
 
-class _PlainTemplate:
+class PlainTemplate:
     """A template of text and bare `{{ name }}` only, rendered without Jinja2's runtime.
 
     Same result as Jinja2 (a missing or empty name is the same error) at a tenth of the cost,
@@ -208,7 +212,8 @@ class _PlainTemplate:
         )
 
     @classmethod
-    def maybe(cls, env: BoundedEnvironment, source: str) -> _PlainTemplate | None:
+    def maybe(cls, env: BoundedEnvironment, source: str) -> PlainTemplate | None:
+        """The plain template of `source`, or None when it holds more than text and names."""
         from jinja2 import nodes
 
         parts: list[tuple[bool, str]] = []
@@ -225,6 +230,7 @@ class _PlainTemplate:
         return cls(parts)
 
     def render(self, context: dict[str, str]) -> tuple[str, str]:
+        """(text, "") or ("", reason), as `JinjaTemplate.render`."""
         try:
             text = self._format.format_map(context)
         except KeyError as missing:  # the first missing name, in the template's order
@@ -232,30 +238,34 @@ class _PlainTemplate:
         return " ".join(text.split()), ""
 
 
-class _JinjaTemplate:
+class JinjaTemplate:
+    """A compiled template (`compile_template`) rendered by Jinja2 within the bounds: any
+    template `PlainTemplate` cannot take."""
+
     __slots__ = ("_template",)
 
     def __init__(self, template: Any) -> None:
         self._template = template
 
     def render(self, context: dict[str, str]) -> tuple[str, str]:
+        """(text with its whitespace runs made one space, "") or ("", why the row is invalid)."""
         return _render(self._template, context)
 
 
-def _renderer(env: BoundedEnvironment, source: str) -> _PlainTemplate | _JinjaTemplate:
-    return _PlainTemplate.maybe(env, source) or _JinjaTemplate(compile_template(env, source))
+def _renderer(env: BoundedEnvironment, source: str) -> PlainTemplate | JinjaTemplate:
+    return PlainTemplate.maybe(env, source) or JinjaTemplate(compile_template(env, source))
 
 
 # Compiled once per campaign, not per chunk; bounded because a long-lived process may meet
 # ever-new templates, ~50 KB each once compiled by Jinja2.
 @functools.lru_cache(maxsize=8)
-def _renderers(first_line: str, instruction: str) -> tuple[Any, Any]:
-    env = _environment()
+def _renderers(first_line: str, instruction: str, settings: Settings) -> tuple[Any, Any]:
+    env = _environment(settings)
     return _renderer(env, first_line), _renderer(env, instruction)
 
 
 def _templates_for(plan: RowPlan) -> tuple[Any, Any]:
-    return _renderers(plan.first_line_source, plan.instruction_source)
+    return _renderers(plan.first_line_source, plan.instruction_source, plan.settings)
 
 
 def _render(template: Any, context: dict[str, str]) -> tuple[str, str]:
@@ -496,10 +506,17 @@ class ContactBuilder:
 
     @classmethod
     def for_campaign(
-        cls, campaign: Campaign, sheet: Sheet, suppressed: frozenset[str]
+        cls,
+        campaign: Campaign,
+        sheet: Sheet,
+        suppressed: frozenset[str],
+        settings: Settings = DEFAULTS,
     ) -> ContactBuilder:
-        templates = Templates.compile(campaign)
-        return cls(_plan(campaign, sheet, templates.variables), Deduper(suppressed), templates)
+        """The campaign's templates compiled and trial-rendered under the bounds of
+        `settings`, its columns found in `sheet`."""
+        templates = Templates.compile(campaign, settings=settings)
+        plan = _plan(campaign, sheet, templates.variables, settings)
+        return cls(plan, Deduper(suppressed), templates)
 
     def missing_columns(self) -> list[str]:
         """Template variables neither in the sheet nor given a default (every row is invalid)."""
