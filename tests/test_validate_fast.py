@@ -19,7 +19,7 @@ from jinja2 import TemplateSyntaxError
 
 from dialer.campaign.model import load_campaign
 from dialer.core.settings import DEFAULTS
-from dialer.reports.writer import _csv_text
+from dialer.reports.writer import csv_text
 from dialer.sheets.contacts import JinjaTemplate, PlainTemplate
 from dialer.sheets.pipeline import open_contacts
 from dialer.templating.sandbox import BoundedEnvironment, compile_template
@@ -78,8 +78,8 @@ def test_report_rows_are_csv_writers_text_for_any_cells() -> None:
         for _ in range(5_000)
     ]
     buffer = io.StringIO()
-    assert _csv_text(rows, buffer, csv.writer(buffer)) == _text(rows)
-    assert _csv_text([], buffer, csv.writer(buffer)) == ""
+    assert csv_text(rows, buffer, csv.writer(buffer)) == _text(rows)
+    assert csv_text([], buffer, csv.writer(buffer)) == ""
     # Each kind of row was there: plain ones (joined) and ones the writer must quote.
     assert sum('"' in _text([row]) for row in rows) > 1_000
     assert sum('"' not in _text([row]) and len(row) > 1 for row in rows) > 500

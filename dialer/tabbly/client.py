@@ -113,6 +113,12 @@ _JSON_SHORT = {
 }
 
 
+def key_pattern(key: str) -> re.Pattern[str]:
+    """The key in every form an upstream answer may carry it (`_char_forms`, character by
+    character): what `Scrubber` replaces wherever an escape character shows it may be there."""
+    return re.compile("".join(map(_char_forms, key)))
+
+
 def _char_forms(char: str) -> str:
     """A regex for one character of the key in every form an upstream answer may carry it:
     itself, a JSON `\\uXXXX` (or short) escape, percent-encoded UTF-8, an HTML character
@@ -217,7 +223,7 @@ class Scrubber:
     def __init__(self, key: Secret) -> None:
         value = key.reveal()
         self._key = key
-        self._pattern = re.compile("".join(map(_char_forms, value))) if value else None
+        self._pattern = key_pattern(value) if value else None
         self._escapes = ("\\", "%", "&", "+") if " " in value else ("\\", "%", "&")
         self._fragments = _Fragments(value)
 
