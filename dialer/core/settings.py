@@ -1,11 +1,16 @@
-"""Every tunable of the engine in one place, as scrapy keeps `default_settings.py`: how long a
-stopping run waits, how retries back off, the pacer's margin, how many rows a chunk holds.
+"""Every tunable of dialer in one place, as scrapy keeps `default_settings.py`: how long a
+stopping run waits, how retries back off, the pacer's margin, how many rows a chunk holds, what
+a sheet, a template or an upstream's answer may cost before it is refused.
 
-    >>> dispatcher = Dispatcher(..., settings=replace(DEFAULTS, stop_grace_seconds=0.2))
+    >>> from dataclasses import replace
+    >>> replace(DEFAULTS, max_csv_bytes=1024).max_csv_bytes
+    1024
 
 A module reads its numbers from the `Settings` it is given (or `DEFAULTS`); none restates one.
-Tests shrink a wait the same way, never by patching a module. The web page's own tunables
-are in `dialer.web.settings`.
+Tests shrink a wait or a limit the same way (`open_sheet(path, settings=...)`), never by
+patching a module. Numbers that are facts rather than choices (a format's fixed size, an API's
+documented maximum) stay beside the code that reads them. The web page's own tunables are in
+`dialer.web.settings`.
 """
 
 from __future__ import annotations
@@ -95,6 +100,17 @@ class Settings:
     max_template_int_bits: int = 4_096
     max_template_steps: int = 10_000
     template_cpu_seconds: float = 1.0
+    # Longest rendered messages, longer makes the row invalid. The first line is spoken before
+    # the callee can answer: at ~15 characters a second, 2,000 is over two minutes, longer than
+    # any greeting, yet a sentence with several full 200-character cells fits. The
+    # instruction is the agent's prompt, read not spoken.
+    max_first_line_chars: int = 2_000
+    max_instruction_chars: int = 8_000
+
+    # Tabbly's agent list, for the page's menu: pages read at most (1,000 agents is far more
+    # than a menu can show) and one page's size.
+    agents_max_pages: int = 10
+    agents_max_page_bytes: int = 1024 * 1024
 
     # Progress on stderr: a log line (cron) or a JSON line (`dialer serve`) this often.
     log_every_seconds: float = 5.0

@@ -44,11 +44,6 @@ from dialer.templating.sandbox import (
     render,
 )
 
-# Longest rendered messages. The first line is spoken before the callee can answer: at ~15
-# characters a second, 2,000 is over two minutes, longer than any greeting, yet a sentence with
-# several full 200-character cells fits. The instruction is the agent's prompt, read not spoken.
-MAX_FIRST_LINE_CHARS = 2_000
-MAX_INSTRUCTION_CHARS = 8_000
 # What a trial render at load puts in every column: a template that breaks a bound even then
 # breaks it for every row, so it is a campaign error rather than a million invalid rows.
 _TRIAL_VALUE = "Sample"
@@ -297,6 +292,8 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
     id_index, zone_index = plan.id_index, plan.zone_index
     phones = plan.phones
     defaults = plan.defaults
+    most_first_line = plan.settings.max_first_line_chars
+    most_instruction = plan.settings.max_instruction_chars
     out: list[Contact] = []
     append = out.append
     for row, cells in chunk:
@@ -325,12 +322,12 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
             first_line, reason = first_t.render(context)
             if not reason and not first_line:
                 reason = "first line renders empty"
-            if not reason and len(first_line) > MAX_FIRST_LINE_CHARS:
-                reason = _too_long("first line", first_line, MAX_FIRST_LINE_CHARS)
+            if not reason and len(first_line) > most_first_line:
+                reason = _too_long("first line", first_line, most_first_line)
             if not reason:
                 instruction, reason = instr_t.render(context)
-            if not reason and len(instruction) > MAX_INSTRUCTION_CHARS:
-                reason = _too_long("instruction", instruction, MAX_INSTRUCTION_CHARS)
+            if not reason and len(instruction) > most_instruction:
+                reason = _too_long("instruction", instruction, most_instruction)
             if not reason and (_LEFTOVER(first_line) or _LEFTOVER(instruction)):
                 # A cell holding "{{ x }}" renders as that text: never say it to a person.
                 reason = "message would contain template braces '{{' or '}}' (from a cell)"

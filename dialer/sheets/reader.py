@@ -244,9 +244,6 @@ def _trim_header(cells: list[str]) -> tuple[list[str], int]:
     return cells[start:end], start
 
 
-# --- CSV -------------------------------------------------------------------------------------
-
-
 def _open_csv(path: Path, settings: Settings) -> Sheet:
     with open_regular(path) as f:
         size = f.seek(0, 2)
@@ -360,9 +357,6 @@ def _iter_csv(
             number += len(rows)
     finally:
         reader.close()
-
-
-# --- XLSX ------------------------------------------------------------------------------------
 
 
 def _checked_parse(

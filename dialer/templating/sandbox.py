@@ -109,9 +109,6 @@ def render(template: Any, context: dict[str, str]) -> str:
         return template.render(context)
 
 
-# -- sizes ----------------------------------------------------------------------------------
-
-
 def _too_long(chars: int) -> TemplateBoundError:
     most = _state.limits.max_template_text_chars
     return TemplateBoundError(f"builds a text of {chars:,} characters (at most {most:,})")
@@ -269,9 +266,6 @@ def _str_format_cost(fmt: str, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     _format_cost(len(fmt), fields, numbers, (*args, *kwargs.values()))
 
 
-# -- calls: the methods of built-in values a template may use ----------------------------------
-
-
 def _width_first(owner: Any, args: tuple[Any, ...], _kwargs: dict[str, Any]) -> None:
     _need_text(len(owner) + _int_arg(args[0] if args else _kwargs.get("width", 0)))
 
@@ -321,9 +315,6 @@ _CHECKED_METHODS |= {
     "join": None,  # handled in `call`: the items are needed first
 }
 _BUILTIN_VALUES = (str, bytes, int, float, complex, list, tuple, dict, set, frozenset, range)
-
-
-# -- filters and globals ----------------------------------------------------------------------
 
 
 def _guarded(func: Callable[..., Any]) -> Callable[..., Any]:
