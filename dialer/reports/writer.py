@@ -6,7 +6,9 @@
 
 Rows are appended as they finish and flushed to the OS at once, so a killed run loses none;
 `close()` then puts the file in sheet order. Each row's offset is kept in two integer arrays,
-not the rows themselves, so memory stays flat on a million-row sheet.
+not the rows themselves, so memory stays flat on a million-row sheet. A row's cells are
+`report_row`'s: what a sheet or an upstream wrote is defused so a spreadsheet never runs it as
+a formula. An XLSX report is made from the CSV text at `close()` (`write_xlsx`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ The line between RETRY and UNKNOWN is "did the request leave?": aiohttp raises
 
 An upstream may be hostile or broken: no redirect is followed (a 307 would re-post the key to
 another host), an answer is read to a bound (decompressed) and within one deadline, and every
-text taken from it is scrubbed of the key, whole or in fragments.
+text taken from it is scrubbed of the key, whole or in fragments (`Scrubber`, `key_pattern`).
+The key itself is a `Secret` (`api_key_from`, checked by `key_problem`): never in a repr.
 """
 
 from __future__ import annotations
