@@ -91,22 +91,15 @@ def _tick() -> None:
         raise TemplateBoundError(f"took more than {limits.template_cpu_seconds:g} s to render")
 
 
-@contextlib.contextmanager
-def _bounded_by(limits: Settings, budget: _Budget | None) -> Iterator[None]:
-    """Check what runs inside against `limits`, counting steps in `budget` (none: compiling)."""
-    saved = _state.budget, _state.limits
-    _state.budget, _state.limits = budget, limits
-    try:
-        yield
-    finally:
-        _state.budget, _state.limits = saved
-
-
 def render(template: Any, context: dict[str, str]) -> str:
     """`template.render(context)` within the bounds of its environment's settings; raises
-    `TemplateBoundError`."""
-    with _bounded_by(template.environment.limits, _Budget()):
+    `TemplateBoundError`. (Once per row: a plain save and restore, no context manager.)"""
+    saved = _state.budget, _state.limits
+    _state.budget, _state.limits = _Budget(), template.environment.limits
+    try:
         return template.render(context)
+    finally:
+        _state.budget, _state.limits = saved
 
 
 def _too_long(chars: int) -> TemplateBoundError:
@@ -532,10 +525,14 @@ def compile_template(env: BoundedEnvironment, source: str) -> Any:
     """Parse, route loops and `~` through the bounds, compile (documented: `from_string`
     takes a parsed template too). Constants folded while compiling are checked against the
     environment's bounds too."""
-    with _bounded_by(env.limits, None):
+    saved = _state.budget, _state.limits
+    _state.budget, _state.limits = None, env.limits  # no steps counted while compiling
+    try:
         tree = _Guard().visit(env.parse(source))
         tree.set_environment(env)
         return env.from_string(tree)
+    finally:
+        _state.budget, _state.limits = saved
 
 
 def template_variables(*sources: str) -> frozenset[str] | None:
