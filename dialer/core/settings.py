@@ -52,8 +52,11 @@ class Settings:
 
     # Reading sheets: rows per chunk handed from the reader to the preparer and the feed.
     chunk_rows: int = 5_000
-    # Below this size one process prepares the sheet quicker than starting workers.
+    # Below this size one process prepares the sheet quicker than starting workers; at most
+    # this many workers, each with at most this many chunks handed to it ahead of the reader.
     parallel_from_bytes: int = 1024 * 1024
+    max_prepare_workers: int = 4
+    chunks_ahead_per_worker: int = 2
     # A header wider or a column name longer than this is not a header row (nor a contact sheet).
     max_header_columns: int = 1_000
     max_header_chars: int = 1_000

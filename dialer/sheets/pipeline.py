@@ -51,6 +51,7 @@ class ContactStream:
     chunk_rows: int = DEFAULTS.chunk_rows
     pool: ProcessPoolExecutor | None = None
     workers: int = 0
+    ahead_per_worker: int = DEFAULTS.chunks_ahead_per_worker
     _pending: deque[tuple[list[tuple[int, list[str]]], Future[list[tuple]]]] = field(
         default_factory=deque
     )
@@ -81,7 +82,7 @@ class ContactStream:
                 if raw:
                     yield self.preparer.build(raw)
             return
-        ahead = self.workers * 2
+        ahead = self.workers * self.ahead_per_worker
         pending = self._pending
         for raw in raw_chunks:
             if not raw:
@@ -147,7 +148,12 @@ def open_contacts(
         parallel = cores > 1 and path.stat().st_size >= settings.parallel_from_bytes
     if not parallel:
         return ContactStream(sheet, builder, settings.chunk_rows)
-    workers = min(cores, 4)
+    workers = min(cores, settings.max_prepare_workers)
     return ContactStream(
-        sheet, builder, settings.chunk_rows, pool=_start_pool(workers), workers=workers
+        sheet,
+        builder,
+        settings.chunk_rows,
+        pool=_start_pool(workers),
+        workers=workers,
+        ahead_per_worker=settings.chunks_ahead_per_worker,
     )
