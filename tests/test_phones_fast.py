@@ -18,7 +18,7 @@ from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberTyp
 
 from dialer.sheets import phones_fast
 from dialer.sheets.phones import normalise_phone
-from dialer.sheets.phones_fast import fast_parse, is_valid
+from dialer.sheets.phones_fast import Region, fast_parse, is_valid
 from dialer.sheets.reader import NumericText
 
 # The regions whose numbers a campaign most often holds: every mangling of SPEC 4.3 is tried on
@@ -222,41 +222,53 @@ def test_every_spreadsheet_mangling_gives_phonenumbers_answer(
 
 # 3. The test is able to fail, and the fast path is really taken --------------------------------
 
-_TEST_LENGTH = phones_fast._Region.test_length
+_TEST_LENGTH = Region.test_length
+_NATIONAL = Region.national
 _POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
 
 
-def _strip_nothing(self: phones_fast._Region, number: str) -> str:
+def _strip_nothing(self: Region, number: str) -> str:
     return number
 
 
-def _length_but(result: int) -> Callable[[phones_fast._Region, str], int]:
+def _length_but(result: int) -> Callable[[Region, str], int]:
     """`test_length` that says "possible" where it should say `result`."""
 
-    def test_length(self: phones_fast._Region, number: str) -> int:
+    def test_length(self: Region, number: str) -> int:
         found = _TEST_LENGTH(self, number)
         return _POSSIBLE if found == result else found
 
     return test_length
 
 
+def _prefix_always_stripped(self: Region, number: str) -> str | None:
+    """`national` that strips the national prefix even where parse keeps it."""
+    return _NATIONAL(self, self.strip_prefix(number))
+
+
+def _no_length_bound(self: Region, number: str) -> str | None:
+    """`national` that lets through what phonenumbers refuses as too long (over 17 digits)."""
+    found = _NATIONAL(self, number)
+    return number if found is None and len(number) > 17 else found
+
+
 def _first_region_only(country_code: int, nsn: str) -> bool | None:
-    regions = phones_fast._regions_for(country_code)
+    regions = phones_fast.regions_for(country_code)
     return None if regions is None else regions[0].valid(nsn)
 
 
 @pytest.mark.parametrize(
     ("target", "name", "broken"),
     [
-        (phones_fast._Region, "strip_prefix", _strip_nothing),
-        (phones_fast, "_KEEP_PREFIX", frozenset()),
-        (phones_fast._Region, "test_length", _length_but(phonenumbers.ValidationResult.TOO_LONG)),
+        (Region, "strip_prefix", _strip_nothing),
+        (Region, "national", _prefix_always_stripped),
+        (Region, "test_length", _length_but(phonenumbers.ValidationResult.TOO_LONG)),
         (
-            phones_fast._Region,
+            Region,
             "test_length",
             _length_but(phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY),
         ),
-        (phones_fast, "_MAX_NSN", 30),
+        (Region, "national", _no_length_bound),
         (phones_fast, "is_valid", _first_region_only),
     ],
     ids=[

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import openpyxl
 import pytest
 
+from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import SheetError
-from dialer.sheets import reader as sheet_module
-from dialer.sheets import xlsx_bounds
 from dialer.sheets.reader import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
@@ -132,12 +132,11 @@ def test_csv_with_utf8_then_a_non_utf8_byte_after_the_first_mib_names_the_line(
         open_sheet(path)
 
 
-def test_utf8_character_cut_at_the_sniff_boundary_stays_utf8(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sheet_module, "_SNIFF_BYTES", 12)
+def test_utf8_character_cut_at_the_sniff_boundary_stays_utf8(tmp_path: Path) -> None:
     path = write(tmp_path / "cut.csv", "name,ph\nJosé,1\n")  # 'é' spans bytes 11-12
-    assert open_sheet(path).encoding == "utf-8"
+    sheet = open_sheet(path, settings=replace(DEFAULTS, csv_sniff_bytes=12))
+    assert sheet.encoding == "utf-8"
+    assert rows_of(sheet) == [(1, ["José", "1"])]
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
@@ -280,13 +279,19 @@ def test_missing_file_is_a_sheet_error(tmp_path: Path) -> None:
         open_sheet(tmp_path / "nope.csv")
 
 
-def test_oversize_csv_is_refused_with_size_and_limit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sheet_module, "MAX_CSV_BYTES", 1024)
+def test_oversize_csv_is_refused_with_size_and_limit(tmp_path: Path) -> None:
     path = write(tmp_path / "huge.csv", "phone\n" + "+919845012345\n" * 200)
     with pytest.raises(SheetError, match=r"huge\.csv: 2\.7 KiB is over the 1 KiB limit"):
-        open_sheet(path)
+        open_sheet(path, settings=replace(DEFAULTS, max_csv_bytes=1024))
+
+
+def test_a_csv_that_grows_past_the_limit_while_read_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "growing.csv", "phone\n" + "+919845012345\n" * 50)
+    sheet = open_sheet(path, settings=replace(DEFAULTS, max_csv_bytes=1024))
+    with path.open("a") as f:  # another program appends after the header was read
+        f.write("+919845012345\n" * 200)
+    with pytest.raises(SheetError, match=r"growing\.csv: grew past the 1 KiB limit"):
+        rows_of(sheet)
 
 
 @pytest.mark.parametrize(
@@ -408,13 +413,10 @@ def test_zip_bomb_member_with_huge_ratio_is_refused(tmp_path: Path) -> None:
         open_sheet(path)
 
 
-def test_xlsx_over_the_uncompressed_limit_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_xlsx_over_the_uncompressed_limit_is_refused(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "big.xlsx", {"S": [["phone"], ["+1"]]})
-    monkeypatch.setattr(xlsx_bounds, "MAX_XLSX_UNCOMPRESSED", 2048)
     with pytest.raises(SheetError, match=r"big\.xlsx: unpacks to .* over the 2 KiB limit"):
-        open_sheet(path)
+        open_sheet(path, settings=replace(DEFAULTS, max_xlsx_uncompressed=2048))
 
 
 # --- the sample data ----------------------------------------------------------------------------

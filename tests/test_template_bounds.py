@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from dialer.campaign.model import load_campaign
+from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import ExitCode
 from dialer.sheets.pipeline import open_contacts
-from dialer.templating import sandbox as templating
 from tests.conftest import Project, contact_rows
 
 _LIMIT_BYTES = 1 << 30
@@ -155,13 +156,13 @@ _SLOW_FOR_SOME = (
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "worker-processes"])
 def test_the_render_time_limit_holds_in_the_parent_and_in_worker_processes(
-    project: Project, monkeypatch, parallel: bool
+    project: Project, parallel: bool
 ):
     # No CPU time at all allowed: deterministic, whatever the machine's load. The clock is read
     # every 64 steps, so the 500-step loop trips it and the plain rows (a few steps) do not.
-    monkeypatch.setattr(templating, "RENDER_CPU_SECONDS", 0.0)
+    no_time = replace(DEFAULTS, template_cpu_seconds=0.0)
     _write(project, _SLOW_FOR_SOME)
-    stream = open_contacts(load_campaign(project.campaign), parallel=parallel)
+    stream = open_contacts(load_campaign(project.campaign), parallel=parallel, settings=no_time)
     assert (stream.pool is not None) == parallel
 
     contacts = [c for chunk in stream.chunks() for c in chunk]

@@ -18,8 +18,11 @@ from conftest import Project, contact_rows
 from jinja2 import TemplateSyntaxError
 
 from dialer.campaign.model import load_campaign
-from dialer.reports.writer import _csv_text
-from dialer.sheets import contacts, pipeline
+from dialer.core.settings import DEFAULTS
+from dialer.reports.writer import csv_text
+from dialer.sheets.contacts import JinjaTemplate, PlainTemplate
+from dialer.sheets.pipeline import open_contacts
+from dialer.templating.sandbox import BoundedEnvironment, compile_template
 
 
 @pytest.fixture
@@ -30,12 +33,12 @@ def affinity() -> Iterator[set[int]]:
     os.sched_setaffinity(0, before)
 
 
-def _pool_started(project: Project, monkeypatch: pytest.MonkeyPatch) -> bool:
+def _pool_started(project: Project) -> bool:
     project.write_sheet(contact_rows(20))
     project.write_campaign()
     # This small sheet counts as large.
-    monkeypatch.setattr(pipeline, "DEFAULTS", replace(pipeline.DEFAULTS, parallel_from_bytes=0))
-    stream = pipeline.open_contacts(load_campaign(project.campaign))
+    large_from_0 = replace(DEFAULTS, parallel_from_bytes=0)
+    stream = open_contacts(load_campaign(project.campaign), settings=large_from_0)
     try:
         return stream.pool is not None
     finally:
@@ -43,19 +46,17 @@ def _pool_started(project: Project, monkeypatch: pytest.MonkeyPatch) -> bool:
 
 
 def test_a_process_pinned_to_one_core_prepares_in_one_process(
-    project: Project, monkeypatch: pytest.MonkeyPatch, affinity: set[int]
+    project: Project, affinity: set[int]
 ) -> None:
     """`taskset -c 0 dialer validate`: workers on the same core would only add pickling."""
     os.sched_setaffinity(0, {min(affinity)})
-    assert not _pool_started(project, monkeypatch)
+    assert not _pool_started(project)
 
 
-def test_a_process_with_two_cores_starts_workers(
-    project: Project, monkeypatch: pytest.MonkeyPatch, affinity: set[int]
-) -> None:
+def test_a_process_with_two_cores_starts_workers(project: Project, affinity: set[int]) -> None:
     if len(affinity) < 2:
         pytest.skip("this machine gives the tests one core")
-    assert _pool_started(project, monkeypatch)
+    assert _pool_started(project)
 
 
 # --- the report's text ----------------------------------------------------------------------
@@ -77,8 +78,8 @@ def test_report_rows_are_csv_writers_text_for_any_cells() -> None:
         for _ in range(5_000)
     ]
     buffer = io.StringIO()
-    assert _csv_text(rows, buffer, csv.writer(buffer)) == _text(rows)
-    assert _csv_text([], buffer, csv.writer(buffer)) == ""
+    assert csv_text(rows, buffer, csv.writer(buffer)) == _text(rows)
+    assert csv_text([], buffer, csv.writer(buffer)) == ""
     # Each kind of row was there: plain ones (joined) and ones the writer must quote.
     assert sum('"' in _text([row]) for row in rows) > 1_000
     assert sum('"' not in _text([row]) and len(row) > 1 for row in rows) > 500
@@ -93,7 +94,7 @@ _VALUES = ["Asha", "", " ", "{0}", "{first_name}", "}{", "a  b", "%s", "O-1", "\
 
 def test_plain_templates_render_as_jinja2_does() -> None:
     rng = random.Random(11)
-    env = contacts._environment()
+    env = BoundedEnvironment()
     checked = 0
     for _ in range(3_000):
         pieces = [
@@ -102,13 +103,13 @@ def test_plain_templates_render_as_jinja2_does() -> None:
         ]
         source = "".join(pieces)
         try:
-            plain = contacts._PlainTemplate.maybe(env, source)
-            jinja = env.from_string(source)
+            plain = PlainTemplate.maybe(env, source)
+            jinja = JinjaTemplate(compile_template(env, source))
         except TemplateSyntaxError:
             continue
         if plain is None:
             continue  # "{{0}}" and the like: Jinja2 renders it itself
         context = {n: rng.choice(_VALUES) for n in _NAMES if rng.random() < 0.7}
-        assert plain.render(context) == contacts._render(jinja, context), (source, context)
+        assert plain.render(context) == jinja.render(context), (source, context)
         checked += 1
     assert checked > 2_000

@@ -375,16 +375,17 @@ def test_the_pages_check_reports_are_pruned_like_uploads_and_run_reports_kept(tm
 
 
 def test_a_save_renders_its_templates_in_a_child_never_in_the_server(tmp_path, monkeypatch):
-    from dialer.sheets import contacts
+    from dialer.sheets.contacts import Templates
 
     rendered: list[str] = []
-    trial = contacts._trial_render
+    compile_templates = Templates.compile
 
-    def spied(template: Any, names: set[str]) -> str:
-        rendered.append("here")  # this process: the server
-        return trial(template, names)
+    def spied(campaign: Any, *, trial: bool = True, **kwargs: Any) -> Templates:
+        if trial:  # a trial render: the only render of a campaign's templates at a save
+            rendered.append("here")  # this process: the server
+        return compile_templates(campaign, trial=trial, **kwargs)
 
-    monkeypatch.setattr(contacts, "_trial_render", spied)
+    monkeypatch.setattr(Templates, "compile", spied)
 
     async def body(client: TestClient, server: web.Server) -> None:
         csrf = await _login(client)

@@ -1,11 +1,16 @@
-"""Every tunable of the engine in one place, as scrapy keeps `default_settings.py`: how long a
-stopping run waits, how retries back off, the pacer's margin, how many rows a chunk holds.
+"""Every tunable of dialer in one place, as scrapy keeps `default_settings.py`: how long a
+stopping run waits, how retries back off, the pacer's margin, how many rows a chunk holds, what
+a sheet, a template or an upstream's answer may cost before it is refused.
 
-    >>> dispatcher = Dispatcher(..., settings=replace(DEFAULTS, stop_grace_seconds=0.2))
+    >>> from dataclasses import replace
+    >>> replace(DEFAULTS, max_csv_bytes=1024).max_csv_bytes
+    1024
 
 A module reads its numbers from the `Settings` it is given (or `DEFAULTS`); none restates one.
-Tests shrink a wait the same way, never by patching a module. The web page's own tunables
-are in `dialer.web.settings`.
+Tests shrink a wait or a limit the same way (`open_sheet(path, settings=...)`), never by
+patching a module. Numbers that are facts rather than choices (a format's fixed size, an API's
+documented maximum) stay beside the code that reads them. The web page's own tunables are in
+`dialer.web.settings`.
 """
 
 from __future__ import annotations
@@ -47,8 +52,68 @@ class Settings:
 
     # Reading sheets: rows per chunk handed from the reader to the preparer and the feed.
     chunk_rows: int = 5_000
-    # Below this size one process prepares the sheet quicker than starting workers.
+    # Below this size one process prepares the sheet quicker than starting workers; at most
+    # this many workers, each with at most this many chunks handed to it ahead of the reader.
     parallel_from_bytes: int = 1024 * 1024
+    max_prepare_workers: int = 4
+    chunks_ahead_per_worker: int = 2
+    # A header wider or a column name longer than this is not a header row (nor a contact sheet).
+    max_header_columns: int = 1_000
+    max_header_chars: int = 1_000
+
+    # A CSV (SPEC 4, 7): its size; one cell (csv.field_size_limit) and one physical line, far
+    # beyond any contact's data. Rows are parsed `csv_batch_rows` at a time and a batch may hold
+    # at most `max_csv_batch_chars` of text: many tiny cells cost ~50 bytes each in Python, so
+    # this bounds the worst case to ~150 MB. The delimiter is guessed from the first
+    # `csv_sniff_bytes`, and at most `csv_sniff_records` records of them.
+    max_csv_bytes: int = 1 << 30
+    max_csv_cell_chars: int = 1 << 20
+    max_csv_line_chars: int = 1 << 20
+    csv_batch_rows: int = 256
+    max_csv_batch_chars: int = 8 << 20
+    csv_sniff_bytes: int = 1 << 20
+    csv_sniff_records: int = 50
+
+    # An XLSX (SPEC 7), judged before python-calamine reads it: the file, its parts; every part
+    # unpacked together, the sheets' XML (streamed by calamine: costs time, not memory), the
+    # shared strings (held in memory whole) and any other part calamine reads (workbook,
+    # styles). A part over `xlsx_ratio_from_bytes` this much bigger than its compressed size is
+    # a zip bomb (real sheet XML is ~5-30x). The sheet range calamine allocates: 16,000,000
+    # cells is ~510 MB; a range over `xlsx_sparse_from` cells must also be at least
+    # 1/`xlsx_sparse_ratio` filled (a real table is dense, a stray cell is not).
+    max_xlsx_bytes: int = 512 << 20
+    max_xlsx_parts: int = 10_000
+    max_xlsx_uncompressed: int = 3 << 29
+    max_xlsx_sheet_part: int = 1 << 30
+    max_xlsx_strings_part: int = 256 << 20
+    max_xlsx_other_part: int = 16 << 20
+    max_xlsx_ratio: int = 200
+    xlsx_ratio_from_bytes: int = 1 << 20
+    max_xlsx_cells: int = 16_000_000
+    xlsx_sparse_from: int = 1_000_000
+    xlsx_sparse_ratio: int = 16
+
+    # Templates (SPEC 7, `templating.sandbox`): a template's source (first_line, instruction);
+    # any text built while rendering, and the whole output; any list or range built, and what a
+    # loop may go through; any integer (4,096 bits is about 1,200 digits); steps (loop
+    # iterations, calls, filters, operators) and CPU seconds per render.
+    max_template_chars: int = 5_000
+    max_template_text_chars: int = 20_000
+    max_template_items: int = 1_000
+    max_template_int_bits: int = 4_096
+    max_template_steps: int = 10_000
+    template_cpu_seconds: float = 1.0
+    # Longest rendered messages, longer makes the row invalid. The first line is spoken before
+    # the callee can answer: at ~15 characters a second, 2,000 is over two minutes, longer than
+    # any greeting, yet a sentence with several full 200-character cells fits. The
+    # instruction is the agent's prompt, read not spoken.
+    max_first_line_chars: int = 2_000
+    max_instruction_chars: int = 8_000
+
+    # Tabbly's agent list, for the page's menu: pages read at most (1,000 agents is far more
+    # than a menu can show) and one page's size.
+    agents_max_pages: int = 10
+    agents_max_page_bytes: int = 1024 * 1024
 
     # Progress on stderr: a log line (cron) or a JSON line (`dialer serve`) this often.
     log_every_seconds: float = 5.0

@@ -6,7 +6,9 @@
 
 Rows are appended as they finish and flushed to the OS at once, so a killed run loses none;
 `close()` then puts the file in sheet order. Each row's offset is kept in two integer arrays,
-not the rows themselves, so memory stays flat on a million-row sheet.
+not the rows themselves, so memory stays flat on a million-row sheet. A row's cells are
+`report_row`'s: what a sheet or an upstream wrote is defused so a spreadsheet never runs it as
+a formula. An XLSX report is made from the CSV text at `close()` (`write_xlsx`).
 """
 
 from __future__ import annotations
@@ -116,6 +118,18 @@ class RowResult:
             self.started_at,
             self.finished_at,
         ]
+
+
+def report_row(result: RowResult) -> list[Any]:
+    """A report's cells for one row: the result's fields, the texts a sheet or an upstream
+    gave defused (`defuse`), then the sheet's own cells, one starting like a formula
+    quoted with `'` so a spreadsheet shows it as text."""
+    fields = result.fields()
+    for i in _UNTRUSTED:
+        fields[i] = defuse(fields[i])
+    starts = _FORMULA_START
+    fields += ["'" + cell if cell.startswith(starts) else cell for cell in result.contact.cells]
+    return fields
 
 
 class _Utf8:
@@ -264,22 +278,13 @@ class ReportWriter:
         self._position += len(data)
         return len(data)
 
-    @staticmethod
-    def _fields(result: RowResult) -> list[Any]:
-        fields = result.fields()
-        for i in _UNTRUSTED:
-            fields[i] = defuse(fields[i])
-        starts = _FORMULA_START
-        fields += ["'" + cell if cell.startswith(starts) else cell for cell in result.contact.cells]
-        return fields
-
     def write(self, result: RowResult, *, flush: bool | None = None) -> None:
         """One finished row, in any order; handed to the OS when this returns unless `flush`
         is False (the caller then calls `flush()` soon, e.g. once per event-loop turn)."""
         # Counted even if the disk refuses it: the printed summary still accounts for every row.
         self.counts[str(result.status)] += 1
         start = self._position
-        length = self._emit(self._fields(result))
+        length = self._emit(report_row(result))
         if self._flush_each if flush is None else flush:
             self.flush()
         row = result.contact.row
@@ -312,11 +317,11 @@ class ReportWriter:
             raise ValueError("write_in_order needs rows after those already written")
         rows = []
         for result in results:
-            fields = self._fields(result)
+            fields = report_row(result)
             for i in _NUMERIC:
                 fields[i] = str(fields[i])
             rows.append(fields)
-        data = _csv_text(rows, self._buffer, self._csv).encode("utf-8")
+        data = csv_text(rows, self._buffer, self._csv).encode("utf-8")
         self._write(data)
         self._position += len(data)
         if results:
@@ -370,7 +375,7 @@ class ReportWriter:
                         dst.write(mm[offset : offset + length])
 
 
-def _csv_text(rows: list[list[str]], buffer: io.StringIO, writer: Any) -> str:
+def csv_text(rows: list[list[str]], buffer: io.StringIO, writer: Any) -> str:
     """`writer.writerows(rows)`'s text (the excel dialect, into `buffer`), more cheaply: a row
     whose fields need no quotes (no comma, quote or line break; NUL is left to the writer too)
     is joined with commas; any other row goes to the writer."""

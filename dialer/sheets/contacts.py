@@ -21,6 +21,7 @@ from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError, TemplateError
 
 from dialer.campaign.model import MAX_DEFAULT_CHARS, Campaign
+from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import CampaignError, SheetError, Status
 from dialer.sheets.columns import resolve
 from dialer.sheets.countries import NANP_REGIONS, looks_north_american
@@ -37,18 +38,12 @@ from dialer.sheets.reader import (
 )
 from dialer.sheets.row_phone import PhoneColumns
 from dialer.templating.sandbox import (
-    MAX_TEMPLATE_CHARS,
     BoundedEnvironment,
     TemplateBoundError,
     compile_template,
     render,
 )
 
-# Longest rendered messages. The first line is spoken before the callee can answer: at ~15
-# characters a second, 2,000 is over two minutes, longer than any greeting, yet a sentence with
-# several full 200-character cells fits. The instruction is the agent's prompt, read not spoken.
-MAX_FIRST_LINE_CHARS = 2_000
-MAX_INSTRUCTION_CHARS = 8_000
 # What a trial render at load puts in every column: a template that breaks a bound even then
 # breaks it for every row, so it is a campaign error rather than a million invalid rows.
 _TRIAL_VALUE = "Sample"
@@ -87,11 +82,13 @@ class Templates:
     variables: frozenset[str]
 
     @classmethod
-    def compile(cls, campaign: Campaign, *, trial: bool = True) -> Templates:
+    def compile(
+        cls, campaign: Campaign, *, trial: bool = True, settings: Settings = DEFAULTS
+    ) -> Templates:
         """Both templates compiled, and (with `trial`) rendered once with a placeholder in
-        every column against the template bounds. Compiling is cheap; a render may cost
-        seconds, so the page's server compiles only and leaves the trial to a child."""
-        env = _environment()
+        every column against the template bounds of `settings`. Compiling is cheap; a render
+        may cost seconds, so the page's server compiles only and leaves the trial to a child."""
+        env = _environment(settings)
         compiled = []
         names: set[str] = set()
         from jinja2 import meta
@@ -105,10 +102,10 @@ class Templates:
                     f"{where} has {single.group(0)}: placeholders are "
                     f"written {{{{ {single.group(1)} }}}}"
                 )
-            if len(source) > MAX_TEMPLATE_CHARS:
+            if len(source) > settings.max_template_chars:
                 raise CampaignError(
                     f"{where} is {len(source):,} characters long; a template may have at most "
-                    f"{MAX_TEMPLATE_CHARS:,}"
+                    f"{settings.max_template_chars:,}"
                 )
             try:
                 used = meta.find_undeclared_variables(env.parse(source))
@@ -145,10 +142,10 @@ def _bound_reason(exc: BaseException) -> str:
     return str(exc)
 
 
-def _environment() -> BoundedEnvironment:
+def _environment(settings: Settings) -> BoundedEnvironment:
     # Immutable sandbox: a sheet or campaign cannot reach Python objects or files (SPEC 7);
     # bounded: nor make a run hang or run out of memory (see dialer.templating.sandbox).
-    return BoundedEnvironment()
+    return BoundedEnvironment(settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +162,7 @@ class RowPlan:
     defaults: tuple[tuple[str, str], ...] = ()  # [contacts] defaults: for a missing or empty cell
     labels: tuple[tuple[str, str], ...] = ()  # variable -> its header as written, for reasons
     missing: tuple[str, ...] = ()  # template variables the sheet lacks and no default covers
+    settings: Settings = DEFAULTS  # the template bounds, in worker processes too
 
     @property
     def phone_index(self) -> int:
@@ -172,7 +170,7 @@ class RowPlan:
         return self.phones.indexes[0]
 
 
-def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str]) -> RowPlan:
+def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str], settings: Settings) -> RowPlan:
     found = resolve(campaign, sheet, names)
     return RowPlan(
         template_columns=found.template_columns,
@@ -187,10 +185,11 @@ def _plan(campaign: Campaign, sheet: Sheet, names: frozenset[str]) -> RowPlan:
         defaults=found.defaults,
         labels=found.labels,
         missing=found.missing,
+        settings=settings,
     )
 
 
-class _PlainTemplate:
+class PlainTemplate:
     """A template of text and bare `{{ name }}` only, rendered without Jinja2's runtime.
 
     Same result as Jinja2 (a missing or empty name is the same error) at a tenth of the cost,
@@ -208,7 +207,8 @@ class _PlainTemplate:
         )
 
     @classmethod
-    def maybe(cls, env: BoundedEnvironment, source: str) -> _PlainTemplate | None:
+    def maybe(cls, env: BoundedEnvironment, source: str) -> PlainTemplate | None:
+        """The plain template of `source`, or None when it holds more than text and names."""
         from jinja2 import nodes
 
         parts: list[tuple[bool, str]] = []
@@ -225,6 +225,7 @@ class _PlainTemplate:
         return cls(parts)
 
     def render(self, context: dict[str, str]) -> tuple[str, str]:
+        """(text, "") or ("", reason), as `JinjaTemplate.render`."""
         try:
             text = self._format.format_map(context)
         except KeyError as missing:  # the first missing name, in the template's order
@@ -232,30 +233,34 @@ class _PlainTemplate:
         return " ".join(text.split()), ""
 
 
-class _JinjaTemplate:
+class JinjaTemplate:
+    """A compiled template (`compile_template`) rendered by Jinja2 within the bounds: any
+    template `PlainTemplate` cannot take."""
+
     __slots__ = ("_template",)
 
     def __init__(self, template: Any) -> None:
         self._template = template
 
     def render(self, context: dict[str, str]) -> tuple[str, str]:
+        """(text with its whitespace runs made one space, "") or ("", why the row is invalid)."""
         return _render(self._template, context)
 
 
-def _renderer(env: BoundedEnvironment, source: str) -> _PlainTemplate | _JinjaTemplate:
-    return _PlainTemplate.maybe(env, source) or _JinjaTemplate(compile_template(env, source))
+def _renderer(env: BoundedEnvironment, source: str) -> PlainTemplate | JinjaTemplate:
+    return PlainTemplate.maybe(env, source) or JinjaTemplate(compile_template(env, source))
 
 
 # Compiled once per campaign, not per chunk; bounded because a long-lived process may meet
 # ever-new templates, ~50 KB each once compiled by Jinja2.
 @functools.lru_cache(maxsize=8)
-def _renderers(first_line: str, instruction: str) -> tuple[Any, Any]:
-    env = _environment()
+def _renderers(first_line: str, instruction: str, settings: Settings) -> tuple[Any, Any]:
+    env = _environment(settings)
     return _renderer(env, first_line), _renderer(env, instruction)
 
 
 def _templates_for(plan: RowPlan) -> tuple[Any, Any]:
-    return _renderers(plan.first_line_source, plan.instruction_source)
+    return _renderers(plan.first_line_source, plan.instruction_source, plan.settings)
 
 
 def _render(template: Any, context: dict[str, str]) -> tuple[str, str]:
@@ -287,6 +292,8 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
     id_index, zone_index = plan.id_index, plan.zone_index
     phones = plan.phones
     defaults = plan.defaults
+    most_first_line = plan.settings.max_first_line_chars
+    most_instruction = plan.settings.max_instruction_chars
     out: list[Contact] = []
     append = out.append
     for row, cells in chunk:
@@ -315,12 +322,12 @@ def build_contacts(plan: RowPlan, chunk: Sequence[tuple[int, list[str]]]) -> lis
             first_line, reason = first_t.render(context)
             if not reason and not first_line:
                 reason = "first line renders empty"
-            if not reason and len(first_line) > MAX_FIRST_LINE_CHARS:
-                reason = _too_long("first line", first_line, MAX_FIRST_LINE_CHARS)
+            if not reason and len(first_line) > most_first_line:
+                reason = _too_long("first line", first_line, most_first_line)
             if not reason:
                 instruction, reason = instr_t.render(context)
-            if not reason and len(instruction) > MAX_INSTRUCTION_CHARS:
-                reason = _too_long("instruction", instruction, MAX_INSTRUCTION_CHARS)
+            if not reason and len(instruction) > most_instruction:
+                reason = _too_long("instruction", instruction, most_instruction)
             if not reason and (_LEFTOVER(first_line) or _LEFTOVER(instruction)):
                 # A cell holding "{{ x }}" renders as that text: never say it to a person.
                 reason = "message would contain template braces '{{' or '}}' (from a cell)"
@@ -496,10 +503,17 @@ class ContactBuilder:
 
     @classmethod
     def for_campaign(
-        cls, campaign: Campaign, sheet: Sheet, suppressed: frozenset[str]
+        cls,
+        campaign: Campaign,
+        sheet: Sheet,
+        suppressed: frozenset[str],
+        settings: Settings = DEFAULTS,
     ) -> ContactBuilder:
-        templates = Templates.compile(campaign)
-        return cls(_plan(campaign, sheet, templates.variables), Deduper(suppressed), templates)
+        """The campaign's templates compiled and trial-rendered under the bounds of
+        `settings`, its columns found in `sheet`."""
+        templates = Templates.compile(campaign, settings=settings)
+        plan = _plan(campaign, sheet, templates.variables, settings)
+        return cls(plan, Deduper(suppressed), templates)
 
     def missing_columns(self) -> list[str]:
         """Template variables neither in the sheet nor given a default (every row is invalid)."""

@@ -9,9 +9,10 @@
 `scan_encoding` looks at every byte before any row is used: a NUL byte anywhere, or a file that
 mixes UTF-8 with another encoding, is refused with the line it is on, so a run never stops half
 way over a byte it could have seen at the start. `CsvReader` feeds Python's csv module lines cut
-from 1 MiB blocks: a line, a cell and a batch of rows each have a size limit, so an unclosed quote
-or an endless line gives a one-line error instead of filling memory. At the end it feeds one
-sentinel line, which a quote left open swallows: that is how "never closed" is told apart.
+from 1 MiB blocks: a line, a cell and a batch of rows each have a size limit (`Settings`), so an
+unclosed quote or an endless line gives a one-line error instead of filling memory. At the end it
+feeds one sentinel line, which a quote left open swallows: that is how "never closed" is told
+apart.
 """
 
 from __future__ import annotations
@@ -23,17 +24,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import SheetError
 from dialer.sheets.files import human_size, open_regular
 
-MAX_CSV_BYTES = 1 << 30
-# One cell (csv.field_size_limit) and one physical line: far beyond any contact's data.
-MAX_CELL_CHARS = 1 << 20
-MAX_LINE_CHARS = 1 << 20
-# Rows are parsed BATCH_ROWS at a time and a batch may hold at most BATCH_CHARS of text: many
-# tiny cells cost ~50 bytes each in Python, so this bounds the worst case to ~150 MB.
-BATCH_ROWS = 256
-BATCH_CHARS = 8 << 20
 _BLOCK_BYTES = 1 << 20
 _SENTINEL = "\x00"  # NUL bytes are refused up front, so only the sentinel line holds one
 
@@ -47,7 +41,9 @@ _NON_ASCII = re.compile(rb"[\x80-\xff]")
 # Line breaks as csv and text editors see them (str.splitlines also splits at \x0b, \u2028 ...).
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
-csv.field_size_limit(MAX_CELL_CHARS)
+# The csv module's cell bound is one for the whole process (a delimiter's sniff reads under
+# it too); each reader sets its own settings' bound again.
+csv.field_size_limit(DEFAULTS.max_csv_cell_chars)
 
 
 def scan_encoding(path: Path, newline: bytes) -> str:
@@ -111,11 +107,18 @@ def scan_encoding(path: Path, newline: bytes) -> str:
 
 
 class CsvReader:
-    """Records of a CSV file in bounded memory; every error names the line it is on."""
+    """Records of a CSV file in bounded memory; every error names the line it is on.
 
-    def __init__(self, path: Path, encoding: str, delimiter: str) -> None:
+    The bounds are the `max_csv_*` and `csv_batch_rows` of `settings`.
+    """
+
+    def __init__(
+        self, path: Path, encoding: str, delimiter: str, settings: Settings = DEFAULTS
+    ) -> None:
         self.path = path
+        self._settings = settings
         self._encoding = encoding
+        csv.field_size_limit(settings.max_csv_cell_chars)
         self._file = open_regular(path)
         self._fed = 0  # characters handed to the csv module so far
         self._batch_from = 0  # ... when the current batch started
@@ -130,14 +133,15 @@ class CsvReader:
     def rows(self, count: int, start: int = 0, stop: int | None = None) -> list[list[str]]:
         """Up to `count` records (fewer only at the end), each cut or padded to [start:stop]."""
         out: list[list[str]] = []
+        batch_rows = self._settings.csv_batch_rows
         while len(out) < count:
-            batch = self._batch(min(BATCH_ROWS, count - len(out)))
+            batch = self._batch(min(batch_rows, count - len(out)))
             if stop is not None:
                 width = stop - start
                 if start or any(len(r) != width for r in batch):
                     batch = [_fit(r, start, stop, width) for r in batch]
             out += batch
-            if len(batch) < BATCH_ROWS:
+            if len(batch) < batch_rows:
                 break
         return out
 
@@ -160,7 +164,8 @@ class CsvReader:
             line = self._done_line + 1
             if "field limit" in str(exc):
                 raise SheetError(
-                    f"{self.path}: line {line}: a cell runs past {human_size(MAX_CELL_CHARS)}; "
+                    f"{self.path}: line {line}: a cell runs past "
+                    f"{human_size(self._settings.max_csv_cell_chars)}; "
                     f'a quote (") opened in this row is probably never closed'
                 ) from None
             raise SheetError(f"{self.path}: line {line}: cannot parse CSV: {exc}") from None
@@ -170,12 +175,13 @@ class CsvReader:
         """Lists of whole lines from 1 MiB blocks, then the sentinel line."""
         decoder = codecs.getincrementaldecoder(self._encoding)()
         carry, total, last = "", 0, "\n"
+        limits = self._settings
         while True:
             data = self._file.read(_BLOCK_BYTES)
             total += len(data)
-            if total > MAX_CSV_BYTES:
+            if total > limits.max_csv_bytes:
                 raise SheetError(
-                    f"{self.path}: grew past the {human_size(MAX_CSV_BYTES)} limit for CSV "
+                    f"{self.path}: grew past the {human_size(limits.max_csv_bytes)} limit for CSV "
                     f"files while being read"
                 )
             try:
@@ -187,18 +193,19 @@ class CsvReader:
             # A last line without its break may go on in the next block (a "\r" may be "\r\n").
             if data and lines and (lines[-1][-1] == "\r" or lines[-1][-1] != "\n"):
                 carry = lines.pop()
-                if len(carry) > MAX_LINE_CHARS:
+                if len(carry) > limits.max_csv_line_chars:
                     line = self._reader.line_num + len(lines) + 1
                     raise SheetError(
-                        f"{self.path}: line {line} is over {human_size(MAX_LINE_CHARS)} long: "
+                        f"{self.path}: line {line} is over "
+                        f"{human_size(limits.max_csv_line_chars)} long: "
                         f"not a contact sheet"
                     )
             self._fed += len(text) - len(carry)
-            if self._fed - self._batch_from > BATCH_CHARS:
+            if self._fed - self._batch_from > limits.max_csv_batch_chars:
                 raise SheetError(
-                    f"{self.path}: from line {self._done_line + 1}, {BATCH_ROWS} rows hold over "
-                    f'{human_size(BATCH_CHARS)}: a quote (") that is never closed, or not a '
-                    f"contact sheet"
+                    f"{self.path}: from line {self._done_line + 1}, {limits.csv_batch_rows} rows "
+                    f"hold over {human_size(limits.max_csv_batch_chars)}: "
+                    f'a quote (") that is never closed, or not a contact sheet'
                 )
             if lines:
                 last = lines[-1][-1]

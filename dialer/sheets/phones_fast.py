@@ -73,7 +73,7 @@ def _desc(desc: Any) -> _Desc | None:
 
 
 @dataclass(slots=True)
-class _Region:
+class Region:
     """One region's metadata, compiled: what parse and validation read of it."""
 
     code: int
@@ -90,7 +90,7 @@ class _Region:
     by_length: dict[int, tuple[_Match, ...]] = field(default_factory=dict)
 
     @classmethod
-    def compile(cls, metadata: Any) -> _Region | None:
+    def compile(cls, metadata: Any) -> Region | None:
         general = _desc(metadata.general_desc)
         lengths = tuple(metadata.general_desc.possible_length)
         prefix = metadata.national_prefix_for_parsing or None
@@ -149,6 +149,16 @@ class _Region:
             return number
         return stripped
 
+    def national(self, number: str) -> str | None:
+        """The end of `parse`: the national significant number, the national prefix stripped
+        where the rest is still possible; None where phonenumbers would raise."""
+        if len(number) < _MIN_NSN:
+            return None
+        stripped = self.strip_prefix(number)
+        if stripped is not number and self.test_length(stripped) not in _KEEP_PREFIX:
+            number = stripped
+        return number if _MIN_NSN <= len(number) <= _MAX_NSN else None
+
     def valid(self, nsn: str) -> bool:
         """`_number_type_helper(nsn, metadata) != UNKNOWN`: the general description and then
         one type's (lengths, pattern)."""
@@ -170,19 +180,19 @@ class _Region:
 
 
 # Compiled on first use; bounded by the regions in phonenumbers' metadata (~250).
-_REGIONS: dict[str, _Region | None] = {}
+_REGIONS: dict[str, Region | None] = {}
 # Country code -> the regions that share it, in phonenumbers' order; None: not handled here.
-_CODES: dict[int, tuple[_Region, ...] | None] = {}
+_CODES: dict[int, tuple[Region, ...] | None] = {}
 
 
-def _region(code: str) -> _Region | None:
+def _region(code: str) -> Region | None:
     if code not in _REGIONS:
         metadata = PhoneMetadata.metadata_for_region(code, None)
-        _REGIONS[code] = _Region.compile(metadata) if metadata is not None else None
+        _REGIONS[code] = Region.compile(metadata) if metadata is not None else None
     return _REGIONS[code]
 
 
-def _regions_for(country_code: int) -> tuple[_Region, ...] | None:
+def regions_for(country_code: int) -> tuple[Region, ...] | None:
     """The regions of a country code, main one first; None for non-geographic codes (+800...)
     and for a region whose metadata this module does not handle."""
     if country_code not in _CODES:
@@ -206,16 +216,6 @@ def _country_code(digits: str) -> tuple[int, str]:
     return 0, digits
 
 
-def _national(region: _Region, number: str) -> str | None:
-    """The end of `parse`: the national prefix stripped where the rest is still possible."""
-    if len(number) < _MIN_NSN:
-        return None
-    stripped = region.strip_prefix(number)
-    if stripped is not number and region.test_length(stripped) not in _KEEP_PREFIX:
-        number = stripped
-    return number if _MIN_NSN <= len(number) <= _MAX_NSN else None
-
-
 def fast_parse(compact: str, region_code: str | None) -> tuple[int, str] | None:
     """(country code, national significant number) as `phonenumbers.parse(compact, region_code)`
     gives them, for `+` and ASCII digits, or digits and a region; None: ask phonenumbers."""
@@ -226,10 +226,10 @@ def fast_parse(compact: str, region_code: str | None) -> tuple[int, str] | None:
         if not (_MIN_DIGITS <= len(digits) <= _MAX_DIGITS and digits.isdigit()):
             return None
         code, rest = _country_code(digits)
-        regions = _regions_for(code) if code else None
+        regions = regions_for(code) if code else None
         if regions is None:
             return None
-        national = _national(regions[0], rest)
+        national = regions[0].national(rest)
         return None if national is None else (code, national)
     if region_code is None or not (
         _MIN_DIGITS <= len(compact) <= _MAX_DIGITS and compact.isdigit()
@@ -245,12 +245,12 @@ def fast_parse(compact: str, region_code: str | None) -> tuple[int, str] | None:
         rest = home.strip_prefix(compact[len(home.code_text) :])
         general = home.general
         if (not general(compact) and general(rest)) or home.test_length(compact) == _TOO_LONG:
-            regions = _regions_for(code)
+            regions = regions_for(code)
             if regions is None:
                 return None
-            national = _national(regions[0], rest)
+            national = regions[0].national(rest)
             return None if national is None else (code, national)
-    national = _national(home, compact)
+    national = home.national(compact)
     return None if national is None else (code, national)
 
 
@@ -259,7 +259,7 @@ def is_valid(country_code: int, nsn: str) -> bool | None:
 
     Where regions share a code (+1, +44, +7), the number's region is the first whose leading
     digits match, or that validates it (`region_code_for_number`), as phonenumbers picks it."""
-    regions = _CODES.get(country_code) or _regions_for(country_code)
+    regions = _CODES.get(country_code) or regions_for(country_code)
     if regions is None:
         return None
     if len(regions) == 1:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.campaign.model import Campaign
-from dialer.core.settings import DEFAULTS
+from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import SheetError
 from dialer.sheets.cell_types import Kind, phones_as_text
 from dialer.sheets.contacts import (
@@ -51,6 +51,7 @@ class ContactStream:
     chunk_rows: int = DEFAULTS.chunk_rows
     pool: ProcessPoolExecutor | None = None
     workers: int = 0
+    ahead_per_worker: int = DEFAULTS.chunks_ahead_per_worker
     _pending: deque[tuple[list[tuple[int, list[str]]], Future[list[tuple]]]] = field(
         default_factory=deque
     )
@@ -81,7 +82,7 @@ class ContactStream:
                 if raw:
                     yield self.preparer.build(raw)
             return
-        ahead = self.workers * 2
+        ahead = self.workers * self.ahead_per_worker
         pending = self._pending
         for raw in raw_chunks:
             if not raw:
@@ -129,17 +130,30 @@ def sheet_path(campaign: Campaign, contacts: Path | None = None) -> Path:
 
 
 def open_contacts(
-    campaign: Campaign, contacts: Path | None = None, *, parallel: bool | None = None
+    campaign: Campaign,
+    contacts: Path | None = None,
+    *,
+    parallel: bool | None = None,
+    settings: Settings = DEFAULTS,
 ) -> ContactStream:
+    """The campaign's sheet opened and its rows ready to stream, read and built under the
+    bounds of `settings`; `parallel` None: worker processes when the sheet is large."""
     path = sheet_path(campaign, contacts)
-    sheet = open_sheet(path, campaign.contacts.sheet)
-    builder = ContactBuilder.for_campaign(campaign, sheet, load_suppression(campaign))
+    sheet = open_sheet(path, campaign.contacts.sheet, settings)
+    builder = ContactBuilder.for_campaign(campaign, sheet, load_suppression(campaign), settings)
     # The cores this process may run on (`taskset`, a container's cpuset), not the machine's:
     # workers sharing one core only add pickling to the same work.
     cores = len(os.sched_getaffinity(0))
     if parallel is None:
-        parallel = cores > 1 and path.stat().st_size >= DEFAULTS.parallel_from_bytes
+        parallel = cores > 1 and path.stat().st_size >= settings.parallel_from_bytes
     if not parallel:
-        return ContactStream(sheet, builder)
-    workers = min(cores, 4)
-    return ContactStream(sheet, builder, pool=_start_pool(workers), workers=workers)
+        return ContactStream(sheet, builder, settings.chunk_rows)
+    workers = min(cores, settings.max_prepare_workers)
+    return ContactStream(
+        sheet,
+        builder,
+        settings.chunk_rows,
+        pool=_start_pool(workers),
+        workers=workers,
+        ahead_per_worker=settings.chunks_ahead_per_worker,
+    )

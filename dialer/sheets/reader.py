@@ -38,23 +38,17 @@ from python_calamine import (
 )
 
 from dialer.core.console import BIDI_CONTROLS
-from dialer.core.settings import DEFAULTS
+from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import SheetError
 from dialer.sheets.cell_types import Kind, cells_kind, merge, text_of
-from dialer.sheets.csv_stream import MAX_CSV_BYTES, CsvReader, scan_encoding
+from dialer.sheets.csv_stream import CsvReader, scan_encoding
 from dialer.sheets.files import human_size, open_regular, shown, shown_names
 from dialer.sheets.xlsx_bounds import check_range, check_xlsx
-
-# A header wider or a column name longer than this is not a header row (nor a contact sheet).
-MAX_COLUMNS = 1_000
-MAX_HEADER_CHARS = 1_000
 
 SUPPORTED_FORMATS = ".csv, .xlsx"
 _CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 _XLSX_SUFFIXES = frozenset({".xlsx", ".xlsm"})
 _DELIMITERS = (",", ";", "\t")
-_SNIFF_BYTES = 1 << 20
-_SNIFF_RECORDS = 50
 _SEP_HINT = re.compile(r'"?sep=([,;\t|])"?\r?\n', re.IGNORECASE)
 
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
@@ -108,6 +102,7 @@ class Sheet:
     header_row: int = 0
     first_column: int = 0
     hidden_rows: int = 0  # a CSV's "sep=;" line: Excel reads it as a setting, not a row
+    settings: Settings = field(default=DEFAULTS, repr=False, compare=False)  # its reading's bounds
     _parse: _ParsedXlsx | None = field(default=None, repr=False, compare=False)
     _kinds: _KindTally = field(default_factory=lambda: _KindTally(), repr=False, compare=False)
 
@@ -148,8 +143,10 @@ class Sheet:
             ) from None
 
 
-def open_sheet(path: Path, sheet_name: str | None = None) -> Sheet:
-    """Read and check the header of a .csv or .xlsx file; nothing else is read yet."""
+def open_sheet(path: Path, sheet_name: str | None = None, settings: Settings = DEFAULTS) -> Sheet:
+    """Read and check the header of a .csv or .xlsx file; nothing else is read yet.
+
+    The file is judged by the bounds in `settings`, and so are its rows (`iter_rows`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _CSV_SUFFIXES and suffix not in _XLSX_SUFFIXES:
@@ -158,8 +155,8 @@ def open_sheet(path: Path, sheet_name: str | None = None) -> Sheet:
             f"supported formats: {SUPPORTED_FORMATS}"
         )
     if suffix in _XLSX_SUFFIXES:
-        return _open_xlsx(path, sheet_name)
-    return _open_csv(path)
+        return _open_xlsx(path, sheet_name, settings)
+    return _open_csv(path, settings)
 
 
 class NumericText(str):
@@ -209,15 +206,17 @@ def _is_clean(rows: list[list[str]]) -> bool:
     )
 
 
-def _columns(path: Path, header: list[str], offset: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _columns(
+    path: Path, header: list[str], offset: int, settings: Settings
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Header cells -> (headers, normalised columns); duplicates are an error listing them all."""
-    if len(header) > MAX_COLUMNS:
+    if len(header) > settings.max_header_columns:
         raise SheetError(
-            f"{path}: the header row has {len(header):,} columns (over {MAX_COLUMNS:,}): the "
-            f"first filled row must hold the column names"
+            f"{path}: the header row has {len(header):,} columns (over "
+            f"{settings.max_header_columns:,}): the first filled row must hold the column names"
         )
     for i, text in enumerate(header):
-        if len(text) > MAX_HEADER_CHARS:
+        if len(text) > settings.max_header_chars:
             raise SheetError(
                 f"{path}: column {offset + i + 1} of the header row is {len(text):,} characters "
                 f"long ('{shown(text)}'): the first filled row must hold short column names"
@@ -245,20 +244,17 @@ def _trim_header(cells: list[str]) -> tuple[list[str], int]:
     return cells[start:end], start
 
 
-# --- CSV -------------------------------------------------------------------------------------
-
-
-def _open_csv(path: Path) -> Sheet:
+def _open_csv(path: Path, settings: Settings) -> Sheet:
     with open_regular(path) as f:
         size = f.seek(0, 2)
         f.seek(0)
-        head = f.read(_SNIFF_BYTES)
+        head = f.read(settings.csv_sniff_bytes)
     if size == 0:
         raise SheetError(f"{path}: the file is empty")
-    if size > MAX_CSV_BYTES:
+    if size > settings.max_csv_bytes:
         raise SheetError(
-            f"{path}: {human_size(size)} is over the {human_size(MAX_CSV_BYTES)} limit for CSV "
-            f"files; split it into smaller files"
+            f"{path}: {human_size(size)} is over the {human_size(settings.max_csv_bytes)} limit "
+            f"for CSV files; split it into smaller files"
         )
     _refuse_binary(path, head)
     newline = b"\n" if b"\n" in head or b"\r" not in head else b"\r"
@@ -268,10 +264,10 @@ def _open_csv(path: Path) -> Sheet:
     if hint := _SEP_HINT.match(text):
         delimiter, skip = hint[1], 1
     else:
-        delimiter, skip = _detect_delimiter(text), 0
-    header_row, cells = _find_header(path, encoding, delimiter, skip)
+        delimiter, skip = _detect_delimiter(text, settings.csv_sniff_records), 0
+    header_row, cells = _find_header(path, encoding, delimiter, skip, settings)
     header, offset = _trim_header(cells)
-    headers, columns = _columns(path, header, offset)
+    headers, columns = _columns(path, header, offset, settings)
     return Sheet(
         path=path,
         kind="csv",
@@ -282,6 +278,7 @@ def _open_csv(path: Path) -> Sheet:
         header_row=header_row,
         first_column=offset,
         hidden_rows=skip,
+        settings=settings,
     )
 
 
@@ -307,15 +304,16 @@ def _records(text: str, delimiter: str) -> Iterator[list[str]]:
         return
 
 
-def _detect_delimiter(text: str) -> str:
-    """The delimiter that splits the header into most columns, consistently over the next rows."""
+def _detect_delimiter(text: str, records: int) -> str:
+    """The delimiter that splits the header into most columns, consistently over the next
+    rows (`records` at most)."""
     best, best_score = ",", (0, 0, 0)
     for delimiter in _DELIMITERS:
         widths = []
         for record in _records(text, delimiter):
             if any(c.strip() for c in record):
                 widths.append(len(record))
-                if len(widths) >= _SNIFF_RECORDS:
+                if len(widths) >= records:
                     break
         if not widths or widths[0] < 2:
             continue
@@ -326,9 +324,11 @@ def _detect_delimiter(text: str) -> str:
     return best
 
 
-def _find_header(path: Path, encoding: str, delimiter: str, skip: int) -> tuple[int, list[str]]:
+def _find_header(
+    path: Path, encoding: str, delimiter: str, skip: int, settings: Settings
+) -> tuple[int, list[str]]:
     """The first record with a non-empty cell, and its index among the file's records."""
-    reader = CsvReader(path, encoding, delimiter)
+    reader = CsvReader(path, encoding, delimiter, settings)
     try:
         index = 0
         while record := reader.rows(1):
@@ -348,7 +348,7 @@ def _iter_csv(
     """Stream (first row_number, rows) chunks, every cell a str, cut to the header's width."""
     assert sheet.encoding is not None and sheet.delimiter is not None
     start, stop = sheet.first_column, sheet.first_column + len(sheet.columns)
-    reader = CsvReader(sheet.path, sheet.encoding, sheet.delimiter)
+    reader = CsvReader(sheet.path, sheet.encoding, sheet.delimiter, sheet.settings)
     try:
         reader.rows(sheet.header_row + 1)
         number = 1
@@ -359,24 +359,23 @@ def _iter_csv(
         reader.close()
 
 
-# --- XLSX ------------------------------------------------------------------------------------
-
-
-def _checked_parse(path: Path, sheet_name: str | None) -> tuple[str, CalamineSheet]:
+def _checked_parse(
+    path: Path, sheet_name: str | None, settings: Settings
+) -> tuple[str, CalamineSheet]:
     """The sheet's name and calamine's parse of it, once its parts and its cell range have
     been judged (xlsx_bounds): nothing is parsed that could blow the memory bound."""
-    ranges = check_xlsx(path)
+    ranges = check_xlsx(path, settings)
     workbook = _workbook(path)
     try:
         name = _pick_sheet(path, workbook, sheet_name)
-        check_range(path, ranges, name)
+        check_range(path, ranges, name, settings)
         return name, _parse_sheet(path, workbook, name)
     finally:
         workbook.close()
 
 
-def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
-    name, parsed = _checked_parse(path, sheet_name)
+def _open_xlsx(path: Path, sheet_name: str | None, settings: Settings) -> Sheet:
+    name, parsed = _checked_parse(path, sheet_name, settings)
     reading = f"reading sheet '{shown(name)}'"
     for index, raw in enumerate(_readable(path, parsed, reading)):
         if type(raw) is _UnreadableRow:
@@ -387,7 +386,7 @@ def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
         cells = [clean_cell(text_of(v)) for v in raw]
         if any(cells):
             header, offset = _trim_header(cells)
-            headers, columns = _columns(path, header, offset)
+            headers, columns = _columns(path, header, offset, settings)
             return Sheet(
                 path=path,
                 kind="xlsx",
@@ -396,6 +395,7 @@ def _open_xlsx(path: Path, sheet_name: str | None) -> Sheet:
                 sheet_name=name,
                 header_row=index,
                 first_column=offset,
+                settings=settings,
                 _parse=_ParsedXlsx(path, parsed),
             )
     raise SheetError(f"{path}: sheet '{shown(name)}' is empty (no header row)")
@@ -493,12 +493,12 @@ def _pick_sheet(path: Path, workbook: CalamineWorkbook, wanted: str | None) -> s
     raise SheetError(f"{path}: the workbook has no visible worksheet")
 
 
-def sheet_tabs(path: Path) -> list[str]:
+def sheet_tabs(path: Path, settings: Settings = DEFAULTS) -> list[str]:
     """The visible worksheets of an XLSX file, in the workbook's order ([] for a CSV)."""
     path = Path(path)
     if path.suffix.lower() not in _XLSX_SUFFIXES:
         return []
-    check_xlsx(path)
+    check_xlsx(path, settings)
     workbook = _workbook(path)
     try:
         return [
@@ -570,7 +570,7 @@ def _iter_xlsx(
     assert sheet.sheet_name is not None
     parsed = sheet._parse.take(sheet.path) if sheet._parse is not None else None
     if parsed is None:  # read again (or changed since open_sheet): check it again
-        _, parsed = _checked_parse(sheet.path, sheet.sheet_name)
+        _, parsed = _checked_parse(sheet.path, sheet.sheet_name, sheet.settings)
     start, width = sheet.first_column, len(sheet.columns)
     numeric = sorted(raw_columns)
     rows = _readable(sheet.path, parsed, "reading rows")

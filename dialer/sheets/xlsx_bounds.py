@@ -29,25 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import SheetError
 from dialer.sheets.files import human_size, open_regular, shown
-
-MAX_XLSX_BYTES = 512 << 20
-MAX_XLSX_PARTS = 10_000
-# Every part together, the sheets' XML (streamed by calamine: costs time, not memory), the
-# shared strings (held in memory whole) and any other part calamine reads (workbook, styles).
-MAX_XLSX_UNCOMPRESSED = 3 << 29
-MAX_SHEET_PART = 1 << 30
-MAX_STRINGS_PART = 256 << 20
-MAX_OTHER_PART = 16 << 20
-# A part this much bigger than its compressed size is a zip bomb; real sheet XML is ~5-30x.
-MAX_XLSX_RATIO = 200
-_RATIO_MIN_BYTES = 1 << 20
-# The sheet range calamine allocates: 16,000,000 cells is ~510 MB; a range over 1,000,000
-# cells must also be at least 1/16 filled (a real table is dense, a stray cell is not).
-MAX_XLSX_CELLS = 16_000_000
-SPARSE_FROM = 1_000_000
-SPARSE_RATIO = 16
 
 _BLOCK = 1 << 20
 _MAX_TAG = 64 << 10
@@ -100,20 +84,21 @@ class XlsxRanges:
     parts: dict[str, str] = field(default_factory=dict)
 
 
-def check_xlsx(path: Path) -> XlsxRanges:
-    """Refuse junk, bombs and oversize parts; return the worksheets' cell ranges."""
+def check_xlsx(path: Path, settings: Settings = DEFAULTS) -> XlsxRanges:
+    """Refuse junk, bombs and oversize parts (the `max_xlsx_*` of `settings`); return the
+    worksheets' cell ranges."""
     with open_regular(path) as f:
         size = f.seek(0, 2)
-        if size > MAX_XLSX_BYTES:
+        if size > settings.max_xlsx_bytes:
             raise SheetError(
-                f"{path}: {human_size(size)} is over the {human_size(MAX_XLSX_BYTES)} limit for "
-                f".xlsx files; split it into smaller files"
+                f"{path}: {human_size(size)} is over the {human_size(settings.max_xlsx_bytes)} "
+                f"limit for .xlsx files; split it into smaller files"
             )
-        archive = _archive(path, f)
+        archive = _archive(path, f, settings)
         with archive:
             members = archive.infolist()
-            _check_declared(path, members)
-            reads = _parts_read(path, f, archive)
+            _check_declared(path, members, settings)
+            reads = _parts_read(path, f, archive, settings)
             found = XlsxRanges(parts=reads.sheet_parts)
             total = 0
             for member in members:
@@ -122,25 +107,25 @@ def check_xlsx(path: Path) -> XlsxRanges:
                     total += member.file_size
                     continue
                 scan = _RangeScan() if kind == "sheet" else None
-                total += _inflate(path, f, member, _LIMITS[kind], scan)
+                total += _inflate(path, f, member, kind, settings, scan)
                 if scan is not None:
-                    if scan.odd or _refused(scan.found):
+                    if scan.odd or _refused(scan.found, settings):
                         scan = _RangeScan(careful=True)
-                        _inflate(path, f, member, _LIMITS[kind], scan)
+                        _inflate(path, f, member, kind, settings, scan)
                     found.ranges[member.filename] = scan.found
-            if total > MAX_XLSX_UNCOMPRESSED:
-                _too_big(path, total)
+            if total > settings.max_xlsx_uncompressed:
+                _too_big(path, total, settings)
     return found
 
 
-def check_range(path: Path, found: XlsxRanges, sheet: str) -> None:
+def check_range(path: Path, found: XlsxRanges, sheet: str, settings: Settings = DEFAULTS) -> None:
     """Refuse a sheet whose cell range calamine could not hold, or that is mostly empty."""
     part = found.parts.get(sheet)
     if part in found.ranges:
         cells = found.ranges[part]  # type: ignore[index]
     else:  # the name could not be tied to a part: judge by the widest sheet
         cells = max(found.ranges.values(), key=lambda r: r.area, default=CellRange())
-    if _refused(cells):
+    if _refused(cells, settings):
         area = cells.area
         first, last = _ref(cells.top, cells.left), _ref(cells.bottom, cells.right)
         raise SheetError(
@@ -151,15 +136,23 @@ def check_range(path: Path, found: XlsxRanges, sheet: str) -> None:
         )
 
 
-def _refused(cells: CellRange) -> bool:
+def _refused(cells: CellRange, settings: Settings) -> bool:
     area = cells.area
-    return area > MAX_XLSX_CELLS or (area > SPARSE_FROM and area > SPARSE_RATIO * cells.cells)
+    return area > settings.max_xlsx_cells or (
+        area > settings.xlsx_sparse_from and area > settings.xlsx_sparse_ratio * cells.cells
+    )
 
 
-_LIMITS = {"sheet": MAX_SHEET_PART, "strings": MAX_STRINGS_PART, "other": MAX_OTHER_PART}
+def _part_limit(kind: str, settings: Settings) -> int:
+    """The most a part of this kind ("sheet", "strings", "other") may unpack to."""
+    if kind == "sheet":
+        return settings.max_xlsx_sheet_part
+    if kind == "strings":
+        return settings.max_xlsx_strings_part
+    return settings.max_xlsx_other_part
 
 
-def _archive(path: Path, f: BinaryIO) -> zipfile.ZipFile:
+def _archive(path: Path, f: BinaryIO, settings: Settings) -> zipfile.ZipFile:
     """The zip, once its directory is known to be small (zipfile reads all of it at once)."""
     junk = SheetError(
         f"{path}: not a valid .xlsx file (it may be a renamed .xls, a password-protected "
@@ -172,38 +165,37 @@ def _archive(path: Path, f: BinaryIO) -> zipfile.ZipFile:
     if not end:
         raise junk
     entries, directory = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
-    if entries > MAX_XLSX_PARTS or directory > MAX_XLSX_PARTS * 1024:
-        raise SheetError(
-            f"{path}: the zip holds {entries:,} parts (over {MAX_XLSX_PARTS:,}): not a workbook"
-        )
+    most = settings.max_xlsx_parts
+    if entries > most or directory > most * 1024:
+        raise SheetError(f"{path}: the zip holds {entries:,} parts (over {most:,}): not a workbook")
     try:
         return zipfile.ZipFile(f)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         raise junk from None
 
 
-def _check_declared(path: Path, members: list[zipfile.ZipInfo]) -> None:
+def _check_declared(path: Path, members: list[zipfile.ZipInfo], settings: Settings) -> None:
     total = sum(m.file_size for m in members)
-    if total > MAX_XLSX_UNCOMPRESSED:
-        _too_big(path, total)
+    if total > settings.max_xlsx_uncompressed:
+        _too_big(path, total, settings)
     for m in members:
-        _check_ratio(path, m.filename, m.file_size, m.compress_size)
+        _check_ratio(path, m.filename, m.file_size, m.compress_size, settings)
 
 
-def _check_ratio(path: Path, name: str, size: int, packed: int) -> None:
+def _check_ratio(path: Path, name: str, size: int, packed: int, settings: Settings) -> None:
     ratio = size // max(packed, 1)
-    if size > _RATIO_MIN_BYTES and ratio > MAX_XLSX_RATIO:
+    if size > settings.xlsx_ratio_from_bytes and ratio > settings.max_xlsx_ratio:
         raise SheetError(
             f"{path}: part '{name}' unpacks {ratio}x its packed size "
-            f"(over {MAX_XLSX_RATIO}x): refusing a likely zip bomb"
+            f"(over {settings.max_xlsx_ratio}x): refusing a likely zip bomb"
         )
 
 
-def _too_big(path: Path, total: int) -> None:
+def _too_big(path: Path, total: int, settings: Settings) -> None:
     raise SheetError(
         f"{path}: unpacks to {human_size(total)}, over the "
-        f"{human_size(MAX_XLSX_UNCOMPRESSED)} limit for .xlsx files (a zip bomb, or a sheet "
-        f"to split)"
+        f"{human_size(settings.max_xlsx_uncompressed)} limit for .xlsx files (a zip bomb, or a "
+        f"sheet to split)"
     )
 
 
@@ -213,7 +205,7 @@ class _Reads:
     sheet_parts: dict[str, str]  # sheet name -> part name
 
 
-def _parts_read(path: Path, f: BinaryIO, archive: zipfile.ZipFile) -> _Reads:
+def _parts_read(path: Path, f: BinaryIO, archive: zipfile.ZipFile, settings: Settings) -> _Reads:
     """The parts calamine reads, from the workbook's relationships (themselves checked first)."""
     names = set(archive.namelist())
     kinds = {n: "other" for n in _FIXED_READS if n in names}
@@ -222,7 +214,7 @@ def _parts_read(path: Path, f: BinaryIO, archive: zipfile.ZipFile) -> _Reads:
     texts = {}
     for name in (_WORKBOOK, _WORKBOOK_RELS):
         if name in names:
-            texts[name] = _read_small(path, f, archive.getinfo(name))
+            texts[name] = _read_small(path, f, archive.getinfo(name), settings)
     targets: dict[str, str] = {}
     for attrs in _REL_TAG.findall(texts.get(_WORKBOOK_RELS, "")):
         values = _attributes(attrs)
@@ -248,9 +240,9 @@ def _attributes(text: str) -> dict[str, str]:
     return {m[1]: html.unescape(m[2] or m[3]) for m in _ATTR.finditer(text)}
 
 
-def _read_small(path: Path, f: BinaryIO, member: zipfile.ZipInfo) -> str:
+def _read_small(path: Path, f: BinaryIO, member: zipfile.ZipInfo, settings: Settings) -> str:
     chunks: list[bytes] = []
-    _inflate(path, f, member, MAX_OTHER_PART, None, chunks.append)
+    _inflate(path, f, member, "other", settings, None, chunks.append)
     return b"".join(chunks).decode("utf-8", "replace")
 
 
@@ -258,12 +250,15 @@ def _inflate(
     path: Path,
     f: BinaryIO,
     member: zipfile.ZipInfo,
-    limit: int,
+    kind: str,
+    settings: Settings,
     scan: _RangeScan | None,
     keep: Callable[[bytes], None] | None = None,
 ) -> int:
-    """Inflate one part from its raw bytes, as any reader would; its real size."""
+    """Inflate one part (of `kind`, see `_part_limit`) from its raw bytes, as any reader
+    would; its real size."""
     name = member.filename
+    limit = _part_limit(kind, settings)
 
     def over(size: int) -> SheetError:
         return SheetError(
@@ -306,7 +301,7 @@ def _inflate(
                     data, left = b"", 0
     except (OSError, ValueError, zlib.error, struct.error):
         raise SheetError(f"{path}: part '{name}' is corrupt: not a valid .xlsx file") from None
-    _check_ratio(path, name, size, member.compress_size)
+    _check_ratio(path, name, size, member.compress_size, settings)
     return size
 
 

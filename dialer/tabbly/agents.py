@@ -9,7 +9,7 @@ Tabbly documents two versions that disagree, so either envelope is read:
 (docs.tabbly.io, `GET .../endpoints/get-agents?organization_id=&api_key=`) and
 `{"status": "success", "data": [{"id", "agent_name", "phone_number", ...}], "count": N}`
 (the older gitbook page). The request is the documented GET; pages are asked with
-`limit`/`offset` until a short page, the total, or `MAX_PAGES`.
+`limit`/`offset` until a short page, the total, or `Settings.agents_max_pages`.
 
 The menu is a convenience: any failure is one `AgentsError` line (no key, no query string)
 and the page falls back to a number field. The key travels in the query string, and aiohttp's
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from dialer.campaign.model import ENDPOINT_ENV, beside_trigger, endpoint_problem
+from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import DialerError
 from dialer.tabbly.client import (
     JSON_GET_HEADERS,
@@ -42,8 +43,6 @@ AGENTS_ENV = "TABBLY_AGENTS_URL"
 DEFAULT_AGENTS_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/get-agents"
 _AGENTS_NAME = "get-agents"
 PAGE_SIZE = 100
-MAX_PAGES = 10  # 1,000 agents: far more than a menu can show
-MAX_PAGE_BYTES = 1024 * 1024
 MAX_AGENT_NAME_CHARS = 100  # the documented maximum of agent_name
 _DETAIL_CHARS = 160
 _ID_TEXT = re.compile(r"[0-9]{1,16}")  # an id in JSON is at most 2**53 - 1: 16 digits
@@ -76,9 +75,15 @@ def agents_url(environ: Mapping[str, str], endpoint: str | None = None) -> str:
 
 
 async def fetch_agents(
-    url: str, organization_id: int, api_key: Secret, *, timeout: float = 5.0
+    url: str,
+    organization_id: int,
+    api_key: Secret,
+    *,
+    timeout: float = 5.0,
+    settings: Settings = DEFAULTS,
 ) -> list[Agent]:
-    """The organisation's agents, in the order Tabbly lists them; raises `AgentsError`."""
+    """The organisation's agents, in the order Tabbly lists them, read within the
+    `agents_*` bounds of `settings`; raises `AgentsError`."""
     if key_problem(api_key.reveal()):
         raise AgentsError("agents: the API key is too long to be one")
     scrub = Scrubber(api_key)
@@ -94,14 +99,16 @@ async def fetch_agents(
     async with aiohttp.ClientSession(
         timeout=client_timeout, headers=headers, auto_decompress=False
     ) as session:
-        for page in range(MAX_PAGES):
+        for page in range(settings.agents_max_pages):
             params = {
                 "organization_id": str(organization_id),
                 "api_key": api_key.reveal(),
                 "limit": str(PAGE_SIZE),
                 "offset": str(page * PAGE_SIZE),
             }
-            items, total = await _page(session, url, params, where, scrub)
+            items, total = await _page(
+                session, url, params, where, scrub, settings.agents_max_page_bytes
+            )
             for item in items:
                 agent = _agent(item, scrub)
                 if agent is not None and agent.id not in seen:
@@ -128,6 +135,7 @@ async def _page(
     params: dict[str, str],
     where: str,
     scrub: Scrubber,
+    max_bytes: int,
 ) -> tuple[list[Any], int | None]:
     failure: str | None = None
     status, body = 0, b""
@@ -135,7 +143,7 @@ async def _page(
         # Never a redirect: it would carry the key in the query string to its Location.
         async with session.get(url, params=params, allow_redirects=False) as response:
             status = response.status
-            body = await read_bounded(response, MAX_PAGE_BYTES)
+            body = await read_bounded(response, max_bytes)
     except Unread as exc:
         failure = "the answer is too large" if exc.too_large else f"the answer is {exc}"
     except TimeoutError:

@@ -9,7 +9,8 @@ The line between RETRY and UNKNOWN is "did the request leave?": aiohttp raises
 
 An upstream may be hostile or broken: no redirect is followed (a 307 would re-post the key to
 another host), an answer is read to a bound (decompressed) and within one deadline, and every
-text taken from it is scrubbed of the key, whole or in fragments.
+text taken from it is scrubbed of the key, whole or in fragments (`Scrubber`, `key_pattern`).
+The key itself is a `Secret` (`api_key_from`, checked by `key_problem`): never in a repr.
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ _JSON_SHORT = {
     "\r": "r",
     "\t": "t",
 }
+
+
+def key_pattern(key: str) -> re.Pattern[str]:
+    """The key in every form an upstream answer may carry it (`_char_forms`, character by
+    character): what `Scrubber` replaces wherever an escape character shows it may be there."""
+    return re.compile("".join(map(_char_forms, key)))
 
 
 def _char_forms(char: str) -> str:
@@ -217,7 +224,7 @@ class Scrubber:
     def __init__(self, key: Secret) -> None:
         value = key.reveal()
         self._key = key
-        self._pattern = re.compile("".join(map(_char_forms, value))) if value else None
+        self._pattern = key_pattern(value) if value else None
         self._escapes = ("\\", "%", "&", "+") if " " in value else ("\\", "%", "&")
         self._fragments = _Fragments(value)
 

@@ -9,17 +9,20 @@ Jinja2's sandbox stops a template from reaching Python objects or files (SPEC 7)
 deep or a recursive macro. A greeting is a sentence and an instruction a paragraph, so every
 bound below is far above what one needs and far below what hurts a million-row run:
 
-* every text a template builds is at most `MAX_TEXT_CHARS`, every list or range `MAX_ITEMS`,
-  every integer `MAX_INT_BITS`; the operators, filters and methods that can grow a value are
-  checked before they allocate, everything else is checked on its result;
-* a render takes at most `MAX_STEPS` steps (a loop iteration, a call, a filter, an operator):
-  deterministic, so a dry run and the run agree on which rows are ready;
-* and at most `RENDER_CPU_SECONDS` of CPU time, checked every `_CLOCK_EVERY` steps: the backstop
+* every text a template builds is at most `max_template_text_chars`, every list or range
+  `max_template_items`, every integer `max_template_int_bits`; the operators, filters and
+  methods that can grow a value are checked before they allocate, everything else is checked
+  on its result;
+* a render takes at most `max_template_steps` steps (a loop iteration, a call, a filter, an
+  operator): deterministic, so a dry run and the run agree on which rows are ready;
+* and at most `template_cpu_seconds` of CPU time, checked every `_CLOCK_EVERY` steps: the backstop
   for a step that is slow rather than big. CPU time of this thread, not wall time, so a loaded
   machine does not turn a good row invalid; cooperative, so it works the same in the pool's
   worker processes and in any thread (no signals).
 
-A bound broken is `TemplateBoundError`; `contacts` makes it a campaign error at load (when a
+The bounds are those of the `Settings` the environment is made with (`DEFAULTS` unless a
+caller passes others); compiling and rendering check against them. A bound broken is
+`TemplateBoundError`; `contacts` makes it a campaign error at load (when a
 trial render with placeholder values breaks it) or an `invalid` row with the reason.
 """
 
@@ -40,12 +43,8 @@ from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-MAX_TEMPLATE_CHARS = 5_000  # a template's source (first_line, instruction)
-MAX_TEXT_CHARS = 20_000  # any text built while rendering, and the whole output
-MAX_ITEMS = 1_000  # any list or range built, and what a loop may go through
-MAX_INT_BITS = 4_096  # about 1,200 digits
-MAX_STEPS = 10_000  # loop iterations + calls + filters + operators, per render
-RENDER_CPU_SECONDS = 1.0
+from dialer.core.settings import DEFAULTS, Settings
+
 _CLOCK_EVERY = 64  # steps between two looks at the clock (a clock read costs ~0.3 us)
 
 _LOOP_FILTER = "_dialer_loop"
@@ -66,6 +65,7 @@ class _Budget:
 
 class _State(threading.local):
     budget: _Budget | None = None
+    limits: Settings = DEFAULTS  # the bounds of the environment compiling or rendering now
 
 
 _state = _State()
@@ -79,43 +79,47 @@ def _tick() -> None:
     budget.steps += 1
     if budget.steps % _CLOCK_EVERY:
         return
-    if budget.steps > MAX_STEPS:
-        raise TemplateBoundError(f"more than {MAX_STEPS:,} steps (loops, calls, filters)")
+    limits = _state.limits
+    if budget.steps > limits.max_template_steps:
+        raise TemplateBoundError(
+            f"more than {limits.max_template_steps:,} steps (loops, calls, filters)"
+        )
     now = time.thread_time()
     if budget.deadline == math.inf:
-        budget.deadline = now + RENDER_CPU_SECONDS
+        budget.deadline = now + limits.template_cpu_seconds
     elif now > budget.deadline:
-        raise TemplateBoundError(f"took more than {RENDER_CPU_SECONDS:g} s to render")
+        raise TemplateBoundError(f"took more than {limits.template_cpu_seconds:g} s to render")
 
 
 def render(template: Any, context: dict[str, str]) -> str:
-    """`template.render(context)` within the bounds; raises `TemplateBoundError`."""
-    saved, _state.budget = _state.budget, _Budget()
+    """`template.render(context)` within the bounds of its environment's settings; raises
+    `TemplateBoundError`. (Once per row: a plain save and restore, no context manager.)"""
+    saved = _state.budget, _state.limits
+    _state.budget, _state.limits = _Budget(), template.environment.limits
     try:
         return template.render(context)
     finally:
-        _state.budget = saved
-
-
-# -- sizes ----------------------------------------------------------------------------------
+        _state.budget, _state.limits = saved
 
 
 def _too_long(chars: int) -> TemplateBoundError:
-    return TemplateBoundError(f"builds a text of {chars:,} characters (at most {MAX_TEXT_CHARS:,})")
+    most = _state.limits.max_template_text_chars
+    return TemplateBoundError(f"builds a text of {chars:,} characters (at most {most:,})")
 
 
 def _need_text(chars: int) -> None:
-    if chars > MAX_TEXT_CHARS:
+    if chars > _state.limits.max_template_text_chars:
         raise _too_long(chars)
 
 
 def _need_items(count: int) -> None:
-    if count > MAX_ITEMS:
-        raise TemplateBoundError(f"builds a list of {count:,} items (at most {MAX_ITEMS:,})")
+    most = _state.limits.max_template_items
+    if count > most:
+        raise TemplateBoundError(f"builds a list of {count:,} items (at most {most:,})")
 
 
 def _need_bits(bits: float) -> None:
-    if bits > MAX_INT_BITS:
+    if bits > _state.limits.max_template_int_bits:
         raise TemplateBoundError(f"builds a number of about {bits / 3.32:,.0f} digits")
 
 
@@ -125,7 +129,7 @@ def _checked(value: Any) -> Any:
         _need_text(len(value))
     elif isinstance(value, list | tuple | dict | set | frozenset | range):
         _need_items(len(value))
-    elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+    elif isinstance(value, int) and value.bit_length() > _state.limits.max_template_int_bits:
         _need_bits(value.bit_length())
     return value
 
@@ -137,13 +141,16 @@ def _int_arg(value: Any) -> int:
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
-def _sized(value: Any, limit: int = MAX_TEXT_CHARS) -> int:
+def _sized(value: Any, limit: int | None = None) -> int:
     """Characters `value` takes as text, counted without building it (`[s] * 1000` is a list of
-    1,000 items but a text of 1,000 x len(s)); counting stops just past `limit`."""
+    1,000 items but a text of 1,000 x len(s)); counting stops just past `limit` (default: the
+    longest text allowed)."""
     if isinstance(value, str):
         return len(value)
     if not isinstance(value, _CONTAINERS):
         return len(str(value))
+    if limit is None:
+        limit = _state.limits.max_template_text_chars
     total = 2
     for item in value.items() if isinstance(value, dict) else value:
         total += _sized(item, limit - total) + 2
@@ -153,8 +160,9 @@ def _sized(value: Any, limit: int = MAX_TEXT_CHARS) -> int:
 
 
 def _need_sized(value: Any) -> None:
-    if _sized(value) > MAX_TEXT_CHARS:
-        raise TemplateBoundError(f"builds a text of more than {MAX_TEXT_CHARS:,} characters")
+    most = _state.limits.max_template_text_chars
+    if _sized(value) > most:
+        raise TemplateBoundError(f"builds a text of more than {most:,} characters")
 
 
 def _as_text(value: Any) -> str:
@@ -216,7 +224,7 @@ def _format_cost(
     for number in numbers:
         if number == "*":
             raise TemplateBoundError("'*' widths are not allowed in a format")
-        _need_text(int(number) if len(number) < 8 else MAX_TEXT_CHARS + 1)
+        _need_text(int(number) if len(number) < 8 else _state.limits.max_template_text_chars + 1)
         widths += int(number)
     longest = max((_sized(a) for a in args), default=0)
     _need_text(template_chars + widths + fields * longest)
@@ -249,9 +257,6 @@ def _str_format_cost(fmt: str, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
             raise TemplateBoundError("nested '{...}' in a format specification is not allowed")
         numbers.extend(_SPEC_NUMBER.findall(spec or ""))
     _format_cost(len(fmt), fields, numbers, (*args, *kwargs.values()))
-
-
-# -- calls: the methods of built-in values a template may use ----------------------------------
 
 
 def _width_first(owner: Any, args: tuple[Any, ...], _kwargs: dict[str, Any]) -> None:
@@ -303,9 +308,6 @@ _CHECKED_METHODS |= {
     "join": None,  # handled in `call`: the items are needed first
 }
 _BUILTIN_VALUES = (str, bytes, int, float, complex, list, tuple, dict, set, frozenset, range)
-
-
-# -- filters and globals ----------------------------------------------------------------------
 
 
 def _guarded(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -402,10 +404,10 @@ def _bounded_output(pieces: Iterable[str]) -> str:
     if isinstance(pieces, list):
         _need_text(sum(map(len, pieces)))
         return "".join(pieces)
-    out, total = [], 0
+    out, total, most = [], 0, _state.limits.max_template_text_chars
     for piece in pieces:  # the whole render: stop as soon as it is too long
         total += len(piece)
-        if total > MAX_TEXT_CHARS:
+        if total > most:
             raise _too_long(total)
         out.append(piece)
     return "".join(out)
@@ -439,13 +441,15 @@ class _Guard(NodeTransformer):
 
 
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with every way to grow a value or to spin bounded."""
+    """The immutable sandbox, with every way to grow a value or to spin bounded by the
+    `max_template_*` and `template_cpu_seconds` of `limits`."""
 
     # `-`, `/` and `//` cannot grow a value beyond its operands: left to run at full speed.
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     concat = staticmethod(_bounded_output)
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Settings = DEFAULTS) -> None:
+        self.limits = limits
         # finalize: every `{{ value }}` is made text through `_as_text`, so a heavy list is
         # refused before `str()` builds it.
         super().__init__(
@@ -519,10 +523,16 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
 def compile_template(env: BoundedEnvironment, source: str) -> Any:
     """Parse, route loops and `~` through the bounds, compile (documented: `from_string`
-    takes a parsed template too)."""
-    tree = _Guard().visit(env.parse(source))
-    tree.set_environment(env)
-    return env.from_string(tree)
+    takes a parsed template too). Constants folded while compiling are checked against the
+    environment's bounds too."""
+    saved = _state.budget, _state.limits
+    _state.budget, _state.limits = None, env.limits  # no steps counted while compiling
+    try:
+        tree = _Guard().visit(env.parse(source))
+        tree.set_environment(env)
+        return env.from_string(tree)
+    finally:
+        _state.budget, _state.limits = saved
 
 
 def template_variables(*sources: str) -> frozenset[str] | None:
