@@ -19,13 +19,15 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dialer.commands.arguments import EPILOG, Subparsers, command_parser
 from dialer.core.clock import system_clock
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import ExitCode, SheetError, UsageError
-from dialer.ledger.optouts import Ask, Change, OptOut, Register, Source, operator
+
+if TYPE_CHECKING:  # the handlers load the register: building the parser loads none of it
+    from dialer.ledger.optouts import Change, OptOut
 
 EXAMPLE = 'dialer optout add +15125550100 --reason "asked by email, ticket 4411"'
 # Bad rows of an import shown on the terminal before the count of the rest.
@@ -154,6 +156,8 @@ def _reason(text: str) -> str:
 
 
 def handle_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from dialer.ledger.optouts import Ask, Register, Source, operator
+
     out = out or sys.stdout
     state, region, reason = _state(args.root), _region(args.region), _reason(args.reason)
     numbers = [_number(raw, region) for raw in args.numbers]  # all valid, or nothing added
@@ -170,6 +174,8 @@ def handle_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def handle_remove(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from dialer.ledger.optouts import Register, Source, operator
+
     out = out or sys.stdout
     state, reason = _state(args.root), _reason(args.reason)
     number = _number(args.number, _region(args.region))
@@ -184,6 +190,8 @@ def handle_remove(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def handle_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from dialer.ledger.optouts import Register
+
     out = out or sys.stdout
     state = _state(args.root)
     number = _number(args.number, _region(args.region))
@@ -220,6 +228,8 @@ def _change_line(change: Change) -> str:
 
 
 def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from dialer.ledger.optouts import Register
+
     out = out or sys.stdout
     state = _state(args.root)
     since = _since(args.since) if args.since else None
@@ -285,6 +295,8 @@ def _write_out(path: Path, entries: Sequence[OptOut]) -> None:
 
 
 def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from dialer.ledger.optouts import Ask, Register, Source, operator
+
     out = out or sys.stdout
     state, region = _state(args.root), _region(args.region)
     reason = _reason(args.reason) if args.reason is not None else f"imported from {args.file.name}"
