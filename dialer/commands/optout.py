@@ -156,12 +156,12 @@ def _reason(text: str) -> str:
 
 
 def handle_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from dialer.ledger.optouts import Ask, Register, Source, operator
+    from dialer.ledger.optouts import Ask, Register, Source, acting_user
 
     out = out or sys.stdout
     state, region, reason = _state(args.root), _region(args.region), _reason(args.reason)
     numbers = [_number(raw, region) for raw in args.numbers]  # all valid, or nothing added
-    who = operator()
+    who = acting_user()
     with Register.open(state) as register:
         done = register.add([Ask(n, Source.COMMAND, who, reason) for n in numbers], system_clock())
         entries = register.entries(done.already)
@@ -174,13 +174,13 @@ def handle_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def handle_remove(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from dialer.ledger.optouts import Register, Source, operator
+    from dialer.ledger.optouts import Register, Source, acting_user
 
     out = out or sys.stdout
     state, reason = _state(args.root), _reason(args.reason)
     number = _number(args.number, _region(args.region))
     with Register.open(state) as register:
-        entry = register.remove(number, Source.COMMAND, operator(), reason, system_clock())
+        entry = register.remove(number, Source.COMMAND, acting_user(), reason, system_clock())
     print(
         f"{mask_phone(number)}: removed from the opt-out register (opted out {entry.since}, "
         f"{entry.source}); campaigns may call it again. The history keeps both.",
@@ -295,7 +295,7 @@ def _write_out(path: Path, entries: Sequence[OptOut]) -> None:
 
 
 def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from dialer.ledger.optouts import Ask, Register, Source, operator
+    from dialer.ledger.optouts import Ask, Register, Source, acting_user
 
     out = out or sys.stdout
     state, region = _state(args.root), _region(args.region)
@@ -312,7 +312,7 @@ def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
     if not found:
         raise SheetError(f"{args.file}: no phone numbers in it: nothing imported")
-    who = operator()
+    who = acting_user()
     asks = [
         Ask(number, Source.IMPORT, who, reason, evidence=f"{args.file.name} row {row}")
         for row, number in found

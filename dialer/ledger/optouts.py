@@ -192,7 +192,7 @@ class NotOnRegister(DialerError):
     """A removal of a number the register does not hold (exit 2: nothing was changed)."""
 
 
-def operator() -> str:
+def acting_user() -> str:
     """Who is acting, for the history: `user@host` of this process (never a secret)."""
     try:
         user = getpass.getuser()
