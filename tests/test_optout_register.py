@@ -14,7 +14,7 @@ import pytest
 from conftest import CliResult, Project, dialer_subprocess, error_lines
 
 from dialer.ledger.contact_limits import ContactBook
-from dialer.ledger.optouts import Ask, Register, Source
+from dialer.ledger.optouts import Ask, Register, Source, entries_in
 
 US = "+15125550100"
 US2 = "+15125550101"
@@ -257,3 +257,22 @@ def test_two_processes_adding_at_once_both_land_and_nothing_is_doubled(root: Pat
     assert reading is not None
     with reading:
         assert set(reading.entries(numbers)) == set(numbers)
+
+
+def test_the_claim_reads_the_register_inside_its_own_transaction(root: Path) -> None:
+    """What the claim calls on its own connection to `contacts.sqlite`: one query for the
+    batch, seeing every opt-out committed before its transaction began; a file from before
+    the register holds nobody."""
+    state = root / "state"
+    state.mkdir()
+    claim = sqlite3.connect(book(root), isolation_level=None)
+    try:
+        assert entries_in(claim, [US, IN]) == {}  # no register tables yet
+        with Register.open(state) as register:
+            register.add([Ask(US, Source.COMMAND, "a@h", "x")], NOW)
+        claim.execute("BEGIN IMMEDIATE")
+        found = entries_in(claim, [US, IN, US])
+        claim.execute("COMMIT")
+    finally:
+        claim.close()
+    assert list(found) == [US] and found[US].source == "command"
