@@ -36,6 +36,7 @@ COMMANDS = {
     "status": "status",
     "sync": "sync",
     "ledger": "ledger",
+    "optout": "optout",
     "serve": "serve",
     "demo": "demo",
     "fake-tabbly": "fake_tabbly",

@@ -41,6 +41,10 @@ class Status(StrEnum):
     UNKNOWN = "unknown"
     REDIAL_LATER = "redial_later"  # called before; due again later (SPEC 10, `[redial]`)
     LIMITED = "limited"  # over `[limits]` across campaigns; sent once the limit allows
+    # On the folder's opt-out register (the person asked not to be called): never sent, by
+    # any campaign, until a person removes the entry. Like `suppressed`, not a row problem:
+    # it is absent from PROBLEM_STATUSES, so a run of only these exits 0.
+    OPTED_OUT = "opted_out"
 
 
 class CallOutcome(StrEnum):
