@@ -9,6 +9,7 @@ its handler; the work is where the table says:
     status       commands/status.py     what the ledger holds
     sync         commands/sync.py       options; the work is outcomes/sync.py's
     ledger       commands/ledger.py     options; `ledger rebuild` is ledger/rebuild.py's
+    optout       commands/optout.py     the opt-out register's commands; it is ledger/optouts.py
     serve        commands/serve.py      options; the page is web/'s
     demo         commands/demo.py       `make demo`; `--page` is commands/demo_page.py
     fake-tabbly  commands/fake_tabbly.py  options and serving are fake_tabbly/command.py's
