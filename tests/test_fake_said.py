@@ -91,9 +91,10 @@ def test_each_kind_reaches_the_detector_in_both_shapes(shape: str) -> None:
         "+917359043904": ("outcome", "do_not_call"),
     }
     assert said == SAID
-    talked = {r["called_to"] for r in rows if int(r["call_duration"]) > 0}
+    ours = [r for r in rows if r["called_to"] in [*SAID, QUIET]]  # not the strangers' rows
+    talked = {r["called_to"] for r in ours if int(r["call_duration"]) > 0}
     assert talked == set(SAID)  # answered: a duration; the quiet one was not answered
-    real = {r["called_to"]: r for r in rows if int(r["call_duration"]) > 0}
+    real = {r["called_to"]: r for r in ours if int(r["call_duration"]) > 0}
     transcript = "call_transcript" if shape == "v2" else "transcript"
     assert "User: मुझे दोबारा कॉल मत करो।" in real["+917359043902"][transcript]
     assert "stop calling" in real["+917359043905"][transcript].split("\n")[1]  # the agent's

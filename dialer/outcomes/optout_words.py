@@ -26,9 +26,11 @@ words only, so "stop calling" is not in "nonstop callings" but is in "Stop. Call
 match, every phone number in it masked before it is cut, never starting with a character a
 spreadsheet reads as a formula.
 
-Cost (timeit, one core of the 2-core CI box): about 10 µs for a row with a 500-character
-speaker-marked transcript and no opt-out, about 45 µs for a 3,000-character one; 100,000 rows
-add one to five seconds to a sync.
+Cost per row (timeit, best of 7, on the loaded 2-core CI box): about 15 µs for an unanswered
+row (no transcript; a JSON output and a summary), 40 µs for a 500-character speaker-marked
+transcript, 100 to 150 µs for a 3,000-character one, 75 µs for 800 characters of Devanagari;
+a sync of 100,000 rows spends a few seconds here. The phrases are compiled once per settings
+(`optout_detector` caches), and only phrases whose first word is in the text are searched.
 """
 
 from __future__ import annotations
