@@ -463,7 +463,8 @@ def test_every_option_has_help_text() -> None:
             return super().add_argument(*names, **kwargs)
 
     add_arguments(Recording(add_help=False))
-    assert len(helps) == 20  # 15 + the call logs: shape, outcomes, delay, seeded; agents
+    # 15 + the call logs: shape, outcomes, delay, seeded; agents; what people said, and its share
+    assert len(helps) == 22
     assert all(helps.values()), [name for name, text in helps.items() if not text]
 
 

@@ -7,6 +7,7 @@ benchmarks.
         assert fake.accepted()[0]["called_to"] == "+917359043943"
         get(fake.logs_url + "?api_key=...")  # what became of the calls (seeded outcomes)
         fake.call_outcomes()                  # {room_name: outcome}: the truth
+        fake.logs.said()                      # {called_to: kind}: who asked not to be called
 
 It validates each request as the real API documents (exact keys and JSON types -> 400, wrong key
 -> 401, unknown organization / agent / unregistered `call_from` -> 404, wallet below 0.2 -> 402),
@@ -18,6 +19,7 @@ The parts, as a request meets them (every name below is importable from `dialer.
     rules.py     the API's rules: paths, accepted values, request validation, wallet, bodies
     agents.py    Agents: the get-agents API (the page's agent menu), in both shapes
     logs.py      CallLogs: the accepted calls' outcomes and the call-logs API over them
+    said.py      what the called person said: opt-outs (phrase, hindi, json, outcome), decoy
     faults.py    what can go wrong: fault names, a script, a per-body predicate, seeded rates
     server.py    FakeTabbly: the aiohttp application over the two, and what it received
     command.py   `dialer fake-tabbly` / `python -m dialer.fake_tabbly`: options, serving
@@ -53,6 +55,8 @@ _HOMES = {
     "CallLogs": "logs",
     "MIN_BALANCE": "rules",
     "TRIGGER_PATH": "rules",
+    "SAID_KINDS": "said",
+    "parse_said": "said",
     "FakeTabblyProcess": "runners",
     "FakeTabblyThread": "runners",
     "SCRIPT_PATH": "server",
@@ -82,6 +86,7 @@ if TYPE_CHECKING:
         parse_outcomes,
     )
     from dialer.fake_tabbly.runners import FakeTabblyProcess, FakeTabblyThread
+    from dialer.fake_tabbly.said import SAID_KINDS, parse_said
     from dialer.fake_tabbly.server import (
         SCRIPT_PATH,
         STATE_PATH,
@@ -116,6 +121,7 @@ __all__ = [
     "LOG_FAULT_NAMES",
     "MIN_BALANCE",
     "OUTCOME_NAMES",
+    "SAID_KINDS",
     "SCRIPT_PATH",
     "STATE_PATH",
     "TOPUP_PATH",
@@ -128,5 +134,6 @@ __all__ = [
     "add_arguments",
     "parse_fault",
     "parse_outcomes",
+    "parse_said",
     "run_from_args",
 ]

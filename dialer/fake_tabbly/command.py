@@ -1,5 +1,6 @@
 """`dialer fake-tabbly` (also `python -m dialer.fake_tabbly`): its options, and serving until
-SIGINT/SIGTERM after printing the URL, the accepted values and how the call logs behave."""
+SIGINT/SIGTERM after printing the URL, the accepted values and how the call logs behave (what
+became of the calls, and who said "do not call me": `--said`, `--said-share`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dialer.fake_tabbly.rules import (
     format_outcomes,
     parse_outcomes,
 )
+from dialer.fake_tabbly.said import SAID_KINDS, describe_said, parse_said, said_numbers
 
 if TYPE_CHECKING:  # the server (aiohttp.web) loads only to serve, not to build `dialer --help`
     from dialer.fake_tabbly.server import FakeTabbly
@@ -110,6 +112,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds after a call before its log rows appear (default 0)",
     )
     add(
+        "--said",
+        action="append",
+        type=_said_arg,
+        default=[],
+        metavar="E164=KIND",
+        help="what the person at this number says on a call to it (always answered); repeat "
+        f"for several numbers. KIND, one of {', '.join(SAID_KINDS)}: phrase = 'User: Please "
+        "stop calling me', hindi = the same in Devanagari Hindi, json = call_json_output "
+        '{"opt_out": "yes"}, outcome = call_outcome "do_not_call", decoy = only the agent '
+        "says 'stop calling' (not an opt-out)",
+    )
+    add(
+        "--said-share",
+        type=_rate,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the other answered calls whose person opts out, in one of the four "
+        "opt-out kinds drawn at random (seeded; never the decoy); default 0",
+    )
+    add(
         "--seed-calls",
         type=_count,
         default=0,
@@ -148,6 +170,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             outcomes=args.outcomes,
             log_delay=args.log_delay,
             agents_shape=args.agents_shape,
+            said=said_numbers(args.said),
+            said_share=args.said_share,
         )
         fake.seed_calls(args.seed_calls)
     except ValueError as exc:
@@ -184,6 +208,9 @@ async def _serve(fake: FakeTabbly, host: str, port: int) -> int:
         f"  outcomes: {format_outcomes(fake.logs.weights)}",
         f"  log_delay: {fake.logs.log_delay:g} s",
     ]
+    said = describe_said(fake.logs.said_numbers, fake.logs.said_share)
+    if said:
+        lines.append(f"  said: {said}")
     if fake.logs.seeded:
         lines.append(f"  seeded calls: {fake.logs.seeded}")
     print("\n".join(lines), flush=True)
@@ -220,6 +247,13 @@ def _non_negative(text: str) -> float:
 def _outcomes_arg(text: str) -> dict[str, float]:
     try:
         return parse_outcomes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _said_arg(text: str) -> tuple[str, str]:
+    try:
+        return parse_said(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -6,6 +6,7 @@
     logs.outcomes()                     # {room_name: outcome}: the truth, for tests
     logs.hold()                         # rows of calls accepted from now on are held back
     logs.hold(False)                    # ... until this: a test's log delay, no clock needed
+    logs.said()                         # {called_to: kind}: who said what (said.py), the truth
 
 Both documented paths are served (`call-logs-v2`, `get-call-logs`); the `shape` picks the
 envelope and the field names for both:
@@ -22,6 +23,8 @@ Answered", 0 s) before the real one; some answered calls say "Not Answered" with
 duration and a transcript; unanswered calls carry "No Call Transcript Available"; and rows of
 other agents and other numbers are mixed in. Rows carry no `room_name` (undocumented).
 A call's rows appear `log_delay` seconds after it. Rows are built per page, never all at once.
+What the person said on an answered call (an opt-out in one of four forms, or the decoy) is
+`said.py`'s: named per number (`said`) or drawn for a share of answered calls (`said_share`).
 
 Log faults ("429", "429:S" with Retry-After S, "500", "error": a 200 carrying the error
 envelope, "echo": a 400 whose message holds the api_key and the full URL, "drop": the
@@ -50,6 +53,7 @@ from dialer.fake_tabbly.rules import (
     Account,
     check_outcomes,
 )
+from dialer.fake_tabbly.said import OPT_OUT_KINDS, SAID_KINDS, words
 from dialer.outcomes.log_rows import PLACEHOLDER_TRANSCRIPT
 
 LOG_FAULT_NAMES = ("429", "429:S", "500", "error", "echo", "drop")
@@ -88,6 +92,7 @@ class FakeCall:
     duration: int
     attempt: str  # a first attempt row's call_status; '' when none
     call_from: str = ""  # the caller's number the request named: tells campaigns apart in soaks
+    said: str = ""  # what the person said (said.SAID_KINDS); '' for nothing to note
 
 
 class CallLogs:
@@ -102,11 +107,18 @@ class CallLogs:
         outcomes: Mapping[str, float] | None = None,
         log_delay: float = 0.0,
         seed: int | None = 0,
+        said: Mapping[str, str] | None = None,
+        said_share: float = 0.0,
     ) -> None:
         if shape not in LOGS_SHAPES:
             raise ValueError(f"logs_shape must be one of {', '.join(LOGS_SHAPES)}, got {shape!r}")
         if not log_delay >= 0:
             raise ValueError("log_delay must not be negative")
+        if not 0.0 <= said_share <= 1.0:
+            raise ValueError("said_share must be between 0 and 1")
+        for kind in (said or {}).values():
+            if kind not in SAID_KINDS:
+                raise ValueError(f"unknown said kind {kind!r}; expected one of {SAID_KINDS}")
         self.account = account
         self.shape = shape
         self.weights = check_outcomes(DEFAULT_OUTCOMES if outcomes is None else outcomes)
@@ -117,6 +129,10 @@ class CallLogs:
         self._names = list(self.weights)
         self._cumulative = list(_accumulate(self.weights.values()))
         self._rng = random.Random(seed)
+        self.said_numbers = dict(said or {})
+        self.said_share = said_share
+        # Its own generator: what people say never shifts the outcomes drawn for the calls.
+        self._said_rng = random.Random(None if seed is None else f"said:{seed}")
         self._lock = threading.Lock()
         self._script: deque[str] = deque()
         self._calls: list[FakeCall] = []
@@ -126,8 +142,6 @@ class CallLogs:
         self._last_at = 0.0
         self._cache: tuple[tuple[Any, ...], Sequence[int]] | None = None
         self._shown_rows: int | None = None  # set by hold: rows served at most
-
-    # --- what the tests and the trigger handler call -------------------------------------
 
     def record(
         self, called_to: str, custom_identifiers: str, room_name: str, call_from: str = ""
@@ -180,10 +194,13 @@ class CallLogs:
 
     def calls(self) -> list[dict[str, str]]:
         """The accepted calls, oldest first: called_to, custom_identifiers, room_name,
-        call_from, outcome, attempt (a first attempt row's status, or ''), called_at."""
+        call_from, outcome, attempt (a first attempt row's status, or ''), called_at, said."""
         return [_describe(c) for c in list(self._calls) if c.outcome]
 
-    # --- the HTTP side ---------------------------------------------------------------------
+    def said(self) -> dict[str, str]:
+        """{called_to: kind} of every person whose answered call said something (said.py):
+        the opt-outs a sync should find, and the decoys it should not take for one."""
+        return {c.called_to: c.said for c in list(self._calls) if c.said}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
@@ -275,12 +292,9 @@ class CallLogs:
             status, duration = call.status, call.duration
             outcome = call.outcome or _STATUS_OUTCOME[status]
         spoke = part == 1 and outcome == "answered"
-        transcript = (
-            f"Agent: Hello, this is about {call.custom_identifiers}.\nUser: Yes, speaking."
-            if spoke
-            else PLACEHOLDER_TRANSCRIPT
-        )
-        summary = f"Spoke about {call.custom_identifiers}." if spoke else ""
+        said = words(call.said, call.custom_identifiers, shape) if spoke else {}
+        transcript = said.pop("transcript", PLACEHOLDER_TRANSCRIPT)
+        summary = said.pop("summary", "")
         recording = f"https://recordings.fake-tabbly.invalid/{row_id}.mp3" if duration else ""
         cost = round(duration * 0.002, 4)
         when = datetime.fromtimestamp(int(call.at), UTC)
@@ -298,8 +312,9 @@ class CallLogs:
                 "use_agent_id": call.agent_id,
                 "participant_identity": f"sip_{call.called_to}",
                 "custom_identifiers": call.custom_identifiers,
-                "call_sentiment": "positive" if spoke else None,
+                "call_sentiment": None,
                 "call_json_output": None,
+                **said,
             }
         return {
             "call_id": row_id,
@@ -315,6 +330,7 @@ class CallLogs:
             "participant_identity": f"sip_{call.called_to}",
             "custom_identifiers": call.custom_identifiers,
             "call_outcome": outcome,
+            **said,
         }
 
     def _error(self, status: int, message: str) -> web.Response:
@@ -350,8 +366,6 @@ class CallLogs:
             request.transport.close()
         return None
 
-    # --- building calls ---------------------------------------------------------------------
-
     def _add(
         self, called_to: str, custom_identifiers: str, room_name: str, agent: int | None
     ) -> FakeCall:
@@ -372,6 +386,9 @@ class CallLogs:
             duration = rng.randint(10, 40)  # a message left: long, but no conversation
         if rng.random() < _ATTEMPT_FIRST:
             attempt = rng.choice(("Not Answered", "no-answer"))
+        said = self._said(called_to, outcome)
+        if said and outcome != "answered":  # one who says something answered the call
+            outcome, status, duration = "answered", "Call Answered", self._said_rng.randint(30, 180)
         call = FakeCall(
             called_to,
             custom_identifiers,
@@ -382,6 +399,7 @@ class CallLogs:
             status,
             duration,
             attempt,
+            said=said,
         )
         self._append(call)
         if rng.random() < _STRANGER:
@@ -397,6 +415,18 @@ class CallLogs:
                 )  # fmt: skip
             self._append(stranger)
         return call
+
+    def _said(self, called_to: str, outcome: str) -> str:
+        """What this call's person says: as `said` names the number, else for a share of the
+        answered calls an opt-out kind drawn; '' for nothing."""
+        named = self.said_numbers.get(called_to)
+        if named is not None:
+            return named
+        if self.said_share and outcome == "answered":
+            rng = self._said_rng
+            if rng.random() < self.said_share:
+                return rng.choice(OPT_OUT_KINDS)
+        return ""
 
     def _append(self, call: FakeCall) -> None:
         index = len(self._calls)
@@ -418,6 +448,7 @@ def _describe(call: FakeCall) -> dict[str, str]:
         "outcome": call.outcome,
         "attempt": call.attempt,
         "called_at": datetime.fromtimestamp(call.at, UTC).isoformat().replace("+00:00", "Z"),
+        "said": call.said,
     }
 
 

@@ -81,6 +81,8 @@ class FakeTabbly:
         outcomes: Mapping[str, float] | None = None,
         log_delay: float = 0.0,
         agents_shape: str = "docs",
+        said: Mapping[str, str] | None = None,
+        said_share: float = 0.0,
     ) -> None:
         self.account = Account(
             organization_id=organization_id,
@@ -100,7 +102,13 @@ class FakeTabbly:
         )
         # Its own seeded generator: the trigger's fault draws stay what they were.
         self.logs = CallLogs(
-            self.account, shape=logs_shape, outcomes=outcomes, log_delay=log_delay, seed=seed
+            self.account,
+            shape=logs_shape,
+            outcomes=outcomes,
+            log_delay=log_delay,
+            seed=seed,
+            said=said,
+            said_share=said_share,
         )
         self.agents = Agents(self.account, agents_shape)
         if cost < 0 or latency < 0 or (retry_after is not None and retry_after < 0):
@@ -269,6 +277,7 @@ class FakeTabbly:
                 {"at": r.at, "status": r.status, "fault": r.fault, "body": r.body} for r in received
             ],
             "calls": self.logs.calls(),
+            "said": self.logs.said(),
         }
         return json_response(200, json.dumps(state).encode())
 
