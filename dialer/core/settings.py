@@ -142,6 +142,10 @@ class Settings:
     # Texts kept from a log row, cut to these many characters (the ledger stays small).
     log_text_chars: int = 2_000
     log_transcript_chars: int = 100_000
+    # The agent's extraction (`call_json_output`): a JSON object of at most this much text and
+    # log_json_keys keys is kept as it is; anything else as its text, cut.
+    log_json_chars: int = 65_536
+    log_json_keys: int = 50
     # A log row's duration or cost outside 0 to these is a broken value, ignored (and the row
     # counted): 1e300 s does not fit the ledger, a cost of 1e308 makes every total "inf".
     log_max_call_seconds: int = 86_400

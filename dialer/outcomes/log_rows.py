@@ -83,6 +83,10 @@ class LogRow:
     custom_identifiers: str
     agent_id: int | None  # `use_agent_id` | `agent_id`; rows of other agents are ignored
     call_outcome: str  # `call_outcome`, raw
+    call_sentiment: str = ""  # `call_sentiment`, raw
+    # `call_json_output` (the agent's extraction) as JSON text, cut to log_json_chars: an
+    # object in one shape, its JSON text in the other.
+    call_json_output: str = ""
     bad_values: tuple[str, ...] = ()  # fields given but unreadable or out of range: ignored
 
 
@@ -167,6 +171,8 @@ def parse_row(
         custom_identifiers=text("custom_identifiers"),
         agent_id=agent_id,
         call_outcome=sys.intern(text("call_outcome")),
+        call_sentiment=sys.intern(text("call_sentiment")),
+        call_json_output=scrub(_json_text(obj.get("call_json_output")))[: settings.log_json_chars],
         bad_values=bad,
     )
 
@@ -213,6 +219,19 @@ def _first_text(obj: dict[str, Any], keys: tuple[str, ...]) -> str:
         except ValueError:  # an int past Python's digit limit for str()
             return ""
     # A transcript as a list of turns, say: kept as its JSON rather than lost.
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return ""
+
+
+def _json_text(value: Any) -> str:
+    """`call_json_output` as JSON text: a string as given (the v2 shape sends JSON text), an
+    object or list as its JSON; nothing for null or a value that cannot be written."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
     try:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):

@@ -49,6 +49,9 @@ _MAX_IDS = 64
 # Fewer digits than this in a differently written number cannot say it is the same number.
 _MIN_DIGITS = 7
 _K = TypeVar("_K")
+# The campaign of a claim of the syncing campaign's own that a killed run left (not yet a
+# dial: the next run adopts it as a maybe-call): to the Matcher, someone else's call.
+OWN_CLAIM = "(this campaign's claim)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class Matcher:
         "_resolved",
         "_skew",
         "_transcripts",
+        "last",
         "others_rows",
     )
 
@@ -102,6 +106,7 @@ class Matcher:
         self._transcripts = transcripts
         self._skew = skew
         self.others_rows = 0  # rows fed that are other campaigns' calls'
+        self.last: Dial | None = None  # the call of the folder the last row fed speaks of
         # One Dial, or a list of them when several share the key: a list per dial would be
         # ~40 MB over 100,000 dials, most of them alone under their room, key and number.
         self._by_room: dict[str, _Listed] = {}
@@ -124,9 +129,10 @@ class Matcher:
 
     def feed(self, row: LogRow) -> int | None:
         """Fold `row` into its dial's result; the dial_id it matched, or None (someone else's)."""
+        self.last = None
         if row.agent_id is not None and row.agent_id != self._agent_id:
             return None
-        dial = self.match(row)
+        dial = self.last = self.match(row)
         if dial is None:
             return None
         if dial.campaign:
@@ -148,6 +154,7 @@ class Matcher:
             room_name="",
             custom_identifiers="",
             call_outcome="",
+            call_json_output="",
         )
         resolved = self._resolved.get(dial.dial_id)
         if resolved is None:

@@ -45,11 +45,6 @@ if TYPE_CHECKING:
     from dialer.tabbly.client import Secret
 
 
-# What a claim of this campaign left by a killed run is, to the Matcher: a call of its own
-# that is not yet a dial (the next run adopts it as a maybe-call).
-IN_FLIGHT = "(this campaign's claim)"
-
-
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     """What a sync found. `counts`: each person's last call's outcome, every outcome
@@ -66,6 +61,7 @@ class SyncResult:
     others_rows: int = 0  # of the ignored rows, those of other campaigns' calls (same agent)
     bad_rows: int = 0  # rows with a value unreadable or out of range (ignored, the row kept)
     bad_fields: tuple[str, ...] = ()  # which fields those were, sorted
+    opted_out: tuple[str, ...] = ()  # people newly in the opt-out register, heard on a call
 
 
 # How `dialer sync` says what it stored; the page reads the number back (dialer/web/results).
@@ -134,8 +130,10 @@ async def sync_ledger(
     dates = date_range(since, dials.oldest_pending(conn), clock(), zone, settings)
     matched = ignored = pages = updated = others = bad_rows = 0
     bad_fields: set[str] = set()
+    opted_out: tuple[str, ...] = ()
     if dates is not None:
-        from dialer.outcomes.matching import Matcher
+        from dialer.outcomes.listening import Listening
+        from dialer.outcomes.matching import OWN_CLAIM, Matcher
         from dialer.outcomes.shared_agent import other_dials
         from dialer.tabbly.call_logs import LogsQuery, read_logs  # aiohttp: only when logs are read
         from dialer.tabbly.client import Scrubber
@@ -151,7 +149,7 @@ async def sync_ledger(
             campaign.agent_id,
             # This campaign's own claims left by a killed run: their rows are theirs.
             others=chain(
-                other_dials(campaign, first), dials.claims_in_flight(conn, first, IN_FLIGHT)
+                other_dials(campaign, first), dials.claims_in_flight(conn, first, OWN_CLAIM)
             ),
             transcripts=transcripts,
             skew=timedelta(seconds=settings.logs_clock_skew_seconds),
@@ -165,6 +163,7 @@ async def sync_ledger(
             date_to=dates[1],
             zone=zone,
         )
+        listening = Listening(campaign)
         async for page in read_logs(query, settings):
             pages += 1
             for row in page:
@@ -175,7 +174,11 @@ async def sync_ledger(
                     ignored += 1
                 else:
                     matched += 1
+                if matcher.last is not None:  # a call of the folder: did the person say no?
+                    listening.hear(row, matcher.last)
         others = matcher.others_rows
+        # Before the outcomes: a sync killed between the two has recorded who said no.
+        opted_out = listening.record(clock())
         try:
             updated = dials.store(
                 conn,
@@ -199,6 +202,7 @@ async def sync_ledger(
         others_rows=others,
         bad_rows=bad_rows,
         bad_fields=tuple(sorted(bad_fields)),
+        opted_out=opted_out,
     )
 
 
@@ -338,3 +342,9 @@ def _print(campaign: Campaign, result: SyncResult, out: TextIO) -> None:
             file=out,
         )
     print(f"total cost: {result.cost:.2f}", file=out)
+    if result.opted_out:
+        print(
+            f"opted out on a call: {len(result.opted_out)} (asked not to be called: no "
+            "campaign of this folder calls them again; dialer optout list shows them)",
+            file=out,
+        )
