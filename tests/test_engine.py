@@ -22,7 +22,8 @@ from dialer.engine.options import RunOptions
 from dialer.engine.pacing import Pacer
 from dialer.fake_tabbly import FakeTabbly
 from dialer.ledger.claims import Claim
-from dialer.ledger.store import Entry, Ledger
+from dialer.ledger.entries import Entry
+from dialer.ledger.store import Ledger
 
 # 14:29 UTC: 19:59 in India (inside "09:00-20:00"), 06:29 in Los Angeles (outside).
 INSIDE_INDIA = datetime(2026, 11, 25, 14, 29, tzinfo=UTC)

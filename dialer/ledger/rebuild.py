@@ -32,6 +32,7 @@ from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.paths import ledger_path, reports_folder
 from dialer.core.statuses import ExitCode, LedgerError, Status
 from dialer.ledger.claims import Claim, claims_path, read_claims
+from dialer.ledger.entries import Entry, PastDial
 from dialer.ledger.evidence import (
     CalledRow,
     ReportFile,
@@ -40,18 +41,10 @@ from dialer.ledger.evidence import (
     report_key,
     report_of_run,
 )
-from dialer.ledger.store import (
-    BLANK_WAL,
-    CorruptLedger,
-    Entry,
-    Ledger,
-    PastDial,
-    blank_reason,
-    fresh_reason,
-    rebuild_advice,
-    take_lock,
-    write_rebuilt,
-)
+from dialer.ledger.rebuilt_file import write_rebuilt
+from dialer.ledger.schema import BLANK_WAL, blank_reason, fresh_reason
+from dialer.ledger.sqlite import CorruptLedger, rebuild_advice, take_lock
+from dialer.ledger.store import Ledger
 
 # Why a claim that only the claims journal still shows is `unknown` after a rebuild.
 JOURNAL_REASON = "rebuilt from the claims journal: its request may have left when the run stopped"
