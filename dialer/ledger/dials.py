@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import groupby
+from pathlib import Path
 
 from dialer.core.clock import parse_stamp, stamp
 from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import OUTCOME_RANK, CallOutcome, stored_outcome
-from dialer.ledger.sqlite import transaction
+from dialer.ledger.sqlite import readonly_uri, transaction
 from dialer.outcomes.matching import Dial, Resolved
 
 # A `placed_at` that is not a stamp (never written so by dialer): long ago, so no row of the
@@ -123,6 +124,37 @@ def claims_in_flight(
     for n, (called_to, _row, started_at) in enumerate(conn.execute(query, params), 1):
         placed = parse_stamp(started_at) or _LONG_AGO
         yield Dial(-n, called_to, "", placed, "", "", campaign=campaign)
+
+
+def other_ledger_dials(
+    path: Path, placed_from: datetime | None, wanted: Callable[[str], bool]
+) -> list[Dial]:
+    """Another campaign's ledger at `path`, read without writing: its dials placed at or after
+    `placed_from` and its claims in flight (a run going, or killed: calls of its own too),
+    each naming that ledger's campaign (the file's stem when it names none), if
+    `wanted(campaign)`. Nothing for a file that cannot be read, is no ledger, or is one from
+    before `dials`: it has no call to match."""
+    try:
+        conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return []
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"meta", "dials"} <= tables:
+            return []
+        named = conn.execute("SELECT value FROM meta WHERE key = 'campaign'").fetchone()
+        name = (named[0] if named else "") or path.stem
+        if not wanted(name):
+            return []
+        placed = [replace(d, campaign=name) for d in dials_from(conn, placed_from)]
+        if "sending" in tables:
+            placed += claims_in_flight(conn, placed_from, name)
+        return placed
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
 
 
 def store(
