@@ -36,7 +36,7 @@ from dialer.core.statuses import (
     close_reason,
     exit_code_for,
 )
-from dialer.engine.gate import Gate
+from dialer.engine.gate import Gate, limit_rule
 from dialer.engine.options import RunOptions
 from dialer.engine.progress import Progress
 from dialer.ledger.contact_limits import ContactBook
@@ -468,7 +468,7 @@ def run(
         try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
             if book is not None:
-                ledger.use_book(book, campaign.name, campaign.limits)
+                ledger.use_book(book, campaign.name, limit_rule(campaign.limits))
             gate = Gate.for_campaign(
                 campaign, options, ledger, book=book, clock=clock, outcomes_known=unread is None
             )

@@ -13,8 +13,9 @@ never overwrite a `triggered` or `unknown` person, so a `--recall` run that stop
 cannot make the next night forget who was called.
 
 With the folder's shared contact counts (`use_book`), each batch of claims is reserved there
-first, in one transaction with every other campaign's; the caller's rule refuses those over a
-limit, and a refused claim gets its reason instead of being recorded.
+first, in one transaction with every other campaign's; the rule the caller hands in
+(`OverLimit`: policy lives in the engine) refuses those over a limit, and a refused claim
+gets its reason instead of being recorded.
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ from dialer.ledger.schema import (
 from dialer.ledger.sqlite import transaction, write_error
 
 if TYPE_CHECKING:
-    from dialer.campaign.model import Limits
-    from dialer.ledger.contact_limits import ContactBook
+    from dialer.ledger.contact_limits import ContactBook, OverLimit
 
 # Records of a row a run did not send: never replacing a call (`UPSERT_UNLESS_CALLED`).
 NOT_SENT = frozenset(
@@ -66,16 +66,19 @@ class Batches:
         # The folder's shared contact counts (`dialer.ledger.contact_limits`), when there are
         # any: each batch of claims is reserved there first; refused claims get their reason.
         self._book: ContactBook | None = None
-        self._book_limits: Limits | None = None
+        self._over_limit: OverLimit | None = None  # the caller's rule (the engine's)
         self._book_names = ("", "")  # campaign, run key
         self._refused: dict[str, str] = {}
         # Calls the upstream accepted whose line in the book still says maybe: marked in
         # the same batch's claims transaction, or on their own after a batch without claims.
         self._placed: list[str] = []
 
-    def use_book(self, book: ContactBook, campaign: str, run: str, limits: Limits | None) -> None:
-        """Record the claims in the folder's contact counts, refusing those over `limits`."""
-        self._book, self._book_limits = book, limits
+    def use_book(
+        self, book: ContactBook, campaign: str, run: str, over_limit: OverLimit | None
+    ) -> None:
+        """Record the claims in the folder's contact counts, refusing those `over_limit`
+        judges over a limit (None: refusing none)."""
+        self._book, self._over_limit = book, over_limit
         self._book_names = (campaign, run)
 
     async def claim(self, claim: Claim) -> str | None:
@@ -181,7 +184,7 @@ class Batches:
                 self._book_names[0],
                 self._book_names[1],
                 self.clock(),
-                self._book_limits,
+                self._over_limit,
                 placed=self._placed,
             )
             self._placed = []

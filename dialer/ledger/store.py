@@ -46,8 +46,7 @@ from dialer.ledger.schema import (
 from dialer.ledger.sqlite import cannot_write, take_lock, transaction, write_error
 
 if TYPE_CHECKING:
-    from dialer.campaign.model import Limits
-    from dialer.ledger.contact_limits import ContactBook
+    from dialer.ledger.contact_limits import ContactBook, OverLimit
 
 # Why a claim left by an earlier run is `unknown`: it may have reached the person.
 ORPHAN_REASON = "an earlier run stopped before recording this call's answer"
@@ -455,10 +454,11 @@ class Ledger:
         except sqlite3.Error as exc:
             raise write_error(self.path, exc) from None
 
-    def use_book(self, book: ContactBook, campaign: str, limits: Limits | None) -> None:
-        """Record this run's claims in the folder's contact counts, refusing those over
-        `limits` (checked and recorded in one transaction with every other campaign's)."""
-        self._batches.use_book(book, campaign, f"{self.ledger_id}:{self.run_id}", limits)
+    def use_book(self, book: ContactBook, campaign: str, over_limit: OverLimit | None) -> None:
+        """Record this run's claims in the folder's contact counts, refusing those the
+        caller's rule judges over a limit (checked and recorded in one transaction with every
+        other campaign's); None: refusing none."""
+        self._batches.use_book(book, campaign, f"{self.ledger_id}:{self.run_id}", over_limit)
 
     async def claim(self, claim: Claim) -> str | None:
         """Record `sending` and wait until it is committed: only then may the request leave.
