@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from dialer.campaign.model import Campaign, load_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import load_campaign
 from dialer.commands import run as commands
 from dialer.core import console
 from dialer.core.statuses import (

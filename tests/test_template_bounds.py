@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.statuses import ExitCode
 from dialer.sheets.pipeline import open_contacts
 from dialer.templating import sandbox as templating

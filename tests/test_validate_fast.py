@@ -17,7 +17,7 @@ import pytest
 from conftest import Project, contact_rows
 from jinja2 import TemplateSyntaxError
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.reports.writer import _csv_text
 from dialer.sheets import contacts, pipeline
 

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from dialer.campaign.model import Campaign, load_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.paths import ledger_path, state_folder
 from dialer.core.statuses import DialerError
 from dialer.ledger.contact_limits import BOOK_NAME
