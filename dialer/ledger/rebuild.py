@@ -1,8 +1,8 @@
 """A lost ledger is noticed, never silently survived, and rebuilt from the reports (SPEC 6.3).
 
-    >>> ledger = open_for_run(campaign)       # refuses a lost ledger (exit 2), nothing sent
-    >>> ledger = open_for_reading(campaign)   # `validate` and `status`: the same verdict
-    >>> rebuild(campaign, out)                # `dialer ledger rebuild CAMPAIGN`
+    ledger = open_for_run(campaign)       # refuses a lost ledger (exit 2), nothing sent
+    ledger = open_for_reading(campaign)   # `validate` and `status`: the same verdict
+    rebuild(campaign, out)                # `dialer ledger rebuild CAMPAIGN`
 
 The ledger is lost when it is missing, empty (0 bytes) or has no tables (only its main file
 left, its -wal gone) while the campaign's reports or its claims journal show people called

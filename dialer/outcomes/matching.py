@@ -36,6 +36,7 @@ from itertools import chain
 from typing import TypeVar
 
 from dialer.core.settings import DEFAULTS
+from dialer.ledger.dials import Dial
 from dialer.outcomes.log_rows import LogRow, better
 
 # How long after its call a row may be logged: a call is logged when it is dialled, not
@@ -49,19 +50,6 @@ _MAX_IDS = 64
 # Fewer digits than this in a differently written number cannot say it is the same number.
 _MIN_DIGITS = 7
 _K = TypeVar("_K")
-
-
-@dataclass(frozen=True, slots=True)
-class Dial:
-    """One call dialer placed, as a ledger's `dials` table holds it."""
-
-    dial_id: int  # unique within its campaign's ledger only
-    called_to: str
-    custom_identifiers: str
-    placed_at: datetime  # aware UTC
-    room_name: str
-    participant_identity: str
-    campaign: str = ""  # another campaign's call (its name); "": the syncing campaign's
 
 
 @dataclass(slots=True)

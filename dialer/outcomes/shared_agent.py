@@ -1,8 +1,8 @@
 """The calls the other campaigns of a state folder placed with the same agent (SPEC 10): their
 log rows come back in this campaign's logs, and a row belongs to at most one call.
 
-    >>> others = list(other_dials(campaign, placed_from))    # Dials whose .campaign is set
-    >>> Matcher(own_dials, campaign.agent_id, others=others)
+    others = list(other_dials(campaign, placed_from))    # Dials whose .campaign is set
+    Matcher(own_dials, campaign.agent_id, others=others)
 
 Each other ledger (`state/*.sqlite` but this campaign's and the shared contact counts) is
 read without writing (`dialer.ledger.dials.other_ledger_dials`). Its campaign's agent is read
@@ -23,8 +23,7 @@ from dialer.campaign.parse import load_campaign
 from dialer.core.paths import ledger_path, state_folder
 from dialer.core.statuses import DialerError
 from dialer.ledger.contact_limits import BOOK_NAME
-from dialer.ledger.dials import other_ledger_dials
-from dialer.outcomes.matching import Dial
+from dialer.ledger.dials import Dial, other_ledger_dials
 
 
 def other_dials(campaign: Campaign, placed_from: datetime | None) -> Iterator[Dial]:
