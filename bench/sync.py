@@ -31,7 +31,7 @@ BOUND_MB = 300.0
 def _ledger_with_dials(campaign: Path, calls: list[dict]) -> None:
     """The ledger a run of these calls leaves: one `calls` and one `dials` row per call,
     in a ledger made by the product's own code (as a run opens it)."""
-    from dialer.campaign.model import load_campaign
+    from dialer.campaign.parse import load_campaign
     from dialer.ledger.rebuild import open_for_run
 
     with open_for_run(load_campaign(campaign), system_clock) as ledger:

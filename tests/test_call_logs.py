@@ -28,8 +28,9 @@ from dialer.fake_tabbly import (
     FakeTabblyThread,
     add_arguments,
 )
+from dialer.ledger.dials import Dial
 from dialer.outcomes.log_rows import LogRow
-from dialer.outcomes.matching import Dial, Matcher
+from dialer.outcomes.matching import Matcher
 from dialer.tabbly.call_logs import LogsQuery, read_logs
 from dialer.tabbly.client import Secret
 from tests.conftest import indian_mobile

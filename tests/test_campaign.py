@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dialer.campaign.model import DEFAULT_ENDPOINT, DEFAULT_LOGS_ENDPOINT, load_campaign
+from dialer.campaign.model import DEFAULT_ENDPOINT, DEFAULT_LOGS_ENDPOINT
+from dialer.campaign.parse import load_campaign
 from dialer.core.statuses import CampaignError, ExitCode, UsageError
 from tests.conftest import KEY_ENV, contact_rows
 

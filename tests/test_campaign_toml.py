@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.campaign.toml_text import (
     CampaignForm,
     check_form,

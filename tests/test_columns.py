@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import KEY_ENV, Project
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.statuses import CampaignError, ExitCode
 from dialer.sheets.columns import guess, needs, similarity
 from dialer.sheets.reader import open_sheet

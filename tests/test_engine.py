@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from conftest import HEADER, KEY_ENV, Project, indian_mobile, wait_for
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.commands.run import IOContext, Run, run
 from dialer.commands.validate import validate
 from dialer.core.settings import DEFAULTS

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.campaign.model import Campaign, load_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.statuses import Status
 from dialer.engine.pacing import Pacer
 from dialer.reports.writer import REPORT_COLUMNS, ReportWriter, RowResult, report_row

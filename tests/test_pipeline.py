@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import Project
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.sheets.pipeline import open_contacts
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -297,7 +297,7 @@ def test_sigterm_mid_run_exits_130_with_a_complete_report(project: Project, tmp_
 def test_window_is_checked_again_as_the_request_leaves(project: Project, fake, monkeypatch):
     from datetime import UTC, datetime
 
-    from dialer.campaign.model import load_campaign
+    from dialer.campaign.parse import load_campaign
     from dialer.commands.run import IOContext, Run, run
     from dialer.engine.pacing import Pacer
 
@@ -373,7 +373,7 @@ class _Terminal(io.StringIO):
 
 
 def test_terminal_run_asks_first_and_sends_nothing_on_no(project: Project, fake):
-    from dialer.campaign.model import load_campaign
+    from dialer.campaign.parse import load_campaign
     from dialer.commands.run import IOContext, Run, run
 
     project.write_sheet(contact_rows(3))
@@ -397,7 +397,7 @@ def test_terminal_run_asks_first_and_sends_nothing_on_no(project: Project, fake)
 
 
 def test_terminal_run_calls_after_yes(project: Project, fake):
-    from dialer.campaign.model import load_campaign
+    from dialer.campaign.parse import load_campaign
     from dialer.commands.run import IOContext, Run, run
 
     project.write_sheet(contact_rows(3))

@@ -358,7 +358,7 @@ class _Terminal(io.StringIO):
 
 
 def test_retry_unknown_says_how_many_may_already_have_been_called(project: Project, cli, fake):
-    from dialer.campaign.model import load_campaign
+    from dialer.campaign.parse import load_campaign
     from dialer.commands.run import IOContext, Run, run
     from dialer.engine.options import RunOptions
 

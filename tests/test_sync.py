@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import HEADER, KEY_ENV, Project, contact_rows, indian_mobile
 
-from dialer.campaign.model import LOGS_ENDPOINT_ENV, load_campaign
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.campaign.parse import load_campaign
 from dialer.core.clock import stamp
 from dialer.core.statuses import CallOutcome, ExitCode
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabbly, FakeTabblyThread

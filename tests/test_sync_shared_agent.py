@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import KEY_ENV, Project, contact_rows, wait_for
 
-from dialer.campaign.model import LOGS_ENDPOINT_ENV, load_campaign
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.campaign.parse import load_campaign
 from dialer.core.clock import stamp
 from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, FakeTabbly, FakeTabblyThread

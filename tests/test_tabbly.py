@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.statuses import Status
 from dialer.sheets.contacts import Contact
 from dialer.tabbly.client import BodyBuilder, Kind, Secret, classify, parse_retry_after

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import ExitCode
 from dialer.sheets.pipeline import open_contacts

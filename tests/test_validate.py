@@ -13,7 +13,7 @@ import pytest
 from conftest import HEADER, Project, contact_rows
 from openpyxl import Workbook, load_workbook
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.commands.validate import validate
 from dialer.core.statuses import ExitCode
 from dialer.reports.writer import REPORT_COLUMNS

@@ -17,7 +17,7 @@ import pytest
 from conftest import Project, contact_rows
 from jinja2 import TemplateSyntaxError
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.settings import DEFAULTS
 from dialer.reports.writer import csv_text
 from dialer.sheets.contacts import JinjaTemplate, PlainTemplate

@@ -23,7 +23,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from dialer import web
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.paths import summary_path
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.web.headers import SECURITY_HEADERS

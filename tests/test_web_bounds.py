@@ -16,7 +16,8 @@ from aiohttp import web as aioweb
 from aiohttp.test_utils import TestClient, TestServer
 
 from dialer import web
-from dialer.campaign.model import LOGS_ENDPOINT_ENV, load_campaign
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.campaign.parse import load_campaign
 from dialer.fake_tabbly import DEFAULT_API_KEY
 from dialer.web import results
 from tests.test_web import _login, _project, _serve_on, _upload_form

@@ -12,7 +12,8 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from dialer import web
-from dialer.campaign.model import Campaign, load_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import load_campaign
 from dialer.web.campaigns import CampaignShelf
 
 ROOT = Path(__file__).resolve().parent.parent

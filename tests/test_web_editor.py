@@ -16,7 +16,7 @@ from aiohttp import web as aioweb
 from aiohttp.test_utils import TestClient, TestServer
 
 from dialer import web
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from tests.test_web import ROOT, _checked, _login, _run
 from tests.test_web_hardening import _fake_env, _until

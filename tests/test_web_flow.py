@@ -252,7 +252,7 @@ def test_the_campaign_used_last_is_remembered_per_session_never_a_default(tmp_pa
 
 
 def test_every_phone_column_and_the_country_are_roles_not_template_variables(tmp_path):
-    from dialer.campaign.model import load_campaign
+    from dialer.campaign.parse import load_campaign
     from dialer.sheets.columns import needs
 
     folder = tmp_path / "campaigns"

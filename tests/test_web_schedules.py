@@ -28,7 +28,7 @@ from test_web_hardening import READY, TOKEN, _check, _fake_env, _launch, _login,
 from dialer import web
 from dialer.core.statuses import FINISHED_CODES
 from dialer.fake_tabbly import FakeTabblyThread
-from dialer.ledger.store import take_lock
+from dialer.ledger.sqlite import take_lock
 from dialer.web.schedules import SCHEDULES, Schedules
 
 # The loop's own ticks (real clock) never fire these tests' schedules: they are due minutes

@@ -18,7 +18,8 @@ from test_web_results import _env
 from test_web_watch import web_run
 
 from dialer import web
-from dialer.campaign.model import WEEKDAYS, load_campaign
+from dialer.campaign.model import WEEKDAYS
+from dialer.campaign.parse import load_campaign
 from dialer.campaign.toml_text import form_from_campaign, save_campaign
 from dialer.core.currencies import money
 from dialer.core.statuses import CallOutcome, ExitCode, Status, StopReason

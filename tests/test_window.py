@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialer.campaign.model import Window, load_campaign
+from dialer.campaign.model import Window
+from dialer.campaign.parse import load_campaign
 from dialer.engine.window import check_window, zones_for_number
 
 INDIA = "+919876543210"

@@ -1,3 +1,4 @@
-"""The campaign file: its model and parser, the TOML text the page writes, the binding of a run
-to its check.
+"""The campaign file: its values and their rules (`model`), reading it (`parse`, one function
+per table), the TOML text the page writes (`toml_text`), and the binding of a run to its
+check (`binding`).
 """

@@ -1,31 +1,25 @@
-"""Campaign TOML -> a frozen, validated `Campaign`; every default lives here.
+"""A campaign as values: the frozen `Campaign` and its tables, every default, and the rules
+of its values (the name, the endpoints, the bounds a parse checks against).
 
-    >>> c = load_campaign(Path("campaigns/example.toml"))
-    >>> c.dispatch.rate_per_second
-    2.0
+    campaign = load_campaign(Path("campaigns/example.toml"))   # dialer.campaign.parse
+    campaign.dispatch.rate_per_second                          # 2.0 unless the file says
 
-Unknown keys are errors (a typo must not silently disable a setting), and a campaign file
-holding an `api_key` is refused: the key lives only in the environment (SPEC 7).
+Reading a campaign file (one function per table, unknown keys refused) is
+`dialer.campaign.parse`; writing one is `dialer.campaign.toml_text`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import math
 import os
 import re
-import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from dialer.core.currencies import CURRENCIES
-from dialer.core.statuses import REDIALABLE, CallOutcome, CampaignError, UsageError
-from dialer.sheets.files import open_regular
+from dialer.core.statuses import CallOutcome, UsageError
 
 DEFAULT_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-call"
 DEFAULT_API_KEY_ENV = "TABBLY_API_KEY"
@@ -35,14 +29,6 @@ TRIGGER_NAME = "trigger-call"  # the last part of the trigger-call URL's path
 LOGS_NAME = "call-logs-v2"
 LOGS_ENDPOINT_ENV = "TABBLY_LOGS_URL"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DAY_NAMES = {
-    name: i
-    for i, full in enumerate(
-        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-    )
-    for name in (full, full[:3])
-}
-# The name names the ledger and the reports' folder: a short, safe file name on every system.
 MAX_CAMPAIGN_NAME_CHARS = 64
 MAX_TITLE_CHARS = 120  # the name as typed on the page; `name` is derived from it
 # `state/contacts.sqlite` is the folder's shared contact counts (dialer.ledger.contact_limits).
@@ -81,8 +67,6 @@ MAX_ID = 2**53 - 1
 RATE_RANGE = (0.01, 10_000.0)
 TIMEOUT_RANGE = (0.1, 600.0)
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +158,7 @@ class Campaign:
     cost_per_call: float | None = None
     # The ISO 4217 code costs are said in on the page ("USD"); None: the number alone.
     currency: str | None = None
-    # SHA-256 of the very bytes parsed: a run bound to a check compares it (dialer/binding.py).
+    # SHA-256 of the very bytes parsed: a run bound to a check compares it (campaign.binding).
     source_sha256: str = field(default="", compare=False)
     # The name as the marketer typed it on the page ("Spring sale 2026"); "" when it is `name`.
     title: str = ""
@@ -225,59 +209,6 @@ class Campaign:
         return url
 
 
-# key -> (type, required); "path" types are resolved against the campaign file's folder.
-_TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "name": (str, True),
-    "title": (str, False),
-    "organization_id": (int, True),
-    "agent_id": (int, True),
-    "call_from": (str, True),
-    "called_by_account": (str, False),
-    "first_line": (str, True),
-    "instruction": (str, False),
-    "endpoint": (str, False),
-    "api_key_env": (str, False),
-    "contacts": (dict, True),
-    "dispatch": (dict, False),
-    "window": (dict, False),
-    "redial": (dict, False),
-    "limits": (dict, False),
-    "logs_endpoint": (str, False),
-    "logs_timezone": (str, False),
-    "cost_per_call": ((int, float), False),
-    "currency": (str, False),
-}
-_CONTACTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "source": (str, True),
-    "phone_column": ((str, list), False),
-    "id_column": (str, False),
-    "default_region": (str, False),
-    "country_column": (str, False),
-    "suppress": ((str, list), False),
-    "sheet": (str, False),
-    "columns": (dict, False),
-    "defaults": (dict, False),
-}
-_DISPATCH: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "rate_per_second": ((int, float), False),
-    "concurrency": (int, False),
-    "max_attempts": (int, False),
-    "timeout_seconds": ((int, float), False),
-}
-_WINDOW: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "hours": (str, False),
-    "days": (list, False),
-    "timezone_column": (str, False),
-}
-_REDIAL: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "outcomes": (list, False),
-    "after_minutes": ((int, float), False),
-    "max_calls": (int, False),
-}
-_LIMITS: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "per_day": (int, False),
-    "per_week": (int, False),
-}
 # A default stands in for a sheet cell: no longer than a cell may put into the prompt (SPEC 7).
 MAX_DEFAULT_CHARS = 200
 # A header longer than this is not a header (dialer.sheets.reader.MAX_HEADER_CHARS).
@@ -288,371 +219,6 @@ _TEMPLATE_MARKS = re.compile(r"\{\{|\}\}|\{%|%\}")
 # A redial delay longer than this is a typo (minutes for hours, say): 60 days.
 MAX_REDIAL_MINUTES = 60 * 24 * 60
 MAX_CALLS_PER_PERSON = 100
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    dict: "a table",
-    list: "a list",
-}
-
-
-def _type_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-
-
-def _check_table(
-    path: Path, prefix: str, table: dict[str, Any], schema: dict[str, tuple[Any, bool]]
-) -> None:
-    for key in table:
-        if key not in schema:
-            where = f"{prefix}{key}"
-            raise CampaignError(f"{path}: unknown key '{where}' (allowed: {', '.join(schema)})")
-    for key, (kind, required) in schema.items():
-        where = f"{prefix}{key}"
-        if key not in table:
-            if required:
-                raise CampaignError(f"{path}: missing required key '{where}'")
-            continue
-        value = table[key]
-        # bool is an int subclass in Python; `organization_id = true` is still a typo.
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise CampaignError(f"{path}: key '{where}' must be {_type_name(kind)}, got {value!r}")
-
-
-def _parse_window(path: Path, table: dict[str, Any]) -> Window:
-    hours = table.get("hours", "09:00-20:00").strip()
-    match = _HOURS.match(hours)
-    if not match:
-        raise CampaignError(
-            f"{path}: key 'window.hours' must look like \"09:00-20:00\", got {hours!r}"
-        )
-    h1, m1, h2, m2 = (int(g) for g in match.groups())
-    start, end = h1 * 60 + m1, h2 * 60 + m2
-    if end > 24 * 60 or start == end:
-        raise CampaignError(
-            f"{path}: key 'window.hours' is an empty or impossible window: {hours!r}"
-        )
-    raw_days = table.get("days", list(WEEKDAYS[:6]))
-    days: set[int] = set()
-    for day in raw_days:
-        # "monday" or "mon", never "monkey": a typo must not pick a day at random.
-        index = _DAY_NAMES.get(day.strip().lower()) if isinstance(day, str) else None
-        if index is None:
-            raise CampaignError(f"{path}: key 'window.days' has {day!r}; use {', '.join(WEEKDAYS)}")
-        days.add(index)
-    if not days:
-        raise CampaignError(f"{path}: key 'window.days' is empty: nobody could ever be called")
-    return Window(
-        start_minute=start,
-        end_minute=end,
-        days=frozenset(days),
-        timezone_column=table.get("timezone_column"),
-        hours=hours,
-    )
-
-
-def _parse_redial(path: Path, table: dict[str, Any]) -> Redial:
-    defaults = Redial()
-    outcomes: set[CallOutcome] = set()
-    for item in table.get("outcomes", sorted(defaults.outcomes)):
-        name = item.strip().lower().replace(" ", "_") if isinstance(item, str) else None
-        if name == CallOutcome.ANSWERED:
-            raise CampaignError(
-                f"{path}: key 'redial.outcomes' has 'answered': an answered call is never redialed"
-            )
-        if name not in REDIALABLE:
-            allowed = ", ".join(sorted(REDIALABLE))
-            raise CampaignError(f"{path}: key 'redial.outcomes' has {item!r}; use {allowed}")
-        outcomes.add(CallOutcome(name))
-    if not outcomes:
-        raise CampaignError(f"{path}: key 'redial.outcomes' is empty: nobody would be redialed")
-    after = float(table.get("after_minutes", defaults.after_minutes))
-    if not math.isfinite(after) or not 0 <= after <= MAX_REDIAL_MINUTES:
-        raise CampaignError(
-            f"{path}: key 'redial.after_minutes' must be between 0 and {MAX_REDIAL_MINUTES:,} "
-            f"(60 days), got {after:g}"
-        )
-    max_calls = table.get("max_calls", defaults.max_calls)
-    if not 1 <= max_calls <= MAX_CALLS_PER_PERSON:
-        raise CampaignError(
-            f"{path}: key 'redial.max_calls' must be between 1 and {MAX_CALLS_PER_PERSON} "
-            f"(calls per person, the first included), got {max_calls}"
-        )
-    return Redial(frozenset(outcomes), after, max_calls)
-
-
-def _parse_limits(path: Path, table: dict[str, Any]) -> Limits:
-    if not table:
-        raise CampaignError(f"{path}: table 'limits' is empty: set per_day and/or per_week")
-    for key, value in table.items():
-        if not 1 <= value <= MAX_CALLS_PER_PERSON * 10:
-            raise CampaignError(
-                f"{path}: key 'limits.{key}' must be between 1 and {MAX_CALLS_PER_PERSON * 10} "
-                f"calls, got {value}"
-            )
-    per_day, per_week = table.get("per_day"), table.get("per_week")
-    if per_day is not None and per_week is not None and per_week < per_day:
-        raise CampaignError(
-            f"{path}: key 'limits.per_week' ({per_week}) is below 'limits.per_day' ({per_day})"
-        )
-    return Limits(per_day, per_week)
-
-
-def _phone_columns(path: Path, value: str | list[Any]) -> tuple[str, ...]:
-    """`phone_column = "Phone"` or a list of columns tried in order; each named once."""
-    names = [value] if isinstance(value, str) else value
-    if not names or len(names) > MAX_PHONE_COLUMNS or not all(isinstance(n, str) for n in names):
-        raise CampaignError(
-            f"{path}: key 'contacts.phone_column' must be a column name or a list of 1 to "
-            f"{MAX_PHONE_COLUMNS} column names"
-        )
-    from dialer.sheets.reader import normalise_header
-
-    seen: set[str] = set()
-    for name in names:
-        key = normalise_header(name)
-        if not key or key in seen:
-            problem = "an empty name" if not key else f"'{name}' twice"
-            raise CampaignError(f"{path}: key 'contacts.phone_column' has {problem}")
-        seen.add(key)
-    return tuple(names)
-
-
-def _with_column_tables(
-    path: Path, data: dict[str, Any], contacts: Contacts, table: dict[str, Any]
-) -> Contacts:
-    """`[contacts] columns` and `defaults`, checked against the names the campaign uses: a
-    mistyped key would otherwise leave a column unmatched and every row `invalid`."""
-    if "columns" not in table and "defaults" not in table:
-        return contacts  # no template parse for the many campaigns without them
-    from dialer.templating.sandbox import template_variables
-
-    variables = template_variables(data["first_line"], data.get("instruction", ""))
-    if variables is None:
-        return contacts  # a template that does not parse: compiling it names the error
-    roles: list[str | None] = list(contacts.roles)
-    window = data.get("window", {})
-    roles.append(window.get("timezone_column") if isinstance(window, dict) else None)
-    names = [n for n in roles if n] + sorted(variables - set(roles))
-    columns = _string_table(path, "columns", table.get("columns", {}), names, MAX_COLUMN_NAME_CHARS)
-    defaults = _string_table(
-        path, "defaults", table.get("defaults", {}), sorted(variables), MAX_DEFAULT_CHARS
-    )
-    for key, value in defaults:
-        if _TEMPLATE_MARKS.search(value):
-            raise CampaignError(
-                f"{path}: key 'contacts.defaults.{key}' has template braces; a default is "
-                "said as written"
-            )
-    return replace(contacts, columns=columns, defaults=defaults)
-
-
-def _string_table(
-    path: Path, name: str, table: dict[str, Any], allowed: list[str], longest: int
-) -> tuple[tuple[str, str], ...]:
-    """A table of campaign name -> non-empty text; any other key is refused, naming it."""
-    pairs = []
-    for key, value in table.items():
-        where = f"contacts.{name}.{key}"
-        if key not in allowed:
-            uses = ", ".join(allowed) or "no template variables"
-            raise CampaignError(f"{path}: unknown key '{where}' (the campaign uses: {uses})")
-        if not isinstance(value, str) or not value.strip():
-            raise CampaignError(f"{path}: key '{where}' must be a non-empty string, got {value!r}")
-        if len(value) > longest or any(not c.isprintable() for c in value):
-            raise CampaignError(
-                f"{path}: key '{where}' must be at most {longest} printable characters"
-            )
-        pairs.append((key, value.strip()))
-    return tuple(pairs)
-
-
-def _zone(path: Path, name: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a folder
-        raise CampaignError(
-            f"{path}: key 'logs_timezone' must be a time zone like UTC or Asia/Kolkata, "
-            f"got {name!r}"
-        ) from None
-    return name
-
-
-def _read_campaign_bytes(path: Path) -> bytes:
-    """The file's bytes, from a regular file of sensible size only: `/dev/zero` or a FIFO
-    given by mistake must be one clear line, not a hang or an out-of-memory kill."""
-    if not os.path.lexists(path):
-        raise CampaignError(f"{path}: campaign file not found")
-    try:
-        with open_regular(path, CampaignError, "a campaign .toml file") as f:
-            raw = f.read(MAX_CAMPAIGN_BYTES + 1)
-    except OSError as exc:
-        raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror}") from None
-    if len(raw) > MAX_CAMPAIGN_BYTES:
-        raise CampaignError(
-            f"{path}: campaign file is over {MAX_CAMPAIGN_BYTES // 1024} KiB; "
-            "is this really a campaign file?"
-        )
-    return raw
-
-
-def load_campaign(path: Path) -> Campaign:
-    """Read and validate a campaign file; raise `CampaignError` naming the file and key."""
-    path = Path(path)
-    return parse_campaign(path, _read_campaign_bytes(path))
-
-
-def parse_campaign(path: Path, raw: bytes) -> Campaign:
-    """Validate the bytes of a campaign file as if read from `path` (relative paths in it are
-    taken from `path`'s folder): the page's live preview checks a form this way, unsaved."""
-    try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise CampaignError(f"{path}: campaign file is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(f"{path}: not valid TOML: {exc}") from None
-
-    if "api_key" in data:
-        raise CampaignError(
-            f"{path}: key 'api_key' is not allowed in a campaign file; "
-            f"put the key in the environment ({DEFAULT_API_KEY_ENV} or api_key_env)"
-        )
-    _check_table(path, "", data, _TOP)
-    _check_table(path, "contacts.", data["contacts"], _CONTACTS)
-    _check_table(path, "dispatch.", data.get("dispatch", {}), _DISPATCH)
-    _check_table(path, "window.", data.get("window", {}), _WINDOW)
-    _check_table(path, "redial.", data.get("redial", {}), _REDIAL)
-    _check_table(path, "limits.", data.get("limits", {}), _LIMITS)
-
-    name = data["name"].strip()
-    problem = name_problem(name)
-    if problem:
-        raise CampaignError(f"{path}: {problem}")
-    if name.lower() == RESERVED_NAME:
-        raise CampaignError(
-            f"{path}: key 'name' cannot be {name!r}: state/{RESERVED_NAME}.sqlite holds the "
-            "calls per person that every campaign shares; choose another name"
-        )
-    call_from = data["call_from"].strip()
-    if not _E164.match(call_from):
-        raise CampaignError(
-            f"{path}: key 'call_from' must be E.164 like +14156801215, got {call_from!r}"
-        )
-    for key in ("organization_id", "agent_id"):
-        if not 0 < data[key] <= MAX_ID:
-            raise CampaignError(
-                f"{path}: key '{key}' must be a positive integer up to {MAX_ID}, got {data[key]}"
-            )
-    if not data["first_line"].strip():
-        raise CampaignError(f"{path}: key 'first_line' must not be empty")
-    for key in ("endpoint", "logs_endpoint"):
-        if key in data:
-            problem = endpoint_problem(data[key])
-            if problem:
-                raise CampaignError(f"{path}: key '{key}' {problem}")
-    api_key_env = data.get("api_key_env", DEFAULT_API_KEY_ENV)
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
-        raise CampaignError(f"{path}: key 'api_key_env' must be an environment variable name")
-
-    contacts_table = data["contacts"]
-    suppress_raw = contacts_table.get("suppress", [])
-    suppress_list = [suppress_raw] if isinstance(suppress_raw, str) else suppress_raw
-    if not all(isinstance(item, str) for item in suppress_list):
-        raise CampaignError(f"{path}: key 'contacts.suppress' must be a path or a list of paths")
-    region = contacts_table.get("default_region")
-    if region is not None:
-        region = region.strip().upper()
-        import phonenumbers
-
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise CampaignError(
-                f"{path}: key 'contacts.default_region' must be an ISO country code like IN or US, "
-                f"got {contacts_table['default_region']!r}"
-            )
-    contacts = Contacts(
-        source=contacts_table["source"],
-        phone_columns=_phone_columns(path, contacts_table.get("phone_column", "phone")),
-        id_column=contacts_table.get("id_column"),
-        default_region=region,
-        country_column=contacts_table.get("country_column"),
-        suppress=tuple(path.parent / item for item in suppress_list),
-        sheet=contacts_table.get("sheet"),
-    )
-    contacts = _with_column_tables(path, data, contacts, contacts_table)
-
-    d = data.get("dispatch", {})
-    defaults = Dispatch()
-    dispatch = Dispatch(
-        rate_per_second=float(d.get("rate_per_second", defaults.rate_per_second)),
-        concurrency=d.get("concurrency", defaults.concurrency),
-        max_attempts=d.get("max_attempts", defaults.max_attempts),
-        timeout_seconds=float(d.get("timeout_seconds", defaults.timeout_seconds)),
-    )
-    for key, (low, high), unit in (
-        ("rate_per_second", RATE_RANGE, "calls a second"),
-        ("timeout_seconds", TIMEOUT_RANGE, "seconds"),
-    ):
-        value = getattr(dispatch, key)
-        if not math.isfinite(value):
-            raise CampaignError(f"{path}: key 'dispatch.{key}' must be a finite number")
-        if not low <= value <= high:
-            raise CampaignError(
-                f"{path}: key 'dispatch.{key}' must be between {low:g} and {high:,g} {unit}, "
-                f"got {value:g}"
-            )
-    if not 1 <= dispatch.concurrency <= 1024:
-        raise CampaignError(f"{path}: key 'dispatch.concurrency' must be between 1 and 1024")
-    if not 1 <= dispatch.max_attempts <= 20:
-        raise CampaignError(f"{path}: key 'dispatch.max_attempts' must be between 1 and 20")
-
-    title = " ".join(data.get("title", "").split())
-    if len(title) > MAX_TITLE_CHARS or not title.isprintable():
-        raise CampaignError(
-            f"{path}: key 'title' must be at most {MAX_TITLE_CHARS} printable characters"
-        )
-
-    cost_per_call = data.get("cost_per_call")
-    if cost_per_call is not None and not (math.isfinite(cost_per_call) and cost_per_call >= 0):
-        raise CampaignError(f"{path}: key 'cost_per_call' must be a number, 0 or more")
-
-    currency = data.get("currency")
-    if currency is not None and currency not in CURRENCIES:
-        raise CampaignError(
-            f"{path}: key 'currency' must be a 3-letter ISO 4217 code in capitals, like "
-            f'"USD", "EUR" or "INR"; got {currency!r}'
-        )
-
-    window = _parse_window(path, data["window"]) if "window" in data else None
-    redial = _parse_redial(path, data["redial"]) if "redial" in data else None
-    limits = _parse_limits(path, data["limits"]) if "limits" in data else None
-
-    return Campaign(
-        path=path.resolve(),
-        name=name,
-        title=title if title != name else "",
-        organization_id=data["organization_id"],
-        agent_id=data["agent_id"],
-        call_from=call_from,
-        called_by_account=data.get("called_by_account", "API"),
-        first_line=data["first_line"],
-        instruction=data.get("instruction", ""),
-        endpoint=data.get("endpoint"),
-        api_key_env=api_key_env,
-        contacts=contacts,
-        dispatch=dispatch,
-        window=window,
-        redial=redial,
-        limits=limits,
-        logs_endpoint=data.get("logs_endpoint"),
-        logs_timezone=_zone(path, data.get("logs_timezone", "UTC").strip()),
-        cost_per_call=None if cost_per_call is None else float(cost_per_call),
-        currency=currency,
-        source_sha256=hashlib.sha256(raw).hexdigest(),
-    )
 
 
 def beside_trigger(trigger: str | None, name: str) -> str | None:

@@ -32,10 +32,9 @@ from dialer.campaign.model import (
     Campaign,
     Dispatch,
     Redial,
-    load_campaign,
     name_problem,
-    parse_campaign,
 )
+from dialer.campaign.parse import load_campaign, parse_campaign
 from dialer.core.atomic import replacing, sync_folder
 from dialer.core.statuses import CampaignError
 

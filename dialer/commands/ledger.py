@@ -40,7 +40,7 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from dialer.campaign.model import load_campaign
+    from dialer.campaign.parse import load_campaign
     from dialer.ledger.rebuild import rebuild
 
     return rebuild(load_campaign(args.campaign))

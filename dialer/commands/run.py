@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from dialer.campaign.model import Campaign, load_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import load_campaign
 from dialer.commands.arguments import Subparsers, add_campaign, add_sheet_options, command_parser
 from dialer.commands.validate import (
     MATCH_COLUMNS,  # noqa: F401  (`web/texts.py` imports it from here)
@@ -52,7 +53,7 @@ from dialer.core.statuses import (
     close_reason,
     exit_code_for,
 )
-from dialer.engine.gate import Gate
+from dialer.engine.gate import Gate, limit_rule
 from dialer.engine.options import RunOptions
 from dialer.engine.progress import MODES, Progress
 from dialer.ledger.contact_limits import ContactBook
@@ -352,7 +353,7 @@ def _call(
         try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
             if book is not None:
-                ledger.use_book(book, campaign.name, campaign.limits)
+                ledger.use_book(book, campaign.name, limit_rule(campaign.limits))
             gate = Gate.for_campaign(
                 campaign,
                 request.options,

@@ -8,7 +8,8 @@ import sys
 from collections import Counter
 from typing import TextIO
 
-from dialer.campaign.model import Campaign, load_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import load_campaign
 from dialer.commands.arguments import Subparsers, add_campaign, command_parser
 from dialer.core.paths import ledger_path
 from dialer.core.statuses import CallOutcome, ExitCode, Status

@@ -75,7 +75,7 @@ def _day(text: str) -> date:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from dialer.campaign.model import load_campaign
+    from dialer.campaign.parse import load_campaign
     from dialer.outcomes.sync import sync
 
     return sync(

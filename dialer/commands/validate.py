@@ -18,7 +18,8 @@ from itertools import chain
 from pathlib import Path
 from typing import TextIO
 
-from dialer.campaign.model import Campaign, load_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import load_campaign
 from dialer.commands.arguments import Subparsers, add_campaign, add_sheet_options, command_parser
 from dialer.core.clock import Clock, stamp, system_clock
 from dialer.core.paths import default_report_path, state_folder

@@ -19,7 +19,7 @@ rules here decide. Each rule is one function in one of two tuples, and the first
 
 A new reason not to call someone is one more function in one of these tuples, and the dry
 run, the run and `status` all follow it. (A limit is judged again, atomically, at the claim:
-`dialer.ledger.contact_limits`.)
+the ledger is handed `limit_rule(limits)` and `dialer.ledger.contact_limits` applies it.)
 """
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import CallOutcome, Status
 from dialer.engine.options import RunOptions
 from dialer.engine.window import check_window
-from dialer.ledger.contact_limits import over_limit
-from dialer.ledger.facts import NO_FACTS, Facts, History
+from dialer.ledger.facts import NO_FACTS, Facts, History, Recent
 
 if TYPE_CHECKING:
     from dialer.campaign.model import Campaign, Limits, Redial, Window
-    from dialer.ledger.contact_limits import ContactBook
+    from dialer.ledger.contact_limits import ContactBook, OverLimit
     from dialer.sheets.contacts import Contact
 
 
@@ -158,6 +158,37 @@ def failed_for_good(facts: Facts, policy: Policy, now: datetime) -> Verdict | No
     if facts.status is Status.FAILED and not facts.retryable:
         return Verdict(Status.FAILED, f"earlier run: {facts.reason}")
     return None
+
+
+def _calls(n: int, maybe: int) -> str:
+    """`2 calls`, `1 call, 1 maybe` or `1 maybe`: a maybe (a call another run is placing
+    now, or one cut off by a kill) counts toward a limit, as it may have rung."""
+    placed = n - maybe
+    said = [f"{placed} call" if placed == 1 else f"{placed} calls"] if placed else []
+    return ", ".join([*said, f"{maybe} maybe"] if maybe else said)
+
+
+def over_limit(recent: Recent, limits: Limits) -> str | None:
+    """Why one more call would break a limit (the row's reason), or None."""
+    if limits.per_day is not None and recent.day >= limits.per_day:
+        return (
+            f"{_calls(recent.day, recent.day_maybe)} in the last 24 hours across campaigns, "
+            f"limit {limits.per_day}"
+        )
+    if limits.per_week is not None and recent.week >= limits.per_week:
+        return (
+            f"{_calls(recent.week, recent.week_maybe)} in the last 7 days across campaigns, "
+            f"limit {limits.per_week}"
+        )
+    return None
+
+
+def limit_rule(limits: Limits | None) -> OverLimit | None:
+    """`over_limit` bound to a campaign's `[limits]`, for the shared contact counts to judge
+    each claim by atomically (`ContactBook.reserve`); None: no limits, nothing refused."""
+    if limits is None:
+        return None
+    return partial(over_limit, limits=limits)
 
 
 def limited(facts: Facts, policy: Policy, now: datetime) -> Verdict | None:

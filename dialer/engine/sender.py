@@ -36,7 +36,8 @@ from dialer.engine.halt import Halt
 from dialer.engine.pacing import Pacer
 from dialer.engine.retry_policy import RetryPolicy
 from dialer.ledger.claims import Claim
-from dialer.ledger.store import Entry, Ledger
+from dialer.ledger.entries import Entry
+from dialer.ledger.store import Ledger
 from dialer.reports.writer import RowResult
 from dialer.sheets.contacts import Contact
 from dialer.tabbly.client import BodyBuilder, Outcome, TabblyClient

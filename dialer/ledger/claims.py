@@ -1,8 +1,8 @@
 """The claims journal: a line per call about to leave, kept outside SQLite (SPEC 6.3).
 
-    >>> journal = ClaimsJournal.open(claims_path(ledger_path))   # by the run holding the lock
-    >>> journal.append([Claim(run_id, "+917359043943", 12)], at)  # one write(2) per batch
-    >>> read_claims(claims_path(ledger_path))                     # at start: what may be lost
+    journal = ClaimsJournal.open(claims_path(ledger_path))   # by the run holding the lock
+    journal.append([Claim(run_id, "+917359043943", 12)], at)  # one write(2) per batch
+    read_claims(claims_path(ledger_path))                     # at start: what may be lost
 
 A run's claims live in the ledger's WAL until it is checkpointed; an operator who copies or
 tidies only `x.sqlite` after a kill -9 loses them, and with them the calls in flight at the

@@ -1,13 +1,15 @@
 """Calls to one person across every campaign of a `state/` folder (SPEC 10, `[limits]`).
 
-    >>> book = ContactBook.open(state_folder, now, create=campaign.limits is not None)
-    >>> book.recent("+917359043943", now)                        # Recent(day=1, week=2)
-    >>> book.reserve(["+917359043943"], "spring", "run-key", now, limits)   # {number: reason}
+    book = ContactBook.open(state_folder, now, create=campaign.limits is not None)
+    book.recent("+917359043943", now)                          # Recent(day=1, week=2)
+    book.reserve(["+917359043943"], "spring", "run-key", now, rule)   # {number: reason}
 
 `state/contacts.sqlite` holds one line per call any campaign of the folder is about to place.
 A campaign with `[limits]` checks and records its claims in one `BEGIN IMMEDIATE` transaction
 (`reserve`), so two campaigns running at once in two processes cannot both pass a limit:
-SQLite serialises the two transactions and the second sees the first one's line.
+SQLite serialises the two transactions and the second sees the first one's line. The book
+only counts: whether a count is over a limit is the caller's rule (`OverLimit`, the engine's
+`limit_rule`), judged inside that transaction.
 
 The file is created by the first campaign that has `[limits]`, and then filled from every
 ledger in the folder (its calls of the last 7 days, its claims in flight, its `unknown`
@@ -35,12 +37,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dialer.campaign.model import RESERVED_NAME, Limits
+from dialer.campaign.model import RESERVED_NAME
 from dialer.core.clock import stamp
 from dialer.core.statuses import KIND_RULES, LedgerError
 from dialer.ledger.claims import claims_path, read_claims
@@ -50,6 +52,9 @@ from dialer.ledger.sqlite import readonly_uri, transaction
 BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is refused
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
+# The caller's limits rule: why one more call to a person with these recent calls would break
+# a limit (the row's reason), or None.
+OverLimit = Callable[[Recent], "str | None"]
 # Lines older than the longest limit's window are never read again.
 _KEEP_FOR = WEEK + DAY
 _SCHEMA = """
@@ -96,29 +101,6 @@ _TEST_CALLS = (
 
 def book_path(state: Path) -> Path:
     return state / BOOK_NAME
-
-
-def _calls(n: int, maybe: int) -> str:
-    """`2 calls`, `1 call, 1 maybe` or `1 maybe`: a maybe (a call another run is placing
-    now, or one cut off by a kill) counts toward a limit, as it may have rung."""
-    placed = n - maybe
-    said = [f"{placed} call" if placed == 1 else f"{placed} calls"] if placed else []
-    return ", ".join([*said, f"{maybe} maybe"] if maybe else said)
-
-
-def over_limit(recent: Recent, limits: Limits) -> str | None:
-    """Why one more call would break a limit (the row's reason), or None."""
-    if limits.per_day is not None and recent.day >= limits.per_day:
-        return (
-            f"{_calls(recent.day, recent.day_maybe)} in the last 24 hours across campaigns, "
-            f"limit {limits.per_day}"
-        )
-    if limits.per_week is not None and recent.week >= limits.per_week:
-        return (
-            f"{_calls(recent.week, recent.week_maybe)} in the last 7 days across campaigns, "
-            f"limit {limits.per_week}"
-        )
-    return None
 
 
 class ContactBook:
@@ -337,11 +319,11 @@ class ContactBook:
         campaign: str,
         run: str,
         now: datetime,
-        limits: Limits | None,
+        over_limit: OverLimit | None,
         *,
         placed: Iterable[str] = (),
     ) -> dict[str, str]:
-        """Record these calls about to leave, except those over `limits`: {number: why}.
+        """Record these calls about to leave, except those `over_limit` refuses: {number: why}.
         Checked and recorded in one write transaction, so no other process interleaves;
         the run's calls the upstream accepted since (`placed`) are marked in it too."""
         refused: dict[str, str] = {}
@@ -350,10 +332,10 @@ class ContactBook:
         try:
             with transaction(conn):
                 conn.executemany(_PLACED, [(n, campaign, run) for n in placed])
-                if limits is not None:
+                if over_limit is not None:
                     for number in numbers:
                         found = conn.execute(_RECENT, (number, day, week)).fetchone()
-                        why = over_limit(Recent(*found), limits)
+                        why = over_limit(Recent(*found))
                         if why is not None:
                             refused[number] = why
                 # A maybe until the ledger records the call placed (`placed`).

@@ -1,15 +1,17 @@
 """The ledger's `dials` table: one row per call placed, and what the call logs said of it.
 
-    >>> oldest = oldest_pending(conn)                      # where a sync's date range starts
-    >>> matcher = Matcher(dials_from(conn, since), agent_id)
-    >>> store(conn, matcher.results(), transcripts=False, synced_at=stamp(now))
-    >>> last_outcomes(conn)                                # {answered: 5, pending: 1, ...}
-    >>> for run_id, group in people_by_run(conn): ...      # the results file, a run at a time
+    oldest = oldest_pending(conn)                      # where a sync's date range starts
+    matcher = Matcher(dials_from(conn, since), agent_id)
+    store(conn, matcher.results(), transcripts=False, synced_at=stamp(now))
+    last_outcomes(conn)                                # {answered: 5, pending: 1, ...}
+    for run_id, group in people_by_run(conn): ...      # the results file, a run at a time
 
 `conn` is the campaign's `Ledger.connection` (autocommit): a sync's results are stored in one
-transaction. A dial is `pending` until a log row speaks of it; a resolved dial changes only
-when a later sync finds a better row (answered > voicemail > busy > no_answer > failed), so a
-sync over a shorter date range never makes an answered call look unanswered.
+transaction. A row is a `Dial`; what the logs said of it comes in as `Resolved` (the outcome
+loop's matching, seen through a protocol: storage never imports the loop). A dial is
+`pending` until a log row speaks of it; a resolved dial changes only when a later sync finds
+a better row (answered > voicemail > busy > no_answer > failed), so a sync over a shorter
+date range never makes an answered call look unanswered.
 
 A person is a `called_to`; their last call is their dial with the highest id (dials are
 written in the order they were placed).
@@ -18,16 +20,59 @@ written in the order they were placed).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import groupby
+from pathlib import Path
+from typing import Protocol
 
 from dialer.core.clock import parse_stamp, stamp
 from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import OUTCOME_RANK, CallOutcome, stored_outcome
-from dialer.ledger.sqlite import transaction
-from dialer.outcomes.matching import Dial, Resolved
+from dialer.ledger.sqlite import readonly_uri, transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """One call dialer placed, as a ledger's `dials` table holds it."""
+
+    dial_id: int  # unique within its campaign's ledger only
+    called_to: str
+    custom_identifiers: str
+    placed_at: datetime  # aware UTC
+    room_name: str
+    participant_identity: str
+    campaign: str = ""  # another campaign's call (its name); "": the syncing campaign's
+
+
+class BestRow(Protocol):
+    """The log row a dial's outcome is read from (`dialer.outcomes.log_rows.LogRow`)."""
+
+    @property
+    def outcome(self) -> CallOutcome: ...
+    @property
+    def duration_s(self) -> int | None: ...
+    @property
+    def cost(self) -> float | None: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def transcript(self) -> str: ...
+    @property
+    def recording_url(self) -> str: ...
+
+
+class Resolved(Protocol):
+    """What the call logs said of one dial (`dialer.outcomes.matching.Resolved`)."""
+
+    @property
+    def best(self) -> BestRow: ...
+    @property
+    def raw_statuses(self) -> Sequence[str]: ...
+    @property
+    def rows(self) -> int: ...
+
 
 # A `placed_at` that is not a stamp (never written so by dialer): long ago, so no row of the
 # logs read falls in its time window and none is taken for it, even naming its room.
@@ -123,6 +168,37 @@ def claims_in_flight(
     for n, (called_to, _row, started_at) in enumerate(conn.execute(query, params), 1):
         placed = parse_stamp(started_at) or _LONG_AGO
         yield Dial(-n, called_to, "", placed, "", "", campaign=campaign)
+
+
+def other_ledger_dials(
+    path: Path, placed_from: datetime | None, wanted: Callable[[str], bool]
+) -> list[Dial]:
+    """Another campaign's ledger at `path`, read without writing: its dials placed at or after
+    `placed_from` and its claims in flight (a run going, or killed: calls of its own too),
+    each naming that ledger's campaign (the file's stem when it names none), if
+    `wanted(campaign)`. Nothing for a file that cannot be read, is no ledger, or is one from
+    before `dials`: it has no call to match."""
+    try:
+        conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+    except sqlite3.Error:
+        return []
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"meta", "dials"} <= tables:
+            return []
+        named = conn.execute("SELECT value FROM meta WHERE key = 'campaign'").fetchone()
+        name = (named[0] if named else "") or path.stem
+        if not wanted(name):
+            return []
+        placed = [replace(d, campaign=name) for d in dials_from(conn, placed_from)]
+        if "sending" in tables:
+            placed += claims_in_flight(conn, placed_from, name)
+        return placed
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
 
 
 def store(

@@ -1,7 +1,7 @@
 """What a campaign's reports show: who was called (SPEC 6.3), read to notice and rebuild a
 lost ledger.
 
-    >>> for report in campaign_reports(reports_folder(campaign)):   # oldest first
+    for report in campaign_reports(reports_folder(campaign)):   # oldest first
     ...     for row in called_rows(report):
     ...         row.called_to, row.status                           # '+9173...', TRIGGERED
 

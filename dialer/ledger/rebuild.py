@@ -1,8 +1,8 @@
 """A lost ledger is noticed, never silently survived, and rebuilt from the reports (SPEC 6.3).
 
-    >>> ledger = open_for_run(campaign)       # refuses a lost ledger (exit 2), nothing sent
-    >>> ledger = open_for_reading(campaign)   # `validate` and `status`: the same verdict
-    >>> rebuild(campaign, out)                # `dialer ledger rebuild CAMPAIGN`
+    ledger = open_for_run(campaign)       # refuses a lost ledger (exit 2), nothing sent
+    ledger = open_for_reading(campaign)   # `validate` and `status`: the same verdict
+    rebuild(campaign, out)                # `dialer ledger rebuild CAMPAIGN`
 
 The ledger is lost when it is missing, empty (0 bytes) or has no tables (only its main file
 left, its -wal gone) while the campaign's reports or its claims journal show people called
@@ -32,6 +32,7 @@ from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.paths import ledger_path, reports_folder
 from dialer.core.statuses import ExitCode, LedgerError, Status
 from dialer.ledger.claims import Claim, claims_path, read_claims
+from dialer.ledger.entries import Entry, PastDial
 from dialer.ledger.evidence import (
     CalledRow,
     ReportFile,
@@ -40,18 +41,10 @@ from dialer.ledger.evidence import (
     report_key,
     report_of_run,
 )
-from dialer.ledger.store import (
-    BLANK_WAL,
-    CorruptLedger,
-    Entry,
-    Ledger,
-    PastDial,
-    blank_reason,
-    fresh_reason,
-    rebuild_advice,
-    take_lock,
-    write_rebuilt,
-)
+from dialer.ledger.rebuilt_file import write_rebuilt
+from dialer.ledger.schema import BLANK_WAL, blank_reason, fresh_reason
+from dialer.ledger.sqlite import CorruptLedger, rebuild_advice, take_lock
+from dialer.ledger.store import Ledger
 
 # Why a claim that only the claims journal still shows is `unknown` after a rebuild.
 JOURNAL_REASON = "rebuilt from the claims journal: its request may have left when the run stopped"

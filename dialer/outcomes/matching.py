@@ -36,6 +36,7 @@ from itertools import chain
 from typing import TypeVar
 
 from dialer.core.settings import DEFAULTS
+from dialer.ledger.dials import Dial
 from dialer.outcomes.log_rows import LogRow, better
 
 # How long after its call a row may be logged: a call is logged when it is dialled, not
@@ -52,19 +53,6 @@ _K = TypeVar("_K")
 # The campaign of a claim of the syncing campaign's own that a killed run left (not yet a
 # dial: the next run adopts it as a maybe-call): to the Matcher, someone else's call.
 OWN_CLAIM = "(this campaign's claim)"
-
-
-@dataclass(frozen=True, slots=True)
-class Dial:
-    """One call dialer placed, as a ledger's `dials` table holds it."""
-
-    dial_id: int  # unique within its campaign's ledger only
-    called_to: str
-    custom_identifiers: str
-    placed_at: datetime  # aware UTC
-    room_name: str
-    participant_identity: str
-    campaign: str = ""  # another campaign's call (its name); "": the syncing campaign's
 
 
 @dataclass(slots=True)

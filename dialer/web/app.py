@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dialer.campaign.model import load_campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import ExitCode, UsageError
 from dialer.web import columns, editor, reports, results, schedules

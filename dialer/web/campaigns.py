@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from dialer.campaign.model import Campaign, load_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import load_campaign
 from dialer.core.statuses import DialerError
 from dialer.web.auth import session_of
 

@@ -40,7 +40,7 @@ from dialer.core.statuses import (
     Status,
     UsageError,
 )
-from dialer.ledger.store import lock_held
+from dialer.ledger.sqlite import lock_held
 from dialer.web import reports, texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.settings import Settings

@@ -31,7 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.campaign.model import Campaign, parse_campaign
+from dialer.campaign.model import Campaign
+from dialer.campaign.parse import parse_campaign
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
 from dialer.sheets.contacts import Contact, Templates

@@ -39,6 +39,7 @@ from dialer.campaign.model import Campaign, Window
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.paths import state_folder
 from dialer.core.statuses import KIND_RULES, Kind, UsageError
+from dialer.engine.gate import limit_rule
 from dialer.engine.window import check_window
 from dialer.ledger.contact_limits import ContactBook
 from dialer.ledger.rebuild import open_for_run
@@ -214,7 +215,7 @@ class TestCalls:
             raise TestCallsCapped(texts.test_calls_capped(cap, said, wait, day=True), wait)
         if book is not None:
             number = contact.called_to
-            refused = book.reserve([number], campaign.name, run, now, campaign.limits)
+            refused = book.reserve([number], campaign.name, run, now, limit_rule(campaign.limits))
             if number in refused:
                 raise UsageError(texts.TEST_CALL_LIMITED.format(reason=refused[number]))
         return ledger.start_test_call(
