@@ -27,8 +27,8 @@ from dialer.campaign.model import load_campaign
 from dialer.core.paths import summary_path
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.web.headers import SECURITY_HEADERS
-from dialer.web.jobs import WebRun
-from dialer.web.schedules import Schedules
+from dialer.web.services.jobs import WebRun
+from dialer.web.views.schedules import Schedules
 from tests.test_web_hardening import (
     BOUND,
     TOKEN,

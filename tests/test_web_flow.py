@@ -21,7 +21,7 @@ from test_web import _checked, _login, _run, _wait_finished
 from dialer import web
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.sheets.countries import country_of
-from dialer.web import columns
+from dialer.web.views import columns
 
 # A shop's export as the marketer has it: the number in "Phone" or only in the address.
 SHOP_COLUMNS = [

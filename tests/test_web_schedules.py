@@ -29,7 +29,7 @@ from dialer import web
 from dialer.core.statuses import FINISHED_CODES
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.ledger.store import take_lock
-from dialer.web.schedules import SCHEDULES, Schedules
+from dialer.web.views.schedules import SCHEDULES, Schedules
 
 # The loop's own ticks (real clock) never fire these tests' schedules: they are due minutes
 # from now, and only the tests' `tick(now)` calls move time.

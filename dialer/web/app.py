@@ -17,15 +17,16 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from dialer.campaign.model import load_campaign
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import ExitCode, UsageError
-from dialer.web import columns, editor, reports, results, schedules
 from dialer.web.auth import TOKEN_ENV, Auth, require_token
-from dialer.web.campaigns import CampaignShelf, LastUsed, Loader
-from dialer.web.handlers import Pages
 from dialer.web.headers import guard_parser_errors, security_headers
-from dialer.web.jobs import Jobs
+from dialer.web.services import reports
+from dialer.web.services.campaigns import CampaignShelf, LastUsed, Loader
+from dialer.web.services.jobs import Jobs
+from dialer.web.services.test_calls import TestCalls
+from dialer.web.services.uploads import Uploads
 from dialer.web.settings import DEFAULTS, Settings
-from dialer.web.test_calls import TestCalls
-from dialer.web.uploads import Uploads
+from dialer.web.views import columns, editor, results, schedules
+from dialer.web.views.pages import Pages
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 UPLOAD_ROUTE = "/dry-runs"

@@ -16,12 +16,14 @@ from aiohttp import web
 from dialer.campaign.model import Campaign
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.countries import country_name
-from dialer.web import columns, reports, results, texts
+from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
-from dialer.web.campaigns import last_campaign, remember_campaign
-from dialer.web.jobs import AlreadyRunning, ChecksBusy, CheckStale, DryRun, WebRun
+from dialer.web.services import reports
+from dialer.web.services.campaigns import last_campaign, remember_campaign
+from dialer.web.services.jobs import AlreadyRunning, ChecksBusy, CheckStale, DryRun, WebRun
+from dialer.web.services.uploads import BadUpload, Kept, UploadForm, UploadTooLarge
 from dialer.web.settings import MB
-from dialer.web.uploads import BadUpload, Kept, UploadForm, UploadTooLarge
+from dialer.web.views import columns, results
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
@@ -220,7 +222,7 @@ class Pages:
         return dry
 
     async def dry_run_page(self, request: web.Request) -> web.Response:
-        from dialer.web.schedules import again_form  # schedules builds on these handlers
+        from dialer.web.views.schedules import again_form  # schedules builds on these handlers
 
         dry = self._dry_run(request)
         error = request.query.get("error", "")[: self.settings.error_text_chars]

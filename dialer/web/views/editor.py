@@ -52,9 +52,14 @@ from dialer.sheets.phones import normalise_phone
 from dialer.sheets.reader import normalise_header
 from dialer.tabbly.agents import Agent, AgentsError, agents_url, fetch_agents
 from dialer.tabbly.client import Secret
-from dialer.web import columns, texts
+from dialer.web import texts
 from dialer.web.auth import LoginThrottle, check_csrf, session_of
-from dialer.web.campaign_fields import (
+from dialer.web.children.preview import ChildQueue, ChildrenBusy, contact_of, in_child
+from dialer.web.services.campaigns import remember_campaign
+from dialer.web.services.test_calls import TestCallsCapped
+from dialer.web.services.uploads import Kept
+from dialer.web.views import columns
+from dialer.web.views.campaign_fields import (
     REDIAL_OUTCOMES,
     FieldError,
     id_number,
@@ -63,10 +68,6 @@ from dialer.web.campaign_fields import (
     posted_values,
     values_of,
 )
-from dialer.web.campaigns import remember_campaign
-from dialer.web.preview import ChildQueue, ChildrenBusy, contact_of, in_child
-from dialer.web.test_calls import TestCallsCapped
-from dialer.web.uploads import Kept
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
@@ -383,7 +384,7 @@ class Editor:
         ask: dict[str, Any],
     ) -> dict[str, Any]:
         """The sheet read, and the templates rendered, by a memory-capped child
-        (dialer.web.preview), never in the server."""
+        (dialer.web.children.preview), never in the server."""
         return await in_child(
             self.settings,
             self.server.jobs.child_failure,

@@ -41,8 +41,9 @@ from dialer.core.statuses import (
     UsageError,
 )
 from dialer.ledger.store import lock_held
-from dialer.web import reports, texts
+from dialer.web import texts
 from dialer.web.auth import TOKEN_ENV
+from dialer.web.services import reports
 from dialer.web.settings import Settings
 
 

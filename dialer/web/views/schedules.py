@@ -58,9 +58,8 @@ from dialer.core.statuses import DialerError, Status
 from dialer.sheets.sources import resolve_source
 from dialer.web import texts
 from dialer.web.auth import check_csrf
-from dialer.web.campaigns import CampaignShelf
-from dialer.web.handlers import Pages
-from dialer.web.jobs import (
+from dialer.web.services.campaigns import CampaignShelf
+from dialer.web.services.jobs import (
     AlreadyRunning,
     ChecksBusy,
     CheckStale,
@@ -70,6 +69,7 @@ from dialer.web.jobs import (
     ledger_held,
 )
 from dialer.web.settings import Settings
+from dialer.web.views.pages import Pages
 
 if TYPE_CHECKING:
     from dialer.web.app import Server

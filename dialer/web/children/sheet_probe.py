@@ -1,7 +1,7 @@
 """What the column page needs to know of an upload: its tabs, the chosen tab's headers as
 written, and a few example cells of each column.
 
-    $ python -m dialer.web.sheet_probe uploads/3f....xlsx "Contacts"
+    $ python -m dialer.web.children.sheet_probe uploads/3f....xlsx "Contacts"
     {"tabs": ["Contacts", "Notes"], "tab": "Contacts", "headers": [...], "examples": [...]}
 
 Run by the page as a child process with the same memory cap as a check (`jobs`): reading an

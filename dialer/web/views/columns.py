@@ -41,10 +41,10 @@ from dialer.sheets.reader import Sheet, normalise_header
 from dialer.templating.sandbox import template_variables
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
-from dialer.web.campaigns import remember_campaign
-from dialer.web.jobs import ChecksBusy, communicate_within, limited_python
-from dialer.web.sheet_probe import Probe
-from dialer.web.uploads import Kept
+from dialer.web.children.sheet_probe import Probe
+from dialer.web.services.campaigns import remember_campaign
+from dialer.web.services.jobs import ChecksBusy, communicate_within, limited_python
+from dialer.web.services.uploads import Kept
 
 if TYPE_CHECKING:
     from dialer.web.app import Server
@@ -104,7 +104,7 @@ async def probe_upload(server: Server, kept: Kept, tab: str | None) -> Probe:
     args = [str(kept.path), *([tab] if tab else [])]
     env = {k: v for k, v in os.environ.items() if k in _PROBE_ENV}
     proc = await asyncio.create_subprocess_exec(
-        *limited_python(settings.check_memory, "dialer.web.sheet_probe"),
+        *limited_python(settings.check_memory, "dialer.web.children.sheet_probe"),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

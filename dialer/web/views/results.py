@@ -35,9 +35,10 @@ from dialer.core.statuses import ERROR_PREFIX, CallOutcome, DialerError, Kind
 from dialer.ledger import dials
 from dialer.ledger.store import Ledger
 from dialer.outcomes.sync import UPDATED_LINE
-from dialer.web import reports, texts
+from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
-from dialer.web.jobs import Jobs, Line, WebRun, communicate_within, limited_python
+from dialer.web.services import reports
+from dialer.web.services.jobs import Jobs, Line, WebRun, communicate_within, limited_python
 from dialer.web.settings import Settings
 
 if TYPE_CHECKING:

@@ -7,15 +7,16 @@ test call ("call me first"), through the very code a check and a run use.
     contact = contact_of(answer["contact"])         # answer["contact"]["countries"]: ["IN"]
 
 `preview_rows` and `test_contact` run in a memory-capped child (`python -m
-dialer.web.preview`, with a check's memory cap and `preview_timeout`), like a check: calamine
-parses a whole XLSX sheet, and a 300,000-row workbook must cost that child, never the server.
+dialer.web.children.preview`, with a check's memory cap and `preview_timeout`), like a check:
+calamine parses a whole XLSX sheet, and a 300,000-row workbook must cost that child, never the
+server.
 So does the trial render of a form's templates before a save ({"check": true}): a template
 costing a second per render must not hold the server's threads.
 
 Rows are read by `open_contacts` (the same sheet reading, column names, templates sandbox,
 phone rules, duplicates and do-not-call list as `dialer validate`), so a row the preview
 calls invalid is invalid in the check too. A test call is one trigger request with the row's
-greeting and instruction to the number the user typed (placed by `dialer.web.test_calls`).
+greeting and instruction to the number the user typed (placed by `dialer.web.services.test_calls`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ from dialer.sheets.countries import country_name, country_of
 from dialer.sheets.pipeline import ContactStream, open_contacts
 from dialer.sheets.reader import iter_rows
 from dialer.web import texts
-from dialer.web.columns import _excel_row
-from dialer.web.jobs import communicate_within, limited_python
+from dialer.web.services.jobs import communicate_within, limited_python
 from dialer.web.settings import Settings
+from dialer.web.views.columns import _excel_row
 
 # What a test call's `custom_identifiers` starts with: a sync never takes its log row for
 # the sheet row's own call (matching refuses a row whose identifiers a dial does not have).
@@ -186,7 +187,7 @@ async def in_child(
     request = {"path": str(campaign.path), "toml": toml_text, "upload": str(upload), **ask}
     env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV}
     proc = await asyncio.create_subprocess_exec(
-        *limited_python(settings.check_memory, "dialer.web.preview"),
+        *limited_python(settings.check_memory, "dialer.web.children.preview"),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

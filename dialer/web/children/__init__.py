@@ -1,0 +1,1 @@
+"""The modules the page runs as memory-capped child processes (`python -m ...`)."""

@@ -1,0 +1,1 @@
+"""The page's routes: each module parses its requests, asks the services, renders."""
