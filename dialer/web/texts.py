@@ -318,6 +318,15 @@ AGENTS_THROTTLED = (
 )
 
 
+# The outcomes a campaign may call again after, as its form's ticks say them.
+REDIAL_WORDS = {
+    "busy": "busy",
+    "no_answer": "not answered",
+    "voicemail": "a voicemail",
+    "failed": "failed",
+}
+
+
 def labelled(field: str | None, message: str) -> str:
     """An error with the label of the field it is about, once."""
     label = FIELD_LABELS.get(field or "")

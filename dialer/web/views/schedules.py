@@ -1,639 +1,34 @@
-"""Runs that start later: once at a chosen time, or every day at a time. Kept in
-`state/schedules.toml`, started by `dialer serve` itself (a loop calling `tick`), shown on
-/schedules with the equivalent cron line for servers that run no `dialer serve`.
-
-    book = Schedules(root, jobs, campaigns, settings)
-    await book.add(dry, form)         # made from a check: its sheet is kept beside the file
-    await book.tick(now)              # starts what is due; the loop calls it, tests too
-
-The rules:
-- **At most once per due time.** The due time is written to the file (atomically) before the
-  run starts, so a crash, a restart or a second tick never fires it again. Given back only
-  when nothing started for a passing reason (every check slot taken, a launch holding the
-  campaign), so the next tick tries again within the grace window.
-- **Due while `dialer serve` was down**: fired when it is back, up to `schedule_grace` (1 hour)
-  after the time; later than that it is marked missed, because a call hours late surprises
-  the people called (and tomorrow's daily run comes anyway).
-- **Never a second run**: a campaign running from this page, or holding its ledger's run lock
-  anywhere (a cron run), is not started again; the schedule waits, tick after tick, within the
-  grace window, then is marked missed.
-- **"once" is bound to its check** like a launch: the campaign file, do-not-call lists and the
-  sheet are fingerprinted at the check and passed as `--expect-*-sha256`; any change refuses it
-  and the page says why. **"every day"** checks its sheet afresh each day (the campaign's own
-  `[contacts] source`, newest file, or the sheet it was made from), then launches bound to that
-  day's check, so the run page has its "x of N" too.
-- **"every day" is bound to the campaign as confirmed**: the campaign file (and the schedule's
-  copy of its sheet) are fingerprinted when it is made; any change pauses it (a greeting edited
-  after scheduling is never sent to everyone unseen) until someone checks again and confirms.
-  A paused schedule never fires, even if the file is changed back.
-- **One copy per sheet**: the sheets schedules keep are named by their SHA-256, so a hundred
-  schedules of one sheet keep one copy, deleted with the last schedule using it.
-"""
+"""/schedules and the schedule form of a check: make a schedule from a check, remove one,
+check a paused one again, and resume a stopped run (a new check of its sheet). The rules of
+firing are the book's (`services.schedule_book`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import secrets
-import shlex
-import shutil
-import sys
-import tempfile
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from dialer.campaign.binding import file_sha256
-from dialer.campaign.toml_text import toml_value
-from dialer.core.atomic import replace_text
-from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.statuses import DialerError, Status
-from dialer.sheets.sources import resolve_source
 from dialer.web import texts
 from dialer.web.auth import check_csrf
-from dialer.web.services.campaigns import CampaignShelf
-from dialer.web.services.jobs import (
-    AlreadyRunning,
-    ChecksBusy,
-    CheckStale,
-    DryRun,
-    Jobs,
-    fingerprint,
-    ledger_held,
-)
-from dialer.web.settings import Settings
-from dialer.web.views.pages import Pages
+from dialer.web.services.jobs import ChecksBusy
+from dialer.web.services.schedule_book import SCHEDULES, Schedules, SheetChanged
+from dialer.web.services.schedule_entry import ScheduleForm
+from dialer.web.services.schedule_times import at_text, zone_name
+from dialer.web.views.checks import check_page
 
 if TYPE_CHECKING:
-    from dialer.web.app import Server
+    from dialer.web.site import Site
 
-ONCE, DAILY = "once", "daily"
-# A schedule's state: waiting for its (next) time; or, for "once", what became of it; or, for
-# "every day", paused because the campaign changed since it was confirmed.
-WAITING, FIRED, REFUSED, MISSED, PAUSED = "waiting", "started", "refused", "missed", "paused"
-OWN_SOURCE = "source"  # the form's sheet choice: the campaign's own [contacts] source
 
-
-@dataclass(slots=True)
-class Schedule:
-    """One entry of `state/schedules.toml`. Paths are absolute: the file is the server's."""
-
-    id: str
-    campaign: str
-    campaign_path: str
-    kind: str  # ONCE | DAILY
-    at: str  # ONCE: "YYYY-MM-DDTHH:MM"; DAILY: "HH:MM"; wall time in `zone`
-    zone: str  # IANA name
-    sheet: str  # the kept copy of the checked sheet; "" = the campaign's own source (DAILY)
-    sheet_name: str  # the uploader's file name, as shown
-    created: str  # stamp(): due times before it never fire
-    ready: int = 0  # ONCE: the people its check said would be called
-    report: str = ""  # ONCE: its check's report
-    # Bound file -> SHA-256. ONCE: what its run must find (campaign, lists, sheet); DAILY: the
-    # campaign file and its kept sheet as confirmed, a change pauses it.
-    fingerprint: dict[str, str] = field(default_factory=dict)
-    expect: list[str] = field(default_factory=list)  # ONCE: `dialer run --expect-*` options
-    last: str = ""  # stamp() of the last due time handled (fired, refused or missed)
-    state: str = WAITING
-    note: str = ""  # what happened last, in plain words
-    run_id: str = ""  # the last run it started (this server's memory only)
-
-    def due(self, now: datetime) -> datetime | None:
-        """The latest due time at or before `now` not handled yet, or None."""
-        zone = ZoneInfo(self.zone)
-        if self.kind == ONCE:
-            when = datetime.fromisoformat(self.at).replace(tzinfo=zone)
-            return when if self.state == WAITING and when <= now else None
-        if self.state == PAUSED:
-            return None
-        hour, minute = _time_of_day(self.at) or (0, 0)
-        day = now.astimezone(zone).date()
-        when = _at(day, hour, minute, zone)
-        if when > now:
-            when = _at(day - timedelta(days=1), hour, minute, zone)
-        handled = max(filter(None, (self.created, self.last)))
-        return when if stamp(when) > handled else None
-
-    def next_time(self, now: datetime) -> datetime | None:
-        """When it fires next (None: a "once" that is over)."""
-        zone = ZoneInfo(self.zone)
-        if self.kind == ONCE:
-            return datetime.fromisoformat(self.at).replace(tzinfo=zone) if self.waiting else None
-        if self.state == PAUSED:
-            return None
-        hour, minute = _time_of_day(self.at) or (0, 0)
-        day = now.astimezone(zone).date()
-        when = _at(day, hour, minute, zone)
-        return when if when > now else _at(day + timedelta(days=1), hour, minute, zone)
-
-    @property
-    def waiting(self) -> bool:
-        return self.state == WAITING
-
-    @property
-    def paused(self) -> bool:
-        return self.state == PAUSED
-
-    def bound_files(self) -> list[Path]:
-        """DAILY: what pauses it when it changes: the campaign file, its kept sheet."""
-        return [Path(self.campaign_path), *([Path(self.sheet)] if self.sheet else [])]
-
-    def when_text(self) -> str:
-        if self.kind == ONCE:
-            return f"once, {self.at.replace('T', ' at ')} ({self.zone})"
-        return f"every day at {self.at} ({self.zone})"
-
-    def sheet_text(self) -> str:
-        if not self.sheet:
-            return (
-                "the campaign's own sheet (the newest file in its sheet folder), checked each day"
-            )
-        if self.kind == DAILY:
-            return f"{self.sheet_name}, checked again each day"
-        return f"{self.sheet_name} as checked: {texts.people(self.ready)}"
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleForm:
-    """The schedule form as typed: kept whole so an error shows the user's own values."""
-
-    when: str = ONCE
-    at: str = ""
-    time: str = ""
-    zone: str = ""
-    sheet: str = "check"
-    confirm: bool = False
-    count: str = ""
-    replaces: str = ""  # a paused schedule this one confirms again (it goes once this is made)
-
-    @classmethod
-    def of(cls, form: Any) -> ScheduleForm:
-        def text(key: str) -> str:
-            return str(form.get(key, ""))[:64].strip()
-
-        return cls(
-            when=text("when"),
-            at=text("at"),
-            time=text("time"),
-            zone=text("zone"),
-            sheet=text("sheet") or "check",
-            confirm=form.get("confirm") == "yes",
-            count=text("count"),
-            replaces=text("replaces"),
-        )
-
-
-class Schedules:
-    """The server's schedules, in memory and in `state/schedules.toml` (written atomically)."""
-
-    def __init__(
-        self,
-        root: Path,
-        jobs: Jobs,
-        campaigns: CampaignShelf,
-        settings: Settings,
-        clock: Clock = system_clock,
-        server_zone: tzinfo | None = None,
-    ) -> None:
-        self.root = root
-        self.path = root / "state" / "schedules.toml"
-        self.sheets = root / "state" / "schedules"  # the sheets schedules keep
-        self.jobs = jobs
-        self.campaigns = campaigns
-        self.settings = settings
-        self.clock = clock
-        self.server_zone = server_zone or local_zone()
-        self.problem = ""  # why the file could not be read: nothing fires, nothing is saved
-        self._items: dict[str, Schedule] = self._read()
-        self._lock = asyncio.Lock()  # one tick or edit at a time
-        self._loop: asyncio.Task[None] | None = None
-
-    def all(self) -> list[Schedule]:
-        return list(self._items.values())
-
-    def get(self, schedule_id: str) -> Schedule | None:
-        return self._items.get(schedule_id)
-
-    # ---- adding and removing ----
-
-    def validate(self, form: ScheduleForm, ready: int, now: datetime) -> str:
-        """The first thing wrong with the form, naming its field ("" if none)."""
-        if form.when not in (ONCE, DAILY):
-            return texts.SCHEDULE_WHEN
-        try:
-            zone = ZoneInfo(form.zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            return texts.SCHEDULE_BAD_ZONE.format(zone=form.zone)
-        if form.when == ONCE:
-            at = _wall_time(form.at)
-            if at is None:
-                return texts.SCHEDULE_BAD_AT.format(value=form.at)
-            if at.replace(tzinfo=zone) <= now:
-                return texts.SCHEDULE_PAST.format(value=form.at.replace("T", " "), zone=form.zone)
-            if at.replace(tzinfo=zone) - now > timedelta(seconds=self.settings.schedule_ahead):
-                return texts.SCHEDULE_TOO_FAR.format(
-                    value=form.at.replace("T", " "), zone=form.zone
-                )
-        elif _time_of_day(form.time) is None:
-            return texts.SCHEDULE_BAD_TIME.format(value=form.time)
-        once = form.when == ONCE
-        if once and ready == 0:
-            return texts.SCHEDULE_NOBODY  # the form hides "once" then; a forged post does not
-        if not form.confirm or (once and form.count != str(ready)):
-            return texts.SCHEDULE_NEEDS_CONFIRM
-        if self.problem:
-            return self.problem
-        replacing = int(bool(form.replaces) and form.replaces in self._items)
-        if len(self._items) - replacing >= self.settings.schedules_max:
-            return f"There are {len(self._items)} schedules already: remove some first."
-        return ""
-
-    async def add(self, dry: DryRun, form: ScheduleForm) -> Schedule:
-        """A schedule made from a check; the form was validated. UsageError-like DialerError
-        if the check's sheet can no longer be kept as it was checked. With `form.replaces`,
-        the paused schedule it confirms again goes (its kept sheet too, unless shared)."""
-        async with self._lock:
-            schedule_id = secrets.token_hex(8)
-            own = form.when == DAILY and form.sheet == OWN_SOURCE
-            sheet = "" if own else str(await asyncio.to_thread(self._keep, dry))
-            prints = {k: v for k, v in dry.fingerprint.items() if k != str(dry.upload)}
-            if sheet:
-                prints[sheet] = dry.fingerprint[str(dry.upload)]
-            once = form.when == ONCE
-            if not once:  # the campaign file and the kept sheet, as this check read them
-                bound = {str(dry.campaign_path), sheet}
-                prints = {k: v for k, v in prints.items() if k in bound}
-            if once:
-                at = (_wall_time(form.at) or datetime.min).strftime("%Y-%m-%dT%H:%M")
-            else:
-                at = "{:02d}:{:02d}".format(*(_time_of_day(form.time) or (0, 0)))
-            schedule = Schedule(
-                id=schedule_id,
-                campaign=dry.campaign,
-                campaign_path=str(dry.campaign_path),
-                kind=form.when,
-                at=at,
-                zone=form.zone,
-                sheet=sheet,
-                sheet_name=dry.sheet_name,
-                created=stamp(self.clock()),
-                ready=int(dry.summary.get("counts", {}).get(Status.READY, 0)) if once else 0,
-                report=str(dry.report) if once else "",
-                fingerprint=prints,
-                expect=list(dry.expect) if once else [],
-            )
-            self._items[schedule.id] = schedule
-            old = self._items.get(form.replaces) if form.replaces else None
-            replaced = self._items.pop(old.id) if old is not None and old.paused else None
-            try:
-                await asyncio.to_thread(self._save)
-            except OSError:
-                del self._items[schedule.id]
-                if replaced is not None:
-                    self._items[replaced.id] = replaced
-                self._drop_sheet(schedule)
-                raise
-            if replaced is not None:
-                self._drop_sheet(replaced)
-            return schedule
-
-    def _keep(self, dry: DryRun) -> Path:
-        """The checked sheet, kept where upload pruning never deletes it, still as checked:
-        named by its SHA-256, so schedules of one sheet share one copy."""
-        digest = dry.fingerprint.get(str(dry.upload), "")
-        if len(digest) != 64:
-            raise SheetChanged(texts.SCHEDULE_SHEET_CHANGED)
-        self.sheets.mkdir(parents=True, exist_ok=True)
-        kept = self.sheets / f"{digest}{dry.upload.suffix.lower()}"
-        if file_sha256(kept) == digest:
-            return kept  # kept already, for another schedule (or this is that copy)
-        fd, temp = tempfile.mkstemp(prefix=".sheet-", dir=self.sheets)
-        os.close(fd)
-        try:
-            with contextlib.suppress(OSError):
-                shutil.copyfile(dry.upload, temp)
-            if file_sha256(Path(temp)) != digest:
-                raise SheetChanged(texts.SCHEDULE_SHEET_CHANGED)
-            os.replace(temp, kept)  # whole or not at all: another schedule may share it
-        finally:
-            Path(temp).unlink(missing_ok=True)
-        return kept
-
-    async def remove(self, schedule_id: str) -> None:
-        async with self._lock:
-            schedule = self._items.pop(schedule_id, None)
-            if schedule is None:
-                return
-            await asyncio.to_thread(self._save)
-            self._drop_sheet(schedule)
-
-    def _drop_sheet(self, schedule: Schedule) -> None:
-        """Its kept sheet goes with the last schedule using it (never under a run)."""
-        shared = any(s.sheet == schedule.sheet for s in self._items.values())
-        if (
-            schedule.sheet
-            and not shared
-            and Path(schedule.sheet) not in self.jobs.running_uploads()
-        ):
-            Path(schedule.sheet).unlink(missing_ok=True)
-
-    # ---- pausing ----
-
-    async def look_for_changes(self) -> None:
-        """Pause each daily schedule whose campaign (or kept sheet) changed since it was
-        confirmed; saved at once, so a restart keeps it paused. Skipped while a tick runs
-        (it looks first itself, and may be checking a sheet for minutes)."""
-        if self._lock.locked():
-            return
-        async with self._lock:
-            if await self._pause_changed():
-                with contextlib.suppress(OSError):  # said again at the next look
-                    await asyncio.to_thread(self._save)
-
-    async def _pause_changed(self) -> bool:
-        daily = [s for s in self._items.values() if s.kind == DAILY and not s.paused]
-        changed = False
-        for schedule in daily:
-            files = schedule.bound_files()
-            now = await asyncio.to_thread(fingerprint, files)
-            if any(schedule.fingerprint.get(str(f)) != now[str(f)] for f in files):
-                self._pause(schedule)
-                changed = True
-        return changed
-
-    @staticmethod
-    def _pause(schedule: Schedule) -> None:
-        schedule.state = PAUSED  # its state words say why and what to do
-        schedule.note = ""
-
-    # ---- firing ----
-
-    async def tick(self, now: datetime | None = None) -> list[str]:
-        """Start every schedule due at `now` (the clock's now by default); the ids of the runs
-        started. Never raises for one schedule's trouble: its note says what happened."""
-        now = now or self.clock()
-        started: list[str] = []
-        if self.problem:
-            return started
-        async with self._lock:
-            await self._forget_old(now)
-            if await self._pause_changed():
-                with contextlib.suppress(OSError):
-                    await asyncio.to_thread(self._save)
-            for schedule in list(self._items.values()):
-                due = schedule.due(now)
-                if due is None:
-                    continue
-                with contextlib.suppress(OSError):  # a full disk: tried again next tick
-                    if (now - due).total_seconds() > self.settings.schedule_grace:
-                        self._handled(schedule, due, MISSED, _missed(due))
-                    elif run_id := await self._fire(schedule, due):
-                        started.append(run_id)
-                    await asyncio.to_thread(self._save)  # its note, whatever happened
-        return started
-
-    async def _fire(self, schedule: Schedule, due: datetime) -> str:
-        try:
-            campaign = self.campaigns.load(Path(schedule.campaign_path))
-        except DialerError as exc:
-            self._handled(schedule, due, REFUSED, f"not started: {exc}")
-            return ""
-        if self.jobs.busy(schedule.campaign) or await asyncio.to_thread(ledger_held, campaign):
-            schedule.note = f"waiting: campaign {schedule.campaign} is running now"
-            return ""  # tried again next tick, within the grace window
-        once = schedule.kind == ONCE
-        before = (schedule.last, schedule.state)
-        # Written before the run starts: whatever happens next, this due time never fires again.
-        self._handled(schedule, due, FIRED if once else WAITING, "starting")
-        await asyncio.to_thread(self._save)
-        try:
-            if once:
-                dry = self.jobs.restore_check(
-                    campaign,
-                    Path(schedule.sheet),
-                    schedule.sheet_name,
-                    Path(schedule.report),
-                    schedule.ready,
-                    schedule.fingerprint,
-                    tuple(schedule.expect),
-                )
-            else:
-                dry = await self.check_today(campaign, schedule)
-                if any(schedule.fingerprint.get(k) != v for k, v in self._bound(dry).items()):
-                    # Changed between the look above and today's check: that check (and the
-                    # run bound to it) would say what nobody confirmed.
-                    self._pause(schedule)
-                    return ""
-                if dry.summary.get("counts", {}).get(Status.READY, 0) == 0:
-                    schedule.note = f"{_at_text(due)}: checked, nobody to call"
-                    return ""
-            run = await self.jobs.launch(dry)
-        except (AlreadyRunning, ChecksBusy) as exc:
-            # Passing (two checks at once; a launch holding the campaign), raised before any
-            # run started: the due time is given back, so the next tick tries again within the
-            # grace window instead of losing the day (or refusing a "once" for good).
-            schedule.last, schedule.state = before
-            schedule.note = (
-                f"waiting: campaign {schedule.campaign} is running now"
-                if isinstance(exc, AlreadyRunning)
-                else "waiting: other sheets are being checked now"
-            )
-            return ""
-        except (CheckStale, DialerError) as exc:
-            schedule.state = REFUSED if once else WAITING
-            schedule.note = f"{_at_text(due)}: not started: {exc}"
-            return ""
-        schedule.run_id = run.id
-        schedule.note = f"{_at_text(due)}: started"
-        return run.id
-
-    @staticmethod
-    def _bound(dry: DryRun) -> dict[str, str]:
-        """Today's check's fingerprints of what a daily schedule is confirmed on."""
-        return {str(dry.campaign_path): dry.fingerprint.get(str(dry.campaign_path), "")}
-
-    async def check_today(self, campaign: Any, schedule: Schedule) -> DryRun:
-        sheet = (
-            Path(schedule.sheet)
-            if schedule.sheet
-            else resolve_source(campaign.contacts.source, campaign.path.parent)
-        )
-        name = schedule.sheet_name if schedule.sheet else sheet.name
-        async with self.jobs.check_slot():
-            return await self.jobs.check(campaign, sheet, name)
-
-    async def _forget_old(self, now: datetime) -> None:
-        """A "once" over for longer than uploads are kept goes, with its copy of the sheet:
-        phone numbers are not kept longer by scheduling them."""
-        keep = timedelta(seconds=self.settings.upload_keep_seconds)
-        old = [s for s in self._items.values() if s.kind == ONCE and not s.waiting]
-        old = [s for s in old if now - (parse_stamp(s.last) or now) > keep]
-        if not old:
-            return
-        for schedule in old:
-            del self._items[schedule.id]
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(self._save)
-            for schedule in old:
-                self._drop_sheet(schedule)
-
-    def _handled(self, schedule: Schedule, due: datetime, state: str, note: str) -> None:
-        """This due time is dealt with: it never fires again (once saved)."""
-        schedule.last = stamp(due)
-        schedule.state = state if schedule.kind == ONCE else WAITING
-        schedule.note = note
-
-    async def run_forever(self) -> None:
-        """The loop inside `dialer serve`: a tick at start-up (what fell due while it was
-        down), then one every `schedule_every` seconds."""
-        while True:
-            try:
-                await self.tick(self.clock())
-            except Exception as exc:  # a defect here must not end scheduling for good
-                print(f"dialer serve: schedules: {type(exc).__name__}: {exc}", file=sys.stderr)
-            await asyncio.sleep(self.settings.schedule_every)
-
-    async def start(self, _app: web.Application) -> None:
-        self._loop = asyncio.get_running_loop().create_task(self.run_forever())
-
-    async def stop(self, _app: web.Application) -> None:
-        """Server going down: after the tick under way (never half a launch), before the
-        server stops its runs, so a run this tick starts is stopped cleanly too."""
-        async with self._lock:
-            if self._loop is not None:
-                self._loop.cancel()
-
-    # ---- the file ----
-
-    def _read(self) -> dict[str, Schedule]:
-        try:
-            data = tomllib.loads(self.path.read_text("utf-8"))
-            names = {f.name for f in fields(Schedule)}
-            items = [
-                Schedule(**{k: v for k, v in entry.items() if k in names})
-                for entry in data.get("schedule", [])
-            ]
-            for item in items:
-                ZoneInfo(item.zone)  # a zone this machine lacks is a broken file, said so
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, TypeError, KeyError, ZoneInfoNotFoundError) as exc:
-            self.problem = (
-                f"{self.path} cannot be read ({exc}): no schedule fires until it is fixed "
-                "or removed"
-            )
-            return {}
-        return {item.id: item for item in items}
-
-    def _save(self) -> None:
-        """The whole file, atomically: a crash leaves the old file or the new, never half."""
-        text = "# Written by `dialer serve` (its /schedules page); edits here are overwritten.\n"
-        for item in self._items.values():
-            text += "\n[[schedule]]\n" + "".join(
-                f"{key} = {toml_value(value)}\n" for key, value in asdict(item).items()
-            )
-        replace_text(self.path, text)
-
-    # ---- the cron line ----
-
-    def cron_line(self, schedule: Schedule, now: datetime) -> str:
-        """The crontab line doing the same on a server without `dialer serve`, in the server's
-        own time zone (cron's). Never raises: /schedules (and its Remove buttons) must show
-        whatever the file holds, even a time beyond what the server's zone can express."""
-        try:
-            when = schedule.next_time(now) or schedule.due(now) or now
-            when = when.astimezone(self.server_zone)
-        except (OverflowError, ValueError):
-            return texts.CRON_OUT_OF_RANGE
-        if schedule.kind == ONCE:
-            # cron has no year field: without the year test the line would run every year on
-            # that date. `%` ends a cron command unless escaped; cron hands `date` a bare `%`.
-            fields_ = f"{when.minute} {when.hour} {when.day} {when.month} *"
-            fields_ += f' [ "$(date +\\%Y)" = {when.year} ] &&'
-        else:
-            fields_ = f"{when.minute} {when.hour} * * *"
-        args = [sys.executable, "-m", "dialer", "run", schedule.campaign_path]
-        if schedule.sheet:
-            args += ["--contacts", schedule.sheet]
-        args += [*schedule.expect, "--yes"]
-        return f"{fields_} cd {shlex.quote(str(self.root))} && {shlex.join(args)}"
-
-
-class SheetChanged(DialerError):
-    """The checked sheet changed before a schedule could keep it."""
-
-
-def local_zone() -> tzinfo:
-    """The server's own time zone (cron's): $TZ, else /etc/localtime, else the fixed offset."""
-    for name in (os.environ.get("TZ", "").lstrip(":"), _etc_localtime()):
-        if name:
-            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
-                return ZoneInfo(name)
-    return datetime.now().astimezone().tzinfo or UTC
-
-
-def zone_name(zone: tzinfo) -> str:
-    return getattr(zone, "key", None) or "UTC"
-
-
-def _etc_localtime() -> str:
-    with contextlib.suppress(OSError):
-        target = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in target:
-            return target.split("zoneinfo/", 1)[1]
-    return ""
-
-
-def _wall_time(text: str) -> datetime | None:
-    """ "2026-05-01T09:30" (a datetime-local field) or "2026-05-01 09:30": naive, or None."""
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    return when.replace(second=0, microsecond=0) if when.tzinfo is None else None
-
-
-def _time_of_day(text: str) -> tuple[int, int] | None:
-    try:
-        parsed = time.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    return (parsed.hour, parsed.minute) if len(text.strip()) == 5 else None
-
-
-def _at(day: date, hour: int, minute: int, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(hour, minute), tzinfo=zone)
-
-
-def _at_text(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _missed(due: datetime) -> str:
-    return (
-        f"{_at_text(due)}: missed: the page's server was not running then, or the campaign "
-        "was still running, and it is past the grace window"
-    )
-
-
-# ---- the page ----
-
-SCHEDULES = web.AppKey("schedules", Schedules)
-
-
-def add_routes(app: web.Application, server: Server) -> None:
+def add_routes(app: web.Application, site: Site) -> None:
     """/schedules and the schedule form of a check; the loop starts and stops with the app."""
-    book = Schedules(server.root, server.jobs, server.campaigns, server.settings)
+    book = Schedules(site.root, site.jobs, site.campaigns, site.settings)
     app[SCHEDULES] = book
-    server.templates.globals["server_zone"] = zone_name(book.server_zone)  # the form's default
-    handlers = _Handlers(server, book)
+    handlers = SchedulePages(site, book)
     app.router.add_get("/schedules", handlers.page)
     app.router.add_post("/dry-runs/{id}/schedule", handlers.add)
     app.router.add_post("/schedules/{id}/remove", handlers.remove)
@@ -643,11 +38,12 @@ def add_routes(app: web.Application, server: Server) -> None:
     app.on_shutdown.append(book.stop)
 
 
-class _Handlers:
-    def __init__(self, server: Server, book: Schedules) -> None:
-        self.server = server
+class SchedulePages:
+    """The routes of schedules, over the server's book."""
+
+    def __init__(self, site: Site, book: Schedules) -> None:
+        self.site = site
         self.book = book
-        self.pages = Pages(server)
 
     async def page(self, request: web.Request) -> web.Response:
         await self.book.look_for_changes()  # an edit just saved shows as paused at once
@@ -655,14 +51,14 @@ class _Handlers:
         rows = [
             {
                 "s": s,
-                "next": _at_text(n.astimezone(ZoneInfo(s.zone))) if (n := s.next_time(now)) else "",
+                "next": at_text(n.astimezone(ZoneInfo(s.zone))) if (n := s.next_time(now)) else "",
                 "cron": self.book.cron_line(s, now),
-                "run": self.server.jobs.runs.get(s.run_id),
+                "run": self.site.jobs.runs.get(s.run_id),
                 "state_words": texts.SCHEDULE_STATES.get(s.state, s.state),
             }
             for s in self.book.all()
         ]
-        return self.pages.render(
+        return self.site.render(
             request,
             "schedules.html",
             rows=rows,
@@ -674,13 +70,13 @@ class _Handlers:
     async def add(self, request: web.Request) -> web.Response:
         form = await request.post()
         check_csrf(request, str(form.get("csrf", "")))
-        dry = self.server.jobs.dry_runs.get(request.match_info["id"])
+        dry = self.site.jobs.dry_runs.get(request.match_info["id"])
         if dry is None:
             raise web.HTTPNotFound(text="no such check")
         typed = ScheduleForm.of(form)
         ready = dry.summary.get("counts", {}).get(Status.READY, 0)
         error = self.book.validate(typed, ready, self.book.clock())
-        if not error and (stale := await self.server.jobs.stale(dry)):
+        if not error and (stale := await self.site.jobs.stale(dry)):
             error = f"Not scheduled. {stale}"
         if not error:
             try:
@@ -690,8 +86,8 @@ class _Handlers:
             except OSError as exc:
                 error = f"The schedule could not be saved: {exc.strerror or exc}"
         if error:
-            return await self.pages._check_page(
-                request, dry, error=error, status=400, schedule_form=typed
+            return await check_page(
+                self.site, request, dry, error=error, status=400, schedule_form=typed
             )
         raise web.HTTPSeeOther(f"/schedules#schedule-{schedule.id}")
 
@@ -711,15 +107,15 @@ class _Handlers:
             raise web.HTTPSeeOther("/schedules")
         back = f"/schedules#schedule-{schedule.id}"
         try:
-            campaign = self.server.campaigns.load(Path(schedule.campaign_path))
+            campaign = self.site.campaigns.load(Path(schedule.campaign_path))
             if schedule.sheet and not Path(schedule.sheet).is_file():
-                raise SheetChanged(texts.sheet_deleted(self.server.settings))
+                raise SheetChanged(texts.sheet_deleted(self.site.settings))
             dry = await self.book.check_today(campaign, schedule)
         except ChecksBusy:
-            schedule.note = texts.checks_busy(self.server.settings)
+            schedule.note = texts.checks_busy(self.site.settings)
             raise web.HTTPSeeOther(back) from None
         except DialerError as exc:  # said beside "paused" until the next try
-            schedule.note = f"not checked: {exc}"[: self.server.settings.error_text_chars]
+            schedule.note = f"not checked: {exc}"[: self.site.settings.error_text_chars]
             raise web.HTTPSeeOther(back) from None
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}?again={schedule.id}")
 
@@ -728,35 +124,19 @@ class _Handlers:
         confirmation (the ledger knows who was called, so the check shows only the rest)."""
         form = await request.post()
         check_csrf(request, str(form.get("csrf", "")))
-        run = self.server.jobs.runs.get(request.match_info["id"])
+        run = self.site.jobs.runs.get(request.match_info["id"])
         if run is None:
             raise web.HTTPNotFound(text="no such run")
         try:
-            campaign = self.server.campaigns.load(run.campaign_path or Path())
+            campaign = self.site.campaigns.load(run.campaign_path or Path())
             if not run.upload.is_file():
-                raise SheetChanged(texts.sheet_deleted(self.server.settings))
-            async with self.server.jobs.check_slot():
-                dry = await self.server.jobs.check(campaign, run.upload, run.sheet_name)
+                raise SheetChanged(texts.sheet_deleted(self.site.settings))
+            async with self.site.jobs.check_slot():
+                dry = await self.site.jobs.check(campaign, run.upload, run.sheet_name)
         except ChecksBusy:
-            error = texts.checks_busy(self.server.settings)
+            error = texts.checks_busy(self.site.settings)
             raise web.HTTPSeeOther(f"/runs/{run.id}?error={quote_plus(error)}") from None
         except DialerError as exc:
-            error = str(exc)[: self.server.settings.error_text_chars]
+            error = str(exc)[: self.site.settings.error_text_chars]
             raise web.HTTPSeeOther(f"/runs/{run.id}?error={quote_plus(error)}") from None
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
-
-
-def again_form(request: web.Request) -> ScheduleForm | None:
-    """The check page's schedule form filled in from the paused daily schedule its `again`
-    query names (None if none): confirming it replaces that schedule."""
-    book = request.app.get(SCHEDULES)
-    schedule = book.get(request.query.get("again", "")) if book is not None else None
-    if schedule is None or not schedule.paused:
-        return None
-    return ScheduleForm(
-        when=DAILY,
-        time=schedule.at,
-        zone=schedule.zone,
-        sheet="check" if schedule.sheet else OWN_SOURCE,
-        replaces=schedule.id,
-    )
