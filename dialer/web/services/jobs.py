@@ -85,8 +85,6 @@ class Jobs:
         self._held: dict[str, asyncio.Event] = {}
         self.run_line = Line(settings.runs_at_once)  # runs of every campaign, however started
 
-    # ---- checks ----
-
     @contextlib.asynccontextmanager
     async def check_slot(self) -> AsyncIterator[None]:
         """One of `max_checks` slots, or ChecksBusy. Taken before the upload is read: uploading
@@ -217,8 +215,6 @@ class Jobs:
         """Checks whose sheet (or report) was deleted can never launch: drop them."""
         for key in [k for k, d in self.dry_runs.items() if {d.upload, d.report} & deleted]:
             del self.dry_runs[key]
-
-    # ---- runs ----
 
     def busy(self, campaign: str) -> bool:
         """A run of `campaign` is under way or starting from this page."""

@@ -113,8 +113,6 @@ class Schedules:
     def get(self, schedule_id: str) -> Schedule | None:
         return self._items.get(schedule_id)
 
-    # ---- adding and removing ----
-
     def validate(self, form: ScheduleForm, ready: int, now: datetime) -> str:
         """The first thing wrong with the form, naming its field ("" if none)."""
         if form.when not in (ONCE, DAILY):
@@ -236,8 +234,6 @@ class Schedules:
         ):
             Path(schedule.sheet).unlink(missing_ok=True)
 
-    # ---- pausing ----
-
     async def look_for_changes(self) -> None:
         """Pause each daily schedule whose campaign (or kept sheet) changed since it was
         confirmed; saved at once, so a restart keeps it paused. Skipped while a tick runs
@@ -264,8 +260,6 @@ class Schedules:
     def _pause(schedule: Schedule) -> None:
         schedule.state = PAUSED  # its state words say why and what to do
         schedule.note = ""
-
-    # ---- firing ----
 
     async def tick(self, now: datetime | None = None) -> list[str]:
         """Start every schedule due at `now` (the clock's now by default); the ids of the runs
@@ -402,8 +396,6 @@ class Schedules:
             if self._loop is not None:
                 self._loop.cancel()
 
-    # ---- the file ----
-
     def _read(self) -> dict[str, Schedule]:
         try:
             data = tomllib.loads(self.path.read_text("utf-8"))
@@ -432,8 +424,6 @@ class Schedules:
                 f"{key} = {toml_value(value)}\n" for key, value in asdict(item).items()
             )
         replace_text(self.path, text)
-
-    # ---- the cron line ----
 
     def cron_line(self, schedule: Schedule, now: datetime) -> str:
         """The crontab line doing the same on a server without `dialer serve`, in the server's

@@ -110,8 +110,6 @@ class Editor:
         self.sheets = SheetChoices(site, self.children)
         self.agents = AgentMenus(site.settings, site.jobs.environ)
 
-    # ---- pages ----
-
     async def new_page(self, request: web.Request) -> web.Response:
         sheet = request.query.get("sheet", "")
         return await self._page(request, "", values_of(self._new_form()), sheet=sheet)
@@ -206,8 +204,6 @@ class Editor:
             status=status,
         )
 
-    # ---- live preview ----
-
     async def preview(self, request: web.Request) -> web.Response:
         """JSON for app.js. One preview per session at a time: a newer one (the user typed
         on) cancels it, its child killed, and it answers 409 (app.js keeps only the newest).
@@ -271,8 +267,6 @@ class Editor:
                     "error": texts.labelled(field, message),
                 }
         return {"rows": rows, "headers": menu, "field": "", "error": ""}
-
-    # ---- test call ----
 
     async def test_call(self, request: web.Request) -> web.Response:
         posted = await self._checked_post(request)
@@ -373,8 +367,6 @@ class Editor:
             ask,
         )
 
-    # ---- agents ----
-
     async def agents_json(self, request: web.Request) -> web.Response:
         original = request.query.get("campaign", "")
         try:
@@ -389,8 +381,6 @@ class Editor:
             return answer
         listed = [{"id": a.id, "label": a.label} for a in agents or []]
         return web.json_response({"agents": listed, "problem": problem})
-
-    # ---- the parts ----
 
     async def _checked_post(self, request: web.Request) -> dict[str, list[str]]:
         posted = _posted(await request.post())
