@@ -1,4 +1,5 @@
-"""The `campaigns/` folder as the page sees it: each TOML parsed once per change.
+"""The `campaigns/` folder as the page sees it: each TOML parsed once per change
+(`CampaignShelf`), and the campaign each session used last (`LastUsed`).
 
     shelf = CampaignShelf(root / "campaigns")
     shelf.all()      # {"example": Campaign(...), "broken": "broken.toml: unknown key 'bogus'"}

@@ -18,7 +18,7 @@ import keyword
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dialer.campaign.binding import file_sha256
 from dialer.campaign.model import MAX_DEFAULT_CHARS, MAX_PHONE_COLUMNS, Campaign
@@ -30,9 +30,6 @@ from dialer.templating.sandbox import template_variables
 from dialer.web import texts
 from dialer.web.children.sheet_probe import Probe
 from dialer.web.services.uploads import Kept
-
-if TYPE_CHECKING:
-    pass
 
 _BRACES = re.compile(r"\{\{|\}\}|\{%|%\}")
 _SLUG = re.compile(r"[^a-z0-9_]+")

@@ -1,6 +1,8 @@
-"""The child processes of the page: checks (`dialer validate`) and runs (`dialer run --yes
---progress jsonl`), started, followed and stopped here, so the page follows exactly the CLI's
-rules, ledger and report.
+"""Checks (`dialer validate`) and runs (`dialer run --yes --progress jsonl`) of one server, as
+child processes: the check slots, the checks kept for launch, the runs started, followed and
+stopped, and who holds a campaign's ledger now; so the page follows exactly the CLI's rules,
+ledger and report. How a child is started and waited for is `child_processes`; what is kept of
+each check and run, `job_records`.
 
     async with jobs.check_slot():                  # ChecksBusy past `max_checks`
         dry = await jobs.check(campaign, sheet, "contacts.csv")

@@ -11,7 +11,7 @@ SCHEDULE_PAST = "Date and time: {value} in {zone} has passed already; choose a l
 SCHEDULE_TOO_FAR = (
     "Date and time: {value} in {zone} is more than a year ahead; choose a sooner time."
 )
-# A schedule's state (dialer/web/schedules.py) as the schedules page says it.
+# A schedule's state (services/schedule_entry.py) as the schedules page says it.
 SCHEDULE_PAUSED = "paused: the campaign changed since it was confirmed — check again"
 SCHEDULE_STATES = {
     "waiting": "waiting for its time",

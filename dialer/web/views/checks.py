@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote_plus
 
 from aiohttp import web
@@ -27,10 +27,8 @@ from dialer.web.services.outcomes import estimate_cost
 from dialer.web.services.schedule_book import SCHEDULES
 from dialer.web.services.schedule_times import local_zone, zone_name
 from dialer.web.sheet_rows import excel_row
+from dialer.web.site import Site
 from dialer.web.views import columns
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
 
 
 def add_routes(app: web.Application, site: Site) -> None:

@@ -1,26 +1,23 @@
-"""Column matching on the page (SPEC 11): after an upload, every column the campaign needs
-(phone, id, time zone, each template variable) listed at once, each with a menu of the
-sheet's own headers pre-chosen by close match, a default value for template variables, and a
-tab menu for workbooks; saved in the campaign as `[contacts] columns` / `defaults` (and
-`sheet`), then checked.
+"""The column page (SPEC 11): after an upload, every column the campaign needs (phone, id,
+time zone, each template variable, and the sheet's other phone columns and its country
+column, SPEC 4.3a) listed at once, each with a menu of the sheet's own headers pre-chosen,
+a default value for template variables, and a tab menu for workbooks; saved in the campaign
+as `[contacts] columns` / `defaults` (and `sheet`, `phone_column`, `country_column`), then
+checked.
 
     GET  /uploads/{id}/columns[?tab=Notes]   the page; the upload's name is shown, never re-picked
     POST /uploads/{id}/columns               save the choice, check: 303 /dry-runs/{check id}
 
-An upload whose columns all resolve goes straight to its check (`needs_matching`); one that
-does not, or whose check fails, comes here with the file still chosen. Besides what the
-campaign names, the page offers the sheet's other phone columns and its country column
-(SPEC 4.3a), pre-chosen by their words (`column_map.phone_headers`, `country_header`), and
-saves them as `phone_column = [...]` and `country_column`. Which column a name
-reads is `dialer.sheets.columns`'s rule, the one `dialer validate` and `dialer run` apply, so
-what the page matched is what the CLI reads. The sheet is read by a memory-capped child
-(`sheet_probe`), like a check: a hostile workbook fails that child, not the server.
+An upload whose columns all resolve goes straight to its check (`start`); one that does not,
+or whose check fails, comes here with the file still chosen (`render_page`). The fields and
+their rules are `services.column_fields`; the sheet is read by a memory-capped child
+(`probe_upload`), like a check: a hostile workbook fails that child, not the server.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -31,11 +28,6 @@ from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.children.sheet_probe import Probe
 from dialer.web.services.child_processes import probe_upload
-from dialer.web.services.jobs import ChecksBusy
-from dialer.web.services.uploads import Kept
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
 from dialer.web.services.column_fields import (
     ColumnField,
     examples,
@@ -44,6 +36,9 @@ from dialer.web.services.column_fields import (
     posted_fields,
     save_choice,
 )
+from dialer.web.services.jobs import ChecksBusy
+from dialer.web.services.uploads import Kept
+from dialer.web.site import Site
 
 
 def add_routes(app: web.Application, site: Site) -> None:

@@ -29,7 +29,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -67,11 +67,9 @@ from dialer.web.services.child_processes import (
 )
 from dialer.web.services.column_fields import sheet_guesses, template_name
 from dialer.web.services.test_calls import TestCallsCapped
+from dialer.web.site import Site
 from dialer.web.views import columns
 from dialer.web.views.sheet_choices import SheetChoice, SheetChoices
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
 
 # A new campaign's form before anything is typed; the preview renders with these too.
 _PLACEHOLDER_CALLER = "+14156801215"

@@ -3,15 +3,11 @@ session cookie set and dropped."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from dialer.web import texts
 from dialer.web.auth import check_csrf
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
+from dialer.web.site import Site
 
 
 def add_routes(app: web.Application, site: Site) -> None:

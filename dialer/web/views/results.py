@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -28,10 +28,8 @@ from dialer.web.services import reports
 from dialer.web.services.job_records import WebRun
 from dialer.web.services.outcomes import read_outcomes, read_test_calls
 from dialer.web.services.syncs import Syncs
+from dialer.web.site import Site
 from dialer.web.views.chart import chart
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
 
 
 class ResultPages:

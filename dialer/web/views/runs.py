@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -15,10 +14,8 @@ from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.services import reports
 from dialer.web.services.jobs import WebRun
+from dialer.web.site import Site
 from dialer.web.views import results
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
 
 log = logging.getLogger(__name__)
 STREAM_CLOSED = "event stream closed by the browser"

@@ -5,7 +5,6 @@ firing are the book's (`services.schedule_book`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
@@ -18,10 +17,8 @@ from dialer.web.services.jobs import ChecksBusy
 from dialer.web.services.schedule_book import SCHEDULES, Schedules, SheetChanged
 from dialer.web.services.schedule_entry import ScheduleForm
 from dialer.web.services.schedule_times import at_text, zone_name
+from dialer.web.site import Site
 from dialer.web.views.checks import check_page
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
 
 
 def add_routes(app: web.Application, site: Site) -> None:

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dialer.core.statuses import DialerError
 from dialer.web.services.child_processes import ChildQueue, ChildrenBusy, probe_upload
 from dialer.web.services.uploads import Kept
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
+from dialer.web.site import Site
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

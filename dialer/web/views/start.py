@@ -5,7 +5,6 @@ campaign goes on to its columns or its check."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -19,10 +18,8 @@ from dialer.web.services.column_fields import needs_matching
 from dialer.web.services.jobs import ChecksBusy
 from dialer.web.services.uploads import BadUpload, Kept, UploadForm, UploadTooLarge
 from dialer.web.settings import MB
+from dialer.web.site import Site
 from dialer.web.views import columns
-
-if TYPE_CHECKING:
-    from dialer.web.site import Site
 
 
 def add_routes(app: web.Application, site: Site, upload_route: str) -> None:
