@@ -29,7 +29,7 @@ bottom; nothing imports `app`, and no service imports a view.
       results.py      the results section and page, the Sync button, the results sheet
       chart.py        the outcome chart, inline SVG
       schedules.py    /schedules and the schedule form of a check; Resume of a stopped run
-    services/       what the routes ask for, none of it HTTP handling
+    services/       what the routes ask for: the state and the work, no routes
       campaigns.py    campaigns/ parsed once per file change; the campaign each session used
       uploads.py      uploads/: streamed under server-chosen names, pruned by age and caps
       reports.py      reports/: past runs, a check's refused rows, CSV/XLSX downloads
