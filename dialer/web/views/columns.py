@@ -53,6 +53,8 @@ def page_url(kept: Kept, tab: str | None = None) -> str:
 
 
 class ColumnPages:
+    """The routes of the column page."""
+
     def __init__(self, site: Site) -> None:
         self.site = site
 

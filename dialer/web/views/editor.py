@@ -96,6 +96,8 @@ def _posted(form: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 class Editor:
+    """The routes of the campaign form: its pages, saves, previews, test calls and agents."""
+
     def __init__(self, site: Site) -> None:
         self.site = site
         self.settings = site.settings
