@@ -27,8 +27,8 @@ from dialer.campaign.parse import load_campaign
 from dialer.core.paths import summary_path
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.web.headers import SECURITY_HEADERS
-from dialer.web.jobs import WebRun
-from dialer.web.schedules import Schedules
+from dialer.web.services.job_records import WebRun
+from dialer.web.services.schedule_book import Schedules
 from tests.test_web_hardening import (
     BOUND,
     TOKEN,
@@ -427,7 +427,7 @@ def _children_of(client: TestClient) -> Any:
     route = next(
         r for r in client.app.router.routes() if r.resource.canonical == "/campaigns/preview"
     )
-    return route.handler.__self__._previews
+    return route.handler.__self__.children
 
 
 def test_previews_are_one_per_session_and_a_full_queue_is_answered_503(tmp_path):
@@ -449,7 +449,7 @@ def test_previews_are_one_per_session_and_a_full_queue_is_answered_503(tmp_path)
         held = True
         try:
             first = asyncio.ensure_future(preview(client, csrf, "One {{ first_name }}"))
-            await _until(lambda: children._waiting == 1, "the first preview waits its turn")
+            await _until(lambda: children.waiting == 1, "the first preview waits its turn")
             # Two more sessions: the queue has no room left, both are told to come back.
             for session, token in others:
                 answer = await asyncio.wait_for(preview(session, token, "Two"), BOUND)
@@ -459,7 +459,7 @@ def test_previews_are_one_per_session_and_a_full_queue_is_answered_503(tmp_path)
             newest = asyncio.ensure_future(preview(client, csrf, "Three {{ first_name }}"))
             old = await asyncio.wait_for(first, BOUND)
             assert old.status == 409 and (await old.json())["superseded"]
-            await _until(lambda: children._waiting == 1, "the newest preview waits its turn")
+            await _until(lambda: children.waiting == 1, "the newest preview waits its turn")
             # A save meanwhile: 503, the form shown again with what was typed, nothing saved.
             page = await (await client.get("/campaigns/example/edit")).text()
             typed = _editor_fields(page) | {"first_line": "Typed {{ first_name }}"}

@@ -19,7 +19,7 @@ from dialer import web
 from dialer.campaign.model import LOGS_ENDPOINT_ENV
 from dialer.campaign.parse import load_campaign
 from dialer.fake_tabbly import DEFAULT_API_KEY
-from dialer.web import results
+from dialer.web.views import results
 from tests.test_web import _login, _project, _serve_on, _upload_form
 from tests.test_web_editor import NEW, ROWS, _form, _value
 from tests.test_web_hardening import _until

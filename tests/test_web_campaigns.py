@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from dialer import web
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
-from dialer.web.campaigns import CampaignShelf
+from dialer.web.services.campaigns import CampaignShelf
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "correct-horse-battery-staple"

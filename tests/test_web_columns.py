@@ -18,7 +18,7 @@ from test_web import _login, _run, _upload_form
 
 from dialer import web
 from dialer.core.statuses import ExitCode
-from dialer.web import columns
+from dialer.web.views import columns
 
 # Issue 12: "Customer Name, Mobile No., Order #, City" against the example campaign.
 THEIR_SHEET = (

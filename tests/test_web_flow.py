@@ -21,7 +21,7 @@ from test_web import _checked, _login, _run, _wait_finished
 from dialer import web
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.sheets.countries import country_of
-from dialer.web import columns
+from dialer.web.services import column_fields
 
 # A shop's export as the marketer has it: the number in "Phone" or only in the address.
 SHOP_COLUMNS = [
@@ -265,7 +265,7 @@ def test_every_phone_column_and_the_country_are_roles_not_template_variables(tmp
         "utf-8",
     )
     campaign = load_campaign(folder / "shop.toml")
-    fields = columns._fields(campaign, needs(campaign))
+    fields = column_fields.column_fields(campaign, needs(campaign))
     kinds = {f.name: f.kind for f in fields}
     assert kinds == {
         "Phone": "phone",
@@ -274,9 +274,9 @@ def test_every_phone_column_and_the_country_are_roles_not_template_variables(tmp
         "first_name": "variable",
     }
     assert [f.required for f in fields] == [True, False, False, True]
-    assert columns.template_name("Total Spent") == "total_spent"
-    assert columns.template_name("2nd Phone") == ""
-    assert columns.sheet_guesses(SHOP_COLUMNS) == (
+    assert column_fields.template_name("Total Spent") == "total_spent"
+    assert column_fields.template_name("2nd Phone") == ""
+    assert column_fields.sheet_guesses(SHOP_COLUMNS) == (
         ("Phone", "Default Address Phone"),
         "Default Address Country Code",
     )

@@ -28,7 +28,8 @@ from dialer.core.paths import PAGE_REPORT_STEM, ledger_path, page_report_path, s
 from dialer.core.statuses import CallOutcome, CampaignError
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.ledger.sqlite import take_lock
-from dialer.web.results import COLOURS, TEXT_COLOUR, Outcomes, chart
+from dialer.web.services.outcomes import Outcomes
+from dialer.web.views.chart import COLOURS, TEXT_COLOUR, chart
 
 SHEET = (ROOT / "sample_data" / "contacts.csv").read_bytes()
 READY = 49  # the sample sheet's callable rows for the example campaign

@@ -29,7 +29,7 @@ from dialer import web
 from dialer.core.statuses import FINISHED_CODES
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.ledger.sqlite import take_lock
-from dialer.web.schedules import SCHEDULES, Schedules
+from dialer.web.services.schedule_book import SCHEDULES, Schedules
 
 # The loop's own ticks (real clock) never fire these tests' schedules: they are due minutes
 # from now, and only the tests' `tick(now)` calls move time.
@@ -402,11 +402,13 @@ def test_a_stored_schedule_beyond_the_servers_zone_still_shows_and_can_be_remove
 
     async def far(client: TestClient, server: web.Server, book: Schedules) -> None:
         ids.append(await _schedule(client, await _login(client), at=_wall(_soon())))
-        schedule = book.get(ids[0])
-        schedule.at, schedule.zone = "9999-12-31T23:59", "Etc/GMT+12"
-        book._save()
 
     _serve(root, far, {})
+    # The file as an older server wrote it: that time, in that zone.
+    path = root / "state" / "schedules.toml"
+    text = re.sub(r'(?m)^at = ".*"$', 'at = "9999-12-31T23:59"', path.read_text("utf-8"))
+    path.write_text(re.sub(r'(?m)^zone = ".*"$', 'zone = "Etc/GMT+12"', text), "utf-8")
+    assert _stored(root)[ids[0]]["zone"] == "Etc/GMT+12"
 
     async def later(client: TestClient, server: web.Server, book: Schedules) -> None:
         book.server_zone = ZoneInfo("UTC")

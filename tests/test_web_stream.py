@@ -13,8 +13,8 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from dialer import web
-from dialer.web.handlers import STREAM_CLOSED
-from dialer.web.jobs import WebRun
+from dialer.web.services.job_records import WebRun
+from dialer.web.views.runs import STREAM_CLOSED
 from tests.test_web import TOKEN, _login, _project
 
 BOUND = 30.0
@@ -33,7 +33,7 @@ def test_a_browser_closing_the_run_page_ends_its_event_stream_quietly(tmp_path: 
                 if record.getMessage() == STREAM_CLOSED:
                     closed.set()
 
-        logging.getLogger("dialer.web.handlers").addHandler(Noticed())
+        logging.getLogger("dialer.web.views.runs").addHandler(Noticed())
         # A run that never ends by itself: the stream keeps writing until the browser leaves.
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "import sys; sys.stdin.read()", stdin=asyncio.subprocess.PIPE

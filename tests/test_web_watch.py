@@ -15,7 +15,7 @@ from test_web_hardening import READY, _check, _fake_env, _launch, _login, _run, 
 
 from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import FakeTabblyThread
-from dialer.web.jobs import WebRun
+from dialer.web.services.job_records import WebRun
 
 
 def web_run(

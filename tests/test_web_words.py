@@ -25,7 +25,7 @@ from dialer.core.currencies import money
 from dialer.core.statuses import CallOutcome, ExitCode, Status, StopReason
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.web import texts
-from dialer.web.schedules import MISSED, PAUSED, REFUSED, WAITING
+from dialer.web.services.schedule_entry import MISSED, PAUSED, REFUSED, WAITING
 
 # Words a marketer does not use, on any page: the report's status codes, file names and keys
 # of the campaign file, the scheduler's jargon, HTTP codes, and wrong plurals.

@@ -23,7 +23,7 @@ from dialer.fake_tabbly.runners import FakeTabblyProcess
 from dialer.reports.writer import REPORT_COLUMNS
 from dialer.sheets.cell_types import Kind, excel_value, tab_name
 from dialer.sheets.reader import open_sheet
-from dialer.web import reports
+from dialer.web.services import reports
 
 CAMPAIGN = "june-winback_vip-gold-customers-2024"  # past Excel's 31 characters for a tab
 HEADER = ["Record ID", "First Name", "Phone Number", "Create Date", "Last Order Amount"]

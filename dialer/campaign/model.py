@@ -37,6 +37,8 @@ RESERVED_NAME = "contacts"
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+# What to do about template variables the sheet lacks (the dry run's warning, the page's).
+MATCH_COLUMNS = "match them in [contacts] columns or give [contacts] defaults"
 
 
 def name_problem(name: str) -> str | None:

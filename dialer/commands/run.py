@@ -30,7 +30,6 @@ from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
 from dialer.commands.arguments import Subparsers, add_campaign, add_sheet_options, command_parser
 from dialer.commands.validate import (
-    MATCH_COLUMNS,  # noqa: F401  (`web/texts.py` imports it from here)
     Prepared,
     Tally,
     prepare,

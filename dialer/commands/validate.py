@@ -18,7 +18,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TextIO
 
-from dialer.campaign.model import Campaign
+from dialer.campaign.model import MATCH_COLUMNS, Campaign
 from dialer.campaign.parse import load_campaign
 from dialer.commands.arguments import Subparsers, add_campaign, add_sheet_options, command_parser
 from dialer.core.clock import Clock, stamp, system_clock
@@ -60,10 +60,6 @@ class Prepared:
     stream: ContactStream
     chunks: Iterator[list[Contact]]
     warnings: list[str]
-
-
-# What to do about template variables the sheet lacks, as the CLI's warning says it.
-MATCH_COLUMNS = "match them in [contacts] columns or give [contacts] defaults"
 
 
 def prepare(campaign: Campaign, contacts: Path | None) -> Prepared:

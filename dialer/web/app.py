@@ -1,4 +1,5 @@
-"""The server: one object holding the page's parts, its routes, and `dialer serve` itself."""
+"""The top of the page: `Server` assembles the application from the views, and `dialer serve`
+listens with it. Nothing below imports this module."""
 
 from __future__ import annotations
 
@@ -12,20 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dialer.campaign.parse import load_campaign
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import ExitCode, UsageError
-from dialer.web import columns, editor, reports, results, schedules
-from dialer.web.auth import TOKEN_ENV, Auth, require_token
-from dialer.web.campaigns import CampaignShelf, LastUsed, Loader
-from dialer.web.handlers import Pages
+from dialer.web.auth import TOKEN_ENV, require_token
 from dialer.web.headers import guard_parser_errors, security_headers
-from dialer.web.jobs import Jobs
-from dialer.web.settings import DEFAULTS, Settings
-from dialer.web.test_calls import TestCalls
-from dialer.web.uploads import Uploads
+from dialer.web.settings import DEFAULTS
+from dialer.web.site import Site
+from dialer.web.views import checks, columns, editor, login, results, runs, schedules, start
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 UPLOAD_ROUTE = "/dry-runs"
@@ -33,48 +28,13 @@ UPLOAD_ROUTE = "/dry-runs"
 PUBLIC = frozenset({"/login", "/app.css", "/app.js", "/favicon.ico"})
 
 
-class Server:
-    """The page's state: sessions, checks and runs live in memory, reports and uploads on disk.
+class Server(Site):
+    """The page's parts (`Site`) and its application: the routes of every view, the
+    middlewares, and the loops that start and stop with it."""
 
-    `load` reads a campaign file (tests count its calls); `settings` holds every limit;
-    `clock` is what test calls are judged by (their hours, their caps).
-    """
-
-    def __init__(
-        self,
-        root: Path,
-        token: str,
-        environ: Mapping[str, str] | None = None,
-        *,
-        https: bool = False,
-        settings: Settings = DEFAULTS,
-        load: Loader = load_campaign,
-        clock: Clock = system_clock,
-    ) -> None:
-        self.root = root.resolve()
-        self.settings = settings
-        self.auth = Auth(token, settings, https=https)
-        self.campaigns = CampaignShelf(self.root / "campaigns", load)
-        self.last_used = LastUsed()  # per session: the campaign preselected for a new sheet
-        self.uploads = Uploads(self.root / "uploads", settings)
-        self.jobs = Jobs(os.environ if environ is None else environ, settings, self.campaigns.load)
-        self.test_calls = TestCalls(settings, clock)  # "call me first": its caps and rules
-        self.templates = Environment(
-            loader=PackageLoader("dialer.web", "templates"),
-            autoescape=select_autoescape(["html"]),
-        )
-        self._pruner: asyncio.Task[None] | None = None
-
-    async def prune(self) -> None:
-        """Delete old uploads and check reports by the same rules, and the checks that
-        relied on them."""
-        deleted = await self.uploads.prune(also_keep=self.jobs.running_uploads())
-        folder = self.root / "reports"
-        deleted |= set(await asyncio.to_thread(reports.prune_check_reports, folder, self.settings))
-        self.jobs.forget_checks_of(deleted)
+    _pruner: asyncio.Task[None] | None = None
 
     def app(self) -> web.Application:
-        pages = Pages(self)
         # Bodies read whole (forms) stop at small_body; the upload route streams its sheet to
         # disk under its own limit, so no route buffers more than that in memory.
         app = web.Application(
@@ -83,24 +43,13 @@ class Server:
         )
         app.on_response_prepare.append(security_headers)
         guard_parser_errors(app)
-        add_get, add_post = app.router.add_get, app.router.add_post
-        add_get("/login", pages.login_page)
-        add_post("/login", pages.login)
-        add_post("/logout", pages.logout)
-        add_get("/", pages.index)
-        add_post(UPLOAD_ROUTE, pages.upload)
-        add_get("/uploads/{id}", pages.upload_page)
-        add_post("/uploads/{id}", pages.use_upload)
-        add_get("/dry-runs/{id}", pages.dry_run_page)
-        add_post("/dry-runs/{id}/launch", pages.launch)
-        add_get("/runs/{id}", pages.run_page)
-        add_get("/runs/{id}/events", pages.events)
-        add_post("/runs/{id}/stop", pages.stop)
-        add_get(r"/runs/{id}/report.{kind:csv|xlsx}", pages.run_report)
-        add_get("/reports/{campaign}/{name}", pages.past_report)
         for name in ("app.js", "app.css"):
-            add_get(f"/{name}", _static(TEMPLATES / name))
-        add_get("/favicon.ico", _no_content)
+            app.router.add_get(f"/{name}", _static(TEMPLATES / name))
+        app.router.add_get("/favicon.ico", _no_content)
+        login.add_routes(app, self)
+        start.add_routes(app, self, UPLOAD_ROUTE)
+        checks.add_routes(app, self)
+        runs.add_routes(app, self)
         editor.add_routes(app, self)
         results.add_routes(app, self)
         schedules.add_routes(app, self)

@@ -58,7 +58,7 @@ class Settings:
     past_runs_shown: int = 50
     error_text_chars: int = 300  # an error carried in a redirect's query string
 
-    # The campaign form (dialer/web/editor.py).
+    # The campaign form (views/editor.py).
     preview_rows: int = 5  # rows of the chosen sheet the live preview renders
     previews_at_once: int = 2  # previews, saves and test calls in a child at once
     previews_waiting: int = 8  # ... and waiting for one; more is answered 503

@@ -52,7 +52,7 @@
 
 // The campaign form: the preview re-rendered as the greeting is typed, the sheet's columns
 // inserted at the cursor from a menu, "call me first" answered beside its button, and the
-// agent menu refreshed when the organisation changes (dialer/web/editor.py answers in JSON).
+// agent menu refreshed when the organisation changes (dialer/web/views/editor.py answers in JSON).
 (function () {
   const form = document.getElementById("campaign-form");
   if (!form) return;

@@ -1,14 +1,14 @@
 """What the column page needs to know of an upload: its tabs, the chosen tab's headers as
 written, and a few example cells of each column.
 
-    $ python -m dialer.web.sheet_probe uploads/3f....xlsx "Contacts"
+    $ python -m dialer.web.children.sheet_probe uploads/3f....xlsx "Contacts"
     {"tabs": ["Contacts", "Notes"], "tab": "Contacts", "headers": [...], "examples": [...]}
 
-Run by the page as a child process with the same memory cap as a check (`jobs`): reading an
-XLSX header parses the whole sheet, and a hostile workbook must fail that child, not the
-server. A tab that is not in the workbook falls back to the first one, flagged, so the page
-can offer the tab menu instead of an error. A sheet that cannot be read at all is one line on
-stderr and exit code 2, like the CLI.
+Run by the page as a child process with the same memory cap as a check
+(`services.child_processes.probe_upload`): reading an XLSX header parses the whole sheet, and
+a hostile workbook must fail that child, not the server. A tab that is not in the workbook
+falls back to the first one, flagged, so the page can offer the tab menu instead of an error.
+A sheet that cannot be read at all is one line on stderr and exit code 2, like the CLI.
 """
 
 from __future__ import annotations

@@ -1,58 +1,37 @@
-"""Column matching on the page (SPEC 11): after an upload, every column the campaign needs
-(phone, id, time zone, each template variable) listed at once, each with a menu of the
-sheet's own headers pre-chosen by close match, a default value for template variables, and a
-tab menu for workbooks; saved in the campaign as `[contacts] columns` / `defaults` (and
-`sheet`), then checked.
+"""The column page's model: every name a campaign reads from a sheet (phone columns, country,
+id, time zone, each template variable) as a `ColumnField`, pre-chosen from the sheet's own
+headers, judged as the user chose, and saved into the campaign file. Which column a name
+reads is `dialer.sheets.columns`'s rule, the one `dialer validate` and `dialer run` apply.
 
-    GET  /uploads/{id}/columns[?tab=Notes]   the page; the upload's name is shown, never re-picked
-    POST /uploads/{id}/columns               save the choice, check: 303 /dry-runs/{check id}
+    if needs_matching(campaign, kept, probe):       # a column must be chosen first
+        fields = page_fields(campaign, probe)       # each pre-chosen
+    tab_error = judge(fields, probe, tab)           # each field's error, in place
+    save_choice(campaign, fields, probe)            # blocking: the file replaced atomically
 
-An upload whose columns all resolve goes straight to its check (`needs_matching`); one that
-does not, or whose check fails, comes here with the file still chosen. Besides what the
-campaign names, the page offers the sheet's other phone columns and its country column
-(SPEC 4.3a), pre-chosen by their words (`column_map.phone_headers`, `country_header`), and
-saves them as `phone_column = [...]` and `country_column`. Which column a name
-reads is `dialer.sheets.columns`'s rule, the one `dialer validate` and `dialer run` apply, so
-what the page matched is what the CLI reads. The sheet is read by a memory-capped child
-(`sheet_probe`), like a check: a hostile workbook fails that child, not the server.
+Also the column naming rules the campaign form shares: `template_name` (what {{ }} says a
+header as) and `sheet_guesses` (a new campaign's phone and country columns).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import keyword
-import os
 import re
-import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
-
-from aiohttp import web
+from typing import Any
 
 from dialer.campaign.binding import file_sha256
 from dialer.campaign.model import MAX_DEFAULT_CHARS, MAX_PHONE_COLUMNS, Campaign
 from dialer.campaign.toml_text import ChangedMeanwhile, form_from_campaign, save_campaign
-from dialer.core.statuses import DialerError, SheetError, UsageError
+from dialer.core.statuses import SheetError, UsageError
 from dialer.sheets.columns import Needs, country_header, guess, needs, phone_headers, resolve
 from dialer.sheets.reader import Sheet, normalise_header
 from dialer.templating.sandbox import template_variables
 from dialer.web import texts
-from dialer.web.auth import check_csrf, session_of
-from dialer.web.campaigns import remember_campaign
-from dialer.web.jobs import ChecksBusy, communicate_within, limited_python
-from dialer.web.sheet_probe import Probe
-from dialer.web.uploads import Kept
+from dialer.web.children.sheet_probe import Probe
+from dialer.web.services.uploads import Kept
 
-if TYPE_CHECKING:
-    from dialer.web.app import Server
-
-# What the sheet probe may see of the server's environment: never the API key or the token.
-_PROBE_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 _BRACES = re.compile(r"\{\{|\}\}|\{%|%\}")
-_DUPLICATE_OF = re.compile(r"\bduplicate of row (\d+)")
 _SLUG = re.compile(r"[^a-z0-9_]+")
 # Jinja's own words: a header normalised to one of them cannot be written {{ name }}.
 _TEMPLATE_WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "true", "false", "none"})
@@ -79,55 +58,6 @@ def sheet_guesses(headers: tuple[str, ...] | list[str]) -> tuple[tuple[str, ...]
     others = phone_headers(headers, [first] if first else [])
     phones = ([first] if first else []) + others
     return tuple(phones[:MAX_PHONE_COLUMNS]), country_header(headers, phones)
-
-
-def add_routes(app: web.Application, server: Server) -> None:
-    matching = ColumnPages(server)
-    app.router.add_get("/uploads/{id}/columns", matching.page)
-    app.router.add_post("/uploads/{id}/columns", matching.save)
-
-
-def page_url(kept: Kept, tab: str | None = None) -> str:
-    url = f"/uploads/{kept.id}/columns"
-    return f"{url}?tab={quote(tab)}" if tab else url
-
-
-# ---- reading the upload ----
-
-
-async def probe_upload(server: Server, kept: Kept, tab: str | None) -> Probe:
-    """The upload's tabs, headers and example cells, read by a memory-capped child; a
-    UsageError says (in one line, with the uploader's file name) why it cannot be read."""
-    settings = server.settings
-    if tab and not _plain_tab(tab, settings.tab_name_chars):
-        raise UsageError(texts.BAD_TAB.format(n=settings.tab_name_chars))
-    args = [str(kept.path), *([tab] if tab else [])]
-    env = {k: v for k, v in os.environ.items() if k in _PROBE_ENV}
-    proc = await asyncio.create_subprocess_exec(
-        *limited_python(settings.check_memory, "dialer.web.sheet_probe"),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**env, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"},
-        start_new_session=True,
-    )
-    try:
-        out, err = await communicate_within(proc, settings.check_timeout)
-    except TimeoutError:
-        raise UsageError(texts.CHECK_TOO_SLOW) from None
-    if proc.returncode != 0:
-        message = server.jobs.child_failure(err.decode("utf-8", "replace"), proc.returncode)
-        raise UsageError(message.replace(str(kept.path), kept.name))
-    try:
-        return Probe.from_json(out.decode("utf-8"))
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(texts.UNREADABLE_UPLOAD) from None
-
-
-def _plain_tab(tab: str, limit: int) -> bool:
-    """A tab name the child's arguments can carry (no NUL, no lone surrogate) and a workbook
-    could hold: no control characters, not absurdly long."""
-    return len(tab) <= limit and not any(unicodedata.category(c) in ("Cc", "Cs") for c in tab)
 
 
 def _as_sheet(kept: Kept, probe: Probe) -> Sheet:
@@ -164,9 +94,6 @@ def _unread(campaign: Campaign, probe: Probe, taken: set[str]) -> tuple[list[str
     if campaign.contacts.country_column:
         return others, None
     return others, country_header(probe.headers, taken | set(others))
-
-
-# ---- the page's fields ----
 
 
 @dataclass(slots=True)
@@ -206,7 +133,7 @@ def _roles(wanted: Needs) -> dict[str, str]:
     return roles
 
 
-def _fields(
+def column_fields(
     campaign: Campaign, wanted: Needs, extra_phones: int = 0, extra_country: bool = False
 ) -> list[ColumnField]:
     """The campaign's names, then `extra_phones` other phone columns and a country column it
@@ -283,16 +210,16 @@ def _fields(
     return fields
 
 
-def _page_fields(campaign: Campaign, probe: Probe) -> list[ColumnField]:
+def page_fields(campaign: Campaign, probe: Probe) -> list[ColumnField]:
     """The fields of a fresh page: the campaign's names and, when the sheet has them, its
     other phone columns and its country column; each pre-chosen."""
     wanted = needs(campaign)
-    fields = _fields(campaign, wanted)
+    fields = column_fields(campaign, wanted)
     _preselect(campaign, fields, probe)
     others, country = _unread(campaign, probe, {f.chosen for f in fields if f.chosen})
     if not others and country is None:
         return fields
-    extended = _fields(campaign, wanted, len(others), country is not None)
+    extended = column_fields(campaign, wanted, len(others), country is not None)
     by_key = {f.key: f for f in fields}
     for f in extended:
         if f.key in by_key:
@@ -306,12 +233,12 @@ def _page_fields(campaign: Campaign, probe: Probe) -> list[ColumnField]:
     return extended
 
 
-def _posted_fields(campaign: Campaign, form: Any) -> list[ColumnField]:
+def posted_fields(campaign: Campaign, form: Any) -> list[ColumnField]:
     """The fields the page showed, rebuilt from the posted form's keys."""
     keys = [str(k) for k in form]
     extra_phones = sum(1 for k in keys if k.startswith(f"column:{_EXTRA_PHONE}"))
     extra_country = f"column:{_EXTRA_COUNTRY}" in keys
-    return _fields(campaign, needs(campaign), extra_phones, extra_country)
+    return column_fields(campaign, needs(campaign), extra_phones, extra_country)
 
 
 def _preselect(campaign: Campaign, fields: list[ColumnField], probe: Probe) -> None:
@@ -333,105 +260,14 @@ def _preselect(campaign: Campaign, fields: list[ColumnField], probe: Probe) -> N
             f.chosen = guessed.get(f.name, "")
 
 
-def _examples(probe: Probe) -> dict[str, str]:
+def examples(probe: Probe) -> dict[str, str]:
     return {
         h: ("e.g. " + ", ".join(e)) if e else "(empty in the first rows)"
         for h, e in zip(probe.headers, probe.examples, strict=False)
     }
 
 
-# ---- the handlers ----
-
-
-class ColumnPages:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-
-    def _kept(self, request: web.Request) -> tuple[Kept, Campaign]:
-        kept = self.server.uploads.kept(request.match_info["id"])
-        if kept is None:
-            raise web.HTTPNotFound(text=texts.UPLOAD_GONE)
-        campaign = self.server.campaigns.get(kept.campaign)
-        if campaign is None:
-            raise web.HTTPNotFound(text=f"campaign {kept.campaign} no longer loads")
-        return kept, campaign
-
-    async def page(self, request: web.Request) -> web.Response:
-        kept, campaign = self._kept(request)
-        tab = request.query.get("tab") or campaign.contacts.sheet
-        try:
-            async with self.server.jobs.check_slot():
-                probe = await probe_upload(self.server, kept, tab)
-        except ChecksBusy:
-            return _busy(self.server)
-        except DialerError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
-        return render_page(self.server, request, kept, campaign, probe)
-
-    async def save(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        check_csrf(request, str(form.get("csrf", "")))
-        kept, campaign = self._kept(request)
-        tab = str(form.get("tab", "")) or None
-        uploads = self.server.uploads
-        uploads.in_use.add(kept.path)  # not pruned while it is matched and checked
-        try:
-            async with self.server.jobs.check_slot():
-                return await self._save(request, kept, campaign, tab, form)
-        except ChecksBusy:
-            return _busy(self.server)
-        finally:
-            uploads.in_use.discard(kept.path)
-
-    async def _save(
-        self, request: web.Request, kept: Kept, campaign: Campaign, tab: str | None, form: Any
-    ) -> web.Response:
-        try:
-            probe = await probe_upload(self.server, kept, tab)
-        except DialerError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
-        fields = _posted_fields(campaign, form)
-        for f in fields:
-            f.chosen = str(form.get(f"column:{f.key}", "")).strip()
-            f.default = " ".join(str(form.get(f"default:{f.key}", "")).split())
-        tab_error = _judge(fields, probe, tab)
-        if tab_error or any(f.error for f in fields):
-            return render_page(
-                self.server,
-                request,
-                kept,
-                campaign,
-                probe,
-                fields=fields,
-                error=texts.FIX_BELOW,
-                tab_error=tab_error,
-                status=400,
-            )
-        try:
-            saved = await asyncio.to_thread(_save_choice, campaign, fields, probe)
-            remember_campaign(self.server, request, campaign.name)
-            if saved is not None:
-                campaign = self.server.campaigns.load(saved)  # as the CLI now reads it
-            dry = await self.server.jobs.check(campaign, kept.path, kept.name)
-        except DialerError as exc:
-            message = str(exc)
-            for f in fields:
-                if any(f"'contacts.{t}.{f.name}'" in message for t in ("columns", "defaults")):
-                    f.error = message
-            return render_page(
-                self.server,
-                request,
-                kept,
-                campaign,
-                probe,
-                fields=fields,
-                error=message,
-                status=400,
-            )
-        raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
-
-
-def _judge(fields: list[ColumnField], probe: Probe, tab: str | None) -> str:
+def judge(fields: list[ColumnField], probe: Probe, tab: str | None) -> str:
     """Mark each field's error in place; the tab's error, if any."""
     headers = set(probe.headers)
     phones: set[str] = set()
@@ -456,7 +292,7 @@ def _judge(fields: list[ColumnField], probe: Probe, tab: str | None) -> str:
     return ""
 
 
-def _save_choice(campaign: Campaign, fields: list[ColumnField], probe: Probe) -> Path | None:
+def save_choice(campaign: Campaign, fields: list[ColumnField], probe: Probe) -> Path | None:
     """The choice written into the campaign file, through the loader and atomically (the old
     file kept as .bak); None when it changes nothing. Blocking: run in a thread.
 
@@ -499,72 +335,3 @@ def _save_choice(campaign: Campaign, fields: list[ColumnField], probe: Probe) ->
         return save_campaign(folder, chosen, expect_sha256=campaign.source_sha256)
     except ChangedMeanwhile:
         raise UsageError(texts.CAMPAIGN_EDITED_MEANWHILE) from None
-
-
-def render_page(
-    server: Server,
-    request: web.Request,
-    kept: Kept,
-    campaign: Campaign,
-    probe: Probe,
-    *,
-    fields: list[ColumnField] | None = None,
-    error: str = "",
-    tab_error: str = "",
-    status: int = 200,
-) -> web.Response:
-    """The column page; `fields` carries what the user entered after a refusal."""
-    if fields is None:
-        fields = _page_fields(campaign, probe)
-    if probe.asked_tab_missing and not tab_error:
-        tab_error = texts.tab_missing(campaign.contacts.sheet or "")
-    session = session_of(request)
-    html = server.templates.get_template("columns.html").render(
-        csrf=session.csrf if session else "",
-        kept=kept,
-        campaign=campaign,
-        probe=probe,
-        fields=fields,
-        examples=_examples(probe),
-        not_in_sheet=texts.NOT_IN_SHEET,
-        tab_error=tab_error,
-        error=error,
-    )
-    return web.Response(text=html, content_type="text/html", status=status)
-
-
-def _busy(server: Server) -> web.Response:
-    response = web.Response(text=texts.checks_busy(server.settings), status=503)
-    response.headers["Retry-After"] = str(server.settings.busy_retry_after)
-    return response
-
-
-# ---- the check page, in the user's terms ----
-
-
-def check_page_extras(
-    server: Server, dry: Any, problems: list[dict[str, str]], samples: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """What the check page shows besides the counts: spreadsheet row numbers (header = row
-    1, as Excel shows them, not data-row numbers), the check's warnings, the tab read, and
-    the way back to the column page for this very upload."""
-    offset = int(dry.summary.get("header_row", 1) or 1)
-    kept = server.uploads.kept_for(dry.upload, dry.campaign)
-    return {
-        "problems": [_excel_row(p, offset) for p in problems],
-        "samples": [_excel_row(s, offset) for s in samples],
-        "warnings": [str(w) for w in dry.summary.get("warnings", [])],
-        "tab": dry.summary.get("tab"),
-        "columns_url": page_url(kept) if kept else "",
-    }
-
-
-def _excel_row(row: dict[str, Any], offset: int) -> dict[str, Any]:
-    shown = dict(row)
-    with contextlib.suppress(KeyError, TypeError, ValueError):
-        shown["row"] = int(row["row"]) + offset
-    if isinstance(shown.get("reason"), str):
-        shown["reason"] = _DUPLICATE_OF.sub(
-            lambda m: f"duplicate of row {int(m.group(1)) + offset}", shown["reason"]
-        )
-    return shown

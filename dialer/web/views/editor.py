@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import os
-import re
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -41,7 +38,6 @@ from dialer.campaign.toml_text import (
     CampaignForm,
     ChangedMeanwhile,
     check_form,
-    field_of,
     form_from_campaign,
     render_toml,
     save_campaign,
@@ -49,50 +45,40 @@ from dialer.campaign.toml_text import (
 )
 from dialer.core.statuses import DialerError, Kind, UsageError
 from dialer.sheets.phones import normalise_phone
-from dialer.sheets.reader import normalise_header
-from dialer.tabbly.agents import Agent, AgentsError, agents_url, fetch_agents
-from dialer.tabbly.client import Secret
-from dialer.web import columns, texts
-from dialer.web.auth import LoginThrottle, check_csrf, session_of
-from dialer.web.campaign_fields import (
+from dialer.web import texts
+from dialer.web.auth import check_csrf, session_of
+from dialer.web.services.agents import AgentMenus, AgentsThrottled, menu_options
+from dialer.web.services.campaign_fields import (
     REDIAL_OUTCOMES,
     FieldError,
+    first_value,
     id_number,
     parse_fields,
     parse_templates,
+    plain_error,
     posted_values,
     values_of,
 )
-from dialer.web.campaigns import remember_campaign
-from dialer.web.preview import ChildQueue, ChildrenBusy, contact_of, in_child
-from dialer.web.test_calls import TestCallsCapped
-from dialer.web.uploads import Kept
-
-if TYPE_CHECKING:
-    from dialer.web.app import Server
+from dialer.web.services.child_processes import (
+    ChildQueue,
+    ChildrenBusy,
+    contact_of,
+    in_child,
+)
+from dialer.web.services.column_fields import sheet_guesses, template_name
+from dialer.web.services.test_calls import TestCallsCapped
+from dialer.web.site import Site
+from dialer.web.views import columns
+from dialer.web.views.sheet_choices import SheetChoice, SheetChoices
 
 # A new campaign's form before anything is typed; the preview renders with these too.
 _PLACEHOLDER_CALLER = "+14156801215"
 _BLANK = CampaignForm(name="", organization_id=0, agent_id=0, call_from="", first_line="")
 _PREVIEW_NAME = "preview"  # a new campaign's preview is parsed as campaigns/preview.toml
-# "{{ Total Spent }}": a header with spaces written as it is in the sheet.
-_SPACED_NAME = re.compile(r"\{\{\s*([^\s{}|]+(?:[ \t]+[^\s{}|]+)+)\s*\}\}")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SheetChoice:
-    """A sheet the form previews and test-calls with: a kept upload or a checked sheet."""
-
-    id: str
-    path: Path
-    name: str  # the uploader's file name: shown, never used as a path
-
-    def as_kept(self) -> Kept:
-        return Kept(self.id, self.path, self.name, "")
-
-
-def add_routes(app: web.Application, server: Server) -> None:
-    editor = Editor(server)
+def add_routes(app: web.Application, site: Site) -> None:
+    editor = Editor(site)
     add_get, add_post = app.router.add_get, app.router.add_post
     add_get("/campaigns/new", editor.new_page)
     add_post("/campaigns/new", editor.create)
@@ -110,26 +96,19 @@ def _posted(form: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 class Editor:
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.settings = server.settings
-        self.folder = server.root / "campaigns"
+    """The routes of the campaign form: its pages, saves, previews, test calls and agents."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.settings = site.settings
+        self.folder = site.root / "campaigns"
         # Every child the form starts (previews, saves' template checks, test calls, header
         # probes) takes a place here: bounded running and waiting, the rest answered 503.
-        self._previews = ChildQueue(server.settings)
+        self.children = ChildQueue(site.settings)
         # Each session's preview under way: a newer one from the same session cancels it.
         self._preview_of: dict[str, asyncio.Task[dict[str, Any]]] = {}
-        # (agents URL, key variable, organisation) -> (when, agents or why not); oldest first.
-        self._agents: dict[tuple[str, str, int], tuple[float, list[Agent] | str]] = {}
-        # Each ask of get-agents the cache cannot answer spends one of its session's tokens:
-        # a page asking for 200 organisations must not make 200 upstream calls.
-        self._agent_asks = LoginThrottle(
-            server.settings.agents_per_session,
-            server.settings.agents_overall,
-            server.settings.login_clients_kept,
-        )
-
-    # ---- pages ----
+        self.sheets = SheetChoices(site, self.children)
+        self.agents = AgentMenus(site.settings, site.jobs.environ)
 
     async def new_page(self, request: web.Request) -> web.Response:
         sheet = request.query.get("sheet", "")
@@ -161,18 +140,18 @@ class Editor:
 
     async def _save(self, request: web.Request, original: str) -> web.Response:
         posted = await self._checked_post(request)
-        choice = self._sheet(_first(posted, "preview_sheet"))
+        choice = self.sheets.get(first_value(posted, "preview_sheet"))
         try:
             form = self._form(posted, original, await self._guessed(original, choice))
-            if not original and form.name in self.server.campaigns.all():
+            if not original and form.name in self.site.campaigns.all():
                 raise FieldError("name", texts.NAME_TAKEN.format(name=form.name))
             # An edit replaces only the file its form was opened on (its SHA-256 rode along
             # in the form): an admin's hand edit meanwhile is never silently undone.
-            opened = _first(posted, "opened") if original else None
+            opened = first_value(posted, "opened") if original else None
             # The templates compiled and trial-rendered by a capped child, as a preview's are:
             # a template costing seconds per render never holds the server's threads.
             campaign = check_form(self.folder, form, trial=False)
-            async with self._previews:
+            async with self.children:
                 await self._in_child(campaign, form, None, {"check": True})
             await asyncio.to_thread(
                 save_campaign,
@@ -193,12 +172,12 @@ class Editor:
         except FieldError as exc:
             return await self._refused(request, original, posted, exc.field, exc.message)
         except DialerError as exc:
-            field, message = _plain(self._shown(str(exc), None), posted)
+            field, message = plain_error(self._shown(str(exc), None), posted)
             return await self._refused(request, original, posted, field, message)
-        remember_campaign(self.server, request, form.name)
+        self.site.remember_campaign(request, form.name)
         if not original and choice is not None:
             # Made from a sheet: its columns next (pre-chosen), then its check.
-            kept = self.server.uploads.keep(choice.path, choice.name, form.name)
+            kept = self.site.uploads.keep(choice.path, choice.name, form.name)
             raise web.HTTPSeeOther(columns.page_url(kept))
         saved = "yes" if original else "created"
         where = f"&sheet={choice.id}" if choice is not None else ""
@@ -220,19 +199,17 @@ class Editor:
             posted_values(posted),
             errors={field: message} if field else {},
             error=texts.labelled(field, message),
-            sheet=_first(posted, "preview_sheet"),
+            sheet=first_value(posted, "preview_sheet"),
             test_values=posted,
             status=status,
         )
-
-    # ---- live preview ----
 
     async def preview(self, request: web.Request) -> web.Response:
         """JSON for app.js. One preview per session at a time: a newer one (the user typed
         on) cancels it, its child killed, and it answers 409 (app.js keeps only the newest).
         All children busy and the queue full: 503 with Retry-After (ChildrenBusy)."""
         posted = await self._checked_post(request)
-        original = _first(posted, "original")
+        original = first_value(posted, "original")
         if original:
             self._editable(original)
         session = session_of(request)
@@ -240,7 +217,7 @@ class Editor:
         if (older := self._preview_of.get(mine)) is not None:
             older.cancel()
         task = asyncio.ensure_future(
-            self._preview(original, posted, _first(posted, "preview_sheet"))
+            self._preview(original, posted, first_value(posted, "preview_sheet"))
         )
         self._preview_of[mine] = task
         try:
@@ -260,7 +237,7 @@ class Editor:
     ) -> dict[str, Any]:
         """{"rows": [...], "headers": [...]} or {"error": ..., "field": ...}; raises only
         ChildrenBusy."""
-        choice = self._sheet(sheet_id)
+        choice = self.sheets.get(sheet_id)
         if choice is None:
             return {
                 "rows": [],
@@ -268,13 +245,13 @@ class Editor:
                 "field": "preview_sheet",
                 "error": self._no_sheet(sheet_id),
             }
-        headers = await self._headers(choice)
+        headers = await self.sheets.headers(choice)
         base = await self._guessed(original, choice)
         if not original:
             base = self._placeholders(base)
         form = without_unused_columns(parse_templates(posted, base))
         menu = _header_menu(headers)
-        async with self._previews:
+        async with self.children:
             try:
                 campaign = check_form(self.folder, form, trial=False)  # the child renders
                 answer = await self._in_child(
@@ -282,7 +259,7 @@ class Editor:
                 )
                 rows = answer.get("rows", [])
             except DialerError as exc:
-                field, message = _plain(self._shown(str(exc), choice), posted)
+                field, message = plain_error(self._shown(str(exc), choice), posted)
                 return {
                     "rows": [],
                     "headers": menu,
@@ -291,12 +268,10 @@ class Editor:
                 }
         return {"rows": rows, "headers": menu, "field": "", "error": ""}
 
-    # ---- test call ----
-
     async def test_call(self, request: web.Request) -> web.Response:
         posted = await self._checked_post(request)
-        original = _first(posted, "original")
-        as_json = _first(posted, "reply") == "json"
+        original = first_value(posted, "original")
+        as_json = first_value(posted, "reply") == "json"
         if original:
             self._editable(original)
         session = session_of(request)
@@ -306,8 +281,8 @@ class Editor:
             if isinstance(exc, FieldError):
                 field, message = exc.field, exc.message
             else:
-                choice = self._sheet(_first(posted, "preview_sheet"))
-                field, message = _plain(self._shown(str(exc), choice), posted)
+                choice = self.sheets.get(first_value(posted, "preview_sheet"))
+                field, message = plain_error(self._shown(str(exc), choice), posted)
             capped = isinstance(exc, TestCallsCapped)  # 429: a cap, said in a sentence
             status = 429 if capped else 400
             headers = {"Retry-After": str(exc.retry_after)} if capped else {}
@@ -324,7 +299,7 @@ class Editor:
             request,
             original,
             posted_values(posted),
-            sheet=_first(posted, "preview_sheet"),
+            sheet=first_value(posted, "preview_sheet"),
             test_values=posted,
             test_result=outcome_text,
         )
@@ -332,18 +307,18 @@ class Editor:
     async def _test_call(
         self, original: str, posted: Mapping[str, Sequence[str]], session: str
     ) -> str:
-        choice = self._sheet(_first(posted, "preview_sheet"))
+        choice = self.sheets.get(first_value(posted, "preview_sheet"))
         if choice is None:
-            raise FieldError("preview_sheet", self._no_sheet(_first(posted, "preview_sheet")))
+            raise FieldError("preview_sheet", self._no_sheet(first_value(posted, "preview_sheet")))
         form = self._form(posted, original, await self._guessed(original, choice))
-        number = normalise_phone(_first(posted, "test_number"), form.default_region)
+        number = normalise_phone(first_value(posted, "test_number"), form.default_region)
         if number.e164 is None:
             raise FieldError("test_number", texts.labelled("test_number", number.reason))
-        row = id_number(_first(posted, "test_row").strip() or "1")
+        row = id_number(first_value(posted, "test_row").strip() or "1")
         if row is None:
             raise FieldError("test_row", texts.labelled("test_row", "enter a row number"))
         campaign = check_form(self.folder, form, trial=False)  # the child renders them
-        guard = self.server.test_calls
+        guard = self.site.test_calls
         try:
             guard.judge_number(campaign, number.e164, guard.clock())
         except UsageError as exc:
@@ -354,7 +329,7 @@ class Editor:
             "max_row": self.settings.test_call_max_row,
         }
         try:
-            async with self._previews:
+            async with self.children:
                 answer = await self._in_child(campaign, form, choice, ask)
             contact = contact_of(answer["contact"])
             guard.judge_country(campaign, contact.called_to, answer["contact"]["countries"])
@@ -363,7 +338,7 @@ class Editor:
             field = "test_number" if reason.startswith(("invalid phone", "That is")) else "test_row"
             field = "test_number" if "do-not-call" in reason else field
             raise FieldError(field, texts.labelled(field, reason)) from None
-        jobs = self.server.jobs
+        jobs = self.site.jobs
         # The test call takes the campaign's ledger lock: a launch meanwhile must be refused
         # as "starting", not fail on the lock and use up its check. No await between the two.
         if jobs.busy(campaign.name):
@@ -383,25 +358,22 @@ class Editor:
         ask: dict[str, Any],
     ) -> dict[str, Any]:
         """The sheet read, and the templates rendered, by a memory-capped child
-        (dialer.web.preview), never in the server."""
+        (dialer.web.children.preview), never in the server."""
         return await in_child(
             self.settings,
-            self.server.jobs.child_failure,
             campaign,
             render_toml(form),
             choice.path if choice is not None else Path(),
             ask,
         )
 
-    # ---- agents ----
-
     async def agents_json(self, request: web.Request) -> web.Response:
         original = request.query.get("campaign", "")
         try:
-            agents, problem = await self._agent_menu(
-                request, request.query.get("organization_id", ""), self._base(original)
+            agents, problem = await self.agents.menu(
+                _asker(request), request.query.get("organization_id", ""), self._base(original)
             )
-        except _AgentsThrottled as exc:
+        except AgentsThrottled as exc:
             answer = web.json_response(
                 {"agents": [], "problem": texts.AGENTS_THROTTLED}, status=429
             )
@@ -410,58 +382,14 @@ class Editor:
         listed = [{"id": a.id, "label": a.label} for a in agents or []]
         return web.json_response({"agents": listed, "problem": problem})
 
-    async def _agent_menu(
-        self, request: web.Request, organization: str, base: CampaignForm
-    ) -> tuple[list[Agent], str]:
-        """The organisation's agents, or the one line saying why there is no menu;
-        _AgentsThrottled when this session (or everyone) asked upstream too often."""
-        org = id_number(organization)
-        if org is None:
-            return [], ""
-        environ = self.server.jobs.environ
-        key = environ.get(base.api_key_env, "")
-        if not key:
-            return [], texts.NO_API_KEY.format(env=base.api_key_env)
-        url = agents_url(environ, base.endpoint)
-        # Keyed by the key's variable too: two campaigns may send different keys to one URL,
-        # and one key's agents (or its refusal) must not answer for the other.
-        entry = (url, base.api_key_env, org)
-        cached = self._agents.get(entry)
-        now = time.monotonic()
-        if cached is None or now - cached[0] >= self.settings.agents_cache_seconds:
-            self._spend_agent_ask(request)
-            try:
-                found: list[Agent] | str = await fetch_agents(
-                    url, org, Secret(key), timeout=self.settings.agents_timeout
-                )
-            except AgentsError as exc:
-                found = str(exc)
-            self._agents.pop(entry, None)
-            while self._agents and len(self._agents) >= self.settings.agents_cache_entries:
-                del self._agents[next(iter(self._agents))]  # the oldest
-            cached = self._agents[entry] = (now, found)
-        found = cached[1]
-        if isinstance(found, str):
-            return [], texts.AGENTS_UNAVAILABLE.format(problem=found)
-        return found, ""
-
-    def _spend_agent_ask(self, request: web.Request) -> None:
-        session = session_of(request)
-        asker = session.csrf if session is not None else str(request.remote)
-        if wait := self._agent_asks.retry_after(asker):
-            raise _AgentsThrottled(max(1, math.ceil(wait)))
-        self._agent_asks.failed(asker)  # spent: the login throttle's buckets, counting asks
-
-    # ---- the parts ----
-
     async def _checked_post(self, request: web.Request) -> dict[str, list[str]]:
         posted = _posted(await request.post())
-        check_csrf(request, _first(posted, "csrf"))
+        check_csrf(request, first_value(posted, "csrf"))
         return posted
 
     def _editable(self, name: str) -> Campaign:
         """The campaign called `name`, if the page may edit it; else an HTTP error page."""
-        found = self.server.campaigns.all().get(name)
+        found = self.site.campaigns.all().get(name)
         if found is None:
             raise web.HTTPNotFound(text="no such campaign")
         if isinstance(found, str):
@@ -474,12 +402,12 @@ class Editor:
 
     def _opened(self, original: str) -> str:
         """The SHA-256 of the file being edited, as the page read it ("" for a new one)."""
-        campaign = self.server.campaigns.get(original) if original else None
+        campaign = self.site.campaigns.get(original) if original else None
         return campaign.source_sha256 if campaign is not None else ""
 
     def _base(self, original: str) -> CampaignForm:
         """What the browser does not send: the edited file's keys, or a new campaign's."""
-        campaign = self.server.campaigns.get(original) if original else None
+        campaign = self.site.campaigns.get(original) if original else None
         return form_from_campaign(campaign) if campaign is not None else _BLANK
 
     async def _guessed(self, original: str, choice: SheetChoice | None) -> CampaignForm:
@@ -488,29 +416,17 @@ class Editor:
         base = self._base(original)
         if original or choice is None:
             return base
-        phones, country = columns.sheet_guesses(await self._headers(choice))
+        phones, country = sheet_guesses(await self.sheets.headers(choice))
         if not phones:
             return base
         return dataclasses.replace(base, phone_columns=phones, country_column=country)
-
-    async def _headers(self, choice: SheetChoice) -> tuple[str, ...]:
-        """The sheet's header, probed once per file by a memory-capped child; () if unread."""
-        cache = self.server.uploads.headers
-        if choice.path not in cache:
-            try:
-                async with self._previews:
-                    probe = await columns.probe_upload(self.server, choice.as_kept(), None)
-            except (DialerError, ChildrenBusy):
-                return ()  # no column menu this time; asked again next time
-            cache[choice.path] = tuple(probe.headers)
-        return cache[choice.path]
 
     def _new_form(self) -> CampaignForm:
         """A new campaign's form: the organisation and caller number of an existing one
         (one organisation is the usual case), every day ticked (the legal hours guard the
         hours), `new_campaign_per_day` calls a day to one person (shown, editable)."""
         per_day = self.settings.new_campaign_per_day
-        usable = [c for c in self.server.campaigns.all().values() if isinstance(c, Campaign)]
+        usable = [c for c in self.site.campaigns.all().values() if isinstance(c, Campaign)]
         if not usable:
             return dataclasses.replace(_BLANK, window_days=WEEKDAYS, limits_per_day=per_day)
         first = usable[0]
@@ -554,54 +470,13 @@ class Editor:
             form = dataclasses.replace(form, name=name, title=typed if typed != name else "")
         return form
 
-    def _sheets(self) -> list[SheetChoice]:
-        """The sheets still on the server, newest first, each file once: a file uploaded
-        again (same name, same size) is the newest of them only."""
-        found: list[tuple[float, SheetChoice]] = []
-        seen: set[Path] = set()
-        kept = [SheetChoice(k.id, k.path, k.name) for k in self.server.uploads.all_kept()]
-        checked = [
-            SheetChoice(d.id, d.upload, d.sheet_name)
-            for d in reversed(list(self.server.jobs.dry_runs.values()))
-        ]
-        for choice in (*kept, *checked):
-            if choice.path in seen:
-                continue
-            seen.add(choice.path)
-            try:
-                st = choice.path.stat()
-            except OSError:
-                continue
-            found.append((st.st_mtime, choice))
-        found.sort(key=lambda pair: -pair[0])
-        sizes: set[tuple[str, int]] = set()
-        unique = []
-        for _, choice in found:
-            same = (choice.name, choice.path.stat().st_size)
-            if same not in sizes:
-                sizes.add(same)
-                unique.append(choice)
-        return unique
-
-    def _sheet(self, sheet_id: str) -> SheetChoice | None:
-        """The kept upload or the checked sheet `sheet_id`, if its file is still there."""
-        if not sheet_id:
-            return None
-        kept = self.server.uploads.kept(sheet_id)
-        if kept is not None:
-            return SheetChoice(kept.id, kept.path, kept.name)
-        dry = self.server.jobs.dry_runs.get(sheet_id)
-        if dry is not None and dry.upload.is_file():
-            return SheetChoice(dry.id, dry.upload, dry.sheet_name)
-        return None
-
     def _shown(self, message: str, choice: SheetChoice | None) -> str:
         """An error as the page shows it: the uploader's file name for the upload, the file
         name for the campaign, paths under the project relative to it; never the server's
         own folders."""
         if choice is not None:
             message = message.replace(str(choice.path), choice.name)
-        for folder in (self.folder, self.server.root):
+        for folder in (self.folder, self.site.root):
             message = message.replace(f"{folder}{os.sep}", "")
         return message
 
@@ -623,18 +498,18 @@ class Editor:
         status: int = 200,
     ) -> web.Response:
         base = self._base(original)
-        sheets = self._sheets()
-        chosen_sheet = self._sheet(sheet)
+        sheets = self.sheets.all()
+        chosen_sheet = self.sheets.get(sheet)
         if chosen_sheet is not None and all(c.path != chosen_sheet.path for c in sheets):
             sheets.insert(0, chosen_sheet)
-        chosen = chosen_sheet.id if chosen_sheet else _default_sheet(sheets, self.server, original)
+        chosen = chosen_sheet.id if chosen_sheet else self.sheets.default(sheets, original)
         if chosen_sheet is not None:  # listed under the id asked for, once
             sheets = [chosen_sheet if c.path == chosen_sheet.path else c for c in sheets]
         try:
-            agents, agents_problem = await self._agent_menu(
-                request, values["organization_id"], base
+            agents, agents_problem = await self.agents.menu(
+                _asker(request), values["organization_id"], base
             )
-        except _AgentsThrottled:
+        except AgentsThrottled:
             agents, agents_problem = [], texts.AGENTS_THROTTLED
         preview: dict[str, Any] = {"rows": [], "error": "", "field": "", "headers": []}
         if chosen and values.get("first_line", "").strip():
@@ -644,9 +519,9 @@ class Editor:
             except ChildrenBusy:  # the form itself still shows, with every value typed
                 preview["error"] = texts.PREVIEWS_BUSY
         elif chosen:
-            choice = self._sheet(chosen)
+            choice = self.sheets.get(chosen)
             if choice is not None:
-                preview["headers"] = _header_menu(await self._headers(choice))
+                preview["headers"] = _header_menu(await self.sheets.headers(choice))
         elif not sheets:
             preview["error"] = texts.NO_SHEET_YET
         tests = test_values or {}
@@ -654,13 +529,14 @@ class Editor:
         # The way on from a saved campaign: this sheet's page (this campaign preselected).
         upload_page = ""
         if notice and chosen_sheet is not None:
-            kept = self.server.uploads.keep(chosen_sheet.path, chosen_sheet.name, "")
+            kept = self.site.uploads.keep(chosen_sheet.path, chosen_sheet.name, "")
             upload_page = f"/uploads/{kept.id}"
-        session = session_of(request)
         # The file this form was opened on: kept through every re-render of the same form.
-        opened = _first(tests, "opened") if "opened" in tests else self._opened(original)
-        html = self.server.templates.get_template("campaign_form.html").render(
-            csrf=session.csrf if session else "",
+        opened = first_value(tests, "opened") if "opened" in tests else self._opened(original)
+        return self.site.render(
+            request,
+            "campaign_form.html",
+            status,
             original=original,
             opened=opened,
             action=f"/campaigns/{original}/edit" if original else "/campaigns/new",
@@ -671,91 +547,31 @@ class Editor:
             error=error,
             notice=notice,
             labels=texts.FIELD_LABELS,
-            weekdays=_WEEKDAY_NAMES,
-            redial_outcomes=[(o, _OUTCOME_WORDS.get(o, o)) for o in REDIAL_OUTCOMES],
-            agents=_menu(agents, values["agent_id"]),
+            weekdays=list(zip(WEEKDAYS, texts.DAY_NAMES, strict=True)),
+            redial_outcomes=[(o, texts.REDIAL_WORDS.get(o, o)) for o in REDIAL_OUTCOMES],
+            agents=menu_options(agents, values["agent_id"]),
             agents_problem=agents_problem,
             sheets=[(c.id, c.name) for c in sheets],
             sheet=chosen,
             preview=preview,
-            test_number=_first(tests, "test_number"),
-            test_row=_first(tests, "test_row") or (str(ready[0]) if ready else "1"),
+            test_number=first_value(tests, "test_number"),
+            test_row=first_value(tests, "test_row") or (str(ready[0]) if ready else "1"),
             test_result=test_result,
-            has_key=bool(self.server.jobs.environ.get(base.api_key_env or DEFAULT_API_KEY_ENV)),
+            has_key=bool(self.site.jobs.environ.get(base.api_key_env or DEFAULT_API_KEY_ENV)),
         )
-        return web.Response(text=html, content_type="text/html", status=status)
 
 
-class _AgentsThrottled(Exception):
-    """Get-agents asked too often from this session (or from all): `seconds` to wait."""
-
-    def __init__(self, seconds: int) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
-
-
-_WEEKDAY_NAMES = [
-    ("mon", "Monday"),
-    ("tue", "Tuesday"),
-    ("wed", "Wednesday"),
-    ("thu", "Thursday"),
-    ("fri", "Friday"),
-    ("sat", "Saturday"),
-    ("sun", "Sunday"),
-]
-_OUTCOME_WORDS = {
-    "busy": "busy",
-    "no_answer": "not answered",
-    "voicemail": "a voicemail",
-    "failed": "failed",
-}
-
-
-def _first(posted: Mapping[str, Sequence[str]], name: str) -> str:
-    given = posted.get(name) or [""]
-    return given[0]
-
-
-def _default_sheet(sheets: list[SheetChoice], server: Server, campaign: str) -> str:
-    """The newest sheet checked for or kept with this campaign, else the newest sheet."""
-    for choice in sheets:
-        dry = server.jobs.dry_runs.get(choice.id)
-        kept = server.uploads.kept(choice.id)
-        owner = dry.campaign if dry is not None else kept.campaign if kept is not None else ""
-        if campaign and owner == campaign:
-            return choice.id
-    return sheets[0].id if sheets else ""
+def _asker(request: web.Request) -> str:
+    """Who spends an ask of get-agents: the session, else the address."""
+    session = session_of(request)
+    return session.csrf if session is not None else str(request.remote)
 
 
 def _header_menu(headers: Sequence[str]) -> list[dict[str, str]]:
     """The "Insert a column" menu: each header and what inserting it writes."""
     menu = []
     for header in headers:
-        name = columns.template_name(header)
+        name = template_name(header)
         if header and name:
             menu.append({"header": header, "insert": f"{{{{ {name} }}}}"})
-    return menu
-
-
-def _plain(message: str, posted: Mapping[str, Sequence[str]]) -> tuple[str | None, str]:
-    """The field a loader error is about, and the error as the page says it: a template's
-    syntax error in one plain sentence (never jinja's "expected token 'end of print
-    statement', got 'Spent'"), any other message as it is."""
-    field = field_of(message)
-    if "is not a valid template" not in message or field is None:
-        return field, message
-    spaced = _SPACED_NAME.search(_first(posted, field))
-    if spaced:
-        written = spaced.group(1)
-        name = columns.template_name(written) or normalise_header(written)
-        return field, texts.labelled(field, texts.TEMPLATE_SPACED.format(header=written, name=name))
-    return field, texts.labelled(field, texts.TEMPLATE_BROKEN)
-
-
-def _menu(agents: list[Agent], chosen: str) -> list[tuple[str, str]]:
-    """(value, label) for the agent menu; a chosen agent the list lacks stays chosen."""
-    menu = [(str(a.id), a.label) for a in agents]
-    number = id_number(chosen)
-    if agents and number is not None and str(number) not in {value for value, _ in menu}:
-        menu.insert(0, (str(number), f"agent {number} (not in the list)"))
     return menu

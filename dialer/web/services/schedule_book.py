@@ -41,11 +41,10 @@ import shutil
 import sys
 import tempfile
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from dataclasses import asdict, fields
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote_plus
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
@@ -57,10 +56,8 @@ from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.sources import resolve_source
 from dialer.web import texts
-from dialer.web.auth import check_csrf
-from dialer.web.campaigns import CampaignShelf
-from dialer.web.handlers import Pages
-from dialer.web.jobs import (
+from dialer.web.services.campaigns import CampaignShelf
+from dialer.web.services.jobs import (
     AlreadyRunning,
     ChecksBusy,
     CheckStale,
@@ -69,125 +66,20 @@ from dialer.web.jobs import (
     fingerprint,
     ledger_held,
 )
+from dialer.web.services.schedule_entry import (
+    DAILY,
+    FIRED,
+    MISSED,
+    ONCE,
+    OWN_SOURCE,
+    PAUSED,
+    REFUSED,
+    WAITING,
+    Schedule,
+    ScheduleForm,
+)
+from dialer.web.services.schedule_times import at_text, local_zone, time_of_day, wall_time
 from dialer.web.settings import Settings
-
-if TYPE_CHECKING:
-    from dialer.web.app import Server
-
-ONCE, DAILY = "once", "daily"
-# A schedule's state: waiting for its (next) time; or, for "once", what became of it; or, for
-# "every day", paused because the campaign changed since it was confirmed.
-WAITING, FIRED, REFUSED, MISSED, PAUSED = "waiting", "started", "refused", "missed", "paused"
-OWN_SOURCE = "source"  # the form's sheet choice: the campaign's own [contacts] source
-
-
-@dataclass(slots=True)
-class Schedule:
-    """One entry of `state/schedules.toml`. Paths are absolute: the file is the server's."""
-
-    id: str
-    campaign: str
-    campaign_path: str
-    kind: str  # ONCE | DAILY
-    at: str  # ONCE: "YYYY-MM-DDTHH:MM"; DAILY: "HH:MM"; wall time in `zone`
-    zone: str  # IANA name
-    sheet: str  # the kept copy of the checked sheet; "" = the campaign's own source (DAILY)
-    sheet_name: str  # the uploader's file name, as shown
-    created: str  # stamp(): due times before it never fire
-    ready: int = 0  # ONCE: the people its check said would be called
-    report: str = ""  # ONCE: its check's report
-    # Bound file -> SHA-256. ONCE: what its run must find (campaign, lists, sheet); DAILY: the
-    # campaign file and its kept sheet as confirmed, a change pauses it.
-    fingerprint: dict[str, str] = field(default_factory=dict)
-    expect: list[str] = field(default_factory=list)  # ONCE: `dialer run --expect-*` options
-    last: str = ""  # stamp() of the last due time handled (fired, refused or missed)
-    state: str = WAITING
-    note: str = ""  # what happened last, in plain words
-    run_id: str = ""  # the last run it started (this server's memory only)
-
-    def due(self, now: datetime) -> datetime | None:
-        """The latest due time at or before `now` not handled yet, or None."""
-        zone = ZoneInfo(self.zone)
-        if self.kind == ONCE:
-            when = datetime.fromisoformat(self.at).replace(tzinfo=zone)
-            return when if self.state == WAITING and when <= now else None
-        if self.state == PAUSED:
-            return None
-        hour, minute = _time_of_day(self.at) or (0, 0)
-        day = now.astimezone(zone).date()
-        when = _at(day, hour, minute, zone)
-        if when > now:
-            when = _at(day - timedelta(days=1), hour, minute, zone)
-        handled = max(filter(None, (self.created, self.last)))
-        return when if stamp(when) > handled else None
-
-    def next_time(self, now: datetime) -> datetime | None:
-        """When it fires next (None: a "once" that is over)."""
-        zone = ZoneInfo(self.zone)
-        if self.kind == ONCE:
-            return datetime.fromisoformat(self.at).replace(tzinfo=zone) if self.waiting else None
-        if self.state == PAUSED:
-            return None
-        hour, minute = _time_of_day(self.at) or (0, 0)
-        day = now.astimezone(zone).date()
-        when = _at(day, hour, minute, zone)
-        return when if when > now else _at(day + timedelta(days=1), hour, minute, zone)
-
-    @property
-    def waiting(self) -> bool:
-        return self.state == WAITING
-
-    @property
-    def paused(self) -> bool:
-        return self.state == PAUSED
-
-    def bound_files(self) -> list[Path]:
-        """DAILY: what pauses it when it changes: the campaign file, its kept sheet."""
-        return [Path(self.campaign_path), *([Path(self.sheet)] if self.sheet else [])]
-
-    def when_text(self) -> str:
-        if self.kind == ONCE:
-            return f"once, {self.at.replace('T', ' at ')} ({self.zone})"
-        return f"every day at {self.at} ({self.zone})"
-
-    def sheet_text(self) -> str:
-        if not self.sheet:
-            return (
-                "the campaign's own sheet (the newest file in its sheet folder), checked each day"
-            )
-        if self.kind == DAILY:
-            return f"{self.sheet_name}, checked again each day"
-        return f"{self.sheet_name} as checked: {texts.people(self.ready)}"
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleForm:
-    """The schedule form as typed: kept whole so an error shows the user's own values."""
-
-    when: str = ONCE
-    at: str = ""
-    time: str = ""
-    zone: str = ""
-    sheet: str = "check"
-    confirm: bool = False
-    count: str = ""
-    replaces: str = ""  # a paused schedule this one confirms again (it goes once this is made)
-
-    @classmethod
-    def of(cls, form: Any) -> ScheduleForm:
-        def text(key: str) -> str:
-            return str(form.get(key, ""))[:64].strip()
-
-        return cls(
-            when=text("when"),
-            at=text("at"),
-            time=text("time"),
-            zone=text("zone"),
-            sheet=text("sheet") or "check",
-            confirm=form.get("confirm") == "yes",
-            count=text("count"),
-            replaces=text("replaces"),
-        )
 
 
 class Schedules:
@@ -221,8 +113,6 @@ class Schedules:
     def get(self, schedule_id: str) -> Schedule | None:
         return self._items.get(schedule_id)
 
-    # ---- adding and removing ----
-
     def validate(self, form: ScheduleForm, ready: int, now: datetime) -> str:
         """The first thing wrong with the form, naming its field ("" if none)."""
         if form.when not in (ONCE, DAILY):
@@ -232,7 +122,7 @@ class Schedules:
         except (ZoneInfoNotFoundError, ValueError):
             return texts.SCHEDULE_BAD_ZONE.format(zone=form.zone)
         if form.when == ONCE:
-            at = _wall_time(form.at)
+            at = wall_time(form.at)
             if at is None:
                 return texts.SCHEDULE_BAD_AT.format(value=form.at)
             if at.replace(tzinfo=zone) <= now:
@@ -241,7 +131,7 @@ class Schedules:
                 return texts.SCHEDULE_TOO_FAR.format(
                     value=form.at.replace("T", " "), zone=form.zone
                 )
-        elif _time_of_day(form.time) is None:
+        elif time_of_day(form.time) is None:
             return texts.SCHEDULE_BAD_TIME.format(value=form.time)
         once = form.when == ONCE
         if once and ready == 0:
@@ -271,9 +161,9 @@ class Schedules:
                 bound = {str(dry.campaign_path), sheet}
                 prints = {k: v for k, v in prints.items() if k in bound}
             if once:
-                at = (_wall_time(form.at) or datetime.min).strftime("%Y-%m-%dT%H:%M")
+                at = (wall_time(form.at) or datetime.min).strftime("%Y-%m-%dT%H:%M")
             else:
-                at = "{:02d}:{:02d}".format(*(_time_of_day(form.time) or (0, 0)))
+                at = "{:02d}:{:02d}".format(*(time_of_day(form.time) or (0, 0)))
             schedule = Schedule(
                 id=schedule_id,
                 campaign=dry.campaign,
@@ -344,8 +234,6 @@ class Schedules:
         ):
             Path(schedule.sheet).unlink(missing_ok=True)
 
-    # ---- pausing ----
-
     async def look_for_changes(self) -> None:
         """Pause each daily schedule whose campaign (or kept sheet) changed since it was
         confirmed; saved at once, so a restart keeps it paused. Skipped while a tick runs
@@ -372,8 +260,6 @@ class Schedules:
     def _pause(schedule: Schedule) -> None:
         schedule.state = PAUSED  # its state words say why and what to do
         schedule.note = ""
-
-    # ---- firing ----
 
     async def tick(self, now: datetime | None = None) -> list[str]:
         """Start every schedule due at `now` (the clock's now by default); the ids of the runs
@@ -432,7 +318,7 @@ class Schedules:
                     self._pause(schedule)
                     return ""
                 if dry.summary.get("counts", {}).get(Status.READY, 0) == 0:
-                    schedule.note = f"{_at_text(due)}: checked, nobody to call"
+                    schedule.note = f"{at_text(due)}: checked, nobody to call"
                     return ""
             run = await self.jobs.launch(dry)
         except (AlreadyRunning, ChecksBusy) as exc:
@@ -448,10 +334,10 @@ class Schedules:
             return ""
         except (CheckStale, DialerError) as exc:
             schedule.state = REFUSED if once else WAITING
-            schedule.note = f"{_at_text(due)}: not started: {exc}"
+            schedule.note = f"{at_text(due)}: not started: {exc}"
             return ""
         schedule.run_id = run.id
-        schedule.note = f"{_at_text(due)}: started"
+        schedule.note = f"{at_text(due)}: started"
         return run.id
 
     @staticmethod
@@ -510,8 +396,6 @@ class Schedules:
             if self._loop is not None:
                 self._loop.cancel()
 
-    # ---- the file ----
-
     def _read(self) -> dict[str, Schedule]:
         try:
             data = tomllib.loads(self.path.read_text("utf-8"))
@@ -541,8 +425,6 @@ class Schedules:
             )
         replace_text(self.path, text)
 
-    # ---- the cron line ----
-
     def cron_line(self, schedule: Schedule, now: datetime) -> str:
         """The crontab line doing the same on a server without `dialer serve`, in the server's
         own time zone (cron's). Never raises: /schedules (and its Remove buttons) must show
@@ -565,198 +447,30 @@ class Schedules:
         args += [*schedule.expect, "--yes"]
         return f"{fields_} cd {shlex.quote(str(self.root))} && {shlex.join(args)}"
 
+    def again_form(self, schedule_id: str) -> ScheduleForm | None:
+        """The check page's schedule form filled in from the paused daily schedule
+        `schedule_id` (None if there is none): confirming it replaces that schedule."""
+        schedule = self._items.get(schedule_id)
+        if schedule is None or not schedule.paused:
+            return None
+        return ScheduleForm(
+            when=DAILY,
+            time=schedule.at,
+            zone=schedule.zone,
+            sheet="check" if schedule.sheet else OWN_SOURCE,
+            replaces=schedule.id,
+        )
+
 
 class SheetChanged(DialerError):
     """The checked sheet changed before a schedule could keep it."""
 
 
-def local_zone() -> tzinfo:
-    """The server's own time zone (cron's): $TZ, else /etc/localtime, else the fixed offset."""
-    for name in (os.environ.get("TZ", "").lstrip(":"), _etc_localtime()):
-        if name:
-            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
-                return ZoneInfo(name)
-    return datetime.now().astimezone().tzinfo or UTC
-
-
-def zone_name(zone: tzinfo) -> str:
-    return getattr(zone, "key", None) or "UTC"
-
-
-def _etc_localtime() -> str:
-    with contextlib.suppress(OSError):
-        target = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in target:
-            return target.split("zoneinfo/", 1)[1]
-    return ""
-
-
-def _wall_time(text: str) -> datetime | None:
-    """ "2026-05-01T09:30" (a datetime-local field) or "2026-05-01 09:30": naive, or None."""
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    return when.replace(second=0, microsecond=0) if when.tzinfo is None else None
-
-
-def _time_of_day(text: str) -> tuple[int, int] | None:
-    try:
-        parsed = time.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    return (parsed.hour, parsed.minute) if len(text.strip()) == 5 else None
-
-
-def _at(day: date, hour: int, minute: int, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(hour, minute), tzinfo=zone)
-
-
-def _at_text(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _missed(due: datetime) -> str:
     return (
-        f"{_at_text(due)}: missed: the page's server was not running then, or the campaign "
+        f"{at_text(due)}: missed: the page's server was not running then, or the campaign "
         "was still running, and it is past the grace window"
     )
 
 
-# ---- the page ----
-
 SCHEDULES = web.AppKey("schedules", Schedules)
-
-
-def add_routes(app: web.Application, server: Server) -> None:
-    """/schedules and the schedule form of a check; the loop starts and stops with the app."""
-    book = Schedules(server.root, server.jobs, server.campaigns, server.settings)
-    app[SCHEDULES] = book
-    server.templates.globals["server_zone"] = zone_name(book.server_zone)  # the form's default
-    handlers = _Handlers(server, book)
-    app.router.add_get("/schedules", handlers.page)
-    app.router.add_post("/dry-runs/{id}/schedule", handlers.add)
-    app.router.add_post("/schedules/{id}/remove", handlers.remove)
-    app.router.add_post("/schedules/{id}/check", handlers.check_again)
-    app.router.add_post("/runs/{id}/resume", handlers.resume)
-    app.on_startup.append(book.start)
-    app.on_shutdown.append(book.stop)
-
-
-class _Handlers:
-    def __init__(self, server: Server, book: Schedules) -> None:
-        self.server = server
-        self.book = book
-        self.pages = Pages(server)
-
-    async def page(self, request: web.Request) -> web.Response:
-        await self.book.look_for_changes()  # an edit just saved shows as paused at once
-        now = self.book.clock()
-        rows = [
-            {
-                "s": s,
-                "next": _at_text(n.astimezone(ZoneInfo(s.zone))) if (n := s.next_time(now)) else "",
-                "cron": self.book.cron_line(s, now),
-                "run": self.server.jobs.runs.get(s.run_id),
-                "state_words": texts.SCHEDULE_STATES.get(s.state, s.state),
-            }
-            for s in self.book.all()
-        ]
-        return self.pages.render(
-            request,
-            "schedules.html",
-            rows=rows,
-            server_zone=zone_name(self.book.server_zone),
-            cron_hint=texts.cron_hint(zone_name(self.book.server_zone)),
-            error=self.book.problem,
-        )
-
-    async def add(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        check_csrf(request, str(form.get("csrf", "")))
-        dry = self.server.jobs.dry_runs.get(request.match_info["id"])
-        if dry is None:
-            raise web.HTTPNotFound(text="no such check")
-        typed = ScheduleForm.of(form)
-        ready = dry.summary.get("counts", {}).get(Status.READY, 0)
-        error = self.book.validate(typed, ready, self.book.clock())
-        if not error and (stale := await self.server.jobs.stale(dry)):
-            error = f"Not scheduled. {stale}"
-        if not error:
-            try:
-                schedule = await self.book.add(dry, typed)
-            except DialerError as exc:
-                error = str(exc)
-            except OSError as exc:
-                error = f"The schedule could not be saved: {exc.strerror or exc}"
-        if error:
-            return await self.pages._check_page(
-                request, dry, error=error, status=400, schedule_form=typed
-            )
-        raise web.HTTPSeeOther(f"/schedules#schedule-{schedule.id}")
-
-    async def remove(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        check_csrf(request, str(form.get("csrf", "")))
-        await self.book.remove(request.match_info["id"])
-        raise web.HTTPSeeOther("/schedules")
-
-    async def check_again(self, request: web.Request) -> web.Response:
-        """A paused daily schedule: a new check of what it calls from, then the check page
-        with its schedule form filled in to confirm it again (the paused one replaced)."""
-        form = await request.post()
-        check_csrf(request, str(form.get("csrf", "")))
-        schedule = self.book.get(request.match_info["id"])
-        if schedule is None or not schedule.paused:
-            raise web.HTTPSeeOther("/schedules")
-        back = f"/schedules#schedule-{schedule.id}"
-        try:
-            campaign = self.server.campaigns.load(Path(schedule.campaign_path))
-            if schedule.sheet and not Path(schedule.sheet).is_file():
-                raise SheetChanged(texts.sheet_deleted(self.server.settings))
-            dry = await self.book.check_today(campaign, schedule)
-        except ChecksBusy:
-            schedule.note = texts.checks_busy(self.server.settings)
-            raise web.HTTPSeeOther(back) from None
-        except DialerError as exc:  # said beside "paused" until the next try
-            schedule.note = f"not checked: {exc}"[: self.server.settings.error_text_chars]
-            raise web.HTTPSeeOther(back) from None
-        raise web.HTTPSeeOther(f"/dry-runs/{dry.id}?again={schedule.id}")
-
-    async def resume(self, request: web.Request) -> web.Response:
-        """ "Resume the N not called": a new check of the same sheet, then its launch
-        confirmation (the ledger knows who was called, so the check shows only the rest)."""
-        form = await request.post()
-        check_csrf(request, str(form.get("csrf", "")))
-        run = self.server.jobs.runs.get(request.match_info["id"])
-        if run is None:
-            raise web.HTTPNotFound(text="no such run")
-        try:
-            campaign = self.server.campaigns.load(run.campaign_path or Path())
-            if not run.upload.is_file():
-                raise SheetChanged(texts.sheet_deleted(self.server.settings))
-            async with self.server.jobs.check_slot():
-                dry = await self.server.jobs.check(campaign, run.upload, run.sheet_name)
-        except ChecksBusy:
-            error = texts.checks_busy(self.server.settings)
-            raise web.HTTPSeeOther(f"/runs/{run.id}?error={quote_plus(error)}") from None
-        except DialerError as exc:
-            error = str(exc)[: self.server.settings.error_text_chars]
-            raise web.HTTPSeeOther(f"/runs/{run.id}?error={quote_plus(error)}") from None
-        raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
-
-
-def again_form(request: web.Request) -> ScheduleForm | None:
-    """The check page's schedule form filled in from the paused daily schedule its `again`
-    query names (None if none): confirming it replaces that schedule."""
-    book = request.app.get(SCHEDULES)
-    schedule = book.get(request.query.get("again", "")) if book is not None else None
-    if schedule is None or not schedule.paused:
-        return None
-    return ScheduleForm(
-        when=DAILY,
-        time=schedule.at,
-        zone=schedule.zone,
-        sheet="check" if schedule.sheet else OWN_SOURCE,
-        replaces=schedule.id,
-    )

@@ -28,8 +28,8 @@ from dialer.outcomes.results_file import RESULT_COLUMNS, outcome_kinds
 from dialer.reports.writer import REPORT_COLUMNS, REPORT_KINDS, undefuse, write_xlsx
 from dialer.sheets.cell_types import Kind, column_kind, kinds_of
 from dialer.web import texts
+from dialer.web.services.uploads import Aged, prune_oldest
 from dialer.web.settings import Settings
-from dialer.web.uploads import Aged, prune_oldest
 
 KINDS = ("csv", "xlsx")
 

@@ -1,35 +1,30 @@
-"""What a campaign makes of a sheet's rows before anyone is called: the live preview and the
-test call ("call me first"), through the very code a check and a run use.
+"""The child that reads a sheet's rows for the campaign form, through the very code a check
+and a run use: the live preview, the row of a test call ("call me first"), and the trial
+render of a form's templates before a save.
 
-    answer = await in_child(settings, jobs.child_failure, campaign, toml_text, upload,
-                            {"count": 5})           # {"rows": [...]}: preview_rows
-    answer = await in_child(..., {"row": 3, "number": "+917359043943", "max_row": 100_000})
-    contact = contact_of(answer["contact"])         # answer["contact"]["countries"]: ["IN"]
+    $ python -m dialer.web.children.preview < ask.json   # {"path", "toml", "upload", ...}
+    {"count": 5}                                   ->  {"rows": [...]}  (preview_rows)
+    {"row": 3, "number": "+917359043943", "max_row": 100000}  ->  {"contact": {...}}
+    {"check": true}                                ->  {"ok": true}
 
-`preview_rows` and `test_contact` run in a memory-capped child (`python -m
-dialer.web.preview`, with a check's memory cap and `preview_timeout`), like a check: calamine
-parses a whole XLSX sheet, and a 300,000-row workbook must cost that child, never the server.
-So does the trial render of a form's templates before a save ({"check": true}): a template
-costing a second per render must not hold the server's threads.
+Run by the server (`services.child_processes.in_child`) with a check's memory cap and
+`preview_timeout`, like a check: calamine parses a whole XLSX sheet, and a 300,000-row
+workbook must cost this child, never the server; a template costing a second per render must
+not hold the server's threads either.
 
 Rows are read by `open_contacts` (the same sheet reading, column names, templates sandbox,
 phone rules, duplicates and do-not-call list as `dialer validate`), so a row the preview
 calls invalid is invalid in the check too. A test call is one trigger request with the row's
-greeting and instruction to the number the user typed (placed by `dialer.web.test_calls`).
+greeting and instruction to the number the user typed (placed by `services.test_calls`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import parse_campaign
@@ -40,9 +35,7 @@ from dialer.sheets.countries import country_name, country_of
 from dialer.sheets.pipeline import ContactStream, open_contacts
 from dialer.sheets.reader import iter_rows
 from dialer.web import texts
-from dialer.web.columns import _excel_row
-from dialer.web.jobs import communicate_within, limited_python
-from dialer.web.settings import Settings
+from dialer.web.sheet_rows import excel_row
 
 # What a test call's `custom_identifiers` starts with: a sync never takes its log row for
 # the sheet row's own call (matching refuses a row whose identifiers a dial does not have).
@@ -63,7 +56,7 @@ def preview_rows(campaign: Campaign, upload: Path, count: int) -> list[dict[str,
     finally:
         chunks.close()
     return [
-        _excel_row(
+        excel_row(
             {
                 "row": c.row,
                 # Masked as on the check page: the page shows whose row it is, not the number.
@@ -133,95 +126,6 @@ def _as_test(
     ident = f"{TEST_ID_PREFIX}{contact.custom_identifiers}"
     region = country_of(own.called_to) if own.called_to else "??"
     return replace(contact, custom_identifiers=ident), region
-
-
-class ChildrenBusy(web.HTTPServiceUnavailable):
-    """Every child slot taken and `previews_waiting` asks waiting already: 503, Retry-After."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(
-            text=texts.PREVIEWS_BUSY,
-            headers={"Retry-After": str(settings.previews_retry_after)},
-        )
-
-
-class ChildQueue:
-    """The page's children for the campaign form (previews, saves' template checks, test
-    calls, header probes): `previews_at_once` at a time, `previews_waiting` more waiting in
-    turn; one more is refused at once (ChildrenBusy), so no ask queues without bound.
-
-        async with queue:          # ChildrenBusy when full
-            answer = await in_child(...)
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._running = asyncio.Semaphore(settings.previews_at_once)
-        self._waiting = 0
-
-    async def __aenter__(self) -> None:
-        if self._running.locked() and self._waiting >= self.settings.previews_waiting:
-            raise ChildrenBusy(self.settings)
-        self._waiting += 1
-        try:
-            await self._running.acquire()
-        finally:
-            self._waiting -= 1
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._running.release()
-
-
-async def in_child(
-    settings: Settings,
-    failure: Callable[[str, int | None], str],
-    campaign: Campaign,
-    toml_text: str,
-    upload: Path,
-    ask: dict[str, Any],
-) -> dict[str, Any]:
-    """`preview_rows` ({"count": n} -> {"rows": [...]}) or `test_contact` ({"row", "number",
-    "max_row"} -> {"contact": {...}}) run by a child with a check's memory cap, stopped after
-    `preview_timeout`; a UsageError says why not, in the line `failure` makes of its stderr.
-    {"check": True} -> {"ok": True}: the form's templates compiled and trial-rendered."""
-    request = {"path": str(campaign.path), "toml": toml_text, "upload": str(upload), **ask}
-    env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV}
-    proc = await asyncio.create_subprocess_exec(
-        *limited_python(settings.check_memory, "dialer.web.preview"),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**env, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"},
-        start_new_session=True,
-    )
-    try:
-        out, err = await communicate_within(
-            proc, settings.preview_timeout, json.dumps(request).encode()
-        )
-    except TimeoutError:
-        raise UsageError(texts.PREVIEW_TOO_SLOW) from None
-    if proc.returncode != 0:
-        raise UsageError(failure(err.decode("utf-8", "replace"), proc.returncode))
-    try:
-        answer = json.loads(out)
-    except ValueError:
-        raise UsageError(texts.UNREADABLE_UPLOAD) from None
-    return answer if isinstance(answer, dict) else {}
-
-
-def contact_of(found: dict[str, Any]) -> Contact:
-    """The test call's contact as the child described it."""
-    return Contact(
-        row=int(found["row"]),
-        custom_identifiers=str(found["custom_identifiers"]),
-        phone_raw=str(found["called_to"]),
-        called_to=str(found["called_to"]),
-        status=Status.READY,
-        reason="",
-        first_line=str(found["first_line"]),
-        instruction=str(found["instruction"]),
-        cells=(),
-    )
 
 
 def main() -> int:

@@ -18,8 +18,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dialer.campaign.model import MAX_ID, WEEKDAYS
-from dialer.campaign.toml_text import CampaignForm
+from dialer.campaign.toml_text import CampaignForm, field_of
 from dialer.core.statuses import REDIALABLE
+from dialer.sheets.reader import normalise_header
+from dialer.web import texts
+from dialer.web.services.column_fields import template_name
 from dialer.web.texts import FIELD_LABELS
 
 REDIAL_OUTCOMES = tuple(sorted(REDIALABLE))
@@ -46,6 +49,8 @@ FLAG_FIELDS = ("redial",)
 MAX_ID_DIGITS = len(str(MAX_ID))  # 16: no id, count or row of a campaign is longer
 # A posted text longer than this is no campaign setting (a template is at most 5,000).
 MAX_FORM_FIELD_CHARS = 10_000
+# "{{ Total Spent }}": a header with spaces written as it is in the sheet.
+_SPACED_NAME = re.compile(r"\{\{\s*([^\s{}|]+(?:[ \t]+[^\s{}|]+)+)\s*\}\}")
 
 Posted = Mapping[str, Sequence[str]]
 
@@ -194,3 +199,24 @@ def parse_templates(posted: Posted, base: CampaignForm) -> CampaignForm:
         instruction=values["instruction"],
         default_region=values["default_region"].strip().upper() or None,
     )
+
+
+def first_value(posted: Posted, name: str) -> str:
+    """The first text posted as `name` ("" for none)."""
+    given = posted.get(name) or [""]
+    return given[0]
+
+
+def plain_error(message: str, posted: Mapping[str, Sequence[str]]) -> tuple[str | None, str]:
+    """The field a loader error is about, and the error as the page says it: a template's
+    syntax error in one plain sentence (never jinja's "expected token 'end of print
+    statement', got 'Spent'"), any other message as it is."""
+    field = field_of(message)
+    if "is not a valid template" not in message or field is None:
+        return field, message
+    spaced = _SPACED_NAME.search(first_value(posted, field))
+    if spaced:
+        written = spaced.group(1)
+        name = template_name(written) or normalise_header(written)
+        return field, texts.labelled(field, texts.TEMPLATE_SPACED.format(header=written, name=name))
+    return field, texts.labelled(field, texts.TEMPLATE_BROKEN)

@@ -1,4 +1,5 @@
-"""The `campaigns/` folder as the page sees it: each TOML parsed once per change.
+"""The `campaigns/` folder as the page sees it: each TOML parsed once per change
+(`CampaignShelf`), and the campaign each session used last (`LastUsed`).
 
     shelf = CampaignShelf(root / "campaigns")
     shelf.all()      # {"example": Campaign(...), "broken": "broken.toml: unknown key 'bogus'"}
@@ -12,17 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from aiohttp import web
 
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
 from dialer.core.statuses import DialerError
-from dialer.web.auth import session_of
-
-if TYPE_CHECKING:
-    from dialer.web.app import Server
 
 Loader = Callable[[Path], Campaign]
 _Stamp = tuple[int, int]  # (st_mtime_ns, st_size)
@@ -100,18 +94,3 @@ class LastUsed:
 
     def of(self, session_key: str) -> str:
         return self._names.get(session_key, "")
-
-
-def _session_key(request: web.Request) -> str:
-    session = session_of(request)
-    return session.csrf if session is not None else ""
-
-
-def remember_campaign(server: Server, request: web.Request, name: str) -> None:
-    """`name` is the campaign this request's session used last."""
-    server.last_used.remember(_session_key(request), name)
-
-
-def last_campaign(server: Server, request: web.Request) -> str:
-    """The campaign this request's session created, saved or used last ("" for none)."""
-    return server.last_used.of(_session_key(request))

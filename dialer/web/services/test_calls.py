@@ -104,8 +104,6 @@ class TestCalls:
         self._sessions: dict[str, _Hourly] = {}
         self._everyone = _Hourly(deque())
 
-    # ---- the number ----
-
     def judge_number(self, campaign: Campaign, e164: str, now: datetime) -> None:
         """A UsageError unless `e164` is a personal phone of some country, inside the hours."""
         number = phonenumbers.parse(e164)
@@ -133,8 +131,6 @@ class TestCalls:
             raise UsageError(
                 texts.test_call_other_country(country_name(region), _names(sorted(allowed)))
             )
-
-    # ---- how many ----
 
     def take(self, session: str, now: datetime) -> None:
         """Count one test call of `session` now, or TestCallsCapped past an hour's cap."""

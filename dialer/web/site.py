@@ -1,0 +1,91 @@
+"""What a route may use: the page's parts, built once per server, and the one way a page is
+rendered. Every module under `views/` takes a `Site`; none of them knows how the application
+is assembled (that is `app.py`, above them all).
+
+    site = Site(root, token, os.environ)
+    site.jobs, site.uploads, site.campaigns      # the services (dialer.web.services)
+    return site.render(request, "index.html", campaigns=...)
+
+Sessions, checks and runs live in memory; reports and uploads on disk under `root`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from dialer.campaign.parse import load_campaign
+from dialer.core.clock import Clock, system_clock
+from dialer.web.auth import Auth, session_of
+from dialer.web.services import reports
+from dialer.web.services.campaigns import CampaignShelf, LastUsed, Loader
+from dialer.web.services.jobs import Jobs
+from dialer.web.services.test_calls import TestCalls
+from dialer.web.services.uploads import Uploads
+from dialer.web.settings import DEFAULTS, Settings
+
+
+class Site:
+    """The page's parts. `load` reads a campaign file (tests count its calls); `settings`
+    holds every limit; `clock` is what test calls are judged by (their hours, their caps)."""
+
+    def __init__(
+        self,
+        root: Path,
+        token: str,
+        environ: Mapping[str, str] | None = None,
+        *,
+        https: bool = False,
+        settings: Settings = DEFAULTS,
+        load: Loader = load_campaign,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.root = root.resolve()
+        self.settings = settings
+        self.auth = Auth(token, settings, https=https)
+        self.campaigns = CampaignShelf(self.root / "campaigns", load)
+        self.last_used = LastUsed()  # per session: the campaign preselected for a new sheet
+        self.uploads = Uploads(self.root / "uploads", settings)
+        self.jobs = Jobs(os.environ if environ is None else environ, settings, self.campaigns.load)
+        self.test_calls = TestCalls(settings, clock)  # "call me first": its caps and rules
+        self.templates = Environment(
+            loader=PackageLoader("dialer.web", "templates"),
+            autoescape=select_autoescape(["html"]),
+        )
+
+    def render(
+        self, request: web.Request, name: str, status: int = 200, **context: Any
+    ) -> web.Response:
+        """The template `name` as this request's page, with its session's CSRF token."""
+        session = session_of(request)
+        html = self.templates.get_template(name).render(
+            csrf=session.csrf if session else "", **context
+        )
+        return web.Response(text=html, content_type="text/html", status=status)
+
+    async def prune(self) -> None:
+        """Delete old uploads and check reports by the same rules, and the checks that
+        relied on them."""
+        deleted = await self.uploads.prune(also_keep=self.jobs.running_uploads())
+        folder = self.root / "reports"
+        deleted |= set(await asyncio.to_thread(reports.prune_check_reports, folder, self.settings))
+        self.jobs.forget_checks_of(deleted)
+
+    def remember_campaign(self, request: web.Request, name: str) -> None:
+        """`name` is the campaign this request's session used last."""
+        self.last_used.remember(_session_key(request), name)
+
+    def last_campaign(self, request: web.Request) -> str:
+        """The campaign this request's session created, saved or used last ("" for none)."""
+        return self.last_used.of(_session_key(request))
+
+
+def _session_key(request: web.Request) -> str:
+    session = session_of(request)
+    return session.csrf if session is not None else ""
