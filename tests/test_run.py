@@ -421,9 +421,9 @@ def test_terminal_run_calls_after_yes(project: Project, fake):
 def test_rate_limit_holds_when_ledger_commits_are_slow(
     project: Project, cli, fake_process, monkeypatch
 ):
-    from dialer.ledger.store import Ledger
+    from dialer.ledger.batch import Batches
 
-    real_commit = Ledger._commit
+    real_commit = Batches.commit
     calls = {"n": 0}
 
     def slow_commit(self, batch):
@@ -432,7 +432,7 @@ def test_rate_limit_holds_when_ledger_commits_are_slow(
             time.sleep(0.04)  # a slow disk's fsync, on one commit in three
         real_commit(self, batch)
 
-    monkeypatch.setattr(Ledger, "_commit", slow_commit)
+    monkeypatch.setattr(Batches, "commit", slow_commit)
     project.write_sheet(contact_rows(16))
     project.write_campaign(fake_process.url, dispatch="rate_per_second = 5")
 
