@@ -340,7 +340,12 @@ def upstream_json(body: str | bytes, **loads: Any) -> Any:
         payload = json.loads(body, **loads) if body else None
     except (ValueError, RecursionError):
         return None
-    may_hold = _MAY_HOLD.search(body) if isinstance(body, str) else _MAY_HOLD_BYTES.search(body)
+    # Either needs a backslash or (in a str) a character past ASCII: both checks are cheaper
+    # than the pattern, which an ordinary answer (once per request) then never runs.
+    if isinstance(body, str):
+        may_hold = ("\\" in body or not body.isascii()) and _MAY_HOLD.search(body)
+    else:
+        may_hold = b"\\" in body and _MAY_HOLD_BYTES.search(body)
     return _mended(payload) if may_hold else payload
 
 
