@@ -4,6 +4,7 @@ the row sender's interrupt paths, the pacer's stop. Real ledger, real fake Tabbl
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 import signal
@@ -263,3 +264,23 @@ def test_outside_window_is_recorded_one_way_whenever_the_window_closes(
     with ledger:
         groups = [(f.status, f.retryable, n) for f, n in ledger.fact_groups()]
     assert groups == [(Status.OUTSIDE_WINDOW, False, 2)]
+
+
+def test_a_run_leaves_the_cycle_collector_as_it_found_it(project: Project, fake: FakeTabbly):
+    """The send loop tunes Python's cycle collector for itself (start-up's objects set
+    aside, fewer young collections); a process that goes on after the run (the tests, a
+    long-lived caller) gets its own settings back."""
+    project.write_sheet([[f"C{i}", f"Name{i}", indian_mobile(i), f"O{i}"] for i in range(5)])
+    project.write_campaign(fake.url)
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+
+    code = run(
+        Run(load_campaign(project.campaign), report_path=project.root / "r.csv", yes=True),
+        IOContext(
+            environ=KEY_ENV, clock=lambda: INSIDE_INDIA, out=io.StringIO(), err=io.StringIO()
+        ),
+    )
+
+    assert code == ExitCode.OK
+    assert len(fake.received) == 5
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)

@@ -47,14 +47,19 @@ class Settings:
     # Above this rate sends are not spaced over the second (timers cannot space them 2 ms
     # apart): the sliding log alone holds the cap.
     smooth_up_to: float = 100.0
+    # Allocations between two collections of the youngest generation during a run's sends
+    # (`engine.dispatch`); Python's default is 700.
+    gc_young_objects: int = 10_000
     # Ready rows waiting for a worker, per worker: the feed reads no further ahead.
     queue_per_worker: int = 4
 
     # Reading sheets: rows per chunk handed from the reader to the preparer and the feed.
     chunk_rows: int = 5_000
-    # Below this size one process prepares the sheet quicker than starting workers; at most
-    # this many workers, each with at most this many chunks handed to it ahead of the reader.
-    parallel_from_bytes: int = 1024 * 1024
+    # Below this size (~85,000 rows of a typical sheet) one process prepares the sheet for
+    # less CPU than workers do: passing rows to them and back costs more than it saves, and a
+    # run sends slower than one process prepares. At most this many workers, each with at
+    # most this many chunks handed to it ahead of the reader.
+    parallel_from_bytes: int = 8 * 1024 * 1024
     max_prepare_workers: int = 4
     chunks_ahead_per_worker: int = 2
     # A header wider or a column name longer than this is not a header row (nor a contact sheet).

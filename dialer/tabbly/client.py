@@ -340,7 +340,12 @@ def upstream_json(body: str | bytes, **loads: Any) -> Any:
         payload = json.loads(body, **loads) if body else None
     except (ValueError, RecursionError):
         return None
-    may_hold = _MAY_HOLD.search(body) if isinstance(body, str) else _MAY_HOLD_BYTES.search(body)
+    # Either needs a backslash or (in a str) a character past ASCII: both checks are cheaper
+    # than the pattern, which an ordinary answer (once per request) then never runs.
+    if isinstance(body, str):
+        may_hold = ("\\" in body or not body.isascii()) and _MAY_HOLD.search(body)
+    else:
+        may_hold = b"\\" in body and _MAY_HOLD_BYTES.search(body)
     return _mended(payload) if may_hold else payload
 
 
@@ -440,9 +445,13 @@ async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     if encoding in ("", "identity"):
         decoder = None
-        if response.content_length is not None and response.content_length > limit:
-            response.close()
-            raise Unread(f"over {limit} bytes", too_large=True)
+        if response.content_length is not None:
+            if response.content_length > limit:
+                response.close()
+                raise Unread(f"over {limit} bytes", too_large=True)
+            # Its length said and within the bound: aiohttp reads no further than it, in one
+            # call rather than chunk by chunk (the common answer, once per request).
+            return await response.read()
     elif encoding in _DECODED:
         decoder = zlib.decompressobj(wbits=47)  # a gzip or zlib header, told apart by zlib
     else:
