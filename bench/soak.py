@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from dialer.core.paths import JOURNAL_SUFFIX
+from dialer.campaign.paths import JOURNAL_SUFFIX
 from dialer.core.statuses import Status
 from dialer.fake_tabbly import (
     DEFAULT_AGENT_ID,

@@ -29,10 +29,10 @@ from dialer.fake_tabbly import (
     add_arguments,
 )
 from dialer.ledger.dials import Dial
-from dialer.outcomes.log_rows import LogRow
 from dialer.outcomes.matching import Matcher
 from dialer.tabbly.call_logs import LogsQuery, read_logs
 from dialer.tabbly.client import Secret
+from dialer.tabbly.log_rows import LogRow
 from tests.conftest import indian_mobile
 
 # Retries at once: the fake's scripted 429 asks for 0.01 s.

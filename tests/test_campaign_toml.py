@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dialer.campaign.parse import load_campaign
-from dialer.campaign.toml_text import (
+from dialer.core.statuses import CampaignError
+from dialer.web.services.campaign_toml import (
     CampaignForm,
     check_form,
     field_of,
@@ -20,7 +21,6 @@ from dialer.campaign.toml_text import (
     save_campaign,
     without_unused_columns,
 )
-from dialer.core.statuses import CampaignError
 
 ROOT = Path(__file__).resolve().parent.parent
 

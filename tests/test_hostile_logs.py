@@ -26,9 +26,9 @@ from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, DEFAULT_API_KEY, FakeTabbly
 from dialer.ledger import dials
 from dialer.ledger.dials import Dial
-from dialer.outcomes.log_rows import parse_row
 from dialer.outcomes.matching import Matcher
 from dialer.outcomes.sync import SyncResult, describe
+from dialer.tabbly.log_rows import parse_row
 
 Body = bytes | Callable[[web.Request], bytes]
 

@@ -9,8 +9,8 @@ from typing import Any
 from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import CallOutcome
 from dialer.ledger.dials import Dial
-from dialer.outcomes.log_rows import PLACEHOLDER_TRANSCRIPT, LogRow, parse_row
 from dialer.outcomes.matching import Matcher
+from dialer.tabbly.log_rows import PLACEHOLDER_TRANSCRIPT, LogRow, parse_row
 
 AGENT = 33
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)

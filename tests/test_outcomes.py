@@ -10,14 +10,14 @@ import pytest
 
 from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import CallOutcome
-from dialer.outcomes.log_rows import (
+from dialer.tabbly.client import Scrubber, Secret
+from dialer.tabbly.log_rows import (
     PLACEHOLDER_TRANSCRIPT,
     LogRow,
     better,
     outcome_of_status,
     parse_row,
 )
-from dialer.tabbly.client import Scrubber, Secret
 
 A = CallOutcome
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from dialer.core.cells import clean_cell, normalise_header
 from dialer.core.settings import DEFAULTS
 from dialer.core.statuses import SheetError
-from dialer.sheets.reader import Sheet, clean_cell, iter_rows, normalise_header, open_sheet
+from dialer.sheets.reader import Sheet, iter_rows, open_sheet
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 

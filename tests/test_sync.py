@@ -21,13 +21,13 @@ from dialer.ledger import dials
 from dialer.ledger.rebuild import open_for_run
 from dialer.ledger.sqlite import transaction
 from dialer.ledger.store import Ledger
-from dialer.outcomes.log_rows import LogRow
 from dialer.outcomes.matching import Resolved
 from dialer.outcomes.results_file import RESULT_COLUMNS
 from dialer.outcomes.sync import SyncResult, date_range, describe
 from dialer.outcomes.writeback import OUTCOME_COLUMNS
 from dialer.reports.writer import undefuse
 from dialer.sheets.cell_types import plain_header
+from dialer.tabbly.log_rows import LogRow
 
 # Every outcome the fake draws here leaves a row that says it (no `failed`, which an attempt
 # row "Not Answered" would outrank): what sync finds is what the fake drew.

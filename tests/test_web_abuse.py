@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient
 
 from dialer import web
 from dialer.campaign.parse import load_campaign
-from dialer.core.paths import summary_path
+from dialer.campaign.paths import summary_path
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.web.headers import SECURITY_HEADERS
 from dialer.web.services.job_records import WebRun

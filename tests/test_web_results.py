@@ -24,7 +24,7 @@ from test_web import ROOT, _checked, _login, _project, _run, _wait_finished
 from dialer import web
 from dialer.campaign.model import LOGS_ENDPOINT_ENV
 from dialer.campaign.parse import load_campaign
-from dialer.core.paths import PAGE_REPORT_STEM, ledger_path, page_report_path, sheet_slug
+from dialer.campaign.paths import PAGE_REPORT_STEM, ledger_path, page_report_path, sheet_slug
 from dialer.core.statuses import CallOutcome, CampaignError
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.ledger.sqlite import take_lock

@@ -20,11 +20,11 @@ from test_web_watch import web_run
 from dialer import web
 from dialer.campaign.model import WEEKDAYS
 from dialer.campaign.parse import load_campaign
-from dialer.campaign.toml_text import form_from_campaign, save_campaign
 from dialer.core.currencies import money
 from dialer.core.statuses import CallOutcome, ExitCode, Status, StopReason
 from dialer.fake_tabbly import FakeTabblyThread
 from dialer.web import texts
+from dialer.web.services.campaign_toml import form_from_campaign, save_campaign
 from dialer.web.services.schedule_entry import MISSED, PAUSED, REFUSED, WAITING
 
 # Words a marketer does not use, on any page: the report's status codes, file names and keys

@@ -15,7 +15,7 @@ from conftest import KEY_ENV, Project
 from openpyxl import Workbook, load_workbook
 
 from dialer.campaign.model import LOGS_ENDPOINT_ENV
-from dialer.core.paths import summary_path
+from dialer.campaign.paths import summary_path
 from dialer.core.statuses import ExitCode
 from dialer.fake_tabbly import DEFAULT_AGENT_ID, DEFAULT_CALL_FROM, DEFAULT_ORGANIZATION_ID
 from dialer.fake_tabbly.rules import LOGS_V2_PATH, TRIGGER_PATH

@@ -5,7 +5,7 @@ of its values (the name, the endpoints, the bounds a parse checks against).
     campaign.dispatch.rate_per_second                          # 2.0 unless the file says
 
 Reading a campaign file (one function per table, unknown keys refused) is
-`dialer.campaign.parse`; writing one is `dialer.campaign.toml_text`.
+`dialer.campaign.parse`; writing one is `dialer.web.services.campaign_toml`.
 """
 
 from __future__ import annotations

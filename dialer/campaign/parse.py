@@ -44,8 +44,8 @@ from dialer.campaign.model import (
     name_problem,
 )
 from dialer.core.currencies import CURRENCIES
+from dialer.core.files import open_regular
 from dialer.core.statuses import REDIALABLE, CallOutcome, CampaignError
-from dialer.sheets.files import open_regular
 
 _DAY_NAMES = {
     name: i
@@ -231,7 +231,7 @@ def _phone_columns(path: Path, value: str | list[Any]) -> tuple[str, ...]:
             f"{path}: key 'contacts.phone_column' must be a column name or a list of 1 to "
             f"{MAX_PHONE_COLUMNS} column names"
         )
-    from dialer.sheets.reader import normalise_header
+    from dialer.core.cells import normalise_header
 
     seen: set[str] = set()
     for name in names:

@@ -332,8 +332,8 @@ def _read_numbers(
 ) -> tuple[list[tuple[int, str]], list[str]]:
     """([(spreadsheet row, E.164)], [bad row's line]): every number of every phone column
     of each row (a person with two numbers is opted out of both)."""
+    from dialer.core.files import shown_names
     from dialer.sheets.columns import country_header, phone_headers
-    from dialer.sheets.files import shown_names
     from dialer.sheets.phones import normalise_phone
     from dialer.sheets.reader import iter_rows, open_sheet
     from dialer.sheets.row_phone import PhoneColumns

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
+from dialer.campaign.paths import default_report_path, reports_folder, state_folder
 from dialer.commands.arguments import Subparsers, add_campaign, add_sheet_options, command_parser
 from dialer.commands.validate import (
     Prepared,
@@ -42,7 +43,6 @@ from dialer.commands.validate import (
 from dialer.core.clock import Clock, stamp, system_clock
 from dialer.core.interrupts import STOP_SIGNALS, honoured
 from dialer.core.masking import mask_phone, mask_text
-from dialer.core.paths import default_report_path, reports_folder, state_folder
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import (
     DialerError,

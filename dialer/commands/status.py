@@ -10,8 +10,8 @@ from typing import TextIO
 
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
+from dialer.campaign.paths import ledger_path
 from dialer.commands.arguments import Subparsers, add_campaign, command_parser
-from dialer.core.paths import ledger_path
 from dialer.core.statuses import CallOutcome, ExitCode, Status
 from dialer.engine.gate import Gate
 from dialer.engine.options import RunOptions

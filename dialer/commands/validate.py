@@ -20,9 +20,10 @@ from typing import TextIO
 
 from dialer.campaign.model import MATCH_COLUMNS, Campaign
 from dialer.campaign.parse import load_campaign
+from dialer.campaign.paths import default_report_path, state_folder
 from dialer.commands.arguments import Subparsers, add_campaign, add_sheet_options, command_parser
 from dialer.core.clock import Clock, stamp, system_clock
-from dialer.core.paths import default_report_path, state_folder
+from dialer.core.files import shown_names
 from dialer.core.statuses import CallOutcome, ExitCode, Status, StopReason, exit_code_for
 from dialer.engine.gate import Gate
 from dialer.engine.options import RunOptions
@@ -33,7 +34,6 @@ from dialer.reports.writer import ReportWriter, RowResult, write_summary
 from dialer.sheets.cell_types import typed_columns
 from dialer.sheets.contacts import Contact
 from dialer.sheets.countries import country_name, country_of
-from dialer.sheets.files import shown_names
 from dialer.sheets.pipeline import ContactStream, open_contacts
 
 

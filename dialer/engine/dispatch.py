@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from dialer.campaign.model import Campaign
 from dialer.core.clock import Clock, system_clock
+from dialer.core.retry_policy import RetryPolicy
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import DialerError, Status, StopReason
 from dialer.engine.gate import Gate
@@ -27,7 +28,6 @@ from dialer.engine.halt import Halt
 from dialer.engine.options import RunOptions
 from dialer.engine.pacing import Pacer
 from dialer.engine.progress import Progress
-from dialer.engine.retry_policy import RetryPolicy
 from dialer.engine.sender import RowSender
 from dialer.engine.sink import ResultSink
 from dialer.ledger.store import Ledger

@@ -23,6 +23,7 @@ import contextlib
 from dataclasses import dataclass
 
 from dialer.core.clock import Clock, stamp
+from dialer.core.retry_policy import RetryPolicy
 from dialer.core.statuses import (
     FIRST_ANSWERS_ALL_400,
     KIND_RULES,
@@ -34,7 +35,6 @@ from dialer.core.statuses import (
 from dialer.engine.gate import Gate
 from dialer.engine.halt import Halt
 from dialer.engine.pacing import Pacer
-from dialer.engine.retry_policy import RetryPolicy
 from dialer.ledger.claims import Claim
 from dialer.ledger.entries import Entry
 from dialer.ledger.store import Ledger

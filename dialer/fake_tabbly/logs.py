@@ -54,7 +54,7 @@ from dialer.fake_tabbly.rules import (
     check_outcomes,
 )
 from dialer.fake_tabbly.said import OPT_OUT_KINDS, SAID_KINDS, words
-from dialer.outcomes.log_rows import PLACEHOLDER_TRANSCRIPT
+from dialer.tabbly.log_rows import PLACEHOLDER_TRANSCRIPT
 
 LOG_FAULT_NAMES = ("429", "429:S", "500", "error", "echo", "drop")
 MAX_LIMIT = 1000

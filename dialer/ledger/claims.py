@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialer.core.files import regular_fd
 from dialer.core.statuses import LedgerError
-from dialer.sheets.files import regular_fd
 
 # What to do about a journal that is not a file: no run reads or writes through a pipe.
 NOT_A_FILE = "the claims journal must be a file: move it out of the way (nothing was sent)"

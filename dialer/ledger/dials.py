@@ -47,7 +47,7 @@ class Dial:
 
 
 class BestRow(Protocol):
-    """The log row a dial's outcome is read from (`dialer.outcomes.log_rows.LogRow`)."""
+    """The log row a dial's outcome is read from (`dialer.tabbly.log_rows.LogRow`)."""
 
     @property
     def outcome(self) -> CallOutcome: ...

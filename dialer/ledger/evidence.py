@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dialer.campaign.paths import JOURNAL_SUFFIX, is_results_name, journal_path, summary_path
 from dialer.core.clock import stamp
-from dialer.core.paths import JOURNAL_SUFFIX, is_results_name, journal_path, summary_path
+from dialer.core.files import regular_fd
 from dialer.core.statuses import LedgerError, Status
 from dialer.reports.writer import cannot_write, undefuse
 from dialer.sheets.cell_types import UTC_SUFFIX, plain_header, written_text
-from dialer.sheets.files import regular_fd
 
 # Report statuses that show a person (maybe) called, and what the ledger records for them.
 CALLED = {

@@ -40,12 +40,12 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from dialer.core.cells import clean_cell
 from dialer.core.clock import stamp
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import DialerError, LedgerError, UsageError
 from dialer.ledger.contact_limits import book_path
 from dialer.ledger.sqlite import readonly_uri, transaction
-from dialer.sheets.reader import clean_cell
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Longest texts kept: a reason is a sentence, the evidence a matched phrase and 200

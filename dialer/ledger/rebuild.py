@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TextIO
 
 from dialer.campaign.model import Campaign
+from dialer.campaign.paths import ledger_path, reports_folder
 from dialer.core.atomic import sync_folder
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
-from dialer.core.paths import ledger_path, reports_folder
 from dialer.core.statuses import ExitCode, LedgerError, Status
 from dialer.ledger.claims import Claim, claims_path, read_claims
 from dialer.ledger.entries import Entry, PastDial

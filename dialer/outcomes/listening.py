@@ -18,12 +18,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from dialer.campaign.model import Campaign
+from dialer.campaign.paths import state_folder
 from dialer.core.clock import stamp
-from dialer.core.paths import state_folder
 from dialer.ledger.optouts import Ask, Register, Source, acting_user
-from dialer.outcomes.log_rows import LogRow
 from dialer.outcomes.matching import OWN_CLAIM, Dial
 from dialer.outcomes.optout_words import OptOutDetector, optout_detector
+from dialer.tabbly.log_rows import LogRow
 
 # Why an opt-out heard on a call is in the register (its row reason names the call).
 HEARD_REASON = "asked not to be called"

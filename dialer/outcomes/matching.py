@@ -37,7 +37,7 @@ from typing import TypeVar
 
 from dialer.core.settings import DEFAULTS
 from dialer.ledger.dials import Dial
-from dialer.outcomes.log_rows import LogRow, better
+from dialer.tabbly.log_rows import LogRow, better
 
 # How long after its call a row may be logged: a call is logged when it is dialled, not
 # hours later. How far before: `Settings.logs_clock_skew_seconds` (the Matcher's `skew`).

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from dialer.campaign.model import Campaign
-from dialer.core.paths import reports_folder, summary_path
+from dialer.campaign.paths import reports_folder, summary_path
 from dialer.core.statuses import UsageError
 from dialer.ledger import dials
 from dialer.ledger.dials import Person

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
-from dialer.core.paths import ledger_path, state_folder
+from dialer.campaign.paths import ledger_path, state_folder
 from dialer.core.statuses import DialerError
 from dialer.ledger.contact_limits import BOOK_NAME
 from dialer.ledger.dials import Dial, other_ledger_dials

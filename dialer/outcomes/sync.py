@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from dialer.campaign.model import Campaign
+from dialer.campaign.paths import default_results_path, ledger_path
 from dialer.core.clock import Clock, stamp, system_clock
-from dialer.core.paths import default_results_path, ledger_path
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import CallOutcome, ExitCode, LedgerError, UsageError
 from dialer.ledger import dials

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dialer.campaign.model import Campaign
+from dialer.core.cells import clean_cell
 from dialer.core.statuses import UsageError
 from dialer.ledger import dials
 from dialer.outcomes.results_file import TableWriter, check_output, outcome_kinds, person_cells
 from dialer.sheets.cell_types import Kind, phones_as_text
-from dialer.sheets.reader import Sheet, clean_cell, iter_rows, open_sheet
+from dialer.sheets.reader import Sheet, iter_rows, open_sheet
 from dialer.sheets.row_phone import PhoneColumns, phone_columns
 
 OUTCOME_COLUMNS = (

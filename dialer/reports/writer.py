@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dialer.campaign.paths import SUMMARY_SUFFIX, journal_path, summary_path
 from dialer.core.atomic import TEMP_EXTRA, replacing
-from dialer.core.paths import SUMMARY_SUFFIX, journal_path, summary_path
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.cell_types import Kind, excel_header, excel_value, number_format, tab_name
 from dialer.sheets.contacts import Contact

@@ -21,9 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dialer.campaign.model import Campaign
+from dialer.core.cells import normalise_header
+from dialer.core.files import shown, shown_names
 from dialer.core.statuses import SheetError
-from dialer.sheets.files import shown, shown_names
-from dialer.sheets.reader import Sheet, normalise_header
+from dialer.sheets.reader import Sheet
 
 # Below this similarity a header is not offered as a guess: the user chooses.
 GUESS_THRESHOLD = 0.7

@@ -21,21 +21,14 @@ from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError, TemplateError
 
 from dialer.campaign.model import MAX_DEFAULT_CHARS, Campaign
+from dialer.core.cells import clean_cell, normalise_header
+from dialer.core.files import shown_names
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import CampaignError, SheetError, Status
 from dialer.sheets.columns import resolve
 from dialer.sheets.countries import NANP_REGIONS, looks_north_american
-from dialer.sheets.files import shown_names
 from dialer.sheets.phones import normalise_phone
-from dialer.sheets.reader import (
-    UNREADABLE_CELL,
-    UNREADABLE_REASON,
-    Sheet,
-    clean_cell,
-    iter_rows,
-    normalise_header,
-    open_sheet,
-)
+from dialer.sheets.reader import UNREADABLE_CELL, UNREADABLE_REASON, Sheet, iter_rows, open_sheet
 from dialer.sheets.row_phone import PhoneColumns
 from dialer.templating.sandbox import (
     BoundedEnvironment,

@@ -24,9 +24,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from dialer.core.files import human_size, open_regular
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import SheetError
-from dialer.sheets.files import human_size, open_regular
 
 _BLOCK_BYTES = 1 << 20
 _SENTINEL = "\x00"  # NUL bytes are refused up front, so only the sentinel line holds one

@@ -33,10 +33,11 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
 
+from dialer.core.cells import INVISIBLE_CHARS
 from dialer.core.masking import PHONE_SEPARATORS
 from dialer.sheets.countries import NANP_REGIONS, NANP_SHAPE_REASON, looks_north_american
 from dialer.sheets.phones_fast import fast_parse, is_valid
-from dialer.sheets.reader import INVISIBLE_CHARS, NumericText
+from dialer.sheets.reader import NumericText
 
 INVALID = "invalid phone: "
 LOST_DIGITS = INVALID + "digits lost to scientific notation (trailing zeros)"

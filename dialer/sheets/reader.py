@@ -37,12 +37,12 @@ from python_calamine import (
     SheetVisibleEnum,
 )
 
-from dialer.core.console import BIDI_CONTROLS
+from dialer.core.cells import clean_cell, normalise_header
+from dialer.core.files import human_size, open_regular, shown, shown_names
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import SheetError
 from dialer.sheets.cell_types import Kind, cells_kind, merge, text_of
 from dialer.sheets.csv_stream import CsvReader, scan_encoding
-from dialer.sheets.files import human_size, open_regular, shown, shown_names
 from dialer.sheets.xlsx_bounds import check_range, check_xlsx
 
 SUPPORTED_FORMATS = ".csv, .xlsx"
@@ -50,37 +50,6 @@ _CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 _XLSX_SUFFIXES = frozenset({".xlsx", ".xlsm"})
 _DELIMITERS = (",", ";", "\t")
 _SEP_HINT = re.compile(r'"?sep=([,;\t|])"?\r?\n', re.IGNORECASE)
-
-_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
-# Blank-looking letters and joiners (Hangul fillers, braille blank, grapheme joiner): they
-# make an empty name look filled in ("Hello ㅤ,").
-_BLANK_LOOKING = "\u115f\u1160\u3164\uffa0\u2800\u034f"
-_CONTROL_WHITESPACE = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
-# Characters a reader cannot see: C0/C1 controls, zero-width and bidi controls, and Unicode tag
-# characters (U+E0000..U+E007F, used to smuggle invisible text into AI prompts).
-INVISIBLE_CHARS = (
-    "".join(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in _CONTROL_WHITESPACE)
-    + _ZERO_WIDTH
-    + _BLANK_LOOKING
-    + BIDI_CONTROLS
-    + "".join(chr(c) for c in range(0xE0000, 0xE0080))
-)
-_DROP_INVISIBLE = str.maketrans("", "", INVISIBLE_CHARS)
-# Any run of whitespace holding a tab, newline or non-breaking/odd space becomes one space.
-_ODD_SPACE_RUN = re.compile(r"\s*[^\S ]\s*")
-_NOT_ALNUM_RUN = re.compile(r"[\W_]+")
-
-
-def normalise_header(name: str) -> str:
-    """'First Name ' -> 'first_name', 'Order-ID' -> 'order_id' (SPEC 4.2)."""
-    return _NOT_ALNUM_RUN.sub("_", clean_cell(name).lower()).strip("_")
-
-
-def clean_cell(value: str) -> str:
-    """Drop invisible characters, turn tabs/newlines/NBSP runs into one space, strip the ends."""
-    if value.isascii() and value.isprintable():
-        return value.strip()
-    return _ODD_SPACE_RUN.sub(" ", value.translate(_DROP_INVISIBLE)).strip()
 
 
 @dataclass(frozen=True, slots=True)

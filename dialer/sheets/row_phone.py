@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dialer.campaign.model import Campaign
+from dialer.core.files import shown
 from dialer.sheets.columns import column_index, phone_indexes
 from dialer.sheets.countries import region_of_cell
-from dialer.sheets.files import shown
 from dialer.sheets.phones import INVALID, Phone, normalise_phone
 from dialer.sheets.reader import Sheet
 

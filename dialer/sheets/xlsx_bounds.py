@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from dialer.core.files import human_size, open_regular, shown
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import SheetError
-from dialer.sheets.files import human_size, open_regular, shown
 
 _BLOCK = 1 << 20
 _MAX_TAG = 64 << 10

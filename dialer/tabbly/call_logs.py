@@ -37,10 +37,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from dialer.campaign.model import shown_url
+from dialer.core.retry_policy import RetryPolicy
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import RETRYABLE_LOGS_HTTP, LogsError
-from dialer.engine.retry_policy import RetryPolicy
-from dialer.outcomes.log_rows import INT_DIGITS, LogRow, ascii_int, parse_row
 from dialer.tabbly.client import (
     JSON_GET_HEADERS,
     Scrubber,
@@ -50,6 +49,7 @@ from dialer.tabbly.client import (
     read_bounded,
     upstream_json,
 )
+from dialer.tabbly.log_rows import INT_DIGITS, LogRow, ascii_int, parse_row
 
 _DETAIL_CHARS = 200
 # A URL's query string in an upstream's text: dropped from messages, whatever it holds.

@@ -18,8 +18,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dialer.core.files import shown
 from dialer.core.statuses import ERROR_PREFIX, DialerError, ExitCode
-from dialer.sheets.files import shown
 from dialer.sheets.reader import iter_rows, open_sheet, sheet_tabs
 
 EXAMPLES = 3  # example cells shown per column

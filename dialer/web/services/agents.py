@@ -13,12 +13,12 @@ import math
 import time
 from collections.abc import Mapping
 
-from dialer.campaign.toml_text import CampaignForm
 from dialer.tabbly.agents import Agent, AgentsError, agents_url, fetch_agents
 from dialer.tabbly.client import Secret
 from dialer.web import texts
 from dialer.web.auth import LoginThrottle
 from dialer.web.services.campaign_fields import id_number
+from dialer.web.services.campaign_toml import CampaignForm
 from dialer.web.settings import Settings
 
 

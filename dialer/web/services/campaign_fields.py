@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dialer.campaign.model import MAX_ID, WEEKDAYS
-from dialer.campaign.toml_text import CampaignForm, field_of
+from dialer.core.cells import normalise_header
 from dialer.core.statuses import REDIALABLE
-from dialer.sheets.reader import normalise_header
 from dialer.web import texts
+from dialer.web.services.campaign_toml import CampaignForm, field_of
 from dialer.web.services.column_fields import template_name
 from dialer.web.texts import FIELD_LABELS
 

@@ -22,13 +22,14 @@ from typing import Any
 
 from dialer.campaign.binding import file_sha256
 from dialer.campaign.model import MAX_DEFAULT_CHARS, MAX_PHONE_COLUMNS, Campaign
-from dialer.campaign.toml_text import ChangedMeanwhile, form_from_campaign, save_campaign
+from dialer.core.cells import normalise_header
 from dialer.core.statuses import SheetError, UsageError
 from dialer.sheets.columns import Needs, country_header, guess, needs, phone_headers, resolve
-from dialer.sheets.reader import Sheet, normalise_header
+from dialer.sheets.reader import Sheet
 from dialer.templating.sandbox import template_variables
 from dialer.web import texts
 from dialer.web.children.sheet_probe import Probe
+from dialer.web.services.campaign_toml import ChangedMeanwhile, form_from_campaign, save_campaign
 from dialer.web.services.uploads import Kept
 
 _BRACES = re.compile(r"\{\{|\}\}|\{%|%\}")

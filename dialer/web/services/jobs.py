@@ -30,7 +30,7 @@ from typing import Any
 
 from dialer.campaign.binding import MISSING, contacts_sha256, file_sha256
 from dialer.campaign.model import Campaign
-from dialer.core.paths import ledger_path, page_report_path
+from dialer.campaign.paths import ledger_path, page_report_path
 from dialer.core.statuses import (
     ERROR_PREFIX,
     FINISHED_CODES,

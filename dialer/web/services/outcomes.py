@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dialer.campaign.model import Campaign
+from dialer.campaign.paths import ledger_path
 from dialer.core.currencies import money
 from dialer.core.masking import mask_phone, mask_text
-from dialer.core.paths import ledger_path
 from dialer.core.statuses import CallOutcome, DialerError, Kind
 from dialer.ledger import dials
 from dialer.ledger.store import Ledger

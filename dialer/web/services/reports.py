@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.core.paths import (
+from dialer.campaign.paths import (
     PAGE_REPORT_STEM,
     REPORT_STEM,
     RESULTS_SUFFIX,

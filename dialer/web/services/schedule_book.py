@@ -50,12 +50,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from dialer.campaign.binding import file_sha256
-from dialer.campaign.toml_text import toml_value
 from dialer.core.atomic import replace_text
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.sources import resolve_source
 from dialer.web import texts
+from dialer.web.services.campaign_toml import toml_value
 from dialer.web.services.campaigns import CampaignShelf
 from dialer.web.services.jobs import (
     AlreadyRunning,

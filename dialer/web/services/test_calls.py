@@ -36,8 +36,8 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from dialer.campaign.model import Campaign, Window
+from dialer.campaign.paths import state_folder
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
-from dialer.core.paths import state_folder
 from dialer.core.statuses import KIND_RULES, Kind, UsageError
 from dialer.engine.gate import limit_rule
 from dialer.engine.window import check_window

@@ -34,15 +34,6 @@ from typing import Any
 from aiohttp import web
 
 from dialer.campaign.model import DEFAULT_API_KEY_ENV, WEEKDAYS, Campaign, file_name_for
-from dialer.campaign.toml_text import (
-    CampaignForm,
-    ChangedMeanwhile,
-    check_form,
-    form_from_campaign,
-    render_toml,
-    save_campaign,
-    without_unused_columns,
-)
 from dialer.core.statuses import DialerError, Kind, UsageError
 from dialer.sheets.phones import normalise_phone
 from dialer.web import texts
@@ -58,6 +49,15 @@ from dialer.web.services.campaign_fields import (
     plain_error,
     posted_values,
     values_of,
+)
+from dialer.web.services.campaign_toml import (
+    CampaignForm,
+    ChangedMeanwhile,
+    check_form,
+    form_from_campaign,
+    render_toml,
+    save_campaign,
+    without_unused_columns,
 )
 from dialer.web.services.child_processes import (
     ChildQueue,

@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from dialer.campaign.model import Campaign
+from dialer.campaign.paths import RESULTS_SUFFIX, reports_folder
 from dialer.core.clock import stamp
 from dialer.core.currencies import money
-from dialer.core.paths import RESULTS_SUFFIX, reports_folder
 from dialer.core.statuses import CallOutcome
 from dialer.web import texts
 from dialer.web.auth import check_csrf
