@@ -82,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="seed for the random fault rates and the calls' outcomes (default 0)",
     )
+    _add_log_options(parser)
+
+
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    """What the call logs and the agent list say: shapes, outcomes, what people said."""
+    add = parser.add_argument
     add(
         "--logs-shape",
         choices=("v2", "docs"),
