@@ -7,6 +7,7 @@
     results.py        the results section: outcomes, syncs, answer rate, cost
     runs.py           the run page and the history of runs
     schedules.py      the schedules page and the schedule form
+    optouts.py        the opt-out register page
 
 Every name is here too (`texts.people`, `texts.STOP_ASK`), so a page's module says what it
 shows without knowing which page first needed a word.
@@ -106,6 +107,27 @@ from dialer.web.texts.columns import (
     tab_missing,
     used_in,
 )
+from dialer.web.texts.optouts import (
+    ACTION_WORDS,
+    OPTOUT_IMPORT_TOO_SLOW,
+    OPTOUT_NEEDS_REASON,
+    OPTOUT_NO_NUMBERS,
+    OPTOUT_NOT_WHOLE,
+    OPTOUT_REMOVE_ASK,
+    OPTOUT_REMOVE_CONFIRM,
+    OPTOUT_REMOVE_NEEDS_REASON,
+    SOURCE_WORDS,
+    action_words,
+    optout_added,
+    optout_bad_numbers,
+    optout_bad_region,
+    optout_bad_rows,
+    optout_imported,
+    optout_not_on_register,
+    optout_removed,
+    optout_search_short,
+    source_words,
+)
 from dialer.web.texts.results import (
     NO_OUTCOMES,
     NO_RESULTS_SHEET,
@@ -160,6 +182,7 @@ from dialer.web.texts.schedules import (
 )
 
 __all__ = [
+    "ACTION_WORDS",
     "AGENTS_THROTTLED",
     "AGENTS_UNAVAILABLE",
     "BAD_TAB",
@@ -203,6 +226,13 @@ __all__ = [
     "NO_SHEET_YET",
     "NO_SUCH_ROW",
     "NO_SUMMARY",
+    "OPTOUT_IMPORT_TOO_SLOW",
+    "OPTOUT_NEEDS_REASON",
+    "OPTOUT_NOT_WHOLE",
+    "OPTOUT_NO_NUMBERS",
+    "OPTOUT_REMOVE_ASK",
+    "OPTOUT_REMOVE_CONFIRM",
+    "OPTOUT_REMOVE_NEEDS_REASON",
     "OUTCOME_LABELS",
     "PENDING_HINT",
     "PREVIEWS_BUSY",
@@ -225,6 +255,7 @@ __all__ = [
     "SCHEDULE_STATES",
     "SCHEDULE_TOO_FAR",
     "SCHEDULE_WHEN",
+    "SOURCE_WORDS",
     "STATUS_WORDS",
     "STOP_ASK",
     "STOP_WORDS",
@@ -246,6 +277,7 @@ __all__ = [
     "WAITING",
     "WRONG_SUFFIX",
     "WRONG_TOKEN",
+    "action_words",
     "answer_rate_text",
     "calls_per_hour_later",
     "changed_since",
@@ -261,6 +293,14 @@ __all__ = [
     "launch_busy",
     "left_out",
     "nobody_now",
+    "optout_added",
+    "optout_bad_numbers",
+    "optout_bad_region",
+    "optout_bad_rows",
+    "optout_imported",
+    "optout_not_on_register",
+    "optout_removed",
+    "optout_search_short",
     "page_reason",
     "page_warning",
     "people",
@@ -272,6 +312,7 @@ __all__ = [
     "run_result",
     "run_state",
     "sheet_deleted",
+    "source_words",
     "status_words",
     "sync_failed",
     "sync_needs_memory",
