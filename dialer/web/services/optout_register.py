@@ -4,7 +4,8 @@
     found = search(state, "+15125550100", shown=20)    # [Found(entry, history, whole=True)]
     added, refused = add_numbers(state, text, "IN", reason, who, now)
     remove(state, number, reason, who, now)            # UsageError without a reason
-    answer = await import_sheet(settings, state, upload, name, reason, who, "IN")
+    answer = await import_sheet(settings, state, upload, {"name": ..., "reason": ..., ...})
+    lines, total = run_optouts(state, outcomes.numbers, shown=50)   # a run's people opted out
 
 Each blocking function runs in a thread. Numbers on the page are masked, except a number the
 user typed whole (a search by it, the removal it leads to): nothing is shown that the user did
@@ -17,6 +18,7 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -130,6 +132,27 @@ def remove(state: Path, number: str, reason: str, who: str, now: datetime) -> Op
         raise UsageError(texts.OPTOUT_REMOVE_NEEDS_REASON)
     with Register.open(state) as register:
         return register.remove(number, Source.PAGE, who, reason, now)
+
+
+def run_optouts(state: Path, numbers: Sequence[str], shown: int) -> tuple[list[RunOptOut], int]:
+    """The people called (by a run, or a campaign) whose number the register holds: the first
+    `shown` by when they opted out, masked, with the row's reason; and how many in all."""
+    register = Register.reading(state)
+    if register is None:
+        return [], 0
+    with register:
+        entries = sorted(register.entries(numbers).values(), key=lambda e: (e.since, e.called_to))
+    lines = [RunOptOut(mask_phone(e.called_to), e.since, e.row_reason()) for e in entries]
+    return lines[:shown], len(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptOut:
+    """A person of the run on the register, as the results list them."""
+
+    number: str  # masked
+    since: str
+    reason: str  # the row's reason: the source and date ("asked not to be called, call of ...")
 
 
 async def import_sheet(
