@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from dialer.core.masking import mask_phone
-from dialer.core.statuses import UsageError
+from dialer.core.statuses import DialerError, UsageError
 from dialer.ledger.optouts import NotOnRegister
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
@@ -70,7 +70,7 @@ class OptOutPages:
         try:
             region = register.region_of(region_text)
             found = await asyncio.to_thread(register.search, self.state, q, SHOWN, region)
-        except UsageError as exc:
+        except DialerError as exc:
             error = error or str(exc)
         return self.site.render(
             request,
@@ -99,7 +99,7 @@ class OptOutPages:
                 self._who(request),
                 self.site.test_calls.clock(),
             )
-        except UsageError as exc:
+        except DialerError as exc:
             return await self.page(request, error=str(exc), status=400)
         notice = texts.optout_added(len(added), len(already))
         return await self.page(request, notice=notice, query="")
@@ -148,7 +148,7 @@ class OptOutPages:
                     "region": region or "",
                 },
             )
-        except UsageError as exc:
+        except DialerError as exc:
             return await self.page(request, error=str(exc), status=400, query="")
         if "bad" in answer:
             return await self.page(
@@ -197,6 +197,8 @@ class OptOutPages:
             )
         except UsageError as exc:
             return await self._confirm(request, number, reason, str(exc))
+        except DialerError as exc:  # the register cannot be written: said, nothing removed
+            return await self.page(request, error=str(exc), status=400, query=number)
         notice = texts.optout_removed(number, entry.since)
         return await self.page(request, notice=notice, query=number)
 

@@ -13,6 +13,7 @@ campaign's results page with its test calls; the newest results sheet to downloa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from dialer.campaign.model import Campaign
 from dialer.core.clock import stamp
 from dialer.core.currencies import money
 from dialer.core.paths import RESULTS_SUFFIX, reports_folder, state_folder
-from dialer.core.statuses import CallOutcome
+from dialer.core.statuses import CallOutcome, DialerError
 from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.services import reports
@@ -70,12 +71,13 @@ class ResultPages:
         answered = outcomes.counts.get(CallOutcome.ANSWERED, 0) if outcomes else 0
         optouts, optouts_total = [], 0
         if campaign is not None and outcomes is not None and outcomes.numbers:
-            optouts, optouts_total = await asyncio.to_thread(
-                run_optouts,
-                state_folder(campaign),
-                outcomes.numbers,
-                self.settings.run_optouts_shown,
-            )
+            with contextlib.suppress(DialerError):  # an unreadable register: no list here
+                optouts, optouts_total = await asyncio.to_thread(
+                    run_optouts,
+                    state_folder(campaign),
+                    outcomes.numbers,
+                    self.settings.run_optouts_shown,
+                )
         return {
             "campaign": name,
             "run_id": run.id if run is not None else "",
