@@ -246,3 +246,29 @@ def test_opted_out_rows_are_named_in_the_page_words():
     assert texts.check_words(Status.OPTED_OUT) != Status.OPTED_OUT
     assert "asked not to be called" in texts.status_words(Status.OPTED_OUT, None)
     assert "2 asked not to be called" in texts.left_out({Status.OPTED_OUT: 2})
+
+
+def test_a_run_names_the_people_opted_out_after_its_check():
+    """A person opted out by a sync between the check and the run is not called: the run page
+    says so by name, and the parts still add up to the people of the check."""
+    from collections import deque
+
+    from dialer.web.services.job_records import WebRun
+
+    run = WebRun(
+        id="r1",
+        campaign="example",
+        report=Path("r.csv"),
+        proc=None,
+        started="",
+        upload=Path("u.csv"),
+        messages=deque(),
+        exit_code=0,
+        final={Status.TRIGGERED: 3, Status.OPTED_OUT: 2},
+        total=5,
+    )
+    parts = {key: (n, words) for key, n, words in run.people()}
+    assert parts[Status.OPTED_OUT][0] == 2
+    assert "asked not to be called" in parts[Status.OPTED_OUT][1]
+    assert sum(n for n, _ in parts.values()) == 5
+    assert "2 not called: asked not to be called" in run.view()["state_text"]
