@@ -300,7 +300,7 @@ def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     state, region = _state(args.root), _region(args.region)
     reason = _reason(args.reason) if args.reason is not None else f"imported from {args.file.name}"
-    found, bad = _read_numbers(args.file, region, args.column, args.sheet)
+    found, bad = read_numbers(args.file, region, args.column, args.sheet)
     if bad:
         for line in bad[:SHOWN_BAD_ROWS]:
             print(f"{args.file}: {line}", file=sys.stderr)
@@ -327,7 +327,7 @@ def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return int(ExitCode.OK)
 
 
-def _read_numbers(
+def read_numbers(
     path: Path, region: str | None, column: str | None, tab: str | None
 ) -> tuple[list[tuple[int, str]], list[str]]:
     """([(spreadsheet row, E.164)], [bad row's line]): every number of every phone column

@@ -27,7 +27,8 @@ bottom; nothing imports `app`, and no service imports a view.
       editor.py       the campaign form: create, edit, save, live preview, test call, agents
       sheet_choices.py  the sheets the form previews with, each one's header
       results.py      the results section and page, the Sync button, the results sheet
-      chart.py        the outcome chart, inline SVG
+      chart.py        the outcome and "What they said" charts, inline SVG
+      optouts.py      /optouts: the opt-out register's search, add, import and removal
       schedules.py    /schedules and the schedule form of a check; Resume of a stopped run
     services/       what the routes ask for: the state and the work, no routes
       campaigns.py    campaigns/ parsed once per file change; the campaign each session used
@@ -39,7 +40,10 @@ bottom; nothing imports `app`, and no service imports a view.
       child_processes.py  how a child is started (memory capped), waited for and said when
                       it fails; the campaign form's queue of children and its two asks
       syncs.py        `dialer sync` children, one per campaign, `syncs_at_once` in all
-      outcomes.py     the ledger read for the page: outcomes, test calls, cost estimate
+      outcomes.py     the ledger read for the page: outcomes, what they said, test calls,
+                      cost estimate
+      optout_register.py  the register for the page: search, add, remove, a sheet's import
+                      in a child, the opt-outs of a run
       test_calls.py   "call me first": caps, number types, hours, limits, placing the call
       agents.py       the agent menu: get-agents cached, each session's asks throttled
       campaign_fields.py  the campaign form's fields <-> `CampaignForm`, errors by field
@@ -50,6 +54,7 @@ bottom; nothing imports `app`, and no service imports a view.
     children/       modules the page runs as memory-capped child processes
       preview.py      a sheet's rows for the form: preview, a test call's row, trial render
       sheet_probe.py  a sheet's tabs, headers and first cells, for the column page
+      optout_sheet.py a sheet's numbers opted out, all or none (the register page's import)
     auth.py         the token rule, login throttling, sessions, CSRF, the login middleware
     headers.py      the security headers on every response, aiohttp's own 400s included
     texts/          what the page says, one module per page (HTML in templates/)

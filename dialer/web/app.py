@@ -20,10 +20,22 @@ from dialer.web.auth import TOKEN_ENV, require_token
 from dialer.web.headers import guard_parser_errors, security_headers
 from dialer.web.settings import DEFAULTS
 from dialer.web.site import Site
-from dialer.web.views import checks, columns, editor, login, results, runs, schedules, start
+from dialer.web.views import (
+    checks,
+    columns,
+    editor,
+    login,
+    optouts,
+    results,
+    runs,
+    schedules,
+    start,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 UPLOAD_ROUTE = "/dry-runs"
+# The routes that take a sheet: only these may have a big body (`upload_limit`).
+UPLOAD_ROUTES = frozenset({UPLOAD_ROUTE, optouts.IMPORT_ROUTE})
 # What the login page itself needs; none of it holds anything secret.
 PUBLIC = frozenset({"/login", "/app.css", "/app.js", "/favicon.ico"})
 
@@ -38,7 +50,7 @@ class Server(Site):
         # Bodies read whole (forms) stop at small_body; the upload route streams its sheet to
         # disk under its own limit, so no route buffers more than that in memory.
         app = web.Application(
-            middlewares=[self.auth.middleware(PUBLIC, UPLOAD_ROUTE)],
+            middlewares=[self.auth.middleware(PUBLIC, UPLOAD_ROUTES)],
             client_max_size=self.settings.small_body,
         )
         app.on_response_prepare.append(security_headers)
@@ -54,6 +66,7 @@ class Server(Site):
         results.add_routes(app, self)
         schedules.add_routes(app, self)
         columns.add_routes(app, self)
+        optouts.add_routes(app, self)
         app.on_startup.append(self._start_pruning)
         app.on_shutdown.append(self._shut_down)
         return app

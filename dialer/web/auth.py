@@ -2,7 +2,8 @@
 middleware that holds every page but the login form behind a session.
 
     auth = Auth(require_token(os.environ, DEFAULTS), DEFAULTS)
-    app = web.Application(middlewares=[auth.middleware(frozenset({"/login"}), upload="/dry-runs")])
+    public, uploads = frozenset({"/login"}), frozenset({"/dry-runs"})
+    app = web.Application(middlewares=[auth.middleware(public, uploads)])
 
 Only wrong tokens cost: the right token from an unthrottled client always gets in. A throttled
 client is refused before its token is compared, so guessing learns nothing while it waits.
@@ -16,7 +17,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +52,14 @@ def require_token(environ: Mapping[str, str], settings: Settings = DEFAULTS) -> 
 class Session:
     csrf: str
     expires: float
+    # Not a secret: what the opt-out register's history names this browser by ("page,
+    # session 3f9a12bc") until the page knows people (SPEC 13).
+    label: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    @property
+    def who(self) -> str:
+        """Who acts, for a history: the page, and which logged-in browser."""
+        return f"page, session {self.label}"
 
 
 SESSION_KEY = web.RequestKey("session", Session)
@@ -203,15 +212,16 @@ class Auth:
             return None
         return session
 
-    def middleware(self, public: frozenset[str], upload: str) -> Any:
+    def middleware(self, public: frozenset[str], uploads: frozenset[str]) -> Any:
         """Every path but `public` needs a live session; bodies are judged by their declared
-        size before a byte of them is read, and only a logged-in POST to `upload` may be big."""
+        size before a byte of them is read, and only a logged-in POST to one of `uploads` may
+        be big."""
         big = self.settings.upload_limit + self.settings.upload_form_slack
 
         @web.middleware
         async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
             session = self.session(request)
-            uploading = session is not None and request.method == "POST" and request.path == upload
+            uploading = session is not None and request.method == "POST" and request.path in uploads
             limit = big if uploading else self.settings.small_body
             if (request.content_length or 0) > limit:
                 raise web.HTTPRequestEntityTooLarge(limit, request.content_length or 0)

@@ -90,6 +90,8 @@ class Settings:
     # Calls per hour is shown once the runs it is measured over lasted this long: a rate
     # over a 20-second run (start-up, one burst) says nothing about an hour.
     calls_per_hour_after: float = 600.0
+    dispositions_shown: int = 10  # bars of "What they said"; the rest is one bar, "other"
+    run_optouts_shown: int = 50  # the opt-outs of a run listed under its results
     # Schedules (state/schedules.toml, fired by `dialer serve`).
     schedule_every: float = 15.0  # seconds between looks at what is due
     # A schedule due while `dialer serve` was down fires when it is back up to this late;

@@ -169,6 +169,7 @@ NOT_CALLED_ORDER = (
     Status.LIMITED,
     Status.REDIAL_LATER,
     Status.ALREADY_CALLED,
+    Status.OPTED_OUT,  # opted out after the check: judged again as the row was read
 )
 # Stops after which "Resume the N not called" is offered: nothing about the campaign is wrong.
 RESUMABLE_EXITS = frozenset({ExitCode.INSUFFICIENT_BALANCE, ExitCode.INTERRUPTED})

@@ -1,6 +1,7 @@
 """What a campaign's ledger says, read only (a run may hold its lock): the outcomes of a run
-or of everyone called (`read_outcomes`), the test calls placed (`read_test_calls`), and the
-cost estimate a check shows (`estimate_cost`). Each is blocking: run it in a thread.
+or of everyone called (`read_outcomes`: with what they said, and who was called), the test
+calls placed (`read_test_calls`), and the cost estimate a check shows (`estimate_cost`).
+Each is blocking: run it in a thread.
 
     outcomes = read_outcomes(campaign, run.report)      # None: no ledger, or not that run
     estimate_cost(campaign, ready=49).text              # "about $4.90 (49 people × ...)"
@@ -9,7 +10,9 @@ cost estimate a check shows (`estimate_cost`). Each is blocking: run it in a thr
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from dialer.ledger import dials
 from dialer.ledger.store import Ledger
 from dialer.web import texts
 
+_FOLD = re.compile(r"[\s_\-]+")  # "Do Not Call", "do-not-call", "do_not_call": one disposition
+
 
 @dataclass(frozen=True, slots=True)
 class Outcomes:
@@ -32,6 +37,10 @@ class Outcomes:
     answer_rate: float | None
     calls_per_hour: float | None
     synced_at: str | None  # when a sync last stored an outcome of these calls
+    # What they said: each person's last call's `call_outcome` (folded), most first; None
+    # when the ledger keeps no dispositions (a ledger from before them).
+    dispositions: dict[str, int] | None = None
+    numbers: tuple[str, ...] = ()  # the people called, once each
 
     @property
     def people(self) -> int:
@@ -77,12 +86,44 @@ def read_outcomes(
             answer_rate=dials.answer_rate(counts),
             calls_per_hour=dials.calls_per_hour(conn, run_id, min_seconds=rate_after),
             synced_at=dials.last_synced_at(conn, run_id),
+            dispositions=disposition_counts(conn, run_id),
+            numbers=called_numbers(conn, run_id),
         )
     except sqlite3.Error:  # an old ledger without the dials table: nothing to show yet
         return None
     finally:
         with contextlib.suppress(DialerError, sqlite3.Error, OSError):
             ledger.close()
+
+
+def disposition_counts(conn: sqlite3.Connection, run_id: int | None) -> dict[str, int] | None:
+    """How many people's last call (of the run) ended with each `call_outcome`, folded for
+    case, spaces and `-`/`_`, most first; None when the ledger has no such column. Calls
+    with none (pending, or Tabbly said nothing) are not counted."""
+    # Read here until the ledger's own module offers it: the column comes with a later
+    # ledger version, and the page must work on ledgers from before and after it.
+    if "call_outcome" not in {row[1] for row in conn.execute("PRAGMA table_info(dials)")}:
+        return None
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
+    found = conn.execute(
+        "SELECT d.call_outcome, COUNT(*) FROM dials d "
+        f"JOIN (SELECT MAX(id) AS last FROM dials {where} GROUP BY called_to) p ON d.id = p.last "
+        "WHERE COALESCE(d.call_outcome, '') != '' GROUP BY d.call_outcome",
+        params,
+    )
+    counts: Counter[str] = Counter()
+    for value, n in found:
+        folded = _FOLD.sub("_", str(value).strip().casefold()).strip("_")
+        if folded:
+            counts[folded] += n
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def called_numbers(conn: sqlite3.Connection, run_id: int | None) -> tuple[str, ...]:
+    """Everyone the run (or the campaign) called, once each."""
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
+    rows = conn.execute(f"SELECT DISTINCT called_to FROM dials {where}", params)
+    return tuple(row[0] for row in rows)
 
 
 @dataclass(frozen=True, slots=True)

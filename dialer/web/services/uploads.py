@@ -18,7 +18,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
@@ -55,6 +55,7 @@ class UploadForm:
     campaign: str | None
     sheet: Path | None  # stored and held in use until released
     sheet_name: str  # the uploader's file name: shown, never used as a path
+    fields: dict[str, str] = field(default_factory=dict)  # the small fields asked for
 
 
 class Uploads:
@@ -66,8 +67,14 @@ class Uploads:
         # Each kept sheet's header, once probed (the campaign form's column menu and guesses).
         self.headers: dict[Path, tuple[str, ...]] = {}
 
-    async def receive(self, request: web.Request, check_csrf: Callable[[str], None]) -> UploadForm:
-        """Read the upload form, streaming its sheet to disk once the CSRF token is checked.
+    async def receive(
+        self,
+        request: web.Request,
+        check_csrf: Callable[[str], None],
+        names: tuple[str, ...] = ("campaign",),
+    ) -> UploadForm:
+        """Read the upload form, streaming its sheet to disk once the CSRF token is checked;
+        the small fields `names` (each at most `field_limit` bytes) are kept in `fields`.
 
         Raises BadUpload, UploadTooLarge, TimeoutError (a stalled upload) or what `check_csrf`
         raises; whatever is raised, no sheet is left behind."""
@@ -81,7 +88,7 @@ class Uploads:
                     while (part := await reader.next()) is not None:
                         if not isinstance(part, BodyPartReader):
                             continue  # a nested multipart is nothing this form sends
-                        if part.name in ("csrf", "campaign"):
+                        if part.name == "csrf" or part.name in names:
                             fields[part.name] = await self._read_field(part)
                             if part.name == "csrf":
                                 check_csrf(fields["csrf"])
@@ -100,7 +107,7 @@ class Uploads:
             if stored is not None:
                 self.release(stored, keep=False)
             raise
-        return UploadForm(fields.get("campaign"), stored, name)
+        return UploadForm(fields.get("campaign"), stored, name, fields)
 
     def release(self, sheet: Path, *, keep: bool) -> None:
         """The check is done with `sheet`; a refused sheet of phone numbers is not kept."""

@@ -110,6 +110,7 @@ CHECK_WORDS = {
     Status.INVALID: "Cannot be called: number or details missing or wrong",
     Status.DUPLICATE: "Same number as an earlier row",
     Status.SUPPRESSED: "On the do-not-call list",
+    Status.OPTED_OUT: "Asked not to be called (on the opt-out register)",
     Status.ALREADY_CALLED: "Called by an earlier run",
     Status.OUTSIDE_WINDOW: "Outside the calling hours now",
     Status.LIMITED: "Held back: called as often as the limits allow",

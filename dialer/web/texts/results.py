@@ -18,6 +18,28 @@ OUTCOME_LABELS = {
 }
 
 
+SAID_TITLE = "What they said"
+SAID_HINT = (
+    "The outcome Tabbly's agent gave each person's last call, as read from its call logs; "
+    "calls it gave none are not counted."
+)
+NO_SAID = "No call of these has an outcome from Tabbly's agent yet."
+
+
+def disposition_label(value: str) -> str:
+    """A disposition as the chart labels it: "do_not_call" -> "do not call"."""
+    return value.replace("_", " ")
+
+
+def run_optouts_title(total: int, run: bool) -> str:
+    who = "this run" if run else "this campaign"
+    return f"Asked not to be called: {people(total)} {who} called"
+
+
+def run_optouts_more(shown: int, total: int) -> str:
+    return f"The first {shown:,} of {total:,}; the opt-out register lists them all."
+
+
 def synced(updated: int) -> str:
     """What the Sync button did, said where the button is."""
     if not updated:

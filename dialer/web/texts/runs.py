@@ -61,6 +61,7 @@ STATUS_WORDS = {
     Status.INVALID: "cannot be called: number or details missing or wrong",
     Status.DUPLICATE: "same number as an earlier row",
     Status.SUPPRESSED: "on the do-not-call list",
+    Status.OPTED_OUT: "not called: asked not to be called (opt-out register)",
     Status.READY: "ready to call",
 }
 WAITING = "waiting to be called"
@@ -87,6 +88,7 @@ LEFT_OUT_NOUNS = {
     ),
     Status.DUPLICATE: ("duplicate", "duplicates"),
     Status.SUPPRESSED: ("on the do-not-call list", "on the do-not-call list"),
+    Status.OPTED_OUT: ("asked not to be called", "asked not to be called"),
     Status.ALREADY_CALLED: ("called by an earlier run", "called by an earlier run"),
     Status.OUTSIDE_WINDOW: ("outside the calling hours", "outside the calling hours"),
     Status.LIMITED: ("held back by the limits", "held back by the limits"),

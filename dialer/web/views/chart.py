@@ -1,11 +1,15 @@
-"""The outcome chart of the results section, drawn here as inline SVG (nothing loads from
-elsewhere): a bar per outcome, each with its label, number and share, so the colour is never
-needed to read it.
+"""The charts of the results section, drawn here as inline SVG (nothing loads from
+elsewhere): a bar per outcome (`chart`), and a bar per disposition, "What they said"
+(`said_chart`); each bar with its label, number and share, so the colour is never needed to
+read it.
 
     svg = chart(outcomes, "Outcomes of this run")       # Markup, labels and numbers included
+    svg = said_chart(outcomes.dispositions, "What they said", shown=10)
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from markupsafe import Markup, escape
 
@@ -24,6 +28,8 @@ COLOURS = {
     CallOutcome.PENDING: "#5c6670",
 }
 TEXT_COLOUR = "#1d2733"
+SAID_COLOUR = "#0061a8"  # every disposition alike; "other" in the grey of `failed`
+OTHER = "other"
 _ROW, _LABEL, _BAR, _WIDTH = 30, 110, 360, 600  # chart geometry, in SVG units
 
 
@@ -53,14 +59,53 @@ def chart(outcomes: Outcomes, title: str) -> Markup:
             f"{paint}/>"
             f'<text x="{_LABEL + width + 8}" y="{y + 19}">{n} ({share})</text></g>'
         )
-    height = len(COLOURS) * _ROW + 4
+    return _svg("outcome-chart", title, rows, said)
+
+
+def said_chart(dispositions: Mapping[str, int], title: str, shown: int) -> Markup:
+    """A horizontal bar per disposition, most first: the `shown` most frequent, the rest
+    together as "other"; shares are of the people with a disposition."""
+    bars = top_dispositions(dispositions, shown)
+    total = sum(n for _, n in bars)
+    most = max((n for _, n in bars), default=0) or 1
+    rows, said = [], []
+    for i, (value, n) in enumerate(bars):
+        share = f"{n / total:.0%}" if total else "0%"
+        words = texts.disposition_label(value)
+        label = escape(words)
+        said.append(f"{words} {n} ({share})")
+        y = i * _ROW
+        width = round(_BAR * n / most, 1)
+        colour = COLOURS[CallOutcome.FAILED] if value == OTHER else SAID_COLOUR
+        rows.append(
+            f'<g class="bar" data-said="{escape(value)}" data-count="{n}">'
+            f'<text x="{_LABEL - 8}" y="{y + 19}" text-anchor="end">{label}</text>'
+            f'<rect x="{_LABEL}" y="{y + 5}" width="{max(width, 1) if n else 0}" height="20" '
+            f'fill="{colour}"/>'
+            f'<text x="{_LABEL + width + 8}" y="{y + 19}">{n} ({share})</text></g>'
+        )
+    return _svg("said-chart", title, rows, said)
+
+
+def top_dispositions(dispositions: Mapping[str, int], shown: int) -> list[tuple[str, int]]:
+    """The `shown` most frequent dispositions, then the rest added up as "other"."""
+    named = [(v, n) for v, n in dispositions.items() if v != OTHER]  # "other" is the rest's
+    ranked = sorted(named, key=lambda kv: (-kv[1], kv[0]))
+    rest = sum(n for _, n in ranked[shown:]) + dispositions.get(OTHER, 0)
+    return [*ranked[:shown], (OTHER, rest)] if rest else ranked[:shown]
+
+
+def _svg(chart_id: str, title: str, rows: list[str], said: list[str]) -> Markup:
+    """The bars as one accessible SVG: the title is its name, the description reads every
+    number out."""
+    height = len(rows) * _ROW + 4
     name = escape(title)
     return Markup(
-        f'<svg id="outcome-chart" role="img" aria-label="{name}" '
-        f'aria-describedby="outcome-chart-desc" viewBox="0 0 {_WIDTH} {height}" '
+        f'<svg id="{chart_id}" role="img" aria-label="{name}" '
+        f'aria-describedby="{chart_id}-desc" viewBox="0 0 {_WIDTH} {height}" '
         f'width="100%" preserveAspectRatio="xMinYMin meet" font-size="14" '
         f'font-family="system-ui, sans-serif" fill="{TEXT_COLOUR}">'
-        f'<title id="outcome-chart-title">{name}</title>'
-        f'<desc id="outcome-chart-desc">{escape(", ".join(said))}</desc>'
+        f'<title id="{chart_id}-title">{name}</title>'
+        f'<desc id="{chart_id}-desc">{escape(", ".join(said))}</desc>'
         f"{''.join(rows)}</svg>"
     )

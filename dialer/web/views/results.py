@@ -1,5 +1,6 @@
 """Results on the page: who answered (read by a `dialer sync` child), shown as a chart with the
-answer rate, cost and calls per hour; the Sync button and the run page's automatic sync; the
+answer rate, cost and calls per hour; what they said (a chart by disposition) and who of them
+is on the opt-out register; the Sync button and the run page's automatic sync; the
 campaign's results page with its test calls; the newest results sheet to download.
 
     GET  /campaigns/{campaign}/results              everyone the campaign called
@@ -12,24 +13,26 @@ campaign's results page with its test calls; the newest results sheet to downloa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from dialer.campaign.model import Campaign
-from dialer.campaign.paths import RESULTS_SUFFIX, reports_folder
+from dialer.campaign.paths import RESULTS_SUFFIX, reports_folder, state_folder
 from dialer.core.clock import stamp
 from dialer.core.currencies import money
-from dialer.core.statuses import CallOutcome
+from dialer.core.statuses import CallOutcome, DialerError
 from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.services import reports
 from dialer.web.services.job_records import WebRun
-from dialer.web.services.outcomes import read_outcomes, read_test_calls
+from dialer.web.services.optout_register import RunOptOut, run_optouts
+from dialer.web.services.outcomes import Outcomes, read_outcomes, read_test_calls
 from dialer.web.services.syncs import Syncs
 from dialer.web.site import Site
-from dialer.web.views.chart import chart
+from dialer.web.views.chart import chart, said_chart
 
 
 class ResultPages:
@@ -66,6 +69,15 @@ class ResultPages:
         folder = reports_folder(campaign) if campaign is not None else None
         sheet = await asyncio.to_thread(reports.newest_results, folder) if folder else None
         answered = outcomes.counts.get(CallOutcome.ANSWERED, 0) if outcomes else 0
+        optouts, optouts_total = [], 0
+        if campaign is not None and outcomes is not None and outcomes.numbers:
+            with contextlib.suppress(DialerError):  # an unreadable register: no list here
+                optouts, optouts_total = await asyncio.to_thread(
+                    run_optouts,
+                    state_folder(campaign),
+                    outcomes.numbers,
+                    self.settings.run_optouts_shown,
+                )
         return {
             "campaign": name,
             "run_id": run.id if run is not None else "",
@@ -97,6 +109,36 @@ class ResultPages:
             "pending_hint": texts.PENDING_HINT,
             "later": texts.RESULTS_AFTER_RUN,
             "no_outcomes": texts.NO_OUTCOMES,
+            **self._said(outcomes, run is not None, optouts, optouts_total),
+        }
+
+    def _said(
+        self,
+        outcomes: Outcomes | None,
+        of_run: bool,
+        optouts: list[RunOptOut],
+        optouts_total: int,
+    ) -> dict[str, Any]:
+        """What they said: the dispositions' chart (none when the ledger keeps none), and the
+        people called who are on the opt-out register."""
+        dispositions = outcomes.dispositions if outcomes is not None else None
+        return {
+            "said_kept": dispositions is not None,
+            "said_title": texts.SAID_TITLE,
+            "said_chart": (
+                said_chart(dispositions, texts.SAID_TITLE, self.settings.dispositions_shown)
+                if dispositions
+                else ""
+            ),
+            "said_hint": texts.SAID_HINT,
+            "no_said": texts.NO_SAID,
+            "optouts": optouts,
+            "optouts_title": texts.run_optouts_title(optouts_total, of_run),
+            "optouts_more": (
+                texts.run_optouts_more(len(optouts), optouts_total)
+                if optouts_total > len(optouts)
+                else ""
+            ),
         }
 
     def _render(self, request: web.Request, template: str, res: dict[str, Any]) -> web.Response:
