@@ -110,6 +110,27 @@ def better(a: LogRow, b: LogRow) -> LogRow:
     return a
 
 
+def json_object(text: str, settings: Settings = DEFAULTS) -> dict[str, Any] | None:
+    """`call_json_output` as the object a dial keeps (SPEC 12): a JSON object of at most
+    `log_json_keys` keys in at most `log_json_chars` characters; None for anything else (an
+    array, a bare string, a 51st key, a text cut short)."""
+    if not text.startswith("{") or len(text) > settings.log_json_chars:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) and len(value) <= settings.log_json_keys else None
+
+
+def kept_json(text: str, settings: Settings = DEFAULTS) -> str:
+    """What a dial keeps of `call_json_output`: a `json_object` whole, anything else as its
+    text cut to `log_text_chars` (as a summary is)."""
+    if json_object(text, settings) is not None:
+        return text
+    return text[: settings.log_text_chars]
+
+
 def is_real_transcript(text: str) -> bool:
     """Whether a transcript holds words spoken, not empty nor Tabbly's placeholder."""
     if not text.strip():
