@@ -13,6 +13,8 @@ null. Both spellings give equal `LogRow`s. Every text is scrubbed of the key (an
 may echo it) before it is cut and kept. A value given but unreadable or out of range (a
 duration of "1:²" or 1e300 s, a cost of 1e308, an agent "²") is ignored as if missing, and
 its field named in `LogRow.bad_values`: the sync counts such rows, never fails on one.
+What a dial keeps of the agent's extraction (`call_json_output`) is `kept_json`'s: a JSON
+object (`json_object`) whole, anything else cut like a summary.
 """
 
 from __future__ import annotations
