@@ -6,9 +6,10 @@
 One row per person (E.164) per campaign in `calls`, the last outcome; a claim in `sending`
 from just before its request leaves until its answer is recorded; one row per call placed in
 `dials` (what the call logs are matched against, what they said of it, and the redial
-history); the runs; test calls in their own table; the reports a rebuild read. An SQLite file that is not a ledger, or
-one a newer dialer made, is refused untouched. Ledgers from before a column or table are
-brought up to date here (`create_schema`), inside the caller's transaction.
+history); the runs; test calls in their own table; the reports a rebuild read. An SQLite
+file that is not a ledger, or one a newer dialer made, is refused untouched. Ledgers from
+before a column or table are brought up to date here (`create_schema`), inside the caller's
+transaction.
 """
 
 from __future__ import annotations
