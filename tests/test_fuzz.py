@@ -648,7 +648,7 @@ _LOG_KEYS = [
     "id", "call_id", "called_to", "called_time", "timestamp", "call_status", "call_duration",
     "call_summary", "call_transcript", "transcript", "call_recording", "recording_url",
     "total_call_cost", "use_agent_id", "agent_id", "participant_identity", "room_name",
-    "custom_identifiers", "call_outcome",
+    "custom_identifiers", "call_outcome", "call_sentiment", "call_json_output",
 ]  # fmt: skip
 _LOG_NUMBERS = ["+917359000000", "+917359000001", "+917359000002", "07359000001", "917359000002"]
 _ODD_NUMBERS = ["9" * 5000, "1e400", "-1e400", "1e-400", "-0", "1E+308", "9" * 25, "NaN"]

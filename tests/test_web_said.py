@@ -1,6 +1,6 @@
 """The results page's "What they said" (SPEC 12): a chart by disposition, the ten most
-frequent and the rest as "other", read from the ledger's `call_outcome` when it has one (no
-chart on a ledger from before it); and the people called who are on the opt-out register,
+frequent and the rest as "other", read from the ledger's dispositions (the logs' `call_outcome`;
+no chart on a ledger from before them); and the people called who are on the opt-out register,
 masked, with the row's reason. The real page, a real ledger and register."""
 
 from __future__ import annotations
@@ -32,18 +32,16 @@ NUMBERS = [f"+1512555{1000 + i}" for i in range(len(SAID))]
 
 
 def _ledger(root: Path, *, with_said: bool) -> None:
-    """The example campaign's ledger with one call per number, `call_outcome` as SAID (the
-    column added by SQL when this version's ledger has none; dropped for `with_said=False`)."""
+    """The example campaign's ledger with one call per number, its disposition as SAID (the
+    column dropped for `with_said=False`: a ledger from before dispositions were kept)."""
     path = root / "state" / "example.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     Ledger.open(path, "example").close()
     conn = sqlite3.connect(path)
     try:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(dials)")}
-        if with_said and "call_outcome" not in columns:
-            conn.execute("ALTER TABLE dials ADD COLUMN call_outcome TEXT")
-        if not with_said and "call_outcome" in columns:
-            conn.execute("ALTER TABLE dials DROP COLUMN call_outcome")
+        if not with_said and "disposition" in columns:
+            conn.execute("ALTER TABLE dials DROP COLUMN disposition")
         for number, said in zip(NUMBERS, SAID, strict=True):
             conn.execute(
                 "INSERT INTO dials (called_to, placed_at, outcome) VALUES (?, ?, ?)",
@@ -51,7 +49,7 @@ def _ledger(root: Path, *, with_said: bool) -> None:
             )
             if with_said:
                 conn.execute(
-                    "UPDATE dials SET call_outcome = ? WHERE called_to = ?", (said, number)
+                    "UPDATE dials SET disposition = ? WHERE called_to = ?", (said or "", number)
                 )
         conn.commit()
     finally:

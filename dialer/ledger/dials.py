@@ -4,6 +4,7 @@
     matcher = Matcher(dials_from(conn, since), agent_id)
     store(conn, matcher.results(), transcripts=False, synced_at=stamp(now))
     last_outcomes(conn)                                # {answered: 5, pending: 1, ...}
+    dispositions(conn)                                 # [("appointment_set", 3), ...]
     for run_id, group in people_by_run(conn): ...      # the results file, a run at a time
 
 `conn` is the campaign's `Ledger.connection` (autocommit): a sync's results are stored in one
@@ -72,6 +73,12 @@ class Resolved(Protocol):
     def raw_statuses(self) -> Sequence[str]: ...
     @property
     def rows(self) -> int: ...
+    @property
+    def disposition(self) -> str: ...  # `call_outcome`, the best row's else the latest given
+    @property
+    def sentiment(self) -> str: ...  # `call_sentiment`, likewise
+    @property
+    def json_output(self) -> str: ...  # `call_json_output`: an object's JSON, or text cut
 
 
 # A `placed_at` that is not a stamp (never written so by dialer): long ago, so no row of the
@@ -80,6 +87,8 @@ _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 # A dial's cost as sums take it: a sync keeps none outside 0 to log_max_call_cost, and one a
 # ledger holds from before that rule (1e308) must not make every total "inf" either.
 _COST = f"(CASE WHEN cost BETWEEN 0 AND {DEFAULTS.log_max_call_cost!r} THEN cost END)"
+# The dispositions past the top ones, counted together.
+OTHER = "other"
 # Between the raw statuses of a call's log rows, in the order they arrived.
 RAW_STATUS_JOIN = " | "
 # The SQL text of an outcome's rank, best first (0), for a comparison inside one UPDATE.
@@ -88,13 +97,25 @@ _RANK_SQL = (
     + " ".join(f"WHEN '{o.value}' THEN {rank}" for o, rank in OUTCOME_RANK.items())
     + f" ELSE {len(OUTCOME_RANK)} END"
 )
-# A pending dial, or one whose stored outcome ranks below the new one, takes the new row whole;
-# an equal outcome only gains a transcript it lacks (a later `sync --transcripts`).
+# A pending dial, or one whose stored outcome ranks below the new one, takes the new row whole
+# (what the person said: where the new rows say it); an equal outcome only gains what it lacks:
+# a transcript (a later `sync --transcripts`), a disposition, sentiment or extraction.
 _STORE = f"""
 UPDATE dials SET outcome = :outcome, raw_status = :raw_status, duration_s = :duration_s,
     cost = :cost, summary = :summary, recording_url = :recording_url,
-    transcript = :transcript, log_rows = :log_rows, synced_at = :synced_at
+    transcript = :transcript, log_rows = :log_rows, synced_at = :synced_at,
+    disposition = CASE WHEN :disposition != '' THEN :disposition ELSE disposition END,
+    sentiment = CASE WHEN :sentiment != '' THEN :sentiment ELSE sentiment END,
+    json_output = CASE WHEN :json_output != '' THEN :json_output ELSE json_output END
 WHERE id = :id AND (outcome IS NULL OR ({_RANK_SQL}) > :rank)
+"""
+_ADD_SAID = """
+UPDATE dials SET synced_at = :synced_at,
+    disposition = CASE WHEN disposition = '' THEN :disposition ELSE disposition END,
+    sentiment = CASE WHEN sentiment = '' THEN :sentiment ELSE sentiment END,
+    json_output = CASE WHEN json_output = '' THEN :json_output ELSE json_output END
+WHERE id = :id AND outcome = :outcome AND ((disposition = '' AND :disposition != '')
+    OR (sentiment = '' AND :sentiment != '') OR (json_output = '' AND :json_output != ''))
 """
 _ADD_TRANSCRIPT = """
 UPDATE dials SET transcript = :transcript, synced_at = :synced_at
@@ -103,7 +124,8 @@ WHERE id = :id AND outcome = :outcome AND transcript IS NULL AND :transcript IS 
 # Each person once, with their last call's columns and the totals over their calls.
 _PEOPLE = f"""
 SELECT d.called_to, d.custom_identifiers, p.calls, d.placed_at, d.outcome, d.raw_status,
-       d.duration_s, p.cost, d.summary, d.recording_url, d.run_id, d.row
+       d.duration_s, p.cost, d.summary, d.recording_url, d.run_id, d.row, d.disposition,
+       d.sentiment, d.json_output
 FROM (SELECT called_to, MAX(id) AS last, COUNT(*) AS calls, SUM{_COST} AS cost
       FROM dials {{where}} GROUP BY called_to) p
 JOIN dials d ON d.id = p.last
@@ -126,6 +148,9 @@ class Person:
     recording_url: str
     run_id: int | None  # the run that placed the last call, and its row in that run's sheet
     row: int | None
+    disposition: str = ""  # the last call's `call_outcome`, `call_sentiment`, `call_json_output`
+    sentiment: str = ""
+    json_output: str = ""  # a JSON object's text, or other text cut (outcomes.log_rows)
 
 
 def oldest_pending(conn: sqlite3.Connection) -> datetime | None:
@@ -231,11 +256,15 @@ def store(
                 "transcript": transcript,
                 "log_rows": resolved.rows,
                 "synced_at": synced_at,
+                "disposition": scrub(resolved.disposition),
+                "sentiment": scrub(resolved.sentiment),
+                "json_output": scrub(resolved.json_output),
             }
 
     with transaction(conn):
         before = conn.total_changes
         conn.executemany(_STORE, params())
+        conn.executemany(_ADD_SAID, params())
         changed = conn.total_changes - before
         if transcripts:
             conn.executemany(_ADD_TRANSCRIPT, params())
@@ -256,6 +285,53 @@ def last_outcomes(conn: sqlite3.Connection, run_id: int | None = None) -> dict[C
     for outcome, n in found:
         counts[stored_outcome(outcome)] += n
     return counts
+
+
+def dispositions(
+    conn: sqlite3.Connection, run_id: int | None = None, *, top: int = 10
+) -> list[tuple[str, int]]:
+    """How many people's last call ended with each disposition (`call_outcome`), most first,
+    the `top` ones and the rest as "other" (SPEC 12); people whose last call has none are not
+    counted. With `run_id`, the people that run called. Nothing for a ledger from before
+    dispositions were kept (read without bringing it up to date)."""
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
+    try:
+        found = conn.execute(
+            "SELECT d.disposition, COUNT(*) AS n FROM dials d "
+            f"JOIN (SELECT MAX(id) AS last FROM dials {where} GROUP BY called_to) p "
+            "ON d.id = p.last WHERE d.disposition != '' GROUP BY d.disposition "
+            "ORDER BY n DESC, d.disposition",
+            params,
+        ).fetchall()
+    except sqlite3.OperationalError:  # no such column: an older ledger, read only
+        return []
+    if len(found) <= top + 1:
+        return found
+    return [*found[:top], (OTHER, sum(n for _, n in found[top:]))]
+
+
+def keeps_dispositions(conn: sqlite3.Connection) -> bool:
+    """Whether this ledger keeps what people said (a ledger from before that, read without
+    bringing it up to date, does not)."""
+    return "disposition" in {row[1] for row in conn.execute("PRAGMA table_info(dials)")}
+
+
+def called_numbers(conn: sqlite3.Connection, run_id: int | None = None) -> tuple[str, ...]:
+    """Everyone the run (or, without `run_id`, the campaign) called, once each."""
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
+    rows = conn.execute(f"SELECT DISTINCT called_to FROM dials {where}", params)
+    return tuple(row[0] for row in rows)
+
+
+def last_json_outputs(conn: sqlite3.Connection) -> Iterator[str]:
+    """Each person's last call's `call_json_output` (those that have one), in call order."""
+    found = conn.execute(
+        "SELECT d.json_output FROM dials d "
+        "JOIN (SELECT MAX(id) AS last FROM dials GROUP BY called_to) p ON d.id = p.last "
+        "WHERE d.json_output != '' ORDER BY d.id"
+    )
+    for (text,) in found:
+        yield text
 
 
 def answer_rate(counts: Mapping[CallOutcome, int]) -> float | None:

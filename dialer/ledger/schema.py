@@ -5,10 +5,11 @@
 
 One row per person (E.164) per campaign in `calls`, the last outcome; a claim in `sending`
 from just before its request leaves until its answer is recorded; one row per call placed in
-`dials` (what the call logs are matched against, and the redial history); the runs; test
-calls in their own table; the reports a rebuild read. An SQLite file that is not a ledger, or
-one a newer dialer made, is refused untouched. Ledgers from before a column or table are
-brought up to date here (`create_schema`), inside the caller's transaction.
+`dials` (what the call logs are matched against, what they said of it, and the redial
+history); the runs; test calls in their own table; the reports a rebuild read. An SQLite
+file that is not a ledger, or one a newer dialer made, is refused untouched. Ledgers from
+before a column or table are brought up to date here (`create_schema`), inside the caller's
+transaction.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ CREATE TABLE IF NOT EXISTS dials (
     transcript TEXT,
     log_rows INTEGER NOT NULL DEFAULT 0,
     synced_at TEXT,
-    maybe INTEGER NOT NULL DEFAULT 0
+    maybe INTEGER NOT NULL DEFAULT 0,
+    disposition TEXT NOT NULL DEFAULT '',
+    sentiment TEXT NOT NULL DEFAULT '',
+    json_output TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS dials_by_number ON dials (called_to, id);
 CREATE TABLE IF NOT EXISTS test_calls (
@@ -91,6 +95,15 @@ CREATE TABLE IF NOT EXISTS rebuilt_from (
     read_at TEXT NOT NULL
 );
 """
+# Columns of `dials` later than the table, added to older ledgers: `maybe` (a maybe-call's
+# dial), and what the person said (the call logs' `call_outcome`, `call_sentiment` and
+# `call_json_output`, SPEC 12).
+ADDED_DIAL_COLUMNS = (
+    ("maybe", "INTEGER NOT NULL DEFAULT 0"),
+    ("disposition", "TEXT NOT NULL DEFAULT ''"),
+    ("sentiment", "TEXT NOT NULL DEFAULT ''"),
+    ("json_output", "TEXT NOT NULL DEFAULT ''"),
+)
 # What makes an SQLite file a ledger; `rebuilt_from` came later and is added when missing.
 CORE_TABLES = frozenset({"meta", "calls", "sending", "runs"})
 # Records of a request that may have placed a call: a "not sent" record never replaces them.
@@ -260,8 +273,9 @@ def create_schema(conn: sqlite3.Connection, campaign: str, now: str) -> None:
     for statement in filter(str.strip, SCHEMA.split(";")):
         conn.execute(statement)
     columns = {r[1] for r in conn.execute("PRAGMA table_info(dials)")}
-    if "maybe" not in columns:  # a ledger from before maybe-calls had their dial
-        conn.execute("ALTER TABLE dials ADD COLUMN maybe INTEGER NOT NULL DEFAULT 0")
+    for column, kind in ADDED_DIAL_COLUMNS:
+        if column not in columns:  # a ledger from before the column
+            conn.execute(f"ALTER TABLE dials ADD COLUMN {column} {kind}")  # fixed names
     conn.executemany(
         "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
         [

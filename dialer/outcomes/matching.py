@@ -25,6 +25,9 @@ ignored.
 Memory is O(dials): rows are folded into one `Resolved` per dial as they arrive. A kept row's
 transcript can be long (up to `log_transcript_chars`): `Matcher(..., transcripts=False)` drops
 them from the kept rows when they will not be stored (the outcome was already read from them).
+What the person said (`call_outcome`, `call_sentiment`, `call_json_output`) is kept from the
+best row, and from the latest row that says it where the best row does not (`Said`); no other
+row's texts are kept.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import TypeVar
 
 from dialer.core.settings import DEFAULTS
 from dialer.ledger.dials import Dial
-from dialer.tabbly.log_rows import LogRow, better
+from dialer.tabbly.log_rows import LogRow, better, kept_json
 
 # How long after its call a row may be logged: a call is logged when it is dialled, not
 # hours later. How far before: `Settings.logs_clock_skew_seconds` (the Matcher's `skew`).
@@ -56,12 +59,62 @@ OWN_CLAIM = "(this campaign's claim)"
 
 
 @dataclass(slots=True)
+class Said:
+    """The latest non-empty `call_outcome`, `call_sentiment` and `call_json_output` of a
+    dial's rows, each field on its own (each with its row's time): a disposition is often on
+    another row than the one the outcome is read from."""
+
+    disposition: str = ""
+    disposition_at: datetime | None = None
+    sentiment: str = ""
+    sentiment_at: datetime | None = None
+    json_output: str = ""
+    json_output_at: datetime | None = None
+
+    def hear(self, row: LogRow) -> None:
+        """Take `row`'s non-empty fields where it is later than the row they came from (on a
+        tie, or with no time, the first heard stays: pages come newest first)."""
+        at = row.called_at
+        if row.call_outcome and _later(at, self.disposition_at, self.disposition):
+            self.disposition, self.disposition_at = row.call_outcome, at
+        if row.call_sentiment and _later(at, self.sentiment_at, self.sentiment):
+            self.sentiment, self.sentiment_at = row.call_sentiment, at
+        if row.call_json_output and _later(at, self.json_output_at, self.json_output):
+            self.json_output, self.json_output_at = row.call_json_output, at
+
+
+def _says(row: LogRow) -> bool:
+    return bool(row.call_outcome or row.call_sentiment or row.call_json_output)
+
+
+def _later(at: datetime | None, than: datetime | None, held: str) -> bool:
+    if not held:
+        return True
+    return at is not None and (than is None or at > than)
+
+
+@dataclass(slots=True)
 class Resolved:
-    """What the log rows of one dial say, the best row first."""
+    """What the log rows of one dial say, the best row first. What the person said is the
+    best row's, field by field, else the latest row's that has it (`said`; None while no row
+    said anything)."""
 
     best: LogRow
     raw_statuses: list[str]  # every distinct raw status seen, in arrival order
     rows: int
+    said: Said | None = None
+
+    @property
+    def disposition(self) -> str:
+        return self.best.call_outcome or (self.said.disposition if self.said else "")
+
+    @property
+    def sentiment(self) -> str:
+        return self.best.call_sentiment or (self.said.sentiment if self.said else "")
+
+    @property
+    def json_output(self) -> str:
+        return self.best.call_json_output or (self.said.json_output if self.said else "")
 
 
 class Matcher:
@@ -133,7 +186,8 @@ class Matcher:
             if len(ids) < _MAX_IDS:
                 self._ids[dial.dial_id] = (*ids, row.log_id)
         # Kept only for what a dial stores and `better` weighs: 100,000 dials' rows must fit
-        # in a sync's memory bound, so the texts used for matching are let go.
+        # in a sync's memory bound, so the texts used for matching are let go, and the
+        # extraction is kept as a dial keeps it (an object whole, anything else cut).
         row = replace(
             row,
             transcript=row.transcript if self._transcripts else "",
@@ -141,13 +195,18 @@ class Matcher:
             participant_identity="",
             room_name="",
             custom_identifiers="",
-            call_outcome="",
-            call_json_output="",
+            call_json_output=kept_json(row.call_json_output),
         )
         resolved = self._resolved.get(dial.dial_id)
         if resolved is None:
             self._resolved[dial.dial_id] = Resolved(row, [row.raw_status], 1)
             return dial.dial_id
+        if resolved.said is not None or _says(row) or _says(resolved.best):
+            # The best row may change: what either said is kept, the latest per field.
+            if resolved.said is None:
+                resolved.said = Said()
+                resolved.said.hear(resolved.best)
+            resolved.said.hear(row)
         resolved.rows += 1
         resolved.best = better(resolved.best, row)
         statuses = resolved.raw_statuses

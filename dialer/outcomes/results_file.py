@@ -4,10 +4,12 @@ outcome and that person's row of the sheet (SPEC 10).
     >>> write_results(ledger.connection, campaign, Path("reports/x/....results.csv"))
     12                                           # people written
 
-Columns: `RESULT_COLUMNS`, then the sheet's columns of each person's last row, read back from
-the report of the run that placed their last call (the ledger's `runs` table names it; a CSV
-or XLSX report, or the `.partial.csv` journal a killed XLSX run left). A report that is gone
-or unreadable leaves those cells blank: the outcomes matter more than the copy of the sheet.
+Columns: `RESULT_COLUMNS` (`opted_out` read from the folder's opt-out register), the `ai_`
+columns of the extractions (`ai_columns`), then the sheet's columns of each person's last
+row, read back from the report of the run that placed their last call (the ledger's `runs`
+table names it; a CSV or XLSX report, or the `.partial.csv` journal a killed XLSX run left).
+A report that is gone or unreadable leaves those cells blank: the outcomes matter more than
+the copy of the sheet.
 People come a run at a time (in sheet order within a run), so memory holds one run's people.
 
 `TableWriter` is the one writer of both the results and `dialer.outcomes.writeback`'s sheet: CSV, or
@@ -21,16 +23,18 @@ import csv
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from dialer.campaign.model import Campaign
-from dialer.campaign.paths import reports_folder, summary_path
+from dialer.campaign.paths import reports_folder, state_folder, summary_path
+from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import UsageError
 from dialer.ledger import dials
 from dialer.ledger.dials import Person
 from dialer.ledger.evidence import records, report_of_run
+from dialer.ledger.optouts import Register
 from dialer.reports.writer import (
     REPORT_COLUMNS,
     ReportExists,
@@ -41,6 +45,7 @@ from dialer.reports.writer import (
     write_xlsx,
 )
 from dialer.sheets.cell_types import Kind, column_kind, kinds_of
+from dialer.tabbly.log_rows import json_object
 
 RESULT_COLUMNS = (
     "called_to",
@@ -53,7 +58,18 @@ RESULT_COLUMNS = (
     "cost",
     "summary",
     "recording_url",
+    "disposition",
+    "sentiment",
+    "opted_out",
 )
+# One column per key of the people's last calls' `call_json_output` (`ai_interested`, ...),
+# first seen first, at most this many (SPEC 12); they come after `RESULT_COLUMNS`.
+AI_PREFIX = "ai_"
+AI_COLUMNS = 50
+# An `opted_out` cell of a person in the folder's opt-out register (blank: not in it).
+OPTED_OUT = "yes"
+# The longest key an `ai_` column names (an extraction's keys are names, not texts).
+_KEY_CHARS = 100
 # Each outcome column's type in an XLSX (`cell_types`): counts, seconds and costs are numbers
 # (cost is a decimal), the last call's time a UTC date-time; the rest text, never a formula.
 OUTCOME_KINDS = {
@@ -177,10 +193,11 @@ class TableWriter:
             self._abandon()
 
 
-def person_cells(p: Person | None) -> dict[str, str]:
-    """A person's outcome columns by name (blank for somebody never called)."""
+def person_cells(p: Person | None, *, opted_out: bool = False) -> dict[str, str]:
+    """A person's outcome columns by name (blank for somebody never called); `opted_out`:
+    the number is in the folder's opt-out register."""
     if p is None:
-        return dict.fromkeys(RESULT_COLUMNS, "")
+        return {**dict.fromkeys(RESULT_COLUMNS, ""), "opted_out": OPTED_OUT if opted_out else ""}
     return {
         "called_to": p.called_to,
         "custom_identifiers": p.custom_identifiers,
@@ -192,7 +209,71 @@ def person_cells(p: Person | None) -> dict[str, str]:
         "cost": number(p.cost),
         "summary": p.summary,
         "recording_url": p.recording_url,
+        "disposition": p.disposition,
+        "sentiment": p.sentiment,
+        "opted_out": OPTED_OUT if opted_out else "",
     }
+
+
+def ai_name(key: str) -> str:
+    """The column of a key of `call_json_output`: `ai_` and the key, its blanks made one."""
+    return AI_PREFIX + " ".join(key.split())[:_KEY_CHARS]
+
+
+def ai_columns(conn: sqlite3.Connection, settings: Settings = DEFAULTS) -> list[str]:
+    """The `ai_` columns of the campaign: the keys of its people's last calls' extractions
+    (each a JSON object kept whole), in the order first seen, at most `AI_COLUMNS`."""
+    names: dict[str, None] = {}
+    for text in dials.last_json_outputs(conn):
+        for key in json_object(text, settings) or ():
+            names.setdefault(ai_name(key))
+            if len(names) == AI_COLUMNS:
+                return list(names)
+    return list(names)
+
+
+def ai_cells(p: Person | None, columns: Sequence[str], settings: Settings = DEFAULTS) -> list[str]:
+    """A person's `ai_` cells in `columns`' order: each value as text (a string as it is,
+    anything else as its JSON), cut to `log_text_chars`; blank where the last call's
+    extraction has no such key or is no JSON object."""
+    found = json_object(p.json_output, settings) if p is not None else None
+    if not found:
+        return [""] * len(columns)
+    values: dict[str, str] = {}
+    for key, value in found.items():
+        values.setdefault(ai_name(key), _cell_text(value)[: settings.log_text_chars])
+    return [values.get(c, "") for c in columns]
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+class OptOuts:
+    """Who of a batch of numbers is in the folder's opt-out register, one query a batch;
+    nobody when the folder has no register."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self._register = Register.reading(state_folder(campaign))
+
+    def of(self, numbers: Iterable[str]) -> set[str]:
+        if self._register is None:
+            return set()
+        return set(self._register.entries(numbers))
+
+    def close(self) -> None:
+        if self._register is not None:
+            self._register.close()
+
+    def __enter__(self) -> OptOuts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _RunSheet:
@@ -250,26 +331,38 @@ class _RunSheet:
                 yield person, [self._text(c) for c in record[width:]]
 
 
-def write_results(conn: sqlite3.Connection, campaign: Campaign, path: Path) -> int:
+def write_results(
+    conn: sqlite3.Connection, campaign: Campaign, path: Path, settings: Settings = DEFAULTS
+) -> int:
     """The results file at `path` (new; CSV or XLSX by its name); how many people it lists."""
     reports = dials.run_reports(conn)
     sheets = {run: _RunSheet(campaign, reports.get(run)) for run in dials.last_call_runs(conn)}
     columns: list[str] = []  # every run's sheet columns, by name, in the order first seen
     for sheet in sheets.values():
         columns += [h for h in sheet.headers if h not in columns]
-    header = [*RESULT_COLUMNS, *columns]
-    kinds = outcome_kinds(RESULT_COLUMNS)
+    ai = ai_columns(conn, settings)
+    header = [*RESULT_COLUMNS, *ai, *columns]
+    kinds = [*outcome_kinds(RESULT_COLUMNS), *[Kind.TEXT] * len(ai)]
     for column in columns:  # a number in one run's sheet and text in another's is text
         found = [s.kinds[column] for s in sheets.values() if column in s.kinds]
         kinds.append(column_kind(found))
-    with TableWriter(
-        path,
-        header,
-        kinds=lambda: kinds,
-        title=campaign.name,
-        plain=(RESULT_COLUMNS.index("called_to"),),
-    ) as table:
+    with (
+        OptOuts(campaign) as optouts,
+        TableWriter(
+            path,
+            header,
+            kinds=lambda: kinds,
+            title=campaign.name,
+            plain=(RESULT_COLUMNS.index("called_to"),),
+        ) as table,
+    ):
         for run_id, people in dials.people_by_run(conn):
+            opted_out = optouts.of(p.called_to for p in people)
+
+            def write(person: Person, extra: list[str], out: set[str] = opted_out) -> None:
+                cells = person_cells(person, opted_out=person.called_to in out)
+                table.write([*cells.values(), *ai_cells(person, ai, settings), *extra])
+
             sheet = sheets.get(run_id) if run_id is not None else None
             wanted: dict[int | str, Person] = {
                 p.row if p.row is not None else p.called_to: p for p in people
@@ -280,7 +373,7 @@ def write_results(conn: sqlite3.Connection, campaign: Campaign, path: Path) -> i
                     extra = [""] * len(columns)
                     for i, cell in zip(place, cells, strict=False):
                         extra[i] = cell
-                    table.write([*person_cells(person).values(), *extra])
+                    write(person, extra)
             for person in wanted.values():  # rows the report does not hold (or no report)
-                table.write([*person_cells(person).values(), *[""] * len(columns)])
+                write(person, [""] * len(columns))
         return table.rows

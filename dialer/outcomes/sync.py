@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from dialer.campaign.model import Campaign
 from dialer.campaign.paths import default_results_path, ledger_path
 from dialer.core.clock import Clock, stamp, system_clock
+from dialer.core.files import shown
 from dialer.core.settings import DEFAULTS, Settings
 from dialer.core.statuses import CallOutcome, ExitCode, LedgerError, UsageError
 from dialer.ledger import dials
@@ -62,8 +63,13 @@ class SyncResult:
     bad_rows: int = 0  # rows with a value unreadable or out of range (ignored, the row kept)
     bad_fields: tuple[str, ...] = ()  # which fields those were, sorted
     opted_out: tuple[str, ...] = ()  # people newly in the opt-out register, heard on a call
+    # What each person's last call's disposition (`call_outcome`) was, most first: the top
+    # ones and "other"; people whose last call has none are not counted.
+    dispositions: tuple[tuple[str, int], ...] = ()
 
 
+# The longest disposition `dialer sync` prints whole (a label, not a text).
+_DISPOSITION_CHARS = 40
 # How `dialer sync` says what it stored; the page reads the number back (dialer/web/results).
 UPDATED = "{n} call(s) updated"
 UPDATED_LINE = re.compile(r"(\d+) call\(s\) updated")
@@ -203,6 +209,7 @@ async def sync_ledger(
         bad_rows=bad_rows,
         bad_fields=tuple(sorted(bad_fields)),
         opted_out=opted_out,
+        dispositions=tuple(dials.dispositions(conn)),
     )
 
 
@@ -342,6 +349,13 @@ def _print(campaign: Campaign, result: SyncResult, out: TextIO) -> None:
             file=out,
         )
     print(f"total cost: {result.cost:.2f}", file=out)
+    if result.dispositions:
+        print("what they said (each person's last call's disposition):", file=out)
+        # An upstream's text on one line, numbers masked, cut.
+        names = [shown(d, _DISPOSITION_CHARS) for d, _ in result.dispositions]
+        width = max(10, *map(len, names))
+        for name, (_, n) in zip(names, result.dispositions, strict=True):
+            print(f"  {name:<{width}} {n}", file=out)
     if result.opted_out:
         print(
             f"opted out on a call: {len(result.opted_out)} (asked not to be called: no "

@@ -9,7 +9,8 @@ The sheet is read as the campaign reads a sheet (`dialer.sheets.reader`, the cam
 name and phone and country columns) and each row's phone read as the contacts builder reads it,
 so a row finds the person the ledger knows under that number. Every row is written, in order
 (rows with nothing in them are left out, as they are when a sheet is read for a run), with
-`OUTCOME_COLUMNS` appended: blank for a row whose number this campaign never called.
+`OUTCOME_COLUMNS` and the campaign's `ai_` columns appended: blank for a row whose number this
+campaign never called (but `opted_out`, which the folder's register says of any number).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from dialer.campaign.model import Campaign
 from dialer.core.cells import clean_cell
 from dialer.core.statuses import UsageError
 from dialer.ledger import dials
-from dialer.outcomes.results_file import TableWriter, check_output, outcome_kinds, person_cells
+from dialer.outcomes.results_file import (
+    OptOuts,
+    TableWriter,
+    ai_cells,
+    ai_columns,
+    check_output,
+    outcome_kinds,
+    person_cells,
+)
 from dialer.sheets.cell_types import Kind, phones_as_text
 from dialer.sheets.reader import Sheet, iter_rows, open_sheet
 from dialer.sheets.row_phone import PhoneColumns, phone_columns
@@ -36,6 +45,9 @@ OUTCOME_COLUMNS = (
     "cost",
     "summary",
     "recording_url",
+    "disposition",
+    "sentiment",
+    "opted_out",
 )
 
 
@@ -46,6 +58,7 @@ class Writeback:
     sheet: Sheet
     phones: PhoneColumns
     out: Path
+    campaign: Campaign  # whose folder's opt-out register the `opted_out` column reads
 
     @classmethod
     def open(cls, campaign: Campaign, sheet: Path, out: Path) -> Writeback:
@@ -56,31 +69,36 @@ class Writeback:
         check_output(out, "--out")
         opened = open_sheet(sheet, campaign.contacts.sheet)
         # Through [contacts] columns and the country column, as a run reads the sheet.
-        return cls(opened, phone_columns(campaign, opened), out)
+        return cls(opened, phone_columns(campaign, opened), out, campaign)
 
     def write(self, conn: sqlite3.Connection) -> int:
         """Every row of the sheet with its person's outcome columns; rows written."""
         phones = self.phones
-        header = [*self.sheet.headers, *OUTCOME_COLUMNS]
+        ai = ai_columns(conn)
+        header = [*self.sheet.headers, *OUTCOME_COLUMNS, *ai]
         sheet = self.sheet
 
         def kinds() -> list[Kind]:
             theirs = phones_as_text(sheet.column_kinds(), phones.indexes)
-            return [*theirs, *outcome_kinds(OUTCOME_COLUMNS)]
+            return [*theirs, *outcome_kinds(OUTCOME_COLUMNS), *[Kind.TEXT] * len(ai)]
 
-        with TableWriter(
-            self.out,
-            header,
-            kinds=kinds,
-            title=sheet.sheet_name or sheet.path.stem,
-            what="the sheet with outcomes",
-        ) as t:
+        with (
+            OptOuts(self.campaign) as optouts,
+            TableWriter(
+                self.out,
+                header,
+                kinds=kinds,
+                title=sheet.sheet_name or sheet.path.stem,
+                what="the sheet with outcomes",
+            ) as t,
+        ):
             # Phone cells come uncleaned, as the contacts builder normalises them.
             for chunk in iter_rows(self.sheet, raw_columns=frozenset(phones.indexes)):
-                for _, cells in chunk:
-                    e164 = phones.read(cells).phone.e164
+                numbers = [phones.read(cells).phone.e164 for _, cells in chunk]
+                opted_out = optouts.of(n for n in numbers if n)
+                for (_, cells), e164 in zip(chunk, numbers, strict=True):
                     found = dials.person(conn, e164) if e164 else None
-                    outcome = person_cells(found)
+                    outcome = person_cells(found, opted_out=e164 in opted_out)
                     row = [clean_cell(c) if i in phones.indexes else c for i, c in enumerate(cells)]
-                    t.write([*row, *(outcome[c] for c in OUTCOME_COLUMNS)])
+                    t.write([*row, *(outcome[c] for c in OUTCOME_COLUMNS), *ai_cells(found, ai)])
             return t.rows

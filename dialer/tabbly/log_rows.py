@@ -13,6 +13,8 @@ null. Both spellings give equal `LogRow`s. Every text is scrubbed of the key (an
 may echo it) before it is cut and kept. A value given but unreadable or out of range (a
 duration of "1:²" or 1e300 s, a cost of 1e308, an agent "²") is ignored as if missing, and
 its field named in `LogRow.bad_values`: the sync counts such rows, never fails on one.
+What a dial keeps of the agent's extraction (`call_json_output`) is `kept_json`'s: a JSON
+object (`json_object`) whole, anything else cut like a summary.
 """
 
 from __future__ import annotations
@@ -108,6 +110,27 @@ def better(a: LogRow, b: LogRow) -> LogRow:
     if a.called_at is not None and b.called_at is not None and b.called_at > a.called_at:
         return b
     return a
+
+
+def json_object(text: str, settings: Settings = DEFAULTS) -> dict[str, Any] | None:
+    """`call_json_output` as the object a dial keeps (SPEC 12): a JSON object of at most
+    `log_json_keys` keys in at most `log_json_chars` characters; None for anything else (an
+    array, a bare string, a 51st key, a text cut short)."""
+    if not text.startswith("{") or len(text) > settings.log_json_chars:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) and len(value) <= settings.log_json_keys else None
+
+
+def kept_json(text: str, settings: Settings = DEFAULTS) -> str:
+    """What a dial keeps of `call_json_output`: a `json_object` whole, anything else as its
+    text cut to `log_text_chars` (as a summary is)."""
+    if json_object(text, settings) is not None:
+        return text
+    return text[: settings.log_text_chars]
 
 
 def is_real_transcript(text: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ def read_outcomes(
             calls_per_hour=dials.calls_per_hour(conn, run_id, min_seconds=rate_after),
             synced_at=dials.last_synced_at(conn, run_id),
             dispositions=disposition_counts(conn, run_id),
-            numbers=called_numbers(conn, run_id),
+            numbers=dials.called_numbers(conn, run_id),
         )
     except sqlite3.Error:  # an old ledger without the dials table: nothing to show yet
         return None
@@ -97,33 +98,18 @@ def read_outcomes(
 
 
 def disposition_counts(conn: sqlite3.Connection, run_id: int | None) -> dict[str, int] | None:
-    """How many people's last call (of the run) ended with each `call_outcome`, folded for
-    case, spaces and `-`/`_`, most first; None when the ledger has no such column. Calls
-    with none (pending, or Tabbly said nothing) are not counted."""
-    # Read here until the ledger's own module offers it: the column comes with a later
-    # ledger version, and the page must work on ledgers from before and after it.
-    if "call_outcome" not in {row[1] for row in conn.execute("PRAGMA table_info(dials)")}:
+    """How many people's last call (of the run) ended with each disposition, folded for case,
+    spaces and `-`/`_` ("Do Not Call" and "do_not_call" are one bar), most first; None when
+    the ledger keeps none (a ledger from before dispositions were kept)."""
+    found = dials.dispositions(conn, run_id, top=sys.maxsize)
+    if not found and not dials.keeps_dispositions(conn):
         return None
-    where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
-    found = conn.execute(
-        "SELECT d.call_outcome, COUNT(*) FROM dials d "
-        f"JOIN (SELECT MAX(id) AS last FROM dials {where} GROUP BY called_to) p ON d.id = p.last "
-        "WHERE COALESCE(d.call_outcome, '') != '' GROUP BY d.call_outcome",
-        params,
-    )
     counts: Counter[str] = Counter()
     for value, n in found:
         folded = _FOLD.sub("_", str(value).strip().casefold()).strip("_")
         if folded:
             counts[folded] += n
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def called_numbers(conn: sqlite3.Connection, run_id: int | None) -> tuple[str, ...]:
-    """Everyone the run (or the campaign) called, once each."""
-    where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
-    rows = conn.execute(f"SELECT DISTINCT called_to FROM dials {where}", params)
-    return tuple(row[0] for row in rows)
 
 
 @dataclass(frozen=True, slots=True)
