@@ -1,8 +1,8 @@
 """The one clock: every time the engine reads (the calling window, a row's `started_at`, the
 ledger's `updated_at`, a report's name) comes from a `Clock` handed down from the command.
 
-    >>> now = system_clock()          # an aware UTC datetime
-    >>> stamp(now)                    # '2026-12-01T15:09:56.123Z': reports, the ledger
+    now = system_clock()          # an aware UTC datetime
+    stamp(now)                    # '2026-12-01T15:09:56.123Z': reports, the ledger
 
 Tests pass their own `Clock` (a fixed night, a clock that moves) instead of sleeping.
 """

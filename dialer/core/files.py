@@ -1,7 +1,7 @@
 """Opening a contact sheet (or any file of ours) safely, and the words its error messages share.
 
-    >>> with open_regular(Path("data/contacts.csv")) as f:
-    ...     head = f.read(1024)
+    with open_regular(Path("data/contacts.csv")) as f:
+        head = f.read(1024)
 
 A sheet is read only from a regular file: a device (`/dev/zero`), a pipe or a folder given as a
 sheet would otherwise be read without end or hang. Messages built from sheet text go through

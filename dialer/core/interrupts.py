@@ -1,6 +1,6 @@
 """Stop signals from the program's first line: SIGTERM and SIGHUP behave like Ctrl-C (SPEC 5).
 
-    >>> interrupts.install()     # first thing in the entry point, before the heavy imports
+    interrupts.install()     # first thing in the entry point, before the heavy imports
 
 Until the run's event loop takes them over (the dispatcher's graceful stop), a stop signal
 raises KeyboardInterrupt, which the CLI turns into one line and exit 130. Without this, a

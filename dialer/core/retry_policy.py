@@ -1,7 +1,7 @@
 """When to send a row again, and after how long: built once per run, shared by every worker.
 
-    >>> policy = RetryPolicy(max_attempts=4)
-    >>> policy.delay(attempt=1, retry_after=None)   # seconds before attempt 2, or None: give up
+    policy = RetryPolicy(max_attempts=4)
+    policy.delay(attempt=1, retry_after=None)   # seconds before attempt 2, or None: give up
 
 Which answers are retryable at all is decided in `tabbly.classify` from `statuses.RETRYABLE_HTTP`;
 this module only paces the retries. The parts are tenacity's (exponential backoff with jitter,

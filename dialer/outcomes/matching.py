@@ -1,10 +1,10 @@
 """Which call of the state folder a log row speaks of (SPEC 10), and what a call's rows add up to.
 
-    >>> matcher = Matcher(dials, agent_id=33, others=other_dials)   # others: shared_agent
-    >>> for page in pages:
-    ...     for row in page:
-    ...         matcher.feed(row)             # the dial_id it matched, or None: someone else's
-    >>> matcher.results()[dial_id].best.outcome
+    matcher = Matcher(dials, agent_id=33, others=other_dials)   # others: shared_agent
+    for page in pages:
+        for row in page:
+            matcher.feed(row)             # the dial_id it matched, or None: someone else's
+    matcher.results()[dial_id].best.outcome
 
 A row belongs to at most one call: the campaign's own `dials` and `others`, the calls the
 other campaigns of the folder placed with the same agent (a row of theirs is never this

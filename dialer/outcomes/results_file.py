@@ -1,8 +1,8 @@
 """A sync's results file: one line per person the campaign called, with their last call's
 outcome and that person's row of the sheet (SPEC 10).
 
-    >>> write_results(ledger.connection, campaign, Path("reports/x/....results.csv"))
-    12                                           # people written
+    write_results(ledger.connection, campaign, Path("reports/x/....results.csv"))
+    # 12                                           # people written
 
 Columns: `RESULT_COLUMNS` (`opted_out` read from the folder's opt-out register), the `ai_`
 columns of the extractions (`ai_columns`), then the sheet's columns of each person's last

@@ -1,8 +1,8 @@
 """`dialer sync`: read Tabbly's call logs into the ledger, write the results (SPEC 10).
 
-    >>> result = await sync_ledger(ledger, campaign, api_key=key, since=None, transcripts=False)
-    >>> result.counts[CallOutcome.ANSWERED], result.answer_rate
-    >>> sync(campaign, since=None, results_path=None)       # the command: exit code 0
+    result = await sync_ledger(ledger, campaign, api_key=key, since=None, transcripts=False)
+    result.counts[CallOutcome.ANSWERED], result.answer_rate
+    sync(campaign, since=None, results_path=None)       # the command: exit code 0
 
 The logs are read for the campaign's agent from the day before the oldest `pending` call
 (no further back than `logs_lookback_days`; or from `--since`) to tomorrow, in the campaign's

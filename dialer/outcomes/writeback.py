@@ -1,9 +1,9 @@
 """`dialer sync --sheet FILE --out FILE`: the user's own sheet with each row's outcome
 appended, so the results go back where marketing keeps its list (SPEC 10).
 
-    >>> back = Writeback.open(campaign, Path("leads.xlsx"), Path("leads-called.xlsx"))
-    >>> back.write(ledger.connection)            # rows written
-    1200
+    back = Writeback.open(campaign, Path("leads.xlsx"), Path("leads-called.xlsx"))
+    back.write(ledger.connection)            # rows written
+    # 1200
 
 The sheet is read as the campaign reads a sheet (`dialer.sheets.reader`, the campaign's sheet
 name and phone and country columns) and each row's phone read as the contacts builder reads it,

@@ -1,8 +1,8 @@
 """Row results -> the report (CSV or XLSX) and `<report>.summary.json`.
 
-    >>> with ReportWriter(Path("reports/x.csv"), sheet.headers) as report:
-    ...     report.write(RowResult.of(contact))
-    >>> write_summary(report.path, summary)          # `<report>.summary.json`, never overwritten
+    with ReportWriter(Path("reports/x.csv"), sheet.headers) as report:
+        report.write(RowResult.of(contact))
+    write_summary(report.path, summary)          # `<report>.summary.json`, never overwritten
 
 Rows are appended as they finish and flushed to the OS at once, so a killed run loses none;
 `close()` then puts the file in sheet order. Each row's offset is kept in two integer arrays,

@@ -1,11 +1,9 @@
 """What type a cell is for Excel: the one rule, both ways (SPEC 4.3b).
 
-    >>> excel_value("12.50", Kind.NUMBER), excel_value("00042", Kind.NUMBER)
-    (12.5, '00042')
-    >>> excel_value("2026-12-06T20:15:00.123Z", Kind.UTC)
-    datetime.datetime(2026, 12, 6, 20, 15, 0, 123000)
-    >>> text_of(12.0), text_of(datetime.date(2024, 1, 5))
-    ('12', '2024-01-05')
+    excel_value("12.50", Kind.NUMBER), excel_value("00042", Kind.NUMBER)  # (12.5, '00042')
+    excel_value("2026-12-06T20:15:00.123Z", Kind.UTC)
+    # datetime.datetime(2026, 12, 6, 20, 15, 0, 123000)
+    text_of(12.0), text_of(datetime.date(2024, 1, 5))  # ('12', '2024-01-05')
 
 Every file dialer writes is made as CSV text first (a crash loses no row); an XLSX is made from
 that text at the end. A column's `Kind` says how its text goes back to an Excel value: numbers,

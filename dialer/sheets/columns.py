@@ -1,10 +1,10 @@
 """Which sheet column each name of a campaign reads: `[contacts] columns` and `defaults`
 applied to a sheet's header (SPEC 3, 4.2), and a close-match guess for the page.
 
-    >>> found = resolve(campaign, sheet)        # SheetError if the phone or id is not there
-    >>> found.phone, found.template_columns     # indexes into the sheet's columns
-    >>> guess(needs(campaign).names, ["Customer Name", "Mobile No.", "Order #"])
-    {'phone': 'Mobile No.', 'first_name': 'Customer Name', 'order_id': 'Order #'}
+    found = resolve(campaign, sheet)        # SheetError if the phone or id is not there
+    found.phone, found.template_columns     # indexes into the sheet's columns
+    guess(needs(campaign).names, ["Customer Name", "Mobile No.", "Order #"])
+    # {'phone': 'Mobile No.', 'first_name': 'Customer Name', 'order_id': 'Order #'}
 
 A name the campaign maps (`columns = { phone = "Mobile No." }`) reads the column whose header
 normalises like the mapped one; any other name reads the column named like it. A mapped header

@@ -1,9 +1,9 @@
 """Sheet rows -> `Contact`s: a checked, personalised call request or the reason it is not one.
 
-    >>> builder = ContactBuilder.for_campaign(campaign, sheet, load_suppression(campaign))
-    >>> for chunk in iter_rows(sheet):
-    ...     for contact in builder.deduper.apply(builder.build(chunk)):
-    ...         print(contact.row, contact.status, contact.reason)
+    builder = ContactBuilder.for_campaign(campaign, sheet, load_suppression(campaign))
+    for chunk in iter_rows(sheet):
+        for contact in builder.deduper.apply(builder.build(chunk)):
+            print(contact.row, contact.status, contact.reason)
 
 Per-row work (phone, templates) is pure and can run in worker processes (`build_contacts`);
 what needs the whole sheet (duplicates, suppression) is done in order by `Deduper`.

@@ -1,10 +1,10 @@
 """A CSV file's encoding and records, read in bounded memory with the line each problem is on.
 
-    >>> encoding = scan_encoding(path, newline=b"\\n")   # reads the whole file once, in blocks
-    >>> reader = CsvReader(path, encoding, ",")
-    >>> header = reader.rows(1)
-    >>> while rows := reader.rows(5_000, 0, 8):
-    ...     ...
+    encoding = scan_encoding(path, newline=b"\\n")   # reads the whole file once, in blocks
+    reader = CsvReader(path, encoding, ",")
+    header = reader.rows(1)
+    while rows := reader.rows(5_000, 0, 8):
+        ...
 
 `scan_encoding` looks at every byte before any row is used: a NUL byte anywhere, or a file that
 mixes UTF-8 with another encoding, is refused with the line it is on, so a run never stops half

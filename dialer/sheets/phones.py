@@ -1,9 +1,9 @@
 """Raw sheet cell -> E.164 phone number, or the reason it cannot be called (SPEC 4.3).
 
-    >>> normalise_phone("'+91 73590-43943", "IN")
-    Phone(e164='+917359043943', reason='', changed=False)
-    >>> normalise_phone("9.16946E+11", "IN").reason
-    'invalid phone: truncated by scientific notation (9.16946E+11)'
+    normalise_phone("'+91 73590-43943", "IN")
+    # Phone(e164='+917359043943', reason='', changed=False)
+    normalise_phone("9.16946E+11", "IN").reason
+    # 'invalid phone: truncated by scientific notation (9.16946E+11)'
 
 Spreadsheets damage numbers in known ways: separators and non-breaking spaces, a leading
 apostrophe or `="..."` (Excel's keep-as-text tricks), `tel:` and `00` prefixes, floats

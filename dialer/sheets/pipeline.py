@@ -1,9 +1,9 @@
 """Campaign + sheet -> a lazy stream of `Contact` chunks, in sheet order.
 
-    >>> stream = open_contacts(campaign)
-    >>> for chunk in stream.chunks():
-    ...     ...
-    >>> stream.close()
+    stream = open_contacts(campaign)
+    for chunk in stream.chunks():
+        ...
+    stream.close()
 
 This is the one place that decides which file is read (`--contacts` or the newest match of
 `source`) and checks that it holds contacts at all, so `validate` and `run` agree.

@@ -1,10 +1,10 @@
 """CSV/XLSX contact sheet -> rows of clean text cells, streamed in chunks.
 
-    >>> sheet = open_sheet(Path("sample_data/contacts.csv"))
-    >>> phone = sheet.column_index("Phone", role="phone")
-    >>> for chunk in iter_rows(sheet):
-    ...     for row_number, cells in chunk:
-    ...         print(row_number, cells[phone])
+    sheet = open_sheet(Path("sample_data/contacts.csv"))
+    phone = sheet.column_index("Phone", role="phone")
+    for chunk in iter_rows(sheet):
+        for row_number, cells in chunk:
+            print(row_number, cells[phone])
 
 `open_sheet` checks what reading will cost before reading (a CSV's every byte for its encoding
 and NUL bytes, `csv_stream`; an XLSX's part sizes and cell range, `xlsx_bounds`) and reads the

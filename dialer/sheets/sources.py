@@ -1,7 +1,7 @@
 """`[contacts] source` -> the one sheet file to read: a plain path, or the newest of a glob.
 
-    >>> resolve_source("drops/contacts-*.csv", Path("campaigns"))  # nightly drops
-    PosixPath('campaigns/drops/contacts-2025-01-15.csv')
+    resolve_source("drops/contacts-*.csv", Path("campaigns"))  # nightly drops
+    # PosixPath('campaigns/drops/contacts-2025-01-15.csv')
 
 Relative patterns are taken from the campaign file's folder (`base`), so cron's working
 directory does not matter.

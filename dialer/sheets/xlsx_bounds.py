@@ -1,7 +1,7 @@
 """What an XLSX will cost to read, judged before python-calamine reads any of it (SPEC 7).
 
-    >>> ranges = check_xlsx(path)              # sizes of every part, real and declared
-    >>> check_range(path, ranges, "Contacts")  # the sheet's cell range against its cells
+    ranges = check_xlsx(path)              # sizes of every part, real and declared
+    check_range(path, ranges, "Contacts")  # the sheet's cell range against its cells
 
 python-calamine holds the shared strings and a sheet's whole rectangular range in memory (~32
 bytes a cell, empty ones included) and aborts on a range it cannot allocate. So, first: the zip's

@@ -1,11 +1,11 @@
 """One Tabbly call-log row -> a `LogRow`, and the rules that make it an outcome (SPEC 10).
 
-    >>> row = parse_row({"call_status": "Not Answered", "call_duration": "140",
-    ...                  "call_transcript": "Agent: hello ..."}, UTC)
-    >>> row.outcome                       # the status lies; the duration and transcript do not
-    <CallOutcome.ANSWERED: 'answered'>
-    >>> better(attempt_row, row) is row   # over a call's several rows, the best outcome wins
-    True
+    row = parse_row({"call_status": "Not Answered", "call_duration": "140",
+                     "call_transcript": "Agent: hello ..."}, UTC)
+    row.outcome                       # the status lies; the duration and transcript do not
+    # <CallOutcome.ANSWERED: 'answered'>
+    better(attempt_row, row) is row   # over a call's several rows, the best outcome wins
+    # True
 
 Tabbly documents two spellings of a row (`id`/`call_id`, `called_time`/`timestamp`,
 `call_transcript`/`transcript`, ...) and either may come back; any field may be missing or
