@@ -30,6 +30,31 @@ from dialer.fake_tabbly import (
 )
 
 HEADER = ["customer_id", "first_name", "phone", "order_id"]
+LIFT_FLOOR_ENV = "DIALER_TESTS_LIFT_LEGAL_FLOOR"
+_FLOOR_LIFT_DIR = str(Path(__file__).parent / "floor_lift")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "legal_floor: keep the legal calling hours floor (tests of it inject a clock)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _legal_floor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite runs against the fake at any hour with Indian numbers: the legal floor is
+    lifted (here and in child processes, `floor_lift/sitecustomize.py`) except in tests
+    marked `legal_floor`, which judge it with an injected clock."""
+    if request.node.get_closest_marker("legal_floor") is not None:
+        monkeypatch.delenv(LIFT_FLOOR_ENV, raising=False)
+        return
+    from dialer.core.legal_floor import FLOOR
+
+    for country in list(FLOOR):
+        monkeypatch.delitem(FLOOR, country)  # type: ignore[attr-defined]
+    monkeypatch.setenv(LIFT_FLOOR_ENV, "1")
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (_FLOOR_LIFT_DIR, path))))
 
 
 def indian_mobile(i: int) -> str:

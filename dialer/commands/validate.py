@@ -27,6 +27,7 @@ from dialer.core.statuses import CallOutcome, ExitCode, Status, StopReason, exit
 from dialer.engine.gate import Gate
 from dialer.engine.options import RunOptions
 from dialer.ledger.contact_limits import ContactBook
+from dialer.ledger.optouts import Watch
 from dialer.ledger.rebuild import open_for_reading
 from dialer.reports.summary import SAMPLE_MESSAGES, Samples, build_summary, print_summary
 from dialer.reports.writer import ReportWriter, RowResult, write_summary
@@ -121,8 +122,7 @@ def verdicts(
         strict = gate.with_options(replace(options, retry_unknown=False))
     for chunk in prepared.chunks:
         results = []
-        for contact in chunk:
-            verdict, facts = gate.read(contact)
+        for contact, (verdict, facts) in zip(chunk, gate.read_chunk(chunk), strict=True):
             verdict = verdict or gate.on_send(contact, now)
             if verdict is not None:
                 results.append(RowResult(contact, verdict.status, verdict.reason))
@@ -172,8 +172,16 @@ def reading_gate(
                 restored = book.restored_warning()
                 if restored and warnings is not None:
                     warnings.append(restored)
+        optouts = Watch(state_folder(campaign))  # never created by a dry run
+        stack.callback(optouts.close)
         yield Gate.for_campaign(
-            campaign, options, ledger, book=book, clock=clock, outcomes_known=outcomes_known
+            campaign,
+            options,
+            ledger,
+            book=book,
+            clock=clock,
+            outcomes_known=outcomes_known,
+            optouts=optouts,
         )
 
 
