@@ -1,6 +1,7 @@
-"""Test harness only (on PYTHONPATH of the suite's child processes): lifts the legal calling
-hours floor in a `dialer` child process when the suite asks (`DIALER_TESTS_LIFT_LEGAL_FLOOR`),
-as `tests/conftest.py` does in-process.
+"""Test harness only: lifts the legal calling hours floor in every `dialer` child process of
+a test whose PYTHONPATH holds this folder (`tests/conftest.py` puts it there, and lifts the
+floor in-process, for every test not marked `legal_floor`). PYTHONPATH, unlike a variable of
+our own, reaches the page's preview children too.
 
 The suite's runs call the fake with Indian numbers at whatever hour CI runs; the floor would
 hold them back for twelve hours a day. Tests of the floor itself (marked `legal_floor`) keep
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
-import os
 import sys
 
 _MODULE = "dialer.core.legal_floor"
@@ -35,5 +35,4 @@ class _LiftFloor(importlib.abc.MetaPathFinder):
         return spec
 
 
-if os.environ.get("DIALER_TESTS_LIFT_LEGAL_FLOOR") == "1":
-    sys.meta_path.insert(0, _LiftFloor())
+sys.meta_path.insert(0, _LiftFloor())
