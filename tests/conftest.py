@@ -30,6 +30,41 @@ from dialer.fake_tabbly import (
 )
 
 HEADER = ["customer_id", "first_name", "phone", "order_id"]
+_FLOOR_LIFT_DIR = str(Path(__file__).parent / "floor_lift")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "legal_floor: keep the legal calling hours floor (tests of it inject a clock)"
+    )
+
+
+def with_pythonpath(env: dict[str, str] | None) -> dict[str, str]:
+    """An environment a test hands to the page (whose children get it, not ours): with our
+    PYTHONPATH, so the legal floor is lifted in those children as in this process."""
+    env = dict(env or {})
+    if "PYTHONPATH" in os.environ:
+        env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    return env
+
+
+@pytest.fixture(autouse=True)
+def _legal_floor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite runs against the fake at any hour with Indian numbers: the legal floor is
+    lifted (here and in child processes, `floor_lift/sitecustomize.py`) except in tests
+    marked `legal_floor`, which judge it with an injected clock."""
+    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    path = [p for p in path if p != _FLOOR_LIFT_DIR]
+    if request.node.get_closest_marker("legal_floor") is None:
+        from dialer.core.legal_floor import FLOOR
+
+        for country in list(FLOOR):
+            monkeypatch.delitem(FLOOR, country)  # type: ignore[attr-defined]
+        path.insert(0, _FLOOR_LIFT_DIR)
+    if path:
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
+    else:
+        monkeypatch.delenv("PYTHONPATH", raising=False)
 
 
 def indian_mobile(i: int) -> str:

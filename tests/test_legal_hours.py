@@ -24,6 +24,8 @@ from dialer.engine.legal_hours import (
     skip_date_reason,
 )
 
+pytestmark = pytest.mark.legal_floor  # the floor itself, judged with injected clocks
+
 WEDNESDAY = date(2026, 12, 9)
 SATURDAY = date(2026, 12, 12)
 MINUTE = timedelta(minutes=1)

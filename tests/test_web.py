@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from conftest import with_pythonpath
 
 from dialer import web
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
@@ -57,7 +58,7 @@ def _serve_on(
 ) -> None:
     """The real page's app over the project at `root`, on 127.0.0.1, driven by `body`."""
     server_options.setdefault("clock", daytime)
-    server = web.Server(root, token, env or {}, **server_options)
+    server = web.Server(root, token, with_pythonpath(env), **server_options)
 
     async def go() -> None:
         async with TestClient(TestServer(server.app(), host="127.0.0.1")) as client:

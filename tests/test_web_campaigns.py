@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
+from conftest import with_pythonpath
 
 from dialer import web
 from dialer.campaign.model import Campaign
@@ -89,7 +90,7 @@ def test_an_unchanged_campaign_is_parsed_once_and_an_edited_one_again(tmp_path):
 def test_the_page_sees_an_edited_campaign_and_does_not_reparse_an_unchanged_one(tmp_path):
     root = _project(tmp_path)
     loader = CountingLoader()
-    server = web.Server(root, TOKEN, {}, load=loader)
+    server = web.Server(root, TOKEN, with_pythonpath({}), load=loader)
     path = root / "campaigns" / "example.toml"
     old = _agent(path.read_text("utf-8"))
     new = old + 1 if old % 10 != 9 else old - 1

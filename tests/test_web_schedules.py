@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from conftest import with_pythonpath
 from test_web_hardening import READY, TOKEN, _check, _fake_env, _launch, _login, _project, _until
 
 from dialer import web
@@ -45,7 +46,7 @@ def _serve(
 ) -> None:
     """A real Server on `root` (a new one each call: a restart), its schedules' clock set
     before it starts, so its start-up tick sees that time."""
-    server = web.Server(root, TOKEN, env, settings=SETTINGS)
+    server = web.Server(root, TOKEN, with_pythonpath(env), settings=SETTINGS)
     app = server.app()
     book = app[SCHEDULES]
     if clock is not None:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
+from conftest import with_pythonpath
 
 from dialer import web
 from dialer.web.services.job_records import WebRun
@@ -22,7 +23,7 @@ BOUND = 30.0
 
 def test_a_browser_closing_the_run_page_ends_its_event_stream_quietly(tmp_path: Path, caplog):
     settings = replace(web.DEFAULTS, events_every=0.02)
-    server = web.Server(_project(tmp_path), TOKEN, {}, settings=settings)
+    server = web.Server(_project(tmp_path), TOKEN, with_pythonpath({}), settings=settings)
     caplog.set_level(logging.DEBUG)
 
     async def go() -> None:

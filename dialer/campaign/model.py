@@ -16,9 +16,11 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from dialer.core.legal_floor import FLOOR, LegalHours
 from dialer.core.statuses import CallOutcome, UsageError
 
 DEFAULT_ENDPOINT = "https://www.tabbly.io/dashboard/agents/endpoints/trigger-call"
@@ -119,6 +121,29 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
+class Legal:
+    """What holds under every campaign, `[window]` or not (SPEC 12): the legal calling hours
+    per country (the built-in floor, tightened by `[window.legal]`) and `[window] skip_dates`,
+    both in the callee's local time."""
+
+    # The floor with the campaign's tightenings applied (`core.legal_floor.tightened`).
+    hours: Mapping[str, LegalHours] = field(default_factory=lambda: FLOOR, compare=False)
+    tightening: tuple[tuple[str, str], ...] = ()  # as written: what makes two equal
+    skip_dates: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutWords:
+    """`[optout]`: which words heard on a call opt the person out (SPEC 12). None: the
+    built-in list (`outcomes.optout_words`). A campaign switches detection off, never the
+    register: a number opted out is never called by any campaign of the folder."""
+
+    enabled: bool = True
+    outcomes: tuple[str, ...] | None = None
+    phrases: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Redial:
     """Who is called again, by their last call's outcome (SPEC 10)."""
 
@@ -152,6 +177,8 @@ class Campaign:
     api_key_env: str = DEFAULT_API_KEY_ENV
     dispatch: Dispatch = field(default_factory=Dispatch)
     window: Window | None = None
+    legal: Legal = field(default_factory=Legal)
+    optout: OptOutWords = field(default_factory=OptOutWords)
     redial: Redial | None = None
     limits: Limits | None = None
     logs_endpoint: str | None = None

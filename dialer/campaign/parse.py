@@ -37,7 +37,9 @@ from dialer.campaign.model import (
     Campaign,
     Contacts,
     Dispatch,
+    Legal,
     Limits,
+    OptOutWords,
     Redial,
     Window,
     endpoint_problem,
@@ -45,6 +47,7 @@ from dialer.campaign.model import (
 )
 from dialer.core.currencies import CURRENCIES
 from dialer.core.files import open_regular
+from dialer.core.legal_floor import skip_dates, skip_dates_problem, tightened, tightening_problem
 from dialer.core.statuses import REDIALABLE, CallOutcome, CampaignError
 
 _DAY_NAMES = {
@@ -82,6 +85,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "window": (dict, False),
     "redial": (dict, False),
     "limits": (dict, False),
+    "optout": (dict, False),
     "logs_endpoint": (str, False),
     "logs_timezone": (str, False),
     "cost_per_call": ((int, float), False),
@@ -108,7 +112,14 @@ _WINDOW: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "hours": (str, False),
     "days": (list, False),
     "timezone_column": (str, False),
+    "legal": (dict, False),
+    "skip_dates": (list, False),
 }
+# Keys of [window] that hold under every campaign: alone, they make no calling window.
+_LEGAL_KEYS = ("legal", "skip_dates")
+_OPTOUT_LISTS = ("outcomes", "phrases")
+MAX_OPTOUT_WORDS = 500
+MAX_OPTOUT_WORD_CHARS = 200
 _REDIAL: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "outcomes": (list, False),
     "after_minutes": ((int, float), False),
@@ -174,6 +185,60 @@ def _window(path: Path, table: dict[str, Any]) -> Window:
         timezone_column=table.get("timezone_column"),
         hours=hours,
     )
+
+
+def _legal(path: Path, table: dict[str, Any]) -> Legal:
+    """`[window.legal]` (tighten only) and `[window] skip_dates`: the floor stays beneath."""
+    tightening = table.get("legal", {})
+    for country, value in tightening.items():
+        problem = tightening_problem(country, value)
+        if problem is not None:
+            raise CampaignError(f"{path}: {problem}")
+    dates = table.get("skip_dates", [])
+    problem = skip_dates_problem(dates)
+    if problem is not None:
+        raise CampaignError(f"{path}: {problem}")
+    return Legal(
+        hours=tightened(tightening),
+        tightening=tuple(sorted((c.upper(), v) for c, v in tightening.items())),
+        skip_dates=skip_dates(dates),
+    )
+
+
+def _optout(path: Path, table: dict[str, Any]) -> OptOutWords:
+    """`[optout]`: detection on or off and its words; a campaign cannot switch the register
+    off. A phrase with no letter or digit would match every transcript: refused."""
+    for key in table:
+        if key not in ("enabled", *_OPTOUT_LISTS):
+            raise CampaignError(
+                f"{path}: unknown key 'optout.{key}' (allowed: enabled, outcomes, phrases)"
+            )
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise CampaignError(f"{path}: key 'optout.enabled' must be true or false, got {enabled!r}")
+    lists: dict[str, tuple[str, ...] | None] = {}
+    for key in _OPTOUT_LISTS:
+        value = table.get(key)
+        if value is None:
+            lists[key] = None
+            continue
+        if not isinstance(value, list) or len(value) > MAX_OPTOUT_WORDS:
+            raise CampaignError(
+                f"{path}: key 'optout.{key}' must be a list of at most {MAX_OPTOUT_WORDS} texts"
+            )
+        for word in value:
+            if not isinstance(word, str) or len(word) > MAX_OPTOUT_WORD_CHARS:
+                raise CampaignError(
+                    f"{path}: key 'optout.{key}' has {word!r}; each must be a text of at most "
+                    f"{MAX_OPTOUT_WORD_CHARS} characters"
+                )
+            if not any(c.isalnum() for c in word):
+                raise CampaignError(
+                    f"{path}: key 'optout.{key}' has {word!r}, which has no letter or digit "
+                    "and would match anything"
+                )
+        lists[key] = tuple(value)
+    return OptOutWords(enabled, lists["outcomes"], lists["phrases"])
 
 
 def _redial(path: Path, table: dict[str, Any]) -> Redial:
@@ -340,7 +405,13 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
     dispatch = _dispatch(path, data.get("dispatch", {}))
     title = _title(path, data.get("title", ""))
     cost_per_call, currency = _costs(path, data)
-    window = _window(path, data["window"]) if "window" in data else None
+    window_table = data.get("window", {})
+    hours_keys = {k: v for k, v in window_table.items() if k not in _LEGAL_KEYS}
+    # `[window]` holding only legal keys makes no calling window of its own.
+    has_window = "window" in data and (hours_keys or not window_table)
+    window = _window(path, hours_keys) if has_window else None
+    legal = _legal(path, window_table)
+    optout = _optout(path, data.get("optout", {}))
     redial = _redial(path, data["redial"]) if "redial" in data else None
     limits = _limits(path, data["limits"]) if "limits" in data else None
     return Campaign(
@@ -358,6 +429,8 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
         contacts=contacts,
         dispatch=dispatch,
         window=window,
+        legal=legal,
+        optout=optout,
         redial=redial,
         limits=limits,
         logs_endpoint=data.get("logs_endpoint"),

@@ -57,6 +57,7 @@ from dialer.engine.options import RunOptions
 from dialer.engine.progress import MODES, Progress
 from dialer.ledger.contact_limits import ContactBook
 from dialer.ledger.evidence import note_report
+from dialer.ledger.optouts import Watch
 from dialer.ledger.rebuild import open_for_run
 from dialer.ledger.store import Ledger
 from dialer.reports.summary import Samples, print_summary
@@ -338,6 +339,7 @@ def _call(
     errors: list[DialerError] = []  # files that could not be written; the first is reported
     ledger = open_for_run(campaign, io.clock)  # refuses a lost, foreign or unwritable ledger
     book: ContactBook | None = None
+    optouts = Watch(state_folder(campaign))  # the register, read as rows are read
     try:
         # The folder's contact counts: made by the first campaign with [limits] (SPEC 10).
         book = ContactBook.open(state_folder(campaign), now, create=campaign.limits is not None)
@@ -351,8 +353,10 @@ def _call(
         )
         try:
             ledger.start_run(str(prepared.stream.sheet.path), str(report_path))
-            if book is not None:
+            if book is not None:  # its claim refuses opt-outs too, in the same transaction
                 ledger.use_book(book, campaign.name, limit_rule(campaign.limits))
+            else:  # no shared file yet: the claims look the register up once it appears
+                ledger.use_optouts(optouts)
             gate = Gate.for_campaign(
                 campaign,
                 request.options,
@@ -360,6 +364,7 @@ def _call(
                 book=book,
                 clock=io.clock,
                 outcomes_known=unread is None,
+                optouts=optouts,
             )
             progress = Progress(
                 io.err, request.progress_mode, total=rows, settings=request.settings
@@ -385,6 +390,7 @@ def _call(
         )
     finally:
         _keep_first(errors, ledger.close)
+        optouts.close()
         if book is not None:
             if not errors:  # every claim of this run went through the book first
                 book.vouch_for(ledger.path, io.clock())

@@ -10,13 +10,15 @@ from typing import TextIO
 
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
-from dialer.campaign.paths import ledger_path
+from dialer.campaign.paths import ledger_path, state_folder
 from dialer.commands.arguments import Subparsers, add_campaign, command_parser
 from dialer.core.statuses import CallOutcome, ExitCode, Status
 from dialer.engine.gate import Gate
 from dialer.engine.options import RunOptions
 from dialer.ledger.facts import Facts
+from dialer.ledger.optouts import Register
 from dialer.ledger.rebuild import open_for_reading
+from dialer.ledger.store import Ledger
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -48,6 +50,7 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
         groups = ledger.fact_groups()
         rebuilt = ledger.rebuilt()
         histories = ledger.histories()
+        opted = _opted_out(campaign, ledger)
     # The gate says who the next run sends again, and who only `--retry-unknown` would.
     plain = Gate.for_campaign(campaign, RunOptions(), None)
     retry = plain.with_options(RunOptions(retry_unknown=True))
@@ -60,6 +63,12 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
             waiting[_label(facts)] += n
         elif retry.judge(facts) is None:
             unknown += n
+    for facts in opted:  # never sent again, whatever their record says
+        if plain.judge(facts) is None and waiting[_label(facts)]:
+            waiting[_label(facts)] -= 1
+        elif retry.judge(facts) is None and unknown:
+            unknown -= 1
+    waiting = +waiting
     outcomes: Counter[str] = Counter(h.last_outcome.value for h in histories)
     later = 0
     if campaign.redial is not None:
@@ -96,6 +105,12 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
             f"unknown: {unknown} maybe called; `dialer run --retry-unknown` calls them again",
             file=out,
         )
+    if opted:
+        print(
+            f"opted out: {len(opted)} of these people are on the folder's opt-out register: "
+            "no campaign calls them (`dialer optout list`)",
+            file=out,
+        )
     if outcomes:
         said = ", ".join(f"{outcomes[o]} {o}" for o in CallOutcome if outcomes[o])
         print(f"last call per person: {said} (`dialer sync` reads new outcomes)", file=out)
@@ -107,3 +122,15 @@ def status(campaign: Campaign, out: TextIO | None = None) -> int:
 def _label(facts: Facts) -> str:
     """How `status` names a kind of record the next run sends again."""
     return f"{facts.status} (retryable)" if facts.retryable else str(facts.status)
+
+
+def _opted_out(campaign: Campaign, ledger: Ledger) -> list[Facts]:
+    """The records of this campaign's people the folder's opt-out register holds (the
+    register is small: each of its numbers is looked up in the ledger)."""
+    register = Register.reading(state_folder(campaign))
+    if register is None:
+        return []
+    with register:
+        numbers = [entry.called_to for entry in register.listed()]
+    found = (ledger.facts(n) for n in numbers)
+    return [facts for facts in found if facts.status is not None]

@@ -26,8 +26,10 @@ from dialer.core.clock import Clock, stamp, system_clock
 from dialer.core.files import shown_names
 from dialer.core.statuses import CallOutcome, ExitCode, Status, StopReason, exit_code_for
 from dialer.engine.gate import Gate
+from dialer.engine.legal_hours import LEGAL_REASON
 from dialer.engine.options import RunOptions
 from dialer.ledger.contact_limits import ContactBook
+from dialer.ledger.optouts import Watch
 from dialer.ledger.rebuild import open_for_reading
 from dialer.reports.summary import SAMPLE_MESSAGES, Samples, build_summary, print_summary
 from dialer.reports.writer import ReportWriter, RowResult, write_summary
@@ -88,6 +90,12 @@ class Tally:
     redials: Counter[str] = field(default_factory=Counter)
     unsynced: int = 0  # `redial_later` only because their last call's outcome is not read yet
     countries: Counter[str] = field(default_factory=Counter)  # ready rows by their number's
+    legal: int = 0  # held back now by the legal calling hours alone (the campaign's allow)
+
+    def legal_line(self) -> str | None:
+        if not self.legal:
+            return None
+        return f"{self.legal} held back by legal calling hours now (a later run calls them)"
 
     def country_line(self) -> str | None:
         """ "ready by country: India 8, United States 5": a number read as the wrong
@@ -121,11 +129,12 @@ def verdicts(
         strict = gate.with_options(replace(options, retry_unknown=False))
     for chunk in prepared.chunks:
         results = []
-        for contact in chunk:
-            verdict, facts = gate.read(contact)
+        for contact, (verdict, facts) in zip(chunk, gate.read_chunk(chunk), strict=True):
             verdict = verdict or gate.on_send(contact, now)
             if verdict is not None:
                 results.append(RowResult(contact, verdict.status, verdict.reason))
+                if tally is not None and verdict.reason.startswith(LEGAL_REASON):
+                    tally.legal += 1
                 if tally is not None and verdict.status is Status.REDIAL_LATER:
                     history = facts.history
                     if history is None or history.last_outcome is CallOutcome.PENDING:
@@ -172,8 +181,16 @@ def reading_gate(
                 restored = book.restored_warning()
                 if restored and warnings is not None:
                     warnings.append(restored)
+        optouts = Watch(state_folder(campaign))  # never created by a dry run
+        stack.callback(optouts.close)
         yield Gate.for_campaign(
-            campaign, options, ledger, book=book, clock=clock, outcomes_known=outcomes_known
+            campaign,
+            options,
+            ledger,
+            book=book,
+            clock=clock,
+            outcomes_known=outcomes_known,
+            optouts=optouts,
         )
 
 
@@ -264,4 +281,4 @@ def summary_of(
 def tally_notes(campaign: Campaign, tally: Tally) -> list[str]:
     """The dry run's lines on redials (SPEC 10): who is called again, and why."""
     redials = tally.redial_line(campaign.redial.max_calls) if campaign.redial else None
-    return [line for line in (tally.country_line(), redials) if line]
+    return [line for line in (tally.country_line(), tally.legal_line(), redials) if line]

@@ -124,8 +124,7 @@ class Dispatcher:
             chunk = await asyncio.to_thread(next, chunks, None)
             if chunk is None:
                 return
-            for contact in chunk:
-                verdict, facts = gate.read(contact)
+            for contact, (verdict, facts) in zip(chunk, gate.read_chunk(chunk), strict=True):
                 if verdict is not None:
                     put(RowResult.of(contact, verdict.status, verdict.reason))
                 elif halt.reason is not None:

@@ -6,6 +6,7 @@ by `dialer status` (how many people the next run sends again).
     >>> verdict, facts = gate.read(contact)     # as the row is read; None: it may be sent
     >>> verdict
     Verdict(status=<Status.ALREADY_CALLED: 'already_called'>, reason='triggered by an earlier run')
+    >>> gate.read_chunk(chunk)                  # the same for a chunk: one register lookup
     >>> gate.on_send(contact, now)              # again as its request leaves (the window)
 
 The ledger only answers facts (`Facts`: the last record it holds for a number, this
@@ -14,8 +15,14 @@ rules here decide. Each rule is one function in one of two tuples, and the first
 
 * `RECORD_RULES`, `rule(facts, policy, now)`: what the ledger knows; judged once, as the row
   is read: already called, due for a redial (SPEC 10), maybe called, refused, over a limit.
-* `CLOCK_RULES`, `rule(contact, now, window)`: judged again just before the request leaves, so
-  a long run that crosses the window's end stops calling those numbers.
+* `CLOCK_RULES`, `rule(contact, now, window, legal)`: judged again just before the request
+  leaves, so a long run that crosses the window's end stops calling those numbers: a skipped
+  date, the campaign's `[window]`, then the legal floor (SPEC 12), which holds under every
+  campaign, `[window]` or not.
+
+Before all of them, the folder's opt-out register (SPEC 12): a number it holds is `opted_out`,
+whatever the options say, looked up once per chunk of rows (`read_chunk`). It is judged
+again, atomically, at the claim (`dialer.ledger.contact_limits`, `dialer.ledger.optouts`).
 
 A new reason not to call someone is one more function in one of these tuples, and the dry
 run, the run and `status` all follow it. (A limit is judged again, atomically, at the claim:
@@ -24,14 +31,16 @@ the ledger is handed `limit_rule(limits)` and `dialer.ledger.contact_limits` app
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
+from dialer.campaign.model import Legal
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import CallOutcome, Status
+from dialer.engine.legal_hours import legal_reason, skip_date_reason
 from dialer.engine.options import RunOptions
 from dialer.engine.window import check_window
 from dialer.ledger.facts import NO_FACTS, Facts, History, Recent
@@ -39,6 +48,7 @@ from dialer.ledger.facts import NO_FACTS, Facts, History, Recent
 if TYPE_CHECKING:
     from dialer.campaign.model import Campaign, Limits, Redial, Window
     from dialer.ledger.contact_limits import ContactBook, OverLimit
+    from dialer.ledger.optouts import OptOut
     from dialer.sheets.contacts import Contact
 
 
@@ -48,6 +58,12 @@ class FactSource(Protocol):
     def facts(self, called_to: str) -> Facts: ...
 
     def history(self, called_to: str) -> History | None: ...
+
+
+class OptOutLookup(Protocol):
+    """The folder's opt-out register, as the gate reads it: many numbers a query."""
+
+    def entries(self, numbers: Iterable[str]) -> Mapping[str, OptOut]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,14 +215,37 @@ def limited(facts: Facts, policy: Policy, now: datetime) -> Verdict | None:
     return Verdict(Status.LIMITED, why) if why is not None else None
 
 
-def outside_window(contact: Contact, now: datetime, window: Window | None) -> Verdict | None:
+def opted_out(entry: OptOut) -> Verdict:
+    """On the folder's register: never sent, by any campaign, whatever the options say."""
+    return Verdict(Status.OPTED_OUT, entry.row_reason())
+
+
+def skipped_date(
+    contact: Contact, now: datetime, window: Window | None, legal: Legal
+) -> Verdict | None:
+    """`[window] skip_dates`, in the callee's own calendar (SPEC 12)."""
+    why = skip_date_reason(contact.called_to, contact.zone, now, legal.skip_dates)
+    return Verdict(Status.OUTSIDE_WINDOW, why) if why is not None else None
+
+
+def outside_window(
+    contact: Contact, now: datetime, window: Window | None, legal: Legal
+) -> Verdict | None:
     """Only inside the campaign's calling hours in the callee's zones (SPEC 6.4)."""
     check = check_window(window, contact.called_to, contact.zone, now)
     return None if check.allowed else Verdict(Status.OUTSIDE_WINDOW, check.reason)
 
 
+def outside_legal_hours(
+    contact: Contact, now: datetime, window: Window | None, legal: Legal
+) -> Verdict | None:
+    """The legal floor under every campaign, tightened by `[window.legal]` (SPEC 12)."""
+    why = legal_reason(contact.called_to, contact.zone, now, legal.hours)
+    return Verdict(Status.OUTSIDE_WINDOW, why) if why is not None else None
+
+
 RecordRule = Callable[[Facts, Policy, datetime], "Verdict | None"]
-ClockRule = Callable[["Contact", datetime, "Window | None"], "Verdict | None"]
+ClockRule = Callable[["Contact", datetime, "Window | None", Legal], "Verdict | None"]
 RECORD_RULES: tuple[RecordRule, ...] = (
     already_called,
     redial,
@@ -214,7 +253,7 @@ RECORD_RULES: tuple[RecordRule, ...] = (
     failed_for_good,
     limited,
 )
-CLOCK_RULES: tuple[ClockRule, ...] = (outside_window,)
+CLOCK_RULES: tuple[ClockRule, ...] = (skipped_date, outside_window, outside_legal_hours)
 
 
 def redial_note(facts: Facts, policy: Policy) -> str:
@@ -229,10 +268,20 @@ def redial_note(facts: Facts, policy: Policy) -> str:
 
 
 class Gate:
-    """The rules bound to one run's policy, window, ledger (None: no ledger yet) and the
-    folder's contact book (None: no `[limits]` anywhere yet)."""
+    """The rules bound to one run's policy, window and legal hours, ledger (None: no ledger
+    yet), the folder's contact book (None: no `[limits]` anywhere yet) and opt-out register
+    (None: not consulted, e.g. `dialer status`)."""
 
-    __slots__ = ("_book", "_clock", "_ledger", "_unrecorded", "_window", "policy")
+    __slots__ = (
+        "_book",
+        "_clock",
+        "_ledger",
+        "_legal",
+        "_optouts",
+        "_unrecorded",
+        "_window",
+        "policy",
+    )
 
     def __init__(
         self,
@@ -242,8 +291,12 @@ class Gate:
         *,
         book: ContactBook | None = None,
         clock: Clock = system_clock,
+        legal: Legal | None = None,
+        optouts: OptOutLookup | None = None,
     ) -> None:
         self._window = window
+        self._legal = legal or Legal()
+        self._optouts = optouts
         if isinstance(options, Policy):
             self.policy = options
         else:
@@ -264,9 +317,18 @@ class Gate:
         book: ContactBook | None = None,
         clock: Clock = system_clock,
         outcomes_known: bool = True,
+        optouts: OptOutLookup | None = None,
     ) -> Gate:
         policy = Policy(options, campaign.redial, campaign.limits, outcomes_known)
-        return cls(campaign.window, policy, ledger, book=book, clock=clock)
+        return cls(
+            campaign.window,
+            policy,
+            ledger,
+            book=book,
+            clock=clock,
+            legal=campaign.legal,
+            optouts=optouts,
+        )
 
     @property
     def options(self) -> RunOptions:
@@ -280,6 +342,8 @@ class Gate:
             self._ledger,
             book=self._book,
             clock=self._clock,
+            legal=self._legal,
+            optouts=self._optouts,
         )
 
     def facts(self, called_to: str) -> Facts:
@@ -306,6 +370,20 @@ class Gate:
         # Most numbers of a sheet have no record: their answer is worked out once.
         return (self._unrecorded if facts is NO_FACTS else self.judge(facts)), facts
 
+    def read_chunk(self, chunk: Sequence[Contact]) -> list[tuple[Verdict | None, Facts]]:
+        """`read` for each row of a chunk, the register looked up once for all of them: a
+        number it holds is `opted_out` before any other rule (no option overrides it)."""
+        held: Mapping[str, OptOut] = {}
+        if self._optouts is not None:
+            ready = [c.called_to for c in chunk if c.status is Status.READY]
+            held = self._optouts.entries(ready) if ready else {}
+        return [
+            (opted_out(held[c.called_to]), NO_FACTS)
+            if c.called_to in held and c.status is Status.READY
+            else self.read(c)
+            for c in chunk
+        ]
+
     def note(self, facts: Facts) -> str:
         """The reason a row the record rules let through carries ("call 2 of 3, ...")."""
         return redial_note(facts, self.policy)
@@ -322,7 +400,7 @@ class Gate:
     def on_send(self, contact: Contact, now: datetime) -> Verdict | None:
         """The clock rules, judged again as the request is about to leave."""
         for rule in CLOCK_RULES:
-            verdict = rule(contact, now, self._window)
+            verdict = rule(contact, now, self._window, self._legal)
             if verdict is not None:
                 return verdict
         return None

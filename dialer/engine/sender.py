@@ -37,6 +37,7 @@ from dialer.engine.halt import Halt
 from dialer.engine.pacing import Pacer
 from dialer.ledger.claims import Claim
 from dialer.ledger.entries import Entry
+from dialer.ledger.facts import Refusal
 from dialer.ledger.store import Ledger
 from dialer.reports.writer import RowResult
 from dialer.sheets.contacts import Contact
@@ -54,7 +55,7 @@ class Tries:
     attempts: int = 0
     outcome: Outcome | None = None  # the last answer
     claimed: bool = False
-    limited: str = ""  # a contact limit refused the claim (SPEC 10): why
+    refused: Refusal | None = None  # the register or a contact limit refused the claim
     sent: bool = False  # a request left and may have placed the call (no answer says otherwise)
 
 
@@ -112,8 +113,8 @@ class RowSender:
             if verdict is not None:
                 break
             if not tries.claimed and not await self._claim(tries, granted):
-                if tries.limited:
-                    return self._record(tries, Status.LIMITED, tries.limited)
+                if tries.refused is not None:
+                    return self._record(tries, tries.refused.status, tries.refused.reason)
                 return self._unsent(tries)
             if not halt.may_send():
                 return self._unsent(tries)
@@ -140,8 +141,8 @@ class RowSender:
         refused = await self._ledger.claim(
             Claim(self._ledger.run_id or 0, contact.called_to, contact.row)
         )
-        if refused is not None:  # over a limit across campaigns: nothing recorded, not sent
-            tries.limited = refused
+        if refused is not None:  # opted out, or over a limit: nothing recorded, not sent
+            tries.refused = refused
             self._pacer.give_back(granted)
             return False
         tries.claimed = True

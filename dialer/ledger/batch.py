@@ -15,7 +15,10 @@ cannot make the next night forget who was called.
 With the folder's shared contact counts (`use_book`), each batch of claims is reserved there
 first, in one transaction with every other campaign's; the rule the caller hands in
 (`OverLimit`: policy lives in the engine) refuses those over a limit, and a refused claim
-gets its reason instead of being recorded.
+gets its reason instead of being recorded. The book's transaction also refuses a number the
+folder's opt-out register holds (`opted_out`). A folder without the shared file when the run
+started is watched instead (`use_optouts`): each batch of claims is looked up in the register,
+once its file appears, before the claims are committed.
 """
 
 from __future__ import annotations
@@ -41,10 +44,18 @@ from dialer.ledger.sqlite import transaction, write_error
 
 if TYPE_CHECKING:
     from dialer.ledger.contact_limits import ContactBook, OverLimit
+    from dialer.ledger.facts import Refusal
+    from dialer.ledger.optouts import Watch
 
 # Records of a row a run did not send: never replacing a call (`UPSERT_UNLESS_CALLED`).
 NOT_SENT = frozenset(
-    {Status.NOT_ATTEMPTED, Status.OUTSIDE_WINDOW, Status.LIMITED, Status.REDIAL_LATER}
+    {
+        Status.NOT_ATTEMPTED,
+        Status.OUTSIDE_WINDOW,
+        Status.LIMITED,
+        Status.REDIAL_LATER,
+        Status.OPTED_OUT,
+    }
 )
 # Records of a request that left: each is a call in `dials` (an `unknown` one a maybe).
 DIALLED = frozenset({Status.TRIGGERED, Status.UNKNOWN})
@@ -68,7 +79,8 @@ class Batches:
         self._book: ContactBook | None = None
         self._over_limit: OverLimit | None = None  # the caller's rule (the engine's)
         self._book_names = ("", "")  # campaign, run key
-        self._refused: dict[str, str] = {}
+        self._refused: dict[str, Refusal] = {}
+        self._optouts: Watch | None = None  # the register, when there is no book
         # Calls the upstream accepted whose line in the book still says maybe: marked in
         # the same batch's claims transaction, or on their own after a batch without claims.
         self._placed: list[str] = []
@@ -81,9 +93,14 @@ class Batches:
         self._book, self._over_limit = book, over_limit
         self._book_names = (campaign, run)
 
-    async def claim(self, claim: Claim) -> str | None:
+    def use_optouts(self, watch: Watch) -> None:
+        """Without a book: refuse the claims of numbers the register holds, read per batch."""
+        self._optouts = watch
+
+    async def claim(self, claim: Claim) -> Refusal | None:
         """Record `sending` and wait until it is committed: only then may the request leave.
-        A reason instead when a contact limit refuses the call (nothing is then recorded)."""
+        A refusal instead when the person opted out or a contact limit refuses the call
+        (nothing is then recorded)."""
         self.check()
         self._pending.append(claim)
         await self._schedule_flush()
@@ -169,9 +186,10 @@ class Batches:
     def _reserve(
         self, claimed: list[Claim], batch: list[Entry | Claim]
     ) -> tuple[list[Claim], LedgerError | None]:
-        """The claims the book lets leave (all, without a book), and its write failure."""
+        """The claims the book (or, without one, the opt-out register) lets leave, and the
+        failure to read or write it."""
         if self._book is None:
-            return claimed, None
+            return self._unless_opted_out(claimed)
         # Accepted by the upstream: placed, committed or not.
         self._placed += [
             e.called_to for e in batch if isinstance(e, Entry) and e.status is Status.TRIGGERED
@@ -191,6 +209,18 @@ class Batches:
         except LedgerError as exc:
             # No claim of this batch may leave, but the outcomes of calls already placed
             # are still recorded: the run stops with this error after the commit.
+            return [], exc
+        if refused:
+            self._refused.update(refused)
+            claimed = [c for c in claimed if c.called_to not in refused]
+        return claimed, None
+
+    def _unless_opted_out(self, claimed: list[Claim]) -> tuple[list[Claim], LedgerError | None]:
+        if self._optouts is None or not claimed:
+            return claimed, None
+        try:
+            refused = self._optouts.refusals([c.called_to for c in claimed])
+        except LedgerError as exc:
             return [], exc
         if refused:
             self._refused.update(refused)

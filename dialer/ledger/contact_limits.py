@@ -2,7 +2,7 @@
 
     book = ContactBook.open(state_folder, now, create=campaign.limits is not None)
     book.recent("+917359043943", now)                          # Recent(day=1, week=2)
-    book.reserve(["+917359043943"], "spring", "run-key", now, rule)   # {number: reason}
+    book.reserve(["+917359043943"], "spring", "run-key", now, rule)   # {number: Refusal}
 
 `state/contacts.sqlite` holds one line per call any campaign of the folder is about to place.
 A campaign with `[limits]` checks and records its claims in one `BEGIN IMMEDIATE` transaction
@@ -42,19 +42,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dialer.campaign.model import RESERVED_NAME
 from dialer.core.clock import stamp
-from dialer.core.statuses import KIND_RULES, LedgerError
+from dialer.core.statuses import KIND_RULES, LedgerError, Status
 from dialer.ledger.claims import claims_path, read_claims
-from dialer.ledger.facts import NONE_RECENT, Recent
+from dialer.ledger.facts import NONE_RECENT, Recent, Refusal
+from dialer.ledger.optouts import opted_out_refusals
+from dialer.ledger.shared_file import BOOK_NAME, book_path
 from dialer.ledger.sqlite import readonly_uri, transaction
 
-BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is refused
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 # The caller's limits rule: why one more call to a person with these recent calls would break
 # a limit (the row's reason), or None.
 OverLimit = Callable[[Recent], "str | None"]
+
 # Lines older than the longest limit's window are never read again.
 _KEEP_FOR = WEEK + DAY
 _SCHEMA = """
@@ -97,10 +98,6 @@ _TEST_CALLS = (
     "SELECT called_to, placed_at, status = 'triggered' FROM test_calls "
     f"WHERE placed_at >= :since AND status NOT IN ({_NO_CALL})"
 )
-
-
-def book_path(state: Path) -> Path:
-    return state / BOOK_NAME
 
 
 class ContactBook:
@@ -322,22 +319,25 @@ class ContactBook:
         over_limit: OverLimit | None,
         *,
         placed: Iterable[str] = (),
-    ) -> dict[str, str]:
-        """Record these calls about to leave, except those `over_limit` refuses: {number: why}.
-        Checked and recorded in one write transaction, so no other process interleaves;
-        the run's calls the upstream accepted since (`placed`) are marked in it too."""
-        refused: dict[str, str] = {}
+    ) -> dict[str, Refusal]:
+        """Record these calls about to leave, except those the opt-out register holds and
+        those `over_limit` refuses: {number: refusal}. Checked and recorded in one write
+        transaction, so no other process interleaves (an opt-out committed before it is
+        seen); the run's calls the upstream accepted since (`placed`) are marked in it too."""
         at, day, week = stamp(now), stamp(now - DAY), stamp(now - WEEK)
         conn = self._conn
         try:
             with transaction(conn):
                 conn.executemany(_PLACED, [(n, campaign, run) for n in placed])
+                refused = opted_out_refusals(conn, numbers)
                 if over_limit is not None:
                     for number in numbers:
+                        if number in refused:
+                            continue
                         found = conn.execute(_RECENT, (number, day, week)).fetchone()
                         why = over_limit(Recent(*found))
                         if why is not None:
-                            refused[number] = why
+                            refused[number] = Refusal(Status.LIMITED, why)
                 # A maybe until the ledger records the call placed (`placed`).
                 conn.executemany(
                     _ADD, [(n, campaign, run, at, 0) for n in numbers if n not in refused]

@@ -54,3 +54,15 @@ class Facts:
 
 
 NO_FACTS = Facts()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A claim the folder's shared state refused as its request was about to leave:
+    `opted_out` (the register holds the number) or `limited` (a limit), and the row's reason."""
+
+    status: Status
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason

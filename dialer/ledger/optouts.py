@@ -43,8 +43,9 @@ from pathlib import Path
 from dialer.core.cells import clean_cell
 from dialer.core.clock import stamp
 from dialer.core.masking import mask_phone, mask_text
-from dialer.core.statuses import DialerError, LedgerError, UsageError
-from dialer.ledger.contact_limits import book_path
+from dialer.core.statuses import DialerError, LedgerError, Status, UsageError
+from dialer.ledger.facts import Refusal
+from dialer.ledger.shared_file import book_path
 from dialer.ledger.sqlite import readonly_uri, transaction
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -230,6 +231,15 @@ def entries_in(conn: sqlite3.Connection, numbers: Iterable[str]) -> dict[str, Op
     return {row[0]: OptOut(*row) for row in rows}
 
 
+def opted_out_refusals(conn: sqlite3.Connection, numbers: Iterable[str]) -> dict[str, Refusal]:
+    """`entries_in` as the claim's refusals: `opted_out`, naming the source and date."""
+    return {number: _refusal(entry) for number, entry in entries_in(conn, numbers).items()}
+
+
+def _refusal(entry: OptOut) -> Refusal:
+    return Refusal(Status.OPTED_OUT, entry.row_reason())
+
+
 class Register:
     """The folder's opt-out register on one connection; a context manager."""
 
@@ -390,3 +400,28 @@ class Register:
             (number,),
         )
         return [Change(*row) for row in rows]  # type: ignore[arg-type]
+
+
+class Watch:
+    """The register as a run or a dry run reads it, many numbers a query: opened when its
+    file first appears (a sync or `dialer optout add` may create it mid-run), never created."""
+
+    def __init__(self, state: Path) -> None:
+        self._state = state
+        self._register: Register | None = None
+
+    def entries(self, numbers: Iterable[str]) -> dict[str, OptOut]:
+        if self._register is None:
+            self._register = Register.reading(self._state)
+            if self._register is None:
+                return {}
+        return self._register.entries(numbers)
+
+    def refusals(self, numbers: Iterable[str]) -> dict[str, Refusal]:
+        """The claims' refusals, as `opted_out_refusals` gives them inside a book's claim."""
+        return {number: _refusal(entry) for number, entry in self.entries(numbers).items()}
+
+    def close(self) -> None:
+        if self._register is not None:
+            self._register.close()
+            self._register = None

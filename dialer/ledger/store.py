@@ -47,6 +47,8 @@ from dialer.ledger.sqlite import cannot_write, take_lock, transaction, write_err
 
 if TYPE_CHECKING:
     from dialer.ledger.contact_limits import ContactBook, OverLimit
+    from dialer.ledger.facts import Refusal
+    from dialer.ledger.optouts import Watch
 
 # Why a claim left by an earlier run is `unknown`: it may have reached the person.
 ORPHAN_REASON = "an earlier run stopped before recording this call's answer"
@@ -460,9 +462,15 @@ class Ledger:
         other campaign's); None: refusing none."""
         self._batches.use_book(book, campaign, f"{self.ledger_id}:{self.run_id}", over_limit)
 
-    async def claim(self, claim: Claim) -> str | None:
+    def use_optouts(self, watch: Watch) -> None:
+        """Without the folder's contact counts: each batch of claims is looked up in the
+        opt-out register (once its file exists) before it is committed."""
+        self._batches.use_optouts(watch)
+
+    async def claim(self, claim: Claim) -> Refusal | None:
         """Record `sending` and wait until it is committed: only then may the request leave.
-        A reason instead when a contact limit refuses the call (nothing is then recorded)."""
+        A refusal instead when the person opted out or a contact limit refuses the call
+        (nothing is then recorded)."""
         return await self._batches.claim(claim)
 
     def release(self, called_to: str) -> None:

@@ -22,11 +22,22 @@ from dialer.campaign.paths import state_folder
 from dialer.core.clock import stamp
 from dialer.ledger.optouts import Ask, Register, Source, acting_user
 from dialer.outcomes.matching import OWN_CLAIM, Dial
-from dialer.outcomes.optout_words import OptOutDetector, optout_detector
+from dialer.outcomes.optout_words import OUTCOMES, PHRASES, OptOutDetector, optout_detector
 from dialer.tabbly.log_rows import LogRow
 
 # Why an opt-out heard on a call is in the register (its row reason names the call).
 HEARD_REASON = "asked not to be called"
+
+
+def campaign_detector(campaign: Campaign) -> OptOutDetector:
+    """The detector `[optout]` asks for (the built-in lists where it names none). Detection
+    only: what the register holds stops every campaign whatever its `[optout]` says."""
+    words = campaign.optout
+    return optout_detector(
+        enabled=words.enabled,
+        outcomes=OUTCOMES if words.outcomes is None else words.outcomes,
+        phrases=PHRASES if words.phrases is None else words.phrases,
+    )
 
 
 class Listening:
@@ -34,7 +45,7 @@ class Listening:
 
     def __init__(self, campaign: Campaign, detector: OptOutDetector | None = None) -> None:
         self._campaign = campaign
-        self._detector = detector or optout_detector()
+        self._detector = detector or campaign_detector(campaign)
         self._asks: dict[str, Ask] = {}  # one per person: the first call heard
 
     def hear(self, row: LogRow, dial: Dial) -> None:
