@@ -285,3 +285,23 @@ def test_the_private_name_check_sees_each_way_in(tmp_path: Path) -> None:
             "monkeypatch.setattr(reader, '_SNIFF_BYTES')",
         ]
     )
+
+
+def test_every_example_in_a_docstring_runs() -> None:
+    """A `>>>` example is a promise that it runs: each module that has one passes doctest
+    (examples that are only a sketch are written without `>>>`)."""
+    import doctest
+    import importlib
+
+    root = Path(__file__).resolve().parent.parent
+    failed, ran = {}, 0
+    for path in sorted((root / "dialer").rglob("*.py")):
+        if ">>>" not in path.read_text("utf-8") or path.name == "__main__.py":
+            continue
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        result = doctest.testmod(importlib.import_module(name), report=False)
+        ran += result.attempted
+        if result.failed or not result.attempted:
+            failed[name] = (result.failed, result.attempted)
+    assert ran, "no example ran: the check reads no module"
+    assert not failed, f"modules whose >>> examples do not run (failed, tried): {failed}"

@@ -2,13 +2,12 @@
 with its source; what a campaign may write to tighten it (`[window.legal]`) and the dates on
 which it calls nobody (`[window] skip_dates`).
 
-    >>> FLOOR["US"].shown()
-    '08:00–21:00'
-    >>> tightening_problem("US", "07:00-21:00")
-    "key 'window.legal.US' = '07:00-21:00' is wider than the legal hours in US (08:00–21:00,
-    TCPA): legal hours can only be tightened"
-    >>> legal = tightened({"US": "09:00-20:00"})          # the floor, US tightened
-    >>> skip_dates_problem(["2026-12-25"]), skip_dates(["2026-12-25"])
+    FLOOR["US"].shown()  # '08:00–21:00'
+    tightening_problem("US", "07:00-21:00")
+    # "key 'window.legal.US' = '07:00-21:00' is wider than the legal hours in US (08:00–21:00,
+    # TCPA): legal hours can only be tightened"
+    legal = tightened({"US": "09:00-20:00"})          # the floor, US tightened
+    skip_dates_problem(["2026-12-25"]), skip_dates(["2026-12-25"])
 
 Pure data and checks, below the campaign parser (which calls the checks) and the engine (which
 judges a number at a moment: `engine.legal_hours`). Hours are the callee's local time, start

@@ -1,8 +1,8 @@
 """The worker pool: feed rows lazily through the gate, hand each ready row to a worker, stop
 on a 402, a refused campaign, a signal or a file that cannot be written (SPEC 6.1, 6.2).
 
-    >>> dispatcher = Dispatcher(campaign, client, bodies, ledger, report, options)
-    >>> result = await dispatcher.run(stream.chunks())
+    dispatcher = Dispatcher(campaign, client, bodies, ledger, report, options)
+    result = await dispatcher.run(stream.chunks())
 
 The parts, in the order a row meets them: `gate` (may it be sent?), `sender` (its attempts),
 `sink` (report and progress), `halt` (why the run stops). A stop lets requests already in

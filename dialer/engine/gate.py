@@ -2,12 +2,11 @@
 run), by the consent step, by `run` as each row is read and again as its request leaves, and
 by `dialer status` (how many people the next run sends again).
 
-    >>> gate = Gate.for_campaign(campaign, options, ledger)
-    >>> verdict, facts = gate.read(contact)     # as the row is read; None: it may be sent
-    >>> verdict
-    Verdict(status=<Status.ALREADY_CALLED: 'already_called'>, reason='triggered by an earlier run')
-    >>> gate.read_chunk(chunk)                  # the same for a chunk: one register lookup
-    >>> gate.on_send(contact, now)              # again as its request leaves (the window)
+    gate = Gate.for_campaign(campaign, options, ledger)
+    verdict, facts = gate.read(contact)     # as the row is read; None: it may be sent
+    verdict  # Verdict(Status.ALREADY_CALLED, 'triggered by an earlier run')
+    gate.read_chunk(chunk)                  # the same for a chunk: one register lookup
+    gate.on_send(contact, now)              # again as its request leaves (the window)
 
 The ledger only answers facts (`Facts`: the last record it holds for a number, this
 campaign's calls to it, and the calls of every campaign from `state/contacts.sqlite`); the

@@ -1,8 +1,8 @@
 """Why a run stops sending, shared by the feed, the row senders and the result sink (SPEC 6.2).
 
-    >>> halt = Halt(watch=(lambda: ledger.failed, lambda: report.error))
-    >>> halt.stop(StopReason.INSUFFICIENT_BALANCE)      # the first reason wins
-    >>> halt.may_send()                                 # False from now on
+    halt = Halt(watch=(lambda: ledger.failed, lambda: report.error))
+    halt.stop(StopReason.INSUFFICIENT_BALANCE)      # the first reason wins
+    halt.may_send()                                 # False from now on
 
 A stop (402, campaign refused, a signal) lets requests already in flight finish; rows not yet
 sent get `row_reason`. A file that can no longer record what happens (the ledger or the

@@ -1,9 +1,9 @@
 """Legal calling hours and skipped dates, judged for one number at the moment its request
 leaves, in the callee's local time (every zone of the number, as the calling window is).
 
-    >>> legal_reason("+12125550100", None, datetime(2026, 12, 7, 2, 30, tzinfo=UTC))
-    'outside legal calling hours in US: 08:00–21:00 local (21:30 Sun in America/New_York)'
-    >>> skip_date_reason("+12125550100", None, now, frozenset({date(2026, 12, 25)}))
+    legal_reason("+12125550100", None, datetime(2026, 12, 7, 2, 30, tzinfo=UTC))
+    # 'outside legal calling hours in US: 08:00–21:00 local (21:30 Sun in America/New_York)'
+    skip_date_reason("+12125550100", None, now, frozenset({date(2026, 12, 25)}))
 
 The table and what a campaign may write are `core.legal_floor`'s; this only judges, with the
 clock passed in (tests inject theirs). A number is judged in every zone `phonenumbers` gives

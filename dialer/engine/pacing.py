@@ -1,7 +1,7 @@
 """The rate limiter: never more than `rate` requests in any 1-second window (SPEC 3, 6.1).
 
-    >>> pace = Pacer(rate_per_second=5)
-    >>> await pace.wait()        # returns when one more request may leave
+    pace = Pacer(rate_per_second=5)
+    await pace.wait()        # returns when one more request may leave
 
 Two rules, both on absolute times so a late timer never costs throughput:
 

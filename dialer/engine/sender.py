@@ -1,8 +1,8 @@
 """One row's attempts, from the moment a worker takes it to its final `RowResult`: the window,
 the pace, the claim, the POST, what the answer means, the backoff (SPEC 6.1-6.4).
 
-    >>> sender = RowSender(halt, gate, pacer, policy, client, bodies, ledger, clock)
-    >>> result = await sender.send(contact)        # never raises: a defect stops the run
+    sender = RowSender(halt, gate, pacer, policy, client, bodies, ledger, clock)
+    result = await sender.send(contact)        # never raises: a defect stops the run
 
 Order of things for one ready row, each step a reason the call may not happen::
 

@@ -1,7 +1,7 @@
 """Where finished rows go: the report (on disk as they finish, SPEC 9) and the progress view.
 
-    >>> sink = ResultSink(report, progress, halt)
-    >>> sink.put(result)          # written now, handed to the OS at the end of this loop turn
+    sink = ResultSink(report, progress, halt)
+    sink.put(result)          # written now, handed to the OS at the end of this loop turn
 
 Rows finished in one event-loop turn reach the OS together, with one flush. A report that can
 no longer be written stops the run at once (`halt.fail`): no call is placed that no file

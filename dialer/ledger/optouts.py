@@ -1,10 +1,10 @@
 """The opt-out register: people who said "don't call me again", held for every campaign of a
 `state/` folder, whether or not it has `[limits]`.
 
-    >>> with Register.open(state) as register:
-    ...     register.add([Ask("+15125550100", Source.COMMAND, "alice@host1", "by email")], now)
-    ...     register.entries(["+15125550100", "+917359043943"])      # {number: OptOut}
-    >>> entries_in(book_connection, numbers)     # inside another transaction on the same file
+    with Register.open(state) as register:
+        register.add([Ask("+15125550100", Source.COMMAND, "alice@host1", "by email")], now)
+        register.entries(["+15125550100", "+917359043943"])      # {number: OptOut}
+    entries_in(book_connection, numbers)     # inside another transaction on the same file
 
 It lives in `state/contacts.sqlite`, beside the shared contact counts
 (`ledger.contact_limits`), in two tables of its own:
