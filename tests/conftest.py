@@ -30,7 +30,7 @@ from dialer.fake_tabbly import (
 )
 
 HEADER = ["customer_id", "first_name", "phone", "order_id"]
-_FLOOR_LIFT_DIR = str(Path(__file__).parent / "floor_lift")
+FLOOR_LIFT_DIR = str(Path(__file__).parent / "floor_lift")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,13 +54,13 @@ def _legal_floor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     lifted (here and in child processes, `floor_lift/sitecustomize.py`) except in tests
     marked `legal_floor`, which judge it with an injected clock."""
     path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    path = [p for p in path if p != _FLOOR_LIFT_DIR]
+    path = [p for p in path if p != FLOOR_LIFT_DIR]
     if request.node.get_closest_marker("legal_floor") is None:
         from dialer.core.legal_floor import FLOOR
 
         for country in list(FLOOR):
             monkeypatch.delitem(FLOOR, country)  # type: ignore[attr-defined]
-        path.insert(0, _FLOOR_LIFT_DIR)
+        path.insert(0, FLOOR_LIFT_DIR)
     if path:
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
     else:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FLOOR_LIFT_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -118,6 +119,10 @@ class Runner:
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if k != "DIALER_DEBUG"}
         env["PYTHONIOENCODING"] = "utf-8"
+        # Made once for the module, before any test's own fixtures: the legal floor is
+        # lifted here as in every other child of the suite (the cases call at any hour).
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([FLOOR_LIFT_DIR, *paths])
         env.update(extra_env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _RUNNER, str(_MEMORY_LIMIT), str(_CASE_TIMEOUT)],
