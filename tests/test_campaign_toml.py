@@ -182,3 +182,25 @@ def test_the_currency_is_written_back_and_kept_when_saved_from_the_page(folder):
     save_campaign(folder, form_from_campaign(campaign))
     assert load_campaign(path).currency == "EUR"
     assert 'currency = "EUR"' in path.read_text("utf-8")
+
+
+@pytest.mark.parametrize("hours", [None, "09:30-18:00"])
+def test_saving_from_the_page_keeps_the_legal_hours_skip_dates_and_optout_words(folder, hours):
+    """Keys the form does not show are written back as the file had them: a page edit must
+    never widen a campaign's legal hours again, nor forget its opt-out words."""
+    form = _form(
+        window_hours=hours,
+        legal_hours=(("IN", "10:00-19:00"), ("US", "09:00-20:00")),
+        skip_dates=("2026-12-25", "2027-01-01"),
+        optout_enabled=False,
+        optout_outcomes=("dnc",),
+        optout_phrases=("stop calling", "कॉल मत करो"),
+    )
+    campaign = load_campaign(save_campaign(folder, form, create=True))
+    assert campaign.legal.tightening == form.legal_hours
+    assert sorted(d.isoformat() for d in campaign.legal.skip_dates) == list(form.skip_dates)
+    assert (campaign.window is None) == (hours is None)
+    assert not campaign.optout.enabled
+    assert campaign.optout.phrases == form.optout_phrases
+    again = form_from_campaign(campaign)
+    assert load_campaign(save_campaign(folder, again)) == campaign

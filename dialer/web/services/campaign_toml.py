@@ -94,6 +94,13 @@ class CampaignForm:
     redial_max_calls: int = _DEFAULT_REDIAL.max_calls
     limits_per_day: int | None = None
     limits_per_week: int | None = None
+    # Not on the form, kept from the file so that saving it never drops them: the legal hours
+    # tightened per country, the dates nobody is called, and which words opt a person out.
+    legal_hours: tuple[tuple[str, str], ...] = ()
+    skip_dates: tuple[str, ...] = ()
+    optout_enabled: bool = True
+    optout_outcomes: tuple[str, ...] | None = None
+    optout_phrases: tuple[str, ...] | None = None
     cost_per_call: float | None = None  # None: the estimate before launch says "unknown"
     currency: str | None = None  # kept from the file; None: costs shown as bare numbers
     # [contacts]: campaign variable -> the sheet's header as written; a value for a template
@@ -150,6 +157,11 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         redial_max_calls=(redial or _DEFAULT_REDIAL).max_calls,
         limits_per_day=limits.per_day if limits else None,
         limits_per_week=limits.per_week if limits else None,
+        legal_hours=campaign.legal.tightening,
+        skip_dates=tuple(sorted(d.isoformat() for d in campaign.legal.skip_dates)),
+        optout_enabled=campaign.optout.enabled,
+        optout_outcomes=campaign.optout.outcomes,
+        optout_phrases=campaign.optout.phrases,
         cost_per_call=campaign.cost_per_call,
         currency=campaign.currency,
         # `columns`/`defaults` arrive with column matching; absent from older Contacts.
@@ -316,15 +328,20 @@ def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
         f"max_attempts = {form.max_attempts}",
         f"timeout_seconds = {_float(form.timeout_seconds)}",
     ]
+    if form.window_hours is not None or form.skip_dates:
+        lines += ["", "[window]"]
     if form.window_hours is not None:
         lines += [
-            "",
-            "[window]",
             f"hours = {toml_string(form.window_hours)}",
             f"days = {_strings(form.window_days)}",
         ]
         if form.timezone_column:
             lines.append(f"timezone_column = {toml_string(form.timezone_column)}")
+    if form.skip_dates:
+        lines.append(f"skip_dates = {_strings(form.skip_dates)}")
+    if form.legal_hours:
+        lines += ["", "[window.legal]"]
+        lines += [f"{_key(country)} = {toml_string(hours)}" for country, hours in form.legal_hours]
     if form.redial:
         lines += [
             "",
@@ -339,6 +356,13 @@ def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
             lines.append(f"per_day = {form.limits_per_day}")
         if form.limits_per_week is not None:
             lines.append(f"per_week = {form.limits_per_week}")
+    optout = [] if form.optout_enabled else ["enabled = false"]
+    if form.optout_outcomes is not None:
+        optout.append(f"outcomes = {_strings(form.optout_outcomes)}")
+    if form.optout_phrases is not None:
+        optout.append(f"phrases = {_strings(form.optout_phrases)}")
+    if optout:
+        lines += ["", "[optout]", *optout]
     return "\n".join(lines) + "\n"
 
 
