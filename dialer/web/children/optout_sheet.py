@@ -7,7 +7,7 @@ this child, not the server).
     ...   python -m dialer.web.children.optout_sheet
     {"added": 12, "already": 3}                          # or {"bad": [...], "bad_rows": 4}
 
-The sheet is read as `dialer optout import` reads it (`commands.optout.read_numbers`): a
+The sheet is read as `dialer optout import` reads it (`sheets.numbers.read_numbers`): a
 row with a number that is not a phone number is listed and nothing is imported. A sheet
 that cannot be read is one line on stderr and exit code 2, like the CLI.
 """
@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dialer.commands.optout import read_numbers
 from dialer.core.clock import system_clock
 from dialer.core.statuses import ERROR_PREFIX, DialerError, ExitCode, SheetError
 from dialer.ledger.optouts import Ask, Register, Source
+from dialer.sheets.numbers import read_numbers
 
 SHOWN_BAD_ROWS = 50  # bad rows listed on the page; the rest counted
 
