@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from dialer.core.legal_floor import DAY_NAMES, FLOOR, LegalHours
 from dialer.engine.window import zones_for_number
@@ -66,6 +67,22 @@ def _local_times(e164: str, row_zone: str | None, now: datetime) -> list[tuple[s
     ]
 
 
+def country_in(e164: str, legal: Mapping[str, LegalHours]) -> str | None:
+    """The number's country when `legal` may hold it, else None, parsing the number only when
+    its calling code is shared by several countries of which one is in `legal` (+1): a row is
+    judged twice, and most numbers' calling code names their one country, or none of `legal`'s."""
+    if not legal:
+        return None
+    for size in (1, 2, 3):  # calling codes are prefix-free: the first that exists is the one
+        code = e164[1 : 1 + size]
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(int(code)) if code.isdigit() else None
+        if regions:
+            if not any(region in legal for region in regions):
+                return None
+            return regions[0] if len(regions) == 1 else country_of_number(e164)
+    return None
+
+
 def legal_reason(
     e164: str,
     row_zone: str | None,
@@ -75,7 +92,7 @@ def legal_reason(
     """Why `e164` may not be called at `now` under its country's legal hours (`legal`: the
     floor, or a campaign's tightened copy), or None. Minutes count: 20:59:59 is inside
     "08:00–21:00", 21:00:00 is not."""
-    country = country_of_number(e164)
+    country = country_in(e164, legal)
     hours = legal.get(country) if country else None
     if hours is None:
         return None
