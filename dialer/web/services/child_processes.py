@@ -162,9 +162,27 @@ async def in_child(
     `preview_timeout`; a UsageError says why not, in the line `child_failure` makes of its stderr.
     {"check": True} -> {"ok": True}: the form's templates compiled and trial-rendered."""
     request = {"path": str(campaign.path), "toml": toml_text, "upload": str(upload), **ask}
+    module = "dialer.web.children.preview"
+    return await ask_child(
+        module, request, settings, settings.preview_timeout, texts.PREVIEW_TOO_SLOW
+    )
+
+
+async def ask_child(
+    module: str,
+    request: dict[str, Any],
+    settings: Settings,
+    timeout: float,
+    too_slow: str,
+    shown: tuple[str, str] = ("", ""),
+) -> dict[str, Any]:
+    """`request` as JSON to a child `python -m module` with a check's memory cap, stopped after
+    `timeout` (UsageError `too_slow`); its JSON answer. A child that fails is a UsageError in
+    the line `child_failure` makes of its stderr, `shown[0]` there written as `shown[1]` (a
+    temporary file's path as the name the user gave it)."""
     env = {k: v for k, v in os.environ.items() if k in CHILD_ENV}
     proc = await asyncio.create_subprocess_exec(
-        *limited_python(settings.check_memory, "dialer.web.children.preview"),
+        *limited_python(settings.check_memory, module),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -172,13 +190,12 @@ async def in_child(
         start_new_session=True,
     )
     try:
-        out, err = await communicate_within(
-            proc, settings.preview_timeout, json.dumps(request).encode()
-        )
+        out, err = await communicate_within(proc, timeout, json.dumps(request).encode())
     except TimeoutError:
-        raise UsageError(texts.PREVIEW_TOO_SLOW) from None
+        raise UsageError(too_slow) from None
     if proc.returncode != 0:
-        raise UsageError(child_failure(err.decode("utf-8", "replace"), proc.returncode, settings))
+        message = child_failure(err.decode("utf-8", "replace"), proc.returncode, settings)
+        raise UsageError(message.replace(*shown) if shown[0] else message)
     try:
         answer = json.loads(out)
     except ValueError:

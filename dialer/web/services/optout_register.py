@@ -14,9 +14,6 @@ not already know.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,12 +26,7 @@ from dialer.core.statuses import UsageError
 from dialer.ledger.optouts import Ask, Change, OptOut, Register, Source
 from dialer.sheets.phones import normalise_phone
 from dialer.web import texts
-from dialer.web.services.child_processes import (
-    CHILD_ENV,
-    child_failure,
-    communicate_within,
-    limited_python,
-)
+from dialer.web.services.child_processes import ask_child
 from dialer.web.settings import Settings
 
 # What separates numbers typed into the add form: new lines, commas, semicolons.
@@ -163,26 +155,6 @@ async def import_sheet(
     imported. `ask`: its name as uploaded, reason, who and region. UsageError: the sheet
     cannot be read (one line)."""
     request = {"state": str(state), "sheet": str(sheet), **ask}
-    env = {k: v for k, v in os.environ.items() if k in CHILD_ENV}
-    proc = await asyncio.create_subprocess_exec(
-        *limited_python(settings.check_memory, "dialer.web.children.optout_sheet"),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**env, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"},
-        start_new_session=True,
-    )
-    try:
-        out, err = await communicate_within(
-            proc, settings.check_timeout, json.dumps(request).encode()
-        )
-    except TimeoutError:
-        raise UsageError(texts.OPTOUT_IMPORT_TOO_SLOW) from None
-    if proc.returncode != 0:
-        message = child_failure(err.decode("utf-8", "replace"), proc.returncode, settings)
-        raise UsageError(message.replace(str(sheet), ask.get("name", "")))
-    try:
-        answer = json.loads(out)
-    except ValueError:
-        raise UsageError(texts.UNREADABLE_UPLOAD) from None
-    return answer if isinstance(answer, dict) else {}
+    module, shown = "dialer.web.children.optout_sheet", (str(sheet), ask.get("name", ""))
+    too_slow = texts.OPTOUT_IMPORT_TOO_SLOW
+    return await ask_child(module, request, settings, settings.check_timeout, too_slow, shown)
