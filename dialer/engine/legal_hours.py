@@ -17,13 +17,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from dialer.core.legal_floor import DAY_NAMES, FLOOR, LegalHours
-from dialer.engine.window import zones_for_number
+from dialer.engine.window import zone_named, zones_for_number
 
 # Every reason of the floor starts so: the dry run counts the rows it holds back by it.
 LEGAL_REASON = "outside legal calling hours"
@@ -39,19 +38,11 @@ def country_of_number(e164: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return None
-
-
 def callee_zones(e164: str, row_zone: str | None) -> tuple[str, ...]:
     """Where the person may be: the number's zones and the row's own (when it is a zone)."""
     zones = list(zones_for_number(e164))
     named = (row_zone or "").strip()
-    if named and named not in zones and _zone(named) is not None:
+    if named and named not in zones and zone_named(named) is not None:
         zones.append(named)
     return tuple(zones)
 
@@ -63,7 +54,7 @@ def _local_times(e164: str, row_zone: str | None, now: datetime) -> list[tuple[s
     return [
         (name, utc.astimezone(zone))
         for name in callee_zones(e164, row_zone)
-        if (zone := _zone(name)) is not None
+        if (zone := zone_named(name)) is not None
     ]
 
 
@@ -134,16 +125,3 @@ def skip_date_reason(
         if local.date() in skip_dates:
             return f"{SKIP_DATE_REASON}: {local.date().isoformat()} in {name} (window.skip_dates)"
     return None
-
-
-def legal_check(
-    e164: str,
-    row_zone: str | None,
-    now: datetime,
-    legal: Mapping[str, LegalHours] = FLOOR,
-    skip_dates: frozenset[date] = frozenset(),
-) -> str | None:
-    """The gate's one call: a skipped date first, then legal hours; None when both allow."""
-    return skip_date_reason(e164, row_zone, now, skip_dates) or legal_reason(
-        e164, row_zone, now, legal
-    )

@@ -34,7 +34,7 @@ def zones_for_number(e164: str) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo | None:
+def zone_named(name: str) -> ZoneInfo | None:
     """ZoneInfo for a name, or None when it is not a zone; bad names are cached too."""
     try:
         return ZoneInfo(name)
@@ -120,7 +120,7 @@ def check_window(
     utc_now = now.astimezone(UTC)
     failures: list[str] = []
     for name in names:
-        zone = _zone(name)
+        zone = zone_named(name)
         if zone is None:
             return WindowCheck(False, f"unknown time zone {name!r} in the row's time zone column")
         local = utc_now.astimezone(zone)
