@@ -55,6 +55,7 @@ bottom; nothing imports `app`, and no service imports a view.
       preview.py      a sheet's rows for the form: preview, a test call's row, trial render
       sheet_probe.py  a sheet's tabs, headers and first cells, for the column page
       optout_sheet.py a sheet's numbers opted out, all or none (the register page's import)
+      one_request.py  how a child answers one JSON request (the server's side: ask_child)
     auth.py         the token rule, login throttling, sessions, CSRF, the login middleware
     headers.py      the security headers on every response, aiohttp's own 400s included
     texts/          what the page says, one module per page (HTML in templates/)

@@ -14,15 +14,15 @@ that cannot be read is one line on stderr and exit code 2, like the CLI.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from dialer.core.clock import system_clock
-from dialer.core.statuses import ERROR_PREFIX, DialerError, ExitCode, SheetError
+from dialer.core.statuses import DialerError, SheetError
 from dialer.ledger.optouts import Ask, Register, Source
 from dialer.sheets.numbers import read_numbers
+from dialer.web.children.one_request import answer
 
 SHOWN_BAD_ROWS = 50  # bad rows listed on the page; the rest counted
 
@@ -48,13 +48,7 @@ def import_sheet(ask: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    try:
-        answer = import_sheet(json.loads(sys.stdin.read()))
-    except DialerError as exc:
-        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
-        return int(ExitCode.INPUT_ERROR)
-    print(json.dumps(answer, ensure_ascii=False))
-    return int(ExitCode.OK)
+    return answer(import_sheet)
 
 
 if __name__ == "__main__":

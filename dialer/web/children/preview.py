@@ -20,7 +20,6 @@ greeting and instruction to the number the user typed (placed by `services.test_
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,12 +28,13 @@ from typing import Any
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import parse_campaign
 from dialer.core.masking import mask_phone, mask_text
-from dialer.core.statuses import ERROR_PREFIX, DialerError, ExitCode, Status, UsageError
+from dialer.core.statuses import Status, UsageError
 from dialer.sheets.contacts import Contact, Templates
 from dialer.sheets.countries import country_name, country_of
 from dialer.sheets.pipeline import ContactStream, open_contacts
 from dialer.sheets.reader import iter_rows
 from dialer.web import texts
+from dialer.web.children.one_request import answer
 from dialer.web.sheet_rows import excel_row
 
 # What a test call's `custom_identifiers` starts with: a sync never takes its log row for
@@ -128,37 +128,33 @@ def _as_test(
     return replace(contact, custom_identifiers=ident), region
 
 
+def work(request: dict[str, Any]) -> dict[str, Any]:
+    """The answer to one request of the server (`child_processes.in_child` says which)."""
+    campaign = parse_campaign(Path(request["path"]), request["toml"].encode())
+    upload = Path(request["upload"])
+    if request.get("check"):  # a save's templates: compiled and trial-rendered here
+        Templates.compile(campaign)
+        return {"ok": True}
+    if "row" not in request:
+        return {"rows": preview_rows(campaign, upload, request["count"])}
+    contact, countries = test_contact(
+        campaign, upload, request["row"], request["number"], request["max_row"]
+    )
+    return {
+        "contact": {
+            "row": contact.row,
+            "custom_identifiers": contact.custom_identifiers,
+            "called_to": contact.called_to,
+            "first_line": contact.first_line,
+            "instruction": contact.instruction,
+            "countries": countries,
+        }
+    }
+
+
 def main() -> int:
     """The child: one JSON request on stdin, one JSON answer on stdout, an error on stderr."""
-    try:
-        request = json.loads(sys.stdin.buffer.read())
-        campaign = parse_campaign(Path(request["path"]), request["toml"].encode())
-        upload = Path(request["upload"])
-        if request.get("check"):  # a save's templates: compiled and trial-rendered here
-            Templates.compile(campaign)
-            print(json.dumps({"ok": True}))
-            return int(ExitCode.OK)
-        if "row" in request:
-            contact, countries = test_contact(
-                campaign, upload, request["row"], request["number"], request["max_row"]
-            )
-            answer: dict[str, Any] = {
-                "contact": {
-                    "row": contact.row,
-                    "custom_identifiers": contact.custom_identifiers,
-                    "called_to": contact.called_to,
-                    "first_line": contact.first_line,
-                    "instruction": contact.instruction,
-                    "countries": countries,
-                }
-            }
-        else:
-            answer = {"rows": preview_rows(campaign, upload, request["count"])}
-    except DialerError as exc:
-        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
-        return int(ExitCode.INPUT_ERROR)
-    print(json.dumps(answer, ensure_ascii=False))
-    return int(ExitCode.OK)
+    return answer(work)
 
 
 if __name__ == "__main__":
