@@ -47,7 +47,7 @@ from dialer.core.statuses import KIND_RULES, LedgerError, Status
 from dialer.ledger.claims import claims_path, read_claims
 from dialer.ledger.facts import NONE_RECENT, Recent, Refusal
 from dialer.ledger.optouts import opted_out_refusals
-from dialer.ledger.shared_file import BOOK_NAME, book_path
+from dialer.ledger.shared_file import BOOK_NAME, book_path, connect_shared
 from dialer.ledger.sqlite import readonly_uri, transaction
 
 DAY = timedelta(days=1)
@@ -122,12 +122,7 @@ class ContactBook:
         if not path.exists() and not create:
             return None
         try:
-            state.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a line committed before a request leaves survives a power cut.
-            conn.execute("PRAGMA synchronous = FULL")
+            conn = connect_shared(state)
             with transaction(conn):
                 _make_schema(conn)
         except sqlite3.Error as exc:

@@ -45,7 +45,7 @@ from dialer.core.clock import stamp
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import DialerError, LedgerError, Status, UsageError
 from dialer.ledger.facts import Refusal
-from dialer.ledger.shared_file import book_path
+from dialer.ledger.shared_file import BUSY_TIMEOUT_MS, book_path, connect_shared
 from dialer.ledger.sqlite import readonly_uri, transaction
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -56,7 +56,6 @@ MAX_EVIDENCE_CHARS = 1_000
 MAX_WHO_CHARS = 200
 # How much of a reason a row's reason (a report cell, a log line) repeats.
 SHOWN_REASON_CHARS = 80
-BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS optouts (
@@ -252,15 +251,10 @@ class Register:
         """For writing: the file and its tables are made when missing."""
         path = book_path(state)
         try:
-            state.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = connect_shared(state)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"{path}: cannot open the opt-out register: {exc}") from None
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: an opt-out committed before the next claim survives a power cut.
-            conn.execute("PRAGMA synchronous = FULL")
             with transaction(conn):
                 for statement in _SCHEMA:
                     conn.execute(statement)

@@ -5,6 +5,7 @@ name and place live here so each of the two can find the other's tables without 
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from dialer.campaign.model import RESERVED_NAME
@@ -14,3 +15,24 @@ BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is
 
 def book_path(state: Path) -> Path:
     return state / BOOK_NAME
+
+
+# How long a writer waits for another campaign's transaction on the shared file.
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect_shared(state: Path) -> sqlite3.Connection:
+    """The shared file opened for writing (made, with its folder, when missing): WAL, and
+    `synchronous = FULL`, as a line committed before a request leaves (a claim's count, an
+    opt-out) must survive a power cut. Raises OSError or sqlite3.Error; each caller names
+    which of its parts could not be opened."""
+    state.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(book_path(state), isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
