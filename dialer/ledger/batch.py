@@ -210,10 +210,7 @@ class Batches:
             # No claim of this batch may leave, but the outcomes of calls already placed
             # are still recorded: the run stops with this error after the commit.
             return [], exc
-        if refused:
-            self._refused.update(refused)
-            claimed = [c for c in claimed if c.called_to not in refused]
-        return claimed, None
+        return self._without(claimed, refused), None
 
     def _unless_opted_out(self, claimed: list[Claim]) -> tuple[list[Claim], LedgerError | None]:
         if self._optouts is None or not claimed:
@@ -222,10 +219,14 @@ class Batches:
             refused = self._optouts.refusals([c.called_to for c in claimed])
         except LedgerError as exc:
             return [], exc
-        if refused:
-            self._refused.update(refused)
-            claimed = [c for c in claimed if c.called_to not in refused]
-        return claimed, None
+        return self._without(claimed, refused), None
+
+    def _without(self, claimed: list[Claim], refused: dict[str, Refusal]) -> list[Claim]:
+        """The claims that may leave: the refused ones are kept, with why, for their rows."""
+        if not refused:
+            return claimed
+        self._refused.update(refused)
+        return [c for c in claimed if c.called_to not in refused]
 
     def _write(
         self, claimed: list[Claim], outcomes: list[Entry], run_id: int | None, now: str
