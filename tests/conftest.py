@@ -229,6 +229,19 @@ def error_lines(err: str) -> list[str]:
     return [line for line in err.strip().splitlines() if not _PROGRESS_LINE.match(line)]
 
 
+def fresh_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`code` run by a new interpreter that imports this checkout's dialer and nothing else
+    first: what a command loads on its own (modules, data) is seen there, not this process's."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+
+
 def dialer_subprocess(
     args: Sequence[str], env: dict[str, str] | None = None, **popen: Any
 ) -> subprocess.Popen[str]:

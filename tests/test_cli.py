@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fresh_python
 
-import dialer
 from dialer import cli
 from dialer.campaign.model import DEFAULT_API_KEY_ENV
 from dialer.cli import main
@@ -73,15 +71,7 @@ def test_a_command_loads_no_other_command_module(tmp_path):
         "    loaded = sorted(m for m in sys.modules if m.startswith('dialer.commands.'))\n"
         "    print(' '.join(m.rsplit('.', 1)[1] for m in loaded), file=sys.stderr)\n"
     )
-    root = Path(dialer.__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
+    done = fresh_python(probe, tmp_path)
     assert done.returncode == 0, done.stderr
     sync, fake, everything = done.stderr.splitlines()
     assert sync == "arguments sync"

@@ -17,8 +17,8 @@ from typing import Any
 
 import openpyxl
 import pytest
+from conftest import fresh_python
 
-import dialer
 from dialer.sheets import reader as sheet_module
 from dialer.sheets.contacts import RowPlan, build_contacts
 from dialer.sheets.reader import iter_rows, open_sheet
@@ -179,15 +179,7 @@ def test_sync_loads_no_geocoder_data(tmp_path: Path) -> None:
         "from dialer.sheets.countries import country_name\n"
         "print(country_name('US'))\n"
     )
-    root = Path(dialer.__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
+    done = fresh_python(probe, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["False", "United States"]
 
