@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -159,6 +160,16 @@ default_region = "IN"
     @property
     def ledger(self) -> Path:
         return self.root / "state" / "test.sqlite"
+
+    def dials(self) -> dict[str, dict[str, Any]]:
+        """The ledger's `dials`, each number's last row as a dict (read without dialer)."""
+        conn = sqlite3.connect(self.ledger)
+        conn.row_factory = sqlite3.Row
+        try:
+            found = conn.execute("SELECT * FROM dials ORDER BY id")
+            return {r["called_to"]: dict(r) for r in found}
+        finally:
+            conn.close()
 
 
 @pytest.fixture

@@ -115,15 +115,6 @@ def _sync(project: Project, cli, body: Body):
     return result
 
 
-def _ledger(project: Project) -> dict[str, dict[str, Any]]:
-    conn = sqlite3.connect(project.ledger)
-    conn.row_factory = sqlite3.Row
-    try:
-        return {r["called_to"]: dict(r) for r in conn.execute("SELECT * FROM dials ORDER BY id")}
-    finally:
-        conn.close()
-
-
 # ---- 4: a page of tiny rows ----
 
 
@@ -154,7 +145,7 @@ def test_a_page_of_60_mb_of_empty_rows_is_refused_within_the_memory_bound(called
     [line] = lines
     assert line.startswith("dialer: error: call logs: ") and "logs_max_page_values" in line
     assert int(peak_kib) < 600 * 1024  # generous: the sync's bound is ~300 MB
-    assert {d["outcome"] for d in _ledger(called).values()} == {None}  # nothing stored
+    assert {d["outcome"] for d in called.dials().values()} == {None}  # nothing stored
 
 
 def _subprocess_env() -> dict[str, str]:
@@ -169,7 +160,7 @@ def test_a_page_of_more_rows_than_the_bound_fails_the_sync_in_one_line(called: P
     assert result.code == ExitCode.INPUT_ERROR
     [line] = result.err.strip().splitlines()
     assert "logs_max_page_rows" in line and f"{len(rows)} rows" in line
-    assert {d["outcome"] for d in _ledger(called).values()} == {None}
+    assert {d["outcome"] for d in called.dials().values()} == {None}
 
 
 # ---- 5 and 20: values that crashed the sync, costs that made "inf" ----
@@ -204,7 +195,7 @@ def test_a_bad_value_is_ignored_and_the_row_counted_never_a_crash(
     assert f"1 row(s) with unreadable or out-of-range values, those values ignored ({field})" in (
         result.out
     )
-    stored = _ledger(called)
+    stored = called.dials()
     assert {stored[n]["outcome"] for n in numbers[1:]} == {"answered"}
     bad = stored[numbers[0]]
     # A row without its time matches by number no call (it may be any call's): still pending.
@@ -229,7 +220,7 @@ def test_numbers_json_cannot_hold_in_python_are_bad_values(called: Project, cli)
     assert result.code == ExitCode.OK, result.err
     assert "1 row(s) with unreadable" in result.out
     assert "(call_duration, total_call_cost, use_agent_id)" in result.out
-    assert _ledger(called)[number]["outcome"] == "answered"
+    assert called.dials()[number]["outcome"] == "answered"
 
 
 @pytest.mark.parametrize("total", ["²", "١٢", _HUGE, "-1"])
@@ -237,7 +228,7 @@ def test_an_unreadable_total_is_no_total(called: Project, cli, total: str):
     result = _sync(called, cli, page([log_row(indian_mobile(0))], total_records=total))
 
     assert result.code == ExitCode.OK, result.err
-    assert _ledger(called)[indian_mobile(0)]["outcome"] == "answered"
+    assert called.dials()[indian_mobile(0)]["outcome"] == "answered"
 
 
 def test_a_lone_surrogate_in_a_text_is_stored_as_a_replacement_character(called: Project, cli):
@@ -248,7 +239,7 @@ def test_a_lone_surrogate_in_a_text_is_stored_as_a_replacement_character(called:
 
     assert result.code == ExitCode.OK, result.err
     # Mended as the upstream's JSON is decoded (`tabbly.upstream_json`), for every field.
-    assert _ledger(called)[number]["summary"] == "a\ufffdb"
+    assert called.dials()[number]["summary"] == "a\ufffdb"
 
 
 def test_a_cost_out_of_range_in_an_old_ledger_is_left_out_of_every_sum(called: Project, cli):
@@ -385,7 +376,7 @@ def test_a_sync_with_one_room_for_every_row_leaves_nobody_pending(
     called: Project, cli, fake: FakeTabbly
 ):
     # The ledger's rooms are the fake's; the logs name one of them on every row.
-    stored = _ledger(called)
+    stored = called.dials()
     room = next(iter(stored.values()))["room_name"]
     conn = sqlite3.connect(called.ledger)
     with conn:
@@ -396,5 +387,5 @@ def test_a_sync_with_one_room_for_every_row_leaves_nobody_pending(
     result = _sync(called, cli, page(rows))
 
     assert result.code == ExitCode.OK, result.err
-    assert {d["outcome"] for d in _ledger(called).values()} == {"answered"}
-    assert {d["log_rows"] for d in _ledger(called).values()} == {1}
+    assert {d["outcome"] for d in called.dials().values()} == {"answered"}
+    assert {d["log_rows"] for d in called.dials().values()} == {1}

@@ -42,15 +42,6 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _dials(project: Project) -> dict[str, dict[str, Any]]:
-    conn = sqlite3.connect(project.ledger)
-    conn.row_factory = sqlite3.Row
-    try:
-        return {r["called_to"]: dict(r) for r in conn.execute("SELECT * FROM dials ORDER BY id")}
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("shape", [LOGS_V2_PATH, LOGS_DOCS_PATH])
 def test_a_sync_keeps_what_they_said_and_the_results_show_it(
     project: Project, cli, shape: str
@@ -78,7 +69,7 @@ def test_a_sync_keeps_what_they_said_and_the_results_show_it(
         )
 
     assert synced.code == ExitCode.OK, synced.err
-    stored = _dials(project)
+    stored = project.dials()
     assert stored[OUTCOME]["disposition"] == "do_not_call"  # both shapes carry it
     assert json.loads(stored[JSON]["json_output"]) == {"opt_out": "yes", "interested": "no"}
     assert stored[JSON]["sentiment"] == "negative" and stored[DECOY]["sentiment"] == "positive"
@@ -148,7 +139,7 @@ def test_hostile_extractions_are_kept_bounded_and_defused(called: Project, cli) 
         )
 
     assert synced.code == again.code == ExitCode.OK, synced.err + again.err
-    stored = _dials(called)
+    stored = called.dials()
     assert json.loads(stored[n[1]]["json_output"]) == FIFTY
     assert stored[n[2]]["json_output"] == json.dumps(FIFTY_ONE, ensure_ascii=False)
     assert len(stored[n[3]]["json_output"]) == DEFAULTS.log_text_chars  # the text, cut
@@ -213,7 +204,7 @@ def test_an_older_ledger_gains_the_columns_and_they_fill_at_the_next_sync(
         synced = cli(["sync", str(called.campaign)], {**KEY_ENV, LOGS_ENDPOINT_ENV: pages.url})
 
     assert synced.code == ExitCode.OK, synced.err
-    stored = _dials(called)[number]
+    stored = called.dials()[number]
     assert (stored["disposition"], stored["sentiment"]) == ("callback_requested", "neutral")
 
 
