@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from aiohttp import web as aioweb
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -19,6 +20,7 @@ from dialer import web
 from dialer.campaign.model import LOGS_ENDPOINT_ENV
 from dialer.campaign.parse import load_campaign
 from dialer.fake_tabbly import DEFAULT_API_KEY
+from dialer.web.services.child_processes import ran_out_of_memory
 from dialer.web.views import results
 from tests.test_web import _login, _project, _serve_on, _upload_form
 from tests.test_web_editor import NEW, ROWS, _form, _value
@@ -177,10 +179,33 @@ def test_a_sync_child_has_its_memory_capped_like_a_checks(tmp_path):
             "/campaigns/example/sync", data={"csrf": csrf, "reply": "fragment"}
         )
         said = html.unescape(await answer.text())
-        assert "Reading the call logs needed more than 12 MB of memory" in said
+        assert "Reading the call logs needed more than 12 MB of memory" in said, said
 
     capped = replace(web.DEFAULTS, sync_memory=12 * 1024 * 1024)
     _serve_on(_project(tmp_path), body, {"TABBLY_API_KEY": DEFAULT_API_KEY}, settings=capped)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "returncode", "ran_out"),
+    [
+        ("dialer: internal error: MemoryError:  (set DIALER_DEBUG=1 for details)", 70, True),
+        # CPython's import machinery failing an allocation: seen in CI under the 12 MB cap
+        (
+            "dialer: internal error: SystemError: <function _find_and_load at 0x7f> returned "
+            "NULL without setting an exception (set DIALER_DEBUG=1 for details)",
+            70,
+            True,
+        ),
+        ("dialer: internal error: SystemError: error return without exception set", 70, True),
+        ("", -9, True),  # killed by a signal
+        ("dialer: error: the sheet needs more memory than it has", 2, False),  # our sentence
+        ("dialer: internal error: KeyError: 'x' (set DIALER_DEBUG=1 for details)", 70, False),
+    ],
+)
+def test_a_capped_child_that_ran_out_of_memory_is_told_apart_from_other_failures(
+    stderr: str, returncode: int, ran_out: bool
+) -> None:
+    assert ran_out_of_memory(stderr, returncode) is ran_out
 
 
 def test_a_campaign_made_on_the_page_calls_a_person_once_a_day_unless_its_form_says(tmp_path):

@@ -105,12 +105,28 @@ def child_failure(stderr: str, returncode: int | None, settings: Settings) -> st
     as: its last line, or what its memory cap means when it ran out."""
     lines = stderr.strip().splitlines()
     message = lines[-1] if lines else f"the check ended with exit code {returncode}"
-    lowered = stderr.lower()
-    ran_out = "memory" in lowered or "failed to map" in lowered
-    if not message.startswith(ERROR_PREFIX) and (ran_out or (returncode or 0) < 0):
-        # Over check_memory: MemoryError, a native library giving up, or a signal.
+    if ran_out_of_memory(stderr, returncode):
         return texts.check_needs_memory(settings)
     return message.removeprefix(ERROR_PREFIX)
+
+
+# How a capped child that ran out of memory ends, besides a signal: a MemoryError, a native
+# library giving up ("failed to map", "Cannot allocate memory"), or CPython's own C code failing
+# an allocation (mid-import: "SystemError: <function _find_and_load> returned NULL without
+# setting an exception", "SystemError: error return without exception set"), which the child
+# reports as an internal error. A SystemError is a defect of the interpreter, not of dialer:
+# in a child that runs under a cap, running into that cap is what causes it.
+_OUT_OF_MEMORY = ("memory", "failed to map", "systemerror")
+
+
+def ran_out_of_memory(stderr: str, returncode: int | None) -> bool:
+    """Whether a child of the page whose data memory is capped (`limited_python`) failed for
+    want of memory, rather than saying a sentence of dialer's (`dialer: error: ...`)."""
+    lines = stderr.strip().splitlines()
+    if lines and lines[-1].startswith(ERROR_PREFIX):
+        return False
+    lowered = stderr.lower()
+    return (returncode or 0) < 0 or any(sign in lowered for sign in _OUT_OF_MEMORY)
 
 
 class ChildrenBusy(web.HTTPServiceUnavailable):

@@ -22,7 +22,11 @@ from dialer.campaign.model import Campaign
 from dialer.core.statuses import ERROR_PREFIX
 from dialer.outcomes.sync import UPDATED_LINE
 from dialer.web import texts
-from dialer.web.services.child_processes import communicate_within, limited_python
+from dialer.web.services.child_processes import (
+    communicate_within,
+    limited_python,
+    ran_out_of_memory,
+)
 from dialer.web.services.jobs import Jobs
 from dialer.web.services.waiting_line import Line
 from dialer.web.settings import Settings
@@ -134,8 +138,7 @@ class Syncs:
         reason = lines[-1].removeprefix(ERROR_PREFIX) if lines else f"exit code {proc.returncode}"
         if "another run of campaign" in reason:  # the ledger lock: a run from elsewhere
             return False, texts.sync_refused_locked(campaign.name)
-        ours = bool(lines) and lines[-1].startswith(ERROR_PREFIX)  # a sentence of dialer's
-        if not ours and ("memory" in reason.lower() or (proc.returncode or 0) < 0):
+        if ran_out_of_memory(err.decode("utf-8", "replace"), proc.returncode):
             return False, texts.sync_needs_memory(self.settings)  # over sync_memory
         key = self.jobs.environ.get(campaign.api_key_env, "")
         if len(key) >= 8:  # the CLI never prints it; a second guard costs nothing
