@@ -41,7 +41,14 @@ from pathlib import Path
 from dialer.core.clock import Clock, system_clock
 from dialer.core.masking import mask_phone, mask_text
 from dialer.ledger.sqlite import transaction
-from dialer.team.store import TeamFileError, connect_team, has_table, read_team, team_path
+from dialer.team.store import (
+    TeamFileError,
+    connect_team,
+    has_table,
+    read_team,
+    team_path,
+    team_stamp,
+)
 
 LOGIN = "login"
 LOGIN_FAILED = "login_failed"
@@ -185,7 +192,7 @@ class AuditTrail:
             raise ValueError(f"unknown audit action {action!r}")
         safe = _safe_details(details)
         who, campaign = safe_text(who), safe_text(campaign)
-        when = self._clock().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        when = team_stamp(self._clock())
         with self._writing() as conn:
             head = conn.execute("SELECT entries, digest FROM audit_head").fetchone()
             count, previous = head if head else (0, "")

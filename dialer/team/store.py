@@ -11,6 +11,7 @@ committed here (a person removed, an audit entry) must survive a power cut too.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dialer.core.statuses import DialerError
@@ -55,3 +56,8 @@ def has_table(conn: sqlite3.Connection, table: str) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
     ).fetchone()
     return found is not None
+
+
+def team_stamp(when: datetime) -> str:
+    """A time as the team file writes it: UTC, to the second, `Z`-suffixed."""
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
