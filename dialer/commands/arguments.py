@@ -66,3 +66,27 @@ def add_sheet_options(parser: argparse.ArgumentParser) -> None:
         help="report path (.csv, or .xlsx for Excel); default "
         "reports/<campaign>/<UTC time>.csv beside the campaigns folder",
     )
+
+
+def add_root(parser: argparse.ArgumentParser) -> None:
+    """--root: the project folder a folder-wide command (`optout`, `users`, `audit`) acts on."""
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="project folder holding campaigns/ and state/ (default: the current folder)",
+    )
+
+
+def project_state(root: Path) -> Path:
+    """The folder's `state/`, once `root` is seen to be a project folder: one with neither
+    `campaigns/` nor `state/` is refused, so a typo never writes where no campaign reads."""
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder (--root names the project folder)")
+    if not (root / "campaigns").is_dir() and not (root / "state").is_dir():
+        raise UsageError(
+            f"{root.absolute()}: no campaigns/ or state/ folder here; run from the project "
+            "folder or pass --root DIR"
+        )
+    return root / "state"
