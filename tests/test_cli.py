@@ -23,6 +23,7 @@ COMMANDS = (
     "ledger",
     "optout",
     "users",
+    "audit",
     "serve",
     "demo",
     "fake-tabbly",

@@ -5,6 +5,7 @@ building a parser loads none of the work behind it."""
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +69,13 @@ def add_sheet_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_root(parser: argparse.ArgumentParser) -> None:
-    """--root: the project folder a folder-wide command (`optout`, `users`, `audit`) acts on."""
+def add_root(parser: argparse.ArgumentParser, default: object = Path(".")) -> None:
+    """--root: the project folder a folder-wide command (`optout`, `users`, `audit`) acts on.
+    A subcommand's `--root` takes `argparse.SUPPRESS`, so its command's stays when not given."""
     parser.add_argument(
         "--root",
         type=Path,
-        default=Path("."),
+        default=default,
         metavar="DIR",
         help="project folder holding campaigns/ and state/ (default: the current folder)",
     )
@@ -90,3 +92,12 @@ def project_state(root: Path) -> Path:
             "folder or pass --root DIR"
         )
     return root / "state"
+
+
+def since_date(text: str) -> datetime:
+    """`--since YYYY-MM-DD` as the start of that day in UTC, or a UsageError."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give a date as YYYY-MM-DD") from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -13,11 +13,8 @@ Numbers on the terminal are masked; `list --out FILE` writes them whole. Exit co
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -27,7 +24,9 @@ from dialer.commands.arguments import (
     add_root,
     command_parser,
     project_state,
+    since_date,
 )
+from dialer.commands.csv_out import check_new_csv, write_new_csv
 from dialer.core.clock import system_clock
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import ExitCode, SheetError, UsageError
@@ -220,9 +219,9 @@ def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     state = project_state(args.root)
-    since = _since(args.since) if args.since else None
+    since = since_date(args.since) if args.since else None
     if args.out is not None:
-        _check_out(args.out)
+        check_new_csv(args.out, "the list")
     register = Register.reading(state)
     entries: list[OptOut] = []
     if register is not None:
@@ -246,40 +245,16 @@ def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return int(ExitCode.OK)
 
 
-def _since(text: str) -> datetime:
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--since {text!r}: give a date as YYYY-MM-DD") from None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _check_out(path: Path) -> None:
-    if path.suffix.lower() != ".csv":
-        raise UsageError(f"--out {path}: the list is written as .csv")
-    if path.exists() or path.is_symlink():
-        raise UsageError(f"--out {path}: the file exists; it is never overwritten")
-
-
 def _write_out(path: Path, entries: Sequence[OptOut]) -> None:
     """The list as a new CSV, numbers whole; text cells never run as formulas."""
-    from dialer.core.atomic import replacing
-    from dialer.core.statuses import DialerError
     from dialer.reports.writer import defuse
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(OUT_COLUMNS)
-    for entry in entries:
+    rows = (
         # The number is `+` and digits, checked when it was added: it stays as it is.
-        writer.writerow([entry.called_to, *(defuse(getattr(entry, c)) for c in OUT_COLUMNS[1:])])
-    try:
-        with replacing(path, exclusive=True) as f:
-            f.write(buffer.getvalue().encode("utf-8"))
-    except FileExistsError:
-        raise UsageError(f"--out {path}: the file exists; it is never overwritten") from None
-    except OSError as exc:
-        raise DialerError(f"{path}: cannot write the list: {exc.strerror or exc}") from None
+        [entry.called_to, *(defuse(getattr(entry, c)) for c in OUT_COLUMNS[1:])]
+        for entry in entries
+    )
+    write_new_csv(path, OUT_COLUMNS, rows, "the list")
 
 
 def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
