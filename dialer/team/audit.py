@@ -83,6 +83,11 @@ ACTIONS = (
     PERSON_ADDED, PERSON_REMOVED, PERSON_ROLE, PERSON_PASSWORD,
 )  # fmt: skip
 
+# Set (to the person's name) in the environment of a command the page starts for someone
+# (a run, a sync): the page writes that entry itself, naming the person, so the command
+# writes none of its own.
+BY_PAGE_ENV = "DIALER_AUDITED_BY"
+
 _WHAT = "the audit trail"
 # A detail's name that says it holds a secret: refused, never stored.
 _SECRET_KEY = re.compile(
