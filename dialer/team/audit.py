@@ -26,11 +26,9 @@ more hex characters holding a letter: a file's or a check's sha256) are kept who
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import json
 import re
-import socket
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from pathlib import Path
 
 from dialer.core.clock import Clock, system_clock
 from dialer.core.masking import mask_phone, mask_text
+from dialer.ledger.optouts import acting_user
 from dialer.ledger.sqlite import transaction
 from dialer.team.store import (
     TeamFileError,
@@ -139,11 +138,7 @@ class AuditEntry:
 
 def cli_actor() -> str:
     """Who a command acts as: `cli:<os user>@<host>` (never a secret)."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name in the environment nor the password file
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname() or 'unknown'}"
+    return f"cli:{acting_user()}"
 
 
 def entry_digest(
