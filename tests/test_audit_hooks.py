@@ -5,9 +5,18 @@ that cannot be written is one warning line and changes nothing of the run."""
 from __future__ import annotations
 
 import hashlib
+import signal
+import subprocess
 from pathlib import Path
 
-from conftest import KEY_ENV, Project, contact_rows, indian_mobile
+from conftest import (
+    KEY_ENV,
+    Project,
+    contact_rows,
+    dialer_subprocess,
+    indian_mobile,
+    wait_for_requests,
+)
 
 from dialer.campaign.model import LOGS_ENDPOINT_ENV
 from dialer.core.statuses import ExitCode
@@ -122,3 +131,23 @@ def test_a_command_the_page_started_leaves_the_entry_to_the_page(project: Projec
         result = cli(["run", str(project.campaign), "--yes"], env={**KEY_ENV, BY_PAGE_ENV: "bob"})
     assert result.code == ExitCode.OK, result.err
     assert _entries(project.root) == []
+
+
+def test_an_interrupted_run_records_its_stop(project: Project) -> None:
+    with FakeTabblyThread(latency=0.2) as fake:
+        project.write_sheet(contact_rows(40))
+        project.write_campaign(fake.url, dispatch="rate_per_second = 10")
+        proc = dialer_subprocess(
+            ["run", str(project.campaign), "--yes"],
+            env=KEY_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        wait_for_requests(fake, 2, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    launch, stop = _entries(project.root)
+    assert launch.action == audit.LAUNCH and stop.action == audit.STOP
+    assert stop.campaign == "test" and stop.details == {"exit_code": 130}
