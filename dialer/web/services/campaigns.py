@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
+from dialer.campaign.paths import campaign_files
 from dialer.core.statuses import DialerError
 
 Loader = Callable[[Path], Campaign]
@@ -49,7 +50,7 @@ class CampaignShelf:
 
     def all(self) -> dict[str, Campaign | str]:
         """Campaign name -> Campaign, or the one-line error that makes it unusable."""
-        paths = sorted(self.folder.glob("*.toml"))
+        paths = campaign_files(self.folder)
         for gone in self._cache.keys() - set(paths):
             del self._cache[gone]
         found: dict[str, Campaign | str] = {}
