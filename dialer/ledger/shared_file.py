@@ -21,13 +21,14 @@ def book_path(state: Path) -> Path:
 BUSY_TIMEOUT_MS = 10_000
 
 
-def connect_shared(state: Path) -> sqlite3.Connection:
-    """The shared file opened for writing (made, with its folder, when missing): WAL, and
-    `synchronous = FULL`, as a line committed before a request leaves (a claim's count, an
-    opt-out) must survive a power cut. Raises OSError or sqlite3.Error; each caller names
-    which of its parts could not be opened."""
+def connect_shared(state: Path, name: str = BOOK_NAME) -> sqlite3.Connection:
+    """The shared file (or another file of the folder's, `name`: the notifications' outbox)
+    opened for writing (made, with its folder, when missing): WAL, and `synchronous = FULL`,
+    as a line committed before a request leaves (a claim's count, an opt-out) must survive a
+    power cut. Raises OSError or sqlite3.Error; each caller names which of its parts could
+    not be opened."""
     state.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(book_path(state), isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(state / name, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
