@@ -75,14 +75,31 @@ def _day(text: str) -> date:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """The sync (outcomes/sync.py), then its `opted_out` and `outcomes` events written and
+    the folder's outbox delivered (dialer.notify): never a change to the exit code."""
     from dialer.campaign.parse import load_campaign
-    from dialer.outcomes.sync import sync
+    from dialer.campaign.paths import state_folder
+    from dialer.core.clock import system_clock
+    from dialer.notify.notices import deliver_after, sync_events
+    from dialer.outcomes.sync import SyncResult, sync
 
-    return sync(
-        load_campaign(args.campaign),
+    campaign = load_campaign(args.campaign)
+    wrote = False
+
+    def tell(result: SyncResult) -> None:
+        nonlocal wrote
+        wrote = sync_events(
+            campaign, opted_out=result.opted_out, changed=result.changed, now=system_clock()
+        )
+
+    code = sync(
+        campaign,
         since=args.since,
         results_path=args.results,
         transcripts=args.transcripts,
         sheet=args.sheet,
         out=args.out,
+        then=tell,
     )
+    deliver_after(state_folder(campaign), wrote=wrote)
+    return code
