@@ -86,9 +86,11 @@ def deliver_now(
     environ: Mapping[str, str] = os.environ,
     settings: Settings = DEFAULTS,
     err: TextIO | None = None,
+    warned: set[str] | None = None,
 ) -> Tally:
     """`deliver` for a command (no event loop running); its warnings and line go to `err`.
-    Never raises for the outbox or the network: a notification must not fail a command."""
+    Never raises for the outbox or the network: a notification must not fail a command.
+    `warned`: variables already said to be missing (`dialer serve`'s loop says it once)."""
     tally = Tally()
     try:
         tally = asyncio.run(deliver(state, linger=linger, environ=environ, settings=settings))
@@ -98,8 +100,10 @@ def deliver_now(
     except Exception as exc:  # its text may name the URL: its type only
         _say(err, f"warning: notifications not delivered ({type(exc).__name__})")
         return tally
-    for name in sorted(tally.missing):
+    warned = set() if warned is None else warned
+    for name in sorted(tally.missing - warned):
         _say(err, f"warning: notifications: {name} is not set here; left in the outbox")
+    warned |= tally.missing
     line = tally.line()
     if line:
         _say(err, line)

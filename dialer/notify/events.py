@@ -164,7 +164,7 @@ def schedule_missed_event(
     campaign: Campaign, schedule: str, due: str, why: str, now: datetime
 ) -> Entry | None:
     """A schedule of the page whose time passed without a launch."""
-    text = f"Campaign {campaign.shown_name}: the schedule for {due} was missed: {mask_text(why)}."
+    text = f"Campaign {campaign.shown_name}: the run scheduled for {due} did not start: {why}."
     return new_entry(
         campaign, NotifyEvent.SCHEDULE_MISSED, text, now, schedule=schedule, due_at=due, reason=why
     )
