@@ -108,3 +108,20 @@ def test_a_campaign_cannot_be_named_outbox(project: Project) -> None:
     project.write_campaign(name="Outbox")
     with pytest.raises(CampaignError, match="key 'name' cannot be 'Outbox'"):
         load_campaign(project.campaign)
+
+
+def test_the_page_keeps_a_campaign_own_table_and_never_copies_the_folder_one(
+    project: Project,
+) -> None:
+    from dialer.campaign.parse import parse_campaign
+    from dialer.web.services.campaign_toml import form_from_campaign, render_toml
+
+    project.write_campaign(extra='[notify]\nurl_env = "OWN"\nsecret_env = "S"\noutcomes = true\n')
+    campaign = load_campaign(project.campaign)
+    saved = parse_campaign(project.campaign, render_toml(form_from_campaign(campaign)).encode())
+    assert saved.notify == campaign.notify
+    project.write_campaign()
+    _folder_file(project, '[notify]\nurl_env = "TEAM"\n')
+    campaign = load_campaign(project.campaign)
+    assert campaign.notify is not None and campaign.notify.shared
+    assert "[notify]" not in render_toml(form_from_campaign(campaign))

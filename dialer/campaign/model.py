@@ -195,6 +195,9 @@ class Notify:
     secret_env: str | None = None
     events: frozenset[NotifyEvent] = frozenset(NOTIFY_EVENTS)
     outcomes: bool = False  # after each sync, the people whose outcome changed
+    # Read from the folder's `_notify.toml`, not the campaign's file (the page's form keeps
+    # only a campaign's own table when it saves the file).
+    shared: bool = field(default=False, compare=False)
 
     def wants(self, event: NotifyEvent) -> bool:
         return self.outcomes if event is NotifyEvent.OUTCOMES else event in self.events

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def folder_notify(folder: Path) -> Notify | None:
             raise CampaignError(f"{path}: unknown key '{key}' (allowed: notify)")
     if "notify" not in data:
         raise CampaignError(f"{path}: missing table 'notify'")
-    return parse_notify(path, data["notify"])
+    return replace(parse_notify(path, data["notify"]), shared=True)
 
 
 def parse_notify(path: Path, table: Any) -> Notify:
