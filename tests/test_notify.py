@@ -262,3 +262,16 @@ def test_no_outbox_is_made_by_a_command_with_nothing_to_tell(project: Project, c
     project.write_campaign()
     assert cli(["status", str(project.campaign)]).code == 0
     assert not Path(project.root / "state" / "outbox.sqlite").exists()
+
+
+def test_an_outbox_that_cannot_be_written_is_one_warning_and_the_same_exit_code(
+    project: Project, cli
+) -> None:
+    (project.root / "state" / "outbox.sqlite").mkdir(parents=True)  # a folder: no database
+    with FakeTabblyThread(balance=1000) as fake:
+        project.write_sheet(contact_rows(2))
+        project.write_campaign(fake.url, extra=NOTIFY)
+        result = cli(["run", str(project.campaign), "--yes"], {**KEY_ENV, HOOK_ENV: "x"})
+    assert result.code == ExitCode.OK and len(fake.received) == 2
+    [line] = [x for x in result.err.splitlines() if "notif" in x]
+    assert line.startswith("warning: notifications not written to ")

@@ -144,14 +144,14 @@ def _in_register(state: Path, numbers: list[str]) -> set[str]:
 
 def _anything_due(state: Path, within: float) -> bool:
     """Is some entry pending and due within `within` seconds? False when there is no outbox
-    or it cannot be read (the delivery would say so; there is nothing to say here)."""
+    or it cannot be read (the command that could not write to it said so, once)."""
     if not outbox_path(state).exists():
         return False
     try:
         with existing_outbox(state) as outbox:
             due = outbox.next_due() if outbox is not None else None
     except (OSError, sqlite3.Error):
-        return True  # let the delivery say what is wrong, in one line
+        return False
     return due is not None and due <= time.time() + within
 
 
