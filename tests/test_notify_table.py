@@ -125,3 +125,13 @@ def test_the_page_keeps_a_campaign_own_table_and_never_copies_the_folder_one(
     campaign = load_campaign(project.campaign)
     assert campaign.notify is not None and campaign.notify.shared
     assert "[notify]" not in render_toml(form_from_campaign(campaign))
+
+
+def test_the_page_sees_a_changed_folder_file(project: Project) -> None:
+    project.write_campaign()
+    shelf = CampaignShelf(project.root / "campaigns")
+    assert shelf.load(project.campaign).notify is None
+    _folder_file(project, '[notify]\nurl_env = "TEAM_HOOK"\n')
+    assert shelf.load(project.campaign).notify == Notify(url_env="TEAM_HOOK")
+    _folder_file(project, '[notify]\nurl_env = "OTHER_HOOK"\n')
+    assert shelf.load(project.campaign).notify == Notify(url_env="OTHER_HOOK")
