@@ -4,17 +4,20 @@ gets the event from the next command; a redirect is never followed; a 4xx is giv
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
 import json
+import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import KEY_ENV, Project, contact_rows, wait_for
+from conftest import KEY_ENV, Project, contact_rows, dialer_subprocess, wait_for
 from hostile import Upstream
 
 from dialer.campaign.parse import load_campaign
@@ -275,3 +278,30 @@ def test_an_outbox_that_cannot_be_written_is_one_warning_and_the_same_exit_code(
     assert result.code == ExitCode.OK and len(fake.received) == 2
     [line] = [x for x in result.err.splitlines() if "notif" in x]
     assert line.startswith("warning: notifications not written to ")
+
+
+def test_stopping_a_run_while_it_delivers_keeps_its_exit_code(project: Project) -> None:
+    async def hang(request: web.Request) -> web.StreamResponse:
+        heard.append(await request.read())
+        while not server.stopping.is_set():
+            await asyncio.sleep(0.05)
+        return web.Response()
+
+    heard: list[bytes] = []
+    with FakeTabblyThread(balance=1000) as fake, Upstream(hang) as server:
+        project.write_sheet(contact_rows(2))
+        project.write_campaign(fake.url, extra=f'[notify]\nurl_env = "{HOOK_ENV}"\n')
+        env = {**KEY_ENV, HOOK_ENV: server.url}
+        proc = dialer_subprocess(
+            ["run", str(project.campaign), "--yes"],
+            env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        wait_for(lambda: heard, 30, "the run's event")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.OK, err
+    assert "left stays in the outbox" in err and "Traceback" not in err
+    [row] = _outbox(project)
+    assert row["state"] == "pending"  # the next command sends it again (at least once)

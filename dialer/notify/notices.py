@@ -68,7 +68,10 @@ def deliver_after(
     from dialer.notify.delivery import deliver_now  # aiohttp: only when there is work
 
     linger = settings.notify_linger_seconds if wrote else 0.0
-    deliver_now(state, linger=linger, environ=environ, settings=settings, err=err)
+    try:
+        deliver_now(state, linger=linger, environ=environ, settings=settings, err=err)
+    except KeyboardInterrupt:  # Ctrl-C (or Stop) while delivering: the command's code stands
+        _warn(err, "notifications: stopped; what is left stays in the outbox for the next command")
 
 
 def run_ended(
