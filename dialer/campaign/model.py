@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,9 +38,17 @@ MAX_TITLE_CHARS = 120  # the name as typed on the page; `name` is derived from i
 RESERVED_NAME = "contacts"
 # `state/team.sqlite` is the folder's people and audit trail (dialer.team).
 TEAM_NAME = "team"
+# `state/outbox.sqlite` holds the notifications not yet delivered (dialer.notify.outbox).
+OUTBOX_NAME = "outbox"
+# Names a campaign cannot have: each names a file of `state/` that is no campaign's ledger.
+RESERVED_NAMES = (RESERVED_NAME, TEAM_NAME, OUTBOX_NAME)
+# `campaigns/_notify.toml`: the folder's `[notify]` table, never a campaign (paths.campaign_files).
+NOTIFY_FILE = "_notify.toml"
 # A campaign file is a page of settings; anything far bigger is a file given by mistake.
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# What `api_key_env`, `[notify] url_env` and `secret_env` may be: an environment variable's name.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
 # What to do about template variables the sheet lacks (the dry run's warning, the page's).
 MATCH_COLUMNS = "match them in [contacts] columns or give [contacts] defaults"
@@ -164,6 +173,38 @@ class Limits:
     per_week: int | None = None  # in any rolling 7 days
 
 
+class NotifyEvent(StrEnum):
+    """What a webhook is told of (SPEC 13): the one home of the events' names."""
+
+    RUN_FINISHED = "run_finished"  # a run that did its job (exit 0 or 1)
+    RUN_FAILED = "run_failed"  # any other end but the wallet's: bad input, refused, stopped
+    WALLET_EMPTY = "wallet_empty"  # the run stopped on 402: insufficient balance
+    SCHEDULE_MISSED = "schedule_missed"  # the page saw a schedule's time pass unlaunched
+    OPTED_OUT = "opted_out"  # people heard asking not to be called, after a sync
+    OUTCOMES = "outcomes"  # people whose outcome a sync changed: `outcomes = true`, not `events`
+
+
+# What `[notify] events` may list (and lists when it says nothing).
+NOTIFY_EVENTS = tuple(e for e in NotifyEvent if e is not NotifyEvent.OUTCOMES)
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """`[notify]`: where a campaign's events go. The URL and the secret live only in the
+    environment, under these names (a Slack or Teams URL is a secret)."""
+
+    url_env: str
+    secret_env: str | None = None
+    events: frozenset[NotifyEvent] = frozenset(NOTIFY_EVENTS)
+    outcomes: bool = False  # after each sync, the people whose outcome changed
+    # Read from the folder's `_notify.toml`, not the campaign's file (the page's form keeps
+    # only a campaign's own table when it saves the file).
+    shared: bool = field(default=False, compare=False)
+
+    def wants(self, event: NotifyEvent) -> bool:
+        return self.outcomes if event is NotifyEvent.OUTCOMES else event in self.events
+
+
 @dataclass(frozen=True, slots=True)
 class Campaign:
     path: Path
@@ -193,6 +234,8 @@ class Campaign:
     source_sha256: str = field(default="", compare=False)
     # The name as the marketer typed it on the page ("Spring sale 2026"); "" when it is `name`.
     title: str = ""
+    # Its own `[notify]`, else the folder's `_notify.toml`'s; None: nothing is sent.
+    notify: Notify | None = None
 
     @property
     def shown_name(self) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 from dialer.campaign.model import (
     DEFAULT_API_KEY_ENV,
+    ENV_NAME,
     MAX_CALLS_PER_PERSON,
     MAX_CAMPAIGN_BYTES,
     MAX_COLUMN_NAME_CHARS,
@@ -30,9 +31,9 @@ from dialer.campaign.model import (
     MAX_PHONE_COLUMNS,
     MAX_REDIAL_MINUTES,
     MAX_TITLE_CHARS,
+    NOTIFY_FILE,
     RATE_RANGE,
-    RESERVED_NAME,
-    TEAM_NAME,
+    RESERVED_NAMES,
     TIMEOUT_RANGE,
     WEEKDAYS,
     Campaign,
@@ -46,6 +47,7 @@ from dialer.campaign.model import (
     endpoint_problem,
     name_problem,
 )
+from dialer.campaign.notify_table import campaign_notify
 from dialer.core.currencies import CURRENCIES
 from dialer.core.files import open_regular
 from dialer.core.legal_floor import skip_dates, skip_dates_problem, tightened, tightening_problem
@@ -91,6 +93,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "logs_timezone": (str, False),
     "cost_per_call": ((int, float), False),
     "currency": (str, False),
+    "notify": (dict, False),
 }
 _CONTACTS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "source": (str, True),
@@ -399,6 +402,11 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
     """Validate the bytes of a campaign file as if read from `path` (relative paths in it are
     taken from `path`'s folder): the page's live preview checks a form this way, unsaved.
     Checked in the file's order of importance: the first problem found is the one shown."""
+    if path.name == NOTIFY_FILE:  # `dialer run campaigns/*.toml` must not run it
+        raise CampaignError(
+            f"{path}: not a campaign: {NOTIFY_FILE} holds the [notify] table of every "
+            "campaign of its folder"
+        )
     data = _toml(path, raw)
     name = _name(path, data["name"])
     call_from, api_key_env = _identity(path, data)
@@ -439,6 +447,7 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
         cost_per_call=cost_per_call,
         currency=currency,
         source_sha256=hashlib.sha256(raw).hexdigest(),
+        notify=campaign_notify(path, data.get("notify")),
     )
 
 
@@ -469,15 +478,10 @@ def _name(path: Path, raw: str) -> str:
     problem = name_problem(name)
     if problem:
         raise CampaignError(f"{path}: {problem}")
-    if name.lower() == RESERVED_NAME:
+    if name.lower() in RESERVED_NAMES:
         raise CampaignError(
-            f"{path}: key 'name' cannot be {name!r}: state/{RESERVED_NAME}.sqlite holds the "
-            "calls per person that every campaign shares; choose another name"
-        )
-    if name.lower() == TEAM_NAME:
-        raise CampaignError(
-            f"{path}: key 'name' cannot be {name!r}: state/{TEAM_NAME}.sqlite holds the "
-            "folder's people and audit trail; choose another name"
+            f"{path}: key 'name' cannot be {name!r}: state/{name.lower()}.sqlite holds what "
+            "every campaign of the folder shares; choose another name"
         )
     return name
 
@@ -503,7 +507,7 @@ def _identity(path: Path, data: dict[str, Any]) -> tuple[str, str]:
             if problem:
                 raise CampaignError(f"{path}: key '{key}' {problem}")
     api_key_env = data.get("api_key_env", DEFAULT_API_KEY_ENV)
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+    if not ENV_NAME.fullmatch(api_key_env):
         raise CampaignError(f"{path}: key 'api_key_env' must be an environment variable name")
     return call_from, api_key_env
 

@@ -15,7 +15,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dialer.campaign.model import Campaign
+from dialer.campaign.model import NOTIFY_FILE, Campaign
 
 SUMMARY_SUFFIX = ".summary.json"
 # XLSX cannot be appended to: rows go to this CSV journal beside it until the run ends.
@@ -31,6 +31,12 @@ REPORT_STEM = re.compile(rf"^{_STAMP}$")
 # part has no `_`, so the campaign (which may) is everything before the last two.
 PAGE_REPORT_STEM = re.compile(rf"^(?P<campaign>[A-Za-z0-9._-]+)_(?P<sheet>[A-Za-z0-9-]+)_{_STAMP}$")
 SHEET_NAME_CHARS = 40  # of the uploaded file's name, in a report's name
+
+
+def campaign_files(folder: Path) -> list[Path]:
+    """The campaign files of a `campaigns/` folder, by name: its `*.toml` but `_notify.toml`
+    (the folder's `[notify]` table, never a campaign)."""
+    return [p for p in sorted(folder.glob("*.toml")) if p.name != NOTIFY_FILE]
 
 
 def summary_path(report: Path) -> Path:

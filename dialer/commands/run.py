@@ -68,6 +68,7 @@ from dialer.team.audit import LAUNCH, STOP
 
 if TYPE_CHECKING:  # aiohttp and the dispatcher are loaded only by `run`
     from dialer.engine.dispatch import RunResult
+    from dialer.outcomes.sync import SyncResult
     from dialer.tabbly.client import Secret
 
 
@@ -219,8 +220,61 @@ def _fingerprints(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(request: Run, io: IOContext | None = None) -> int:
-    """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code."""
+    """The campaign: consent, ledger lock, dispatch, report, summary; returns the exit code.
+    How it ended is then told to the folder's webhooks (`dialer.notify`), which never
+    changes the exit code; a run declined at the question tells nothing."""
     io = io or IOContext()
+    said = _Said()
+    try:
+        code = _run(request, io, said)
+    except BaseException as exc:
+        _notify_end(request, io, said, exc)
+        raise
+    if said.summary:
+        _notify_end(request, io, said, None, code)
+    return code
+
+
+@dataclass(slots=True)
+class _Said:
+    """What a run's end tells the webhooks: its summary, and what the sync it made first
+    found (told at the end: nothing is written for them before the first call)."""
+
+    summary: dict[str, object] = field(default_factory=dict)
+    synced: SyncResult | None = None
+
+
+def _notify_end(
+    request: Run, io: IOContext, said: _Said, exc: BaseException | None, code: int = 0
+) -> None:
+    """The run's event (`run_finished`, `wallet_empty`, `run_failed`) into the outbox, and
+    the outbox delivered; an interrupted run only writes it (the next command delivers)."""
+    from dialer.notify.notices import run_ended
+
+    error = None
+    if isinstance(exc, DialerError):
+        code, error = int(exc.exit_code), str(exc)
+    elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        code, error = int(ExitCode.INTERRUPTED), "interrupted"
+    elif exc is not None:
+        code, error = int(ExitCode.INTERNAL), f"internal error ({type(exc).__name__})"
+    synced = said.synced
+    run_ended(
+        request.campaign,
+        code=code,
+        summary=said.summary or None,
+        error=error,
+        interrupted=code == ExitCode.INTERRUPTED,
+        now=io.clock(),
+        environ=io.environ,
+        err=io.err,
+        settings=request.settings,
+        opted_out=synced.opted_out if synced else (),
+        changed=synced.changed if synced else (),
+    )
+
+
+def _run(request: Run, io: IOContext, said: _Said) -> int:
     campaign = request.campaign
     from dialer.tabbly.client import api_key_from  # aiohttp: loaded by `run` alone
 
@@ -232,7 +286,7 @@ def run(request: Run, io: IOContext | None = None) -> int:
         raise UsageError("--yes is required when stdin is not a terminal (cron, scripts)")
     unread = None
     if campaign.redial is not None and request.options.sync:
-        unread = _sync_first(request, api_key, io)
+        unread = _sync_first(request, api_key, io, said)
         if unread is not None:
             print(f"warning: {unread}", file=io.err)
     rows: int | None = None
@@ -243,7 +297,7 @@ def run(request: Run, io: IOContext | None = None) -> int:
             return int(ExitCode.OK)
     state = state_folder(campaign)
     record(state, LAUNCH, campaign.name, **_launch_details(request, rows))
-    code = _call(request, io, Upstream(endpoint, api_key), unread, rows)
+    code = _call(request, io, Upstream(endpoint, api_key), unread, rows, said)
     if code == ExitCode.INTERRUPTED:
         record(state, STOP, campaign.name, exit_code=code)
     return code
@@ -322,7 +376,7 @@ def retry_unknown_warning(maybe_called: int, *, upper_bound: bool = False) -> st
 _NOBODY_REDIALED = "nobody is redialed this run (new rows are still called)"
 
 
-def _sync_first(request: Run, api_key: Secret, io: IOContext) -> str | None:
+def _sync_first(request: Run, api_key: Secret, io: IOContext, said: _Said) -> str | None:
     """A campaign with `[redial]` reads the call logs before it runs (SPEC 10); None when
     they were read, else why not: then nobody is redialed (an unknown outcome is never a
     reason to call again), while new rows are still called. A sync failing in any way,
@@ -345,6 +399,7 @@ def _sync_first(request: Run, api_key: Secret, io: IOContext) -> str | None:
     except Exception as exc:  # its text may hold the logs URL, so the key: its type only
         return f"call logs: the sync failed ({type(exc).__name__}); {_NOBODY_REDIALED}"
     print(f"call outcomes synced: {describe(result)}", file=io.out)
+    said.synced = result
     return None
 
 
@@ -363,9 +418,11 @@ def _call(
     upstream: Upstream,
     unread: str | None,
     rows: int | None,
+    said: _Said,
 ) -> int:
-    """The sending, under the ledger's lock: from the sheet's first chunk to the summary.
-    `unread` says why the call logs were not read (None: read, or no [redial])."""
+    """The sending, under the ledger's lock: from the sheet's first chunk to the summary
+    (into `said` too). `unread` says why the call logs were not read (None: read, or no
+    [redial])."""
     campaign = request.campaign
     now, t0 = io.clock(), time.monotonic()
     prepared = prepare(campaign, request.contacts)
@@ -447,6 +504,7 @@ def _call(
     )
     # Which ledger, and which of its runs, wrote this report (its `runs` row names it back).
     summary.update(ledger_id=ledger.ledger_id, run_id=ledger.run_id)
+    said.summary.update(summary)
     _keep_first(errors, lambda: write_summary(report.path, summary))
     with contextlib.suppress(OSError):  # a terminal gone with its SSH session: files hold it
         print_summary(summary, Samples(), io.out)

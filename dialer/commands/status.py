@@ -33,7 +33,15 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    return status(load_campaign(args.campaign))
+    """What the ledger holds; then what an earlier command left in the folder's outbox is
+    delivered (dialer.notify), after the status is shown."""
+    from dialer.campaign.paths import state_folder
+    from dialer.notify.notices import deliver_after
+
+    campaign = load_campaign(args.campaign)
+    code = status(campaign)
+    deliver_after(state_folder(campaign), wrote=False)
+    return code
 
 
 def status(campaign: Campaign, out: TextIO | None = None) -> int:

@@ -79,14 +79,27 @@ def _day(text: str) -> date:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """The sync (outcomes/sync.py), then its `opted_out` and `outcomes` events written and
+    the folder's outbox delivered (dialer.notify): never a change to the exit code."""
     from dialer.campaign.parse import load_campaign
     from dialer.campaign.paths import state_folder
     from dialer.commands.trail import record
+    from dialer.core.clock import system_clock
+    from dialer.notify.notices import deliver_after, sync_events
     from dialer.outcomes.sync import sync
     from dialer.team.audit import SYNC
 
     campaign = load_campaign(args.campaign)
-    found: list[SyncResult] = []
+    wrote = False
+
+    def tell(result: SyncResult) -> None:
+        """The sync's audit entry, and its `opted_out` and `outcomes` events."""
+        nonlocal wrote
+        record(state_folder(campaign), SYNC, campaign.name, **_counts(result))
+        wrote = sync_events(
+            campaign, opted_out=result.opted_out, changed=result.changed, now=system_clock()
+        )
+
     code = sync(
         campaign,
         since=args.since,
@@ -94,10 +107,9 @@ def handle(args: argparse.Namespace) -> int:
         transcripts=args.transcripts,
         sheet=args.sheet,
         out=args.out,
-        on_result=found.append,
+        then=tell,
     )
-    for result in found:
-        record(state_folder(campaign), SYNC, campaign.name, **_counts(result))
+    deliver_after(state_folder(campaign), wrote=wrote)
     return code
 
 

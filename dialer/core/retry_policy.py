@@ -24,12 +24,17 @@ class RetryPolicy:
         self,
         max_attempts: int,
         settings: Settings = DEFAULTS,
+        *,
+        first: float | None = None,
+        most: float | None = None,
     ) -> None:
+        """`first` and `most` (the first wait, the longest) default to the trigger's
+        `backoff_first` and `backoff_max`; the notifications have their own."""
         self.max_attempts = max_attempts
         self._stop = tenacity.stop_after_attempt(max_attempts)
         self._wait = tenacity.wait_exponential_jitter(
-            multiplier=settings.backoff_first,
-            max=settings.backoff_max,
+            multiplier=settings.backoff_first if first is None else first,
+            max=settings.backoff_max if most is None else most,
             jitter=settings.backoff_jitter,
         )
         # tenacity's strategies read only `attempt_number`: one scratch state serves them.

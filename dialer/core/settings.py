@@ -156,5 +156,22 @@ class Settings:
     log_max_call_seconds: int = 86_400
     log_max_call_cost: float = 1_000_000.0
 
+    # Notifications (SPEC 13, `dialer.notify`): tries per event, by every process together
+    # (6 tries 10, 20, 40, 80 and 160 s apart: about 5 minutes), each within its timeout; a
+    # Retry-After is honoured up to the longest wait. A process leases an entry for longer
+    # than one try, so no other process sends it meanwhile. A command that wrote events
+    # lingers this long at its end for their retries (the rest is left to the next command
+    # or `dialer serve`, which looks every `notify_serve_every_seconds`). `outcomes` sends at
+    # most this many people per event. Delivered and given-up entries are kept for a while.
+    notify_max_tries: int = 6
+    notify_backoff_first: float = 10.0
+    notify_backoff_max: float = 160.0
+    notify_timeout_seconds: float = 10.0
+    notify_lease_seconds: float = 30.0
+    notify_linger_seconds: float = 60.0
+    notify_serve_every_seconds: float = 5.0
+    notify_batch_people: int = 500
+    notify_keep_days: float = 30.0
+
 
 DEFAULTS = Settings()

@@ -21,7 +21,7 @@ written in the order they were placed).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import groupby
@@ -396,6 +396,29 @@ def person(conn: sqlite3.Connection, called_to: str) -> Person | None:
     """One person's record (None: never called by this campaign)."""
     found = conn.execute(_PEOPLE.format(where="WHERE called_to = ?"), (called_to,)).fetchone()
     return _person(found) if found else None
+
+
+def people_of(conn: sqlite3.Connection, dial_ids: Iterable[int]) -> dict[str, Person]:
+    """The people these dials called, each as the ledger holds them now (what a sync's
+    `outcomes` notification compares before and after it stores)."""
+    ids, numbers = list(dial_ids), set()
+    for i in range(0, len(ids), _IN_CHUNK):
+        part = ids[i : i + _IN_CHUNK]
+        marks = ", ".join("?" * len(part))
+        found = conn.execute(f"SELECT called_to FROM dials WHERE id IN ({marks})", part)
+        numbers.update(r[0] for r in found)
+    ordered, people = sorted(numbers), {}
+    for i in range(0, len(ordered), _IN_CHUNK):
+        part = ordered[i : i + _IN_CHUNK]
+        marks = ", ".join("?" * len(part))
+        where = f"WHERE called_to IN ({marks})"
+        for row in conn.execute(_PEOPLE.format(where=where), part):
+            people[row[0]] = _person(row)
+    return people
+
+
+# Values bound in one `IN (...)`: well under SQLite's limit on host parameters.
+_IN_CHUNK = 500
 
 
 def people_by_run(conn: sqlite3.Connection) -> Iterator[tuple[int | None, list[Person]]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
-from dialer.campaign.paths import ledger_path, state_folder
+from dialer.campaign.paths import campaign_files, ledger_path, state_folder
 from dialer.core.statuses import DialerError
 from dialer.ledger.dials import Dial, other_ledger_dials
 from dialer.ledger.shared_file import SHARED_FILE_NAMES
@@ -47,7 +47,7 @@ def other_dials(campaign: Campaign, placed_from: datetime | None) -> Iterator[Di
 def _agents(folder: Path) -> dict[str, tuple[int, int]]:
     """Campaign name -> (organization, agent), of every campaign file in `folder` that loads."""
     found: dict[str, tuple[int, int]] = {}
-    for path in sorted(folder.glob("*.toml")):
+    for path in campaign_files(folder):
         try:
             other = load_campaign(path)
         except (DialerError, OSError, ValueError):

@@ -66,6 +66,9 @@ class SyncResult:
     # What each person's last call's disposition (`call_outcome`) was, most first: the top
     # ones and "other"; people whose last call has none are not counted.
     dispositions: tuple[tuple[str, int], ...] = ()
+    # The people whose last call's outcome or disposition this sync changed, as they are now:
+    # read only for a campaign whose `[notify]` asks for `outcomes` (dialer.notify).
+    changed: tuple[dials.Person, ...] = ()
 
 
 # The longest disposition `dialer sync` prints whole (a label, not a text).
@@ -135,6 +138,7 @@ async def sync_ledger(
     zone = ZoneInfo(campaign.logs_timezone)
     dates = date_range(since, dials.oldest_pending(conn), clock(), zone, settings)
     matched = ignored = pages = updated = others = bad_rows = 0
+    changed: tuple[dials.Person, ...] = ()
     bad_fields: set[str] = set()
     opted_out: tuple[str, ...] = ()
     if dates is not None:
@@ -185,16 +189,21 @@ async def sync_ledger(
         others = matcher.others_rows
         # Before the outcomes: a sync killed between the two has recorded who said no.
         opted_out = listening.record(clock())
+        results = matcher.results()
+        notify = campaign.notify
+        before = dials.people_of(conn, results) if notify and notify.outcomes else None
         try:
             updated = dials.store(
                 conn,
-                matcher.results(),
+                results,
                 transcripts=transcripts,
                 synced_at=stamp(clock()),
                 scrub=Scrubber(api_key),
             )
         except sqlite3.Error as exc:
             raise LedgerError(f"{ledger.path}: cannot write the ledger: {exc}") from None
+        if before is not None:
+            changed = _changed(before, dials.people_of(conn, results))
     counts = dials.last_outcomes(conn)
     return SyncResult(
         counts=counts,
@@ -210,6 +219,19 @@ async def sync_ledger(
         bad_fields=tuple(sorted(bad_fields)),
         opted_out=opted_out,
         dispositions=tuple(dials.dispositions(conn)),
+        changed=changed,
+    )
+
+
+def _changed(
+    before: Mapping[str, dials.Person], after: Mapping[str, dials.Person]
+) -> tuple[dials.Person, ...]:
+    """The people whose last call's outcome or disposition differs after the store."""
+    return tuple(
+        person
+        for number, person in after.items()
+        if (was := before.get(number)) is None
+        or (was.outcome, was.disposition) != (person.outcome, person.disposition)
     )
 
 
@@ -258,11 +280,10 @@ def sync(
     clock: Clock = system_clock,
     settings: Settings = DEFAULTS,
     out_stream: TextIO | None = None,
-    on_result: Callable[[SyncResult], object] | None = None,
+    then: Callable[[SyncResult], object] | None = None,
 ) -> int:
     """The command: check every input, sync, write the results (and the sheet with outcomes),
-    print what was found; the exit code. `on_result` is handed what a sync that ran found
-    (the command's audit entry)."""
+    print what was found, hand it to `then` (the command's notifications); the exit code."""
     from dialer.outcomes.writeback import Writeback
 
     out_stream = out_stream or sys.stdout
@@ -298,11 +319,11 @@ def sync(
         people = write_results(ledger.connection, campaign, results_path)
         rows = writeback.write(ledger.connection) if writeback else None
     _print(campaign, result, out_stream)
-    if on_result is not None:
-        on_result(result)
     print(f"results: {results_path} ({people} people)", file=out_stream)
     if writeback is not None:
         print(f"sheet with outcomes: {writeback.out} ({rows} rows)", file=out_stream)
+    if then is not None:
+        then(result)
     return int(ExitCode.OK)
 
 

@@ -45,6 +45,7 @@ class Server(Site):
     middlewares, and the loops that start and stop with it."""
 
     _pruner: asyncio.Task[None] | None = None
+    _notifier: asyncio.Task[None] | None = None
 
     def app(self) -> web.Application:
         # Bodies read whole (forms) stop at small_body; the upload route streams its sheet to
@@ -73,6 +74,7 @@ class Server(Site):
 
     async def _start_pruning(self, _app: web.Application) -> None:
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+        self._notifier = asyncio.get_running_loop().create_task(self._deliver_forever())
 
     async def _prune_forever(self) -> None:
         while True:
@@ -80,10 +82,23 @@ class Server(Site):
                 await self.prune()
             await asyncio.sleep(self.settings.prune_every)
 
+    async def _deliver_forever(self) -> None:
+        """What any command of the folder left in its outbox, delivered (`dialer.notify`)."""
+        from dialer.core.settings import DEFAULTS as CORE
+        from dialer.notify.delivery import deliver_now
+
+        state, warned = self.root / "state", set[str]()
+        while True:
+            await asyncio.to_thread(
+                deliver_now, state, linger=0.0, environ=self.jobs.environ, warned=warned
+            )
+            await asyncio.sleep(CORE.notify_serve_every_seconds)
+
     async def _shut_down(self, _app: web.Application) -> None:
         """Server going down: stop each run cleanly and wait for its report and summary."""
-        if self._pruner is not None:
-            self._pruner.cancel()
+        for loop in (self._pruner, self._notifier):
+            if loop is not None:
+                loop.cancel()
         await self.jobs.stop_all()
 
 

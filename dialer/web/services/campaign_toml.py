@@ -31,6 +31,7 @@ from dialer.campaign.model import (
     WEEKDAYS,
     Campaign,
     Dispatch,
+    Notify,
     Redial,
     name_problem,
 )
@@ -124,6 +125,7 @@ class CampaignForm:
     concurrency: int = _DEFAULT_DISPATCH.concurrency
     max_attempts: int = _DEFAULT_DISPATCH.max_attempts
     timeout_seconds: float = _DEFAULT_DISPATCH.timeout_seconds
+    notify: Notify | None = None  # the file's own [notify] (not the folder's _notify.toml)
 
 
 def new_source(name: str) -> str:
@@ -181,6 +183,7 @@ def form_from_campaign(campaign: Campaign) -> CampaignForm:
         concurrency=dispatch.concurrency,
         max_attempts=dispatch.max_attempts,
         timeout_seconds=dispatch.timeout_seconds,
+        notify=campaign.notify if campaign.notify and not campaign.notify.shared else None,
     )
 
 
@@ -363,7 +366,19 @@ def render_toml(form: CampaignForm, *, now: datetime | None = None) -> str:
         optout.append(f"phrases = {_strings(form.optout_phrases)}")
     if optout:
         lines += ["", "[optout]", *optout]
+    if form.notify is not None:
+        lines += ["", "[notify]", *_notify_lines(form.notify)]
     return "\n".join(lines) + "\n"
+
+
+def _notify_lines(notify: Notify) -> list[str]:
+    """A campaign's own `[notify]`, as the loader reads it back."""
+    lines = [f"url_env = {toml_string(notify.url_env)}"]
+    if notify.secret_env:
+        lines.append(f"secret_env = {toml_string(notify.secret_env)}")
+    lines.append(f"events = {_strings(sorted(notify.events))}")
+    lines.append(f"outcomes = {'true' if notify.outcomes else 'false'}")
+    return lines
 
 
 # -- saving -------------------------------------------------------------------------------------

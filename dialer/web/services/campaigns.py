@@ -14,12 +14,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from dialer.campaign.model import Campaign
+from dialer.campaign.model import NOTIFY_FILE, Campaign
 from dialer.campaign.parse import load_campaign
+from dialer.campaign.paths import campaign_files
 from dialer.core.statuses import DialerError
 
 Loader = Callable[[Path], Campaign]
-_Stamp = tuple[int, int]  # (st_mtime_ns, st_size)
+# (st_mtime_ns, st_size) of the file, and of the folder's _notify.toml (read by every campaign
+# without a [notify]: a change to it is a change to them).
+_Stamp = tuple[int, int, int, int]
 
 
 class CampaignShelf:
@@ -35,7 +38,12 @@ class CampaignShelf:
         except OSError:
             self._cache.pop(path, None)
             return self._load(path)  # raises the loader's own "not found" / "cannot read"
-        stamp = (st.st_mtime_ns, st.st_size)
+        shared = path.parent / NOTIFY_FILE
+        try:
+            sh = os.stat(shared)
+            stamp = (st.st_mtime_ns, st.st_size, sh.st_mtime_ns, sh.st_size)
+        except OSError:
+            stamp = (st.st_mtime_ns, st.st_size, 0, -1)
         cached = self._cache.get(path)
         if cached is None or cached[0] != stamp:
             try:
@@ -49,7 +57,7 @@ class CampaignShelf:
 
     def all(self) -> dict[str, Campaign | str]:
         """Campaign name -> Campaign, or the one-line error that makes it unusable."""
-        paths = sorted(self.folder.glob("*.toml"))
+        paths = campaign_files(self.folder)
         for gone in self._cache.keys() - set(paths):
             del self._cache[gone]
         found: dict[str, Campaign | str] = {}

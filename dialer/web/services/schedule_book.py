@@ -280,10 +280,24 @@ class Schedules:
                 with contextlib.suppress(OSError):  # a full disk: tried again next tick
                     if (now - due).total_seconds() > self.settings.schedule_grace:
                         self._handled(schedule, due, MISSED, _missed(due))
+                        await asyncio.to_thread(self._tell_missed, schedule, due, now)
                     elif run_id := await self._fire(schedule, due):
                         started.append(run_id)
                     await asyncio.to_thread(self._save)  # its note, whatever happened
         return started
+
+    def _tell_missed(self, schedule: Schedule, due: datetime, now: datetime) -> None:
+        """`schedule_missed` into the folder's outbox (`dialer.notify`; the server's loop
+        delivers it); nothing for a campaign that no longer loads."""
+        from dialer.notify.events import schedule_missed_event
+        from dialer.notify.notices import enqueue
+
+        try:
+            campaign = self.campaigns.load(Path(schedule.campaign_path))
+        except DialerError:
+            return
+        entry = schedule_missed_event(campaign, schedule.id, stamp(due), _MISSED_WHY, now)
+        enqueue(self.root / "state", [entry])
 
     async def _fire(self, schedule: Schedule, due: datetime) -> str:
         try:
@@ -466,11 +480,14 @@ class SheetChanged(DialerError):
     """The checked sheet changed before a schedule could keep it."""
 
 
+_MISSED_WHY = (
+    "the page's server was not running then, or the campaign was still running, and it is "
+    "past the grace window"
+)
+
+
 def _missed(due: datetime) -> str:
-    return (
-        f"{at_text(due)}: missed: the page's server was not running then, or the campaign "
-        "was still running, and it is past the grace window"
-    )
+    return f"{at_text(due)}: missed: {_MISSED_WHY}"
 
 
 SCHEDULES = web.AppKey("schedules", Schedules)
