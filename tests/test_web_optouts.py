@@ -128,7 +128,7 @@ def test_add_search_history_and_remove_after_a_confirm_with_a_reason(tmp_path):
         with Register.reading(server.root / "state") as register:
             history = register.history(OTHER)
         assert [c.action for c in history] == ["added", "removed"]
-        assert history[1].reason == "signed form 12/5" and history[1].who.startswith("page")
+        assert history[1].reason == "signed form 12/5" and history[1].who == "token"
         again = await client.post(
             "/optouts/remove",
             data={"csrf": csrf, "number": OTHER, "reason": "again", "confirm": "yes"},

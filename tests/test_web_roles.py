@@ -4,6 +4,7 @@ the token only while nobody is a person, sessions that end on a new password, a 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import re
@@ -227,9 +228,15 @@ def test_the_login_throttle_holds_names_and_passwords_as_it_held_the_token(tmp_p
     _team(root)
 
     async def body(client: TestClient, server: web.Server) -> None:
+        # Judged at once (each password's scrypt in a thread), all of them are counted.
+        answers = await asyncio.gather(
+            *(
+                client.post("/login", data={"name": "viewer", "password": f"guess number {i}"})
+                for i in range(20)
+            )
+        )
         capacity = int(server.settings.login_per_client[0])
-        for _ in range(capacity):
-            await client.post("/login", data={"name": "viewer", "password": "not the password"})
+        assert sorted(a.status for a in answers) == [403] * capacity + [429] * (20 - capacity)
         held = await client.post("/login", data={"name": "viewer", "password": PASSWORD})
         assert held.status == 429 and "Retry-After" in held.headers
 

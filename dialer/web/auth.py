@@ -154,6 +154,14 @@ class LoginThrottle:
             b.refill(now)
             b.tokens = max(0.0, b.tokens - 1)
 
+    def refund(self, client: str, now: float | None = None) -> None:
+        """Give back the attempt `failed` charged ahead of a login that proved right."""
+        now = time.monotonic() if now is None else now
+        for b in (self.clients.get(client), self.overall):
+            if b is not None:
+                b.refill(now)
+                b.tokens = min(b.capacity, b.tokens + 1)
+
     def _forget_some(self, now: float) -> None:
         """Bounded memory: forget clients whose bucket has refilled, then the oldest."""
         if len(self.clients) < self.max_clients:
@@ -200,16 +208,21 @@ class Auth:
 
     def check(self, name: str, password: str) -> Person | None:
         """The person `name` if `password` is theirs; the token's person for the token while
-        nobody is a person; None otherwise. Judges, never throttles (see `failed`)."""
+        nobody is a person; None otherwise. Judges, never throttles (see `charge`)."""
         if self.has_people():
             assert self.people is not None
             return None if name == TOKEN_NAME else self.people.check_password(name, password)
         right = bool(self.token) and hmac.compare_digest(password.encode(), self.token.encode())
         return TOKEN_PERSON if name == TOKEN_NAME and right else None
 
-    def failed(self, remote: str | None) -> None:
-        """One wrong login from `remote`, counted by the throttle."""
+    def charge(self, remote: str | None) -> None:
+        """One login attempt from `remote`, counted as wrong before it is judged: attempts
+        judged at once (a password's scrypt runs in a thread) are all counted. `refund` it
+        when it proves right, so only wrong ones cost."""
         self.throttle.failed(self.throttle.client_key(remote))
+
+    def refund(self, remote: str | None) -> None:
+        self.throttle.refund(self.throttle.client_key(remote))
 
     def log_in(self, person: Person) -> str:
         """A new session of `person`: its id (the cookie's value)."""

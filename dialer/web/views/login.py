@@ -45,6 +45,7 @@ class LoginPages:
             response = await self.login_page(request, 429, texts.too_many_logins(seconds))
             response.headers["Retry-After"] = str(seconds)
             return response
+        auth.charge(request.remote)  # before any await: attempts at once all count
         form = await request.post()
         name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
         by_token = "token" in form and not name  # the form of earlier versions, and scripts
@@ -52,9 +53,9 @@ class LoginPages:
             name, password = TOKEN_NAME, str(form.get("token", ""))
         person = await asyncio.to_thread(auth.check, name, password)
         if person is None:
-            auth.failed(request.remote)
             await asyncio.to_thread(self._failed, request, name)
             return await self.login_page(request, 403, await self._why(name, by_token))
+        auth.refund(request.remote)
         trail = self.site.audit
         await asyncio.to_thread(trail.append, person.name, audit.LOGIN, client=request.remote or "")
         response = web.HTTPSeeOther("/")
