@@ -123,15 +123,26 @@ class People:
             ).fetchall()
         return [_person(row) for row in rows]
 
+    def require(self, name: str) -> Person:
+        """The person named `name`, or a UsageError saying there is nobody of that name."""
+        with self._reading() as conn:
+            row = _row(conn, name) if conn is not None else None
+        return _existing(row, name)
+
+    def check_new_name(self, name: str) -> None:
+        """UsageError unless `name` is a good name nobody has yet (asked before a password is
+        typed, and again when the person is added)."""
+        _check_name(name)
+        with self._reading() as conn:
+            _not_taken(_row(conn, name) if conn is not None else None)
+
     def add(self, name: str, role: Role, password: str) -> Person:
         """A new person. UsageError: a bad or taken name, a short or blank password."""
         _check_name(name)
         password_hash = hash_password(_checked_password(password))
         person = Person(name, role, 1, team_stamp(self._clock()))
         with self._writing() as conn:
-            taken = _row(conn, name)
-            if taken is not None:
-                raise UsageError(f"{taken[0]!r} is already a person here: choose another name")
+            _not_taken(_row(conn, name))
             conn.execute(
                 "INSERT INTO people (name, role, epoch, created, password_hash) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -142,7 +153,7 @@ class People:
     def set_role(self, name: str, role: Role) -> Person:
         """UsageError: nobody of that name, or the last admin made anything less."""
         with self._writing() as conn:
-            person = _existing(conn, name)
+            person = _existing(_row(conn, name), name)
             if person.role is Role.ADMIN and role is not Role.ADMIN:
                 _keep_an_admin(conn, person.name, "made a " + str(role))
             conn.execute("UPDATE people SET role = ? WHERE name = ?", (str(role), person.name))
@@ -152,7 +163,7 @@ class People:
         """A new password; the epoch goes up, so every session of the old one is over."""
         password_hash = hash_password(_checked_password(password))
         with self._writing() as conn:
-            person = _existing(conn, name)
+            person = _existing(_row(conn, name), name)
             conn.execute(
                 "UPDATE people SET password_hash = ?, epoch = epoch + 1 WHERE name = ?",
                 (password_hash, person.name),
@@ -162,7 +173,7 @@ class People:
     def remove(self, name: str) -> None:
         """UsageError: nobody of that name, or the last admin."""
         with self._writing() as conn:
-            person = _existing(conn, name)
+            person = _existing(_row(conn, name), name)
             if person.role is Role.ADMIN:
                 _keep_an_admin(conn, person.name, "removed")
             conn.execute("DELETE FROM people WHERE name = ?", (person.name,))
@@ -172,10 +183,12 @@ class People:
         name, after the same scrypt work either way (no timing tells which)."""
         with self._reading() as conn:
             row = _row(conn, name) if conn is not None else None
-        stored = str(row[4]) if row else _nobody()
-        if not password_matches(password[:MAX_PASSWORD_CHARS], stored) or row is None:
+        # No password longer than any that can be set matches; it costs the same work.
+        usable = row is not None and len(password) <= MAX_PASSWORD_CHARS
+        stored = str(row[4]) if usable and row else _nobody()
+        if not password_matches(password[:MAX_PASSWORD_CHARS], stored) or not usable:
             return None
-        return _person(row)
+        return _person(row) if row else None
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
@@ -246,8 +259,12 @@ def _row(conn: sqlite3.Connection, name: str) -> tuple[object, ...] | None:
     return tuple(found) if found else None
 
 
-def _existing(conn: sqlite3.Connection, name: str) -> Person:
-    row = _row(conn, name)
+def _not_taken(row: tuple[object, ...] | None) -> None:
+    if row is not None:
+        raise UsageError(f"{row[0]!r} is already a person here: choose another name")
+
+
+def _existing(row: tuple[object, ...] | None, name: str) -> Person:
     if row is None:
         raise UsageError(f"nobody named {name[:MAX_NAME_CHARS]!r} here (dialer users list)")
     return _person(row)
