@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import os
 import re
 import signal
@@ -127,26 +128,33 @@ def test_a_viewers_forged_launch_is_refused_and_nobody_is_called(tmp_path):
         assert fake.received == []
 
 
-def test_a_new_role_applies_at_once_and_a_new_password_or_removal_ends_the_session(tmp_path):
+def test_a_new_role_applies_at_once_and_a_new_password_or_removal_ends_the_session(
+    tmp_path, cli, monkeypatch
+):
     root = _project(tmp_path)
-    people = _team(root)
+    _team(root)
+
+    def users(*args: str, stdin: str = "") -> None:
+        """`dialer users ...` on the page's folder, as the admin at its terminal types it."""
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        result = cli(["users", *args, "--root", str(root)])
+        assert result.code == 0, result.err
 
     async def body(client: TestClient, server: web.Server) -> None:
         csrf = await _login_as(client, "editor")
         assert (await client.get("/campaigns/new")).status == 200
-        people.set_role("editor", Role.VIEWER)
+        users("role", "editor", "viewer")
         refused = await client.get("/campaigns/new")
         assert refused.status == 403 and "you are a viewer" in await refused.text()
-        people.set_password("editor", "another long password")
+        users("passwd", "editor", "--password-stdin", stdin="another long password\n")
         gone = await client.get("/", allow_redirects=False)
         assert gone.status == 303 and gone.headers["Location"] == "/login"
         posted = await client.post("/optouts/add", data={"csrf": csrf, "numbers": "1"})
         assert posted.status == 403
         await _login_as(client, "caller")
-        people.remove("caller")
-        assert (await client.get("/", allow_redirects=False)).status == 303
-        # Added again under the same name, the old session is still over: someone new.
-        people.add("caller", Role.CALLER, PASSWORD)
+        users("remove", "caller")
+        removed = await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+        assert removed.status == 403
         assert (await client.get("/", allow_redirects=False)).status == 303
 
     _serve_on(root, body)
