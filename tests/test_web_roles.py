@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web as web_app
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 from test_web import ROOT, TOKEN, _project, _run, _serve_on, _upload_form, _wait_finished
 from test_web_hardening import BOUND, SERVE
 
@@ -26,6 +26,7 @@ from dialer.team.audit import AuditTrail
 from dialer.team.people import People
 from dialer.team.roles import Role
 from dialer.web import access
+from dialer.web.auth import SESSION_COOKIE, TOKEN_PERSON, Auth
 
 PASSWORD = "a long enough password"
 SHEET = ROOT / "sample_data" / "contacts.csv"
@@ -411,3 +412,16 @@ def test_the_viewers_safety_net_masks_every_long_digit_run_but_the_csrf_token():
     shown = access.mask_digits(f"x 5551234567 +91 73590 43943 {csrf} on 2024-03-02, 12345", csrf)
     assert "5551234567" not in shown and "73590 43943" not in shown
     assert csrf in shown and "on 2024-03-02, 12345" in shown
+
+
+def test_an_open_run_pages_event_stream_does_not_keep_its_session_alive():
+    now = [0.0]
+    auth = Auth(TOKEN, clock=lambda: now[0])
+    request = make_mocked_request(
+        "GET", "/runs/x/events", headers={"Cookie": f"{SESSION_COOKIE}={auth.log_in(TOKEN_PERSON)}"}
+    )
+    idle = auth.settings.session_seconds
+    now[0] = idle - 1
+    assert auth.session(request, active=False) is not None  # looked at, not moved on
+    now[0] = idle + 1
+    assert auth.session(request, active=False) is None
