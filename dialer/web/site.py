@@ -18,10 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from dialer.campaign.parse import load_campaign
 from dialer.core.clock import Clock, system_clock
+from dialer.core.masking import mask_phone
+from dialer.team.audit import AuditTrail
+from dialer.team.people import People
+from dialer.team.roles import Role
 from dialer.web.auth import Auth, session_of
 from dialer.web.services import reports
 from dialer.web.services.campaigns import CampaignShelf, LastUsed, Loader
@@ -48,7 +53,9 @@ class Site:
     ) -> None:
         self.root = root.resolve()
         self.settings = settings
-        self.auth = Auth(token, settings, https=https)
+        self.people = People(self.root / "state")  # the CLI's `dialer users` shares every rule
+        self.auth = Auth(token, settings, people=self.people, https=https)
+        self.audit = AuditTrail(self.root / "state")  # who did what, for `dialer audit`
         self.campaigns = CampaignShelf(self.root / "campaigns", load)
         self.last_used = LastUsed()  # per session: the campaign preselected for a new sheet
         self.uploads = Uploads(self.root / "uploads", settings)
@@ -58,14 +65,20 @@ class Site:
             loader=PackageLoader("dialer.web", "templates"),
             autoescape=select_autoescape(["html"]),
         )
+        self.templates.filters["number"] = number_shown
 
     def render(
         self, request: web.Request, name: str, status: int = 200, **context: Any
     ) -> web.Response:
-        """The template `name` as this request's page, with its session's CSRF token."""
+        """The template `name` as this request's page, with its session's CSRF token and the
+        person's name and role (what the page offers follows the role)."""
         session = session_of(request)
         html = self.templates.get_template(name).render(
-            csrf=session.csrf if session else "", **context
+            csrf=session.csrf if session else "",
+            role=session.role if session else None,
+            me=session.name if session else "",
+            Role=Role,
+            **context,
         )
         return web.Response(text=html, content_type="text/html", status=status)
 
@@ -84,6 +97,14 @@ class Site:
     def last_campaign(self, request: web.Request) -> str:
         """The campaign this request's session created, saved or used last ("" for none)."""
         return self.last_used.of(_session_key(request))
+
+
+@pass_context
+def number_shown(context: Context, value: object) -> object:
+    """A phone number as this page shows it: whole, but masked for a viewer (SPEC 13)."""
+    if context.get("role") == Role.VIEWER and isinstance(value, str) and value.strip():
+        return mask_phone(value)
+    return value
 
 
 def _session_key(request: web.Request) -> str:

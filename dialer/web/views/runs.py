@@ -10,7 +10,8 @@ import logging
 
 from aiohttp import web
 
-from dialer.web import texts
+from dialer.team.roles import Role
+from dialer.web import access, texts
 from dialer.web.auth import check_csrf
 from dialer.web.services import reports
 from dialer.web.services.jobs import WebRun
@@ -68,11 +69,14 @@ class RunPages:
         await response.prepare(request)
         try:
             while True:
-                if self.site.auth.session(request) is None:
+                if self.site.auth.session(request, active=False) is None:  # open is not active
                     return response
                 run.changed.clear()
                 view = run.view()
-                await response.write(f"event: progress\ndata: {json.dumps(view)}\n\n".encode())
+                data = json.dumps(view)
+                if access.role_of(request) == Role.VIEWER:  # a viewer's numbers masked
+                    data = access.mask_digits(data)
+                await response.write(f"event: progress\ndata: {data}\n\n".encode())
                 if view["finished"]:
                     return response
                 with contextlib.suppress(TimeoutError):
