@@ -130,7 +130,9 @@ class AuditTrail:
             rows = db.execute("SELECT * FROM audit ORDER BY seq").fetchall()
         finally:
             db.close()
-        found = [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
+        found = [
+            AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows
+        ]
         if since is not None:
             found = [e for e in found if e.time >= since.strftime("%Y-%m-%dT%H:%M:%SZ")]
         if who:

@@ -23,7 +23,7 @@ import secrets
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -234,9 +234,13 @@ class Jobs:
         """The sheets runs are calling from: never deleted under them."""
         return {r.upload for r in self.running()}
 
-    async def launch(self, dry: DryRun) -> WebRun:
+    async def launch(
+        self, dry: DryRun, before_start: Callable[[], Awaitable[None]] | None = None
+    ) -> WebRun:
         """Start the run this check previewed; CheckStale says why it may not, AlreadyRunning
-        that the campaign is running (or starting: two quick clicks start one run)."""
+        that the campaign is running (or starting: two quick clicks start one run).
+        `before_start` (the audit entry) is awaited once nothing else refuses the launch; what
+        it raises refuses it too."""
         held = self._held.get(dry.campaign)
         if self.active_run(dry.campaign) or (dry.campaign in self._launching and not held):
             raise AlreadyRunning(dry.campaign)
@@ -248,6 +252,8 @@ class Jobs:
         try:
             if reason := await self.stale(dry):
                 raise CheckStale(reason)
+            if before_start is not None:
+                await before_start()
             return await self._start(dry)
         finally:
             self._launching.discard(dry.campaign)
