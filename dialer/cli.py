@@ -10,6 +10,8 @@ its handler; the work is where the table says:
     sync         commands/sync.py       options; the work is outcomes/sync.py's
     ledger       commands/ledger.py     options; `ledger rebuild` is ledger/rebuild.py's
     optout       commands/optout.py     the opt-out register's commands; it is ledger/optouts.py
+    users        commands/users.py      the page's people; the store is team/people.py
+    audit        commands/audit.py      the audit trail listed, exported, verified: team/audit.py
     serve        commands/serve.py      options; the page is web/'s
     demo         commands/demo.py       `make demo`; `--page` is commands/demo_page.py
     fake-tabbly  commands/fake_tabbly.py  options and serving are fake_tabbly/command.py's
@@ -38,6 +40,8 @@ COMMANDS = {
     "sync": "sync",
     "ledger": "ledger",
     "optout": "optout",
+    "users": "users",
+    "audit": "audit",
     "serve": "serve",
     "demo": "demo",
     "fake-tabbly": "fake_tabbly",

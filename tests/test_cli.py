@@ -15,7 +15,19 @@ from dialer import cli
 from dialer.campaign.model import DEFAULT_API_KEY_ENV
 from dialer.cli import main
 
-COMMANDS = ("validate", "run", "status", "sync", "ledger", "optout", "serve", "demo", "fake-tabbly")
+COMMANDS = (
+    "validate",
+    "run",
+    "status",
+    "sync",
+    "ledger",
+    "optout",
+    "users",
+    "audit",
+    "serve",
+    "demo",
+    "fake-tabbly",
+)
 
 
 def _parsers_of(name: str) -> list[argparse.ArgumentParser]:

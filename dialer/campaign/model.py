@@ -35,6 +35,8 @@ MAX_CAMPAIGN_NAME_CHARS = 64
 MAX_TITLE_CHARS = 120  # the name as typed on the page; `name` is derived from it
 # `state/contacts.sqlite` is the folder's shared contact counts (dialer.ledger.contact_limits).
 RESERVED_NAME = "contacts"
+# `state/team.sqlite` is the folder's people and audit trail (dialer.team).
+TEAM_NAME = "team"
 # A campaign file is a page of settings; anything far bigger is a file given by mistake.
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

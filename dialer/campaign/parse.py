@@ -32,6 +32,7 @@ from dialer.campaign.model import (
     MAX_TITLE_CHARS,
     RATE_RANGE,
     RESERVED_NAME,
+    TEAM_NAME,
     TIMEOUT_RANGE,
     WEEKDAYS,
     Campaign,
@@ -472,6 +473,11 @@ def _name(path: Path, raw: str) -> str:
         raise CampaignError(
             f"{path}: key 'name' cannot be {name!r}: state/{RESERVED_NAME}.sqlite holds the "
             "calls per person that every campaign shares; choose another name"
+        )
+    if name.lower() == TEAM_NAME:
+        raise CampaignError(
+            f"{path}: key 'name' cannot be {name!r}: state/{TEAM_NAME}.sqlite holds the "
+            "folder's people and audit trail; choose another name"
         )
     return name
 

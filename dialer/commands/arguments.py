@@ -5,6 +5,7 @@ building a parser loads none of the work behind it."""
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,37 @@ def add_sheet_options(parser: argparse.ArgumentParser) -> None:
         help="report path (.csv, or .xlsx for Excel); default "
         "reports/<campaign>/<UTC time>.csv beside the campaigns folder",
     )
+
+
+def add_root(parser: argparse.ArgumentParser, default: object = Path(".")) -> None:
+    """--root: the project folder a folder-wide command (`optout`, `users`, `audit`) acts on.
+    A subcommand's `--root` takes `argparse.SUPPRESS`, so its command's stays when not given."""
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=default,
+        metavar="DIR",
+        help="project folder holding campaigns/ and state/ (default: the current folder)",
+    )
+
+
+def project_state(root: Path) -> Path:
+    """The folder's `state/`, once `root` is seen to be a project folder: one with neither
+    `campaigns/` nor `state/` is refused, so a typo never writes where no campaign reads."""
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder (--root names the project folder)")
+    if not (root / "campaigns").is_dir() and not (root / "state").is_dir():
+        raise UsageError(
+            f"{root.absolute()}: no campaigns/ or state/ folder here; run from the project "
+            "folder or pass --root DIR"
+        )
+    return root / "state"
+
+
+def since_date(text: str) -> datetime:
+    """`--since YYYY-MM-DD` as the start of that day in UTC, or a UsageError."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give a date as YYYY-MM-DD") from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -13,15 +13,20 @@ Numbers on the terminal are masked; `list --out FILE` writes them whole. Exit co
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from dialer.commands.arguments import EPILOG, Subparsers, command_parser
+from dialer.commands.arguments import (
+    EPILOG,
+    Subparsers,
+    add_root,
+    command_parser,
+    project_state,
+    since_date,
+)
+from dialer.commands.csv_out import check_new_csv, write_new_csv
 from dialer.core.clock import system_clock
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import ExitCode, SheetError, UsageError
@@ -74,13 +79,7 @@ def add_parser(subparsers: Subparsers) -> None:
         for name, text in _ACTIONS.items()
     }
     for parser in parsers.values():
-        parser.add_argument(
-            "--root",
-            type=Path,
-            default=Path("."),
-            metavar="DIR",
-            help="project folder holding campaigns/ and state/ (default: the current folder)",
-        )
+        add_root(parser)
     parsers["add"].add_argument("numbers", nargs="+", metavar="NUMBER", help="phone numbers")
     parsers["remove"].add_argument("number", metavar="NUMBER", help="the phone number")
     parsers["check"].add_argument("number", metavar="NUMBER", help="the phone number")
@@ -116,18 +115,6 @@ def _add_import_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sheet", metavar="TAB", help="the XLSX tab (default: the first)")
 
 
-def _state(root: Path) -> Path:
-    """The folder's `state/`, once `root` is seen to be a project folder."""
-    if not root.is_dir():
-        raise UsageError(f"{root}: no such folder (--root names the project folder)")
-    if not (root / "campaigns").is_dir() and not (root / "state").is_dir():
-        raise UsageError(
-            f"{root.absolute()}: no campaigns/ or state/ folder here; run from the project "
-            "folder or pass --root DIR"
-        )
-    return root / "state"
-
-
 def _region(region: str | None) -> str | None:
     import phonenumbers
 
@@ -159,7 +146,7 @@ def handle_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from dialer.ledger.optouts import Ask, Register, Source, acting_user
 
     out = out or sys.stdout
-    state, region, reason = _state(args.root), _region(args.region), _reason(args.reason)
+    state, region, reason = project_state(args.root), _region(args.region), _reason(args.reason)
     numbers = [_number(raw, region) for raw in args.numbers]  # all valid, or nothing added
     who = acting_user()
     with Register.open(state) as register:
@@ -177,7 +164,7 @@ def handle_remove(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from dialer.ledger.optouts import Register, Source, acting_user
 
     out = out or sys.stdout
-    state, reason = _state(args.root), _reason(args.reason)
+    state, reason = project_state(args.root), _reason(args.reason)
     number = _number(args.number, _region(args.region))
     with Register.open(state) as register:
         entry = register.remove(number, Source.COMMAND, acting_user(), reason, system_clock())
@@ -193,7 +180,7 @@ def handle_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from dialer.ledger.optouts import Register
 
     out = out or sys.stdout
-    state = _state(args.root)
+    state = project_state(args.root)
     number = _number(args.number, _region(args.region))
     register = Register.reading(state)
     entry, history = None, []
@@ -231,10 +218,10 @@ def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from dialer.ledger.optouts import Register
 
     out = out or sys.stdout
-    state = _state(args.root)
-    since = _since(args.since) if args.since else None
+    state = project_state(args.root)
+    since = since_date(args.since) if args.since else None
     if args.out is not None:
-        _check_out(args.out)
+        check_new_csv(args.out, "the list")
     register = Register.reading(state)
     entries: list[OptOut] = []
     if register is not None:
@@ -258,40 +245,16 @@ def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return int(ExitCode.OK)
 
 
-def _since(text: str) -> datetime:
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--since {text!r}: give a date as YYYY-MM-DD") from None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _check_out(path: Path) -> None:
-    if path.suffix.lower() != ".csv":
-        raise UsageError(f"--out {path}: the list is written as .csv")
-    if path.exists() or path.is_symlink():
-        raise UsageError(f"--out {path}: the file exists; it is never overwritten")
-
-
 def _write_out(path: Path, entries: Sequence[OptOut]) -> None:
     """The list as a new CSV, numbers whole; text cells never run as formulas."""
-    from dialer.core.atomic import replacing
-    from dialer.core.statuses import DialerError
     from dialer.reports.writer import defuse
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(OUT_COLUMNS)
-    for entry in entries:
+    rows = (
         # The number is `+` and digits, checked when it was added: it stays as it is.
-        writer.writerow([entry.called_to, *(defuse(getattr(entry, c)) for c in OUT_COLUMNS[1:])])
-    try:
-        with replacing(path, exclusive=True) as f:
-            f.write(buffer.getvalue().encode("utf-8"))
-    except FileExistsError:
-        raise UsageError(f"--out {path}: the file exists; it is never overwritten") from None
-    except OSError as exc:
-        raise DialerError(f"{path}: cannot write the list: {exc.strerror or exc}") from None
+        [entry.called_to, *(defuse(getattr(entry, c)) for c in OUT_COLUMNS[1:])]
+        for entry in entries
+    )
+    write_new_csv(path, OUT_COLUMNS, rows, "the list")
 
 
 def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -299,7 +262,7 @@ def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from dialer.sheets.numbers import read_numbers
 
     out = out or sys.stdout
-    state, region = _state(args.root), _region(args.region)
+    state, region = project_state(args.root), _region(args.region)
     reason = _reason(args.reason) if args.reason is not None else f"imported from {args.file.name}"
     found, bad = read_numbers(args.file, region, args.column, args.sheet)
     if bad:

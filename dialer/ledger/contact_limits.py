@@ -47,7 +47,7 @@ from dialer.core.statuses import KIND_RULES, LedgerError, Status
 from dialer.ledger.claims import claims_path, read_claims
 from dialer.ledger.facts import NONE_RECENT, Recent, Refusal
 from dialer.ledger.optouts import opted_out_refusals
-from dialer.ledger.shared_file import BOOK_NAME, book_path, connect_shared
+from dialer.ledger.shared_file import SHARED_FILE_NAMES, book_path, connect_shared
 from dialer.ledger.sqlite import readonly_uri, transaction
 
 DAY = timedelta(days=1)
@@ -388,7 +388,7 @@ class LedgerCalls:
 
 
 def _ledgers(state: Path) -> list[Path]:
-    return [p for p in sorted(state.glob("*.sqlite")) if p.name != BOOK_NAME]
+    return [p for p in sorted(state.glob("*.sqlite")) if p.name not in SHARED_FILE_NAMES]
 
 
 def _make_schema(conn: sqlite3.Connection) -> None:

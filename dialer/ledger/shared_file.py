@@ -1,6 +1,8 @@
-"""The one file of a `state/` folder every campaign shares: `contacts.sqlite`, holding the
-contact counts (`ledger.contact_limits`) and the opt-out register (`ledger.optouts`). Its
-name and place live here so each of the two can find the other's tables without importing it.
+"""The files of a `state/` folder every campaign shares: `contacts.sqlite`, holding the
+contact counts (`ledger.contact_limits`) and the opt-out register (`ledger.optouts`), and
+`team.sqlite`, the people and the audit trail (`team/`). Their names, and how a writer opens
+them, live here, so each part finds the others' tables without importing them and the
+folder's ledgers are told apart from them.
 """
 
 from __future__ import annotations
@@ -8,9 +10,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from dialer.campaign.model import RESERVED_NAME
+from dialer.campaign.model import RESERVED_NAME, TEAM_NAME
 
 BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is refused
+TEAM_FILE_NAME = f"{TEAM_NAME}.sqlite"  # nor this one
+# The files of `state/` that are no campaign's ledger.
+SHARED_FILE_NAMES = frozenset({BOOK_NAME, TEAM_FILE_NAME})
 
 
 def book_path(state: Path) -> Path:
@@ -21,13 +26,14 @@ def book_path(state: Path) -> Path:
 BUSY_TIMEOUT_MS = 10_000
 
 
-def connect_shared(state: Path) -> sqlite3.Connection:
-    """The shared file opened for writing (made, with its folder, when missing): WAL, and
-    `synchronous = FULL`, as a line committed before a request leaves (a claim's count, an
-    opt-out) must survive a power cut. Raises OSError or sqlite3.Error; each caller names
-    which of its parts could not be opened."""
+def connect_shared(state: Path, name: str = BOOK_NAME) -> sqlite3.Connection:
+    """A shared file of `state` (`contacts.sqlite` unless named) opened for writing (made,
+    with its folder, when missing): WAL, and `synchronous = FULL`, as a line committed before
+    a request leaves (a claim's count, an opt-out, an audit entry) must survive a power cut.
+    Raises OSError or sqlite3.Error; each caller names which of its parts could not be
+    opened."""
     state.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(book_path(state), isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(state / name, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")

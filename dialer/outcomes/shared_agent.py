@@ -22,8 +22,8 @@ from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
 from dialer.campaign.paths import ledger_path, state_folder
 from dialer.core.statuses import DialerError
-from dialer.ledger.contact_limits import BOOK_NAME
 from dialer.ledger.dials import Dial, other_ledger_dials
+from dialer.ledger.shared_file import SHARED_FILE_NAMES
 
 
 def other_dials(campaign: Campaign, placed_from: datetime | None) -> Iterator[Dial]:
@@ -39,7 +39,7 @@ def other_dials(campaign: Campaign, placed_from: datetime | None) -> Iterator[Di
         return agents.get(name, agent) == agent
 
     for path in sorted(state.glob("*.sqlite")):
-        if path.name == BOOK_NAME or path.absolute() == own:
+        if path.name in SHARED_FILE_NAMES or path.absolute() == own:
             continue
         yield from other_ledger_dials(path, placed_from, same_agent)
 

@@ -1,122 +1,212 @@
-"""STAND-IN for helper A's audit trail (branch team-store), written to /work/team-api.md so the
-page's audit code can be built and tested before it lands. Replaced wholesale by the merge."""
+"""The audit trail: what people (on the page) and commands (on a terminal, from cron) did to a
+project folder, append-only and hash-chained in `state/team.sqlite`.
+
+    trail = AuditTrail(root / "state")
+    trail.append(cli_actor(), LAUNCH, "spring-sale", campaign_sha256=hex_, people=120)
+    trail.entries(since=a_day, who="alice")    # oldest first
+    trail.verify()                             # None when nothing was changed or removed
+
+Each entry carries `previous`, the digest of the entry before it ("" for the first), and
+`digest`, the SHA-256 of its own canonical JSON (`seq`, `time`, `who`, `action`, `campaign`,
+`details`, `previous`). An entry edited in the file no longer matches its digest; one removed
+from the middle leaves the next entry's `previous` pointing at nothing. Removing the last
+entry leaves no such trace in the chain, so a second table (`audit_head`) holds the count
+and the last digest, written in the same transaction as each entry: a plain DELETE of the
+last entry no longer matches it. SQLite triggers refuse UPDATE and DELETE as a first wall;
+`verify` does not rely on them. Whoever can write the file can also rewrite the head and
+every digest after an edit: `dialer audit verify` prints the last digest so it can be kept
+somewhere else and compared.
+
+`append` is the one place that makes details safe: any run of 7 or more digits (a phone
+number, written with or without separators) is masked in `who`, `campaign` and every detail,
+and a detail named like a secret (a password, a key, a token) is refused. Hex digests (32 or
+more hex characters holding a letter: a file's or a check's sha256) are kept whole.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
 import re
 import socket
+import sqlite3
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 
-from dialer.core.masking import mask_phone
-from dialer.ledger.shared_file import connect_shared
+from dialer.core.clock import Clock, system_clock
+from dialer.core.masking import mask_phone, mask_text
+from dialer.ledger.sqlite import transaction
+from dialer.team.store import (
+    TeamFileError,
+    connect_team,
+    has_table,
+    read_team,
+    team_path,
+    team_stamp,
+)
 
-LOGIN, LOGIN_FAILED, LOGOUT = "login", "login_failed", "logout"
-CAMPAIGN_CREATED, CAMPAIGN_EDITED = "campaign_created", "campaign_edited"
-UPLOAD, CHECK, TEST_CALL, LAUNCH, STOP, RESUME = (
-    "upload",
-    "check",
-    "test_call",
-    "launch",
-    "stop",
-    "resume",
+LOGIN = "login"
+LOGIN_FAILED = "login_failed"
+LOGOUT = "logout"
+CAMPAIGN_CREATED = "campaign_created"
+CAMPAIGN_EDITED = "campaign_edited"
+UPLOAD = "upload"
+CHECK = "check"
+TEST_CALL = "test_call"
+LAUNCH = "launch"
+STOP = "stop"
+RESUME = "resume"
+SCHEDULE_CREATED = "schedule_created"
+SCHEDULE_CHANGED = "schedule_changed"
+SCHEDULE_FIRED = "schedule_fired"
+SCHEDULE_MISSED = "schedule_missed"
+SCHEDULE_DELETED = "schedule_deleted"
+SYNC = "sync"
+DOWNLOAD = "download"
+OPTOUT_ADDED = "optout_added"
+OPTOUT_REMOVED = "optout_removed"
+OPTOUT_IMPORTED = "optout_imported"
+PERSON_ADDED = "person_added"
+PERSON_REMOVED = "person_removed"
+PERSON_ROLE = "person_role"
+PERSON_PASSWORD = "person_password"
+
+ACTIONS = (
+    LOGIN, LOGIN_FAILED, LOGOUT, CAMPAIGN_CREATED, CAMPAIGN_EDITED, UPLOAD, CHECK, TEST_CALL,
+    LAUNCH, STOP, RESUME, SCHEDULE_CREATED, SCHEDULE_CHANGED, SCHEDULE_FIRED, SCHEDULE_MISSED,
+    SCHEDULE_DELETED, SYNC, DOWNLOAD, OPTOUT_ADDED, OPTOUT_REMOVED, OPTOUT_IMPORTED,
+    PERSON_ADDED, PERSON_REMOVED, PERSON_ROLE, PERSON_PASSWORD,
+)  # fmt: skip
+
+_WHAT = "the audit trail"
+# A detail's name that says it holds a secret: refused, never stored.
+_SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api_?key|^key$|_key$|auth|cookie|session|salt|hash",
+    re.IGNORECASE,
 )
-SCHEDULE_CREATED, SCHEDULE_CHANGED = "schedule_created", "schedule_changed"
-SCHEDULE_FIRED, SCHEDULE_MISSED, SCHEDULE_DELETED = (
-    "schedule_fired",
-    "schedule_missed",
-    "schedule_deleted",
+# A digest (sha256 hex and the like): kept whole, it is no phone number.
+_HEX_DIGEST = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")
+_LONG_DIGITS = re.compile(r"\+?\d{7,}")
+# A whole number at or above this has 7 digits: masked like a phone number.
+_LONG_NUMBER = 10**6
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        campaign TEXT NOT NULL,
+        details TEXT NOT NULL,
+        previous TEXT NOT NULL,
+        digest TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS audit_time ON audit (time)",
+    """CREATE TABLE IF NOT EXISTS audit_head (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        entries INTEGER NOT NULL,
+        digest TEXT NOT NULL
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
 )
-SYNC, DOWNLOAD = "sync", "download"
-OPTOUT_ADDED, OPTOUT_REMOVED, OPTOUT_IMPORTED = "optout_added", "optout_removed", "optout_imported"
-PERSON_ADDED, PERSON_REMOVED, PERSON_ROLE, PERSON_PASSWORD = (
-    "person_added",
-    "person_removed",
-    "person_role",
-    "person_password",
-)
-_DIGITS = re.compile(r"\+?\d{7,}")
+_COLUMNS = "seq, time, who, action, campaign, details, previous, digest"
 
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     seq: int
-    time: str
+    time: str  # UTC, ISO 8601 to the second, `Z`-suffixed
     who: str
     action: str
     campaign: str
     details: dict[str, object]
-    previous: str
-    digest: str
+    previous: str  # the digest of the entry before ("" for the first)
+    digest: str  # SHA-256 hex of this entry's canonical JSON, `previous` included
 
 
-def _safe(value: object) -> object:
-    if isinstance(value, str):
-        return _DIGITS.sub(lambda m: mask_phone(m.group(0)), value)
-    if isinstance(value, dict):
-        return {str(k): _safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_safe(v) for v in value]
-    return value
+def cli_actor() -> str:
+    """Who a command acts as: `cli:<os user>@<host>` (never a secret)."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password file
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname() or 'unknown'}"
 
 
-def _digest(body: dict[str, object]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+def entry_digest(
+    seq: int,
+    time: str,
+    who: str,
+    action: str,
+    campaign: str,
+    details: Mapping[str, object],
+    previous: str,
+) -> str:
+    """SHA-256 hex of an entry's canonical JSON (sorted keys, no spaces, UTF-8)."""
+    body = {
+        "seq": seq,
+        "time": time,
+        "who": who,
+        "action": action,
+        "campaign": campaign,
+        "details": details,
+        "previous": previous,
+    }
+    return hashlib.sha256(_canonical(body).encode("utf-8")).hexdigest()
+
+
+def safe_text(text: str) -> str:
+    """`text` with every phone-like number masked (7+ digits in a row, or a number written
+    with separators), hex digests kept whole."""
+    kept, end = [], 0
+    for digest in _HEX_DIGEST.finditer(text):
+        if digest.group(0).isdigit():
+            continue  # all digits: a number, not a digest
+        kept += [_masked(text[end : digest.start()]), digest.group(0)]
+        end = digest.end()
+    return "".join([*kept, _masked(text[end:])])
 
 
 class AuditTrail:
-    def __init__(self, state: Path) -> None:
-        self.state = state
+    """The folder's audit trail in `state/team.sqlite`; each call opens and closes its own
+    connection (any thread may use one AuditTrail). Reads never make the file."""
 
-    def _db(self):  # type: ignore[no-untyped-def]
-        db = connect_shared(self.state)
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, time TEXT, who TEXT,"
-            " action TEXT, campaign TEXT, details TEXT, previous TEXT, digest TEXT)"
-        )
-        return db
+    def __init__(self, state: Path, clock: Clock = system_clock) -> None:
+        self.path = team_path(state)
+        self._state = state
+        self._clock = clock
 
     def append(self, who: str, action: str, campaign: str = "", **details: object) -> AuditEntry:
-        if any(k in ("key", "api_key", "password", "token", "secret") for k in details):
-            raise ValueError("a secret in the audit trail")
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            last = db.execute("SELECT seq, digest FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, previous = (last[0] + 1, last[1]) if last else (1, "")
-            body: dict[str, object] = {
-                "seq": seq,
-                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "who": who,
-                "action": action,
-                "campaign": campaign,
-                "details": _safe(details),
-                "previous": previous,
-            }
-            digest = _digest(body)
-            db.execute(
-                "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    seq,
-                    body["time"],
-                    who,
-                    action,
-                    campaign,
-                    json.dumps(body["details"], sort_keys=True),
-                    previous,
-                    digest,
-                ),
+        """Write the next entry, chained to the last, in one transaction. ValueError for an
+        unknown action or a detail named like a secret (a defect of the caller); TeamFileError
+        when the file cannot be written."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")
+        safe = _safe_details(details)
+        who, campaign = safe_text(who), safe_text(campaign)
+        when = team_stamp(self._clock())
+        with self._writing() as conn:
+            head = conn.execute("SELECT entries, digest FROM audit_head").fetchone()
+            count, previous = head if head else (0, "")
+            seq = count + 1
+            digest = entry_digest(seq, when, who, action, campaign, safe, previous)
+            conn.execute(
+                f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, when, who, action, campaign, _canonical(safe), previous, digest),
             )
-            db.execute("COMMIT")
-        finally:
-            db.close()
-        return AuditEntry(
-            seq, str(body["time"]), who, action, campaign, body["details"], previous, digest
-        )  # type: ignore[arg-type]
+            conn.execute(
+                "INSERT OR REPLACE INTO audit_head (one, entries, digest) VALUES (1, ?, ?)",
+                (seq, digest),
+            )
+        return AuditEntry(seq, when, who, action, campaign, safe, previous, digest)
 
     def entries(
         self,
@@ -125,39 +215,161 @@ class AuditTrail:
         campaign: str | None = None,
         limit: int | None = None,
     ) -> list[AuditEntry]:
-        db = self._db()
-        try:
-            rows = db.execute("SELECT * FROM audit ORDER BY seq").fetchall()
-        finally:
-            db.close()
-        found = [
-            AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows
-        ]
+        """The entries at or after `since`, by `who`, of `campaign` (each when given), oldest
+        first; with `limit`, the newest `limit` of them."""
+        where, params = ["1 = 1"], []
         if since is not None:
-            found = [e for e in found if e.time >= since.strftime("%Y-%m-%dT%H:%M:%SZ")]
-        if who:
-            found = [e for e in found if e.who == who]
-        if campaign:
-            found = [e for e in found if e.campaign == campaign]
-        return found[-limit:] if limit else found
+            when = since if since.tzinfo else since.replace(tzinfo=UTC)
+            where.append("time >= ?")
+            params.append(when.astimezone(UTC).isoformat(timespec="seconds")[:19])
+        if who is not None:
+            where.append("who = ?")
+            params.append(who)
+        if campaign is not None:
+            where.append("campaign = ?")
+            params.append(campaign)
+        sql = f"SELECT {_COLUMNS} FROM audit WHERE {' AND '.join(where)} ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {max(int(limit), 0)}"
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall() if conn is not None else []
+        return [_entry(row) for row in reversed(rows)]
 
     def verify(self) -> AuditEntry | int | None:
+        """None when every entry matches its digest and the one before it, and the head
+        matches the last. Otherwise the first entry that does not match (an edited entry, or
+        the one after a removed entry), or the seq of the first entry missing at the end
+        (the last ones removed)."""
+        with self._reading() as conn:
+            if conn is None:
+                return None
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq").fetchall()
+            head = _head(conn)
         previous = ""
-        for e in self.entries():
-            body = {
-                "seq": e.seq,
-                "time": e.time,
-                "who": e.who,
-                "action": e.action,
-                "campaign": e.campaign,
-                "details": e.details,
-                "previous": e.previous,
-            }
-            if e.previous != previous or _digest(body) != e.digest:
-                return e.seq
-            previous = e.digest
+        entry = None
+        for number, row in enumerate(rows, start=1):
+            entry = _entry(row)
+            if entry.seq != number or entry.previous != previous or not _matches(entry, row):
+                return entry
+            previous = entry.digest
+        count = len(rows)
+        if head is None:
+            return entry  # entries and no head: the head was removed
+        if head[0] > count:
+            return count + 1
+        if head[0] != count or head[1] != previous:
+            return entry
         return None
 
+    def head(self) -> tuple[int, str]:
+        """How many entries the head counts and the last digest ((0, "") when none)."""
+        with self._reading() as conn:
+            found = _head(conn) if conn is not None else None
+        return found or (0, "")
 
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        conn = connect_team(self._state, _WHAT)
+        try:
+            with transaction(conn):
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                yield conn
+        except sqlite3.Error as exc:
+            raise TeamFileError(f"{self.path}: cannot write {_WHAT}: {exc}") from None
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection | None]:
+        """A read-only connection, None when there is no file or no trail in it yet."""
+        conn = read_team(self._state, _WHAT)
+        if conn is None:
+            yield None
+            return
+        try:
+            yield conn if has_table(conn, "audit") else None
+        except sqlite3.Error as exc:
+            raise TeamFileError(f"{self.path}: cannot read {_WHAT}: {exc}") from None
+        finally:
+            conn.close()
+
+
+def _head(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    """The head's count and last digest; None when it is missing (or was removed)."""
+    if not has_table(conn, "audit_head"):
+        return None
+    found = conn.execute("SELECT entries, digest FROM audit_head").fetchone()
+    return (int(found[0]), str(found[1])) if found else None
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _masked(text: str) -> str:
+    return _LONG_DIGITS.sub(lambda m: mask_phone(m.group(0)), mask_text(text))
+
+
+def _safe_details(details: Mapping[str, object]) -> dict[str, object]:
+    return {_safe_key(key): _safe_value(value) for key, value in details.items()}
+
+
+def _safe_key(key: object) -> str:
+    name = str(key)
+    if _SECRET_KEY.search(name):
+        raise ValueError(f"audit detail {name!r} is named like a secret: never recorded")
+    return safe_text(name)
+
+
+def _safe_value(value: object) -> object:
+    """A detail as JSON can hold it, numbers masked; anything else as its text."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, Enum):
+        return safe_text(str(value))
+    if isinstance(value, int):
+        return value if abs(value) < _LONG_NUMBER else safe_text(str(value))
+    if isinstance(value, float):
+        text = repr(value)
+        return value if safe_text(text) == text else safe_text(text)
+    if isinstance(value, Mapping):
+        return _safe_details(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [_safe_value(item) for item in items]
+    return safe_text(str(value))
+
+
+def _entry(row: tuple[object, ...]) -> AuditEntry:
+    seq, time, who, action, campaign, details, previous, digest = row
+    try:
+        loaded = json.loads(str(details))
+    except ValueError:
+        loaded = None
+    return AuditEntry(
+        int(str(seq)),
+        str(time),
+        str(who),
+        str(action),
+        str(campaign),
+        loaded if isinstance(loaded, dict) else {"unreadable": safe_text(str(details))[:200]},
+        str(previous),
+        str(digest),
+    )
+
+
+def _matches(entry: AuditEntry, row: tuple[object, ...]) -> bool:
+    """The entry as stored (its details text too) is the one its digest was made of."""
+    if _canonical(entry.details) != row[5]:
+        return False
+    expected = entry_digest(
+        entry.seq,
+        entry.time,
+        entry.who,
+        entry.action,
+        entry.campaign,
+        entry.details,
+        entry.previous,
+    )
+    return expected == entry.digest
