@@ -1,0 +1,209 @@
+"""The page's audit trail: every action through the page lands in the trail with its details
+(no whole number anywhere), a launch is refused when the trail cannot be written, and the
+admin's /audit page lists, filters, verifies and exports it."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient
+
+from dialer import web
+from dialer.campaign.model import LOGS_ENDPOINT_ENV
+from dialer.commands.audit import OUT_COLUMNS
+from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
+from dialer.team.audit import AuditEntry, AuditTrail, safe_text
+from dialer.team.roles import Role
+from tests.test_web import ROOT, _checked, _login, _run, _wait_finished
+
+SHEET = ROOT / "sample_data" / "contacts.csv"
+OPTED_OUT = "+919845012399"
+
+
+def _trail(server: web.Server) -> list[AuditEntry]:
+    return AuditTrail(server.root / "state").entries()
+
+
+def _one(entries: list[AuditEntry], action: str) -> AuditEntry:
+    found = [e for e in entries if e.action == action]
+    assert len(found) == 1, (action, [e.action for e in entries])
+    return found[0]
+
+
+def _sheet_numbers() -> list[str]:
+    """Every phone number of the sample sheet, as its digits (the last 10 of them)."""
+    with SHEET.open(encoding="utf-8") as f:
+        numbers = [re.sub(r"\D", "", row["Phone"]) for row in csv.DictReader(f)]
+    return [n[-10:] for n in numbers if len(n) >= 9]
+
+
+def test_every_action_on_the_page_is_in_the_trail_with_its_details_and_no_number(tmp_path):
+    sheet = SHEET.read_bytes()
+    with FakeTabblyThread(latency=0.05, balance=100) as fake:
+        env = {
+            "TABBLY_API_KEY": DEFAULT_API_KEY,
+            "TABBLY_API_URL": fake.url,
+            LOGS_ENDPOINT_ENV: fake.logs_url,
+        }
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf, dry_id = await _checked(client, sheet)
+            page = await (await client.get(f"/dry-runs/{dry_id}")).text()
+            assert 'id="ready-count">49<' in page
+            launched = await client.post(
+                f"/dry-runs/{dry_id}/launch",
+                data={"csrf": csrf, "confirm": "yes", "count": "49"},
+                allow_redirects=False,
+            )
+            assert launched.status == 303, await launched.text()
+            run_url = launched.headers["Location"]
+            await _wait_finished(server, run_url.rsplit("/", 1)[1])()
+            assert (await client.get(f"{run_url}/report.csv")).status == 200
+            synced = await client.post(
+                "/campaigns/example/sync", data={"csrf": csrf}, allow_redirects=False
+            )
+            assert synced.status == 303
+            added = {"csrf": csrf, "numbers": OPTED_OUT, "reason": "asked by mail"}
+            assert (await client.post("/optouts/add", data=added)).status == 200
+            removed = {"csrf": csrf, "number": OPTED_OUT, "reason": "typo", "confirm": "yes"}
+            assert (await client.post("/optouts/remove", data=removed)).status == 200
+
+            entries = _trail(server)
+            upload = _one(entries, "upload")
+            assert upload.campaign == "example"
+            assert upload.details == {
+                "file": "c.csv",
+                "size": len(sheet),
+                "sha256": hashlib.sha256(sheet).hexdigest(),
+            }
+            check, launch = _one(entries, "check"), _one(entries, "launch")
+            campaign_file = (server.root / "campaigns" / "example.toml").read_bytes()
+            dnc = (ROOT / "sample_data" / "dnc.csv").read_bytes()
+            assert check.details["fingerprints"] == {
+                "campaign": hashlib.sha256(campaign_file).hexdigest(),
+                "sheet": hashlib.sha256(sheet).hexdigest(),
+                "do_not_call dnc.csv": hashlib.sha256(dnc).hexdigest(),
+            }
+            assert check.details["counts"]["ready"] == 49
+            assert launch.details["fingerprints"] == check.details["fingerprints"]
+            assert launch.details["people"] == 49
+            assert set(launch.details["cost"]) >= {"per_call", "total", "currency"}
+            run = server.jobs.runs[run_url.rsplit("/", 1)[1]]
+            downloaded = {"file": safe_text(run.report.name), "kind": "csv"}  # its time masked
+            assert _one(entries, "download").details == downloaded
+            sync = _one(entries, "sync").details
+            assert sync["ok"] is True and "49 calls updated" in str(sync["said"])
+            opted = _one(entries, "optout_added").details
+            assert opted["count"] == 1 and opted["numbers"] == ["+91*******399"]
+            assert opted["reason"] == "asked by mail"
+            assert _one(entries, "optout_removed").details == {
+                "number": "+91*******399",
+                "reason": "typo",
+            }
+            (who,) = {e.who for e in entries}  # the session's person, every time
+            assert who and who != "page"
+            everything = json.dumps([e.__repr__() for e in entries])
+            for number in [*_sheet_numbers(), OPTED_OUT[-10:]]:
+                assert number not in everything
+            assert AuditTrail(server.root / "state").verify() is None
+
+        _run(tmp_path, body, env)
+
+
+def test_a_launch_is_refused_when_the_trail_cannot_be_written_and_an_upload_goes_on(tmp_path):
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            (server.root / "state" / "team.sqlite").mkdir(parents=True)  # no file can be there
+            csrf, dry_id = await _checked(client, SHEET.read_bytes())  # not refused: recorded
+            refused = await client.post(
+                f"/dry-runs/{dry_id}/launch",
+                data={"csrf": csrf, "confirm": "yes", "count": "49"},
+                allow_redirects=False,
+            )
+            assert refused.status == 503
+            assert "audit trail cannot be written" in await refused.text()
+            assert server.jobs.runs == {}
+
+        _run(tmp_path, body, env)
+        assert fake.received == []
+
+
+def _seeded(root: Path) -> AuditTrail:
+    trail = AuditTrail(root / "state")
+    trail.append("alice", "upload", "spring", file="a.csv")
+    trail.append("bob", "launch", "spring", people=3)
+    trail.append("alice", "launch", "autumn", people=5)
+    trail.append("=cmd|' /C calc'!A0", "stop", "autumn")
+    return trail
+
+
+def test_the_audit_page_lists_newest_first_filters_verifies_and_exports(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        trail = _seeded(server.root)
+        await _login(client)
+        page = await (await client.get("/audit")).text()
+        seqs = [int(n) for n in re.findall(r'class="audit-entry" data-seq="(\d+)"', page)]
+        assert seqs == [4, 3, 2, 1]
+        assert "The chain verifies" in page
+        page = await (await client.get("/audit?who=alice&action=launch")).text()
+        assert re.findall(r'data-seq="(\d+)"', page) == ["3"]
+        page = await (await client.get("/audit?campaign=spring")).text()
+        assert re.findall(r'data-seq="(\d+)"', page) == ["2", "1"]
+        page = await (await client.get("/audit?since=2999-01-01")).text()
+        assert "data-seq" not in page
+        bad = await client.get("/audit?since=yesterday")
+        assert bad.status == 400 and "not a date" in await bad.text()
+
+        exported = await client.get("/audit.csv?campaign=autumn")
+        assert exported.status == 200
+        assert "attachment" in exported.headers["Content-Disposition"]
+        rows = list(csv.reader(io.StringIO(await exported.text())))
+        assert tuple(rows[0]) == OUT_COLUMNS  # the CLI's `dialer audit --out` columns
+        assert [r[0] for r in rows[1:]] == ["3", "4"]  # oldest first, as the CLI writes
+        assert rows[2][2].startswith("'=")  # never a formula in a spreadsheet
+        assert json.loads(rows[1][5]) == {"people": 5}
+        assert rows[2][7] == trail.entries()[-1].digest
+
+        with sqlite3.connect(server.root / "state" / "team.sqlite") as db:
+            db.execute("DROP TRIGGER audit_append_only_update")
+            db.execute("UPDATE audit SET who = 'mallory' WHERE seq = 2")
+        page = await (await client.get("/audit")).text()
+        assert "does not verify: entry 2" in page
+
+    _run(tmp_path, body)
+
+
+def test_the_audit_page_is_paged(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        trail = AuditTrail(server.root / "state")
+        for n in range(5):
+            trail.append("alice", "sync", "spring", n=n)
+        await _login(client)
+        page = await (await client.get("/audit?who=alice")).text()
+        assert re.findall(r'data-seq="(\d+)"', page) == ["5", "4"]
+        older = re.search(r'href="/audit\?([^"]+)" id="audit-older"', page).group(1)
+        page = await (await client.get(f"/audit?{older.replace('&amp;', '&')}")).text()
+        assert re.findall(r'data-seq="(\d+)"', page) == ["3", "2"]
+        assert 'id="audit-newer"' in page
+
+    settings = replace(web.DEFAULTS, audit_page_entries=2)
+    _run(tmp_path, body, settings=settings)
+
+
+def test_the_header_links_the_audit_trail_for_admins_only(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        page = server.templates.from_string('{% extends "base.html" %}')
+        assert 'href="/audit"' in page.render(csrf="x", role=Role.ADMIN)
+        assert 'href="/audit"' not in page.render(csrf="x", role=Role.EDITOR)
+        assert 'href="/audit"' not in page.render(csrf="x")  # no roles yet: nothing shown
+
+    _run(tmp_path, body)
