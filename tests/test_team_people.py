@@ -58,6 +58,9 @@ def test_check_password(tmp_path: Path) -> None:
     assert people.check_password("alice", GOOD + " ") is None
     assert people.check_password("nobody", GOOD) is None
     assert people.check_password("alice", "") is None
+    longest = people.add("bob", Role.VIEWER, "b" * 1024)
+    assert people.check_password("bob", "b" * 1024) == longest
+    assert people.check_password("bob", "b" * 1024 + "more") is None  # never cut to match
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import dialer_subprocess
 
 from dialer.team import audit
 from dialer.team.audit import AuditTrail, cli_actor
 from dialer.team.people import People
 from dialer.team.roles import Role
-from tests.conftest import dialer_subprocess
 
 GOOD = "correct horse battery"
 OTHER = "a different long one"

@@ -27,6 +27,7 @@ from dialer.commands.arguments import (
     since_date,
 )
 from dialer.commands.csv_out import check_new_csv, write_new_csv
+from dialer.commands.trail import record
 from dialer.core.clock import system_clock
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import ExitCode, SheetError, UsageError
@@ -144,6 +145,7 @@ def _reason(text: str) -> str:
 
 def handle_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from dialer.ledger.optouts import Ask, Register, Source, acting_user
+    from dialer.team.audit import OPTOUT_ADDED
 
     out = out or sys.stdout
     state, region, reason = project_state(args.root), _region(args.region), _reason(args.reason)
@@ -153,6 +155,7 @@ def handle_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
         done = register.add([Ask(n, Source.COMMAND, who, reason) for n in numbers], system_clock())
         entries = register.entries(done.already)
     for number in done.added:
+        record(state, OPTOUT_ADDED, number=mask_phone(number), reason=reason)
         print(f"{mask_phone(number)}: opted out", file=out)
     for number in done.already:
         print(f"{mask_phone(number)}: already opted out ({entries[number].since})", file=out)
@@ -162,12 +165,14 @@ def handle_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def handle_remove(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from dialer.ledger.optouts import Register, Source, acting_user
+    from dialer.team.audit import OPTOUT_REMOVED
 
     out = out or sys.stdout
     state, reason = project_state(args.root), _reason(args.reason)
     number = _number(args.number, _region(args.region))
     with Register.open(state) as register:
         entry = register.remove(number, Source.COMMAND, acting_user(), reason, system_clock())
+    record(state, OPTOUT_REMOVED, number=mask_phone(number), reason=reason)
     print(
         f"{mask_phone(number)}: removed from the opt-out register (opted out {entry.since}, "
         f"{entry.source}); campaigns may call it again. The history keeps both.",
@@ -258,8 +263,10 @@ def _write_out(path: Path, entries: Sequence[OptOut]) -> None:
 
 
 def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from dialer.campaign.binding import file_sha256
     from dialer.ledger.optouts import Ask, Register, Source, acting_user
     from dialer.sheets.numbers import read_numbers
+    from dialer.team.audit import OPTOUT_IMPORTED
 
     out = out or sys.stdout
     state, region = project_state(args.root), _region(args.region)
@@ -283,6 +290,15 @@ def handle_import(args: argparse.Namespace, out: TextIO | None = None) -> int:
     ]
     with Register.open(state) as register:
         done = register.add(asks, system_clock())
+    record(
+        state,
+        OPTOUT_IMPORTED,
+        file=args.file.name,
+        file_sha256=file_sha256(args.file),
+        added=len(done.added),
+        already=len(done.already),
+        reason=reason,
+    )
     print(
         f"imported {args.file}: {len(done.added)} number(s) opted out, "
         f"{len(done.already)} already on the register",

@@ -30,6 +30,7 @@ from dialer.campaign.model import Campaign
 from dialer.campaign.parse import load_campaign
 from dialer.campaign.paths import default_report_path, reports_folder, state_folder
 from dialer.commands.arguments import Subparsers, add_campaign, add_sheet_options, command_parser
+from dialer.commands.trail import record
 from dialer.commands.validate import (
     Prepared,
     Tally,
@@ -63,6 +64,7 @@ from dialer.ledger.store import Ledger
 from dialer.reports.summary import Samples, print_summary
 from dialer.reports.writer import ReportWriter, check_report_path, status_counts, write_summary
 from dialer.sheets.contacts import Contact
+from dialer.team.audit import LAUNCH, STOP
 
 if TYPE_CHECKING:  # aiohttp and the dispatcher are loaded only by `run`
     from dialer.engine.dispatch import RunResult
@@ -80,6 +82,8 @@ class Run:
     yes: bool = False  # no question: required when stdin is not a terminal
     progress_mode: str = "auto"  # one of `engine.progress.MODES`
     settings: Settings = DEFAULTS
+    # The check the run is bound to (--expect-*): name -> sha256, for the audit trail.
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +204,18 @@ def handle(args: argparse.Namespace) -> int:
             options=options,
             yes=args.yes,
             progress_mode=args.progress,
+            fingerprints=_fingerprints(args),
         )
     )
+
+
+def _fingerprints(args: argparse.Namespace) -> dict[str, str]:
+    """The --expect-* digests given (checked by `binding.enforce` before this is read)."""
+    given = {
+        "campaign_sha256": args.expect_campaign_sha256,
+        "contacts_sha256": args.expect_contacts_sha256,
+    }
+    return {name: digest for name, digest in given.items() if digest is not None}
 
 
 def run(request: Run, io: IOContext | None = None) -> int:
@@ -227,7 +241,27 @@ def run(request: Run, io: IOContext | None = None) -> int:
         if rows is None:
             print("Nothing sent.", file=io.out)
             return int(ExitCode.OK)
-    return _call(request, io, Upstream(endpoint, api_key), unread, rows)
+    state = state_folder(campaign)
+    record(state, LAUNCH, campaign.name, **_launch_details(request, rows))
+    code = _call(request, io, Upstream(endpoint, api_key), unread, rows)
+    if code == ExitCode.INTERRUPTED:
+        record(state, STOP, campaign.name, exit_code=code)
+    return code
+
+
+def _launch_details(request: Run, rows: int | None) -> dict[str, object]:
+    """What the audit trail keeps of a launch: the check it is bound to, the sheet, what was
+    asked, and the sheet's rows when someone was shown them."""
+    options, sheet = request.options, request.contacts
+    given = {
+        "sheet": sheet.name if sheet else None,
+        "sheet_rows": rows,
+        "limit": options.limit,
+        "recall": options.recall,
+        "retry_unknown": options.retry_unknown,
+    }
+    shown = {name: value for name, value in given.items() if value}
+    return {**request.fingerprints, **shown, "asked": not request.yes}
 
 
 def _ask_consent(request: Run, io: IOContext, outcomes_known: bool) -> int | None:

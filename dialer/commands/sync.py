@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dialer.commands.arguments import Subparsers, add_campaign, command_parser
+
+if TYPE_CHECKING:  # loaded by the handler
+    from dialer.outcomes.sync import SyncResult
 
 # Tabbly did not exist before this: an earlier --since is a typo (and 0001-01-01 minus a day
 # would not even be a date).
@@ -76,13 +80,32 @@ def _day(text: str) -> date:
 
 def handle(args: argparse.Namespace) -> int:
     from dialer.campaign.parse import load_campaign
+    from dialer.campaign.paths import state_folder
+    from dialer.commands.trail import record
     from dialer.outcomes.sync import sync
+    from dialer.team.audit import SYNC
 
-    return sync(
-        load_campaign(args.campaign),
+    campaign = load_campaign(args.campaign)
+    found: list[SyncResult] = []
+    code = sync(
+        campaign,
         since=args.since,
         results_path=args.results,
         transcripts=args.transcripts,
         sheet=args.sheet,
         out=args.out,
+        on_result=found.append,
     )
+    for result in found:
+        record(state_folder(campaign), SYNC, campaign.name, **_counts(result))
+    return code
+
+
+def _counts(result: SyncResult) -> dict[str, object]:
+    """What the audit trail keeps of a sync: what it read and stored, each outcome's count."""
+    return {
+        "matched_rows": result.matched_rows,
+        "updated": result.updated,
+        "opted_out": len(result.opted_out),
+        "outcomes": {outcome.value: n for outcome, n in result.counts.items() if n},
+    }

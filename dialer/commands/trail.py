@@ -4,12 +4,13 @@
 
 A command's work never waits on its record: a trail that cannot be written (a full disk, a
 lock held too long, a damaged file) is one warning line on stderr, and the command goes on
-with the exit code it would have had.
+with the exit code it would have had. A command the page started for someone (`BY_PAGE_ENV`
+set) writes nothing: the page has written that entry, naming the person.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import os
 import sys
 from pathlib import Path
 
@@ -18,9 +19,12 @@ from dialer.core.statuses import DialerError
 
 def record(state: Path, action: str, campaign: str = "", **details: object) -> None:
     """One entry by this command's user and host; a failure is a warning, never an error."""
-    try:
-        from dialer.team.audit import AuditTrail, cli_actor
+    from dialer.team.audit import BY_PAGE_ENV, AuditTrail, cli_actor
 
+    if os.environ.get(BY_PAGE_ENV):
+        return
+    try:
         AuditTrail(state).append(cli_actor(), action, campaign, **details)
-    except (DialerError, OSError, sqlite3.Error) as exc:
-        print(f"dialer: warning: not written to the audit trail: {exc}", file=sys.stderr)
+    except Exception as exc:  # a defect of ours too: the trail never stops the work
+        why = exc if isinstance(exc, (DialerError, OSError)) else f"{type(exc).__name__}: {exc}"
+        print(f"dialer: warning: not written to the audit trail: {why}", file=sys.stderr)

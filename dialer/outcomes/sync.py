@@ -23,7 +23,7 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from itertools import chain
@@ -258,9 +258,11 @@ def sync(
     clock: Clock = system_clock,
     settings: Settings = DEFAULTS,
     out_stream: TextIO | None = None,
+    on_result: Callable[[SyncResult], object] | None = None,
 ) -> int:
     """The command: check every input, sync, write the results (and the sheet with outcomes),
-    print what was found; the exit code."""
+    print what was found; the exit code. `on_result` is handed what a sync that ran found
+    (the command's audit entry)."""
     from dialer.outcomes.writeback import Writeback
 
     out_stream = out_stream or sys.stdout
@@ -296,6 +298,8 @@ def sync(
         people = write_results(ledger.connection, campaign, results_path)
         rows = writeback.write(ledger.connection) if writeback else None
     _print(campaign, result, out_stream)
+    if on_result is not None:
+        on_result(result)
     print(f"results: {results_path} ({people} people)", file=out_stream)
     if writeback is not None:
         print(f"sheet with outcomes: {writeback.out} ({rows} rows)", file=out_stream)

@@ -26,11 +26,9 @@ more hex characters holding a letter: a file's or a check's sha256) are kept who
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import json
 import re
-import socket
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from pathlib import Path
 
 from dialer.core.clock import Clock, system_clock
 from dialer.core.masking import mask_phone, mask_text
+from dialer.ledger.optouts import acting_user
 from dialer.ledger.sqlite import transaction
 from dialer.team.store import (
     TeamFileError,
@@ -82,6 +81,11 @@ ACTIONS = (
     SCHEDULE_DELETED, SYNC, DOWNLOAD, OPTOUT_ADDED, OPTOUT_REMOVED, OPTOUT_IMPORTED,
     PERSON_ADDED, PERSON_REMOVED, PERSON_ROLE, PERSON_PASSWORD,
 )  # fmt: skip
+
+# Set (to the person's name) in the environment of a command the page starts for someone
+# (a run, a sync): the page writes that entry itself, naming the person, so the command
+# writes none of its own.
+BY_PAGE_ENV = "DIALER_AUDITED_BY"
 
 _WHAT = "the audit trail"
 # A detail's name that says it holds a secret: refused, never stored.
@@ -134,11 +138,7 @@ class AuditEntry:
 
 def cli_actor() -> str:
     """Who a command acts as: `cli:<os user>@<host>` (never a secret)."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name in the environment nor the password file
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname() or 'unknown'}"
+    return f"cli:{acting_user()}"
 
 
 def entry_digest(

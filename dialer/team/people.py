@@ -183,10 +183,12 @@ class People:
         name, after the same scrypt work either way (no timing tells which)."""
         with self._reading() as conn:
             row = _row(conn, name) if conn is not None else None
-        stored = str(row[4]) if row else _nobody()
-        if not password_matches(password[:MAX_PASSWORD_CHARS], stored) or row is None:
+        # No password longer than any that can be set matches; it costs the same work.
+        usable = row is not None and len(password) <= MAX_PASSWORD_CHARS
+        stored = str(row[4]) if usable and row else _nobody()
+        if not password_matches(password[:MAX_PASSWORD_CHARS], stored) or not usable:
             return None
-        return _person(row)
+        return _person(row) if row else None
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
