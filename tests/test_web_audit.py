@@ -11,6 +11,7 @@ import json
 import re
 import sqlite3
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
@@ -21,7 +22,11 @@ from dialer.commands.audit import OUT_COLUMNS
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.team.audit import AuditEntry, AuditTrail, safe_text
 from dialer.team.roles import Role
-from tests.test_web import ROOT, _checked, _login, _run, _wait_finished
+from dialer.web.services.schedule_book import Schedules
+from tests.test_web import ROOT, _checked, _login, _run, _upload_form, _wait_finished
+from tests.test_web_editor import NEW, _form, _value
+from tests.test_web_hardening import READY, _fake_env, _project
+from tests.test_web_schedules import SETTINGS, _schedule, _serve, _soon, _wall
 
 SHEET = ROOT / "sample_data" / "contacts.csv"
 OPTED_OUT = "+919845012399"
@@ -99,7 +104,7 @@ def test_every_action_on_the_page_is_in_the_trail_with_its_details_and_no_number
             downloaded = {"file": safe_text(run.report.name), "kind": "csv"}  # its time masked
             assert _one(entries, "download").details == downloaded
             sync = _one(entries, "sync").details
-            assert sync["ok"] is True and "49 calls updated" in str(sync["said"])
+            assert sync["ok"] is True and sync["updated"] == 49
             opted = _one(entries, "optout_added").details
             assert opted["count"] == 1 and opted["numbers"] == ["+91*******399"]
             assert opted["reason"] == "asked by mail"
@@ -205,5 +210,80 @@ def test_the_header_links_the_audit_trail_for_admins_only(tmp_path):
         assert 'href="/audit"' in page.render(csrf="x", role=Role.ADMIN)
         assert 'href="/audit"' not in page.render(csrf="x", role=Role.EDITOR)
         assert 'href="/audit"' not in page.render(csrf="x")  # no roles yet: nothing shown
+
+    _run(tmp_path, body)
+
+
+def test_schedules_made_fired_missed_and_deleted_are_in_the_trail(tmp_path):
+    at = _soon()
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+
+        async def body(client: TestClient, server: web.Server, book: Schedules) -> None:
+            csrf = await _login(client)
+            missed_id = await _schedule(client, csrf, at=_wall(at))
+            fired_id = await _schedule(client, csrf, at=_wall(at + timedelta(minutes=1)))
+            # The first is past its grace window, the second just within it.
+            assert await book.tick(at + timedelta(seconds=SETTINGS.schedule_grace + 30)) != []
+            removed = await client.post(
+                f"/schedules/{missed_id}/remove", data={"csrf": csrf}, allow_redirects=False
+            )
+            assert removed.status == 303
+            entries = _trail(server)
+            made = [e for e in entries if e.action == "schedule_created"]
+            assert [e.details["schedule"] for e in made] == [missed_id, fired_id]
+            person = made[0].who
+            assert person not in ("", "schedule") and made[0].details["people"] == READY
+            fired, missed = _one(entries, "schedule_fired"), _one(entries, "schedule_missed")
+            assert (fired.who, fired.details["schedule"]) == ("schedule", fired_id)
+            assert fired.details["people"] == READY
+            assert (
+                fired.details["fingerprints"]["campaign"]
+                == made[0].details["fingerprints"]["campaign"]
+            )
+            assert (missed.who, missed.details["schedule"]) == ("schedule", missed_id)
+            deleted = _one(entries, "schedule_deleted")
+            assert (deleted.who, deleted.details) == (person, {"schedule": missed_id})
+            assert "launch" not in [e.action for e in entries]  # the firing is the launch
+
+        _serve(_project(tmp_path / "p"), body, _fake_env(fake))
+
+
+def test_campaigns_created_and_edited_on_the_page_carry_the_files_sha256(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        created = await client.post("/campaigns/new", data=_form(csrf, NEW), allow_redirects=False)
+        assert created.status == 303, await created.text()
+        path = server.root / "campaigns" / "spring.toml"
+        first = hashlib.sha256(path.read_bytes()).hexdigest()
+        page = await (await client.get("/campaigns/spring/edit")).text()
+        edited = NEW | {"first_line": "Hello {{ first_name }}.", "opened": _value(page, "opened")}
+        saved = await client.post(
+            "/campaigns/spring/edit", data=_form(csrf, edited), allow_redirects=False
+        )
+        assert saved.status == 303, await saved.text()
+        entries = _trail(server)
+        made, changed = _one(entries, "campaign_created"), _one(entries, "campaign_edited")
+        assert made.campaign == changed.campaign == "spring"
+        assert (made.details["sha256_before"], made.details["sha256_after"]) == ("", first)
+        assert changed.details["sha256_before"] == first
+        assert changed.details["sha256_after"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+    _run(tmp_path, body)
+
+
+def test_an_opt_out_import_names_the_file_and_counts_never_the_numbers(tmp_path):
+    numbers = b"phone\n+919845012301\n+919845012302\n"
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login(client)
+        form = _upload_form(csrf, "", "dnc.csv", numbers)
+        form.add_field("reason", "complaints list")
+        answer = await client.post("/optouts/import", data=form)
+        assert answer.status == 200, await answer.text()
+        imported = _one(_trail(server), "optout_imported")
+        assert imported.details["file"] == "dnc.csv"
+        assert imported.details["sha256"] == hashlib.sha256(numbers).hexdigest()
+        assert (imported.details["added"], imported.details["reason"]) == (2, "complaints list")
+        assert "9845012301" not in repr(imported) and "9845012302" not in repr(imported)
 
     _run(tmp_path, body)

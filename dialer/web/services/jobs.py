@@ -39,6 +39,7 @@ from dialer.core.statuses import (
     UsageError,
 )
 from dialer.ledger.sqlite import lock_held
+from dialer.team.audit import BY_PAGE_ENV
 from dialer.web import texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.services import reports
@@ -418,9 +419,10 @@ class Jobs:
             await asyncio.wait(followers, timeout=self.settings.stop_wait)
 
     def child_env(self, **extra: str) -> dict[str, str]:
-        """The server's environment (the API key included) minus the page's own token."""
+        """The server's environment (the API key included) minus the page's own token. Its
+        runs and syncs leave their audit entries to the page, which names the person."""
         env = {k: v for k, v in self.environ.items() if k != TOKEN_ENV}
-        return {**env, "PYTHONUNBUFFERED": "1", **extra}
+        return {**env, "PYTHONUNBUFFERED": "1", BY_PAGE_ENV: "page", **extra}
 
 
 def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:

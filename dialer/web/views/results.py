@@ -170,7 +170,7 @@ class ResultPages:
         auto = form.get("auto") == "1"
         if not auto or (self.syncs.due(campaign.name) and (run is None or run.finished)):
             state = await self.syncs.sync(campaign)
-            said = {"ok": state.ok, "said": state.message, "auto": auto}
+            said = {"ok": state.ok, "updated": state.updated, "said": state.message, "auto": auto}
             await self.site.record(request, audit.SYNC, campaign.name, **said)
         if form.get("reply") == "fragment":
             return self._render(request, "results_part.html", await self.section(campaign, run))
