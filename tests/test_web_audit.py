@@ -24,7 +24,7 @@ from dialer.team.audit import AuditEntry, AuditTrail, safe_text
 from dialer.team.roles import Role
 from dialer.web.services.schedule_book import Schedules
 from tests.test_web import ROOT, _checked, _login, _run, _upload_form, _wait_finished
-from tests.test_web_editor import NEW, _form, _value
+from tests.test_web_editor import NEW, ROWS, _form, _test_call_fields, _value
 from tests.test_web_hardening import READY, _fake_env, _project
 from tests.test_web_schedules import SETTINGS, _schedule, _serve, _soon, _wall
 
@@ -40,6 +40,10 @@ def _one(entries: list[AuditEntry], action: str) -> AuditEntry:
     found = [e for e in entries if e.action == action]
     assert len(found) == 1, (action, [e.action for e in entries])
     return found[0]
+
+
+def _ready(server: web.Server, dry_id: str) -> int:
+    return int(server.jobs.dry_runs[dry_id].summary["counts"]["ready"])
 
 
 def _sheet_numbers() -> list[str]:
@@ -287,3 +291,38 @@ def test_an_opt_out_import_names_the_file_and_counts_never_the_numbers(tmp_path)
         assert "9845012301" not in repr(imported) and "9845012302" not in repr(imported)
 
     _run(tmp_path, body)
+
+
+def test_a_test_call_stop_and_resume_are_in_the_trail_with_the_number_masked(tmp_path):
+    with FakeTabblyThread(latency=0.05, balance=100) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf, dry_id = await _checked(client, ROWS)
+            called = await client.post("/test-call", data=_form(csrf, _test_call_fields(dry_id)))
+            assert called.status == 200 and "Test call placed" in await called.text()
+            launched = await client.post(
+                f"/dry-runs/{dry_id}/launch",
+                data={"csrf": csrf, "confirm": "yes", "count": str(_ready(server, dry_id))},
+                allow_redirects=False,
+            )
+            run_url = launched.headers["Location"]
+            run_id = run_url.rsplit("/", 1)[1]
+            stop = {"csrf": csrf, "confirm": "yes"}
+            assert (await client.post(f"{run_url}/stop", data=stop)).status == 200
+            await _wait_finished(server, run_id)()
+            resumed = await client.post(
+                f"{run_url}/resume", data={"csrf": csrf}, allow_redirects=False
+            )
+            assert resumed.status == 303, await resumed.text()
+            entries = _trail(server)
+            test_call = _one(entries, "test_call")
+            assert test_call.campaign == "example"
+            assert test_call.details["number"] == "07******999"
+            assert test_call.details["row"] == "2"
+            assert "7359099999" not in repr(test_call)
+            assert _one(entries, "stop").details["run"] == run_id
+            assert _one(entries, "resume").details == {"run": run_id}
+            assert [e.action for e in entries].count("check") == 2  # the resume checks again
+
+        _run(tmp_path, body, env)
