@@ -23,6 +23,7 @@ from dialer.campaign.binding import file_sha256
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import DialerError, Status
 from dialer.team.audit import AuditTrail
+from dialer.web import texts
 from dialer.web.services.campaign_fields import first_value
 from dialer.web.services.job_records import DryRun
 from dialer.web.services.outcomes import CostEstimate
@@ -67,9 +68,7 @@ class PageAudit:
                     flush=True,
                 )
             self._failing = True
-            raise AuditUnavailable(
-                "The audit trail cannot be written, so nothing is started: ask your admin."
-            ) from None
+            raise AuditUnavailable(texts.AUDIT_UNAVAILABLE) from None
         self._failing = False
 
 

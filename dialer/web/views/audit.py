@@ -22,6 +22,7 @@ from aiohttp import web
 from dialer.core.statuses import DialerError
 from dialer.reports.writer import defuse
 from dialer.team.audit import ACTIONS, AuditEntry, AuditTrail
+from dialer.web import texts
 from dialer.web.site import Site
 
 # The columns of /audit.csv, as `dialer audit --out` writes them.
@@ -54,7 +55,7 @@ class Filter:
                 since = datetime.combine(date.fromisoformat(typed["since"]), datetime.min.time())
                 since = since.replace(tzinfo=UTC)
             except ValueError:
-                error = f"since: {typed['since']!r} is not a date (YYYY-MM-DD)"
+                error = texts.audit_bad_since(typed["since"])
         action = typed["action"] if typed["action"] in ACTIONS else ""
         return cls(since, typed["who"], typed["campaign"], action, error)
 
@@ -162,10 +163,7 @@ def _csv_row(entry: AuditEntry) -> list[object]:
 def _chain_words(broken: AuditEntry | int | None) -> str:
     """What `verify` found, in a sentence."""
     if broken is None:
-        return "The chain verifies: no entry was changed or removed."
+        return texts.AUDIT_CHAIN_INTACT
     if isinstance(broken, int):
-        return f"The chain does not verify: entry {broken} and any after it were removed."
-    return (
-        f"The chain does not verify: entry {broken.seq} ({broken.time}, {broken.action}) does "
-        "not match: it was edited, or the entry before it removed."
-    )
+        return texts.audit_chain_removed(broken)
+    return texts.audit_chain_broken(broken.seq, broken.time, broken.action)
