@@ -21,7 +21,6 @@ from dialer.campaign.model import LOGS_ENDPOINT_ENV
 from dialer.commands.audit import OUT_COLUMNS
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.team.audit import AuditEntry, AuditTrail, safe_text
-from dialer.team.roles import Role
 from dialer.web.services.schedule_book import Schedules
 from tests.test_web import ROOT, _checked, _login, _run, _upload_form, _wait_finished
 from tests.test_web_editor import NEW, ROWS, _form, _test_call_fields, _value
@@ -206,16 +205,6 @@ def test_the_audit_page_is_paged(tmp_path):
 
     settings = replace(web.DEFAULTS, audit_page_entries=2)
     _run(tmp_path, body, settings=settings)
-
-
-def test_the_header_links_the_audit_trail_for_admins_only(tmp_path):
-    async def body(client: TestClient, server: web.Server) -> None:
-        page = server.templates.from_string('{% extends "base.html" %}')
-        assert 'href="/audit"' in page.render(csrf="x", role=Role.ADMIN)
-        assert 'href="/audit"' not in page.render(csrf="x", role=Role.EDITOR)
-        assert 'href="/audit"' not in page.render(csrf="x")  # no roles yet: nothing shown
-
-    _run(tmp_path, body)
 
 
 def test_schedules_made_fired_missed_and_deleted_are_in_the_trail(tmp_path):
