@@ -23,6 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dialer.campaign.parse import load_campaign
 from dialer.core.clock import Clock, system_clock
+from dialer.team.audit import AuditTrail
 from dialer.web.auth import Auth, session_of
 from dialer.web.services import reports
 from dialer.web.services.campaigns import CampaignShelf, LastUsed, Loader
@@ -56,7 +57,8 @@ class Site:
         self.uploads = Uploads(self.root / "uploads", settings)
         self.jobs = Jobs(os.environ if environ is None else environ, settings, self.campaigns.load)
         self.test_calls = TestCalls(settings, clock)  # "call me first": its caps and rules
-        self.audit = PageAudit(self.root / "state")  # the team's audit trail
+        self.audit = AuditTrail(self.root / "state")  # who did what, for `dialer audit`
+        self.recorder = PageAudit(self.audit)  # the page's entries in it, never raising
         self.templates = Environment(
             loader=PackageLoader("dialer.web", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -85,14 +87,14 @@ class Site:
     ) -> bool:
         """An audit entry of what this request's person did; never raises (False, logged once,
         when the trail cannot be written): the action goes on."""
-        return await self.audit.record(who_acted(request), action, campaign, **details)
+        return await self.recorder.record(who_acted(request), action, campaign, **details)
 
     async def must_record(
         self, request: web.Request, action: str, campaign: str = "", **details: Any
     ) -> None:
         """As `record`, but AuditUnavailable when the trail cannot be written: for a launch,
         which must not start calls the trail does not hold."""
-        await self.audit.must_record(who_acted(request), action, campaign, **details)
+        await self.recorder.must_record(who_acted(request), action, campaign, **details)
 
     def remember_campaign(self, request: web.Request, name: str) -> None:
         """`name` is the campaign this request's session used last."""

@@ -1,6 +1,6 @@
 """What the page writes into the team's audit trail, and the details each action carries.
 
-    audit = PageAudit(root / "state")
+    audit = PageAudit(AuditTrail(root / "state"))
     await audit.record(who, UPLOAD, "spring", **await sheet_details(path, "leads.xlsx"))
     await audit.must_record(who, LAUNCH, "spring", **launch_details(dry))  # AuditUnavailable
 
@@ -43,8 +43,8 @@ class AuditUnavailable(DialerError):
 class PageAudit:
     """The trail of the page's folder, written off the event loop, never raising for a read."""
 
-    def __init__(self, state: Path) -> None:
-        self.trail = AuditTrail(state)
+    def __init__(self, trail: AuditTrail) -> None:
+        self.trail = trail
         self._failing = False  # said on stderr already; said again after a success
 
     async def record(self, who: str, action: str, campaign: str = "", **details: Any) -> bool:

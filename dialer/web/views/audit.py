@@ -80,7 +80,7 @@ class AuditPages:
 
     def __init__(self, site: Site) -> None:
         self.site = site
-        self.trail = site.audit.trail
+        self.trail = site.audit
 
     async def page(self, request: web.Request) -> web.Response:
         wanted = Filter.of(request.query)

@@ -25,7 +25,7 @@ from dialer.web.views.checks import check_page
 
 def add_routes(app: web.Application, site: Site) -> None:
     """/schedules and the schedule form of a check; the loop starts and stops with the app."""
-    book = Schedules(site.root, site.jobs, site.campaigns, site.settings, audit=site.audit)
+    book = Schedules(site.root, site.jobs, site.campaigns, site.settings, audit=site.recorder)
     app[SCHEDULES] = book
     handlers = SchedulePages(site, book)
     app.router.add_get("/schedules", handlers.page)
