@@ -16,10 +16,12 @@ bottom; nothing imports `app`, and no service imports a view.
 
     app.py          `Server` (a `Site` with its application: every view's routes, the
                     middlewares, the pruning loop) and `serve`, the command
-    site.py         `Site`: the parts a route may use (settings, auth, campaigns, uploads,
-                    jobs, test calls, templates), `render`, `prune`, the last campaign used
+    site.py         `Site`: the parts a route may use (settings, auth, people, audit trail,
+                    campaigns, uploads, jobs, test calls, templates), `render` (with the
+                    person's role), `prune`, the last campaign used
     views/          the routes; each parses its requests, asks the services, renders
-      login.py        the login form, the token under the login throttle, logging out
+      login.py        the login form, a name and password (or the token while nobody is a
+                      person) under the login throttle, logging out
       start.py        the start page and uploads: a sheet alone, or with its campaign
       checks.py       the check page in the user's terms, and the launch it confirms
       runs.py         a run's page, its live event stream, Stop, report downloads
@@ -31,6 +33,7 @@ bottom; nothing imports `app`, and no service imports a view.
       optouts.py      /optouts: the opt-out register's search, add, import and removal
       schedules.py    /schedules and the schedule form of a check; Resume of a stopped run
       audit.py        /audit and /audit.csv: the audit trail listed, filtered, verified, exported
+      people.py       /people: an admin adds people, changes roles, sets passwords, removes
     services/       what the routes ask for: the state and the work, no routes
       campaigns.py    campaigns/ parsed once per file change; the campaign each session used
       uploads.py      uploads/: streamed under server-chosen names, pruned by age and caps
@@ -58,7 +61,10 @@ bottom; nothing imports `app`, and no service imports a view.
       sheet_probe.py  a sheet's tabs, headers and first cells, for the column page
       optout_sheet.py a sheet's numbers opted out, all or none (the register page's import)
       one_request.py  how a child answers one JSON request (the server's side: ask_child)
-    auth.py         the token rule, login throttling, sessions, CSRF, the login middleware
+    access.py       the role each route needs (one table), the middleware that holds every
+                    request to it, the 403 page's call, a viewer's answers masked
+    auth.py         the token rule, people's logins, login throttling, sessions, CSRF, the
+                    login middleware
     headers.py      the security headers on every response, aiohttp's own 400s included
     texts/          what the page says, one module per page (HTML in templates/)
     sheet_rows.py   a sheet's row numbered as the spreadsheet numbers it

@@ -16,6 +16,9 @@ from aiohttp import web
 
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import ExitCode, UsageError
+from dialer.team.people import People
+from dialer.team.roles import Role
+from dialer.web import access, texts
 from dialer.web.auth import TOKEN_ENV, require_token
 from dialer.web.headers import guard_parser_errors, security_headers
 from dialer.web.settings import DEFAULTS
@@ -27,6 +30,7 @@ from dialer.web.views import (
     editor,
     login,
     optouts,
+    people,
     results,
     runs,
     schedules,
@@ -38,7 +42,7 @@ UPLOAD_ROUTE = "/dry-runs"
 # The routes that take a sheet: only these may have a big body (`upload_limit`).
 UPLOAD_ROUTES = frozenset({UPLOAD_ROUTE, optouts.IMPORT_ROUTE})
 # What the login page itself needs; none of it holds anything secret.
-PUBLIC = frozenset({"/login", "/app.css", "/app.js", "/favicon.ico"})
+PUBLIC = access.public_paths()
 
 
 class Server(Site):
@@ -51,7 +55,10 @@ class Server(Site):
         # Bodies read whole (forms) stop at small_body; the upload route streams its sheet to
         # disk under its own limit, so no route buffers more than that in memory.
         app = web.Application(
-            middlewares=[self.auth.middleware(PUBLIC, UPLOAD_ROUTES)],
+            middlewares=[
+                self.auth.middleware(PUBLIC, UPLOAD_ROUTES),
+                access.middleware(self.refuse),
+            ],
             client_max_size=self.settings.small_body,
         )
         app.on_response_prepare.append(security_headers)
@@ -69,9 +76,16 @@ class Server(Site):
         columns.add_routes(app, self)
         optouts.add_routes(app, self)
         audit.add_routes(app, self)
+        people.add_routes(app, self)
         app.on_startup.append(self._start_pruning)
         app.on_shutdown.append(self._shut_down)
         return app
+
+    def refuse(self, request: web.Request, need: Role | int, role: Role | None) -> web.Response:
+        """The 403 page of a refused request: the role it needs and the person's own."""
+        return self.render(
+            request, "forbidden.html", 403, error=texts.refused(need, role, request.path)
+        )
 
     async def _start_pruning(self, _app: web.Application) -> None:
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
@@ -109,12 +123,16 @@ def serve(
     https_proxy: bool = False,
     clock: Clock = system_clock,
 ) -> int:
-    """`dialer serve`: refuse a short token or a folder without campaigns/, then listen.
-    `clock`: what test calls are judged by (browser tests run the page at noon)."""
+    """`dialer serve`: refuse a folder without campaigns/, and (while nobody is a person) a
+    missing or short token; then listen. `clock`: what test calls are judged by (browser
+    tests run the page at noon)."""
     env = dict(os.environ if environ is None else environ)
-    token = require_token(env, DEFAULTS)
     if not (root / "campaigns").is_dir():
         raise UsageError(f"{root}: no campaigns/ folder here (use --root)")
+    has_people = People(root / "state").count() > 0
+    if not has_people and not env.get(TOKEN_ENV):
+        raise UsageError(texts.NOBODY_TO_LOG_IN)
+    token = "" if has_people else require_token(env, DEFAULTS)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"dialer serve: warning: listening on {host}, not only this machine", file=sys.stderr)
     server = Server(root, token, env, https=https_proxy, clock=clock)
@@ -123,7 +141,8 @@ def serve(
         sock = _bind(host)
         port = sock.getsockname()[1]
         where = {"sock": sock}
-    print(f"dialer serve: http://{host}:{port}/ (log in with {TOKEN_ENV})", flush=True)
+    how = "your name and password" if has_people else TOKEN_ENV
+    print(f"dialer serve: http://{host}:{port}/ (log in with {how})", flush=True)
     web.run_app(server.app(), **where, print=None, access_log=None)
     return int(ExitCode.OK)
 

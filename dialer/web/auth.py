@@ -1,12 +1,16 @@
-"""Who may use the page: the token rule, login with throttling, sessions, CSRF, and the
-middleware that holds every page but the login form behind a session.
+"""Who may use the page: people by name and password (or the token while nobody is one),
+login with throttling, sessions, CSRF, and the middleware that holds every page but the login
+form behind a session.
 
-    auth = Auth(require_token(os.environ, DEFAULTS), DEFAULTS)
+    auth = Auth(token, DEFAULTS, people=People(root / "state"))
     public, uploads = frozenset({"/login"}), frozenset({"/dry-runs"})
     app = web.Application(middlewares=[auth.middleware(public, uploads)])
 
-Only wrong tokens cost: the right token from an unthrottled client always gets in. A throttled
-client is refused before its token is compared, so guessing learns nothing while it waits.
+Only wrong passwords cost: the right one from an unthrottled client always gets in. A throttled
+client is refused before its password is compared, so guessing learns nothing while it waits.
+A session holds a name and the epoch of that person's password; every request reads the person
+again (one small SQLite read), so a new role applies at once and a new password or a removal
+ends the session at once. A session ends after `session_seconds` without a request.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from dialer.core.statuses import UsageError
+from dialer.team.people import TOKEN_NAME, People, Person
+from dialer.team.roles import Role
 from dialer.web.settings import DEFAULTS, Settings
 
 TOKEN_ENV = "DIALER_UI_TOKEN"
@@ -48,18 +54,23 @@ def require_token(environ: Mapping[str, str], settings: Settings = DEFAULTS) -> 
     return token
 
 
+# The one person the token is, while nobody else is one (SPEC 13).
+TOKEN_PERSON = Person(TOKEN_NAME, Role.ADMIN, 0, "")
+
+
 @dataclass(slots=True)
 class Session:
     csrf: str
-    expires: float
-    # Not a secret: what the opt-out register's history names this browser by ("page,
-    # session 3f9a12bc") until the page knows people (SPEC 13).
-    label: str = field(default_factory=lambda: secrets.token_hex(4))
+    expires: float  # moved on by every request: sessions end when idle
+    name: str = TOKEN_NAME
+    epoch: int = 0  # of the person's password when the session was made
+    created: str = ""  # of the person: a person removed and added again is someone new
+    role: Role = Role.ADMIN  # read again from the people store on every request
 
     @property
     def who(self) -> str:
-        """Who acts, for a history: the page, and which logged-in browser."""
-        return f"page, session {self.label}"
+        """Who acts, for a history and the audit trail: the person's name ("token")."""
+        return self.name
 
 
 SESSION_KEY = web.RequestKey("session", Session)
@@ -143,6 +154,14 @@ class LoginThrottle:
             b.refill(now)
             b.tokens = max(0.0, b.tokens - 1)
 
+    def refund(self, client: str, now: float | None = None) -> None:
+        """Give back the attempt `failed` charged ahead of a login that proved right."""
+        now = time.monotonic() if now is None else now
+        for b in (self.clients.get(client), self.overall):
+            if b is not None:
+                b.refill(now)
+                b.tokens = min(b.capacity, b.tokens + 1)
+
     def _forget_some(self, now: float) -> None:
         """Bounded memory: forget clients whose bucket has refilled, then the oldest."""
         if len(self.clients) < self.max_clients:
@@ -156,17 +175,20 @@ class LoginThrottle:
 
 
 class Auth:
-    """The token, the live sessions and the login throttle of one server."""
+    """The token, the people store, the live sessions and the login throttle of one server.
+    `token` may be "" (nobody logs in by token); `people` None is a page without people."""
 
     def __init__(
         self,
         token: str,
         settings: Settings = DEFAULTS,
         *,
+        people: People | None = None,
         https: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
+        self.people = people
         self.settings = settings
         self.https = https  # behind an HTTPS proxy: the session cookie is Secure
         self.clock = clock
@@ -175,31 +197,53 @@ class Auth:
             settings.login_per_client, settings.login_overall, settings.login_clients_kept
         )
 
+    def has_people(self) -> bool:
+        """Whether anyone is a person yet (then the token no longer logs in)."""
+        return self.people is not None and self.people.count() > 0
+
     def login_wait(self, remote: str | None) -> int:
-        """Whole seconds this client must wait before it may try a token (0: it may now)."""
+        """Whole seconds this client must wait before it may try a password (0: it may now)."""
         wait = self.throttle.retry_after(self.throttle.client_key(remote))
         return max(1, math.ceil(wait)) if wait else 0
 
-    def log_in(self, remote: str | None, given: str) -> str | None:
-        """A new session id for the right token; None (and one throttled failure) otherwise."""
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
-            self.throttle.failed(self.throttle.client_key(remote))
-            return None
+    def check(self, name: str, password: str) -> Person | None:
+        """The person `name` if `password` is theirs; the token's person for the token while
+        nobody is a person; None otherwise. Judges, never throttles (see `charge`)."""
+        if self.has_people():
+            assert self.people is not None
+            return None if name == TOKEN_NAME else self.people.check_password(name, password)
+        right = bool(self.token) and hmac.compare_digest(password.encode(), self.token.encode())
+        return TOKEN_PERSON if name == TOKEN_NAME and right else None
+
+    def charge(self, remote: str | None) -> None:
+        """One login attempt from `remote`, counted as wrong before it is judged: attempts
+        judged at once (a password's scrypt runs in a thread) are all counted. `refund` it
+        when it proves right, so only wrong ones cost."""
+        self.throttle.failed(self.throttle.client_key(remote))
+
+    def refund(self, remote: str | None) -> None:
+        self.throttle.refund(self.throttle.client_key(remote))
+
+    def log_in(self, person: Person) -> str:
+        """A new session of `person`: its id (the cookie's value)."""
         now = self.clock()
         self.sessions = {k: v for k, v in self.sessions.items() if v.expires > now}
         sid = secrets.token_urlsafe(32)
-        self.sessions[sid] = Session(secrets.token_urlsafe(32), now + self.settings.session_seconds)
+        self.sessions[sid] = Session(
+            secrets.token_urlsafe(32),
+            now + self.settings.session_seconds,
+            person.name,
+            person.epoch,
+            person.created,
+            person.role,
+        )
         return sid
 
     def set_cookie(self, response: web.StreamResponse, sid: str) -> None:
+        """The session cookie, for as long as the browser is open: the server ends the
+        session when it is idle, so the cookie itself has no end."""
         response.set_cookie(
-            SESSION_COOKIE,
-            sid,
-            httponly=True,
-            samesite="Strict",
-            secure=self.https,
-            max_age=int(self.settings.session_seconds),
-            path="/",
+            SESSION_COOKIE, sid, httponly=True, samesite="Strict", secure=self.https, path="/"
         )
 
     def log_out(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -207,10 +251,28 @@ class Auth:
         response.del_cookie(SESSION_COOKIE, path="/")
 
     def session(self, request: web.Request) -> Session | None:
-        session = self.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
-        if session is not None and session.expires < self.clock():
+        """This request's live session, its role read again and its end moved on; None (and
+        the session dropped) once it is idle too long or its person changed password, was
+        removed, or (the token's) once a person exists."""
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        session = self.sessions.get(sid)
+        if session is None:
             return None
+        now = self.clock()
+        if session.expires < now or not self._still_valid(session):
+            self.sessions.pop(sid, None)
+            return None
+        session.expires = now + self.settings.session_seconds
         return session
+
+    def _still_valid(self, session: Session) -> bool:
+        if session.name == TOKEN_NAME:
+            return not self.has_people()
+        person = self.people.get(session.name) if self.people is not None else None
+        if person is None or (person.epoch, person.created) != (session.epoch, session.created):
+            return False
+        session.role = person.role
+        return True
 
     def middleware(self, public: frozenset[str], uploads: frozenset[str]) -> Any:
         """Every path but `public` needs a live session; bodies are judged by their declared

@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from dialer.campaign.parse import load_campaign
 from dialer.core.clock import Clock, system_clock
+from dialer.core.masking import mask_phone
 from dialer.team.audit import AuditTrail
+from dialer.team.people import People
+from dialer.team.roles import Role
 from dialer.web.auth import Auth, session_of
 from dialer.web.services import reports
 from dialer.web.services.campaigns import CampaignShelf, LastUsed, Loader
@@ -51,26 +55,33 @@ class Site:
     ) -> None:
         self.root = root.resolve()
         self.settings = settings
-        self.auth = Auth(token, settings, https=https)
+        self.people = People(self.root / "state")  # the CLI's `dialer users` shares every rule
+        self.auth = Auth(token, settings, people=self.people, https=https)
+        self.audit = AuditTrail(self.root / "state")  # who did what, for `dialer audit`
         self.campaigns = CampaignShelf(self.root / "campaigns", load)
         self.last_used = LastUsed()  # per session: the campaign preselected for a new sheet
         self.uploads = Uploads(self.root / "uploads", settings)
         self.jobs = Jobs(os.environ if environ is None else environ, settings, self.campaigns.load)
         self.test_calls = TestCalls(settings, clock)  # "call me first": its caps and rules
-        self.audit = AuditTrail(self.root / "state")  # who did what, for `dialer audit`
         self.recorder = PageAudit(self.audit)  # the page's entries in it, never raising
         self.templates = Environment(
             loader=PackageLoader("dialer.web", "templates"),
             autoescape=select_autoescape(["html"]),
         )
+        self.templates.filters["number"] = number_shown
 
     def render(
         self, request: web.Request, name: str, status: int = 200, **context: Any
     ) -> web.Response:
-        """The template `name` as this request's page, with its session's CSRF token."""
+        """The template `name` as this request's page, with its session's CSRF token and the
+        person's name and role (what the page offers follows the role)."""
         session = session_of(request)
         html = self.templates.get_template(name).render(
-            csrf=session.csrf if session else "", **context
+            csrf=session.csrf if session else "",
+            role=session.role if session else None,
+            me=session.name if session else "",
+            Role=Role,
+            **context,
         )
         return web.Response(text=html, content_type="text/html", status=status)
 
@@ -109,6 +120,14 @@ def who_acted(request: web.Request) -> str:
     """Who a request acts for in the audit trail: its session's person."""
     session = session_of(request)
     return session.who if session is not None else "page"
+
+
+@pass_context
+def number_shown(context: Context, value: object) -> object:
+    """A phone number as this page shows it: whole, but masked for a viewer (SPEC 13)."""
+    if context.get("role") == Role.VIEWER and isinstance(value, str) and value.strip():
+        return mask_phone(value)
+    return value
 
 
 def _session_key(request: web.Request) -> str:

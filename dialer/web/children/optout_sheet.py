@@ -3,7 +3,7 @@ or none, read and written by this child with a check's memory cap (a hostile wor
 this child, not the server).
 
     $ echo '{"state": "...", "sheet": "uploads/3f....xlsx", "name": "dnc.xlsx",
-    ...       "reason": "...", "who": "page, session 3f9a12bc", "region": "IN"}' |
+    ...       "reason": "...", "who": "alice", "region": "IN"}' |
     ...   python -m dialer.web.children.optout_sheet
     {"added": 12, "already": 3}                          # or {"bad": [...], "bad_rows": 4}
 

@@ -38,12 +38,14 @@
     const messages = document.getElementById("messages");
     messages.replaceChildren(...s.messages.flatMap((m) => [document.createTextNode(m), document.createElement("br")]));
     if (s.finished) {
-      document.getElementById("stop-form").hidden = true;
+      const stop = document.getElementById("stop-form");
+      if (stop) stop.hidden = true;
       const confirmStop = document.getElementById("stop-confirm-form");
       if (confirmStop) confirmStop.hidden = true;
       const resume = document.getElementById("resume-form");
       if (resume && s.resume) { setText("resume-count", s.resume); resume.hidden = false; }
-      document.getElementById("downloads").hidden = false;
+      const downloads = document.getElementById("downloads");
+      if (downloads) downloads.hidden = false;
       source.close();
       document.dispatchEvent(new Event("run-finished"));
     }
@@ -209,7 +211,8 @@ localTimes(document);
     } catch (e) { /* offline for a moment: the next tick tries again */ }
   }
   function start(seconds) {
-    if (timer !== null || !seconds) return;
+    // Syncing is a caller's: a page without the Sync button (a viewer's) does not ask.
+    if (timer !== null || !seconds || !document.getElementById("sync-form")) return;
     autoSync();
     timer = setInterval(autoSync, seconds * 1000);
   }

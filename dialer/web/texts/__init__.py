@@ -9,6 +9,7 @@
     schedules.py      the schedules page and the schedule form
     optouts.py        the opt-out register page
     audit.py          the audit trail's page, and a launch refused without the trail
+    team.py           logging in, the 403 page of a refused role, the people page
 
 Every name is here too (`texts.people`, `texts.STOP_ASK`), so a page's module says what it
 shows without knowing which page first needed a word.
@@ -194,6 +195,19 @@ from dialer.web.texts.schedules import (
     SCHEDULE_WHEN,
     cron_hint,
 )
+from dialer.web.texts.team import (
+    FIRST_ADMIN,
+    NOBODY_TO_LOG_IN,
+    PASSWORDS_DIFFER,
+    TOKEN_REFUSED,
+    WRONG_LOGIN,
+    password_set,
+    person_added,
+    person_removed,
+    refused,
+    remove_ask,
+    role_changed,
+)
 
 __all__ = [
     "ACTION_WORDS",
@@ -223,6 +237,7 @@ __all__ = [
     "EDIT_IN_FILE",
     "FIELD_LABELS",
     "FILE_NOT_NAMED",
+    "FIRST_ADMIN",
     "FIX_BELOW",
     "LAUNCHED_ALREADY",
     "LEFT_OUT_NOUNS",
@@ -231,6 +246,7 @@ __all__ = [
     "NAME_NEEDS_LETTERS",
     "NAME_TAKEN",
     "NEEDS_COLUMN_OR_DEFAULT",
+    "NOBODY_TO_LOG_IN",
     "NOT_A_COLUMN",
     "NOT_A_TAB",
     "NOT_IN_SHEET",
@@ -251,6 +267,7 @@ __all__ = [
     "OPTOUT_REMOVE_CONFIRM",
     "OPTOUT_REMOVE_NEEDS_REASON",
     "OUTCOME_LABELS",
+    "PASSWORDS_DIFFER",
     "PENDING_HINT",
     "PREVIEWS_BUSY",
     "PREVIEW_SHEET_GONE",
@@ -290,10 +307,12 @@ __all__ = [
     "TEST_CALL_LIMITED",
     "TEST_CALL_PLACED",
     "TEST_CALL_WHILE_RUNNING",
+    "TOKEN_REFUSED",
     "UNREADABLE_UPLOAD",
     "UPLOAD_GONE",
     "UPLOAD_TOO_SLOW",
     "WAITING",
+    "WRONG_LOGIN",
     "WRONG_SUFFIX",
     "WRONG_TOKEN",
     "action_words",
@@ -326,12 +345,18 @@ __all__ = [
     "optout_search_short",
     "page_reason",
     "page_warning",
+    "password_set",
     "people",
+    "person_added",
+    "person_removed",
     "plural",
     "progress_text",
     "queued",
     "ran_since",
+    "refused",
+    "remove_ask",
     "renamed_file",
+    "role_changed",
     "run_optouts_more",
     "run_optouts_title",
     "run_result",

@@ -1,12 +1,16 @@
-"""Logging in and out: the login form, the token checked under the login throttle, the
-session cookie set and dropped."""
+"""Logging in and out: the login form, a name and password (or, while nobody is a person, the
+token) checked under the login throttle, the session cookie set and dropped, and each of these
+written to the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
+from dialer.team import audit
 from dialer.web import texts
-from dialer.web.auth import check_csrf
+from dialer.web.auth import TOKEN_NAME, check_csrf, session_of
 from dialer.web.site import Site
 
 
@@ -25,29 +29,59 @@ class LoginPages:
         self.settings = site.settings
         self.jobs = site.jobs
 
-    async def login_page(self, request: web.Request) -> web.Response:
-        return self.site.render(request, "login.html")
+    async def login_page(
+        self, request: web.Request, status: int = 200, error: str = ""
+    ) -> web.Response:
+        people = await asyncio.to_thread(self.site.auth.has_people)
+        hint = texts.TOKEN_REFUSED if people else texts.FIRST_ADMIN
+        return self.site.render(
+            request, "login.html", status, error=error, hint=hint, people=people
+        )
 
     async def login(self, request: web.Request) -> web.Response:
         auth = self.site.auth
-        # Refused before the token is even read: a throttled guesser learns nothing.
+        # Refused before the password is even read: a throttled guesser learns nothing.
         if seconds := auth.login_wait(request.remote):
-            response = self.site.render(
-                request, "login.html", 429, error=texts.too_many_logins(seconds)
-            )
+            response = await self.login_page(request, 429, texts.too_many_logins(seconds))
             response.headers["Retry-After"] = str(seconds)
             return response
+        auth.charge(request.remote)  # before any await: attempts at once all count
         form = await request.post()
-        sid = auth.log_in(request.remote, str(form.get("token", "")))
-        if sid is None:
-            return self.site.render(request, "login.html", 403, error=texts.WRONG_TOKEN)
+        name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+        by_token = "token" in form and not name  # the form of earlier versions, and scripts
+        if by_token:
+            name, password = TOKEN_NAME, str(form.get("token", ""))
+        person = await asyncio.to_thread(auth.check, name, password)
+        if person is None:
+            await asyncio.to_thread(self._failed, request, name)
+            return await self.login_page(request, 403, await self._why(name, by_token))
+        auth.refund(request.remote)
+        trail = self.site.audit
+        await asyncio.to_thread(trail.append, person.name, audit.LOGIN, client=request.remote or "")
         response = web.HTTPSeeOther("/")
-        auth.set_cookie(response, sid)
+        auth.set_cookie(response, auth.log_in(person))
         raise response
+
+    def _failed(self, request: web.Request, name: str) -> None:
+        """A failed login in the audit trail: under the name tried only when someone is
+        called that (a password typed in the name field must not be kept)."""
+        people = self.site.people
+        known = name == TOKEN_NAME or people.get(name) is not None
+        self.site.audit.append(
+            name if known else "?", audit.LOGIN_FAILED, client=request.remote or ""
+        )
+
+    async def _why(self, name: str, by_token: bool) -> str:
+        if name == TOKEN_NAME and await asyncio.to_thread(self.site.auth.has_people):
+            return texts.TOKEN_REFUSED
+        return texts.WRONG_TOKEN if by_token else texts.WRONG_LOGIN
 
     async def logout(self, request: web.Request) -> web.Response:
         form = await request.post()
         check_csrf(request, str(form.get("csrf", "")))
+        session = session_of(request)
+        if session is not None:
+            await asyncio.to_thread(self.site.audit.append, session.who, audit.LOGOUT)
         response = web.HTTPSeeOther("/login")
         self.site.auth.log_out(request, response)
         raise response

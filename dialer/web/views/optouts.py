@@ -6,10 +6,9 @@
     POST /optouts/remove                 first the confirm step; with confirm and a reason,
                                          the removal (kept in the history)
 
-Everyone logged in may add, import and remove (the page has one token; roles come with
-SPEC 13). The history names who acted as the page and the browser's session
-(`Session.who`: "page, session 3f9a12bc"). Numbers are masked except a number the user typed
-whole.
+An editor may add and import, an admin remove (`dialer.web.access`). The history names who
+acted by the person's name (`Session.who`: "alice", or "token"). Numbers are masked except a
+number the user typed whole (and, for a viewer, that one too).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import logging
 from aiohttp import web
 
 from dialer.team import audit
-from dialer.web import texts
+from dialer.team.roles import Role
+from dialer.web import access, texts
 from dialer.web.auth import check_csrf
 from dialer.web.services import reports
 from dialer.web.services.jobs import WebRun
@@ -73,7 +74,10 @@ class RunPages:
                     return response
                 run.changed.clear()
                 view = run.view()
-                await response.write(f"event: progress\ndata: {json.dumps(view)}\n\n".encode())
+                data = json.dumps(view)
+                if access.role_of(request) == Role.VIEWER:  # a viewer's numbers masked
+                    data = access.mask_digits(data)
+                await response.write(f"event: progress\ndata: {data}\n\n".encode())
                 if view["finished"]:
                     return response
                 with contextlib.suppress(TimeoutError):
