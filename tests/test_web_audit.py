@@ -21,10 +21,13 @@ from dialer.campaign.model import LOGS_ENDPOINT_ENV
 from dialer.commands.audit import OUT_COLUMNS
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.team.audit import AuditEntry, AuditTrail, safe_text
+from dialer.team.people import People
+from dialer.team.roles import Role
 from dialer.web.services.schedule_book import Schedules
 from tests.test_web import ROOT, _checked, _login, _run, _upload_form, _wait_finished
 from tests.test_web_editor import NEW, ROWS, _form, _test_call_fields, _value
 from tests.test_web_hardening import READY, _fake_env, _project
+from tests.test_web_roles import PASSWORD, _login_as
 from tests.test_web_schedules import SETTINGS, _schedule, _serve, _soon, _wall
 
 SHEET = ROOT / "sample_data" / "contacts.csv"
@@ -334,3 +337,23 @@ def test_a_test_call_stop_and_resume_are_in_the_trail_with_the_number_masked(tmp
             assert [e.action for e in entries].count("check") == 2  # the resume checks again
 
         _run(tmp_path, body, env)
+
+
+def test_only_an_admin_reads_the_trail_and_entries_name_the_person(tmp_path):
+    async def body(client: TestClient, server: web.Server) -> None:
+        people = People(server.root / "state")
+        people.add("alice", Role.ADMIN, PASSWORD)
+        people.add("eddie", Role.EDITOR, PASSWORD)
+        csrf = await _login_as(client, "eddie")
+        added = {"csrf": csrf, "numbers": OPTED_OUT, "reason": "asked by mail"}
+        assert (await client.post("/optouts/add", data=added)).status == 200
+        for path in ("/audit", "/audit.csv"):
+            assert (await client.get(path)).status == 403
+        await client.post("/logout", data={"csrf": csrf})
+        await _login_as(client, "alice")
+        page = await (await client.get("/audit?action=optout_added")).text()
+        assert re.findall(r'data-action="([a-z_]+)"', page) == ["optout_added"]
+        assert ">eddie<" in page and 'id="menu-audit"' in page
+        assert (await client.get("/audit.csv")).status == 200
+
+    _run(tmp_path, body)
