@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import os
 import re
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web as web_app
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 from test_web import ROOT, TOKEN, _project, _run, _serve_on, _upload_form, _wait_finished
 from test_web_hardening import BOUND, SERVE
 
@@ -25,6 +26,7 @@ from dialer.team.audit import AuditTrail
 from dialer.team.people import People
 from dialer.team.roles import Role
 from dialer.web import access
+from dialer.web.auth import SESSION_COOKIE, TOKEN_PERSON, Auth
 
 PASSWORD = "a long enough password"
 SHEET = ROOT / "sample_data" / "contacts.csv"
@@ -127,26 +129,33 @@ def test_a_viewers_forged_launch_is_refused_and_nobody_is_called(tmp_path):
         assert fake.received == []
 
 
-def test_a_new_role_applies_at_once_and_a_new_password_or_removal_ends_the_session(tmp_path):
+def test_a_new_role_applies_at_once_and_a_new_password_or_removal_ends_the_session(
+    tmp_path, cli, monkeypatch
+):
     root = _project(tmp_path)
-    people = _team(root)
+    _team(root)
+
+    def users(*args: str, stdin: str = "") -> None:
+        """`dialer users ...` on the page's folder, as the admin at its terminal types it."""
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        result = cli(["users", *args, "--root", str(root)])
+        assert result.code == 0, result.err
 
     async def body(client: TestClient, server: web.Server) -> None:
         csrf = await _login_as(client, "editor")
         assert (await client.get("/campaigns/new")).status == 200
-        people.set_role("editor", Role.VIEWER)
+        users("role", "editor", "viewer")
         refused = await client.get("/campaigns/new")
         assert refused.status == 403 and "you are a viewer" in await refused.text()
-        people.set_password("editor", "another long password")
+        users("passwd", "editor", "--password-stdin", stdin="another long password\n")
         gone = await client.get("/", allow_redirects=False)
         assert gone.status == 303 and gone.headers["Location"] == "/login"
         posted = await client.post("/optouts/add", data={"csrf": csrf, "numbers": "1"})
         assert posted.status == 403
         await _login_as(client, "caller")
-        people.remove("caller")
-        assert (await client.get("/", allow_redirects=False)).status == 303
-        # Added again under the same name, the old session is still over: someone new.
-        people.add("caller", Role.CALLER, PASSWORD)
+        users("remove", "caller")
+        removed = await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+        assert removed.status == 403
         assert (await client.get("/", allow_redirects=False)).status == 303
 
     _serve_on(root, body)
@@ -403,3 +412,16 @@ def test_the_viewers_safety_net_masks_every_long_digit_run_but_the_csrf_token():
     shown = access.mask_digits(f"x 5551234567 +91 73590 43943 {csrf} on 2024-03-02, 12345", csrf)
     assert "5551234567" not in shown and "73590 43943" not in shown
     assert csrf in shown and "on 2024-03-02, 12345" in shown
+
+
+def test_an_open_run_pages_event_stream_does_not_keep_its_session_alive():
+    now = [0.0]
+    auth = Auth(TOKEN, clock=lambda: now[0])
+    request = make_mocked_request(
+        "GET", "/runs/x/events", headers={"Cookie": f"{SESSION_COOKIE}={auth.log_in(TOKEN_PERSON)}"}
+    )
+    idle = auth.settings.session_seconds
+    now[0] = idle - 1
+    assert auth.session(request, active=False) is not None  # looked at, not moved on
+    now[0] = idle + 1
+    assert auth.session(request, active=False) is None

@@ -3,6 +3,7 @@ stops and downloads the report.
 
     $ export DIALER_UI_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
     $ TABBLY_API_KEY=... dialer serve                              # http://127.0.0.1:8080
+    $ dialer users add alice --role admin    # then names and passwords; the token is refused
     $ dialer demo --page          # or: the page and a local fake Tabbly, one URL to open
 
 Nothing is reimplemented: a check is `dialer validate` and a launch is `dialer run --yes

@@ -250,10 +250,11 @@ class Auth:
         self.sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
         response.del_cookie(SESSION_COOKIE, path="/")
 
-    def session(self, request: web.Request) -> Session | None:
-        """This request's live session, its role read again and its end moved on; None (and
-        the session dropped) once it is idle too long or its person changed password, was
-        removed, or (the token's) once a person exists."""
+    def session(self, request: web.Request, *, active: bool = True) -> Session | None:
+        """This request's live session, its role read again and (`active`: a person's
+        request, not a page's open event stream) its end moved on; None (and the session
+        dropped) once it is idle too long or its person changed password, was removed, or
+        (the token's) once a person exists."""
         sid = request.cookies.get(SESSION_COOKIE, "")
         session = self.sessions.get(sid)
         if session is None:
@@ -262,7 +263,8 @@ class Auth:
         if session.expires < now or not self._still_valid(session):
             self.sessions.pop(sid, None)
             return None
-        session.expires = now + self.settings.session_seconds
+        if active:
+            session.expires = now + self.settings.session_seconds
         return session
 
     def _still_valid(self, session: Session) -> bool:

@@ -211,8 +211,8 @@ localTimes(document);
     } catch (e) { /* offline for a moment: the next tick tries again */ }
   }
   function start(seconds) {
-    // Syncing is a caller's: a page without the Sync button (a viewer's) does not ask.
-    if (timer !== null || !seconds || !document.getElementById("sync-form")) return;
+    // Syncing is a caller's: a viewer's page (no data-may-sync) does not ask.
+    if (timer !== null || !seconds || !box().dataset.maySync) return;
     autoSync();
     timer = setInterval(autoSync, seconds * 1000);
   }

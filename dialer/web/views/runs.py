@@ -70,7 +70,7 @@ class RunPages:
         await response.prepare(request)
         try:
             while True:
-                if self.site.auth.session(request) is None:
+                if self.site.auth.session(request, active=False) is None:  # open is not active
                     return response
                 run.changed.clear()
                 view = run.view()
