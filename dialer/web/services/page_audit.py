@@ -6,7 +6,8 @@
 
 A trail that cannot be written (a full disk, a locked or broken file) never breaks what a
 person is doing: the write is logged on stderr once (until a write succeeds again) and the
-action goes on; except a launch, which starts calls to real people: it is refused
+action goes on; except a launch (or a schedule's firing), which starts calls to real
+people: it is refused
 (`must_record`), so no run ever starts that the trail does not hold. Numbers are passed
 masked here; the trail masks digit runs again, the one place that guarantees it.
 """
@@ -41,7 +42,8 @@ class AuditUnavailable(DialerError):
 
 
 class PageAudit:
-    """The trail of the page's folder, written off the event loop, never raising for a read."""
+    """The page's entries in the folder's trail, written off the event loop; `record` never
+    raises, `must_record` (a launch, a schedule's firing) raises AuditUnavailable."""
 
     def __init__(self, trail: AuditTrail) -> None:
         self.trail = trail
