@@ -247,10 +247,12 @@ def test_a_once_schedule_beaten_to_the_launch_waits_and_is_not_refused(tmp_path)
             launch = server.jobs.launch
             page_runs: list[web.jobs.WebRun] = []
 
-            async def page_launch_first(dry: web.jobs.DryRun) -> web.jobs.WebRun:
+            async def page_launch_first(
+                dry: web.jobs.DryRun, before_start: Any = None
+            ) -> web.jobs.WebRun:
                 server.jobs.launch = launch  # the race happens once
                 page_runs.append(await launch(page_check))
-                return await launch(dry)
+                return await launch(dry, before_start)
 
             server.jobs.launch = page_launch_first
             assert await book.tick(at + timedelta(minutes=1)) == []

@@ -33,6 +33,7 @@ bottom; nothing imports `app`, and no service imports a view.
       chart.py        the outcome and "What they said" charts, inline SVG
       optouts.py      /optouts: the opt-out register's search, add, import and removal
       schedules.py    /schedules and the schedule form of a check; Resume of a stopped run
+      audit.py        /audit and /audit.csv: the audit trail listed, filtered, verified, exported
       people.py       /people: an admin adds people, changes roles, sets passwords, removes
     services/       what the routes ask for: the state and the work, no routes
       campaigns.py    campaigns/ parsed once per file change; the campaign each session used
@@ -49,6 +50,7 @@ bottom; nothing imports `app`, and no service imports a view.
       optout_register.py  the register for the page: search, add, remove, a sheet's import
                       in a child, the opt-outs of a run
       test_calls.py   "call me first": caps, number types, hours, limits, placing the call
+      page_audit.py   what the page writes into the audit trail, and each action's details
       agents.py       the agent menu: get-agents cached, each session's asks throttled
       campaign_fields.py  the campaign form's fields <-> `CampaignForm`, errors by field
       column_fields.py    the column page's fields, their rules and the save into the file

@@ -24,6 +24,7 @@ from dialer.web.headers import guard_parser_errors, security_headers
 from dialer.web.settings import DEFAULTS
 from dialer.web.site import Site
 from dialer.web.views import (
+    audit,
     checks,
     columns,
     editor,
@@ -75,6 +76,7 @@ class Server(Site):
         schedules.add_routes(app, self)
         columns.add_routes(app, self)
         optouts.add_routes(app, self)
+        audit.add_routes(app, self)
         people.add_routes(app, self)
         app.on_startup.append(self._start_pruning)
         app.on_shutdown.append(self._shut_down)

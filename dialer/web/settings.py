@@ -99,6 +99,8 @@ class Settings:
     schedule_grace: float = 3600.0
     schedules_max: int = 200
     schedule_ahead: float = 366 * DAY  # a "once" at most this far ahead
+    # The audit trail's page (/audit).
+    audit_page_entries: int = 200  # entries on one page of /audit, newest first
 
 
 DEFAULTS = Settings()

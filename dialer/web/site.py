@@ -4,6 +4,7 @@ is assembled (that is `app.py`, above them all).
 
     site = Site(root, token, os.environ)
     site.jobs, site.uploads, site.campaigns      # the services (dialer.web.services)
+    await site.record(request, audit.STOP, "spring", run=run.id)   # the audit trail
     return site.render(request, "index.html", campaigns=...)
 
 Sessions, checks and runs live in memory; reports and uploads on disk under `root`.
@@ -31,6 +32,7 @@ from dialer.web.auth import Auth, session_of
 from dialer.web.services import reports
 from dialer.web.services.campaigns import CampaignShelf, LastUsed, Loader
 from dialer.web.services.jobs import Jobs
+from dialer.web.services.page_audit import PageAudit
 from dialer.web.services.test_calls import TestCalls
 from dialer.web.services.uploads import Uploads
 from dialer.web.settings import DEFAULTS, Settings
@@ -61,6 +63,7 @@ class Site:
         self.uploads = Uploads(self.root / "uploads", settings)
         self.jobs = Jobs(os.environ if environ is None else environ, settings, self.campaigns.load)
         self.test_calls = TestCalls(settings, clock)  # "call me first": its caps and rules
+        self.recorder = PageAudit(self.audit)  # the page's entries in it, never raising
         self.templates = Environment(
             loader=PackageLoader("dialer.web", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -90,6 +93,20 @@ class Site:
         deleted |= set(await asyncio.to_thread(reports.prune_check_reports, folder, self.settings))
         self.jobs.forget_checks_of(deleted)
 
+    async def record(
+        self, request: web.Request, action: str, campaign: str = "", **details: Any
+    ) -> bool:
+        """An audit entry of what this request's person did; never raises (False, logged once,
+        when the trail cannot be written): the action goes on."""
+        return await self.recorder.record(who_acted(request), action, campaign, **details)
+
+    async def must_record(
+        self, request: web.Request, action: str, campaign: str = "", **details: Any
+    ) -> None:
+        """As `record`, but AuditUnavailable when the trail cannot be written: for a launch,
+        which must not start calls the trail does not hold."""
+        await self.recorder.must_record(who_acted(request), action, campaign, **details)
+
     def remember_campaign(self, request: web.Request, name: str) -> None:
         """`name` is the campaign this request's session used last."""
         self.last_used.remember(_session_key(request), name)
@@ -97,6 +114,12 @@ class Site:
     def last_campaign(self, request: web.Request) -> str:
         """The campaign this request's session created, saved or used last ("" for none)."""
         return self.last_used.of(_session_key(request))
+
+
+def who_acted(request: web.Request) -> str:
+    """Who a request acts for in the audit trail: its session's person."""
+    session = session_of(request)
+    return session.who if session is not None else "page"
 
 
 @pass_context

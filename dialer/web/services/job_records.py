@@ -33,6 +33,8 @@ class DryRun:
     run_id: str | None = None  # set once launched: a check launches one run
     # The `dialer run` options that make the run itself refuse files other than those checked.
     expect: tuple[str, ...] = ()
+    # The cost estimate the check page showed, kept for the launch's audit entry.
+    cost: dict[str, Any] = field(default_factory=dict)
 
     @property
     def report_file(self) -> str:

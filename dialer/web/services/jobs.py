@@ -23,7 +23,7 @@ import secrets
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from dialer.core.statuses import (
     UsageError,
 )
 from dialer.ledger.sqlite import lock_held
+from dialer.team.audit import BY_PAGE_ENV
 from dialer.web import texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.services import reports
@@ -234,9 +235,13 @@ class Jobs:
         """The sheets runs are calling from: never deleted under them."""
         return {r.upload for r in self.running()}
 
-    async def launch(self, dry: DryRun) -> WebRun:
+    async def launch(
+        self, dry: DryRun, before_start: Callable[[], Awaitable[None]] | None = None
+    ) -> WebRun:
         """Start the run this check previewed; CheckStale says why it may not, AlreadyRunning
-        that the campaign is running (or starting: two quick clicks start one run)."""
+        that the campaign is running (or starting: two quick clicks start one run).
+        `before_start` (the audit entry) is awaited once nothing else refuses the launch; what
+        it raises refuses it too."""
         held = self._held.get(dry.campaign)
         if self.active_run(dry.campaign) or (dry.campaign in self._launching and not held):
             raise AlreadyRunning(dry.campaign)
@@ -248,6 +253,8 @@ class Jobs:
         try:
             if reason := await self.stale(dry):
                 raise CheckStale(reason)
+            if before_start is not None:
+                await before_start()
             return await self._start(dry)
         finally:
             self._launching.discard(dry.campaign)
@@ -412,9 +419,10 @@ class Jobs:
             await asyncio.wait(followers, timeout=self.settings.stop_wait)
 
     def child_env(self, **extra: str) -> dict[str, str]:
-        """The server's environment (the API key included) minus the page's own token."""
+        """The server's environment (the API key included) minus the page's own token. Its
+        runs and syncs leave their audit entries to the page, which names the person."""
         env = {k: v for k, v in self.environ.items() if k != TOKEN_ENV}
-        return {**env, "PYTHONUNBUFFERED": "1", **extra}
+        return {**env, "PYTHONUNBUFFERED": "1", BY_PAGE_ENV: "page", **extra}
 
 
 def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:

@@ -54,6 +54,7 @@ from dialer.core.atomic import replace_text
 from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.sources import resolve_source
+from dialer.team.audit import SCHEDULE_FIRED, SCHEDULE_MISSED
 from dialer.web import texts
 from dialer.web.services.campaign_toml import toml_value
 from dialer.web.services.campaigns import CampaignShelf
@@ -65,6 +66,12 @@ from dialer.web.services.jobs import (
     Jobs,
     fingerprint,
     ledger_held,
+)
+from dialer.web.services.page_audit import (
+    SCHEDULE_ACTOR,
+    AuditUnavailable,
+    PageAudit,
+    schedule_details,
 )
 from dialer.web.services.schedule_entry import (
     DAILY,
@@ -93,6 +100,7 @@ class Schedules:
         settings: Settings,
         clock: Clock = system_clock,
         server_zone: tzinfo | None = None,
+        audit: PageAudit | None = None,
     ) -> None:
         self.root = root
         self.path = root / "state" / "schedules.toml"
@@ -102,6 +110,7 @@ class Schedules:
         self.settings = settings
         self.clock = clock
         self.server_zone = server_zone or local_zone()
+        self.audit = audit  # firings and misses go into the team's audit trail
         self.problem = ""  # why the file could not be read: nothing fires, nothing is saved
         self._items: dict[str, Schedule] = self._read()
         self._lock = asyncio.Lock()  # one tick or edit at a time
@@ -281,6 +290,7 @@ class Schedules:
                     if (now - due).total_seconds() > self.settings.schedule_grace:
                         self._handled(schedule, due, MISSED, _missed(due))
                         await asyncio.to_thread(self._tell_missed, schedule, due, now)
+                        await self._record(SCHEDULE_MISSED, schedule, None, due)
                     elif run_id := await self._fire(schedule, due):
                         started.append(run_id)
                     await asyncio.to_thread(self._save)  # its note, whatever happened
@@ -334,8 +344,10 @@ class Schedules:
                 if dry.summary.get("counts", {}).get(Status.READY, 0) == 0:
                     schedule.note = f"{at_text(due)}: checked, nobody to call"
                     return ""
-            run = await self.jobs.launch(dry)
-        except (AlreadyRunning, ChecksBusy) as exc:
+            run = await self.jobs.launch(
+                dry, lambda: self._record(SCHEDULE_FIRED, schedule, dry, due, must=True)
+            )
+        except (AlreadyRunning, ChecksBusy, AuditUnavailable) as exc:
             # Passing (two checks at once; a launch holding the campaign), raised before any
             # run started: the due time is given back, so the next tick tries again within the
             # grace window instead of losing the day (or refusing a "once" for good).
@@ -344,6 +356,8 @@ class Schedules:
                 f"waiting: campaign {schedule.campaign} is running now"
                 if isinstance(exc, AlreadyRunning)
                 else "waiting: other sheets are being checked now"
+                if isinstance(exc, ChecksBusy)
+                else f"waiting: {exc}"
             )
             return ""
         except (CheckStale, DialerError) as exc:
@@ -353,6 +367,17 @@ class Schedules:
         schedule.run_id = run.id
         schedule.note = f"{at_text(due)}: started"
         return run.id
+
+    async def _record(
+        self, action: str, schedule: Schedule, dry: DryRun | None, due: datetime, must: bool = False
+    ) -> None:
+        """The audit entry of a firing (`must`: AuditUnavailable refuses the launch) or a miss,
+        by "schedule": who made it is in the schedule's own "schedule_created" entry."""
+        if self.audit is None:
+            return
+        details = {**schedule_details(schedule, dry), "due": stamp(due)}
+        write = self.audit.must_record if must else self.audit.record
+        await write(SCHEDULE_ACTOR, action, schedule.campaign, **details)
 
     @staticmethod
     def _bound(dry: DryRun) -> dict[str, str]:

@@ -40,6 +40,7 @@ class SyncState:
     ended: float | None = None  # the loop's time when the last sync ended
     ok: bool = True
     message: str = ""
+    updated: int | None = None  # calls the last sync updated (None: it did not finish)
 
     @property
     def running(self) -> bool:
@@ -104,7 +105,8 @@ class Syncs:
         try:
             await self.line.turn(ticket)
             try:
-                state.ok, state.message = await self._child(campaign)
+                state.updated = None
+                state.ok, state.message = await self._child(campaign, state)
             finally:
                 self.line.leave()
         except OSError as exc:
@@ -113,7 +115,7 @@ class Syncs:
             state.task = None
             state.ended = asyncio.get_running_loop().time()
 
-    async def _child(self, campaign: Campaign) -> tuple[bool, str]:
+    async def _child(self, campaign: Campaign, state: SyncState) -> tuple[bool, str]:
         proc = await asyncio.create_subprocess_exec(
             *limited_python(self.settings.sync_memory),
             "sync",
@@ -133,7 +135,8 @@ class Syncs:
             if "never run" in said:
                 return True, texts.SYNC_NEVER_RUN
             updated = UPDATED_LINE.search(said)
-            return True, texts.synced(int(updated[1]) if updated else 0)
+            state.updated = int(updated[1]) if updated else 0
+            return True, texts.synced(state.updated)
         lines = err.decode("utf-8", "replace").strip().splitlines()
         reason = lines[-1].removeprefix(ERROR_PREFIX) if lines else f"exit code {proc.returncode}"
         if "another run of campaign" in reason:  # the ledger lock: a run from elsewhere

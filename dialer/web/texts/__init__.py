@@ -8,6 +8,7 @@
     runs.py           the run page and the history of runs
     schedules.py      the schedules page and the schedule form
     optouts.py        the opt-out register page
+    audit.py          the audit trail's page, and a launch refused without the trail
     team.py           logging in, the 403 page of a refused role, the people page
 
 Every name is here too (`texts.people`, `texts.STOP_ASK`), so a page's module says what it
@@ -16,6 +17,13 @@ shows without knowing which page first needed a word.
 
 from __future__ import annotations
 
+from dialer.web.texts.audit import (
+    AUDIT_CHAIN_INTACT,
+    AUDIT_UNAVAILABLE,
+    audit_bad_since,
+    audit_chain_broken,
+    audit_chain_removed,
+)
 from dialer.web.texts.campaign_form import (
     AGENTS_THROTTLED,
     AGENTS_UNAVAILABLE,
@@ -205,6 +213,8 @@ __all__ = [
     "ACTION_WORDS",
     "AGENTS_THROTTLED",
     "AGENTS_UNAVAILABLE",
+    "AUDIT_CHAIN_INTACT",
+    "AUDIT_UNAVAILABLE",
     "BAD_TAB",
     "CAMPAIGN_CREATED",
     "CAMPAIGN_EDITED_MEANWHILE",
@@ -307,6 +317,9 @@ __all__ = [
     "WRONG_TOKEN",
     "action_words",
     "answer_rate_text",
+    "audit_bad_since",
+    "audit_chain_broken",
+    "audit_chain_removed",
     "calls_per_hour_later",
     "changed_since",
     "check_needs_memory",

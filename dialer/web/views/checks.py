@@ -19,11 +19,13 @@ from aiohttp import web
 
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.countries import country_name
+from dialer.team import audit
 from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.services import reports
 from dialer.web.services.jobs import AlreadyRunning, CheckStale, DryRun
 from dialer.web.services.outcomes import estimate_cost
+from dialer.web.services.page_audit import AuditUnavailable, cost_details, launch_details
 from dialer.web.services.schedule_book import SCHEDULES
 from dialer.web.services.schedule_times import local_zone, zone_name
 from dialer.web.sheet_rows import excel_row
@@ -72,7 +74,12 @@ class CheckPages:
         if running := self.jobs.active_run(dry.campaign):
             raise web.HTTPSeeOther(f"/runs/{running.id}")
         try:
-            run = await self.jobs.launch(dry)
+            entry = launch_details(dry)  # what the person confirmed, before the run starts
+            run = await self.jobs.launch(
+                dry, lambda: self.site.must_record(request, audit.LAUNCH, dry.campaign, **entry)
+            )
+        except AuditUnavailable as exc:  # no run the trail does not hold
+            return await check_page(self.site, request, dry, error=str(exc), status=503)
         except AlreadyRunning:
             return await check_page(
                 self.site, request, dry, error=texts.launch_busy(dry.campaign), status=409
@@ -120,6 +127,8 @@ async def check_page(
         "",
     )
     book = request.app.get(SCHEDULES)
+    cost = await asyncio.to_thread(estimate_cost, campaign, ready)
+    dry.cost = cost_details(cost)  # what the person saw, for the launch's audit entry
     return site.render(
         request,
         "dry_run.html",
@@ -136,7 +145,7 @@ async def check_page(
             else ""
         ),
         countries=texts.countries_text(dry.summary.get("countries", {}), country_name),
-        cost=await asyncio.to_thread(estimate_cost, campaign, ready),
+        cost=cost,
         stale=stale,
         run=site.jobs.runs.get(dry.run_id or ""),
         error=error,

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from dialer.campaign.model import Campaign
 from dialer.core.statuses import DialerError
+from dialer.team import audit
 from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.children.sheet_probe import Probe
@@ -37,6 +38,7 @@ from dialer.web.services.column_fields import (
     save_choice,
 )
 from dialer.web.services.jobs import ChecksBusy
+from dialer.web.services.page_audit import check_details, file_change
 from dialer.web.services.uploads import Kept
 from dialer.web.site import Site
 
@@ -119,10 +121,14 @@ class ColumnPages:
                 status=400,
             )
         try:
+            before = campaign.source_sha256
             saved = await asyncio.to_thread(save_choice, campaign, fields, probe)
             self.site.remember_campaign(request, campaign.name)
             if saved is not None:
                 campaign = self.site.campaigns.load(saved)  # as the CLI now reads it
+            if saved is not None:  # the column choice was written into the campaign file
+                change = file_change(before, campaign.source_sha256, "column page")
+                await self.site.record(request, audit.CAMPAIGN_EDITED, campaign.name, **change)
             dry = await self.site.jobs.check(campaign, kept.path, kept.name)
         except DialerError as exc:
             message = str(exc)
@@ -139,6 +145,7 @@ class ColumnPages:
                 error=message,
                 status=400,
             )
+        await self.site.record(request, audit.CHECK, dry.campaign, **check_details(dry))
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
 
 

@@ -36,6 +36,7 @@ from aiohttp import web
 from dialer.campaign.model import DEFAULT_API_KEY_ENV, WEEKDAYS, Campaign, file_name_for
 from dialer.core.statuses import DialerError, Kind, UsageError
 from dialer.sheets.phones import normalise_phone
+from dialer.team import audit
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.services.agents import AgentMenus, AgentsThrottled, menu_options
@@ -66,6 +67,7 @@ from dialer.web.services.child_processes import (
     in_child,
 )
 from dialer.web.services.column_fields import sheet_guesses, template_name
+from dialer.web.services.page_audit import saved_file, test_call
 from dialer.web.services.test_calls import TestCallsCapped
 from dialer.web.site import Site
 from dialer.web.views import columns
@@ -153,7 +155,7 @@ class Editor:
             campaign = check_form(self.folder, form, trial=False)
             async with self.children:
                 await self._in_child(campaign, form, None, {"check": True})
-            await asyncio.to_thread(
+            path = await asyncio.to_thread(
                 save_campaign,
                 self.folder,
                 form,
@@ -174,6 +176,8 @@ class Editor:
         except DialerError as exc:
             field, message = plain_error(self._shown(str(exc), None), posted)
             return await self._refused(request, original, posted, field, message)
+        action = audit.CAMPAIGN_EDITED if original else audit.CAMPAIGN_CREATED
+        await self.site.record(request, action, form.name, **await saved_file(opened, path))
         self.site.remember_campaign(request, form.name)
         if not original and choice is not None:
             # Made from a sheet: its columns next (pre-chosen), then its check.
@@ -293,6 +297,8 @@ class Editor:
             page = await self._refused(request, original, posted, field, message, status)
             page.headers.update(headers)
             return page
+        named = original or first_value(posted, "name")
+        await self.site.record(request, audit.TEST_CALL, named, **test_call(posted, outcome_text))
         if as_json:  # app.js shows it beside the button: no reload to the page's top
             return web.json_response({"ok": True, "field": "", "message": outcome_text})
         return await self._page(

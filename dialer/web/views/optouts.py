@@ -21,10 +21,12 @@ from aiohttp import web
 from dialer.core.masking import mask_phone
 from dialer.core.statuses import DialerError, UsageError
 from dialer.ledger.optouts import NotOnRegister
+from dialer.team import audit
 from dialer.web import texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.services import optout_register as register
 from dialer.web.services.jobs import ChecksBusy
+from dialer.web.services.page_audit import masked, masked_numbers, sheet_details
 from dialer.web.services.uploads import BadUpload, UploadForm, UploadTooLarge
 from dialer.web.site import Site
 
@@ -94,12 +96,14 @@ class OptOutPages:
                 self.state,
                 str(form.get("numbers", "")),
                 region,
-                str(form.get("reason", "")),
+                reason := str(form.get("reason", "")),
                 self._who(request),
                 self.site.test_calls.clock(),
             )
         except DialerError as exc:
             return await self.page(request, error=str(exc), status=400)
+        said = {**masked_numbers(added), "already": len(already), "reason": masked(reason)}
+        await self.site.record(request, audit.OPTOUT_ADDED, **said)
         notice = texts.optout_added(len(added), len(already))
         return await self.page(request, notice=notice, query="")
 
@@ -157,6 +161,10 @@ class OptOutPages:
                 status=400,
                 query="",
             )
+        sheet = await sheet_details(form.sheet, form.sheet_name)
+        said = {"added": answer.get("added", 0), "already": answer.get("already", 0)}
+        said["reason"] = masked(reason)
+        await self.site.record(request, audit.OPTOUT_IMPORTED, **sheet, **said)
         notice = texts.optout_imported(
             form.sheet_name, int(answer.get("added", 0)), int(answer.get("already", 0))
         )
@@ -198,6 +206,8 @@ class OptOutPages:
             return await self._confirm(request, number, reason, str(exc))
         except DialerError as exc:  # the register cannot be written: said, nothing removed
             return await self.page(request, error=str(exc), status=400, query=number)
+        said = {"number": mask_phone(number), "reason": masked(reason)}
+        await self.site.record(request, audit.OPTOUT_REMOVED, **said)
         notice = texts.optout_removed(number, entry.since)
         return await self.page(request, notice=notice, query=number)
 

@@ -24,6 +24,7 @@ from dialer.campaign.paths import RESULTS_SUFFIX, reports_folder, state_folder
 from dialer.core.clock import stamp
 from dialer.core.currencies import money
 from dialer.core.statuses import CallOutcome, DialerError
+from dialer.team import audit
 from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.services import reports
@@ -168,7 +169,9 @@ class ResultPages:
             run = None
         auto = form.get("auto") == "1"
         if not auto or (self.syncs.due(campaign.name) and (run is None or run.finished)):
-            await self.syncs.sync(campaign)
+            state = await self.syncs.sync(campaign)
+            said = {"ok": state.ok, "updated": state.updated, "said": state.message, "auto": auto}
+            await self.site.record(request, audit.SYNC, campaign.name, **said)
         if form.get("reply") == "fragment":
             return self._render(request, "results_part.html", await self.section(campaign, run))
         where = f"/runs/{run.id}" if run is not None else f"/campaigns/{campaign.name}/results"
@@ -186,6 +189,7 @@ class ResultPages:
             raise web.HTTPNotFound(text=texts.NO_RESULTS_SHEET)
         when = path.name.removesuffix(f"{RESULTS_SUFFIX}.csv")
         kind = request.match_info["kind"]
+        await self.site.record(request, audit.DOWNLOAD, campaign.name, file=path.name, kind=kind)
         return await reports.download(path, kind, f"{campaign.name}_results_{when}")
 
 

@@ -10,6 +10,7 @@ import logging
 
 from aiohttp import web
 
+from dialer.team import audit
 from dialer.team.roles import Role
 from dialer.web import access, texts
 from dialer.web.auth import check_csrf
@@ -92,13 +93,18 @@ class RunPages:
         if form.get("confirm") != "yes":  # Stop asks first: the run page shows the question
             raise web.HTTPSeeOther(f"/runs/{run.id}?stop=ask")
         run.interrupt()
+        await self.site.record(request, audit.STOP, run.campaign, run=run.id, sheet=run.sheet_name)
         raise web.HTTPSeeOther(f"/runs/{run.id}")
 
     async def run_report(self, request: web.Request) -> web.StreamResponse:
         run = self._run(request)
         if not run.finished:
             raise web.HTTPConflict(text="the report is ready when the run ends")
-        return await reports.download(run.report, request.match_info["kind"])
+        kind = request.match_info["kind"]
+        await self.site.record(
+            request, audit.DOWNLOAD, run.campaign, file=run.report.name, kind=kind
+        )
+        return await reports.download(run.report, kind)
 
     async def past_report(self, request: web.Request) -> web.StreamResponse:
         campaign, name = request.match_info["campaign"], request.match_info["name"]
@@ -108,4 +114,5 @@ class RunPages:
         path, kind = found
         if any(r.report == path for r in self.jobs.running()):
             raise web.HTTPConflict(text="the report is ready when the run ends")
+        await self.site.record(request, audit.DOWNLOAD, campaign, file=path.name, kind=kind)
         return await reports.download(path, kind)

@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from dialer.core.statuses import DialerError, Status
+from dialer.team import audit
 from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.services.jobs import ChecksBusy
+from dialer.web.services.page_audit import check_details, schedule_details
 from dialer.web.services.schedule_book import SCHEDULES, Schedules, SheetChanged
 from dialer.web.services.schedule_entry import ScheduleForm
 from dialer.web.services.schedule_times import at_text, zone_name
@@ -23,7 +25,7 @@ from dialer.web.views.checks import check_page
 
 def add_routes(app: web.Application, site: Site) -> None:
     """/schedules and the schedule form of a check; the loop starts and stops with the app."""
-    book = Schedules(site.root, site.jobs, site.campaigns, site.settings)
+    book = Schedules(site.root, site.jobs, site.campaigns, site.settings, audit=site.recorder)
     app[SCHEDULES] = book
     handlers = SchedulePages(site, book)
     app.router.add_get("/schedules", handlers.page)
@@ -86,11 +88,17 @@ class SchedulePages:
             return await check_page(
                 self.site, request, dry, error=error, status=400, schedule_form=typed
             )
+        action = audit.SCHEDULE_CHANGED if typed.replaces else audit.SCHEDULE_CREATED
+        await self.site.record(
+            request, action, dry.campaign, **schedule_details(schedule, dry, typed.replaces)
+        )
         raise web.HTTPSeeOther(f"/schedules#schedule-{schedule.id}")
 
     async def remove(self, request: web.Request) -> web.Response:
         form = await request.post()
         check_csrf(request, str(form.get("csrf", "")))
+        if gone := self.book.get(request.match_info["id"]):
+            await self.site.record(request, audit.SCHEDULE_DELETED, gone.campaign, schedule=gone.id)
         await self.book.remove(request.match_info["id"])
         raise web.HTTPSeeOther("/schedules")
 
@@ -114,6 +122,7 @@ class SchedulePages:
         except DialerError as exc:  # said beside "paused" until the next try
             schedule.note = f"not checked: {exc}"[: self.site.settings.error_text_chars]
             raise web.HTTPSeeOther(back) from None
+        await self.site.record(request, audit.CHECK, dry.campaign, **check_details(dry))
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}?again={schedule.id}")
 
     async def resume(self, request: web.Request) -> web.Response:
@@ -136,4 +145,6 @@ class SchedulePages:
         except DialerError as exc:
             error = str(exc)[: self.site.settings.error_text_chars]
             raise web.HTTPSeeOther(f"/runs/{run.id}?error={quote_plus(error)}") from None
+        await self.site.record(request, audit.RESUME, run.campaign, run=run.id)
+        await self.site.record(request, audit.CHECK, dry.campaign, **check_details(dry))
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")

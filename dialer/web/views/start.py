@@ -10,12 +10,14 @@ from aiohttp import web
 
 from dialer.campaign.model import Campaign
 from dialer.core.statuses import DialerError
+from dialer.team import audit
 from dialer.web import texts
 from dialer.web.auth import check_csrf
 from dialer.web.services import reports
 from dialer.web.services.child_processes import probe_upload
 from dialer.web.services.column_fields import needs_matching
 from dialer.web.services.jobs import ChecksBusy
+from dialer.web.services.page_audit import check_details, sheet_details
 from dialer.web.services.uploads import BadUpload, Kept, UploadForm, UploadTooLarge
 from dialer.web.settings import MB
 from dialer.web.site import Site
@@ -84,6 +86,8 @@ class StartPages:
             form = await uploads.receive(request, lambda given: check_csrf(request, given))
             if form.sheet is None:
                 return await self.index(request, texts.CHOOSE_BOTH, 400)
+            details = await sheet_details(form.sheet, form.sheet_name)
+            await self.site.record(request, audit.UPLOAD, form.campaign, **details)
             await self.site.prune()  # room for this one; never the sheets in use
             if not form.campaign:
                 named = uploads.keep(form.sheet, form.sheet_name, "")
@@ -123,6 +127,7 @@ class StartPages:
             return columns.render_page(
                 self.site, request, named, campaign, probe, error=str(exc), status=400
             )
+        await self.site.record(request, audit.CHECK, dry.campaign, **check_details(dry))
         raise web.HTTPSeeOther(f"/dry-runs/{dry.id}")
 
     def _upload_of(self, request: web.Request) -> Kept:
