@@ -171,7 +171,7 @@ def test_a_receiver_down_during_the_run_gets_the_event_from_the_next_command(pro
         env = {HOOK_ENV: server.url, SECRET_ENV: SECRET}
         status = cli(["status", str(project.campaign)], env)
         again = cli(["status", str(project.campaign)], env)
-    assert status.code == 0 and "notifications: 1 delivered" in status.err
+    assert status.code == 0 and "notifications: 1 delivered" in status.err, _outbox(project)
     assert "notifications" not in again.err
     [heard] = hook.heard  # once, though two commands came
     assert heard.event["event"] == "run_finished" and _signed(heard)

@@ -295,11 +295,9 @@ def _run(request: Run, io: IOContext, said: _Said) -> int:
         if rows is None:
             print("Nothing sent.", file=io.out)
             return int(ExitCode.OK)
-    state = state_folder(campaign)
-    record(state, LAUNCH, campaign.name, **_launch_details(request, rows))
     code = _call(request, io, Upstream(endpoint, api_key), unread, rows, said)
     if code == ExitCode.INTERRUPTED:
-        record(state, STOP, campaign.name, exit_code=code)
+        record(state_folder(campaign), STOP, campaign.name, exit_code=code)
     return code
 
 
@@ -429,6 +427,8 @@ def _call(
     report_path = request.report_path or default_report_path(campaign, now)
     errors: list[DialerError] = []  # files that could not be written; the first is reported
     ledger = open_for_run(campaign, io.clock)  # refuses a lost, foreign or unwritable ledger
+    # A launch is in the trail once its ledger is held, before anyone is called.
+    record(state_folder(campaign), LAUNCH, campaign.name, **_launch_details(request, rows))
     book: ContactBook | None = None
     optouts = Watch(state_folder(campaign))  # the register, read as rows are read
     try:
