@@ -214,3 +214,19 @@ def test_a_campaign_named_team_is_refused(project, cli) -> None:
     path = project.write_campaign("http://127.0.0.1:9/x", name="team")
     result = cli(["validate", str(path)])
     assert result.code == 2 and "key 'name' cannot be 'team'" in result.err
+
+
+def test_ids_digests_and_report_time_stamps_are_kept_whole_and_numbers_masked(tmp_path):
+    trail = AuditTrail(tmp_path / "state")
+    entry = trail.append(
+        "alice",
+        audit.DOWNLOAD,
+        "spring",
+        file="spring_20261207T041717.172Z.csv",
+        schedule="3f1234567a9b0c1d",
+        number="+15125550100",
+        said="call 5125550100 back",
+    )
+    assert entry.details["file"] == "spring_20261207T041717.172Z.csv"
+    assert entry.details["schedule"] == "3f1234567a9b0c1d"
+    assert "5125550100" not in str(entry.details) and "+15******100" in str(entry.details)

@@ -18,9 +18,8 @@ from aiohttp.test_utils import TestClient
 
 from dialer import web
 from dialer.campaign.model import LOGS_ENDPOINT_ENV
-from dialer.commands.audit import OUT_COLUMNS
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
-from dialer.team.audit import AuditEntry, AuditTrail, safe_text
+from dialer.team.audit import CSV_COLUMNS, AuditEntry, AuditTrail, safe_text
 from dialer.team.people import People
 from dialer.team.roles import Role
 from dialer.web.services.schedule_book import Schedules
@@ -195,7 +194,7 @@ def test_the_audit_page_lists_newest_first_filters_verifies_and_exports(tmp_path
         assert exported.status == 200
         assert "attachment" in exported.headers["Content-Disposition"]
         rows = list(csv.reader(io.StringIO(await exported.text())))
-        assert tuple(rows[0]) == OUT_COLUMNS  # the CLI's `dialer audit --out` columns
+        assert tuple(rows[0]) == CSV_COLUMNS  # the CLI's `dialer audit --out` columns
         assert [r[0] for r in rows[1:]] == ["3", "4"]  # oldest first, as the CLI writes
         assert rows[2][2].startswith("'=")  # never a formula in a spreadsheet
         assert json.loads(rows[1][5]) == {"people": 5}

@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # the handlers load the trail: building the parser loads none
     from dialer.team.audit import AuditEntry
 
 EXAMPLE = "dialer audit --since 2026-12-01 --who alice"
-OUT_COLUMNS = ("seq", "time", "who", "action", "campaign", "details", "previous", "digest")
 # Of an entry's details, on one line of the listing.
 SHOWN_DETAILS_CHARS = 80
 
@@ -71,7 +70,7 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from dialer.team.audit import AuditTrail
+    from dialer.team.audit import CSV_COLUMNS, AuditTrail, csv_row
 
     out = out or sys.stdout
     state = project_state(args.root)
@@ -80,7 +79,7 @@ def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
         check_new_csv(args.out, "the audit trail")
     entries = AuditTrail(state).entries(since, args.who, args.campaign)
     if args.out is not None:
-        write_new_csv(args.out, OUT_COLUMNS, map(_csv_row, entries), "the audit trail")
+        write_new_csv(args.out, CSV_COLUMNS, map(csv_row, entries), "the audit trail")
         print(
             f"{len(entries)} audit entr{'y' if len(entries) == 1 else 'ies'} written to {args.out}",
             file=out,
@@ -127,19 +126,3 @@ def _line(entry: AuditEntry) -> str:
 
 def _shown(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _csv_row(entry: AuditEntry) -> list[object]:
-    from dialer.reports.writer import defuse
-
-    details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True)
-    return [
-        entry.seq,
-        entry.time,
-        defuse(entry.who),
-        entry.action,
-        defuse(entry.campaign),
-        defuse(details),
-        entry.previous,
-        entry.digest,
-    ]

@@ -19,8 +19,9 @@ somewhere else and compared.
 
 `append` is the one place that makes details safe: any run of 7 or more digits (a phone
 number, written with or without separators) is masked in `who`, `campaign` and every detail,
-and a detail named like a secret (a password, a key, a token) is refused. Hex digests (32 or
-more hex characters holding a letter: a file's or a check's sha256) are kept whole.
+and a detail named like a secret (a password, a key, a token) is refused. Kept whole, as no
+phone number holds a letter: hex digests and ids (8 or more hex characters, one a letter: a
+file's sha256, a schedule's id) and a report name's time stamp (20261207T041717.172Z).
 """
 
 from __future__ import annotations
@@ -93,8 +94,10 @@ _SECRET_KEY = re.compile(
     r"pass(word|wd|phrase)?|secret|token|api_?key|^key$|_key$|auth|cookie|session|salt|hash",
     re.IGNORECASE,
 )
-# A digest (sha256 hex and the like): kept whole, it is no phone number.
-_HEX_DIGEST = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")
+# Kept whole, as no phone number holds a letter: a digest or an id (8+ hex characters, one of
+# them a letter: a sha256, a run's or a schedule's id) and a compact UTC time stamp (a report's
+# name: 20261207T041717.172Z).
+_KEPT = re.compile(r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{8,}|\d{8}T\d{6}(?:\.\d+)?Z?)(?![0-9A-Za-z])")
 _LONG_DIGITS = re.compile(r"\+?\d{7,}")
 # A whole number at or above this has 7 digits: masked like a phone number.
 _LONG_NUMBER = 10**6
@@ -165,13 +168,13 @@ def entry_digest(
 
 def safe_text(text: str) -> str:
     """`text` with every phone-like number masked (7+ digits in a row, or a number written
-    with separators), hex digests kept whole."""
+    with separators); digests, ids and time stamps kept whole."""
     kept, end = [], 0
-    for digest in _HEX_DIGEST.finditer(text):
-        if digest.group(0).isdigit():
+    for found in _KEPT.finditer(text):
+        if found.group(0).isdigit():
             continue  # all digits: a number, not a digest
-        kept += [_masked(text[end : digest.start()]), digest.group(0)]
-        end = digest.end()
+        kept += [_masked(text[end : found.start()]), found.group(0)]
+        end = found.end()
     return "".join([*kept, _masked(text[end:])])
 
 
@@ -373,3 +376,24 @@ def _matches(entry: AuditEntry, row: tuple[object, ...]) -> bool:
         entry.previous,
     )
     return expected == entry.digest
+
+
+# A CSV of the trail (`dialer audit --out`, the page's /audit.csv): one row per entry.
+CSV_COLUMNS = ("seq", "time", "who", "action", "campaign", "details", "previous", "digest")
+
+
+def csv_row(entry: AuditEntry) -> list[object]:
+    """An entry as a CSV row of `CSV_COLUMNS`: text cells never run as formulas."""
+    from dialer.reports.writer import defuse
+
+    details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True)
+    return [
+        entry.seq,
+        entry.time,
+        defuse(entry.who),
+        entry.action,
+        defuse(entry.campaign),
+        defuse(details),
+        entry.previous,
+        entry.digest,
+    ]

@@ -20,13 +20,11 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from dialer.core.statuses import DialerError
-from dialer.reports.writer import defuse
-from dialer.team.audit import ACTIONS, AuditEntry, AuditTrail
+from dialer.team.audit import ACTIONS, CSV_COLUMNS, AuditEntry, AuditTrail, csv_row
 from dialer.web import texts
 from dialer.web.site import Site
 
 # The columns of /audit.csv, as `dialer audit --out` writes them.
-CSV_COLUMNS = ("seq", "time", "who", "action", "campaign", "details", "previous", "digest")
 FILTERS = ("since", "who", "campaign", "action")
 
 
@@ -122,7 +120,7 @@ class AuditPages:
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow(CSV_COLUMNS)
-        writer.writerows(_csv_row(e) for e in reversed(found))  # oldest first, as the CLI's
+        writer.writerows(csv_row(e) for e in reversed(found))  # oldest first, as the CLI's
         name = f"audit_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.csv"
         return web.Response(
             text=text.getvalue(),
@@ -143,21 +141,6 @@ def _shown(entry: AuditEntry) -> dict[str, Any]:
         "campaign": entry.campaign,
         "details": json.dumps(entry.details, ensure_ascii=False, sort_keys=True),
     }
-
-
-def _csv_row(entry: AuditEntry) -> list[object]:
-    """A row of /audit.csv: text cells never run as formulas, as in `dialer audit --out`."""
-    details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True)
-    return [
-        entry.seq,
-        entry.time,
-        defuse(entry.who),
-        entry.action,
-        defuse(entry.campaign),
-        defuse(details),
-        entry.previous,
-        entry.digest,
-    ]
 
 
 def _chain_words(broken: AuditEntry | int | None) -> str:
