@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from dialer.commands.arguments import (
-    EPILOG,
     Subparsers,
     add_root,
     command_parser,
@@ -70,13 +69,7 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     actions = register.add_subparsers(dest="optout_command", required=True, metavar="ACTION")
     parsers = {
-        name: actions.add_parser(
-            name,
-            help=text,
-            description=f"{text}\n\nexample:\n  {_EXAMPLES[name]}",
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        name: command_parser(actions, name, text, _EXAMPLES[name])
         for name, text in _ACTIONS.items()
     }
     for parser in parsers.values():

@@ -15,7 +15,6 @@ import sys
 from typing import TextIO
 
 from dialer.commands.arguments import (
-    EPILOG,
     Subparsers,
     add_root,
     command_parser,
@@ -55,13 +54,7 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     actions = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     parsers = {
-        name: actions.add_parser(
-            name,
-            help=text,
-            description=f"{text}\n\nexample:\n  {_EXAMPLES[name]}",
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        name: command_parser(actions, name, text, _EXAMPLES[name])
         for name, text in _ACTIONS.items()
     }
     for parser in parsers.values():

@@ -45,8 +45,8 @@ from dialer.core.clock import stamp
 from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import DialerError, LedgerError, Status, UsageError
 from dialer.ledger.facts import Refusal
-from dialer.ledger.shared_file import BUSY_TIMEOUT_MS, book_path, connect_shared
-from dialer.ledger.sqlite import readonly_uri, transaction
+from dialer.ledger.shared_file import book_path, connect_shared, read_shared
+from dialer.ledger.sqlite import transaction
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Longest texts kept: a reason is a sentence, the evidence a matched phrase and 200
@@ -271,9 +271,7 @@ class Register:
         if not path.exists():
             return None
         try:
-            conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            conn = read_shared(path)
         except sqlite3.Error as exc:
             raise LedgerError(f"{path}: cannot read the opt-out register: {exc}") from None
         return cls(path, conn)

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from dialer.campaign.model import OUTBOX_NAME, RESERVED_NAME, TEAM_NAME
+from dialer.ledger.sqlite import readonly_uri
 
 BOOK_NAME = f"{RESERVED_NAME}.sqlite"  # never a campaign's ledger: that name is refused
 TEAM_FILE_NAME = f"{TEAM_NAME}.sqlite"  # nor this one
@@ -40,6 +41,20 @@ def connect_shared(state: Path, name: str = BOOK_NAME) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def read_shared(path: Path) -> sqlite3.Connection:
+    """A shared file of `state` (it exists) opened for reading only, waiting on a writer as
+    long as a writer would; the first read is made here, so a file that is no database fails
+    now. Raises sqlite3.Error; each caller names which of its parts could not be read."""
+    conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
     except sqlite3.Error:
         conn.close()
         raise

@@ -31,7 +31,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -40,14 +40,12 @@ from pathlib import Path
 from dialer.core.clock import Clock, system_clock
 from dialer.core.masking import mask_phone, mask_text
 from dialer.ledger.optouts import acting_user
-from dialer.ledger.sqlite import transaction
 from dialer.team.store import (
-    TeamFileError,
-    connect_team,
     has_table,
-    read_team,
+    reading_team,
     team_path,
     team_stamp,
+    writing_team,
 )
 
 LOGIN = "login"
@@ -270,32 +268,12 @@ class AuditTrail:
             found = _head(conn) if conn is not None else None
         return found or (0, "")
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        conn = connect_team(self._state, _WHAT)
-        try:
-            with transaction(conn):
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                yield conn
-        except sqlite3.Error as exc:
-            raise TeamFileError(f"{self.path}: cannot write {_WHAT}: {exc}") from None
-        finally:
-            conn.close()
+    def _writing(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return writing_team(self._state, _WHAT, _SCHEMA)
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection | None]:
-        """A read-only connection, None when there is no file or no trail in it yet."""
-        conn = read_team(self._state, _WHAT)
-        if conn is None:
-            yield None
-            return
-        try:
-            yield conn if has_table(conn, "audit") else None
-        except sqlite3.Error as exc:
-            raise TeamFileError(f"{self.path}: cannot read {_WHAT}: {exc}") from None
-        finally:
-            conn.close()
+    def _reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection | None]:
+        """A read-only connection, None when there is no file or no audit in it yet."""
+        return reading_team(self._state, _WHAT, "audit")
 
 
 def _head(conn: sqlite3.Connection) -> tuple[int, str] | None:

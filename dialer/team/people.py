@@ -20,21 +20,17 @@ import hmac
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import UsageError
-from dialer.ledger.sqlite import transaction
 from dialer.team.roles import Role, role_named
 from dialer.team.store import (
-    TeamFileError,
-    connect_team,
-    has_table,
-    read_team,
+    reading_team,
     team_path,
     team_stamp,
+    writing_team,
 )
 
 MIN_PASSWORD_CHARS = 12
@@ -190,30 +186,12 @@ class People:
             return None
         return _person(row) if row else None
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        conn = connect_team(self._state, _WHAT)
-        try:
-            with transaction(conn):
-                conn.execute(_SCHEMA)
-                yield conn
-        except sqlite3.Error as exc:
-            raise TeamFileError(f"{self.path}: cannot write {_WHAT}: {exc}") from None
-        finally:
-            conn.close()
+    def _writing(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return writing_team(self._state, _WHAT, (_SCHEMA,))
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection | None]:
-        conn = read_team(self._state, _WHAT)
-        if conn is None:
-            yield None
-            return
-        try:
-            yield conn if has_table(conn, "people") else None
-        except sqlite3.Error as exc:
-            raise TeamFileError(f"{self.path}: cannot read {_WHAT}: {exc}") from None
-        finally:
-            conn.close()
+    def _reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection | None]:
+        """A read-only connection, None when there is no file or no people in it yet."""
+        return reading_team(self._state, _WHAT, "people")
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:

@@ -3,6 +3,8 @@
 
     conn = connect_team(state)          # for writing: made (WAL, synchronous FULL) when missing
     conn = read_team(state)             # for reading: None when there is no file yet
+    with writing_team(state, "the people", SCHEMA) as conn: ...   # one transaction
+    with reading_team(state, "the people", "people") as conn: ... # None: nothing yet
 
 The pragmas are the shared contact file's (`ledger.shared_file.connect_shared`): a line
 committed here (a person removed, an audit entry) must survive a power cut too.
@@ -10,13 +12,15 @@ committed here (a person removed, an audit entry) must survive a power cut too.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dialer.core.statuses import DialerError
-from dialer.ledger.shared_file import BUSY_TIMEOUT_MS, TEAM_FILE_NAME, connect_shared
-from dialer.ledger.sqlite import readonly_uri
+from dialer.ledger.shared_file import TEAM_FILE_NAME, connect_shared, read_shared
+from dialer.ledger.sqlite import transaction
 
 
 class TeamFileError(DialerError):
@@ -43,12 +47,42 @@ def read_team(state: Path, what: str) -> sqlite3.Connection | None:
     if not path.exists():
         return None
     try:
-        conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        conn = read_shared(path)
     except sqlite3.Error as exc:
         raise TeamFileError(f"{path}: cannot read {what}: {exc}") from None
     return conn
+
+
+@contextlib.contextmanager
+def writing_team(state: Path, what: str, schema: Sequence[str]) -> Iterator[sqlite3.Connection]:
+    """One write transaction on the team file, its part's tables (`schema`) made first; any
+    SQLite error is a TeamFileError naming `what`."""
+    conn = connect_team(state, what)
+    try:
+        with transaction(conn):
+            for statement in schema:
+                conn.execute(statement)
+            yield conn
+    except sqlite3.Error as exc:
+        raise TeamFileError(f"{team_path(state)}: cannot write {what}: {exc}") from None
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def reading_team(state: Path, what: str, table: str) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection to the team file, None when there is no file or no `table`
+    in it yet; any SQLite error is a TeamFileError naming `what`."""
+    conn = read_team(state, what)
+    if conn is None:
+        yield None
+        return
+    try:
+        yield conn if has_table(conn, table) else None
+    except sqlite3.Error as exc:
+        raise TeamFileError(f"{team_path(state)}: cannot read {what}: {exc}") from None
+    finally:
+        conn.close()
 
 
 def has_table(conn: sqlite3.Connection, table: str) -> bool:
