@@ -11,6 +11,7 @@ import io
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -155,6 +156,21 @@ def test_a_run_that_fails_on_input_is_run_failed_and_keeps_its_code(
     assert "TABBLY_API_KEY" in heard.event["error"]
 
 
+def test_a_command_that_does_not_linger_tries_each_event_once(project: Project):
+    """Even when its retry is due at once: the next command (or the page) tries again."""
+    with FakeTabblyThread(balance=1000) as fake:
+        project.write_sheet(contact_rows(2))
+        project.write_campaign(fake.url, extra=NOTIFY)
+        env = {**KEY_ENV, HOOK_ENV: "http://127.0.0.1:9/hook", SECRET_ENV: SECRET}
+        at_once = replace(
+            FAST, notify_backoff_first=0.0, notify_backoff_max=0.0, notify_linger_seconds=0.0
+        )
+        code, _err = _run(project, env, at_once)
+    assert code == ExitCode.OK
+    [row] = _outbox(project)
+    assert row["state"] == "pending" and row["tries"] == 1
+
+
 def test_a_receiver_down_during_the_run_gets_the_event_from_the_next_command(project: Project, cli):
     with FakeTabblyThread(balance=1000) as fake:
         project.write_sheet(contact_rows(2))
@@ -171,7 +187,11 @@ def test_a_receiver_down_during_the_run_gets_the_event_from_the_next_command(pro
         env = {HOOK_ENV: server.url, SECRET_ENV: SECRET}
         status = cli(["status", str(project.campaign)], env)
         again = cli(["status", str(project.campaign)], env)
-    assert status.code == 0 and "notifications: 1 delivered" in status.err, _outbox(project)
+    left = [
+        {k: r[k] for k in ("state", "tries", "next_at", "claimed_until", "last_error")}
+        for r in _outbox(project)
+    ]
+    assert status.code == 0 and "notifications: 1 delivered" in status.err, (left, time.time())
     assert "notifications" not in again.err
     [heard] = hook.heard  # once, though two commands came
     assert heard.event["event"] == "run_finished" and _signed(heard)

@@ -27,7 +27,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -118,17 +118,21 @@ async def deliver(
     settings: Settings = DEFAULTS,
 ) -> Tally:
     """Send what is due in `state`'s outbox; wait for retries that fall due within `linger`
-    seconds, and leave the rest. Nothing at all when the folder has no outbox."""
+    seconds, and leave the rest. Without lingering, each entry is tried at most once, however
+    soon its retry falls due. Nothing at all when the folder has no outbox."""
     tally = Tally()
     deadline = time.monotonic() + linger
+    tried: set[str] = set()  # without lingering: the entries this pass has tried
     with existing_outbox(state) as outbox:
         if outbox is None:
             return tally
         timeout = aiohttp.ClientTimeout(total=settings.notify_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
-                entry = _claim(outbox, environ, tally, settings)
+                entry = _claim(outbox, environ, tally, settings, tried)
                 if entry is not None:
+                    if linger <= 0:
+                        tried.add(entry.event_id)
                     await _try(session, outbox, entry, environ, settings, tally)
                     continue
                 due = outbox.next_due(skip=tally.missing)
@@ -141,12 +145,18 @@ async def deliver(
 
 
 def _claim(
-    outbox: Outbox, environ: Mapping[str, str], tally: Tally, settings: Settings
+    outbox: Outbox,
+    environ: Mapping[str, str],
+    tally: Tally,
+    settings: Settings,
+    tried: Collection[str] = (),
 ) -> Entry | None:
     """The next due entry this process can send (its variables set), leased; None: none.
     One this process cannot send is released at once, untried, for a process that can."""
     while True:
-        entry = outbox.claim(time.time(), settings.notify_lease_seconds, skip=tally.missing)
+        entry = outbox.claim(
+            time.time(), settings.notify_lease_seconds, skip=tally.missing, tried=tried
+        )
         if entry is None:
             return None
         missing = {n for n in (entry.url_env, entry.secret_env) if n and not environ.get(n)}

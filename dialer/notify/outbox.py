@@ -112,17 +112,21 @@ class Outbox:
                 "DELETE FROM outbox WHERE state != ? AND done_at < ?", (PENDING, now - keep_seconds)
             )
 
-    def claim(self, now: float, lease: float, skip: Collection[str] = ()) -> Entry | None:
+    def claim(
+        self, now: float, lease: float, skip: Collection[str] = (), tried: Collection[str] = ()
+    ) -> Entry | None:
         """The next due entry, leased to this process for `lease` seconds; None: none due.
-        `skip`: variables this process lacks; entries naming one are not claimed."""
+        `skip`: variables this process lacks; entries naming one are not claimed. `tried`:
+        event ids not to claim again (a pass that tries each entry once)."""
         names = ", ".join("?" * len(skip))
+        ids = ", ".join("?" * len(tried))
         with transaction(self._conn):
             row = self._conn.execute(
                 f"SELECT {_COLUMNS} FROM outbox WHERE state = ? AND next_at <= ? "
                 f"AND claimed_until <= ? AND url_env NOT IN ({names}) "
-                f"AND IFNULL(secret_env, '') NOT IN ({names}) "
+                f"AND IFNULL(secret_env, '') NOT IN ({names}) AND event_id NOT IN ({ids}) "
                 "ORDER BY next_at, created_at LIMIT 1",
-                (PENDING, now, now, *skip, *skip),
+                (PENDING, now, now, *skip, *skip, *tried),
             ).fetchone()
             if row is None:
                 return None
