@@ -1,0 +1,127 @@
+"""Notifications against a hostile receiver and a careless operator (SPEC 13): the URL and
+its secret shown nowhere, a receiver that hangs or streams forever never holds a command for
+long, a huge Retry-After capped, a broken outbox never changes an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from dataclasses import replace
+
+import pytest
+from aiohttp import web
+from conftest import KEY_ENV, Project, contact_rows
+from hostile import Upstream
+from test_notify import FAST, HOOK_ENV, NOTIFY, SECRET, SECRET_ENV, _outbox, _write_one
+
+from dialer.campaign.parse import load_campaign
+from dialer.core.statuses import CampaignError, ExitCode
+from dialer.fake_tabbly import FakeTabblyThread
+from dialer.notify.delivery import deliver_now
+
+HOOK = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX"
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        f'notify = "{HOOK}"\n',
+        'api_key_env = ["sk-live-XXXXsecretXXXX"]\n',
+        f'[notify]\nurl_env = "A"\nevents = ["{HOOK}"]\n',
+        f'[notify]\nurl_env = "A"\noutcomes = "{HOOK}"\n',
+    ],
+)
+def test_a_url_pasted_in_the_wrong_key_is_never_shown(project: Project, table: str) -> None:
+    project.write_campaign(extra=table)
+    with pytest.raises(CampaignError) as caught:
+        load_campaign(project.campaign)
+    assert "XXXXsecretXXXX" not in str(caught.value)
+    assert "notify" in str(caught.value) or "api_key_env" in str(caught.value)
+
+
+def test_a_url_pasted_as_the_folder_table_is_never_shown(project: Project) -> None:
+    project.write_campaign()
+    (project.root / "campaigns" / "_notify.toml").write_text(f'notify = "{HOOK}"\n')
+    with pytest.raises(CampaignError) as caught:
+        load_campaign(project.campaign)
+    assert "XXXXsecretXXXX" not in str(caught.value) and "_notify.toml" in str(caught.value)
+
+
+def test_a_receiver_that_streams_forever_is_delivered_and_let_go(project: Project) -> None:
+    async def stream(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(status=200)
+        await answer.prepare(request)
+        while not server.stopping.is_set():
+            await answer.write(b"x" * 65536)
+            await asyncio.sleep(0.01)
+        return answer
+
+    project.write_campaign(extra=NOTIFY)
+    _write_one(project)
+    err = io.StringIO()
+    with Upstream(stream) as server:
+        env = {HOOK_ENV: server.url, SECRET_ENV: SECRET}
+        tally = deliver_now(project.root / "state", linger=5, environ=env, settings=FAST, err=err)
+    assert tally.delivered == 1 and len(server.received) == 1
+    [row] = _outbox(project)
+    assert row["state"] == "delivered"
+
+
+def test_a_huge_retry_after_is_capped_and_the_command_goes(project: Project) -> None:
+    async def busy(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=429, headers={"Retry-After": "999999999"})
+
+    project.write_campaign(extra=NOTIFY)
+    _write_one(project)
+    settings = replace(FAST, notify_backoff_max=160.0)
+    with Upstream(busy) as server:
+        env = {HOOK_ENV: server.url, SECRET_ENV: SECRET}
+        deliver_now(project.root / "state", linger=0.5, environ=env, settings=settings)
+    [row] = _outbox(project)
+    assert row["state"] == "pending" and row["tries"] == 1
+    assert float(str(row["next_at"])) <= time.time() + 161
+
+
+def test_credentials_in_the_url_reach_no_line_and_no_row(project: Project) -> None:
+    """A URL holding user:password@ to a port nobody listens on, and to a receiver that
+    redirects with a Location naming it: neither the password nor the path is shown."""
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=308, headers={"Location": request.url.human_repr()})
+
+    project.write_campaign(extra=NOTIFY)
+    with Upstream(moved) as server:
+        port = server.url.split(":")[2].split("/")[0]
+        for url in (
+            f"http://ops:pa55word@127.0.0.1:{port}/hook/XXXXsecretXXXX",
+            "http://ops:pa55word@127.0.0.1:1/hook/XXXXsecretXXXX",
+            "http://ops:pa55word@[::1:/hook/XXXXsecretXXXX",
+        ):
+            _write_one(project)
+            err = io.StringIO()
+            env = {HOOK_ENV: url, SECRET_ENV: SECRET}
+            deliver_now(project.root / "state", linger=0.2, environ=env, settings=FAST, err=err)
+            said = err.getvalue() + repr(_outbox(project))
+            assert "pa55word" not in said and "XXXXsecretXXXX" not in said, said
+            assert SECRET not in said
+
+
+@pytest.mark.parametrize("damage", ["garbage", "directory"])
+def test_a_broken_outbox_never_changes_a_run_exit_code(project: Project, cli, damage: str):
+    outbox = project.root / "state" / "outbox.sqlite"
+    outbox.parent.mkdir(parents=True, exist_ok=True)
+    if damage == "directory":
+        outbox.mkdir()
+    elif damage == "garbage":
+        outbox.write_bytes(b"not a database at all, just words\n" * 100)
+    with FakeTabblyThread(balance=1000) as fake:
+        project.write_sheet(contact_rows(2))
+        project.write_campaign(fake.url, extra=NOTIFY)
+        env = {**KEY_ENV, HOOK_ENV: "http://127.0.0.1:1/x", SECRET_ENV: SECRET}
+        result = cli(["run", str(project.campaign), "--yes"], env)
+        status = cli(["status", str(project.campaign)], env)
+    assert result.code == ExitCode.OK and len(fake.received) == 2, result.err
+    assert status.code == ExitCode.OK, status.err
+    assert "Traceback" not in result.err + status.err
+    assert next(x for x in result.err.splitlines() if "notif" in x).startswith("warning: ")
