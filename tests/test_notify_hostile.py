@@ -48,6 +48,30 @@ def test_a_url_pasted_as_the_folder_table_is_never_shown(project: Project) -> No
     assert "XXXXsecretXXXX" not in str(caught.value) and "_notify.toml" in str(caught.value)
 
 
+def test_a_receiver_that_hangs_holds_one_pass_for_one_try_not_one_per_event(
+    project: Project,
+) -> None:
+    """`dialer status` (one pass) over 20 events of a hanging receiver: it must not wait
+    20 timeouts; what it did not try stays in the outbox for the next command."""
+
+    async def hang(request: web.Request) -> web.StreamResponse:
+        while not server.stopping.is_set():
+            await asyncio.sleep(0.02)
+        return web.Response()
+
+    project.write_campaign(extra=NOTIFY)
+    for _ in range(20):
+        _write_one(project)
+    quick = replace(FAST, notify_timeout_seconds=0.2)
+    with Upstream(hang) as server:
+        env = {HOOK_ENV: server.url, SECRET_ENV: SECRET}
+        deliver_now(project.root / "state", linger=0.0, environ=env, settings=quick)
+        heard = len(server.received)
+    rows = _outbox(project)
+    assert heard < 20, "one pass waited a timeout for every event"
+    assert sum(r["tries"] == 0 for r in rows) >= 20 - heard
+
+
 def test_a_receiver_that_streams_forever_is_delivered_and_let_go(project: Project) -> None:
     async def stream(request: web.Request) -> web.StreamResponse:
         answer = web.StreamResponse(status=200)

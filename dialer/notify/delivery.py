@@ -118,15 +118,19 @@ async def deliver(
     settings: Settings = DEFAULTS,
 ) -> Tally:
     """Send what is due in `state`'s outbox; wait for retries that fall due within `linger`
-    seconds, and leave the rest. Nothing at all when the folder has no outbox."""
+    seconds, and leave the rest. No entry is taken once `linger` (at least one try's
+    timeout) has passed: a receiver that hangs holds a command for about one try, not one
+    per event waiting. Nothing at all when the folder has no outbox."""
     tally = Tally()
-    deadline = time.monotonic() + linger
+    start = time.monotonic()
+    deadline = start + linger
+    last_claim = start + max(linger, settings.notify_timeout_seconds)
     with existing_outbox(state) as outbox:
         if outbox is None:
             return tally
         timeout = aiohttp.ClientTimeout(total=settings.notify_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
+            while time.monotonic() < last_claim:
                 entry = _claim(outbox, environ, tally, settings)
                 if entry is not None:
                     await _try(session, outbox, entry, environ, settings, tally)
@@ -138,6 +142,7 @@ async def deliver(
                 if time.monotonic() + wait > deadline:
                     return tally
                 await asyncio.sleep(max(wait, 0.01))
+            return tally
 
 
 def _claim(
