@@ -78,9 +78,10 @@ def read_password(from_stdin: bool, stdin: TextIO | None = None) -> str:
     terminal (not echoed). UsageError when there is no terminal or the two differ."""
     stdin = stdin or sys.stdin
     if from_stdin:
-        text = stdin.read()
-        text = text.removesuffix("\n")
-        return text.removesuffix("\r")
+        text = stdin.read().removesuffix("\n").removesuffix("\r")
+        if "\n" in text or "\r" in text:  # piped twice, as a terminal asks: no form takes it
+            raise UsageError("the password on standard input must be one line: nothing changed")
+        return text
     if not stdin.isatty():
         raise UsageError("no terminal to read the password from: use --password-stdin")
     first = getpass.getpass("password: ")

