@@ -5,10 +5,13 @@ refused, a trail whose table was dropped never called intact, a blank date never
 from __future__ import annotations
 
 import io
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from dialer.team import audit
+from dialer.team.audit import AuditTrail
 from dialer.team.people import People
 
 GOOD = "correct horse battery"
@@ -47,6 +50,20 @@ def test_trailing_spaces_and_unicode_are_kept_and_checked_as_typed(cli, root, mo
     people = People(root / "state")
     assert people.check_password("alice", typed) is not None
     assert people.check_password("alice", typed.rstrip()) is None
+
+
+def test_verify_of_a_trail_whose_table_was_dropped_is_not_intact(cli, root: Path) -> None:
+    trail = AuditTrail(root / "state")
+    for _ in range(3):
+        trail.append("alice", audit.LOGIN)
+    conn = sqlite3.connect(root / "state" / "team.sqlite", isolation_level=None)
+    try:
+        conn.execute("DROP TABLE audit")  # its triggers go with it
+    finally:
+        conn.close()
+    result = cli(["audit", "verify", "--root", str(root)])
+    assert result.code == 1, result.out
+    assert "entry 1 and any after it were removed" in result.out
 
 
 def test_a_team_file_that_is_no_database_is_one_line_exit_2(cli, root: Path, monkeypatch):
