@@ -66,6 +66,12 @@ def test_verify_of_a_trail_whose_table_was_dropped_is_not_intact(cli, root: Path
     assert "entry 1 and any after it were removed" in result.out
 
 
+def test_a_blank_since_is_refused_not_ignored(cli, root: Path) -> None:
+    AuditTrail(root / "state").append("alice", audit.LOGIN)
+    result = cli(["audit", "--since", "", "--root", str(root)])
+    assert result.code == 2 and "give a date as YYYY-MM-DD" in result.err
+
+
 def test_a_team_file_that_is_no_database_is_one_line_exit_2(cli, root: Path, monkeypatch):
     (root / "state").mkdir()
     (root / "state" / "team.sqlite").write_bytes(b"these are not the pages of a database\n" * 200)
