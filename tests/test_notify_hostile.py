@@ -149,3 +149,36 @@ def test_a_broken_outbox_never_changes_a_run_exit_code(project: Project, cli, da
     assert status.code == ExitCode.OK, status.err
     assert "Traceback" not in result.err + status.err
     assert next(x for x in result.err.splitlines() if "notif" in x).startswith("warning: ")
+
+
+@pytest.mark.parametrize("status", [401, 400, 402, 500])
+def test_a_tabbly_that_echoes_the_key_puts_it_in_no_event(project: Project, cli, status: int):
+    """Tabbly's refusal quoting the key it was sent: the run's event (its `error` and `text`)
+    and the outbox hold none of it."""
+    key = KEY_ENV["TABBLY_API_KEY"]
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        sent = (await request.json()).get("api_key", "")
+        said = {"message": f"invalid api_key {sent}", "error": sent, "detail": sent[:20]}
+        return web.json_response(said, status=status)
+
+    with Upstream(echo) as tabbly:
+        project.write_sheet(contact_rows(2))
+        project.write_campaign(tabbly.url, extra=f'[notify]\nurl_env = "{HOOK_ENV}"\n')
+        result = cli(["run", str(project.campaign), "--yes"], {**KEY_ENV, HOOK_ENV: "x"})
+    rows = repr(_outbox(project))
+    assert '"event"' in rows, result.err
+    assert key not in rows and key[:20] not in rows, rows
+    assert key not in result.err + result.out
+
+
+def test_serve_says_a_broken_outbox_once_not_every_pass(project: Project) -> None:
+    """`dialer serve` looks every 5 seconds with one `warned` set: a damaged outbox is one
+    warning, not 17,280 a day."""
+    outbox = project.root / "state" / "outbox.sqlite"
+    outbox.parent.mkdir(parents=True, exist_ok=True)
+    outbox.write_bytes(b"not a database at all, just words\n" * 100)
+    err, warned = io.StringIO(), set[str]()
+    for _ in range(3):
+        deliver_now(project.root / "state", linger=0.0, err=err, warned=warned)
+    assert len(err.getvalue().splitlines()) == 1, err.getvalue()

@@ -90,17 +90,20 @@ def deliver_now(
 ) -> Tally:
     """`deliver` for a command (no event loop running); its warnings and line go to `err`.
     Never raises for the outbox or the network: a notification must not fail a command.
-    `warned`: variables already said to be missing (`dialer serve`'s loop says it once)."""
+    `warned`: variables said to be missing and failures said already (`dialer serve`'s loop
+    says each once, not every few seconds)."""
     tally = Tally()
+    warned = set() if warned is None else warned
     try:
         tally = asyncio.run(deliver(state, linger=linger, environ=environ, settings=settings))
     except (OSError, sqlite3.Error) as exc:  # the outbox file broken, the disk gone
-        _say(err, f"warning: notifications not delivered ({type(exc).__name__}: {exc})")
+        _say_once(
+            err, warned, f"warning: notifications not delivered ({type(exc).__name__}: {exc})"
+        )
         return tally
     except Exception as exc:  # its text may name the URL: its type only
-        _say(err, f"warning: notifications not delivered ({type(exc).__name__})")
+        _say_once(err, warned, f"warning: notifications not delivered ({type(exc).__name__})")
         return tally
-    warned = set() if warned is None else warned
     for name in sorted(tally.missing - warned):
         _say(err, f"warning: notifications: {name} is not set here; left in the outbox")
     warned |= tally.missing
@@ -228,6 +231,12 @@ def _failure(exc: BaseException) -> str:
     cause = getattr(exc, "os_error", None) or (exc if isinstance(exc, OSError) else None)
     detail = getattr(cause, "strerror", None)
     return f"{type(exc).__name__}" + (f" ({detail})" if detail else "")
+
+
+def _say_once(err: TextIO | None, said: set[str], line: str) -> None:
+    if line not in said:
+        said.add(line)
+        _say(err, line)
 
 
 def _say(err: TextIO | None, line: str) -> None:
