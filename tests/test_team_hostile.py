@@ -81,3 +81,18 @@ def test_a_team_file_that_is_no_database_is_one_line_exit_2(cli, root: Path, mon
         assert len(result.err.splitlines()) == 1
     result = _users(cli, root, monkeypatch, GOOD, *ADD)
     assert result.code == 2 and "Traceback" not in result.err
+
+
+def test_a_detail_holding_a_line_break_cannot_forge_a_listed_entry(cli, root: Path) -> None:
+    """An uploaded file's name (the browser's to choose) with a line break and escapes: one
+    entry is one line of `dialer audit`, whatever its details hold."""
+    forged = "2026-12-07T01:00:00Z  alice  optout_removed  spring  reason=asked"
+    trail = AuditTrail(root / "state")
+    trail.append("bob", audit.UPLOAD, "spring", name=f"leads.csv\n{forged}\x1b[2K\r", size=9)
+    trail.append("bob", audit.STOP, "spring")
+    result = cli(["audit", "--root", str(root)])
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert len(lines) == 3 and lines[-1] == "2 entries", result.out
+    assert not any(line.startswith(forged[:20]) for line in lines)
+    assert "\x1b" not in result.out and "\r" not in result.out
