@@ -129,6 +129,7 @@ def test_credentials_in_the_url_reach_no_line_and_no_row(project: Project) -> No
             said = err.getvalue() + repr(_outbox(project))
             assert "pa55word" not in said and "XXXXsecretXXXX" not in said, said
             assert SECRET not in said
+            assert "127.0.0.1" not in said and f":{port}" not in said  # nor its host
 
 
 @pytest.mark.parametrize("damage", ["garbage", "directory"])

@@ -230,6 +230,8 @@ def _failure(exc: BaseException) -> str:
         return "no answer in time"
     cause = getattr(exc, "os_error", None) or (exc if isinstance(exc, OSError) else None)
     detail = getattr(cause, "strerror", None)
+    if isinstance(cause, ConnectionError) and cause.errno:  # not "Connect call failed (host)"
+        detail = os.strerror(cause.errno)
     return f"{type(exc).__name__}" + (f" ({detail})" if detail else "")
 
 
