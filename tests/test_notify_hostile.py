@@ -183,3 +183,29 @@ def test_serve_says_a_broken_outbox_once_not_every_pass(project: Project) -> Non
     for _ in range(3):
         deliver_now(project.root / "state", linger=0.0, err=err, warned=warned)
     assert len(err.getvalue().splitlines()) == 1, err.getvalue()
+
+
+def test_an_unusable_secret_gives_its_event_up_and_delivers_the_others(project: Project) -> None:
+    """A secret read from an env file that is not UTF-8 (os.environ keeps its bytes as
+    surrogates): its event cannot be signed, so it is given up, not left to abort every
+    later pass and hold up every event behind it."""
+    heard: list[str] = []
+
+    async def ok(request: web.Request) -> web.StreamResponse:
+        heard.append(request.headers["X-Dialer-Event-Id"])
+        return web.Response()
+
+    bad = "BAD_SECRET"
+    project.write_campaign(extra=f'[notify]\nurl_env = "{HOOK_ENV}"\nsecret_env = "{bad}"\n')
+    _write_one(project)
+    project.write_campaign(extra=NOTIFY)
+    _write_one(project)
+    err = io.StringIO()
+    with Upstream(ok) as server:
+        env = {HOOK_ENV: server.url, SECRET_ENV: SECRET, bad: "caf\udce9-secret"}
+        for _ in range(2):  # the next command too
+            deliver_now(project.root / "state", linger=1.0, environ=env, settings=FAST, err=err)
+    rows = {r["secret_env"]: r for r in _outbox(project)}
+    assert rows[SECRET_ENV]["state"] == "delivered" and len(heard) == 1, err.getvalue()
+    assert rows[bad]["state"] == "given_up" and bad in str(rows[bad]["last_error"])
+    assert "caf" not in err.getvalue() + repr(rows)

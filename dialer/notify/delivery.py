@@ -207,7 +207,10 @@ async def _post(
     body = entry.body.encode("utf-8")
     headers = {"Content-Type": "application/json", EVENT_ID_HEADER: entry.event_id}
     if entry.secret_env:
-        headers[SIGNATURE_HEADER] = signature(environ[entry.secret_env], body)
+        try:
+            headers[SIGNATURE_HEADER] = signature(environ[entry.secret_env], body)
+        except UnicodeEncodeError:  # an env file's bytes that are not UTF-8: never signable
+            return _Answer("given_up", f"{entry.secret_env} is not UTF-8 text")
     try:
         async with session.post(url, data=body, headers=headers, allow_redirects=False) as answer:
             status = answer.status
