@@ -209,3 +209,30 @@ def test_an_unusable_secret_gives_its_event_up_and_delivers_the_others(project: 
     assert rows[SECRET_ENV]["state"] == "delivered" and len(heard) == 1, err.getvalue()
     assert rows[bad]["state"] == "given_up" and bad in str(rows[bad]["last_error"])
     assert "caf" not in err.getvalue() + repr(rows)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://hooks..example/x", f"http://{'a' * 64}.example/x", "http://1.2.3.4.5/x"]
+)
+def test_a_url_aiohttp_cannot_encode_is_given_up_not_a_stuck_pass(project: Project, url: str):
+    """Host names the URL check lets through but IDNA or yarl refuse (an empty label, one
+    of 64+ characters): given up naming the variable, and the next event still goes."""
+    heard: list[str] = []
+
+    async def ok(request: web.Request) -> web.StreamResponse:
+        heard.append(request.headers["X-Dialer-Event-Id"])
+        return web.Response()
+
+    project.write_campaign(extra='[notify]\nurl_env = "ODD_URL"\n')
+    _write_one(project)
+    project.write_campaign(extra=NOTIFY)
+    _write_one(project)
+    err = io.StringIO()
+    with Upstream(ok) as server:
+        env = {HOOK_ENV: server.url, SECRET_ENV: SECRET, "ODD_URL": url}
+        deliver_now(project.root / "state", linger=1.0, environ=env, settings=FAST, err=err)
+    rows = {r["url_env"]: r for r in _outbox(project)}
+    assert rows[HOOK_ENV]["state"] == "delivered" and len(heard) == 1, err.getvalue()
+    assert rows["ODD_URL"]["state"] == "given_up", rows["ODD_URL"]
+    assert rows["ODD_URL"]["last_error"] == "ODD_URL is not a valid http(s) URL"
+    assert "example" not in err.getvalue() + repr(rows) and "1.2.3.4.5" not in err.getvalue()

@@ -44,6 +44,7 @@ SIGNATURE_HEADER = "X-Dialer-Signature"
 EVENT_ID_HEADER = "X-Dialer-Event-Id"
 # Answers that are tried again: the receiver's timeout and its rate limit (any 5xx too).
 _AGAIN = frozenset({408, 429})
+_NOT_A_URL = "{} is not a valid http(s) URL"
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -203,7 +204,7 @@ async def _post(
 ) -> _Answer:
     url = environ[entry.url_env]
     if endpoint_problem(url) is not None:  # its text would show the URL: the name only
-        return _Answer("given_up", f"{entry.url_env} is not a valid http(s) URL")
+        return _Answer("given_up", _NOT_A_URL.format(entry.url_env))
     body = entry.body.encode("utf-8")
     headers = {"Content-Type": "application/json", EVENT_ID_HEADER: entry.event_id}
     if entry.secret_env:
@@ -215,6 +216,8 @@ async def _post(
         async with session.post(url, data=body, headers=headers, allow_redirects=False) as answer:
             status = answer.status
             retry_after = answer.headers.get("Retry-After")
+    except ValueError:  # IDNA's empty or 64+ label, yarl's bad host (aiohttp.InvalidURL)
+        return _Answer("given_up", _NOT_A_URL.format(entry.url_env))
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return _Answer("again", f"{entry.url_env}: {_failure(exc)}")
     said = f"{entry.url_env} answered {status}"
