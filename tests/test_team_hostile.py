@@ -96,3 +96,22 @@ def test_a_detail_holding_a_line_break_cannot_forge_a_listed_entry(cli, root: Pa
     assert len(lines) == 3 and lines[-1] == "2 entries", result.out
     assert not any(line.startswith(forged[:20]) for line in lines)
     assert "\x1b" not in result.out and "\r" not in result.out
+
+
+class _Endless(io.TextIOBase):
+    """`yes |`: a pipe that never ends (read to its end, it would fill the memory)."""
+
+    def read(self, size: int | None = -1) -> str:
+        if size is None or size < 0:
+            raise MemoryError("read an endless pipe to its end")
+        return "y" * size
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_an_endless_pipe_is_refused_without_reading_it_all(cli, root, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", _Endless())
+    result = cli(["users", *ADD, "--root", str(root)])
+    assert result.code == 2 and "over 1024 characters" in result.err, result.err
+    assert People(root / "state").count() == 0
