@@ -27,6 +27,7 @@ from dialer.core.files import open_regular
 from dialer.core.statuses import CampaignError
 
 _KEYS = ("url_env", "secret_env", "events", "outcomes")
+_A_URL = "a URL"
 
 
 def campaign_notify(path: Path, table: Any) -> Notify | None:
@@ -65,7 +66,7 @@ def folder_notify(folder: Path) -> Notify | None:
 def parse_notify(path: Path, table: Any) -> Notify:
     """One `[notify]` table, every key known and of its kind."""
     if not isinstance(table, dict):
-        raise CampaignError(f"{path}: key 'notify' must be a table, got {table!r}")
+        raise CampaignError(f"{path}: key 'notify' must be a table, got {shown_value(table)}")
     for key in table:
         if key not in _KEYS:
             raise CampaignError(f"{path}: unknown key 'notify.{key}' (allowed: {', '.join(_KEYS)})")
@@ -78,7 +79,7 @@ def parse_notify(path: Path, table: Any) -> Notify:
     outcomes = table.get("outcomes", False)
     if not isinstance(outcomes, bool):
         raise CampaignError(
-            f"{path}: key 'notify.outcomes' must be true or false, got {outcomes!r}"
+            f"{path}: key 'notify.outcomes' must be true or false, got {shown_value(outcomes)}"
         )
     if not events and not outcomes:
         raise CampaignError(
@@ -91,14 +92,23 @@ def parse_notify(path: Path, table: Any) -> Notify:
 def _env_name(path: Path, key: str, value: Any) -> str:
     """The name of an environment variable: the URL or secret itself is never in a file."""
     if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
-        pasted = isinstance(value, str) and ("/" in value or ":" in value)
-        hint = " (the URL itself goes in the environment)" if pasted else ""
-        shown = "a URL" if pasted else repr(value)  # a pasted URL is a secret: never shown
+        shown = shown_value(value)
+        hint = " (the URL itself goes in the environment)" if shown == _A_URL else ""
         raise CampaignError(
             f"{path}: key 'notify.{key}' must be an environment variable name like "
             f"DIALER_NOTIFY_URL, got {shown}{hint}"
         )
     return value
+
+
+def shown_value(value: Any) -> str:
+    """A wrong value as an error quotes it: a pasted URL is a secret (a webhook's path is
+    its key), so it is never shown, in whatever key or list it was pasted."""
+    if isinstance(value, str):
+        return _A_URL if "/" in value or ":" in value else repr(value)
+    if isinstance(value, bool | int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 def _events(path: Path, value: Any) -> frozenset[NotifyEvent]:
@@ -112,6 +122,8 @@ def _events(path: Path, value: Any) -> frozenset[NotifyEvent]:
                 f"{path}: key 'notify.events' has 'outcomes'; say `outcomes = true` instead"
             )
         if not isinstance(item, str) or item not in NOTIFY_EVENTS:
-            raise CampaignError(f"{path}: key 'notify.events' has {item!r}; use {allowed}")
+            raise CampaignError(
+                f"{path}: key 'notify.events' has {shown_value(item)}; use {allowed}"
+            )
         events.add(NotifyEvent(item))
     return frozenset(events)

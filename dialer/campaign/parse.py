@@ -47,7 +47,7 @@ from dialer.campaign.model import (
     endpoint_problem,
     name_problem,
 )
-from dialer.campaign.notify_table import campaign_notify
+from dialer.campaign.notify_table import campaign_notify, shown_value
 from dialer.core.currencies import CURRENCIES
 from dialer.core.files import open_regular
 from dialer.core.legal_floor import skip_dates, skip_dates_problem, tightened, tightening_problem
@@ -64,6 +64,8 @@ _DAY_NAMES = {
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 _TEMPLATE_MARKS = re.compile(r"\{\{|\}\}|\{%|%\}")
+# Keys a careless operator may paste a secret into (a webhook URL, an API key).
+_SECRET_KEYS = frozenset({"notify", "api_key_env"})
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
@@ -156,7 +158,9 @@ def _check_table(
         value = table[key]
         # bool is an int subclass in Python; `organization_id = true` is still a typo.
         if isinstance(value, bool) or not isinstance(value, kind):
-            raise CampaignError(f"{path}: key '{where}' must be {_type_name(kind)}, got {value!r}")
+            # A webhook URL or an API key pasted in the wrong key is a secret: never quoted.
+            shown = shown_value(value) if where in _SECRET_KEYS else repr(value)
+            raise CampaignError(f"{path}: key '{where}' must be {_type_name(kind)}, got {shown}")
 
 
 def _window(path: Path, table: dict[str, Any]) -> Window:

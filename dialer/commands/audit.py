@@ -74,7 +74,7 @@ def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     state = project_state(args.root)
-    since = since_date(args.since) if args.since else None
+    since = since_date(args.since) if args.since is not None else None
     if args.out is not None:
         check_new_csv(args.out, "the audit trail")
     entries = AuditTrail(state).entries(since, args.who, args.campaign)
@@ -121,8 +121,15 @@ def _line(entry: AuditEntry) -> str:
     details = ", ".join(f"{k}={_shown(v)}" for k, v in entry.details.items())
     if len(details) > SHOWN_DETAILS_CHARS:
         details = details[: SHOWN_DETAILS_CHARS - 3] + "..."
-    return f"{entry.time}  {entry.who}  {entry.action}  {entry.campaign or '-'}  {details}"
+    who, campaign = _shown(entry.who), _shown(entry.campaign or "-")
+    return f"{entry.time}  {who}  {_shown(entry.action)}  {campaign}  {details}"
 
 
 def _shown(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """A value on one line: a text holding a line break or a control character is shown as
+    JSON, escaped (an uploaded file's name is the browser's to choose: it must not forge a
+    listed entry, nor move the terminal's cursor)."""
+    if isinstance(value, str) and value.isprintable():
+        return value
+    shown = json.dumps(value, ensure_ascii=False)
+    return shown if shown.isprintable() else json.dumps(value)

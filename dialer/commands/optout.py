@@ -217,7 +217,7 @@ def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     state = project_state(args.root)
-    since = since_date(args.since) if args.since else None
+    since = since_date(args.since) if args.since is not None else None
     if args.out is not None:
         check_new_csv(args.out, "the list")
     register = Register.reading(state)

@@ -76,11 +76,15 @@ def add_parser(subparsers: Subparsers) -> None:
 def read_password(from_stdin: bool, stdin: TextIO | None = None) -> str:
     """The new password: stdin's text less one trailing newline, or typed twice on the
     terminal (not echoed). UsageError when there is no terminal or the two differ."""
+    from dialer.team.people import MAX_PASSWORD_CHARS
+
     stdin = stdin or sys.stdin
     if from_stdin:
-        text = stdin.read()
-        text = text.removesuffix("\n")
-        return text.removesuffix("\r")
+        # Never a whole endless pipe (`yes |`): past the longest password, it is refused.
+        text = stdin.read(MAX_PASSWORD_CHARS + 3).removesuffix("\n").removesuffix("\r")
+        if "\n" in text or "\r" in text:  # piped twice, as a terminal asks: no form takes it
+            raise UsageError("the password on standard input must be one line: nothing changed")
+        return text
     if not stdin.isatty():
         raise UsageError("no terminal to read the password from: use --password-stdin")
     first = getpass.getpass("password: ")

@@ -44,6 +44,7 @@ SIGNATURE_HEADER = "X-Dialer-Signature"
 EVENT_ID_HEADER = "X-Dialer-Event-Id"
 # Answers that are tried again: the receiver's timeout and its rate limit (any 5xx too).
 _AGAIN = frozenset({408, 429})
+_NOT_A_URL = "{} is not a valid http(s) URL"
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -90,17 +91,20 @@ def deliver_now(
 ) -> Tally:
     """`deliver` for a command (no event loop running); its warnings and line go to `err`.
     Never raises for the outbox or the network: a notification must not fail a command.
-    `warned`: variables already said to be missing (`dialer serve`'s loop says it once)."""
+    `warned`: variables said to be missing and failures said already (`dialer serve`'s loop
+    says each once, not every few seconds)."""
     tally = Tally()
+    warned = set() if warned is None else warned
     try:
         tally = asyncio.run(deliver(state, linger=linger, environ=environ, settings=settings))
     except (OSError, sqlite3.Error) as exc:  # the outbox file broken, the disk gone
-        _say(err, f"warning: notifications not delivered ({type(exc).__name__}: {exc})")
+        _say_once(
+            err, warned, f"warning: notifications not delivered ({type(exc).__name__}: {exc})"
+        )
         return tally
     except Exception as exc:  # its text may name the URL: its type only
-        _say(err, f"warning: notifications not delivered ({type(exc).__name__})")
+        _say_once(err, warned, f"warning: notifications not delivered ({type(exc).__name__})")
         return tally
-    warned = set() if warned is None else warned
     for name in sorted(tally.missing - warned):
         _say(err, f"warning: notifications: {name} is not set here; left in the outbox")
     warned |= tally.missing
@@ -119,16 +123,20 @@ async def deliver(
 ) -> Tally:
     """Send what is due in `state`'s outbox; wait for retries that fall due within `linger`
     seconds, and leave the rest. Without lingering, each entry is tried at most once, however
-    soon its retry falls due. Nothing at all when the folder has no outbox."""
+    soon its retry falls due. No entry is taken once `linger` (at least one try's timeout) has
+    passed: a receiver that hangs holds a command for about one try, not one per event
+    waiting. Nothing at all when the folder has no outbox."""
     tally = Tally()
-    deadline = time.monotonic() + linger
+    start = time.monotonic()
+    deadline = start + linger
+    last_claim = start + max(linger, settings.notify_timeout_seconds)
     tried: set[str] = set()  # without lingering: the entries this pass has tried
     with existing_outbox(state) as outbox:
         if outbox is None:
             return tally
         timeout = aiohttp.ClientTimeout(total=settings.notify_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
+            while time.monotonic() < last_claim:
                 entry = _claim(outbox, environ, tally, settings, tried)
                 if entry is not None:
                     if linger <= 0:
@@ -142,6 +150,7 @@ async def deliver(
                 if time.monotonic() + wait > deadline:
                     return tally
                 await asyncio.sleep(max(wait, 0.01))
+            return tally
 
 
 def _claim(
@@ -176,7 +185,10 @@ async def _try(
 ) -> None:
     """One POST of `entry`, and what it leaves in the outbox."""
     tries = entry.tries + 1
-    answer = await _post(session, entry, environ, settings.notify_backoff_max)
+    try:
+        answer = await _post(session, entry, environ, settings.notify_backoff_max)
+    except Exception as exc:  # a defect of ours: a try counted, never an entry stuck
+        answer = _Answer("again", f"{entry.url_env}: {type(exc).__name__}")
     now = time.time()
     if answer.state == "again":
         policy = RetryPolicy(
@@ -205,15 +217,20 @@ async def _post(
 ) -> _Answer:
     url = environ[entry.url_env]
     if endpoint_problem(url) is not None:  # its text would show the URL: the name only
-        return _Answer("given_up", f"{entry.url_env} is not a valid http(s) URL")
+        return _Answer("given_up", _NOT_A_URL.format(entry.url_env))
     body = entry.body.encode("utf-8")
     headers = {"Content-Type": "application/json", EVENT_ID_HEADER: entry.event_id}
     if entry.secret_env:
-        headers[SIGNATURE_HEADER] = signature(environ[entry.secret_env], body)
+        try:
+            headers[SIGNATURE_HEADER] = signature(environ[entry.secret_env], body)
+        except UnicodeEncodeError:  # an env file's bytes that are not UTF-8: never signable
+            return _Answer("given_up", f"{entry.secret_env} is not UTF-8 text")
     try:
         async with session.post(url, data=body, headers=headers, allow_redirects=False) as answer:
             status = answer.status
             retry_after = answer.headers.get("Retry-After")
+    except ValueError:  # IDNA's empty or 64+ label, yarl's bad host (aiohttp.InvalidURL)
+        return _Answer("given_up", _NOT_A_URL.format(entry.url_env))
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return _Answer("again", f"{entry.url_env}: {_failure(exc)}")
     said = f"{entry.url_env} answered {status}"
@@ -232,7 +249,15 @@ def _failure(exc: BaseException) -> str:
         return "no answer in time"
     cause = getattr(exc, "os_error", None) or (exc if isinstance(exc, OSError) else None)
     detail = getattr(cause, "strerror", None)
+    if isinstance(cause, ConnectionError) and cause.errno:  # not "Connect call failed (host)"
+        detail = os.strerror(cause.errno)
     return f"{type(exc).__name__}" + (f" ({detail})" if detail else "")
+
+
+def _say_once(err: TextIO | None, said: set[str], line: str) -> None:
+    if line not in said:
+        said.add(line)
+        _say(err, line)
 
 
 def _say(err: TextIO | None, line: str) -> None:

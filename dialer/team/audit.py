@@ -242,8 +242,8 @@ class AuditTrail:
         the one after a removed entry), or the seq of the first entry missing at the end
         (the last ones removed)."""
         with self._reading() as conn:
-            if conn is None:
-                return None
+            if conn is None:  # no entries table: none written, or it was dropped whole
+                return 1 if self.head()[0] else None
             rows = conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq").fetchall()
             head = _head(conn)
         previous = ""
@@ -264,7 +264,7 @@ class AuditTrail:
 
     def head(self) -> tuple[int, str]:
         """How many entries the head counts and the last digest ((0, "") when none)."""
-        with self._reading() as conn:
+        with reading_team(self._state, _WHAT, "audit_head") as conn:  # the entries' or not
             found = _head(conn) if conn is not None else None
         return found or (0, "")
 
