@@ -1,0 +1,58 @@
+"""The page's people and roles attacked: a logged-in person who means harm, and a stolen or
+stale session, through aiohttp's test client against the real app and the package's fake
+Tabbly. Each test here is a hole found by trying, kept closed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient
+from test_web import _project, _serve_on, _upload_form, _wait_finished
+from test_web_roles import PASSWORD, SHEET, _login_as, _team
+
+from dialer import web
+from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
+
+
+async def _finished_run(client: TestClient, server: web.Server) -> str:
+    """A run of the sample sheet launched by the admin, waited for: its page's path."""
+    csrf = await _login_as(client, "boss")
+    checked = await client.post(
+        "/dry-runs",
+        data=_upload_form(csrf, "example", "c.csv", SHEET.read_bytes()),
+        allow_redirects=False,
+    )
+    dry_url = checked.headers["Location"]
+    ready = re.search(r'name="count" value="(\d+)"', await (await client.get(dry_url)).text())
+    launched = await client.post(
+        f"{dry_url}/launch",
+        data={"csrf": csrf, "confirm": "yes", "count": ready.group(1)},
+        allow_redirects=False,
+    )
+    run_url = launched.headers["Location"]
+    await _wait_finished(server, run_url.rsplit("/", 1)[1])()
+    return run_url
+
+
+def _with_fake(root: Path, body) -> None:  # type: ignore[no-untyped-def]
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+        _serve_on(root, body, env)
+
+
+def test_a_head_of_the_event_stream_sends_no_body_to_desync_the_connection(tmp_path):
+    """HEAD /runs/{id}/events once wrote the stream's events after the headers: the client
+    read them as the next response (a bad status line), a desynced keep-alive connection."""
+    root = _project(tmp_path)
+    _team(root)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        run_url = await _finished_run(client, server)
+        await _login_as(client, "viewer", PASSWORD)
+        head = await client.head(f"{run_url}/events")
+        assert head.status in (200, 405)
+        after = await client.get("/", allow_redirects=False)  # the same connection, reused
+        assert after.status == 200
+
+    _with_fake(root, body)
