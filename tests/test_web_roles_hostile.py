@@ -56,3 +56,34 @@ def test_a_head_of_the_event_stream_sends_no_body_to_desync_the_connection(tmp_p
         assert after.status == 200
 
     _with_fake(root, body)
+
+
+def test_a_viewer_cannot_rebuild_a_registers_whole_number_digit_by_digit(tmp_path):
+    """The register shows `+44*******456`; a search by last digits once took any number of
+    them, so trying 0-9 in front of the known tail, one digit at a time, rebuilt the whole
+    number in at most 10 searches a digit: a page showing a number nobody typed whole."""
+    root = _project(tmp_path)
+    _team(root)
+    whole = "+447555123456"
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login_as(client, "boss")
+        added = await client.post(
+            "/optouts/add", data={"csrf": csrf, "numbers": whole, "reason": "asked by email"}
+        )
+        assert added.status == 200
+        await _login_as(client, "viewer")
+        masked = re.search(r'data-number="([^"]+)"', await (await client.get("/optouts")).text())
+        known = re.sub(r"\D", "", masked.group(1))[-3:]  # "456": what the page shows
+        while len(known) < len(whole) - 1:
+            for digit in "0123456789":
+                answer = await client.get("/optouts", params={"q": digit + known})
+                if 'class="card optout"' in await answer.text():
+                    known = digit + known
+                    break
+            else:
+                break  # no longer found: the search would not say more
+        assert whole.removeprefix("+")[-len(known) :] == known  # what it says is true
+        assert len(known) <= 4, known  # and says no more than the last 4 digits
+
+    _serve_on(root, body)

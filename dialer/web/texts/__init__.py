@@ -134,6 +134,7 @@ from dialer.web.texts.optouts import (
     optout_imported,
     optout_not_on_register,
     optout_removed,
+    optout_search_long,
     optout_search_short,
     source_words,
 )
@@ -342,6 +343,7 @@ __all__ = [
     "optout_imported",
     "optout_not_on_register",
     "optout_removed",
+    "optout_search_long",
     "optout_search_short",
     "page_reason",
     "page_warning",
