@@ -13,6 +13,8 @@ from test_web_roles import PASSWORD, SHEET, _login_as, _team
 
 from dialer import web
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
+from dialer.team import audit
+from dialer.team.audit import AuditTrail
 
 
 async def _finished_run(client: TestClient, server: web.Server) -> str:
@@ -87,3 +89,24 @@ def test_a_viewer_cannot_rebuild_a_registers_whole_number_digit_by_digit(tmp_pat
         assert len(known) <= 4, known  # and says no more than the last 4 digits
 
     _serve_on(root, body)
+
+
+def test_a_failed_login_under_another_case_of_a_name_is_kept_under_that_persons_name(tmp_path):
+    """Names are one person whatever their case ("BOSS" logs in as boss), so guesses at
+    "BOSS" are guesses at boss: kept as "BOSS" they were missing from `--who boss`."""
+    root = _project(tmp_path)
+    _team(root)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        for name in ("BOSS", "Boss"):
+            answer = await client.post("/login", data={"name": name, "password": "wrong guess!!"})
+            assert answer.status == 403
+        await _login_as(client, "BOSS")  # the right password: boss, as the trail says
+
+    _serve_on(root, body)
+    trail = AuditTrail(root / "state")
+    assert [e.action for e in trail.entries(who="boss")] == [
+        audit.LOGIN_FAILED,
+        audit.LOGIN_FAILED,
+        audit.LOGIN,
+    ]

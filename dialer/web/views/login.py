@@ -64,12 +64,11 @@ class LoginPages:
 
     def _failed(self, request: web.Request, name: str) -> None:
         """A failed login in the audit trail: under the name tried only when someone is
-        called that (a password typed in the name field must not be kept)."""
-        people = self.site.people
-        known = name == TOKEN_NAME or people.get(name) is not None
-        self.site.audit.append(
-            name if known else "?", audit.LOGIN_FAILED, client=request.remote or ""
-        )
+        called that (a password typed in the name field must not be kept), and as that person
+        is named: "BOSS" is boss, whose guesses `--who boss` must list."""
+        person = None if name == TOKEN_NAME else self.site.people.get(name)
+        who = TOKEN_NAME if name == TOKEN_NAME else person.name if person else "?"
+        self.site.audit.append(who, audit.LOGIN_FAILED, client=request.remote or "")
 
     async def _why(self, name: str, by_token: bool) -> str:
         if name == TOKEN_NAME and await asyncio.to_thread(self.site.auth.has_people):
