@@ -5,6 +5,7 @@ Tabbly. Each test here is a hole found by trying, kept closed."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
@@ -15,6 +16,8 @@ from dialer import web
 from dialer.fake_tabbly import DEFAULT_API_KEY, FakeTabblyThread
 from dialer.team import audit
 from dialer.team.audit import AuditTrail
+from dialer.team.people import People
+from dialer.team.roles import Role
 
 
 async def _finished_run(client: TestClient, server: web.Server) -> str:
@@ -110,3 +113,29 @@ def test_a_failed_login_under_another_case_of_a_name_is_kept_under_that_persons_
         audit.LOGIN_FAILED,
         audit.LOGIN,
     ]
+
+
+def test_a_session_of_a_removed_person_is_over_even_when_the_name_is_added_again_at_once(
+    tmp_path,
+):
+    """A stolen laptop: the admin removes alice and adds her again with a new password, in
+    one script, within the same second. The thief's session was alice's first (epoch 1, added
+    at that second) and matched the new alice's exactly: it went on, with her new role."""
+    root = _project(tmp_path)
+    _team(root)
+    ticks = iter(range(1000))
+
+    def same_second() -> datetime:  # each call a microsecond later, all within one second
+        return datetime(2026, 12, 7, 9, 0, 0, next(ticks), tzinfo=UTC)
+
+    people = People(root / "state", clock=same_second)
+    people.add("alice", Role.VIEWER, PASSWORD)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        await _login_as(client, "alice")  # the thief's copy of alice's session
+        people.remove("alice")
+        people.add("alice", Role.ADMIN, "her new long password")
+        answer = await client.get("/people", allow_redirects=False)
+        assert answer.status == 303 and answer.headers["Location"] == "/login"
+
+    _serve_on(root, body)

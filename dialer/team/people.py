@@ -62,7 +62,9 @@ class Person:
     name: str
     role: Role
     epoch: int  # bumped by a password change; a session made at another epoch is over
-    created: str  # UTC, ISO 8601 to the second, `Z`-suffixed
+    # UTC, ISO 8601 to the microsecond, `Z`-suffixed: with `epoch`, what a session is of, so a
+    # name removed and added again within a second is someone new (the old sessions over).
+    created: str
 
 
 def hash_password(password: str) -> str:
@@ -136,7 +138,7 @@ class People:
         """A new person. UsageError: a bad or taken name, a short or blank password."""
         _check_name(name)
         password_hash = hash_password(_checked_password(password))
-        person = Person(name, role, 1, team_stamp(self._clock()))
+        person = Person(name, role, 1, team_stamp(self._clock(), "microseconds"))
         with self._writing() as conn:
             _not_taken(_row(conn, name))
             conn.execute(
