@@ -139,3 +139,21 @@ def test_a_session_of_a_removed_person_is_over_even_when_the_name_is_added_again
         assert answer.status == 303 and answer.headers["Location"] == "/login"
 
     _serve_on(root, body)
+
+
+def test_an_upload_route_posted_a_plain_form_is_a_400_page_not_a_traceback(tmp_path):
+    """A script (or a forged form) posting urlencoded fields to a route that takes a sheet
+    reached aiohttp's assertion "multipart/* content type expected": a 500 and a traceback."""
+    root = _project(tmp_path)
+    _team(root)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login_as(client, "boss")
+        for path in ("/dry-runs", "/optouts/import"):
+            form = {"csrf": csrf, "campaign": "example", "reason": "asked"}
+            answer = await client.post(path, data=form, allow_redirects=False)
+            text = await answer.text()
+            assert answer.status == 400, (path, answer.status, text[:200])
+            assert "<html" in text and "Traceback" not in text
+
+    _serve_on(root, body)
