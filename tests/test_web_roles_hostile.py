@@ -4,11 +4,13 @@ Tabbly. Each test here is a hole found by trying, kept closed."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient
+import aiohttp
+from aiohttp.test_utils import TestClient, TestServer
 from test_web import _project, _serve_on, _upload_form, _wait_finished
 from test_web_roles import PASSWORD, SHEET, _login_as, _team
 
@@ -157,3 +159,25 @@ def test_an_upload_route_posted_a_plain_form_is_a_400_page_not_a_traceback(tmp_p
             assert "<html" in text and "Traceback" not in text
 
     _serve_on(root, body)
+
+
+def test_a_failed_logins_client_address_is_kept_whole_in_the_trail(tmp_path):
+    """The trail masks every number written with dots, so 127.100.200.123 (12 digits) was
+    kept as 12**********123: the failed logins said nothing of where the guesses came from."""
+    root = _project(tmp_path)
+    _team(root)
+    guesser = "127.100.200.123"  # a loopback address of Linux's 127/8, 12 digits
+
+    async def go() -> None:
+        server = web.Server(root, "", {})
+        connector = aiohttp.TCPConnector(local_addr=(guesser, 0))
+        test_server = TestServer(server.app(), host="127.0.0.1")
+        async with TestClient(test_server, connector=connector) as client:
+            wrong = {"name": "boss", "password": "not the password"}
+            assert (await client.post("/login", data=wrong)).status == 403
+
+    asyncio.run(go())
+    (failed,) = AuditTrail(root / "state").entries()
+    assert failed.action == audit.LOGIN_FAILED and failed.details["client"] == guesser
+    whole = AuditTrail(root / "state").append("x", audit.UPLOAD, file=f"{guesser}.csv")
+    assert guesser not in str(whole.details)  # a text that looks like one is still masked
