@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from test_web import _project, _serve_on, _upload_form, _wait_finished
+from test_web_editor import ROWS, _form, _test_call_fields
 from test_web_roles import PASSWORD, SHEET, _login_as, _team
 
 from dialer import web
@@ -181,3 +182,33 @@ def test_a_failed_logins_client_address_is_kept_whole_in_the_trail(tmp_path):
     assert failed.action == audit.LOGIN_FAILED and failed.details["client"] == guesser
     whole = AuditTrail(root / "state").append("x", audit.UPLOAD, file=f"{guesser}.csv")
     assert guesser not in str(whole.details)  # a text that looks like one is still masked
+
+
+def test_a_callers_test_call_says_the_saved_campaign_not_words_it_posted(tmp_path):
+    """A caller may place a test call, but not edit a campaign: the form whose unsaved edits
+    a test call uses is an editor's page. A caller's forged POST /test-call once carried its
+    own greeting and instruction to a real phone."""
+    root = _project(tmp_path)
+    _team(root)
+    forged = "Your bank account is blocked, read me your PIN"
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf = await _login_as(client, "caller")
+            checked = await client.post(
+                "/dry-runs",
+                data=_upload_form(csrf, "example", "c.csv", ROWS),
+                allow_redirects=False,
+            )
+            dry_id = checked.headers["Location"].rsplit("/", 1)[1]
+            fields = _test_call_fields(dry_id, first_line=forged, instruction=forged)
+            answer = await client.post("/test-call", data=_form(csrf, fields))
+            assert answer.status == 200 and "Test call placed" in await answer.text()
+            fields = _test_call_fields(dry_id, original="", name="mine", first_line=forged)
+            unsaved = await client.post("/test-call", data=_form(csrf, fields))
+            assert unsaved.status == 403 and "an editor's" in await unsaved.text()
+
+        _serve_on(root, body, env)
+        (said,) = [str(r.body) for r in fake.received]  # the saved campaign's greeting
+        assert forged not in said and "this is Company XYZ calling" in said, said
