@@ -212,3 +212,25 @@ def test_a_callers_test_call_says_the_saved_campaign_not_words_it_posted(tmp_pat
         _serve_on(root, body, env)
         (said,) = [str(r.body) for r in fake.received]  # the saved campaign's greeting
         assert forged not in said and "this is Company XYZ calling" in said, said
+
+
+def test_a_person_is_never_named_what_the_trail_would_mask_as_a_phone_number(tmp_path):
+    """The trail masks every run of 7+ digits, `who` too: people named by staff number
+    (10023456, emp.100.234.567) were all "10***456" there, none of their entries theirs."""
+    root = _project(tmp_path)
+    _team(root)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        csrf = await _login_as(client, "boss")
+        for name in ("10023456", "emp.100.234.567"):
+            form = {"csrf": csrf, "name": name, "role": "caller"}
+            form |= {"password": PASSWORD, "password2": PASSWORD}
+            answer = await client.post("/people/add", data=form)
+            text = await answer.text()
+            assert answer.status == 400 and "phone number" in text, (name, text[-600:])
+            assert server.people.get(name) is None
+        fine = {"csrf": csrf, "name": "emp.1002", "role": "caller"}
+        fine |= {"password": PASSWORD, "password2": PASSWORD}
+        assert (await client.post("/people/add", data=fine)).status == 200
+
+    _serve_on(root, body)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import UsageError
+from dialer.team.audit import safe_text
 from dialer.team.roles import Role, role_named
 from dialer.team.store import (
     reading_team,
@@ -217,6 +218,11 @@ def _check_name(name: str) -> None:
         )
     if name.lower() == TOKEN_NAME:
         raise UsageError(f"{name!r} is the page's shared token, never a person: choose another")
+    if safe_text(name) != name:  # else every entry of theirs would say "10***456"
+        raise UsageError(
+            f"{name!r} holds what the audit trail masks as a phone number (7 or more digits):"
+            " choose another"
+        )
 
 
 def _checked_password(password: str) -> str:
