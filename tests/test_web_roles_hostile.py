@@ -207,7 +207,7 @@ def test_a_callers_test_call_says_the_saved_campaign_not_words_it_posted(tmp_pat
             assert answer.status == 200 and "Test call placed" in await answer.text()
             fields = _test_call_fields(dry_id, original="", name="mine", first_line=forged)
             unsaved = await client.post("/test-call", data=_form(csrf, fields))
-            assert unsaved.status == 403 and "an editor's" in await unsaved.text()
+            assert unsaved.status == 400 and "an editor's" in await unsaved.text()
 
         _serve_on(root, body, env)
         (said,) = [str(r.body) for r in fake.received]  # the saved campaign's greeting

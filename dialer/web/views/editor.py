@@ -282,7 +282,7 @@ class Editor:
         session = session_of(request)
         as_saved = (access.role_of(request) or Role.VIEWER) < Role.EDITOR  # editing is not theirs
         if as_saved and not original:
-            raise web.HTTPForbidden(text=texts.TEST_CALL_OF_SAVED)
+            raise web.HTTPBadRequest(text=texts.TEST_CALL_OF_SAVED)
         try:
             csrf = session.csrf if session else ""
             outcome_text = await self._test_call(original, posted, csrf, as_saved)
