@@ -125,7 +125,8 @@ def handle_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return int(ExitCode.OK)
     width = max(len(p.name) for p in everyone)
     for person in everyone:
-        print(f"{person.name:<{width}}  {person.role!s:<6}  added {person.created}", file=out)
+        added = person.created[:19] + "Z"  # to the second (it is kept to the microsecond)
+        print(f"{person.name:<{width}}  {person.role!s:<6}  added {added}", file=out)
     print(f"{len(everyone)} person(s)", file=out)
     return int(ExitCode.OK)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from dialer.core.cells import INVISIBLE_CHARS
+
 # What people and spreadsheets put between a number's digits: spaces of every kind, dots,
 # dashes, brackets, slashes. `phones` drops these when it reads a number, so masking must see
 # through every one of them too: a number the parser accepts is never shown whole.
@@ -16,9 +18,12 @@ PHONE_SEPARATORS = (
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
     ".-()[]/\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"
 )
-# Digits with those between them, plus underscores (a normalised header), any other space and
-# the small hyphen-minus.
-_NUMBER = re.compile(r"\+?\d[\d\s_\ufe63" + re.escape(PHONE_SEPARATORS) + r"]{6,}\d")
+# Digits with those between them, plus underscores (a normalised header), any other space, the
+# small hyphen-minus, and the invisible characters every cell is cleaned of (a zero-width space
+# or a bidi mark pasted inside a number: the parser drops them and calls it).
+_NUMBER = re.compile(
+    r"\+?\d[\d\s_\ufe63" + re.escape(PHONE_SEPARATORS + INVISIBLE_CHARS) + r"]{6,}\d"
+)
 # Fewer digits than this is a date, an order number or an amount, not a phone number.
 _MIN_PHONE_DIGITS = 9
 

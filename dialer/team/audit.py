@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import re
 import sqlite3
@@ -307,6 +308,8 @@ def _safe_value(value: object) -> object:
     """A detail as JSON can hold it, numbers masked; anything else as its text."""
     if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(value)  # made one by the code (a login's client), never typed: kept whole
     if isinstance(value, Enum):
         return safe_text(str(value))
     if isinstance(value, int):

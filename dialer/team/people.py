@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dialer.core.clock import Clock, system_clock
 from dialer.core.statuses import UsageError
+from dialer.team.audit import safe_text
 from dialer.team.roles import Role, role_named
 from dialer.team.store import (
     reading_team,
@@ -62,7 +63,9 @@ class Person:
     name: str
     role: Role
     epoch: int  # bumped by a password change; a session made at another epoch is over
-    created: str  # UTC, ISO 8601 to the second, `Z`-suffixed
+    # UTC, ISO 8601 to the microsecond, `Z`-suffixed: with `epoch`, what a session is of, so a
+    # name removed and added again within a second is someone new (the old sessions over).
+    created: str
 
 
 def hash_password(password: str) -> str:
@@ -136,7 +139,7 @@ class People:
         """A new person. UsageError: a bad or taken name, a short or blank password."""
         _check_name(name)
         password_hash = hash_password(_checked_password(password))
-        person = Person(name, role, 1, team_stamp(self._clock()))
+        person = Person(name, role, 1, team_stamp(self._clock(), "microseconds"))
         with self._writing() as conn:
             _not_taken(_row(conn, name))
             conn.execute(
@@ -215,6 +218,11 @@ def _check_name(name: str) -> None:
         )
     if name.lower() == TOKEN_NAME:
         raise UsageError(f"{name!r} is the page's shared token, never a person: choose another")
+    if safe_text(name) != name:  # else every entry of theirs would say "10***456"
+        raise UsageError(
+            f"{name!r} holds what the audit trail masks as a phone number (7 or more digits):"
+            " choose another"
+        )
 
 
 def _checked_password(password: str) -> str:

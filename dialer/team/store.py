@@ -92,6 +92,6 @@ def has_table(conn: sqlite3.Connection, table: str) -> bool:
     return found is not None
 
 
-def team_stamp(when: datetime) -> str:
-    """A time as the team file writes it: UTC, to the second, `Z`-suffixed."""
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def team_stamp(when: datetime, timespec: str = "seconds") -> str:
+    """A time as the team file writes it: UTC, to the second (or `timespec`), `Z`-suffixed."""
+    return when.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

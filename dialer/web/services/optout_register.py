@@ -33,6 +33,9 @@ from dialer.web.settings import Settings
 _NUMBER_SEPARATORS = re.compile(r"[\n,;]+")
 # A search by the last digits needs this many, so one search never lists the whole register.
 MIN_SEARCH_DIGITS = 4
+# ... and at most this many: a longer tail, tried digit by digit in front of the masked one's
+# last 3, would rebuild a whole number nobody typed.
+MAX_SEARCH_DIGITS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,8 @@ def whole_number(text: str, region: str | None) -> str | None:
 
 def search(state: Path, query: str, shown: int, region: str | None = None) -> list[Found]:
     """Entries found by a whole number (`+15125550100`, or national with `region`) or by its
-    last digits (at least MIN_SEARCH_DIGITS); with no query, the newest `shown` entries."""
+    last digits (MIN_SEARCH_DIGITS to MAX_SEARCH_DIGITS of them); with no query, the newest
+    `shown` entries."""
     register = Register.reading(state)
     if register is None:
         return []
@@ -80,6 +84,8 @@ def search(state: Path, query: str, shown: int, region: str | None = None) -> li
         digits = "".join(c for c in query if c.isdigit())
         if query.strip() and len(digits) < MIN_SEARCH_DIGITS:
             raise UsageError(texts.optout_search_short(MIN_SEARCH_DIGITS))
+        if len(digits) > MAX_SEARCH_DIGITS:
+            raise UsageError(texts.optout_search_long(MAX_SEARCH_DIGITS))
         entries = [e for e in reversed(register.listed()) if e.called_to.endswith(digits)]
         return [Found(e, register.history(e.called_to), False) for e in entries[:shown]]
 

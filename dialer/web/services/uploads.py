@@ -83,6 +83,8 @@ class Uploads:
         name = ""
         try:
             try:
+                if request.content_type.split("/")[0] != "multipart":  # aiohttp would assert
+                    raise BadUpload(texts.UNREADABLE_UPLOAD)
                 reader = await request.multipart()
                 async with asyncio.timeout(self.settings.upload_seconds):
                     while (part := await reader.next()) is not None:

@@ -59,6 +59,9 @@ TEST_CALL_PLACED = "Test call placed to {number} with row {row}'s greeting: your
 TEST_CALL_FAILED = "The test call was not placed: {reason}"
 NO_SUCH_ROW = "The sheet has no row {row}."
 PREVIEW_TOO_SLOW = "Reading the sheet's rows took too long: preview with a smaller sheet."
+TEST_CALL_OF_SAVED = (
+    "A caller's test call is of a saved campaign, as saved: changing what it says is an editor's."
+)
 TEST_CALL_WHILE_RUNNING = (
     "Campaign {name} is running or starting: place the test call when it has finished."
 )

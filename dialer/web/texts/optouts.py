@@ -47,6 +47,13 @@ def optout_search_short(digits: int) -> str:
     return f"Type the whole number with +country code, or at least its last {digits} digits."
 
 
+def optout_search_long(digits: int) -> str:
+    return (
+        f"Type the whole number with +country code (or choose its country), or only its last"
+        f" {digits} digits: more of them would show a number you did not type whole."
+    )
+
+
 def optout_bad_numbers(bad: Sequence[str], region: str | None) -> str:
     hint = "" if region else " (a number without +country code needs the country)"
     return f"Nothing added: not a phone number{hint}: {'; '.join(bad)}."

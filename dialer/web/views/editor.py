@@ -37,7 +37,8 @@ from dialer.campaign.model import DEFAULT_API_KEY_ENV, WEEKDAYS, Campaign, file_
 from dialer.core.statuses import DialerError, Kind, UsageError
 from dialer.sheets.phones import normalise_phone
 from dialer.team import audit
-from dialer.web import texts
+from dialer.team.roles import Role
+from dialer.web import access, texts
 from dialer.web.auth import check_csrf, session_of
 from dialer.web.services.agents import AgentMenus, AgentsThrottled, menu_options
 from dialer.web.services.campaign_fields import (
@@ -279,8 +280,12 @@ class Editor:
         if original:
             self._editable(original)
         session = session_of(request)
+        as_saved = (access.role_of(request) or Role.VIEWER) < Role.EDITOR  # editing is not theirs
+        if as_saved and not original:
+            raise web.HTTPBadRequest(text=texts.TEST_CALL_OF_SAVED)
         try:
-            outcome_text = await self._test_call(original, posted, session.csrf if session else "")
+            csrf = session.csrf if session else ""
+            outcome_text = await self._test_call(original, posted, csrf, as_saved)
         except (FieldError, DialerError) as exc:
             if isinstance(exc, FieldError):
                 field, message = exc.field, exc.message
@@ -311,12 +316,13 @@ class Editor:
         )
 
     async def _test_call(
-        self, original: str, posted: Mapping[str, Sequence[str]], session: str
+        self, original: str, posted: Mapping[str, Sequence[str]], session: str, as_saved: bool
     ) -> str:
         choice = self.sheets.get(first_value(posted, "preview_sheet"))
         if choice is None:
             raise FieldError("preview_sheet", self._no_sheet(first_value(posted, "preview_sheet")))
         form = self._form(posted, original, await self._guessed(original, choice))
+        form = self._base(original) if as_saved else form  # a caller's: what the file says
         number = normalise_phone(first_value(posted, "test_number"), form.default_region)
         if number.e164 is None:
             raise FieldError("test_number", texts.labelled("test_number", number.reason))

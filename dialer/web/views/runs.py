@@ -26,7 +26,8 @@ STREAM_CLOSED = "event stream closed by the browser"
 def add_routes(app: web.Application, site: Site) -> None:
     pages = RunPages(site)
     app.router.add_get("/runs/{id}", pages.run_page)
-    app.router.add_get("/runs/{id}/events", pages.events)
+    # No HEAD: a stream's body would follow its headers and desync a kept-alive connection.
+    app.router.add_get("/runs/{id}/events", pages.events, allow_head=False)
     app.router.add_post("/runs/{id}/stop", pages.stop)
     app.router.add_get(r"/runs/{id}/report.{kind:csv|xlsx}", pages.run_report)
     app.router.add_get("/reports/{campaign}/{name}", pages.past_report)
