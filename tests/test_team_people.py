@@ -73,6 +73,8 @@ def test_check_password(tmp_path: Path) -> None:
         ("a b", GOOD, "1 to 64"),
         ("x" * 65, GOOD, "1 to 64"),
         ("Token", GOOD, "shared token"),
+        ("schedule", GOOD, "never a person"),
+        ("Page", GOOD, "never a person"),
         ("ALICE", GOOD, "already a person"),
     ],
 )

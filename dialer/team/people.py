@@ -40,6 +40,11 @@ MAX_PASSWORD_CHARS = 1024
 MAX_NAME_CHARS = 64
 # The name the page's shared token acts as while nobody is added: never a person's.
 TOKEN_NAME = "token"
+# What the trail names as acting when no person did: a schedule firing, and a command the
+# page started for someone (its own entry names the person). Never a person's name either.
+SCHEDULE_ACTOR = "schedule"
+PAGE_ACTOR = "page"
+NOT_PEOPLE = (TOKEN_NAME, SCHEDULE_ACTOR, PAGE_ACTOR)
 _NAME = re.compile(rf"[A-Za-z0-9._@-]{{1,{MAX_NAME_CHARS}}}")
 
 # scrypt's cost (RFC 7914): 16 MiB and about 50 ms a hash. Stored with each hash, so raising
@@ -216,8 +221,11 @@ def _check_name(name: str) -> None:
             f"a person's name is 1 to {MAX_NAME_CHARS} letters, digits, '.', '_', '-' or '@'"
             f" (got {name[:MAX_NAME_CHARS]!r})"
         )
-    if name.lower() == TOKEN_NAME:
-        raise UsageError(f"{name!r} is the page's shared token, never a person: choose another")
+    if name.lower() in NOT_PEOPLE:
+        raise UsageError(
+            f"{name!r} is what the audit trail names the page's shared token, a schedule or the"
+            " page by: never a person, choose another"
+        )
     if safe_text(name) != name:  # else every entry of theirs would say "10***456"
         raise UsageError(
             f"{name!r} holds what the audit trail masks as a phone number (7 or more digits):"

@@ -40,6 +40,7 @@ from dialer.core.statuses import (
 )
 from dialer.ledger.sqlite import lock_held
 from dialer.team.audit import BY_PAGE_ENV
+from dialer.team.people import PAGE_ACTOR
 from dialer.web import texts
 from dialer.web.auth import TOKEN_ENV
 from dialer.web.services import reports
@@ -422,7 +423,7 @@ class Jobs:
         """The server's environment (the API key included) minus the page's own token. Its
         runs and syncs leave their audit entries to the page, which names the person."""
         env = {k: v for k, v in self.environ.items() if k != TOKEN_ENV}
-        return {**env, "PYTHONUNBUFFERED": "1", BY_PAGE_ENV: "page", **extra}
+        return {**env, "PYTHONUNBUFFERED": "1", BY_PAGE_ENV: PAGE_ACTOR, **extra}
 
 
 def _bound_files(campaign: Campaign, upload: Path) -> list[Path]:

@@ -30,9 +30,6 @@ from dialer.web.services.job_records import DryRun
 from dialer.web.services.outcomes import CostEstimate
 from dialer.web.services.schedule_entry import ONCE, Schedule
 
-# Who acted when no person did: a schedule firing (or missed) on its own. The schedule's id is
-# in the entry; who made it is in that schedule's "schedule_created" entry.
-SCHEDULE_ACTOR = "schedule"
 # At most this many masked numbers are listed in one opt-out entry (the count is always there).
 NUMBERS_LISTED = 50
 

@@ -55,6 +55,7 @@ from dialer.core.clock import Clock, parse_stamp, stamp, system_clock
 from dialer.core.statuses import DialerError, Status
 from dialer.sheets.sources import resolve_source
 from dialer.team.audit import SCHEDULE_FIRED, SCHEDULE_MISSED
+from dialer.team.people import SCHEDULE_ACTOR
 from dialer.web import texts
 from dialer.web.services.campaign_toml import toml_value
 from dialer.web.services.campaigns import CampaignShelf
@@ -68,7 +69,6 @@ from dialer.web.services.jobs import (
     ledger_held,
 )
 from dialer.web.services.page_audit import (
-    SCHEDULE_ACTOR,
     AuditUnavailable,
     PageAudit,
     schedule_details,
