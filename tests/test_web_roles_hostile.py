@@ -260,3 +260,30 @@ def test_a_number_with_an_invisible_character_in_it_is_masked_in_the_trail_and_f
     _serve_on(root, body)
     (added,) = [e for e in AuditTrail(root / "state").entries() if e.action == audit.OPTOUT_ADDED]
     assert digits not in re.sub(r"[^\d*]", "", str(added.details)), added.details
+
+
+def test_a_login_posted_by_another_sites_page_is_refused(tmp_path):
+    """Login CSRF: a form elsewhere must not log this browser in as someone else."""
+    root = _project(tmp_path)
+    _team(root)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        form = {"name": "caller", "password": PASSWORD}
+        elsewhere = [
+            {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+            {"Sec-Fetch-Site": "same-site", "Origin": "null"},
+            {"Origin": "https://evil.example"},  # a browser without Sec-Fetch-Site
+        ]
+        for headers in elsewhere:
+            forged = await client.post("/login", data=form, headers=headers, allow_redirects=False)
+            assert forged.status == 403 and "another site" in await forged.text(), headers
+            assert "dialer_session" not in forged.cookies
+        own = f"http://{client.host}:{client.port}"
+        for headers in (
+            {"Sec-Fetch-Site": "same-origin", "Origin": "null"},  # Chromium under no-referrer
+            {"Origin": own},
+        ):
+            mine = await client.post("/login", data=form, headers=headers, allow_redirects=False)
+            assert mine.status == 303 and "dialer_session" in mine.cookies, headers
+
+    _serve_on(root, body, {})

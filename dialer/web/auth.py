@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -298,3 +299,19 @@ class Auth:
             return await handler(request)
 
         return guard
+
+
+def from_elsewhere(request: web.Request) -> bool:
+    """A form another site made this browser post. Logging in is the one POST before a
+    session and its CSRF token: without this, a page elsewhere could log a visitor in as the
+    attacker, and what they then did would be done, and audited, under the attacker's name.
+    A current browser says where a request comes from in `Sec-Fetch-Site`; `Origin` is the
+    fallback ("null" says nothing: this page's own no-referrer policy makes Chromium send it).
+    A request with neither (curl, a script) is not refused: no other site's form makes one."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() != request.host.lower()

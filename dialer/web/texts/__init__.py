@@ -199,6 +199,7 @@ from dialer.web.texts.schedules import (
 )
 from dialer.web.texts.team import (
     FIRST_ADMIN,
+    LOGIN_FROM_ELSEWHERE,
     NOBODY_TO_LOG_IN,
     PASSWORDS_DIFFER,
     TOKEN_REFUSED,
@@ -243,6 +244,7 @@ __all__ = [
     "FIX_BELOW",
     "LAUNCHED_ALREADY",
     "LEFT_OUT_NOUNS",
+    "LOGIN_FROM_ELSEWHERE",
     "MALFORMED_FORM",
     "NAME_IS_FIXED",
     "NAME_NEEDS_LETTERS",

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dialer.team.roles import WHAT_EACH_MAY, Role
 
 WRONG_LOGIN = "Wrong name or password."
+LOGIN_FROM_ELSEWHERE = (
+    "This login came from a page of another site, so it is refused: open this page's own "
+    "address and log in here."
+)
 TOKEN_REFUSED = (
     "The shared token no longer logs in: people have been added, so log in with your own name "
     "and password (an admin adds you with: dialer users add NAME --role ROLE)."

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from dialer.team import audit
 from dialer.web import texts
-from dialer.web.auth import TOKEN_NAME, check_csrf, session_of
+from dialer.web.auth import TOKEN_NAME, check_csrf, from_elsewhere, session_of
 from dialer.web.site import Site
 
 
@@ -41,6 +41,8 @@ class LoginPages:
 
     async def login(self, request: web.Request) -> web.Response:
         auth = self.site.auth
+        if from_elsewhere(request):
+            return await self.login_page(request, 403, texts.LOGIN_FROM_ELSEWHERE)
         # Refused before the password is even read: a throttled guesser learns nothing.
         if seconds := auth.login_wait(request.remote):
             response = await self.login_page(request, 429, texts.too_many_logins(seconds))
