@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -287,3 +288,18 @@ def test_a_login_posted_by_another_sites_page_is_refused(tmp_path):
             assert mine.status == 303 and "dialer_session" in mine.cookies, headers
 
     _serve_on(root, body, {})
+
+
+def test_a_person_logging_in_again_and_again_keeps_a_bounded_number_of_sessions(tmp_path):
+    root = _project(tmp_path)
+    _team(root)
+    settings = replace(web.DEFAULTS, sessions_per_person=3)
+
+    async def body(client: TestClient, server: web.Server) -> None:
+        await _login_as(client, "viewer")
+        for _ in range(5):
+            await client.post("/login", data={"name": "caller", "password": PASSWORD})
+        names = [s.name for s in server.auth.sessions.values()]
+        assert names.count("caller") == 3 and names.count("viewer") == 1  # theirs only
+
+    _serve_on(root, body, {}, settings=settings)

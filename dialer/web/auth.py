@@ -229,6 +229,11 @@ class Auth:
         """A new session of `person`: its id (the cookie's value)."""
         now = self.clock()
         self.sessions = {k: v for k, v in self.sessions.items() if v.expires > now}
+        # Bounded memory: one person logging in again and again (a script, a stolen
+        # password) ends their own oldest sessions, never anyone else's.
+        theirs = [k for k, v in self.sessions.items() if v.name == person.name]
+        for old in theirs[: max(0, len(theirs) - self.settings.sessions_per_person + 1)]:
+            del self.sessions[old]
         sid = secrets.token_urlsafe(32)
         self.sessions[sid] = Session(
             secrets.token_urlsafe(32),

@@ -21,6 +21,7 @@ class Settings:
     min_token_chars: int = 24  # `dialer serve` refuses a shorter DIALER_UI_TOKEN
     min_token_distinct: int = 10  # ... and one of fewer different characters ("a" * 30)
     session_seconds: float = 12 * 3600
+    sessions_per_person: int = 20  # a 21st login ends that person's oldest session
     login_per_client: tuple[float, float] = (5, 1 / 6)  # 5 wrong tokens at once, then 10 a minute
     login_overall: tuple[float, float] = (30, 1.0)  # 30 at once, then 60 a minute, all clients
     login_clients_kept: int = 10_000  # throttle memory: clients remembered at most
