@@ -155,6 +155,22 @@ def test_a_launch_is_refused_when_the_trail_cannot_be_written_and_an_upload_goes
         assert capsys.readouterr().err.count("the audit trail cannot be written") == 1
 
 
+def test_a_test_call_is_not_placed_when_the_trail_cannot_be_written(tmp_path, capsys):
+    with FakeTabblyThread(latency=0.01, balance=100) as fake:
+        env = {"TABBLY_API_KEY": DEFAULT_API_KEY, "TABBLY_API_URL": fake.url}
+
+        async def body(client: TestClient, server: web.Server) -> None:
+            csrf, dry_id = await _checked(client, ROWS)
+            _refuse_appends(server.root)
+            called = await client.post("/test-call", data=_form(csrf, _test_call_fields(dry_id)))
+            assert called.status == 503
+            assert "audit trail cannot be written" in await called.text()
+
+        _run(tmp_path, body, env)
+        assert fake.received == []  # nobody called
+    assert "the audit trail cannot be written" in capsys.readouterr().err
+
+
 def _refuse_appends(root: Path) -> None:
     AuditTrail(root / "state").append("tester", "sync")  # the trail's tables exist
     with sqlite3.connect(root / "state" / "team.sqlite") as db:

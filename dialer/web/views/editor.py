@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ from dialer.web.services.child_processes import (
     in_child,
 )
 from dialer.web.services.column_fields import sheet_guesses, template_name
-from dialer.web.services.page_audit import saved_file, test_call
+from dialer.web.services.page_audit import AuditUnavailable, saved_file, test_call
 from dialer.web.services.test_calls import TestCallsCapped
 from dialer.web.site import Site
 from dialer.web.views import columns
@@ -283,9 +283,14 @@ class Editor:
         as_saved = (access.role_of(request) or Role.VIEWER) < Role.EDITOR  # editing is not theirs
         if as_saved and not original:
             raise web.HTTPBadRequest(text=texts.TEST_CALL_OF_SAVED)
+        named = original or first_value(posted, "name")
+
+        async def entered() -> None:  # before the call leaves: none the trail does not hold
+            await self.site.must_record(request, audit.TEST_CALL, named, **test_call(posted))
+
         try:
             csrf = session.csrf if session else ""
-            outcome_text = await self._test_call(original, posted, csrf, as_saved)
+            outcome_text = await self._test_call(original, posted, csrf, as_saved, entered)
         except (FieldError, DialerError) as exc:
             if isinstance(exc, FieldError):
                 field, message = exc.field, exc.message
@@ -293,7 +298,7 @@ class Editor:
                 choice = self.sheets.get(first_value(posted, "preview_sheet"))
                 field, message = plain_error(self._shown(str(exc), choice), posted)
             capped = isinstance(exc, TestCallsCapped)  # 429: a cap, said in a sentence
-            status = 429 if capped else 400
+            status = 429 if capped else 503 if isinstance(exc, AuditUnavailable) else 400
             headers = {"Retry-After": str(exc.retry_after)} if capped else {}
             if as_json:
                 shown = texts.labelled(field, message)
@@ -302,8 +307,6 @@ class Editor:
             page = await self._refused(request, original, posted, field, message, status)
             page.headers.update(headers)
             return page
-        named = original or first_value(posted, "name")
-        await self.site.record(request, audit.TEST_CALL, named, **test_call(posted, outcome_text))
         if as_json:  # app.js shows it beside the button: no reload to the page's top
             return web.json_response({"ok": True, "field": "", "message": outcome_text})
         return await self._page(
@@ -316,7 +319,12 @@ class Editor:
         )
 
     async def _test_call(
-        self, original: str, posted: Mapping[str, Sequence[str]], session: str, as_saved: bool
+        self,
+        original: str,
+        posted: Mapping[str, Sequence[str]],
+        session: str,
+        as_saved: bool,
+        entered: Callable[[], Awaitable[None]],
     ) -> str:
         choice = self.sheets.get(first_value(posted, "preview_sheet"))
         if choice is None:
@@ -354,6 +362,9 @@ class Editor:
         # The test call takes the campaign's ledger lock: a launch meanwhile must be refused
         # as "starting", not fail on the lock and use up its check. No await between the two.
         if jobs.busy(campaign.name):
+            raise UsageError(texts.TEST_CALL_WHILE_RUNNING.format(name=campaign.name))
+        await entered()  # AuditUnavailable: not placed, not counted
+        if jobs.busy(campaign.name):  # a launch began while the entry was written
             raise UsageError(texts.TEST_CALL_WHILE_RUNNING.format(name=campaign.name))
         guard.take(session, guard.clock())  # counted once it is sure to be tried
         with jobs.holding(campaign.name):
