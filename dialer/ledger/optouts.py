@@ -46,7 +46,7 @@ from dialer.core.masking import mask_phone, mask_text
 from dialer.core.statuses import DialerError, LedgerError, Status, UsageError
 from dialer.ledger.facts import Refusal
 from dialer.ledger.shared_file import book_path, connect_shared, read_shared
-from dialer.ledger.sqlite import transaction
+from dialer.ledger.sqlite import append_only, transaction
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Longest texts kept: a reason is a sentence, the evidence a matched phrase and 200
@@ -82,12 +82,7 @@ _SCHEMA = (
         evidence TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS optout_history_by_number ON optout_history (called_to, call_id)",
-    # Append-only, whatever code asks: no line of the history is ever changed or removed.
-    *(
-        f"CREATE TRIGGER IF NOT EXISTS optout_history_no_{verb.lower()} BEFORE {verb} ON "
-        "optout_history BEGIN SELECT RAISE(ABORT, 'the opt-out history is append-only'); END"
-        for verb in ("UPDATE", "DELETE")
-    ),
+    *append_only("optout_history", "optout_history_no_", "the opt-out history"),
 )
 _ENTRY_COLUMNS = "called_to, since, source, who, reason, campaign, call_id, evidence"
 _CHANGE_COLUMNS = "id, at, action, called_to, source, who, reason, campaign, call_id, evidence"

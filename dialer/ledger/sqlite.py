@@ -1,6 +1,7 @@
 """The SQLite habits every store of `state/` shares, and the ledger's file-level ones.
 
     with transaction(conn): ...                    # one write transaction, taken at once
+    append_only("audit", "audit_append_only_", "the audit trail")   # its two triggers
     sqlite3.connect(readonly_uri(path), uri=True)  # a read that never writes
     lock_fd = take_lock(path, campaign)            # the run lock: one run per campaign
     lock_held(path)                                # the one probe of it
@@ -47,6 +48,17 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def append_only(table: str, trigger: str, what: str) -> tuple[str, str]:
+    """The two triggers that make `table` refuse UPDATE and DELETE (`<trigger>update`,
+    `<trigger>delete`): whatever code asks, no line of it is changed or removed."""
+    update, delete = (
+        f"CREATE TRIGGER IF NOT EXISTS {trigger}{verb.lower()} BEFORE {verb} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{what} is append-only'); END"
+        for verb in ("UPDATE", "DELETE")
+    )
+    return update, delete
 
 
 def readonly_uri(path: Path) -> str:
