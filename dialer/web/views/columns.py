@@ -124,9 +124,8 @@ class ColumnPages:
             before = campaign.source_sha256
             saved = await asyncio.to_thread(save_choice, campaign, fields, probe)
             self.site.remember_campaign(request, campaign.name)
-            if saved is not None:
-                campaign = self.site.campaigns.load(saved)  # as the CLI now reads it
             if saved is not None:  # the column choice was written into the campaign file
+                campaign = self.site.campaigns.load(saved)  # as the CLI now reads it
                 change = file_change(before, campaign.source_sha256, "column page")
                 await self.site.record(request, audit.CAMPAIGN_EDITED, campaign.name, **change)
             dry = await self.site.jobs.check(campaign, kept.path, kept.name)
