@@ -21,9 +21,10 @@ from dialer.commands.arguments import (
     project_state,
 )
 from dialer.core.statuses import ExitCode, UsageError
+from dialer.team.roles import ROLE_NAMES
 
 EXAMPLE = "dialer users add alice --role admin"
-_ROLES = "viewer, caller, editor or admin"
+_ROLES = f"{', '.join(ROLE_NAMES[:-1])} or {ROLE_NAMES[-1]}"  # viewer, caller, editor or admin
 
 _ACTIONS = {
     "add": "Add a person who may log in to the page, with a role and a password.",
