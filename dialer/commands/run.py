@@ -64,7 +64,6 @@ from dialer.ledger.store import Ledger
 from dialer.reports.summary import Samples, print_summary
 from dialer.reports.writer import ReportWriter, check_report_path, status_counts, write_summary
 from dialer.sheets.contacts import Contact
-from dialer.team.audit import LAUNCH, STOP
 
 if TYPE_CHECKING:  # aiohttp and the dispatcher are loaded only by `run`
     from dialer.engine.dispatch import RunResult
@@ -297,6 +296,8 @@ def _run(request: Run, io: IOContext, said: _Said) -> int:
             return int(ExitCode.OK)
     code = _call(request, io, Upstream(endpoint, api_key), unread, rows, said)
     if code == ExitCode.INTERRUPTED:
+        from dialer.team.audit import STOP  # the trail: loaded by a run, not by the parser
+
         record(state_folder(campaign), STOP, campaign.name, exit_code=code)
     return code
 
@@ -427,6 +428,8 @@ def _call(
     report_path = request.report_path or default_report_path(campaign, now)
     errors: list[DialerError] = []  # files that could not be written; the first is reported
     ledger = open_for_run(campaign, io.clock)  # refuses a lost, foreign or unwritable ledger
+    from dialer.team.audit import LAUNCH  # the trail: loaded by a run, not by the parser
+
     # A launch is in the trail once its ledger is held, before anyone is called.
     record(state_folder(campaign), LAUNCH, campaign.name, **_launch_details(request, rows))
     book: ContactBook | None = None
