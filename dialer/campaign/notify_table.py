@@ -10,20 +10,18 @@ Each error is one line naming the file and the key, like the campaign's other ta
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dialer.campaign.model import (
     ENV_NAME,
-    MAX_CAMPAIGN_BYTES,
     NOTIFY_EVENTS,
     NOTIFY_FILE,
     Notify,
     NotifyEvent,
 )
-from dialer.core.files import open_regular
+from dialer.campaign.toml_file import toml_bytes, toml_tables
 from dialer.core.statuses import CampaignError
 
 _KEYS = ("url_env", "secret_env", "events", "outcomes")
@@ -42,19 +40,8 @@ def folder_notify(folder: Path) -> Notify | None:
     path = folder / NOTIFY_FILE
     if not os.path.lexists(path):
         return None
-    try:
-        with open_regular(path, CampaignError, f"a {NOTIFY_FILE} file") as f:
-            raw = f.read(MAX_CAMPAIGN_BYTES + 1)
-    except OSError as exc:
-        raise CampaignError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_CAMPAIGN_BYTES:
-        raise CampaignError(f"{path}: over {MAX_CAMPAIGN_BYTES // 1024} KiB")
-    try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise CampaignError(f"{path}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(f"{path}: not valid TOML: {exc}") from None
+    raw = toml_bytes(path, NOTIFY_FILE, f"a {NOTIFY_FILE} file")
+    data = toml_tables(path, raw, NOTIFY_FILE)
     for key in data:
         if key != "notify":
             raise CampaignError(f"{path}: unknown key '{key}' (allowed: notify)")

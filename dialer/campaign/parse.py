@@ -15,7 +15,6 @@ import hashlib
 import math
 import os
 import re
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from dialer.campaign.model import (
     DEFAULT_API_KEY_ENV,
     ENV_NAME,
     MAX_CALLS_PER_PERSON,
-    MAX_CAMPAIGN_BYTES,
     MAX_COLUMN_NAME_CHARS,
     MAX_DEFAULT_CHARS,
     MAX_ID,
@@ -48,8 +46,8 @@ from dialer.campaign.model import (
     name_problem,
 )
 from dialer.campaign.notify_table import campaign_notify, shown_value
+from dialer.campaign.toml_file import toml_bytes, toml_tables
 from dialer.core.currencies import CURRENCIES
-from dialer.core.files import open_regular
 from dialer.core.legal_floor import skip_dates, skip_dates_problem, tightened, tightening_problem
 from dialer.core.statuses import REDIALABLE, CallOutcome, CampaignError
 
@@ -383,17 +381,7 @@ def _campaign_bytes(path: Path) -> bytes:
     given by mistake must be one clear line, not a hang or an out-of-memory kill."""
     if not os.path.lexists(path):
         raise CampaignError(f"{path}: campaign file not found")
-    try:
-        with open_regular(path, CampaignError, "a campaign .toml file") as f:
-            raw = f.read(MAX_CAMPAIGN_BYTES + 1)
-    except OSError as exc:
-        raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror}") from None
-    if len(raw) > MAX_CAMPAIGN_BYTES:
-        raise CampaignError(
-            f"{path}: campaign file is over {MAX_CAMPAIGN_BYTES // 1024} KiB; "
-            "is this really a campaign file?"
-        )
-    return raw
+    return toml_bytes(path, "campaign file", "a campaign .toml file")
 
 
 def load_campaign(path: Path) -> Campaign:
@@ -457,12 +445,7 @@ def parse_campaign(path: Path, raw: bytes) -> Campaign:
 
 def _toml(path: Path, raw: bytes) -> dict[str, Any]:
     """The file's tables, each key known and of its type; never an `api_key`."""
-    try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise CampaignError(f"{path}: campaign file is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(f"{path}: not valid TOML: {exc}") from None
+    data = toml_tables(path, raw, "campaign file")
     if "api_key" in data:
         raise CampaignError(
             f"{path}: key 'api_key' is not allowed in a campaign file; "
